@@ -1,0 +1,47 @@
+"""The project's exception hierarchy. Third-party errors are translated at one boundary (data/hub.py)."""
+
+from __future__ import annotations
+
+
+class LeaderboardError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class HubError(LeaderboardError):
+    """The Hub could not answer (network, rate limit, server error) or answered something unusable."""
+
+
+class HubUnreachable(HubError, ConnectionError):
+    """No answer from the Hub at all, after retries."""
+
+
+class ModelNotFound(HubError, LookupError):
+    """The repo does not exist, or is private and we have no access."""
+
+
+class RevisionNotFound(HubError, LookupError):
+    """The repo exists but the revision (branch, tag or sha) does not."""
+
+
+class GatedModel(HubError, PermissionError):
+    """The repo is gated and no token with access is configured."""
+
+
+class EntryNotFound(HubError, LookupError):
+    """A file is missing from the repo at that revision."""
+
+
+class SubmissionRejected(LeaderboardError, ValueError):
+    """A user submission failed validation; ``reason`` is a sentence to show the user."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ScoringError(LeaderboardError):
+    """A scorer failed; the message says where (target and step, chain and draw)."""
+
+
+class StoreError(LeaderboardError):
+    """The store could not be opened, migrated or written."""

@@ -1,0 +1,114 @@
+"""Pure selection rules of the crawler: which listed models are candidates for a base, and why not.
+
+Nothing here does I/O; every rule takes plain values and returns a verdict, so each is tested alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from data.records import ArchSignature, Kind, SkipReason
+
+# Legacy ids the Hub still resolves, keyed by today's canonical id. Models finetuned years ago carry
+# base_model tags with the old id, so a crawl lists both.
+LEGACY_ALIASES: dict[str, tuple[str, ...]] = {
+    "FacebookAI/roberta-base": ("roberta-base",),
+    "FacebookAI/roberta-large": ("roberta-large",),
+    "FacebookAI/xlm-roberta-base": ("xlm-roberta-base",),
+    "google-bert/bert-base-uncased": ("bert-base-uncased",),
+    "google-bert/bert-base-cased": ("bert-base-cased",),
+    "google-bert/bert-large-uncased": ("bert-large-uncased",),
+    "google-bert/bert-base-multilingual-cased": ("bert-base-multilingual-cased",),
+    "google-t5/t5-base": ("t5-base",),
+    "google-t5/t5-small": ("t5-small",),
+    "distilbert/distilbert-base-uncased": ("distilbert-base-uncased",),
+    "distilbert/distilroberta-base": ("distilroberta-base",),
+}
+
+_RELATIONS = {kind.value: kind for kind in Kind}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def aliases_of(repo_id: str, *also: str) -> tuple[str, ...]:
+    """The canonical id first, then every other id the base is known by (deduplicated, in order)."""
+    names = [repo_id, *also, *LEGACY_ALIASES.get(repo_id, ())]
+    for canonical, legacy in LEGACY_ALIASES.items():
+        if repo_id in legacy:
+            names.append(canonical)
+    return tuple(dict.fromkeys(names))
+
+
+def parse_base_model_tags(tags: Iterable[str]) -> dict[str, Kind]:
+    """Parent id -> relation, from ``base_model:<id>`` and ``base_model:<relation>:<id>`` tags.
+
+    A bare ``base_model:<id>`` tag means a finetune unless a relation tag names the same parent.
+    """
+    parents: dict[str, Kind] = {}
+    for tag in tags:
+        if not tag.startswith("base_model:"):
+            continue
+        rest = tag[len("base_model:"):]
+        relation, _, parent = rest.partition(":")
+        if parent and relation in _RELATIONS:
+            parents[parent] = _RELATIONS[relation]
+        elif rest:
+            parents.setdefault(rest, Kind.FINETUNE)
+    return parents
+
+
+def relation_kind(tags: Iterable[str]) -> Kind:
+    """How the model relates to its parent(s): merge beats adapter beats quantized beats finetune."""
+    kinds = set(parse_base_model_tags(tags).values())
+    for kind in (Kind.MERGE, Kind.ADAPTER, Kind.QUANTIZED):
+        if kind in kinds:
+            return kind
+    return Kind.FINETUNE
+
+
+def is_tagged_descendant(tags: Iterable[str], aliases: Iterable[str]) -> bool:
+    return not set(parse_base_model_tags(tags)).isdisjoint(aliases)
+
+
+def weight_files(filenames: Iterable[str]) -> tuple[bool, bool]:
+    """(has safetensors weights, has pickle weights) from a repo's file list."""
+    names = [name.rsplit("/", 1)[-1] for name in filenames]
+    has_safetensors = any(n.endswith(SAFETENSORS_SUFFIX) for n in names)
+    has_pickle = any(n.endswith(PICKLE_SUFFIXES) for n in names)
+    return has_safetensors, has_pickle
+
+
+def screen_listing(
+    *, kind: Kind, disabled: bool, private: bool, gated: bool | str, filenames: Iterable[str],
+    num_params: int | None, has_token: bool, max_params: int,
+) -> SkipReason | None:
+    """Decide from listing metadata alone (no request); None means the config must be checked next."""
+    if disabled:
+        return SkipReason.DISABLED
+    if private and not has_token:
+        return SkipReason.PRIVATE
+    if gated and not has_token:
+        return SkipReason.GATED
+    if kind is not Kind.FINETUNE:
+        return SkipReason(kind.value)
+    has_safetensors, has_pickle = weight_files(filenames)
+    if not has_safetensors:
+        return SkipReason.PICKLE_ONLY if has_pickle else SkipReason.NO_WEIGHTS
+    if num_params is not None and num_params > max_params:
+        return SkipReason.TOO_LARGE
+    return None
+
+
+def screen_config(config: object, base: ArchSignature) -> SkipReason | None:
+    """Decide from the model's config.json (already parsed); None means a candidate."""
+    if not isinstance(config, dict):
+        return SkipReason.INVALID_CONFIG
+    if "auto_map" in config:
+        return SkipReason.REMOTE_CODE
+    try:
+        signature = ArchSignature.from_config(config)
+    except ValueError:
+        return SkipReason.INVALID_CONFIG
+    if signature != base:
+        return SkipReason.ARCHITECTURE_MISMATCH
+    return None

@@ -1,0 +1,39 @@
+"""Test-wide isolation: a tmp HF cache, no telemetry, no network beyond 127.0.0.1 (pytest-socket)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Set before huggingface_hub is first imported anywhere in the test session: nothing may default to the real Hub.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: any stray default-endpoint call fails fast
+os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+os.environ.pop("HF_TOKEN", None)
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("MRL_DB", raising=False)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from data.settings import Settings
+
+    return Settings(
+        db_path=tmp_path / "leaderboard.db",
+        cache_dir=tmp_path / "cache",
+        hub_endpoint="http://127.0.0.1:9",
+        crawl_backoff_base_s=0.01,
+        crawl_backoff_max_s=0.05,
+    )

@@ -1,0 +1,115 @@
+import pytest
+
+from data.records import ArchSignature, Kind, SkipReason
+from data.selection import (
+    aliases_of,
+    is_tagged_descendant,
+    parse_base_model_tags,
+    relation_kind,
+    screen_config,
+    screen_listing,
+    weight_files,
+)
+
+ROBERTA = ArchSignature(model_type="roberta", hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                        vocab_size=50265)
+ROBERTA_CONFIG = {"model_type": "roberta", "hidden_size": 768, "num_hidden_layers": 12,
+                  "num_attention_heads": 12, "vocab_size": 50265, "architectures": ["RobertaForSequenceClassification"]}
+
+
+def test_aliases_cover_legacy_ids_both_ways():
+    assert aliases_of("FacebookAI/roberta-base") == ("FacebookAI/roberta-base", "roberta-base")
+    assert aliases_of("FacebookAI/roberta-base", "roberta-base") == ("FacebookAI/roberta-base", "roberta-base")
+    assert "FacebookAI/roberta-base" in aliases_of("roberta-base")
+    assert aliases_of("org/unknown") == ("org/unknown",)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (["base_model:FacebookAI/roberta-base", "base_model:finetune:FacebookAI/roberta-base"],
+         {"FacebookAI/roberta-base": Kind.FINETUNE}),
+        (["base_model:roberta-base"], {"roberta-base": Kind.FINETUNE}),
+        (["base_model:adapter:FacebookAI/roberta-base", "base_model:FacebookAI/roberta-base"],
+         {"FacebookAI/roberta-base": Kind.ADAPTER}),
+        (["base_model:quantized:a/b"], {"a/b": Kind.QUANTIZED}),
+        (["base_model:merge:a/b", "base_model:merge:c/d"], {"a/b": Kind.MERGE, "c/d": Kind.MERGE}),
+        (["transformers", "roberta", "license:mit"], {}),
+        (["base_model:"], {}),
+    ],
+)
+def test_parse_base_model_tags(tags, expected):
+    assert parse_base_model_tags(tags) == expected
+
+
+def test_relation_kind_precedence_and_tagged_descendant():
+    assert relation_kind(["base_model:finetune:x/y"]) is Kind.FINETUNE
+    assert relation_kind([]) is Kind.FINETUNE
+    assert relation_kind(["base_model:finetune:x/y", "base_model:merge:a/b"]) is Kind.MERGE
+    assert relation_kind(["base_model:adapter:x/y", "base_model:quantized:a/b"]) is Kind.ADAPTER
+    aliases = ("FacebookAI/roberta-base", "roberta-base")
+    assert is_tagged_descendant(["base_model:roberta-base"], aliases)
+    assert is_tagged_descendant(["base_model:finetune:FacebookAI/roberta-base"], aliases)
+    assert not is_tagged_descendant(["base_model:FacebookAI/roberta-large", "roberta"], aliases)
+
+
+def test_weight_files():
+    assert weight_files(["model.safetensors", "config.json"]) == (True, False)
+    assert weight_files(["pytorch_model.bin"]) == (False, True)
+    assert weight_files(["sub/model-00001-of-00002.safetensors", "x.ckpt"]) == (True, True)
+    assert weight_files(["tf_model.h5", "README.md"]) == (False, False)
+
+
+def _screen(**overrides):
+    args = dict(kind=Kind.FINETUNE, disabled=False, private=False, gated=False,
+                filenames=["config.json", "model.safetensors"], num_params=125_000_000, has_token=False,
+                max_params=1_000_000_000)
+    args.update(overrides)
+    return screen_listing(**args)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, None),
+        ({"disabled": True, "gated": "auto"}, SkipReason.DISABLED),
+        ({"private": True}, SkipReason.PRIVATE),
+        ({"private": True, "has_token": True}, None),
+        ({"gated": "manual"}, SkipReason.GATED),
+        ({"gated": "auto", "has_token": True}, None),
+        ({"kind": Kind.ADAPTER}, SkipReason.ADAPTER),
+        ({"kind": Kind.QUANTIZED}, SkipReason.QUANTIZED),
+        ({"kind": Kind.MERGE}, SkipReason.MERGE),
+        ({"filenames": ["config.json", "pytorch_model.bin"]}, SkipReason.PICKLE_ONLY),
+        ({"filenames": ["config.json", "README.md"]}, SkipReason.NO_WEIGHTS),
+        ({"num_params": 1_000_000_001}, SkipReason.TOO_LARGE),
+        ({"num_params": None}, None),
+    ],
+)
+def test_screen_listing(overrides, expected):
+    assert _screen(**overrides) is expected
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (ROBERTA_CONFIG, None),
+        ({**ROBERTA_CONFIG, "num_labels": 3, "id2label": {"0": "a"}}, None),
+        ({**ROBERTA_CONFIG, "hidden_size": 1024}, SkipReason.ARCHITECTURE_MISMATCH),
+        ({**ROBERTA_CONFIG, "num_hidden_layers": 6}, SkipReason.ARCHITECTURE_MISMATCH),
+        ({**ROBERTA_CONFIG, "vocab_size": 50266}, SkipReason.ARCHITECTURE_MISMATCH),
+        ({**ROBERTA_CONFIG, "model_type": "xlm-roberta"}, SkipReason.ARCHITECTURE_MISMATCH),
+        ({**ROBERTA_CONFIG, "auto_map": {"AutoModel": "modeling.MyModel"}}, SkipReason.REMOTE_CODE),
+        ({"hidden_size": 768}, SkipReason.INVALID_CONFIG),
+        ([1, 2], SkipReason.INVALID_CONFIG),
+        (None, SkipReason.INVALID_CONFIG),
+    ],
+)
+def test_screen_config(config, expected):
+    assert screen_config(config, ROBERTA) is expected
+
+
+def test_signature_reads_t5_names():
+    sig = ArchSignature.from_config({"model_type": "t5", "d_model": 768, "num_layers": 12, "num_heads": 12,
+                                     "vocab_size": 32128})
+    assert (sig.hidden_size, sig.num_hidden_layers, sig.num_attention_heads) == (768, 12, 12)
