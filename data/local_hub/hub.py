@@ -238,6 +238,20 @@ class LocalHub:
         """Inject faults following `plan` from the next request on (None: no faults)."""
         self._faults.set_plan(plan)
 
+    # -- reading back ---------------------------------------------------------------------------------
+
+    def model_ids(self) -> list[str]:
+        """The canonical ids of every model repo, sorted."""
+        return self._registry.repo_ids(RepoType.MODEL)
+
+    def sha_of(self, repo_id: str, revision: str = "main", *, repo_type: str = "model") -> str:
+        """The commit sha a revision of a repo resolves to (KeyError if either is unknown)."""
+        repo = self._registry.get(RepoType(repo_type), repo_id)
+        commit = repo.find_commit(revision) if repo is not None else None
+        if commit is None:
+            raise KeyError(f"{repo_type} {repo_id!r} has no revision {revision!r}")
+        return commit.sha
+
     # -- request log ---------------------------------------------------------------------------------
 
     @property

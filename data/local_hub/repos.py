@@ -279,6 +279,10 @@ class Registry:
         """A stored blob by its ETag, for the CDN."""
         return self._blobs.get(etag)
 
+    def repo_ids(self, repo_type: RepoType) -> list[str]:
+        with self._lock:
+            return sorted(repo_id for kind, repo_id in self._repos if kind is repo_type)
+
     def list_repos(self, repo_type: RepoType, query: ListQuery) -> list[Repo]:
         """Repos matching `query`, sorted; cached until the next change to the registry."""
         key = (repo_type, query)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx2
 import numpy as np
 import pytest
-from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     BadRequestError,
     DisabledRepoError,
@@ -44,12 +44,6 @@ def tiny_safetensors() -> bytes:
     return save_safetensors(
         {"w": np.arange(12, dtype=np.float32).reshape(4, 3), "b": np.ones(3, dtype=np.float32)}
     )
-
-
-@pytest.fixture(autouse=True)
-def _tmp_hf_cache(tmp_path, monkeypatch):
-    """huggingface_hub reads HF_HOME once, at import: point its download cache at this test's tmp dir."""
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
 
 
 @pytest.fixture

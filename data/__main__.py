@@ -1,0 +1,131 @@
+"""python -m data crawl | candidates | migrate"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from data.errors import LeaderboardError
+from data.records import CandidateStatus
+from data.settings import Settings
+from data.store import Store
+
+logger = logging.getLogger("data")
+
+CANDIDATE_FIELDS = (
+    "repo_id", "sha", "status", "skip_reason", "kind", "match", "downloads", "likes", "license",
+    "last_modified", "num_params",
+)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def cmd_crawl(args: argparse.Namespace, settings: Settings) -> int:
+    from data.crawler import crawl
+    from data.hub import HubClient
+
+    store = Store(settings.db_path)
+    report = crawl(args.base, HubClient(settings), store, settings, limit=args.limit, verbose=not args.quiet)
+    print(report.summary())
+    for repo_id, error in sorted(report.failed.items()):
+        print(f"failed: {repo_id}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_candidates(args: argparse.Namespace, settings: Settings) -> int:
+    store = Store(settings.db_path)
+    base = store.get_base(args.base)
+    if base is None:
+        print(f"error: {args.base} has not been crawled into {settings.db_path}; run: "
+              f"python -m data crawl --base {args.base}", file=sys.stderr)
+        return 1
+    status = None if args.status == "all" else CandidateStatus(args.status)
+    rows = [_candidate_row(c) for c in store.candidates(base.repo_id, status=status)]
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=CANDIDATE_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    version = Store(settings.db_path).schema_version()
+    print(f"{settings.db_path}: schema version {version}")
+    return 0
+
+
+def _candidate_row(c) -> dict:
+    return {
+        "repo_id": c.repo_id,
+        "sha": c.sha,
+        "status": c.status.value,
+        "skip_reason": c.skip_reason.value if c.skip_reason else None,
+        "kind": c.kind.value,
+        "match": c.match.value,
+        "downloads": c.downloads,
+        "likes": c.likes,
+        "license": c.license,
+        "last_modified": c.last_modified.isoformat() if c.last_modified else None,
+        "num_params": c.num_params,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m data", description=__doc__)
+    parser.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    parser.add_argument("--endpoint", help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("crawl", help="find finetuned descendants of a base model on the Hub")
+    p.add_argument("--base", required=True, help="base model repo id, e.g. FacebookAI/roberta-base")
+    p.add_argument("--limit", type=int, help="consider at most N models (by downloads)")
+    p.add_argument("--concurrency", type=int, help="parallel per-model requests (default 8)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_crawl)
+
+    p = sub.add_parser("candidates", help="print the crawled candidates of a base")
+    p.add_argument("--base", required=True)
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--status", choices=("ok", "skipped", "all"), default="all")
+    p.set_defaults(func=cmd_candidates)
+
+    p = sub.add_parser("migrate", help="create or upgrade the store's schema")
+    p.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "limit", None) is not None and args.limit <= 0:
+        parser.error("--limit must be positive")
+    if getattr(args, "concurrency", None) is not None and args.concurrency <= 0:
+        parser.error("--concurrency must be positive")
+    try:
+        settings = Settings.from_env().with_overrides(
+            db_path=args.db, hub_endpoint=args.endpoint, crawl_concurrency=getattr(args, "concurrency", None)
+        )
+    except ValueError as e:
+        parser.error(str(e))
+    configure_logging(settings.log_level)
+    try:
+        return args.func(args, settings)
+    except LeaderboardError as e:
+        logger.error("%s", e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Find every finetuned descendant of a base model on the Hub and keep the store current.
+
+One crawl: resolve the base (its sha and config), list models tagged as its descendants (under every
+alias) and models of the same model_type, screen each from listing metadata, fetch config.json only
+for new or updated models that pass, and write each verdict with its pinned sha. Unchanged models
+(same sha as stored) cost no request. Each batch of verdicts is one transaction, so a crawl killed
+at any moment and run again ends with the same store as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from data.errors import EntryNotFound, HubError
+from data.hub import HubClient, HubModelInfo
+from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Match, SkipReason
+from data.selection import (
+    aliases_of,
+    is_tagged_descendant,
+    relation_kind,
+    screen_config,
+    screen_listing,
+    weight_files,
+)
+from data.settings import Settings
+from data.store import Store
+
+logger = logging.getLogger(__name__)
+
+TOKEN_DEPENDENT = frozenset({SkipReason.GATED.value, SkipReason.PRIVATE.value})
+WRITE_BATCH = 64
+
+
+@dataclass(slots=True)
+class CrawlReport:
+    base_id: str
+    found: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    candidates: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    failed: dict[str, str] = field(default_factory=dict)
+    jobs_created: int = 0
+    duration_s: float = 0.0
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(self.skipped.items())) or "none"
+        line = (
+            f"{self.base_id}: found {self.found} | new {self.new} | updated {self.updated} | "
+            f"unchanged {self.unchanged} | candidates {self.candidates} | skipped {sum(self.skipped.values())} "
+            f"({skipped}) | failed {len(self.failed)} | jobs created {self.jobs_created} | "
+            f"{self.duration_s:.1f}s"
+        )
+        return line
+
+
+def resolve_base(base_id: str, hub: HubClient, store: Store) -> BaseModel:
+    """Resolve the base on the Hub (canonical id, sha, architecture signature) and record it."""
+    info = hub.model_info(base_id)
+    config = _parse_json(hub.read_file(info.repo_id, "config.json", info.sha))
+    if not isinstance(config, dict):
+        raise HubError(f"{info.repo_id}: config.json of the base model is not a JSON object")
+    base = BaseModel(
+        repo_id=info.repo_id,
+        sha=info.sha,
+        aliases=aliases_of(info.repo_id, base_id),
+        signature=ArchSignature.from_config(config),
+        num_params=info.num_params,
+    )
+    store.upsert_base(base)
+    return base
+
+
+def list_descendants(base: BaseModel, hub: HubClient, limit: int | None = None) -> dict[str, HubModelInfo]:
+    """Models tagged as descendants under any alias, plus every model of the base's model_type."""
+    listed: dict[str, HubModelInfo] = {}
+    queries = [[f"base_model:{alias}"] for alias in base.aliases] + [[base.signature.model_type]]
+    for query in queries:
+        for info in hub.iter_models(filter=query, limit=limit):
+            if info.repo_id not in base.aliases:
+                listed.setdefault(info.repo_id, info)
+    if limit is not None and len(listed) > limit:
+        keep = sorted(listed.values(), key=lambda i: (-i.downloads, i.repo_id))[:limit]
+        listed = {i.repo_id: i for i in keep}
+    return listed
+
+
+def crawl(
+    base_id: str, hub: HubClient, store: Store, settings: Settings, *, limit: int | None = None,
+    verbose: bool = False,
+) -> CrawlReport:
+    started = time.perf_counter()
+    base = resolve_base(base_id, hub, store)
+    report = CrawlReport(base_id=base.repo_id)
+    listed = list_descendants(base, hub, limit)
+    report.found = len(listed)
+    known = store.known_verdicts(base.repo_id)
+
+    todo: list[HubModelInfo] = []
+    unchanged: list[HubModelInfo] = []
+    for info in listed.values():
+        stored = known.get(info.repo_id)
+        if stored is not None and stored[0] == info.sha and not (hub.has_token and stored[1] in TOKEN_DEPENDENT):
+            unchanged.append(info)
+        else:
+            todo.append(info)
+    report.unchanged = len(unchanged)
+    store.refresh_listing_metadata(base.repo_id, [(i.repo_id, i.downloads, i.likes) for i in unchanged])
+    logger.info("%s: %d listed, %d unchanged, %d to check", base.repo_id, len(listed), len(unchanged), len(todo))
+
+    pending: list[Candidate] = []
+
+    def record(candidate: Candidate) -> None:
+        if candidate.repo_id in known:
+            report.updated += 1
+        else:
+            report.new += 1
+        if candidate.status is CandidateStatus.OK:
+            report.candidates += 1
+        else:
+            report.skipped[candidate.skip_reason.value] += 1
+        pending.append(candidate)
+        if len(pending) >= WRITE_BATCH:
+            flush()
+
+    def flush() -> None:
+        if pending:
+            report.jobs_created += store.save_candidates(pending, settings.crawl_scorers)
+            pending.clear()
+
+    progress = tqdm(total=len(todo), desc=f"crawl {base.repo_id}", unit="model", disable=not verbose)
+    with ThreadPoolExecutor(max_workers=settings.crawl_concurrency, thread_name_prefix="crawl") as pool:
+        futures: dict[Future, HubModelInfo] = {}
+        for info in todo:
+            decided = _screen(info, base, hub.has_token, settings.max_params)
+            if decided is not None:
+                record(decided)
+                progress.update()
+            else:
+                futures[pool.submit(_check_config, info, base, hub, settings.max_params)] = info
+        while futures:
+            done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                info = futures.pop(future)
+                try:
+                    record(future.result())
+                except HubError as e:
+                    logger.warning("%s: %s", info.repo_id, e)
+                    report.failed[info.repo_id] = str(e)
+                progress.update()
+            if not done:
+                flush()
+    flush()
+    progress.close()
+    report.duration_s = time.perf_counter() - started
+    logger.info("%s", report.summary())
+    return report
+
+
+def _make_candidate(info: HubModelInfo, base: BaseModel, skip: SkipReason | None) -> Candidate:
+    has_safetensors, _ = weight_files(info.filenames or ())
+    return Candidate(
+        repo_id=info.repo_id,
+        base_id=base.repo_id,
+        sha=info.sha,
+        kind=relation_kind(info.tags),
+        match=Match.TAG if is_tagged_descendant(info.tags, base.aliases) else Match.CONFIG,
+        status=CandidateStatus.OK if skip is None else CandidateStatus.SKIPPED,
+        skip_reason=skip,
+        downloads=info.downloads,
+        likes=info.likes,
+        license=info.license,
+        tags=info.tags,
+        pipeline_tag=info.pipeline_tag,
+        last_modified=info.last_modified,
+        num_params=info.num_params,
+        has_safetensors=has_safetensors,
+    )
+
+
+def _screen(info: HubModelInfo, base: BaseModel, has_token: bool, max_params: int) -> Candidate | None:
+    """A verdict from the listing alone, or None when config.json must be read."""
+    if info.sha is None or info.filenames is None:
+        return None  # the listing lacked what we need: _check_config asks for it
+    skip = screen_listing(
+        kind=relation_kind(info.tags), disabled=info.disabled, private=info.private, gated=info.gated,
+        filenames=info.filenames, num_params=info.num_params, has_token=has_token, max_params=max_params,
+    )
+    return None if skip is None else _make_candidate(info, base, skip)
+
+
+def _check_config(info: HubModelInfo, base: BaseModel, hub: HubClient, max_params: int) -> Candidate:
+    """Read config.json at the listed sha and give the final verdict."""
+    if info.sha is None or info.filenames is None:
+        info = hub.model_info(info.repo_id)
+        early = _screen(info, base, hub.has_token, max_params)
+        if early is not None:
+            return early
+    try:
+        raw = hub.read_file(info.repo_id, "config.json", info.sha)
+    except EntryNotFound:
+        return _make_candidate(info, base, SkipReason.NO_CONFIG)
+    return _make_candidate(info, base, screen_config(_parse_json(raw), base.signature))
+
+
+def _parse_json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
