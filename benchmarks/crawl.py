@@ -107,13 +107,13 @@ def main() -> int:
     recrawl_rate = hub_models / second.duration_s
     per_unchanged = unchanged_requests / max(1, second.unchanged)
     lines = [
-        f"hub: {hub_models} models; crawl found {first.found} for {BASE_ID} "
-        f"({first.candidates} candidates, skipped {sum(first.skipped.values())}) in {first.duration_s:.2f}s",
+        (f"hub: {hub_models} models; crawl found {first.found} for {BASE_ID} "
+        f"({first.candidates} candidates, skipped {sum(first.skipped.values())}) in {first.duration_s:.2f}s"),
         f"first crawl: {ours:.0f} hub models/s ({ours_listed:.0f} listed models/s), goal >= 500",
-        f"recrawl: {second.duration_s:.2f}s ({recrawl_rate:.0f} hub models/s), {total_requests} requests in all, "
-        f"{per_unchanged:.3f} per-model requests per unchanged model (goal 0)",
-        f"anchor (naive huggingface_hub loop, {args.anchor_sample} models): {anchor:.0f} models/s; "
-        f"ours/anchor = {ours_listed / anchor:.1f}x",
+        (f"recrawl: {second.duration_s:.2f}s ({recrawl_rate:.0f} hub models/s), {total_requests} requests in all, "
+        f"{per_unchanged:.3f} per-model requests per unchanged model (goal 0)"),
+        (f"anchor (naive huggingface_hub loop, {args.anchor_sample} models): {anchor:.0f} models/s; "
+        f"ours/anchor = {ours_listed / anchor:.1f}x"),
     ]
     print("\n".join(lines))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

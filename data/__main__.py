@@ -60,6 +60,24 @@ def cmd_candidates(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_serve_hub(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from data.local_hub import LocalHub
+    from data.local_hub.directory import load_directory
+
+    hub = LocalHub()
+    repos = load_directory(hub, args.root)
+    url = hub.start(port=args.port)
+    print(f"serving {len(repos)} repos from {args.root} at {url} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        hub.stop()
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     version = Store(settings.db_path).schema_version()
     print(f"{settings.db_path}: schema version {version}")
@@ -83,25 +101,31 @@ def _candidate_row(c) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    common.add_argument("--endpoint", help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)")
     parser = argparse.ArgumentParser(prog="python -m data", description=__doc__)
-    parser.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
-    parser.add_argument("--endpoint", help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("crawl", help="find finetuned descendants of a base model on the Hub")
+    p = sub.add_parser("crawl", parents=[common], help="find finetuned descendants of a base model on the Hub")
     p.add_argument("--base", required=True, help="base model repo id, e.g. FacebookAI/roberta-base")
     p.add_argument("--limit", type=int, help="consider at most N models (by downloads)")
     p.add_argument("--concurrency", type=int, help="parallel per-model requests (default 8)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_crawl)
 
-    p = sub.add_parser("candidates", help="print the crawled candidates of a base")
+    p = sub.add_parser("candidates", parents=[common], help="print the crawled candidates of a base")
     p.add_argument("--base", required=True)
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--status", choices=("ok", "skipped", "all"), default="all")
     p.set_defaults(func=cmd_candidates)
 
-    p = sub.add_parser("migrate", help="create or upgrade the store's schema")
+    p = sub.add_parser("serve-hub", parents=[common], help="serve a directory of model repos as a local Hub endpoint")
+    p.add_argument("--root", type=Path, required=True, help="ROOT/<org>/<name>/ holds each repo's files")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    p.set_defaults(func=cmd_serve_hub)
+
+    p = sub.add_parser("migrate", parents=[common], help="create or upgrade the store's schema")
     p.set_defaults(func=cmd_migrate)
     return parser
 

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -146,18 +146,14 @@ def crawl(
                 progress.update()
             else:
                 futures[pool.submit(_check_config, info, base, hub, settings.max_params)] = info
-        while futures:
-            done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                info = futures.pop(future)
-                try:
-                    record(future.result())
-                except HubError as e:
-                    logger.warning("%s: %s", info.repo_id, e)
-                    report.failed[info.repo_id] = str(e)
-                progress.update()
-            if not done:
-                flush()
+        for future in as_completed(futures):
+            info = futures[future]
+            try:
+                record(future.result())
+            except HubError as e:
+                logger.warning("%s: %s", info.repo_id, e)
+                report.failed[info.repo_id] = str(e)
+            progress.update()
     flush()
     progress.close()
     report.duration_s = time.perf_counter() - started

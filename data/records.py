@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """How a model descends from its base, from the Hub's model-tree tags (or a config match)."""
 
     FINETUNE = "finetune"
@@ -19,19 +19,19 @@ class Kind(str, Enum):
     MERGE = "merge"
 
 
-class Match(str, Enum):
+class Match(StrEnum):
     """Why the crawler considered a model: a base_model tag, or a config equal to the base's."""
 
     TAG = "tag"
     CONFIG = "config"
 
 
-class CandidateStatus(str, Enum):
+class CandidateStatus(StrEnum):
     OK = "ok"
     SKIPPED = "skipped"
 
 
-class SkipReason(str, Enum):
+class SkipReason(StrEnum):
     DISABLED = "disabled"
     PRIVATE = "private"
     GATED = "gated"
@@ -47,7 +47,7 @@ class SkipReason(str, Enum):
     ARCHITECTURE_MISMATCH = "architecture_mismatch"
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     DONE = "DONE"

@@ -196,11 +196,12 @@ class LocalHub:
 
     # -- serving -------------------------------------------------------------------------------------
 
-    def start(self) -> str:
-        """Serve on 127.0.0.1 (a free port, plus one for the CDN) if not already serving; return `url`."""
+    def start(self, port: int = 0) -> str:
+        """Serve on 127.0.0.1 (`port`, 0 for a free one, plus a free one for the CDN) if not already
+        serving; return `url`."""
         if self._api_server is None:
             self._cdn_server = RunningServer(self._site(parse_cdn_route), "local-hub-cdn")
-            self._api_server = RunningServer(self._site(self._route), "local-hub")
+            self._api_server = RunningServer(self._site(self._route), "local-hub", port)
             logger.info("local hub serving on %s (CDN %s)", self._api_server.url, self._cdn_server.url)
         return self._api_server.url
 

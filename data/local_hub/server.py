@@ -49,8 +49,8 @@ class Site:
 class RunningServer:
     """A `Site` served on 127.0.0.1 at a free port, in a daemon thread, until `stop()`."""
 
-    def __init__(self, site: Site, name: str) -> None:
-        self._httpd = _HubHTTPServer(site)
+    def __init__(self, site: Site, name: str, port: int = 0) -> None:
+        self._httpd = _HubHTTPServer(site, port)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -72,8 +72,8 @@ class RunningServer:
 class _HubHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, site: Site) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, site: Site, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.site = site
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()

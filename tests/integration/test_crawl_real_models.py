@@ -39,11 +39,11 @@ def hub(tmp_path_factory):
 def test_cli_crawl_then_candidates_then_load_snapshot(hub, settings, tmp_path, capsys):
     hub, ckpt = hub
     db = tmp_path / "lb.db"
-    assert main(["--db", str(db), "--endpoint", hub.url, "crawl", "--base", BASE, "--quiet"]) == 0
+    assert main(["crawl", "--base", BASE, "--db", str(db), "--endpoint", hub.url, "--quiet"]) == 0
     summary = capsys.readouterr().out
     assert f"{BASE}: found 3 | new 3 | updated 0 | unchanged 0 | candidates 2 | skipped 1" in summary
 
-    assert main(["--db", str(db), "candidates", "--base", BASE, "--format", "json"]) == 0
+    assert main(["candidates", "--base", BASE, "--format", "json", "--db", str(db)]) == 0
     rows = {r["repo_id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert set(rows) == {"alice/bert-parity", "bob/bert-first-word", "carol/mislabelled"}
     assert rows["alice/bert-parity"]["status"] == "ok" and rows["alice/bert-parity"]["match"] == "tag"
@@ -52,7 +52,7 @@ def test_cli_crawl_then_candidates_then_load_snapshot(hub, settings, tmp_path, c
     assert rows["bob/bert-first-word"]["match"] == "config" and rows["bob/bert-first-word"]["status"] == "ok"
     assert rows["carol/mislabelled"]["skip_reason"] == SkipReason.ARCHITECTURE_MISMATCH.value
 
-    assert main(["--db", str(db), "candidates", "--base", BASE, "--status", "ok"]) == 0
+    assert main(["candidates", "--db", str(db), "--base", BASE, "--status", "ok"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("repo_id,sha,status,skip_reason") and len(lines) == 3
 
@@ -72,9 +72,9 @@ def test_cli_crawl_then_candidates_then_load_snapshot(hub, settings, tmp_path, c
 def test_cli_reports_unknown_base_and_bad_arguments(hub, tmp_path, capsys):
     hub, _ = hub
     db = tmp_path / "lb.db"
-    assert main(["--db", str(db), "--endpoint", hub.url, "crawl", "--base", "nobody/nothing", "--quiet"]) == 1
-    assert main(["--db", str(db), "candidates", "--base", "nobody/nothing"]) == 1
+    assert main(["crawl", "--db", str(db), "--endpoint", hub.url, "--base", "nobody/nothing", "--quiet"]) == 1
+    assert main(["candidates", "--db", str(db), "--base", "nobody/nothing"]) == 1
     assert "has not been crawled" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        main(["--db", str(db), "crawl", "--base", BASE, "--limit", "0"])
+        main(["crawl", "--db", str(db), "--base", BASE, "--limit", "0"])
     assert exc.value.code == 2

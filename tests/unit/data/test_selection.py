@@ -61,9 +61,9 @@ def test_weight_files():
 
 
 def _screen(**overrides):
-    args = dict(kind=Kind.FINETUNE, disabled=False, private=False, gated=False,
-                filenames=["config.json", "model.safetensors"], num_params=125_000_000, has_token=False,
-                max_params=1_000_000_000)
+    args = {"kind": Kind.FINETUNE, "disabled": False, "private": False, "gated": False,
+                "filenames": ["config.json", "model.safetensors"], "num_params": 125_000_000, "has_token": False,
+                "max_params": 1_000_000_000}
     args.update(overrides)
     return screen_listing(**args)
 
