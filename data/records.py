@@ -177,3 +177,4 @@ class Score:
     duration_s: float | None = None
     created_at: datetime | None = None
     extra: dict = field(default_factory=dict)
+    base_id: str = ""  # the base whose leaderboard this score belongs to

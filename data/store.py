@@ -104,6 +104,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX scores_model ON scores(repo_id, revision);
     """,
+    # 2: every score names the base whose leaderboard it belongs to (published rows have no crawled candidate)
+    """
+    ALTER TABLE scores ADD COLUMN base_id TEXT NOT NULL DEFAULT '';
+    CREATE INDEX scores_base ON scores(base_id, source);
+    """,
 )
 
 _CANDIDATE_COLUMNS = (
@@ -116,8 +121,9 @@ _JOB_COLUMNS = (
 )
 _SCORE_COLUMNS = (
     "repo_id, revision, scorer, metric, target, seed, value, config_hash, config_json, source, "
-    "duration_s, extra, created_at"
+    "duration_s, extra, created_at, base_id"
 )
+SCORE_FRAME_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
 
 
 def utcnow() -> datetime:
@@ -401,11 +407,11 @@ class Store:
     @staticmethod
     def _insert_scores(conn, scores: Sequence[Score], now: datetime) -> None:
         conn.executemany(
-            f"INSERT OR REPLACE INTO scores ({_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO scores ({_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, float(s.value), s.config_hash,
                  s.config_json, s.source, s.duration_s, json.dumps(s.extra, sort_keys=True),
-                 _ts(s.created_at or now))
+                 _ts(s.created_at or now), s.base_id)
                 for s in scores
             ],
         )
@@ -414,10 +420,10 @@ class Store:
         with self._write() as conn:
             self._insert_scores(conn, scores, utcnow())
 
-    def scores(self, *, repo_id: str | None = None, source: str | None = None, scorer: str | None = None
-               ) -> list[Score]:
+    def scores(self, *, repo_id: str | None = None, source: str | None = None, scorer: str | None = None,
+               base_id: str | None = None) -> list[Score]:
         clauses, params = [], []
-        for column, value in (("repo_id", repo_id), ("source", source), ("scorer", scorer)):
+        for column, value in (("repo_id", repo_id), ("source", source), ("scorer", scorer), ("base_id", base_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -425,6 +431,41 @@ class Store:
         with self._connect() as conn:
             rows = conn.execute(f"SELECT {_SCORE_COLUMNS} FROM scores {where} ORDER BY id", params)
             return [_score(row) for row in rows]
+
+
+    def score_rows(self, *, base_id: str, source: str) -> list[tuple]:
+        """The scores of one leaderboard as plain tuples in SCORE_FRAME_COLUMNS order (for ranking's frames)."""
+        with self._connect() as conn:
+            return conn.execute(
+                f"SELECT {', '.join(SCORE_FRAME_COLUMNS)} FROM scores WHERE base_id = ? AND source = ?",
+                (base_id, source),
+            ).fetchall()
+
+    def replace_source(self, source: str, scores: Sequence[Score]) -> int:
+        """Swap every score of ``source`` for ``scores`` in one transaction; returns how many were written."""
+        now = utcnow()
+        with self._write() as conn:
+            conn.execute("DELETE FROM scores WHERE source = ?", (source,))
+            self._insert_scores(conn, scores, now)
+        return len(scores)
+
+    def score_summary(self) -> list[tuple[str, str, int]]:
+        """(base_id, source, number of scored models) for every leaderboard the store can build."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT base_id, source, COUNT(DISTINCT repo_id || '@' || revision) FROM scores "
+                "GROUP BY base_id, source ORDER BY base_id, source"
+            )
+            return [tuple(r) for r in rows]
+
+    def data_version(self) -> tuple[str, str]:
+        """Changes whenever scores, candidates or jobs change: a cache key for derived views."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT (SELECT COUNT(*) || ':' || IFNULL(MAX(id), 0) FROM scores), "
+                "(SELECT COUNT(*) || ':' || IFNULL(MAX(updated_at), '') FROM candidates)"
+            ).fetchone()
+            return (row[0], row[1])
 
 
 # ------------------------------------------------------------------ row -> record
@@ -508,4 +549,5 @@ def _score(row: sqlite3.Row) -> Score:
         duration_s=row["duration_s"],
         extra=json.loads(row["extra"]),
         created_at=_dt(row["created_at"]),
+        base_id=row["base_id"],
     )
