@@ -1,4 +1,4 @@
-"""python -m data crawl | candidates | migrate"""
+"""python -m data crawl | candidates | import-published | serve-hub | migrate"""
 
 from __future__ import annotations
 
@@ -78,6 +78,16 @@ def cmd_serve_hub(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_import_published(args: argparse.Namespace, settings: Settings) -> int:
+    from data.published import PUBLISHED_DEFAULT_SOURCE, import_published
+
+    source = args.source or PUBLISHED_DEFAULT_SOURCE
+    report = import_published(Store(settings.db_path), source, timeout_s=args.timeout_s)
+    for line in report.summary_lines():
+        print(line)
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     version = Store(settings.db_path).schema_version()
     print(f"{settings.db_path}: schema version {version}")
@@ -120,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=("ok", "skipped", "all"), default="all")
     p.set_defaults(func=cmd_candidates)
 
+    p = sub.add_parser("import-published", parents=[common],
+                       help="import IBM's published model-recycling results as their own score source")
+    p.add_argument("--source", help="URL prefix or local directory laid out like github.com/IBM/model-recycling "
+                                     "(default: its master branch on raw.githubusercontent.com)")
+    p.add_argument("--timeout-s", type=float, default=30.0, help="per-file download timeout in seconds")
+    p.set_defaults(func=cmd_import_published)
+
     p = sub.add_parser("serve-hub", parents=[common], help="serve a directory of model repos as a local Hub endpoint")
     p.add_argument("--root", type=Path, required=True, help="ROOT/<org>/<name>/ holds each repo's files")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
@@ -137,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--limit must be positive")
     if getattr(args, "concurrency", None) is not None and args.concurrency <= 0:
         parser.error("--concurrency must be positive")
+    if getattr(args, "timeout_s", None) is not None and args.timeout_s <= 0:
+        parser.error("--timeout-s must be positive")
     try:
         settings = Settings.from_env().with_overrides(
             db_path=args.db, hub_endpoint=args.endpoint, crawl_concurrency=getattr(args, "concurrency", None)

@@ -1,0 +1,60 @@
+"""Every metric the project stores or derives, declared once with its direction.
+
+Metric keys are stable snake_case strings used as database values and column keys: once released,
+never rename one (add a new key). Values are stored in natural units (fractions, nats); scaling for
+display happens in ``ranking/columns.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricSpec:
+    key: str
+    label: str
+    higher_is_better: bool
+    unit: str
+    description: str
+
+
+def _specs(*specs: MetricSpec) -> MappingProxyType:
+    return MappingProxyType({spec.key: spec for spec in specs})
+
+
+METRICS: MappingProxyType[str, MetricSpec] = _specs(
+    MetricSpec(key="target_score", label="score", higher_is_better=True, unit="fraction",
+               description="Score on one target after fine-tuning (accuracy; Spearman for STS-B)."),
+    MetricSpec(key="intertraining_gain", label="gain", higher_is_better=True, unit="points",
+               description="Target score of the candidate minus the mean over seeds of the base's score, "
+                           "same protocol."),
+    MetricSpec(key="probe_accuracy", label="probe", higher_is_better=True, unit="fraction",
+               description="Accuracy of a linear classifier on frozen features (stage 1; the site's mnli_lp)."),
+    MetricSpec(key="free_energy", label="free energy", higher_is_better=False, unit="nats",
+               description="n·L_n(w*) + λ̂·log n on the reference corpus: lower means more nearby parameters "
+                           "fit well."),
+    MetricSpec(key="llc_mean", label="LLC", higher_is_better=False, unit="",
+               description="Local learning coefficient λ̂ estimated by SGLD (mean over chains)."),
+    MetricSpec(key="llc_std", label="LLC std", higher_is_better=False, unit="",
+               description="Spread of λ̂ across SGLD chains."),
+    MetricSpec(key="init_loss", label="L_n(w*)", higher_is_better=False, unit="nats",
+               description="Pretraining loss at the checkpoint on the reference corpus."),
+    MetricSpec(key="labels_saved", label="labels saved", higher_is_better=True, unit="labels",
+               description="Target labels the candidate saves against the base at the same accuracy (LoRA)."),
+)
+
+PUBLISHED_SOURCE = "published-2023"
+PROJECT_SOURCE = "project"
+SOURCES = MappingProxyType({
+    PROJECT_SOURCE: "this project's scores",
+    PUBLISHED_SOURCE: "IBM model-recycling results (2023)",
+})
+
+
+def metric(key: str) -> MetricSpec:
+    try:
+        return METRICS[key]
+    except KeyError:
+        raise KeyError(f"unknown metric {key!r}; known: {', '.join(sorted(METRICS))}") from None

@@ -1,0 +1,282 @@
+"""build_leaderboard: stored scores of one base and one source -> a ranked table. Pure: no I/O, no torch.
+
+Rules (the README documents them for users):
+- Scores are compared only within one protocol: for each scorer, one ``config_hash`` (by default the
+  one that covers the most models). A source is never mixed with another.
+- The suite is the set of targets the base model has scores for. A candidate missing any suite target
+  gets no mean score and no mean gain (never a partial average).
+- gain(m, t) = score(m, t) − mean over seeds of score(base, t); mean gain = mean over the suite.
+- The 95% confidence interval of the mean gain combines the base's seed variance (σ²_t / K_t) with the
+  candidate's own (its sample variance when it has ≥ 2 seeds on a target, else the base's σ²_t as the
+  best estimate of one run's noise). "beats_base" means the interval lies above 0.
+- Order: the sort metric in its declared direction (missing last), then probe accuracy, then repo_id,
+  then revision. The base's own row is kept apart and always shown first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from data.metrics import METRICS
+
+SCORE_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
+TARGET_METRIC = "target_score"
+Z_95 = 1.959963984540054
+SUMMARY_METRICS = ("probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
+METADATA_COLUMNS = ("downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag")
+# Derived columns and their direction; stored metrics take theirs from data.metrics.
+DERIVED_DIRECTION = {"mean_gain": True, "mean_score": True, "gain_ci_low": True, "downloads": True, "likes": True}
+
+
+@dataclass(frozen=True, slots=True)
+class Leaderboard:
+    base_id: str
+    source: str
+    rows: pd.DataFrame  # one row per candidate (repo_id, revision), ranked
+    baseline: pd.DataFrame  # the base's own row, same columns, rank 0
+    suite: tuple[str, ...]  # targets every full score needs
+    config_hashes: Mapping[str, str] = field(default_factory=dict)  # scorer -> protocol used
+
+    def to_frame(self) -> pd.DataFrame:
+        """Baseline first, then the ranked candidates."""
+        if self.baseline.empty:
+            return self.rows.reset_index(drop=True)
+        return pd.concat([self.baseline, self.rows], ignore_index=True)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(c.split(":", 1)[1] for c in self.rows.columns if c.startswith("score:"))
+
+
+def empty_scores() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("value",) else "object") for c in SCORE_COLUMNS})
+
+
+def scores_frame(rows: Sequence[tuple]) -> pd.DataFrame:
+    """Rows in SCORE_COLUMNS order (as ``Store.score_rows`` returns them) -> a typed frame."""
+    if not rows:
+        return empty_scores()
+    frame = pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS))
+    frame["value"] = frame["value"].astype("float64")
+    return frame
+
+
+def build_leaderboard(
+    scores: pd.DataFrame,
+    *,
+    base_id: str,
+    source: str,
+    base_aliases: Sequence[str] = (),
+    metadata: pd.DataFrame | None = None,
+    config_hashes: Mapping[str, str] | None = None,
+    sort_by: str = "mean_gain",
+) -> Leaderboard:
+    """Rank the candidates of ``base_id`` from one source's scores (a frame with SCORE_COLUMNS).
+
+    ``metadata``: optional frame indexed by repo_id with Hub metadata (METADATA_COLUMNS, and ``sha``:
+    when a model's current sha is known, only its scores at that revision are ranked).
+    Works on integer codes of the string columns, so 50,000 models x 36 targets take well under a second.
+    """
+    codes = _Codes(scores)
+    chosen = dict(config_hashes) if config_hashes else codes.widest_protocols()
+    keep = codes.protocol_mask(chosen)
+    is_base = np.isin(codes.repo, [i for i, r in enumerate(codes.repos) if r in {base_id, *base_aliases}])
+    base_rows, cand_rows = keep & is_base, keep & ~is_base
+    if metadata is not None and "sha" in metadata:
+        cand_rows &= codes.current_revision_mask(metadata["sha"].dropna())
+
+    base_stats = codes.base_stats(base_rows)
+    model_codes, repos, revisions = codes.models(cand_rows)
+    columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
+    target_rows = cand_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
+    used = np.unique(codes.target[target_rows])
+    target_names = [codes.targets[i] for i in used]
+    column_of = np.full(len(codes.targets) + 1, -1, dtype=np.int64)
+    column_of[used] = np.arange(len(used))
+    mean, var, count = _cell_stats(model_codes[target_rows[cand_rows]], column_of[codes.target[target_rows]],
+                                   codes.value[target_rows], len(repos), len(target_names))
+    suite = tuple(sorted(base_stats.index)) if len(base_stats) else tuple(sorted(target_names))
+    for j, target in enumerate(target_names):
+        columns[f"score:{target}"] = mean[:, j]
+    for j, target in enumerate(target_names):
+        if target in base_stats.index:
+            columns[f"gain:{target}"] = mean[:, j] - base_stats.at[target, "mean"]
+    in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
+    suite_mean = _suite_cells(mean, in_suite)
+    columns["n_targets"] = np.isfinite(suite_mean).sum(axis=1)
+    columns["mean_score"] = suite_mean.mean(axis=1) if suite else np.full(len(repos), np.nan)
+    has_base = bool(suite) and set(suite) <= set(base_stats.index)
+    gain = columns["mean_score"] - base_stats["mean"].reindex(list(suite)).mean() if has_base else \
+        np.full(len(repos), np.nan)
+    columns["mean_gain"] = gain
+    low, high = _confidence(gain, _suite_cells(var, in_suite), _suite_cells(count, in_suite), base_stats, suite)
+    columns["gain_ci_low"], columns["gain_ci_high"] = low, high
+    columns["beats_base"] = np.nan_to_num(low, nan=-np.inf) > 0
+    for metric_key in SUMMARY_METRICS:
+        rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
+        m, _, _ = _cell_stats(model_codes[rows_of_metric[cand_rows]], np.zeros(int(rows_of_metric.sum()), np.int64),
+                              codes.value[rows_of_metric], len(repos), 1)
+        columns[metric_key] = m[:, 0]
+
+    rows = pd.DataFrame(columns)
+    if metadata is not None and not rows.empty:
+        rows = rows.join(metadata.reindex(columns=list(METADATA_COLUMNS)), on="repo_id")
+    rows = _rank(rows, sort_by)
+    base_scores = scores[base_rows] if base_rows.any() else scores.iloc[:0]
+    baseline = _baseline(base_id, base_scores, base_stats, suite, rows.columns)
+    return Leaderboard(base_id=base_id, source=source, rows=rows, baseline=baseline, suite=suite,
+                       config_hashes=chosen)
+
+
+class _Codes:
+    """Integer codes of a scores frame's string columns (factorized once, on Arrow strings)."""
+
+    def __init__(self, scores: pd.DataFrame):
+        self.repo, self.repos = _factorize(scores["repo_id"])
+        self.revision, self.revisions = _factorize(scores["revision"])
+        self.metric, self.metrics = _factorize(scores["metric"])
+        self.target, self.targets = _factorize(scores["target"])
+        self.scorer, self.scorers = _factorize(scores["scorer"])
+        self.hash, self.hashes = _factorize(scores["config_hash"])
+        self.value = scores["value"].to_numpy(dtype=np.float64)
+
+    def widest_protocols(self) -> dict[str, str]:
+        """For each scorer, the config hash that covers the most models (ties: the smallest hash)."""
+        n_repo, n_hash = len(self.repos) + 1, len(self.hashes) + 1
+        triples = np.unique((self.scorer.astype(np.int64) * n_hash + self.hash) * n_repo + self.repo)
+        pairs, models = np.unique(triples // n_repo, return_counts=True)
+        best: dict[str, tuple[int, str]] = {}
+        for pair, n in zip(pairs.tolist(), models.tolist(), strict=True):
+            scorer, config_hash = self.scorers[pair // n_hash], self.hashes[pair % n_hash]
+            if scorer not in best or (-n, config_hash) < (-best[scorer][0], best[scorer][1]):
+                best[scorer] = (n, config_hash)
+        return {scorer: config_hash for scorer, (_, config_hash) in sorted(best.items())}
+
+    def metric_code(self, key: str) -> int:
+        return self.metrics.index(key) if key in self.metrics else -2
+
+    def protocol_mask(self, chosen: Mapping[str, str]) -> np.ndarray:
+        allowed = np.zeros((len(self.scorers) + 1, len(self.hashes) + 1), dtype=bool)
+        for i, scorer in enumerate(self.scorers):
+            if chosen.get(scorer) in self.hashes:
+                allowed[i, self.hashes.index(chosen[scorer])] = True
+        return allowed[self.scorer, self.hash]
+
+    def current_revision_mask(self, shas: pd.Series) -> np.ndarray:
+        """False for rows of a model at another revision than its current sha (rows of unknown models stay)."""
+        current = [shas.get(repo) for repo in self.repos]
+        ok = np.ones((len(self.repos), len(self.revisions)), dtype=bool)
+        index_of = {rev: j for j, rev in enumerate(self.revisions)}
+        for i, sha in enumerate(current):
+            if sha is not None and not (isinstance(sha, float) and np.isnan(sha)):
+                ok[i, :] = False
+                if sha in index_of:
+                    ok[i, index_of[sha]] = True
+        return ok[self.repo, self.revision]
+
+    def models(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A dense code per (repo_id, revision) of the selected rows, and each code's repo and revision."""
+        n_rev = max(1, len(self.revisions))
+        model_codes, pairs = pd.factorize(self.repo[rows].astype(np.int64) * n_rev + self.revision[rows])
+        repos = np.asarray(self.repos, dtype=object)[pairs // n_rev] if len(pairs) else np.array([], dtype=object)
+        revisions = np.asarray(self.revisions, dtype=object)[pairs % n_rev] if len(pairs) else np.array([], dtype=object)
+        return model_codes, repos, revisions
+
+    def base_stats(self, rows: np.ndarray) -> pd.DataFrame:
+        rows = rows & (self.metric == self.metric_code(TARGET_METRIC))
+        frame = pd.DataFrame({"target": np.asarray(self.targets, dtype=object)[self.target[rows]],
+                              "value": self.value[rows]})
+        return frame.groupby("target")["value"].agg(["mean", "var", "count"])
+
+
+def _factorize(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    codes, uniques = pd.factorize(column)
+    return codes, [str(u) for u in uniques]
+
+
+def _cell_stats(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, n_cols: int):
+    """Mean, sample variance (two-pass) and count of ``values`` per (row, col) cell; NaN where empty."""
+    cell = rows.astype(np.int64) * n_cols + cols
+    size = n_rows * n_cols
+    count = np.bincount(cell, minlength=size).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(cell, weights=values, minlength=size) / count
+        squares = np.bincount(cell, weights=(values - mean[cell]) ** 2, minlength=size)
+        var = np.where(count >= 2, squares / (count - 1), np.nan)
+    shape = (n_rows, n_cols)
+    return mean.reshape(shape), var.reshape(shape), count.reshape(shape)
+
+
+def _suite_cells(matrix: np.ndarray, in_suite: list[int]) -> np.ndarray:
+    """The suite's columns of a per-target matrix, NaN for suite targets nobody has."""
+    out = np.full((matrix.shape[0], len(in_suite)), np.nan)
+    for k, j in enumerate(in_suite):
+        if j >= 0:
+            out[:, k] = matrix[:, j]
+    return out
+
+
+def _confidence(gain: np.ndarray, cand_var: np.ndarray, cand_n: np.ndarray, base_stats: pd.DataFrame,
+                suite: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Normal 95% interval of the mean gain from base and candidate seed variance (see module doc)."""
+    nothing = np.full(len(gain), np.nan)
+    base = base_stats.reindex(list(suite))
+    if not suite or base["count"].isna().any() or (base["count"] < 2).any():
+        return nothing, nothing
+    base_var = base["var"].to_numpy()
+    one_run_var = np.where(cand_n >= 2, cand_var, base_var)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_mean_gain = (base_var / base["count"].to_numpy() + one_run_var / cand_n).sum(axis=1) / len(suite) ** 2
+    half = Z_95 * np.sqrt(var_mean_gain)
+    return gain - half, gain + half
+
+
+def direction(key: str) -> bool:
+    """True when higher is better for this column key."""
+    if key in DERIVED_DIRECTION:
+        return DERIVED_DIRECTION[key]
+    if key.startswith(("score:", "gain:")):
+        return True
+    if key in METRICS:
+        return METRICS[key].higher_is_better
+    raise KeyError(f"cannot sort by {key!r}: no declared direction")
+
+
+def _rank(rows: pd.DataFrame, sort_by: str) -> pd.DataFrame:
+    if sort_by not in rows:
+        rows[sort_by] = np.nan
+    keys, ascending = [sort_by], [not direction(sort_by)]
+    if sort_by != "probe_accuracy":
+        keys.append("probe_accuracy")
+        ascending.append(False)
+    keys += ["repo_id", "revision"]
+    ascending += [True, True]
+    rows = rows.sort_values(keys, ascending=ascending, na_position="last", kind="mergesort").reset_index(drop=True)
+    rows.insert(0, "rank", np.arange(1, len(rows) + 1))
+    rows["is_baseline"] = False
+    return rows
+
+
+def _baseline(base_id: str, base_scores: pd.DataFrame, base_stats: pd.DataFrame, suite: tuple[str, ...],
+              columns: pd.Index) -> pd.DataFrame:
+    if base_scores.empty:
+        return pd.DataFrame(columns=columns)
+    row: dict[str, object] = {c: np.nan for c in columns}
+    revisions = base_scores["revision"].unique()
+    row.update(rank=0, repo_id=base_id, revision=revisions[0] if len(revisions) == 1 else "", is_baseline=True,
+               beats_base=False, n_targets=len(base_stats))
+    for target, mean in base_stats["mean"].items():
+        row[f"score:{target}"] = mean
+        row[f"gain:{target}"] = 0.0
+    if suite and len(base_stats):
+        row["mean_score"] = base_stats["mean"].reindex(list(suite)).mean()
+        row["mean_gain"] = 0.0
+    others = base_scores[base_scores["metric"].isin(SUMMARY_METRICS)]
+    for metric_key, value in others.groupby("metric")["value"].mean().items():
+        row[metric_key] = value
+    return pd.DataFrame([row]).reindex(columns=columns).astype({"rank": "int64"})
+

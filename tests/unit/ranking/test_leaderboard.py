@@ -1,0 +1,122 @@
+"""Known answers and invariants of build_leaderboard."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ranking.leaderboard import Z_95, build_leaderboard, scores_frame
+
+BASE = "org/base"
+
+
+def rows_of(table: dict[str, dict[str, list[float]]], *, scorer="intertraining", metric="target_score",
+            config_hash="h1", revision="r") -> list[tuple]:
+    """{repo: {target: [seed values]}} -> score rows."""
+    return [
+        (repo, revision, scorer, metric, target, seed, value, config_hash)
+        for repo, targets in table.items()
+        for target, values in targets.items()
+        for seed, value in enumerate(values)
+    ]
+
+
+BASE_RUNS = {BASE: {"a": [0.70, 0.72, 0.74], "b": [0.50, 0.50, 0.56]}}  # means 0.72, 0.52
+
+
+def board(rows, **kwargs):
+    return build_leaderboard(scores_frame(rows), base_id=BASE, source="project", **kwargs)
+
+
+def test_gains_means_and_ci_by_hand():
+    rows = rows_of(BASE_RUNS) + rows_of({"m/good": {"a": [0.80], "b": [0.60]}, "m/bad": {"a": [0.60], "b": [0.52]}})
+    lb = board(rows)
+    assert lb.suite == ("a", "b")
+    good = lb.rows.set_index("repo_id").loc["m/good"]
+    assert good["gain:a"] == pytest.approx(0.08) and good["gain:b"] == pytest.approx(0.08)
+    assert good["mean_score"] == pytest.approx(0.70) and good["mean_gain"] == pytest.approx(0.08)
+    # var(mean gain) = (1/T²) Σ_t σ²_t (1/K + 1/1), σ²_a = 0.0004, σ²_b = 0.0012, K = 3
+    half = Z_95 * math.sqrt((0.0004 * (1 / 3 + 1) + 0.0012 * (1 / 3 + 1)) / 4)
+    assert good["gain_ci_low"] == pytest.approx(0.08 - half) and good["gain_ci_high"] == pytest.approx(0.08 + half)
+    assert bool(good["beats_base"]) is (0.08 - half > 0) is True
+    bad = lb.rows.set_index("repo_id").loc["m/bad"]
+    assert bad["mean_gain"] == pytest.approx(-0.06) and not bad["beats_base"]
+    assert list(lb.rows["repo_id"]) == ["m/good", "m/bad"] and list(lb.rows["rank"]) == [1, 2]
+    base = lb.baseline.iloc[0]
+    assert base["repo_id"] == BASE and base["rank"] == 0 and base["mean_score"] == pytest.approx(0.62)
+    assert base["mean_gain"] == 0.0 and base["is_baseline"]
+    assert list(lb.to_frame()["repo_id"]) == [BASE, "m/good", "m/bad"]
+
+
+def test_candidate_seeds_replace_the_base_noise_estimate():
+    rows = rows_of(BASE_RUNS) + rows_of({"m/x": {"a": [0.80, 0.84], "b": [0.60, 0.60]}})
+    x = board(rows).rows.iloc[0]
+    var = (0.0004 / 3 + 0.0008 / 2) + (0.0012 / 3 + 0.0 / 2)
+    assert x["gain_ci_high"] - x["mean_gain"] == pytest.approx(Z_95 * math.sqrt(var / 4))
+
+
+def test_identical_candidate_has_zero_gain_and_does_not_beat_the_base():
+    same = {"m/copy": BASE_RUNS[BASE]}
+    copy = board(rows_of(BASE_RUNS) + rows_of(same)).rows.iloc[0]
+    assert copy["mean_gain"] == pytest.approx(0.0, abs=1e-12) and not copy["beats_base"]
+
+
+def test_missing_target_gives_no_mean_and_ranks_after_full_ones():
+    rows = rows_of(BASE_RUNS) + rows_of({"m/partial": {"a": [0.99]}, "m/full": {"a": [0.60], "b": [0.40]}})
+    lb = board(rows)
+    partial = lb.rows.set_index("repo_id").loc["m/partial"]
+    assert math.isnan(partial["mean_score"]) and math.isnan(partial["mean_gain"]) and partial["n_targets"] == 1
+    assert partial["gain:a"] == pytest.approx(0.27)  # per-target gains still shown
+    assert list(lb.rows["repo_id"]) == ["m/full", "m/partial"]
+
+
+def test_protocols_and_sources_never_mix():
+    rows = rows_of(BASE_RUNS) + rows_of({"m/one": {"a": [0.8], "b": [0.6]}, "m/two": {"a": [0.7], "b": [0.5]}})
+    rows += rows_of({"m/three": {"a": [0.99], "b": [0.99]}}, config_hash="h2")  # another protocol
+    lb = board(rows)
+    assert lb.config_hashes == {"intertraining": "h1"} and "m/three" not in set(lb.rows["repo_id"])
+    other = board(rows, config_hashes={"intertraining": "h2"})
+    assert list(other.rows["repo_id"]) == ["m/three"] and math.isnan(other.rows.iloc[0]["mean_gain"])  # no h2 base
+
+
+def test_adding_a_worse_model_never_reorders_those_above_it():
+    rng = np.random.default_rng(0)
+    table = {f"m/{i:02d}": {"a": [float(rng.uniform(0.5, 0.9))], "b": [float(rng.uniform(0.3, 0.7))]} for i in range(30)}
+    before = board(rows_of(BASE_RUNS) + rows_of(table)).rows
+    worst = before["mean_score"].min()
+    after = board(rows_of(BASE_RUNS) + rows_of(table) + rows_of({"m/worse": {"a": [worst - 0.1], "b": [0.0]}})).rows
+    assert list(after["repo_id"][: len(before)]) == list(before["repo_id"]) and after.iloc[-1]["repo_id"] == "m/worse"
+
+
+def test_ties_break_by_probe_then_repo_id():
+    rows = rows_of(BASE_RUNS) + rows_of({r: {"a": [0.8], "b": [0.6]} for r in ("m/c", "m/a", "m/b")})
+    rows += rows_of({"m/b": {"mnli": [0.9]}, "m/c": {"mnli": [0.5]}}, scorer="linear_probe", metric="probe_accuracy")
+    assert list(board(rows).rows["repo_id"]) == ["m/b", "m/c", "m/a"]
+    shuffled = list(reversed(rows))
+    assert list(board(shuffled).rows["repo_id"]) == ["m/b", "m/c", "m/a"]
+
+
+def test_sort_by_a_lower_is_better_metric():
+    rows = rows_of({"m/a": {"": [5.0]}, "m/b": {"": [3.0]}, "m/c": {"": [4.0]}}, scorer="free_energy", metric="free_energy")
+    lb = board(rows, sort_by="free_energy")
+    assert list(lb.rows["repo_id"]) == ["m/b", "m/c", "m/a"] and lb.baseline.empty
+    with pytest.raises(KeyError, match="no declared direction"):
+        board(rows, sort_by="mystery")
+
+
+def test_only_the_current_revision_of_a_crawled_model_is_ranked():
+    rows = rows_of(BASE_RUNS) + rows_of({"m/x": {"a": [0.9], "b": [0.9]}}, revision="old")
+    rows += rows_of({"m/x": {"a": [0.6], "b": [0.6]}}, revision="new")
+    meta = pd.DataFrame({"sha": ["new"], "downloads": [7], "license": ["mit"]}, index=pd.Index(["m/x"], name="repo_id"))
+    lb = board(rows, metadata=meta)
+    assert list(zip(lb.rows["repo_id"], lb.rows["revision"])) == [("m/x", "new")]
+    assert lb.rows.iloc[0]["downloads"] == 7 and lb.rows.iloc[0]["license"] == "mit"
+    assert len(board(rows).rows) == 2  # without metadata both revisions are rows
+
+
+def test_empty_scores_give_an_empty_leaderboard():
+    lb = board([])
+    assert lb.rows.empty and lb.baseline.empty and lb.suite == ()
