@@ -39,6 +39,14 @@ def aliases_of(repo_id: str, *also: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def canonical_id(repo_id: str) -> str:
+    """Today's id of a base known by a legacy id (roberta-base -> FacebookAI/roberta-base); else unchanged."""
+    for canonical, legacy in LEGACY_ALIASES.items():
+        if repo_id in legacy:
+            return canonical
+    return repo_id
+
+
 def parse_base_model_tags(tags: Iterable[str]) -> dict[str, Kind]:
     """Parent id -> relation, from ``base_model:<id>`` and ``base_model:<relation>:<id>`` tags.
 

@@ -1,0 +1,67 @@
+"""python -m ranking export --base BASE_ID --format csv|json|parquet [--source ...] [--out PATH] [--db PATH]"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from data.errors import LeaderboardError
+from data.metrics import PROJECT_SOURCE, SOURCES
+from data.settings import Settings
+from data.store import Store
+from ranking.export import FORMATS, render
+from ranking.source import available_leaderboards, load_leaderboard
+
+logger = logging.getLogger("ranking")
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    store = Store(settings.db_path)
+    board = load_leaderboard(store, args.base, args.source, sort_by=args.sort)
+    if board.rows.empty and board.baseline.empty:
+        known = ", ".join(f"{b} ({s})" for b, s, n in available_leaderboards(store) if n) or "none"
+        print(f"error: no {args.source} scores for {args.base} in {settings.db_path}; leaderboards with scores: "
+              f"{known}", file=sys.stderr)
+        return 1
+    data = render(board, args.format)
+    if args.out:
+        args.out.write_bytes(data)
+        print(f"wrote {len(board.rows)} models (+ baseline) to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ranking", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("export", help="write one leaderboard as CSV, JSON or Parquet")
+    p.add_argument("--base", required=True, help="base model, e.g. FacebookAI/roberta-base (legacy ids work)")
+    p.add_argument("--format", choices=FORMATS, default="csv")
+    p.add_argument("--source", choices=sorted(SOURCES), default=PROJECT_SOURCE)
+    p.add_argument("--sort", default="mean_gain", help="column to rank by (default mean_gain)")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env().with_overrides(db_path=args.db)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args, settings)
+    except KeyError as e:
+        parser.error(str(e))
+    except LeaderboardError as e:
+        logger.error("%s", e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Column specs of the leaderboard: key, label, group, direction and display format, declared once.
+
+Keys are the export's stable column names (README documents them). Display scaling (×100 for
+fractions, ± for intervals) happens only here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from data.metrics import METRICS
+
+OVERVIEW, TARGET_SCORES, TARGET_GAINS, FREE_ENERGY, HUB = "overview", "target scores", "target gains", \
+    "free energy", "hub metadata"
+GROUPS = (OVERVIEW, TARGET_GAINS, TARGET_SCORES, FREE_ENERGY, HUB)
+DEFAULT_GROUPS = (OVERVIEW, HUB)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Column:
+    key: str
+    label: str
+    group: str
+    higher_is_better: bool | None  # None: not a ranking metric
+    fmt: str  # "text" | "int" | "pct" (fraction shown ×100) | "pts" (fraction difference shown ×100, signed) | "num"
+    description: str = ""
+
+
+FIXED_COLUMNS: tuple[Column, ...] = (
+    Column(key="rank", label="rank", group=OVERVIEW, higher_is_better=None, fmt="int"),
+    Column(key="repo_id", label="model", group=OVERVIEW, higher_is_better=None, fmt="text"),
+    Column(key="mean_gain", label="mean gain", group=OVERVIEW, higher_is_better=True, fmt="pts",
+           description="Mean over the suite of the candidate's score minus the base's mean over seeds (points)."),
+    Column(key="gain_ci_low", label="gain CI low", group=OVERVIEW, higher_is_better=True, fmt="pts",
+           description="Lower end of the 95% interval of the mean gain (seed noise of base and candidate)."),
+    Column(key="gain_ci_high", label="gain CI high", group=OVERVIEW, higher_is_better=True, fmt="pts"),
+    Column(key="beats_base", label="beats base", group=OVERVIEW, higher_is_better=None, fmt="text",
+           description="The whole 95% interval of the mean gain lies above 0."),
+    Column(key="mean_score", label="mean score", group=OVERVIEW, higher_is_better=True, fmt="pct",
+           description="Mean target score over the suite ×100 (the model-recycling site's 'avg')."),
+    Column(key="probe_accuracy", label="probe", group=OVERVIEW, higher_is_better=True, fmt="pct",
+           description=METRICS["probe_accuracy"].description),
+    Column(key="free_energy", label="free energy", group=OVERVIEW, higher_is_better=False, fmt="num",
+           description=METRICS["free_energy"].description),
+    Column(key="n_targets", label="targets", group=OVERVIEW, higher_is_better=None, fmt="int",
+           description="Suite targets scored; the mean needs all of them."),
+    Column(key="llc_mean", label="LLC", group=FREE_ENERGY, higher_is_better=False, fmt="num",
+           description=METRICS["llc_mean"].description),
+    Column(key="llc_std", label="LLC std", group=FREE_ENERGY, higher_is_better=False, fmt="num"),
+    Column(key="init_loss", label="L_n(w*)", group=FREE_ENERGY, higher_is_better=False, fmt="num",
+           description=METRICS["init_loss"].description),
+    Column(key="labels_saved", label="labels saved", group=OVERVIEW, higher_is_better=True, fmt="num",
+           description=METRICS["labels_saved"].description),
+    Column(key="downloads", label="downloads", group=HUB, higher_is_better=True, fmt="int"),
+    Column(key="likes", label="likes", group=HUB, higher_is_better=True, fmt="int"),
+    Column(key="license", label="license", group=HUB, higher_is_better=None, fmt="text"),
+    Column(key="num_params", label="params", group=HUB, higher_is_better=None, fmt="int"),
+    Column(key="last_modified", label="last modified", group=HUB, higher_is_better=None, fmt="text"),
+    Column(key="revision", label="scored revision", group=HUB, higher_is_better=None, fmt="text"),
+)
+FIXED = {c.key: c for c in FIXED_COLUMNS}
+
+
+def column_for(key: str) -> Column:
+    """The spec of a fixed column or of a per-target ``score:<t>`` / ``gain:<t>`` column."""
+    if key in FIXED:
+        return FIXED[key]
+    kind, _, target = key.partition(":")
+    if kind == "score" and target:
+        return Column(key=key, label=f"{target}", group=TARGET_SCORES, higher_is_better=True, fmt="pct")
+    if kind == "gain" and target:
+        return Column(key=key, label=f"Δ {target}", group=TARGET_GAINS, higher_is_better=True, fmt="pts")
+    raise KeyError(f"unknown leaderboard column {key!r}")
+
+
+def columns_in(keys, groups=GROUPS) -> list[Column]:
+    """Specs of the given frame columns that belong to the chosen groups, in display order."""
+    specs = [column_for(k) for k in keys if k != "is_baseline" and k != "pipeline_tag"]
+    order = {g: i for i, g in enumerate(GROUPS)}
+    chosen = [c for c in specs if c.group in groups or c.key in ("rank", "repo_id")]
+    return sorted(chosen, key=lambda c: (order[c.group] if c.key not in ("rank", "repo_id") else -1,
+                                         _fixed_position(c.key)))
+
+
+def _fixed_position(key: str) -> int:
+    keys = list(FIXED)
+    return keys.index(key) if key in FIXED else len(keys)
+
+
+def format_value(value, fmt: str) -> str:
+    """A cell as shown in the app: fractions ×100 with 2 decimals, gains signed, missing as blank."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if fmt == "pct":
+        return f"{100 * float(value):.2f}"
+    if fmt == "pts":
+        return f"{100 * float(value):+.2f}"
+    if fmt == "int":
+        return f"{int(value):,}"
+    if fmt == "num":
+        return f"{float(value):.4g}"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return str(value)

@@ -1,0 +1,83 @@
+"""Exports of a leaderboard: CSV, JSON and Parquet with stable column names and natural units.
+
+Columns (README documents them): base_id, source, rank (0 = the base's own row), repo_id, revision,
+mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, probe_accuracy, free_energy,
+llc_mean, llc_std, init_loss, labels_saved, downloads, likes, license, num_params, last_modified,
+pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target, sorted.
+Scores and gains are fractions (0.0123 = 1.23 points); missing values are empty (CSV) or null.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pandas as pd
+
+from ranking.leaderboard import Leaderboard
+
+FORMATS = ("csv", "json", "parquet")
+LEADING = (
+    "base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high", "beats_base",
+    "mean_score", "n_targets", "probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved",
+    "downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline",
+)
+
+
+def export_frame(board: Leaderboard, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rows to export (default: baseline + every candidate) in the documented column order."""
+    frame = board.to_frame() if frame is None else frame
+    frame = frame.copy()
+    frame.insert(0, "source", board.source)
+    frame.insert(0, "base_id", board.base_id)
+    targets = sorted(c for c in frame.columns if c.startswith("score:")) + \
+        sorted(c for c in frame.columns if c.startswith("gain:"))
+    frame = frame.reindex(columns=[*LEADING, *targets])
+    frame["beats_base"] = frame["beats_base"].astype("boolean")
+    frame["is_baseline"] = frame["is_baseline"].astype("boolean")
+    return frame
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False, float_format="%.17g").encode()
+
+
+def to_json(board: Leaderboard, frame: pd.DataFrame) -> bytes:
+    document = {
+        "base_id": board.base_id,
+        "source": board.source,
+        "suite": list(board.suite),
+        "config_hashes": dict(board.config_hashes),
+        "columns": list(frame.columns),
+        "rows": [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")],
+    }
+    return json.dumps(document, indent=1, allow_nan=False).encode()
+
+
+def to_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def render(board: Leaderboard, fmt: str, frame: pd.DataFrame | None = None) -> bytes:
+    """The export in one of FORMATS."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    rows = export_frame(board, frame)
+    if fmt == "csv":
+        return to_csv(rows)
+    if fmt == "json":
+        return to_json(board, rows)
+    return to_parquet(rows)
+
+
+def _plain(value):
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value

@@ -1,0 +1,86 @@
+"""Export round trips, the documented columns, a snapshot of the format, and the export command."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from data.metrics import PROJECT_SOURCE
+from data.records import Score
+from data.store import Store
+from ranking.__main__ import main
+from ranking.columns import column_for, format_value
+from ranking.export import LEADING, export_frame, render
+from ranking.leaderboard import build_leaderboard, scores_frame
+from tests.unit.ranking.test_leaderboard import BASE, BASE_RUNS, rows_of
+
+TABLE = {"m/good": {"a": [0.80], "b": [0.60]}, "m/partial": {"a": [0.9]}, "m/bad": {"a": [0.60], "b": [0.52]}}
+
+
+@pytest.fixture
+def board():
+    rows = rows_of(BASE_RUNS) + rows_of(TABLE)
+    rows += rows_of({"m/good": {"mnli": [0.7]}}, scorer="linear_probe", metric="probe_accuracy", config_hash="p")
+    return build_leaderboard(scores_frame(rows), base_id=BASE, source=PROJECT_SOURCE)
+
+
+def test_export_columns_are_the_documented_ones(board):
+    frame = export_frame(board)
+    assert list(frame.columns) == [*LEADING, "score:a", "score:b", "gain:a", "gain:b"]
+    assert list(frame["repo_id"]) == [BASE, "m/good", "m/bad", "m/partial"] and list(frame["rank"]) == [0, 1, 2, 3]
+    assert set(frame["base_id"]) == {BASE} and set(frame["source"]) == {PROJECT_SOURCE}
+
+
+def test_csv_round_trip(board):
+    frame = export_frame(board)
+    back = pd.read_csv(io.BytesIO(render(board, "csv")))
+    assert list(back.columns) == list(frame.columns)
+    pd.testing.assert_series_equal(back["mean_gain"], frame["mean_gain"].astype(float), check_names=False)
+    assert back["score:b"].isna().tolist() == [False, False, False, True]
+
+
+def test_parquet_round_trip_is_exact(board):
+    frame = export_frame(board)
+    back = pd.read_parquet(io.BytesIO(render(board, "parquet")))
+    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_dtype=False)
+
+
+def test_json_document(board):
+    doc = json.loads(render(board, "json"))
+    assert doc["base_id"] == BASE and doc["suite"] == ["a", "b"] and doc["config_hashes"]["intertraining"] == "h1"
+    good = doc["rows"][1]
+    assert good["repo_id"] == "m/good" and good["probe_accuracy"] == 0.7 and good["gain:a"] == pytest.approx(0.08)
+    assert doc["rows"][3]["mean_gain"] is None  # missing stays missing, as null
+    with pytest.raises(ValueError, match="unknown export format"):
+        render(board, "xlsx")
+
+
+def test_csv_format_snapshot(board, snapshot):
+    assert render(board, "csv").decode() == snapshot
+
+
+def test_display_formats():
+    assert format_value(0.1234, "pct") == "12.34" and format_value(0.0123, "pts") == "+1.23"
+    assert format_value(float("nan"), "pct") == "" and format_value(1234567, "int") == "1,234,567"
+    assert column_for("gain:sst2").label == "Δ sst2" and column_for("score:sst2").group == "target scores"
+    with pytest.raises(KeyError):
+        column_for("nonsense")
+
+
+def test_export_command_writes_a_file_and_refuses_unknown_leaderboards(tmp_path, capsys):
+    db = tmp_path / "lb.db"
+    store = Store(db)
+    store.add_scores([Score(repo_id=r, revision="r", scorer="intertraining", metric="target_score", target=t,
+                            seed=seed, value=v, config_hash="h1", base_id=BASE)
+                      for r, targets in {**BASE_RUNS, **TABLE}.items() for t, vs in targets.items()
+                      for seed, v in enumerate(vs)])
+    out = tmp_path / "lb.parquet"
+    assert main(["export", "--base", BASE, "--format", "parquet", "--out", str(out), "--db", str(db)]) == 0
+    assert list(pd.read_parquet(out)["repo_id"]) == [BASE, "m/good", "m/bad", "m/partial"]
+    assert main(["export", "--base", BASE, "--format", "csv", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("base_id,source,rank,repo_id")
+    assert main(["export", "--base", "org/nothing", "--db", str(db)]) == 1
+    assert "leaderboards with scores: org/base (project)" in capsys.readouterr().err
