@@ -42,8 +42,9 @@ from data.store import Store
 
 logger = logging.getLogger(__name__)
 
-PUBLISHED_DEFAULT_SOURCE = "https://raw.githubusercontent.com/IBM/model-recycling/master"
 PUBLISHED_COMMIT = "1c1d4228810ef0506de1a85144a3744b274c8bbc"
+# Pinned to the commit the protocol hash names, so the data and its label cannot drift apart.
+PUBLISHED_DEFAULT_SOURCE = f"https://raw.githubusercontent.com/IBM/model-recycling/{PUBLISHED_COMMIT}"
 MODELS_TESTED_PATH = "results/models_tested.csv"
 BASELINE_REVISION = "published-baseline"
 STSB = "stsb"

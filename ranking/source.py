@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from data.metrics import PROJECT_SOURCE
+from data.metrics import PROJECT_SOURCE, PUBLISHED_SOURCE
+from data.published import BASELINE_REVISION
 from data.records import CandidateStatus
 from data.selection import aliases_of, canonical_id
 from data.store import Store
@@ -46,4 +47,5 @@ def load_leaderboard(store: Store, base_id: str, source: str = PROJECT_SOURCE, *
     scores = scores_frame(store.score_rows(base_id=canonical, source=source))
     metadata = candidate_metadata(store, canonical) if base else None
     return build_leaderboard(scores, base_id=canonical, source=source, base_aliases=aliases, metadata=metadata,
-                             config_hashes=config_hashes, sort_by=sort_by)
+                             config_hashes=config_hashes, sort_by=sort_by,
+                             baseline_revision=BASELINE_REVISION if source == PUBLISHED_SOURCE else None)

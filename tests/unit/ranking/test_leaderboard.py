@@ -120,3 +120,11 @@ def test_only_the_current_revision_of_a_crawled_model_is_ranked():
 def test_empty_scores_give_an_empty_leaderboard():
     lb = board([])
     assert lb.rows.empty and lb.baseline.empty and lb.suite == ()
+
+
+def test_a_baseline_revision_keeps_the_bases_own_single_run_as_a_candidate():
+    rows = rows_of(BASE_RUNS, revision="baseline") + rows_of({BASE: {"a": [0.9], "b": [0.9]}}, revision="row-7")
+    lb = board(rows, baseline_revision="baseline")
+    assert list(zip(lb.rows["repo_id"], lb.rows["revision"])) == [(BASE, "row-7")]
+    assert lb.baseline.iloc[0]["mean_score"] == pytest.approx(0.62)
+    assert lb.rows.iloc[0]["mean_gain"] == pytest.approx(0.28)

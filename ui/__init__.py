@@ -1,0 +1,1 @@
+"""The app handlers and views: plain functions, unit-tested without a browser."""

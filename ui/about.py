@@ -1,0 +1,55 @@
+"""The About tab and the empty state: what each score means, the protocol, how to cite."""
+
+EMPTY_STATE = """\
+### Nothing to rank yet
+This store has no scores. Fill it in one of three ways:
+
+```bash
+python -m data import-published                          # IBM's published 2023 results (needs network)
+python -m data import-published --source ../shared/anchors/model_recycling   # the same, offline
+python -m data crawl --base FacebookAI/roberta-base --limit 50   # then score the crawled candidates
+```
+
+Then reload this page.
+"""
+
+ABOUT = """\
+## What this leaderboard answers
+*Which checkpoint on the Hugging Face Hub should I fine-tune from?* Many finetuned models are better
+starting points than the base model they came from ("intertraining"). For each base architecture we
+crawl its finetuned descendants and score them.
+
+## The scores
+- **Target score**: accuracy on a target dataset after fine-tuning the model on it (Spearman for STS-B),
+  stored as a fraction and shown ×100.
+- **Intertraining gain** (points): score of the candidate minus the mean over seeds of the base model's
+  score on the same target with the same protocol. **Mean gain** is its mean over the whole suite; a
+  model missing any target gets no mean (never a partial average).
+- **95% interval and "beats base"**: the interval of the mean gain combines the seed variance of the
+  base (σ²/K per target) with the candidate's own (its seeds, or the base's σ² for a single run). A model
+  "beats the base" when the whole interval lies above 0.
+- **Probe**: accuracy of a linear classifier trained on frozen features (MNLI on the published
+  leaderboard, `mnli_lp`): the cheap stage-1 filter that picks which models get the full run.
+- **Free energy** (lower is better): F = n·L_n(w*) + λ̂·log n on the pretraining objective (masked-LM
+  loss) over a reference corpus, λ̂ the local learning coefficient estimated by SGLD at the checkpoint
+  (Munn & Wei 2025). It needs no downstream data. A finetuned classifier has no LM head: its backbone is
+  evaluated with the base model's LM head, and only the backbone is sampled.
+- **Labels saved**: how many target labels a LoRA fine-tune of the candidate saves against the base at
+  the same accuracy (sample efficiency).
+
+## Protocols never mix
+Every score carries the hash of its full configuration (hyper-parameters, suite, seeds). A leaderboard
+compares scores of one protocol per scorer, and the published 2023 results are a separate source.
+
+## Published results (2023)
+The "published-2023" source is IBM's model-recycling data (Choshen et al., 2023): stage 1 a linear
+probe on MNLI for every model; stage 2 full fine-tuning on 36 targets (10 epochs, lr 5e-5 with linear
+decay and 0.6% warm-up, batch 256, AdamW weight decay 0.01, early stopping), the base model 20 times per
+target. Its ranking sorts by the mean of the 36 scores, ties by the probe.
+
+## How to cite
+Leshem Choshen, Elad Venezian, Shachar Don-Yehiya, Noam Slonim, Yoav Katz. *Where to start? Analyzing
+the potential value of intermediate models.* EMNLP 2023 (arXiv:2211.00107).
+Andrew Munn, Susan Wei. *A Bayesian Model Selection Criterion for Selecting Pretraining Checkpoints.*
+ICML 2025 (arXiv:2410.05612).
+"""

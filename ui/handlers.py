@@ -1,0 +1,163 @@
+"""Every UI action as a plain method: app.py wires them to components, tests call them directly."""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from data.errors import SubmissionRejected
+from data.hub import HubClient
+from data.metrics import PROJECT_SOURCE
+from data.records import JobStatus
+from data.settings import Settings
+from data.store import Store
+from data.submissions import submit
+from ranking.export import FORMATS, render
+from ranking.leaderboard import Leaderboard
+from ui import insights, model_page
+from ui.service import LeaderboardService
+from ui.views import ViewQuery, display_frame, filter_rows, license_choices, sort_choices, status_line
+
+logger = logging.getLogger(__name__)
+
+JOB_COLUMNS = ["id", "model", "revision", "scorer", "status", "attempts", "error", "queued", "finished"]
+
+
+class AppHandlers:
+    def __init__(self, store: Store, settings: Settings, *, hub_factory: Callable[[], HubClient] | None = None):
+        self.store = store
+        self.settings = settings
+        self.service = LeaderboardService(store)
+        self._hub_factory = hub_factory or (lambda: HubClient(settings))
+        self._export_dir = Path(tempfile.mkdtemp(prefix="mrl-exports-"))
+
+    # ------------------------------------------------------------ leaderboard
+    def default_selection(self, base: str | None = None, source: str | None = None) -> tuple[str | None, str]:
+        """A valid (base, source): the requested ones when they exist, else the best-populated leaderboard."""
+        available = self.service.available()
+        if not available:
+            return None, PROJECT_SOURCE
+        if base in {b for b, _, _ in available}:
+            sources = self.service.sources(base)
+            return base, source if source in sources else sources[0]
+        best = max(available, key=lambda a: (a[2], a[1] == PROJECT_SOURCE))
+        return best[0], best[1]
+
+    def board(self, base: str | None, source: str) -> Leaderboard | None:
+        return None if not base else self.service.board(base, source)
+
+    def leaderboard(self, base: str | None, source: str, query: ViewQuery) -> tuple[pd.DataFrame, list[str], str]:
+        """(table, column datatypes, status line) of the current view."""
+        board = self.board(base, source)
+        if board is None:
+            return pd.DataFrame(), [], "No leaderboard yet."
+        view = filter_rows(board, query)
+        frame, datatypes = display_frame(board, view, query)
+        return frame, datatypes, status_line(board, view, query)
+
+    def controls(self, base: str | None, source: str) -> dict:
+        """Choices that depend on the selected leaderboard."""
+        board = self.board(base, source)
+        return {
+            "sources": self.service.sources(base) if base else [PROJECT_SOURCE],
+            "licenses": license_choices(board) if board else [],
+            "sort": sort_choices(board) if board else [("mean gain", "mean_gain")],
+            "models": list(board.to_frame()["repo_id"]) if board else [],
+        }
+
+    def export(self, base: str | None, source: str, query: ViewQuery | None, fmt: str) -> Path:
+        """Write the current view (``query``) or the full ranking (None) as a file; returns its path."""
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}")
+        board = self.board(base, source)
+        if board is None:
+            raise SubmissionRejected("There is no leaderboard to download yet.")
+        frame = None
+        scope = "full"
+        if query is not None:
+            view = filter_rows(board, query)
+            frame = pd.concat([board.baseline, view], ignore_index=True) if not board.baseline.empty else view
+            scope = "view"
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}")
+        path = self._export_dir / f"{name}-{int(time.time() * 1000)}.{fmt}"
+        path.write_bytes(render(board, fmt, frame))
+        return path
+
+    # ------------------------------------------------------------- model page
+    def model_page(self, base: str | None, source: str, repo_id: str) -> dict:
+        board = self.board(base, source)
+        repo_id = (repo_id or "").strip()
+        if board is None or not repo_id:
+            return {"header": "Pick a model on the leaderboard (click its row) or type its id.",
+                    "gains": insights.empty_figure("no model selected"), "free_energy": "",
+                    "chains": pd.DataFrame(columns=["chain", "llc"]),
+                    "sample_efficiency": insights.empty_figure("no model selected"),
+                    "revisions": model_page.scored_revisions(self.store, "")}
+        row = model_page.find_row(board, repo_id)
+        revision = str(row["revision"]) if row is not None else ""
+        fe_text, chains = model_page.free_energy_details(self.store, repo_id, revision)
+        points = model_page.sample_efficiency_points(self.store, repo_id, board.base_id)
+        return {
+            "header": model_page.header_markdown(board, row, repo_id),
+            "gains": insights.target_gains_bar(row) if row is not None else insights.empty_figure("not ranked here"),
+            "free_energy": fe_text,
+            "chains": chains,
+            "sample_efficiency": insights.sample_efficiency_figure(points),
+            "revisions": model_page.scored_revisions(self.store, repo_id),
+        }
+
+    # --------------------------------------------------------------- insights
+    def insights(self, base: str | None, source: str) -> dict:
+        board = self.board(base, source)
+        frame = board.to_frame() if board is not None else pd.DataFrame(columns=["is_baseline", "mean_gain"])
+        fe_fig, fe_corr = insights.scatter_vs_gain(frame, "free_energy", "free energy")
+        probe_fig, probe_corr = insights.scatter_vs_gain(frame, "probe_accuracy", "probe accuracy")
+        summary = []
+        for b in self.service.bases():
+            sources = self.service.sources(b)
+            chosen = source if source in sources else sources[0]
+            rows = self.service.board(b, chosen).rows
+            ranked = int(rows["mean_gain"].notna().sum()) if len(rows) else 0
+            beating = int(rows["beats_base"].fillna(False).astype(bool).sum()) if len(rows) else 0
+            summary.append((f"{b} ({chosen})", beating, ranked))
+        return {
+            "free_energy": fe_fig,
+            "free_energy_text": insights.correlation_text(fe_corr, "free energy", "mean gain"),
+            "probe": probe_fig,
+            "probe_text": insights.correlation_text(probe_corr, "probe", "mean gain"),
+            "heatmap": insights.gain_heatmap(frame),
+            "beats_base": insights.beats_base_bars(summary),
+        }
+
+    # ----------------------------------------------------------------- submit
+    def submit(self, repo_id: str, revision: str | None) -> str:
+        """Queue a model; raises SubmissionRejected with the reason to show."""
+        result = submit(repo_id, revision, self._hub_factory(), self.store, self.settings)
+        self.service.invalidate()
+        scorers = ", ".join(j.scorer for j in result.jobs)
+        if not result.is_new:
+            return (f"**{result.repo_id}** at `{result.sha[:8]}` is already queued or scored "
+                    f"(jobs: {scorers}).")
+        position = f" Queue position: **{result.queue_position}**." if result.queue_position else ""
+        return (f"Queued **{result.repo_id}** at `{result.sha[:8]}` for the {result.base_id} leaderboard "
+                f"(jobs: {scorers}).{position}")
+
+    def jobs(self, limit: int = 200) -> pd.DataFrame:
+        """The newest jobs with their status and, for failures, the error."""
+        jobs = sorted(self.store.jobs(), key=lambda j: j.id, reverse=True)[:limit]
+        rows = [[j.id, j.repo_id, j.revision[:8], j.scorer, j.status.value, j.attempts, j.error or "",
+                 j.created_at.isoformat(timespec="seconds") if j.created_at else "",
+                 j.finished_at.isoformat(timespec="seconds") if j.finished_at else ""] for j in jobs]
+        return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+    def job_counts(self) -> str:
+        counts = {status: 0 for status in JobStatus}
+        for job in self.store.jobs():
+            counts[job.status] += 1
+        return " · ".join(f"{status.value.lower()} {n}" for status, n in counts.items() if n) or "no jobs yet"

@@ -1,0 +1,322 @@
+"""Insights for the app: rank correlations with bootstrap intervals, and the plotly figures around them.
+
+Pure functions: no I/O, no gradio, no torch. Frames are ``Leaderboard.to_frame()`` (fractions in natural
+units); figures show fractions ×100 as points, as the table does. Plotly renders hover text, tick labels,
+legend names and titles as a small subset of HTML, so every string that comes from the Hub (repo ids,
+model names) is HTML-escaped before it goes into a figure: ``&lt;img ...&gt;`` shows as text.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from ranking.columns import column_for
+
+logger = logging.getLogger(__name__)
+
+GAIN_PREFIX = "gain:"
+POSITIVE, NEGATIVE, NEUTRAL = "#2166ac", "#b2182b", "#9e9e9e"
+_BOOT_CELLS = 1_000_000  # values per bootstrap chunk (bounds memory: chunk × n)
+_TEMPLATE = go.layout.Template(layout={
+    "font": {"family": "sans-serif", "size": 12}, "paper_bgcolor": "white", "plot_bgcolor": "white",
+    "colorway": list(qualitative.Plotly), "hovermode": "closest",
+    "xaxis": {"gridcolor": "#eeeeee", "zerolinecolor": "#cccccc"},
+    "yaxis": {"gridcolor": "#eeeeee", "zerolinecolor": "#cccccc"},
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    """A correlation coefficient with its percentile-bootstrap interval over ``n`` complete pairs.
+
+    ``rho`` is NaN when n < 3 or one side is constant; ``low``/``high`` are NaN when no bootstrap
+    resample gives a defined coefficient (or ``n_boot`` was 0).
+    """
+
+    rho: float
+    low: float
+    high: float
+    n: int
+    method: str  # "spearman" | "pearson"
+    level: float = 0.95
+
+
+def spearman_with_ci(x, y, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Correlation:
+    """Spearman's ρ of paired values (Pearson of average ranks, ties averaged) with a bootstrap CI.
+
+    Pairs where either value is missing or infinite are dropped. The interval is the percentile
+    bootstrap at ``level``: ``n_boot`` resamples of the pairs with replacement from
+    ``numpy.random.default_rng(seed)``, ranked inside each resample; resamples whose ranks are constant
+    on either side (ρ undefined) are dropped. Deterministic for a given seed.
+    """
+    return _correlate(x, y, ranked=True, n_boot=n_boot, seed=seed, level=level)
+
+
+def pearson_with_ci(x, y, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Correlation:
+    """Pearson's r of paired values with a percentile-bootstrap CI; same rules as ``spearman_with_ci``."""
+    return _correlate(x, y, ranked=False, n_boot=n_boot, seed=seed, level=level)
+
+
+def _correlate(x, y, *, ranked: bool, n_boot: int, seed: int, level: float) -> Correlation:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_boot < 0:
+        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
+    xs, ys = _as_float(x), _as_float(y)
+    if xs.shape != ys.shape:
+        raise ValueError(f"x and y differ in length: {xs.shape[0]} != {ys.shape[0]}")
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys = xs[keep], ys[keep]
+    n, method = len(xs), "spearman" if ranked else "pearson"
+    if n < 3:
+        return Correlation(math.nan, math.nan, math.nan, n, method, level)
+    pairs = _Pairs(xs, ys, ranked=ranked)
+    rho = float(pairs.corr(np.ones((1, n)))[0])
+    low = high = math.nan
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        chunk = max(1, _BOOT_CELLS // n)
+        boots = []
+        for start in range(0, n_boot, chunk):
+            size = min(chunk, n_boot - start)
+            idx = rng.integers(0, n, size=(size, n))
+            cells = (np.arange(size)[:, None] * n + idx).ravel()
+            boots.append(pairs.corr(np.bincount(cells, minlength=size * n).reshape(size, n).astype(np.float64)))
+        values = np.concatenate(boots)
+        values = values[np.isfinite(values)]
+        if len(values):
+            alpha = (1 - level) / 2
+            low, high = (float(v) for v in np.quantile(values, [alpha, 1 - alpha]))
+    return Correlation(rho, low, high, n, method, level)
+
+
+def _as_float(values) -> np.ndarray:
+    if isinstance(values, pd.Series | pd.Index):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(values, dtype=np.float64).ravel()
+
+
+class _Pairs:
+    """Complete pairs, correlated under multiplicity weights: one row of ``counts`` per (re)sample.
+
+    A bootstrap resample is the original pairs taken ``counts[b, i]`` times each, so it is ranked from
+    per-value counts (items below + (ties + 1) / 2 = the average rank) instead of by sorting each resample.
+    """
+
+    def __init__(self, xs: np.ndarray, ys: np.ndarray, *, ranked: bool):
+        self.n, self.ranked = len(xs), ranked
+        self.x_values, self.x_group = np.unique(xs, return_inverse=True)
+        self.y_values, self.y_group = np.unique(ys, return_inverse=True)
+
+    def corr(self, counts: np.ndarray) -> np.ndarray:
+        """Pearson correlation (of average ranks when ranked) of each weighted sample; NaN where one side is constant."""
+        vx, flat_x = self._values(counts, self.x_values, self.x_group)
+        vy, flat_y = self._values(counts, self.y_values, self.y_group)
+        dx = vx - (counts * vx).sum(axis=1, keepdims=True) / self.n
+        dy = vy - (counts * vy).sum(axis=1, keepdims=True) / self.n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (counts * dx * dy).sum(axis=1) / np.sqrt((counts * dx * dx).sum(axis=1) * (counts * dy * dy).sum(axis=1))
+        return np.where(flat_x | flat_y, np.nan, np.clip(r, -1.0, 1.0))
+
+    def _values(self, counts: np.ndarray, values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each pair's value (or average rank) within each sample, and whether the sample's values are all equal."""
+        m, k = counts.shape[0], len(values)
+        cells = (np.arange(m)[:, None] * k + group[None, :]).ravel()
+        per_value = np.bincount(cells, weights=counts.ravel(), minlength=m * k).reshape(m, k)
+        is_flat = (per_value > 0).sum(axis=1) <= 1
+        if not self.ranked:
+            return np.broadcast_to(values[group], counts.shape), is_flat
+        rank_of_value = np.cumsum(per_value, axis=1) - per_value + (per_value + 1) / 2
+        return rank_of_value[:, group], is_flat
+
+
+def correlation_text(c: Correlation, x_label: str, y_label: str) -> str:
+    """One plain-text line, e.g. "free energy vs mean gain: Spearman ρ = -0.42 (95% CI -0.61 to -0.20, n = 57)"."""
+    subject = f"{x_label} vs {y_label}"
+    if c.n < 3:
+        return f"{subject}: not enough models with both scores (n = {c.n})"
+    name = "Spearman ρ" if c.method == "spearman" else "Pearson r"
+    if math.isnan(c.rho):
+        return f"{subject}: {name} undefined, one of the scores is constant (n = {c.n})"
+    if math.isnan(c.low) or math.isnan(c.high):
+        return f"{subject}: {name} = {c.rho:.2f} (n = {c.n})"
+    return f"{subject}: {name} = {c.rho:.2f} ({c.level:.0%} CI {c.low:.2f} to {c.high:.2f}, n = {c.n})"
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure that says why it is blank (centred annotation, no axes)."""
+    fig = go.Figure()
+    fig.add_annotation(text=_escape(message), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 14, "color": "#666666"})
+    fig.update_layout(template=_TEMPLATE, xaxis={"visible": False}, yaxis={"visible": False}, height=240,
+                      margin={"l": 20, "r": 20, "t": 20, "b": 20})
+    return fig
+
+
+def scatter_vs_gain(frame: pd.DataFrame, x: str, x_label: str) -> tuple[go.Figure, Correlation]:
+    """Scatter of column ``x`` against mean gain (points) over candidates having both, titled with Spearman's ρ.
+
+    The base's own row is left out (its gain is 0 by definition). ``x`` is shown as the table shows it
+    (fractions ×100 for ``pct``/``pts`` columns); the correlation is on the plotted pairs.
+    """
+    rows = _candidates(frame)
+    xs = _numeric(rows, x) * _display_scale(x)
+    gain = _numeric(rows, "mean_gain") * 100
+    keep = np.isfinite(xs) & np.isfinite(gain)
+    corr = spearman_with_ci(xs[keep], gain[keep])
+    if not keep.any():
+        return empty_figure(f"no models with both {x_label} and mean gain yet"), corr
+    fig = go.Figure(go.Scatter(
+        x=xs[keep], y=gain[keep], mode="markers", name="candidates", marker={"size": 7, "opacity": 0.75},
+        hovertext=[_escape(r) for r in rows["repo_id"].to_numpy()[keep]],
+        hovertemplate=f"%{{hovertext}}<br>{_escape(x_label)}: %{{x:.4g}}<br>mean gain: %{{y:+.2f}} pts<extra></extra>",
+    ))
+    fig.add_hline(y=0, line={"dash": "dash", "color": NEUTRAL}, annotation_text="base",
+                  annotation_position="bottom right")
+    fig.update_layout(template=_TEMPLATE, title={"text": _escape(correlation_text(corr, x_label, "mean gain"))},
+                      xaxis_title=_escape(x_label), yaxis_title="mean gain over the base (points)",
+                      showlegend=False, height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+    return fig, corr
+
+
+def gain_heatmap(frame: pd.DataFrame, *, top: int = 30) -> go.Figure:
+    """Per-target gains (points) of the ``top`` candidates by rank: rows are models, columns targets."""
+    gain_columns = [c for c in frame.columns if c.startswith(GAIN_PREFIX)]
+    rows = _candidates(frame)
+    if "rank" in rows:
+        rows = rows.sort_values("rank", kind="mergesort")
+    rows = rows.head(top)
+    z = np.column_stack([_numeric(rows, c) for c in gain_columns]) * 100 if gain_columns else np.empty((0, 0))
+    if rows.empty or not np.isfinite(z).any():
+        return empty_figure("no per-target gains yet")
+    labels = _model_labels(rows)
+    targets = [_escape(c[len(GAIN_PREFIX):]) for c in gain_columns]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=targets, y=labels, zmid=0, colorscale="RdBu", colorbar={"title": {"text": "gain (pts)"}},
+        hovertemplate="%{y}<br>%{x}: %{z:+.2f} pts<extra></extra>", xgap=1, ygap=1,
+    ))
+    fig.update_layout(template=_TEMPLATE, title={"text": f"Per-target gain over the base, top {len(rows)} by rank"},
+                      yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
+                      height=160 + 22 * len(rows), margin={"l": 20, "r": 20, "t": 60, "b": 80})
+    return fig
+
+
+def beats_base_bars(summary: Sequence[tuple[str, int, int]]) -> go.Figure:
+    """Per base: models with a mean gain, and those beating the base beyond seed noise (with the share)."""
+    if not summary:
+        return empty_figure("no architectures with mean gains yet")
+    bases = [_escape(base_id) for base_id, _, _ in summary]
+    beating = [int(b) for _, b, _ in summary]
+    with_gain = [int(n) for _, _, n in summary]
+    shares = [f"{b}/{n} ({b / n:.0%})" if n else "0/0" for b, n in zip(beating, with_gain, strict=True)]
+    fig = go.Figure([
+        go.Bar(x=bases, y=with_gain, name="models with a mean gain", marker_color=NEUTRAL,
+               hovertemplate="%{x}<br>%{y} models with a mean gain<extra></extra>"),
+        go.Bar(x=bases, y=beating, name="beat the base beyond seed noise", marker_color=POSITIVE,
+               text=shares, textposition="outside",
+               hovertemplate="%{x}<br>%{text} beat the base<extra></extra>"),
+    ])
+    fig.update_layout(template=_TEMPLATE, barmode="group", title={"text": "Models that beat their base"},
+                      yaxis_title="models", legend={"orientation": "h", "y": -0.2}, height=420,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 80})
+    return fig
+
+
+def target_gains_bar(row: pd.Series) -> go.Figure:
+    """One model's per-target gains (points), sorted so the largest gain is on top; blue up, red down."""
+    gains = pd.to_numeric(row[[k for k in row.index if str(k).startswith(GAIN_PREFIX)]], errors="coerce")
+    gains = gains[np.isfinite(gains.to_numpy(dtype=np.float64, na_value=np.nan))].astype(np.float64) * 100
+    if gains.empty:
+        return empty_figure("no per-target gains for this model yet")
+    gains = gains.sort_values(kind="mergesort")
+    targets = [_escape(str(k)[len(GAIN_PREFIX):]) for k in gains.index]
+    values = gains.to_numpy()
+    fig = go.Figure(go.Bar(
+        x=values, y=targets, orientation="h", marker_color=[POSITIVE if v > 0 else NEGATIVE if v < 0 else NEUTRAL
+                                                             for v in values],
+        hovertemplate="%{y}: %{x:+.2f} pts<extra></extra>",
+    ))
+    repo_id = row.get("repo_id")
+    title = f"Per-target gain over the base: {repo_id}" if isinstance(repo_id, str) else "Per-target gain over the base"
+    fig.update_layout(template=_TEMPLATE, title={"text": _escape(title)}, xaxis_title="gain (points)",
+                      yaxis={"type": "category"}, height=160 + 22 * len(values),
+                      margin={"l": 20, "r": 20, "t": 60, "b": 50})
+    return fig
+
+
+def sample_efficiency_figure(points: pd.DataFrame) -> go.Figure:
+    """Accuracy (×100) against number of labels on a log axis: one line per model, one colour per model.
+
+    ``points`` has columns model, n_labels, accuracy and optionally kind ("measured" drawn as markers
+    and lines, "fit" as a dashed line).
+    """
+    needed = {"model", "n_labels", "accuracy"}
+    if points.empty or not needed <= set(points.columns):
+        return empty_figure("no sample-efficiency measurements yet")
+    data = points.assign(n_labels=pd.to_numeric(points["n_labels"], errors="coerce"),
+                         accuracy=pd.to_numeric(points["accuracy"], errors="coerce"))
+    data = data[np.isfinite(data["n_labels"]) & np.isfinite(data["accuracy"]) & (data["n_labels"] > 0)]
+    if data.empty:
+        return empty_figure("no sample-efficiency measurements yet")
+    if "kind" not in data:
+        data = data.assign(kind="measured")
+    fig = go.Figure()
+    palette = qualitative.Plotly
+    for i, (model, group) in enumerate(data.groupby("model", sort=False)):
+        colour, name = palette[i % len(palette)], _escape(str(model))
+        for kind, part in group.groupby("kind", sort=False):
+            part = part.sort_values("n_labels", kind="mergesort")
+            is_fit = kind == "fit"
+            fig.add_trace(go.Scatter(
+                x=part["n_labels"].to_numpy(), y=part["accuracy"].to_numpy() * 100,
+                mode="lines" if is_fit else "lines+markers", name=f"{name} (fit)" if is_fit else name,
+                legendgroup=name, line={"color": colour, "dash": "dash" if is_fit else "solid"},
+                hovertemplate=f"{name}<br>%{{x:,}} labels: %{{y:.2f}}<extra>{_escape(str(kind))}</extra>",
+            ))
+    fig.update_layout(template=_TEMPLATE, title={"text": "Accuracy against number of labels"},
+                      xaxis={"type": "log", "title": {"text": "labels"}}, yaxis_title="accuracy (×100)",
+                      height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+    return fig
+
+
+def _escape(text: str) -> str:
+    """Text as plotly should show it, not interpret it (plotly renders a subset of HTML in labels)."""
+    return html.escape(str(text), quote=False)
+
+
+def _candidates(frame: pd.DataFrame) -> pd.DataFrame:
+    if "is_baseline" not in frame:
+        return frame
+    return frame[~frame["is_baseline"].eq(True).to_numpy()]
+
+
+def _numeric(frame: pd.DataFrame, key: str) -> np.ndarray:
+    if key not in frame:
+        return np.full(len(frame), np.nan)
+    return _as_float(frame[key])
+
+
+def _display_scale(key: str) -> float:
+    """100 for columns the table shows ×100 (fractions and gains), else 1 (per ``ranking.columns``)."""
+    try:
+        return 100.0 if column_for(key).fmt in ("pct", "pts") else 1.0
+    except KeyError:
+        return 1.0
+
+
+def _model_labels(rows: pd.DataFrame) -> list[str]:
+    """Escaped repo ids; a repo listed at several revisions gets ``@<sha[:7]>`` so rows stay distinct."""
+    repos = rows["repo_id"].astype(str).tolist()
+    revisions = rows["revision"].astype(str).tolist() if "revision" in rows else [""] * len(repos)
+    repeated = {r for r in repos if repos.count(r) > 1}
+    labels = [f"{r}@{v[:7]}" if r in repeated else r for r, v in zip(repos, revisions, strict=True)]
+    return [_escape(label) for label in labels]

@@ -1,0 +1,112 @@
+"""The model page: one candidate's scores explained. Plain functions returning markdown and frames."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+
+from data.store import Store
+from ranking.columns import format_value
+from ranking.leaderboard import Leaderboard
+from ui.views import model_link
+
+SAMPLE_EFFICIENCY_SCORER = "sample_efficiency"
+
+
+def find_row(board: Leaderboard, repo_id: str) -> pd.Series | None:
+    """The model's row (or the base's), by exact repo id; None when it is not on this leaderboard."""
+    frame = board.to_frame()
+    hits = frame[frame["repo_id"] == repo_id]
+    return None if hits.empty else hits.iloc[0]
+
+
+def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> str:
+    name = model_link(repo_id)
+    if row is None:
+        return (f"### {html.escape(repo_id)}\nNot on the {html.escape(board.base_id)} leaderboard "
+                f"({html.escape(board.source)} scores). Pick a model from the leaderboard, or submit it for scoring.")
+    if bool(row.get("is_baseline")):
+        title = f"### {name} — the base model\nEvery gain on this leaderboard is measured against its mean over seeds."
+    else:
+        title = f"### {name} — rank {int(row['rank'])} on {html.escape(board.base_id)}"
+    facts = [
+        ("mean gain", _gain_with_ci(row)),
+        ("beats the base beyond seed noise", "yes" if row.get("beats_base") is True else "no"),
+        ("mean score", format_value(row.get("mean_score"), "pct")),
+        ("suite targets scored", f"{_int(row.get('n_targets'))} of {len(board.suite)}"),
+        ("probe accuracy", format_value(row.get("probe_accuracy"), "pct")),
+        ("free energy", format_value(row.get("free_energy"), "num")),
+        ("downloads", format_value(row.get("downloads"), "int")),
+        ("likes", format_value(row.get("likes"), "int")),
+        ("license", html.escape(str(row.get("license") or ""))),
+        ("parameters", format_value(row.get("num_params"), "int")),
+        ("scored revision", html.escape(str(row.get("revision") or ""))),
+    ]
+    table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts)
+    return f"{title}\n\n| | |\n|---|---|\n{table}\n"
+
+
+def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str, pd.DataFrame]:
+    """LLC per chain and the loss-trace summary, from the free-energy scorer's stored extras."""
+    scores = [s for s in store.scores(repo_id=repo_id, scorer="free_energy") if s.revision == revision]
+    if not scores:
+        return "No free-energy score yet for this revision.", pd.DataFrame(columns=["chain", "llc"])
+    values = {s.metric: s.value for s in scores}
+    extra: dict = {}
+    for s in scores:
+        extra.update(s.extra)
+    lines = [f"free energy **{format_value(values.get('free_energy'), 'num')}**, "
+             f"λ̂ **{format_value(values.get('llc_mean'), 'num')}** ± {format_value(values.get('llc_std'), 'num')}, "
+             f"L_n(w*) {format_value(values.get('init_loss'), 'num')}"]
+    for key in ("nbeta", "n", "num_chains", "num_draws", "diagnostics"):
+        if key in extra:
+            lines.append(f"{key}: {html.escape(str(extra[key]))}")
+    chains = extra.get("per_chain") or []
+    table = pd.DataFrame({"chain": list(range(len(chains))), "llc": [round(float(c), 4) for c in chains]})
+    return "  \n".join(lines), table
+
+
+def sample_efficiency_points(store: Store, repo_id: str, base_id: str) -> pd.DataFrame:
+    """Accuracy vs number of labels for the model and its base (columns model, n_labels, accuracy)."""
+    points = []
+    for model in (repo_id, base_id):
+        for s in store.scores(repo_id=model, scorer=SAMPLE_EFFICIENCY_SCORER):
+            if s.metric == "lora_accuracy" and "n_labels" in s.extra:
+                points.append({"model": model, "n_labels": int(s.extra["n_labels"]), "accuracy": s.value})
+    if not points:
+        return pd.DataFrame(columns=["model", "n_labels", "accuracy"])
+    frame = pd.DataFrame(points)
+    return frame.groupby(["model", "n_labels"], as_index=False)["accuracy"].mean()
+
+
+def scored_revisions(store: Store, repo_id: str) -> pd.DataFrame:
+    """Every (revision, scorer, source) this model has scores for, newest first."""
+    scores = store.scores(repo_id=repo_id)
+    if not scores:
+        return pd.DataFrame(columns=["revision", "scorer", "source", "scores", "last scored"])
+    frame = pd.DataFrame({"revision": [s.revision for s in scores], "scorer": [s.scorer for s in scores],
+                          "source": [s.source for s in scores],
+                          "created": [s.created_at.isoformat(timespec="seconds") if s.created_at else "" for s in scores]})
+    grouped = frame.groupby(["revision", "scorer", "source"], as_index=False).agg(
+        scores=("created", "size"), last_scored=("created", "max"))
+    return grouped.rename(columns={"last_scored": "last scored"}).sort_values("last scored", ascending=False)
+
+
+def _gain_with_ci(row: pd.Series) -> str:
+    gain = row.get("mean_gain")
+    if gain is None or (isinstance(gain, float) and math.isnan(gain)):
+        return "– (needs every target of the suite)"
+    low, high = row.get("gain_ci_low"), row.get("gain_ci_high")
+    text = format_value(gain, "pts")
+    if low is not None and not (isinstance(low, float) and math.isnan(low)):
+        text += f" (95% CI {format_value(low, 'pts')} to {format_value(high, 'pts')})"
+    return text
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,129 @@
+"""The leaderboard view: filter, search and sort a built leaderboard, and shape it for gr.Dataframe.
+
+Pure functions over frames (no gradio): the handlers in app.py call these, the tests call them directly.
+Numbers stay numbers (fractions shown ×100, rounded) so clicking a column header in the table sorts them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ranking.columns import DEFAULT_GROUPS, GROUPS, Column, column_for, columns_in
+from ranking.leaderboard import Leaderboard, direction
+
+HUB_URL = "https://huggingface.co"
+SAFE_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+ROW_LIMITS = ("100", "500", "2000", "all")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ViewQuery:
+    search: str = ""
+    licenses: tuple[str, ...] = ()
+    min_downloads: float = 0
+    fully_scored_only: bool = False
+    hide_below_base: bool = False
+    groups: tuple[str, ...] = DEFAULT_GROUPS
+    sort_by: str = "mean_gain"
+    max_rows: str = "500"
+
+
+def model_link(repo_id: str) -> str:
+    """A markdown link to the model's Hub page; names that are not plain Hub ids are shown escaped, unlinked."""
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(repo_id), quote=True))
+    if SAFE_REPO_ID.match(str(repo_id)):
+        return f"[{text}]({HUB_URL}/{repo_id})"
+    return text
+
+
+def filter_rows(board: Leaderboard, query: ViewQuery) -> pd.DataFrame:
+    """The candidate rows that pass the query, sorted by ``query.sort_by`` in its declared direction."""
+    rows = board.rows
+    mask = np.ones(len(rows), dtype=bool)
+    if query.search.strip():
+        mask &= rows["repo_id"].str.contains(query.search.strip(), case=False, regex=False).to_numpy()
+    if query.licenses:
+        mask &= rows["license"].isin(query.licenses).to_numpy()
+    if query.min_downloads:
+        mask &= rows["downloads"].fillna(0).to_numpy() >= query.min_downloads
+    if query.fully_scored_only:
+        mask &= rows["mean_score"].notna().to_numpy()
+    if query.hide_below_base:
+        mask &= (rows["mean_gain"] >= 0).fillna(False).to_numpy()
+    view = rows[mask]
+    if query.sort_by != "mean_gain" and query.sort_by in view:
+        view = view.sort_values([query.sort_by, "rank"], ascending=[not direction(query.sort_by), True],
+                                na_position="last", kind="mergesort")
+    return view
+
+
+def display_frame(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> tuple[pd.DataFrame, list[str]]:
+    """Baseline on top, then at most ``max_rows`` rows of the view; labelled columns of the chosen groups.
+
+    Returns the frame and the gr.Dataframe datatype of each column.
+    """
+    limit = None if query.max_rows == "all" else int(query.max_rows)
+    shown = view if limit is None else view.head(limit)
+    if not board.baseline.empty:
+        shown = pd.concat([board.baseline, shown], ignore_index=True)
+    specs = columns_in(shown.columns, tuple(query.groups) or DEFAULT_GROUPS)
+    out = pd.DataFrame({spec.label: _display_column(shown, spec) for spec in specs})
+    datatypes = ["markdown" if spec.key == "repo_id" else ("str" if spec.fmt == "text" else "number")
+                 for spec in specs]
+    return out, datatypes
+
+
+def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
+    values = frame[spec.key]
+    if spec.key == "repo_id":
+        links = values.map(model_link)
+        return links.where(~frame["is_baseline"].astype(bool), links + " (base)")
+    if spec.key == "beats_base":
+        return values.map(lambda v: "yes" if v is True or v == 1 else "")
+    if spec.fmt in ("pct", "pts"):
+        return (pd.to_numeric(values, errors="coerce") * 100).round(2)
+    if spec.fmt == "num":
+        return pd.to_numeric(values, errors="coerce").round(4)
+    if spec.fmt == "int":
+        return pd.to_numeric(values, errors="coerce").astype("Int64")
+    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else html.escape(str(v)))
+
+
+def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str:
+    shown = len(view) if query.max_rows == "all" else min(len(view), int(query.max_rows))
+    full = int(board.rows["mean_score"].notna().sum()) if len(board.rows) else 0
+    beating = int(board.rows["beats_base"].fillna(False).astype(bool).sum()) if len(board.rows) else 0
+    parts = [f"**{len(board.rows):,}** models ranked, **{full:,}** with every target of the suite "
+             f"({len(board.suite)} targets), **{beating:,}** beat the base beyond seed noise."]
+    if len(view) != len(board.rows) or shown != len(view):
+        parts.append(f"Showing {shown:,} of {len(view):,} matching models.")
+    if query.sort_by != "mean_gain":
+        parts.append(f"Sorted by {column_for(query.sort_by).label}; rank is by mean gain.")
+    return " ".join(parts)
+
+
+def sort_choices(board: Leaderboard) -> list[tuple[str, str]]:
+    """(label, key) of every column a user can sort by."""
+    keys = [c for c in board.rows.columns if c not in ("rank", "repo_id", "revision", "is_baseline", "pipeline_tag")]
+    choices = []
+    for key in keys:
+        spec = column_for(key)
+        if spec.higher_is_better is not None:
+            choices.append((f"{spec.label} ({spec.group})" if ":" in key else spec.label, key))
+    return choices
+
+
+def license_choices(board: Leaderboard) -> list[str]:
+    if board.rows.empty or "license" not in board.rows:
+        return []
+    return sorted({str(v) for v in board.rows["license"].dropna().unique()})
+
+
+def group_choices() -> list[str]:
+    return list(GROUPS)
