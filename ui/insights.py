@@ -118,13 +118,14 @@ class _Pairs:
         self.y_values, self.y_group = np.unique(ys, return_inverse=True)
 
     def corr(self, counts: np.ndarray) -> np.ndarray:
-        """Pearson correlation (of average ranks when ranked) of each weighted sample; NaN where one side is constant."""
+        """Pearson r (of average ranks when ranked) per weighted sample; NaN where one side is constant."""
         vx, flat_x = self._values(counts, self.x_values, self.x_group)
         vy, flat_y = self._values(counts, self.y_values, self.y_group)
         dx = vx - (counts * vx).sum(axis=1, keepdims=True) / self.n
         dy = vy - (counts * vy).sum(axis=1, keepdims=True) / self.n
+        sxx, syy = (counts * dx * dx).sum(axis=1), (counts * dy * dy).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = (counts * dx * dy).sum(axis=1) / np.sqrt((counts * dx * dx).sum(axis=1) * (counts * dy * dy).sum(axis=1))
+            r = (counts * dx * dy).sum(axis=1) / np.sqrt(sxx * syy)
         return np.where(flat_x | flat_y, np.nan, np.clip(r, -1.0, 1.0))
 
     def _values(self, counts: np.ndarray, values: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
