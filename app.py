@@ -4,10 +4,9 @@
 
 Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet`` serves a
 ranking as a file. ``build_app(store, settings)`` returns the Blocks; ``create_server`` mounts it with the
-API on one FastAPI app. Importing this module imports neither torch nor gradio.
+API on one FastAPI app. Importing this module imports neither torch nor gradio. (No postponed
+annotations here: Gradio reads the handlers' ``gr.Request`` / ``gr.SelectData`` annotations at runtime.)
 """
-
-from __future__ import annotations
 
 import argparse
 import logging

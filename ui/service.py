@@ -7,6 +7,7 @@ import threading
 import time
 
 from data.metrics import PROJECT_SOURCE
+from data.selection import canonical_id
 from data.store import Store
 from ranking.leaderboard import Leaderboard
 from ranking.source import available_leaderboards, load_leaderboard
@@ -61,10 +62,10 @@ class LeaderboardService:
     def board(self, base_id: str, source: str) -> Leaderboard:
         with self._lock:
             self._refresh()
-            key = (base_id, source)
+            key = (canonical_id(base_id), source)
             if key not in self._boards:
                 started = time.perf_counter()
-                self._boards[key] = load_leaderboard(self.store, base_id, source)
+                self._boards[key] = load_leaderboard(self.store, key[0], source)
                 logger.info("built leaderboard %s (%s): %d models in %.2fs", base_id, source,
                             len(self._boards[key].rows), time.perf_counter() - started)
             return self._boards[key]

@@ -1,0 +1,54 @@
+"""A small store with a crawled base, candidates with Hub metadata, and scores with known answers."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Kind, Match, Score
+from data.store import Store
+
+BASE = "org/base"
+SIG = ArchSignature(model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, vocab_size=205)
+EVIL = "<img src=x onerror=alert(1)>"
+# repo -> ({target: [seed scores]}, probe, free energy, downloads, license)
+MODELS = {
+    "alice/strong": ({"sst2": [0.90], "trec": [0.80]}, 0.70, 1000.0, 500, "mit"),
+    "bob/middling": ({"sst2": [0.86], "trec": [0.74]}, 0.60, 1100.0, 50, "apache-2.0"),
+    "carol/weak": ({"sst2": [0.70], "trec": [0.60]}, 0.40, 1300.0, 5, "mit"),
+    "dave/partial": ({"sst2": [0.95]}, 0.80, None, 7000, None),
+    EVIL: ({"sst2": [0.85], "trec": [0.75]}, 0.50, 1200.0, 1, "mit"),
+}
+BASE_RUNS = {"sst2": [0.84, 0.86, 0.85], "trec": [0.72, 0.74, 0.73]}  # means 0.85, 0.73
+
+
+def sha(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def build_store(path: Path) -> Store:
+    store = Store(path)
+    store.upsert_base(BaseModel(repo_id=BASE, sha=sha(BASE), aliases=(BASE,), signature=SIG))
+    store.save_candidates([
+        Candidate(repo_id=repo, base_id=BASE, sha=sha(repo), kind=Kind.FINETUNE, match=Match.TAG,
+                  status=CandidateStatus.OK, downloads=downloads, likes=1, license=license_)
+        for repo, (_, _, _, downloads, license_) in MODELS.items()
+    ])
+    scores = [Score(repo_id=BASE, revision=sha(BASE), scorer="intertraining", metric="target_score", target=t,
+                    seed=seed, value=v, config_hash="ft1", base_id=BASE)
+              for t, values in BASE_RUNS.items() for seed, v in enumerate(values)]
+    for repo, (targets, probe, free_energy, _, _) in MODELS.items():
+        scores += [Score(repo_id=repo, revision=sha(repo), scorer="intertraining", metric="target_score", target=t,
+                         seed=0, value=values[0], config_hash="ft1", base_id=BASE) for t, values in targets.items()]
+        scores.append(Score(repo_id=repo, revision=sha(repo), scorer="linear_probe", metric="probe_accuracy",
+                            target="nli", value=probe, config_hash="lp1", base_id=BASE))
+        if free_energy is not None:
+            scores += [
+                Score(repo_id=repo, revision=sha(repo), scorer="free_energy", metric="free_energy",
+                      value=free_energy, config_hash="fe1", base_id=BASE,
+                      extra={"per_chain": [4.0, 5.0, 6.0], "nbeta": 123.4}),
+                Score(repo_id=repo, revision=sha(repo), scorer="free_energy", metric="llc_mean", value=5.0,
+                      config_hash="fe1", base_id=BASE),
+            ]
+    store.add_scores(scores)
+    return store
