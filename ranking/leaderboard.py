@@ -189,7 +189,8 @@ class _Codes:
         n_rev = max(1, len(self.revisions))
         model_codes, pairs = pd.factorize(self.repo[rows].astype(np.int64) * n_rev + self.revision[rows])
         repos = np.asarray(self.repos, dtype=object)[pairs // n_rev] if len(pairs) else np.array([], dtype=object)
-        revisions = np.asarray(self.revisions, dtype=object)[pairs % n_rev] if len(pairs) else np.array([], dtype=object)
+        revisions = (np.asarray(self.revisions, dtype=object)[pairs % n_rev] if len(pairs)
+                     else np.array([], dtype=object))
         return model_codes, repos, revisions
 
     def base_stats(self, rows: np.ndarray) -> pd.DataFrame:
@@ -271,7 +272,7 @@ def _baseline(base_id: str, base_scores: pd.DataFrame, base_stats: pd.DataFrame,
               columns: pd.Index) -> pd.DataFrame:
     if base_scores.empty:
         return pd.DataFrame(columns=columns)
-    row: dict[str, object] = {c: np.nan for c in columns}
+    row: dict[str, object] = dict.fromkeys(columns, np.nan)
     revisions = base_scores["revision"].unique()
     row.update(rank=0, repo_id=base_id, revision=revisions[0] if len(revisions) == 1 else "", is_baseline=True,
                beats_base=False, n_targets=len(base_stats))

@@ -130,7 +130,7 @@ class AppHandlers:
             "free_energy": fe_fig,
             "free_energy_text": insights.correlation_text(fe_corr, "free energy", "mean gain"),
             "probe": probe_fig,
-            "probe_text": insights.correlation_text(probe_corr, "probe", "mean gain"),
+            "probe_text": insights.correlation_text(probe_corr, "probe accuracy", "mean gain"),
             "heatmap": insights.gain_heatmap(frame),
             "beats_base": insights.beats_base_bars(summary),
         }
@@ -157,7 +157,7 @@ class AppHandlers:
         return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
     def job_counts(self) -> str:
-        counts = {status: 0 for status in JobStatus}
+        counts = dict.fromkeys(JobStatus, 0)
         for job in self.store.jobs():
             counts[job.status] += 1
         return " · ".join(f"{status.value.lower()} {n}" for status, n in counts.items() if n) or "no jobs yet"

@@ -57,9 +57,9 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
     extra: dict = {}
     for s in scores:
         extra.update(s.extra)
-    lines = [f"free energy **{format_value(values.get('free_energy'), 'num')}**, "
+    lines = [(f"free energy **{format_value(values.get('free_energy'), 'num')}**, "
              f"λ̂ **{format_value(values.get('llc_mean'), 'num')}** ± {format_value(values.get('llc_std'), 'num')}, "
-             f"L_n(w*) {format_value(values.get('init_loss'), 'num')}"]
+             f"L_n(w*) {format_value(values.get('init_loss'), 'num')}")]
     for key in ("nbeta", "n", "num_chains", "num_draws", "diagnostics"):
         if key in extra:
             lines.append(f"{key}: {html.escape(str(extra[key]))}")
@@ -88,7 +88,8 @@ def scored_revisions(store: Store, repo_id: str) -> pd.DataFrame:
         return pd.DataFrame(columns=["revision", "scorer", "source", "scores", "last scored"])
     frame = pd.DataFrame({"revision": [s.revision for s in scores], "scorer": [s.scorer for s in scores],
                           "source": [s.source for s in scores],
-                          "created": [s.created_at.isoformat(timespec="seconds") if s.created_at else "" for s in scores]})
+                          "created": [s.created_at.isoformat(timespec="seconds") if s.created_at else ""
+                                      for s in scores]})
     grouped = frame.groupby(["revision", "scorer", "source"], as_index=False).agg(
         scores=("created", "size"), last_scored=("created", "max"))
     return grouped.rename(columns={"last_scored": "last scored"}).sort_values("last scored", ascending=False)

@@ -99,8 +99,8 @@ def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str
     shown = len(view) if query.max_rows == "all" else min(len(view), int(query.max_rows))
     full = int(board.rows["mean_score"].notna().sum()) if len(board.rows) else 0
     beating = int(board.rows["beats_base"].fillna(False).astype(bool).sum()) if len(board.rows) else 0
-    parts = [f"**{len(board.rows):,}** models ranked, **{full:,}** with every target of the suite "
-             f"({len(board.suite)} targets), **{beating:,}** beat the base beyond seed noise."]
+    parts = [(f"**{len(board.rows):,}** models ranked, **{full:,}** with every target of the suite "
+             f"({len(board.suite)} targets), **{beating:,}** beat the base beyond seed noise.")]
     if len(view) != len(board.rows) or shown != len(view):
         parts.append(f"Showing {shown:,} of {len(view):,} matching models.")
     if query.sort_by != "mean_gain":

@@ -1,11 +1,9 @@
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from data.records import ArchSignature, BaseModel, SkipReason
 from data.store import Store
-from tests.helpers.store_procs import BASE_ID, make_candidate, sha_of
+from tests.helpers.leaderboard_store import build_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,17 +14,23 @@ def test_import_app_does_not_import_torch():
     assert result.returncode == 0, result.stderr
 
 
-def test_summary_counts_candidates_and_skip_reasons(tmp_path):
+def _markdown_values(demo) -> list[str]:
+    return [block.value for block in demo.blocks.values() if type(block).__name__ == "Markdown" and block.value]
+
+
+def test_an_empty_store_gets_the_empty_state(tmp_path, settings):
     import app
 
-    store = Store(tmp_path / "lb.db")
-    assert app.summarize(store) == []
-    sig = ArchSignature(model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, vocab_size=9)
-    store.upsert_base(BaseModel(repo_id=BASE_ID, sha=sha_of("b"), aliases=(BASE_ID,), signature=sig))
-    store.save_candidates([
-        make_candidate("a/1"), make_candidate("a/2"),
-        replace(make_candidate("a/3", skipped=True), skip_reason=SkipReason.GATED),
-        replace(make_candidate("a/4", skipped=True), skip_reason=SkipReason.PICKLE_ONLY),
-        replace(make_candidate("a/5", skipped=True), skip_reason=SkipReason.GATED),
-    ])
-    assert app.summarize(store) == [[BASE_ID, 2, "gated 2, pickle_only 1"]]
+    demo = app.build_app(Store(tmp_path / "empty.db"), settings)
+    assert any("Nothing to rank yet" in v and "python -m data crawl" in v for v in _markdown_values(demo))
+
+
+def test_a_filled_store_preselects_its_leaderboard(tmp_path, settings):
+    import app
+
+    demo = app.build_app(build_store(tmp_path / "lb.db"), settings)
+    assert not any("Nothing to rank yet" in v for v in _markdown_values(demo))
+    dropdowns = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    assert dropdowns["base"].value == "org/base" and dropdowns["source"].value == "project"
+    server = app.create_server(build_store(tmp_path / "lb2.db"), settings)
+    assert {"/api/leaderboard", "/api/leaderboards"} <= {getattr(r, "path", "") for r in server.routes}

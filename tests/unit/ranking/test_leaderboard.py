@@ -84,7 +84,8 @@ def test_protocols_and_sources_never_mix():
 
 def test_adding_a_worse_model_never_reorders_those_above_it():
     rng = np.random.default_rng(0)
-    table = {f"m/{i:02d}": {"a": [float(rng.uniform(0.5, 0.9))], "b": [float(rng.uniform(0.3, 0.7))]} for i in range(30)}
+    table = {f"m/{i:02d}": {"a": [float(rng.uniform(0.5, 0.9))], "b": [float(rng.uniform(0.3, 0.7))]}
+             for i in range(30)}
     before = board(rows_of(BASE_RUNS) + rows_of(table)).rows
     worst = before["mean_score"].min()
     after = board(rows_of(BASE_RUNS) + rows_of(table) + rows_of({"m/worse": {"a": [worst - 0.1], "b": [0.0]}})).rows
@@ -100,7 +101,8 @@ def test_ties_break_by_probe_then_repo_id():
 
 
 def test_sort_by_a_lower_is_better_metric():
-    rows = rows_of({"m/a": {"": [5.0]}, "m/b": {"": [3.0]}, "m/c": {"": [4.0]}}, scorer="free_energy", metric="free_energy")
+    rows = rows_of({"m/a": {"": [5.0]}, "m/b": {"": [3.0]}, "m/c": {"": [4.0]}}, scorer="free_energy",
+                   metric="free_energy")
     lb = board(rows, sort_by="free_energy")
     assert list(lb.rows["repo_id"]) == ["m/b", "m/c", "m/a"] and lb.baseline.empty
     with pytest.raises(KeyError, match="no declared direction"):
@@ -112,7 +114,7 @@ def test_only_the_current_revision_of_a_crawled_model_is_ranked():
     rows += rows_of({"m/x": {"a": [0.6], "b": [0.6]}}, revision="new")
     meta = pd.DataFrame({"sha": ["new"], "downloads": [7], "license": ["mit"]}, index=pd.Index(["m/x"], name="repo_id"))
     lb = board(rows, metadata=meta)
-    assert list(zip(lb.rows["repo_id"], lb.rows["revision"])) == [("m/x", "new")]
+    assert list(zip(lb.rows["repo_id"], lb.rows["revision"], strict=False)) == [("m/x", "new")]
     assert lb.rows.iloc[0]["downloads"] == 7 and lb.rows.iloc[0]["license"] == "mit"
     assert len(board(rows).rows) == 2  # without metadata both revisions are rows
 
@@ -125,6 +127,6 @@ def test_empty_scores_give_an_empty_leaderboard():
 def test_a_baseline_revision_keeps_the_bases_own_single_run_as_a_candidate():
     rows = rows_of(BASE_RUNS, revision="baseline") + rows_of({BASE: {"a": [0.9], "b": [0.9]}}, revision="row-7")
     lb = board(rows, baseline_revision="baseline")
-    assert list(zip(lb.rows["repo_id"], lb.rows["revision"])) == [(BASE, "row-7")]
+    assert list(zip(lb.rows["repo_id"], lb.rows["revision"], strict=False)) == [(BASE, "row-7")]
     assert lb.baseline.iloc[0]["mean_score"] == pytest.approx(0.62)
     assert lb.rows.iloc[0]["mean_gain"] == pytest.approx(0.28)

@@ -48,7 +48,8 @@ def test_display_keeps_the_baseline_on_top_and_escapes_names(board):
 
 
 def test_column_groups_and_row_limit(board):
-    frame, _ = display_frame(board, filter_rows(board, ViewQuery()), ViewQuery(groups=("target gains",), max_rows="100"))
+    query = ViewQuery(groups=("target gains",), max_rows="100")
+    frame, _ = display_frame(board, filter_rows(board, ViewQuery()), query)
     assert list(frame.columns) == ["rank", "model", "Δ sst2", "Δ trec"]
     frame, _ = display_frame(board, filter_rows(board, ViewQuery()), ViewQuery(max_rows="100"))
     assert {"mean gain", "probe", "free energy", "downloads", "license"} <= set(frame.columns)

@@ -1,0 +1,127 @@
+"""Every UI handler as a plain function: leaderboard, exports, model page, insights, submit, jobs."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from data.errors import SubmissionRejected
+from data.local_hub import LocalHub
+from data.metrics import PROJECT_SOURCE
+from data.records import JobStatus
+from tests.helpers.leaderboard_store import BASE, EVIL, build_store
+from tests.helpers.tiny_models import tiny_checkpoints
+from ui.handlers import AppHandlers
+from ui.views import ViewQuery
+
+FINETUNE_TAGS = ("transformers", "bert", f"base_model:{BASE}", f"base_model:finetune:{BASE}")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    ckpt = tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+    hub = LocalHub()
+    hub.add_files_from_dir(BASE, ckpt["bert-base"], tags=("transformers", "bert"))
+    hub.add_files_from_dir("eve/tiny-bert", ckpt["bert-candidate"], tags=FINETUNE_TAGS, downloads=3)
+    hub.add_files_from_dir("eve/roberta", ckpt["roberta-candidate"], tags=("roberta",))
+    pickle_dir = ckpt["bert-candidate"]
+    hub.add_model("eve/pickled", files={"config.json": (pickle_dir / "config.json").read_bytes(),
+                                         "pytorch_model.bin": b"pickle"}, tags=FINETUNE_TAGS)
+    with hub:
+        yield hub
+
+
+@pytest.fixture
+def handlers(tmp_path, settings, hub):
+    store = build_store(tmp_path / "lb.db")
+    return AppHandlers(store, replace(settings, hub_endpoint=hub.url, crawl_max_retries=1))
+
+
+def test_default_selection_and_leaderboard(handlers):
+    assert handlers.default_selection() == (BASE, PROJECT_SOURCE)
+    assert handlers.default_selection("nope", "nope") == (BASE, PROJECT_SOURCE)
+    frame, datatypes, status = handlers.leaderboard(BASE, PROJECT_SOURCE, ViewQuery(search="alice"))
+    assert len(frame) == 2 and "alice/strong" in frame.iloc[1]["model"]
+    assert "Showing 1 of 1 matching models" in status and len(datatypes) == len(frame.columns)
+    controls = handlers.controls(BASE, PROJECT_SOURCE)
+    assert controls["licenses"] == ["apache-2.0", "mit"] and controls["models"][0] == BASE
+    assert handlers.leaderboard(None, PROJECT_SOURCE, ViewQuery())[2] == "No leaderboard yet."
+
+
+def test_exports_of_the_view_and_of_the_full_ranking(handlers):
+    view = handlers.export(BASE, PROJECT_SOURCE, ViewQuery(search="carol"), "csv")
+    frame = pd.read_csv(view)
+    assert list(frame["repo_id"]) == [BASE, "carol/weak"] and view.name.startswith("org_base-project-view")
+    full = handlers.export(BASE, PROJECT_SOURCE, None, "json")
+    doc = json.loads(full.read_text())
+    assert [r["repo_id"] for r in doc["rows"]][:2] == [BASE, "alice/strong"] and len(doc["rows"]) == 6
+    parquet = handlers.export(BASE, PROJECT_SOURCE, None, "parquet")
+    assert len(pd.read_parquet(io.BytesIO(parquet.read_bytes()))) == 6
+    with pytest.raises(ValueError, match="unknown export format"):
+        handlers.export(BASE, PROJECT_SOURCE, None, "xls")
+
+
+def test_model_page(handlers):
+    page = handlers.model_page(BASE, PROJECT_SOURCE, "alice/strong")
+    assert "rank 1 on org/base" in page["header"] and "+6.00" in page["header"]  # mean gain (0.85-0.79)*100
+    assert [round(v, 1) for v in page["chains"]["llc"]] == [4.0, 5.0, 6.0] and "nbeta" in page["free_energy"]
+    assert set(page["revisions"]["scorer"]) == {"intertraining", "linear_probe", "free_energy"}
+    assert len(page["gains"].data) == 1 and sorted(page["gains"].data[0].x) == pytest.approx([5.0, 7.0])
+    evil = handlers.model_page(BASE, PROJECT_SOURCE, EVIL)
+    assert "<img" not in evil["header"] and "&lt;img" in evil["header"]
+    missing = handlers.model_page(BASE, PROJECT_SOURCE, "nobody/else")
+    assert "Not on the org/base leaderboard" in missing["header"]
+    base = handlers.model_page(BASE, PROJECT_SOURCE, BASE)
+    assert "the base model" in base["header"]
+
+
+def test_insights(handlers):
+    out = handlers.insights(BASE, PROJECT_SOURCE)
+    assert "Spearman ρ = -0.95" in out["free_energy_text"]  # by hand: gain ranks 4, 2.5, 2.5, 1 vs 1..4
+    assert "n = 4" in out["free_energy_text"] and "probe" in out["probe_text"]
+    assert out["beats_base"].data and out["heatmap"].data
+
+
+def test_submit_accepts_queues_once_and_reports_position(handlers, hub):
+    message = handlers.submit("eve/tiny-bert", None)
+    assert message.startswith("Queued **eve/tiny-bert**") and "Queue position: **1**" in message
+    assert "already queued" in handlers.submit("eve/tiny-bert", "main")
+    jobs = handlers.jobs()
+    assert set(jobs["status"]) == {JobStatus.PENDING.value} and set(jobs["model"]) == {"eve/tiny-bert"}
+    assert list(jobs["revision"]) == [hub.sha_of("eve/tiny-bert")[:8]] * 2
+    assert handlers.job_counts() == "pending 2"
+    candidate = handlers.store.get_candidate("eve/tiny-bert")
+    assert candidate.base_id == BASE and candidate.sha == hub.sha_of("eve/tiny-bert")
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "revision", "reason"),
+    [
+        ("", None, "Enter a model id"),
+        ("../x", None, "not a Hub model id"),
+        ("a/b/c", None, "not a Hub model id"),
+        ("<script>alert(1)</script>", None, "not a Hub model id"),
+        ("x" * 300, None, "at most 193 characters"),
+        ("nobody/nothing", None, "was not found on the Hub"),
+        ("eve/tiny-bert", "no-such-branch", "has no revision"),
+        ("eve/tiny-bert", "../main", "not a valid revision"),
+        ("eve/pickled", None, "only pickle weights"),
+        ("eve/roberta", None, "matches none of the architectures"),
+        (BASE, None, "is a base model"),
+    ],
+)
+def test_submit_rejects_with_a_specific_reason_and_stores_nothing(handlers, repo_id, revision, reason):
+    before = (handlers.store.jobs(), handlers.store.candidates())
+    with pytest.raises(SubmissionRejected, match=reason):
+        handlers.submit(repo_id, revision)
+    assert (handlers.store.jobs(), handlers.store.candidates()) == before
+
+
+def test_submit_says_plainly_when_the_hub_is_down(handlers):
+    down = AppHandlers(handlers.store, replace(handlers.settings, hub_endpoint="http://127.0.0.1:9"))
+    with pytest.raises(SubmissionRejected, match="The Hub cannot be reached right now"):
+        down.submit("eve/tiny-bert", None)
