@@ -6,6 +6,9 @@ Debian's package (``/usr/bin/chromium``, installed by ``.ci/run``), never ``play
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 import socket
 import threading
 import time
@@ -34,6 +37,8 @@ CANDIDATE = "eve/tiny-bert"
 PICKLE_ONLY = "mallory/pickle-only"
 FINETUNE_TAGS = ("transformers", "bert", f"base_model:{BASE}", f"base_model:finetune:{BASE}")
 START_TIMEOUT_S = 30
+FAILURE_SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots" / "failures"
+_CALL_FAILED = pytest.StashKey[bool]()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,50 +71,44 @@ def _wait_until_serving(url: str, thread: threading.Thread) -> None:
 
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory) -> Iterator[LiveApp]:
-    import json
-
+    """The known-answer store served by ``create_server`` on a free port, its Hub a LocalHub holding
+    the base, a valid tiny finetune of it (``CANDIDATE``) and a pickle-only repo (``PICKLE_ONLY``)."""
     import uvicorn
 
     from app import create_server
-    from tests.helpers.tiny_models import tiny_checkpoints
+    from tests.helpers.tiny_models import ARCHITECTURE_FIELDS, tiny_checkpoints
 
     tmp = tmp_path_factory.mktemp("browser-app")
-    store = build_store(tmp / "lb.db")
-    checkpoints = tiny_checkpoints(tmp_path_factory.getbasetemp() / "tiny-models")
-    candidate_config = json.loads((checkpoints["bert-candidate"] / "config.json").read_text())
-    signature = {field: candidate_config[field] for field in
-                 ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")}
-    assert signature == {"model_type": SIG.model_type, "hidden_size": SIG.hidden_size,
-                         "num_hidden_layers": SIG.num_hidden_layers, "num_attention_heads": SIG.num_attention_heads,
-                         "vocab_size": SIG.vocab_size}, "the tiny candidate no longer matches the store's base"
+    checkpoints = tiny_checkpoints(tmp_path_factory.mktemp("tiny-models"))
+    config = json.loads((checkpoints["bert-candidate"] / "config.json").read_text())
+    assert {f: config[f] for f in ARCHITECTURE_FIELDS} == {f: getattr(SIG, f) for f in ARCHITECTURE_FIELDS}, (
+        "the tiny BERT candidate no longer matches the architecture of the store's base")
 
     hub = LocalHub()
     hub.add_files_from_dir(BASE, checkpoints["bert-base"], tags=("transformers", "bert", "fill-mask"))
     hub.add_files_from_dir(CANDIDATE, checkpoints["bert-candidate"], tags=FINETUNE_TAGS, downloads=3,
                            card_data={"license": "mit"})
-    pickle_files = {"config.json": (checkpoints["bert-candidate"] / "config.json").read_bytes(),
-                    "pytorch_model.bin": b"not really a pickle"}
-    hub.add_model(PICKLE_ONLY, pickle_files, tags=FINETUNE_TAGS)
-    hub.start()
+    hub.add_model(PICKLE_ONLY, {"config.json": json.dumps(config).encode(), "pytorch_model.bin": b"\x80\x02}q\x00."},
+                  tags=FINETUNE_TAGS)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(hub)  # starts it; stops it last
+        env = cleanup.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # Gradio's file cache (downloads) under tmp
+        settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache", hub_endpoint=hub.url,
+                            crawl_backoff_base_s=0.01, crawl_backoff_max_s=0.05, crawl_max_retries=1)
+        app = create_server(build_store(settings.db_path), settings)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
+        thread = threading.Thread(target=server.run, name="browser-test-app", daemon=True)
+        thread.start()
 
-    settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache", hub_endpoint=hub.url,
-                        crawl_backoff_base_s=0.01, crawl_backoff_max_s=0.05, crawl_max_retries=1)
-    port = _free_port()
-    env = pytest.MonkeyPatch()
-    env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # Gradio's file cache (downloads) under tmp, not /tmp/gradio
-    server = uvicorn.Server(uvicorn.Config(create_server(store, settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, name="browser-test-app", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
+        @cleanup.callback
+        def _stop_server() -> None:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+        url = f"http://127.0.0.1:{server.config.port}"
         _wait_until_serving(url, thread)
         yield LiveApp(url=url, hub=hub, tmp=tmp)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        hub.stop()
-        env.undo()
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +125,20 @@ def browser():
             browser.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
 @pytest.fixture
-def page(browser, live_app):
-    """A fresh browser context and page on the app, loaded and showing its leaderboard."""
+def page(browser, live_app, request):
+    """A fresh browser context and page on the app, loaded and showing its leaderboard.
+
+    When the test fails, a full-page screenshot goes to ``out/screenshots/failures/<test>.png``.
+    """
     from playwright.sync_api import expect
 
     context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
@@ -138,5 +148,9 @@ def page(browser, live_app):
         page.goto(f"{live_app.url}/")
         expect(page.locator("#status")).to_contain_text("models ranked")
         yield page
+        if request.node.stash.get(_CALL_FAILED, False):
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+            FAILURE_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(FAILURE_SCREENSHOTS / f"{name}.png"), full_page=True)
     finally:
         context.close()
