@@ -20,6 +20,7 @@ HUB_URL = "https://huggingface.co"
 SAFE_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 ROW_LIMITS = ("100", "500", "2000", "all")
+ALWAYS_SHOWN = frozenset({"rank", "repo_id", "mean_gain", "mean_score"})  # other columns only when they hold values
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,11 +73,16 @@ def display_frame(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> t
     shown = view if limit is None else view.head(limit)
     if not board.baseline.empty:
         shown = pd.concat([board.baseline, shown], ignore_index=True)
-    specs = columns_in(shown.columns, tuple(query.groups) or DEFAULT_GROUPS)
+    specs = [spec for spec in columns_in(shown.columns, tuple(query.groups) or DEFAULT_GROUPS)
+             if spec.key in ALWAYS_SHOWN or _has_values(shown[spec.key])]
     out = pd.DataFrame({spec.label: _display_column(shown, spec) for spec in specs})
     datatypes = ["markdown" if spec.key == "repo_id" else ("str" if spec.fmt == "text" else "number")
                  for spec in specs]
     return out, datatypes
+
+
+def _has_values(values: pd.Series) -> bool:
+    return bool(values.notna().any()) and not (values.dtype == object and values.fillna("").eq("").all())
 
 
 def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
