@@ -84,7 +84,7 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
         try:
             message = h.submit(repo_id, revision)
         except SubmissionRejected as e:
-            gr.Warning(e.reason)
+            gr.Warning(e.reason, duration=4)
             return f"**Not queued.** {_escape_md(e.reason)}", h.jobs(), h.job_counts()
         except Exception:
             logger.exception("submission of %r failed unexpectedly", repo_id)
@@ -123,7 +123,7 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
                                           elem_id="sort-by")
                     max_rows = gr.Radio(label="rows shown", choices=list(ROW_LIMITS), value="500", elem_id="max-rows")
                 status = gr.Markdown(elem_id="status")
-                table = gr.Dataframe(interactive=False, pinned_columns=2, max_height=640, wrap=False,
+                table = gr.Dataframe(interactive=False, pinned_columns=2, max_height=640, wrap=True,
                                      elem_id="leaderboard-table", buttons=["fullscreen"])
                 shown_ids = gr.State([])
                 with gr.Row():
@@ -226,12 +226,10 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
             raise HTTPException(400, f"format must be one of {', '.join(MEDIA_TYPES)}")
         if source not in SOURCES:
             raise HTTPException(400, f"source must be one of {', '.join(SOURCES)}")
-        from ranking.export import render
-
         board = h.service.board(base, source)
         if board.rows.empty and board.baseline.empty:
             raise HTTPException(404, f"no {source} scores for {base}")
-        return Response(render(board, format), media_type=MEDIA_TYPES[format])
+        return Response(h.service.rendered(base, source, format), media_type=MEDIA_TYPES[format])
 
     @api.get("/api/leaderboards")
     def leaderboards():

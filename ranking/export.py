@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 
 import pandas as pd
 
@@ -44,15 +43,16 @@ def to_csv(frame: pd.DataFrame) -> bytes:
 
 
 def to_json(board: Leaderboard, frame: pd.DataFrame) -> bytes:
-    document = {
+    """One document: the leaderboard's identity, then ``rows`` as objects (pandas' C encoder, 15 digits)."""
+    header = {
         "base_id": board.base_id,
         "source": board.source,
         "suite": list(board.suite),
         "config_hashes": dict(board.config_hashes),
         "columns": list(frame.columns),
-        "rows": [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")],
     }
-    return json.dumps(document, indent=1, allow_nan=False).encode()
+    rows = frame.to_json(orient="records", double_precision=15)
+    return (json.dumps(header, separators=(",", ":"))[:-1] + ',"rows":' + rows + "}").encode()
 
 
 def to_parquet(frame: pd.DataFrame) -> bytes:
@@ -71,13 +71,3 @@ def render(board: Leaderboard, fmt: str, frame: pd.DataFrame | None = None) -> b
     if fmt == "json":
         return to_json(board, rows)
     return to_parquet(rows)
-
-
-def _plain(value):
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value

@@ -174,15 +174,11 @@ class _Codes:
 
     def current_revision_mask(self, shas: pd.Series) -> np.ndarray:
         """False for rows of a model at another revision than its current sha (rows of unknown models stay)."""
-        current = [shas.get(repo) for repo in self.repos]
-        ok = np.ones((len(self.repos), len(self.revisions)), dtype=bool)
-        index_of = {rev: j for j, rev in enumerate(self.revisions)}
-        for i, sha in enumerate(current):
-            if sha is not None and not (isinstance(sha, float) and np.isnan(sha)):
-                ok[i, :] = False
-                if sha in index_of:
-                    ok[i, index_of[sha]] = True
-        return ok[self.repo, self.revision]
+        current = pd.Series(self.repos, dtype=object).map(shas)  # sha per repo code, NaN when not crawled
+        revision_code = {rev: j for j, rev in enumerate(self.revisions)}
+        wanted = current.map(lambda sha: revision_code.get(sha, -1) if isinstance(sha, str) else -2)
+        wanted = wanted.to_numpy(dtype=np.int64)[self.repo]
+        return (wanted == -2) | (wanted == self.revision)
 
     def models(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A dense code per (repo_id, revision) of the selected rows, and each code's repo and revision."""

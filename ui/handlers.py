@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from ui.views import ViewQuery, display_frame, filter_rows, license_choices, sor
 
 logger = logging.getLogger(__name__)
 
+EXPORT_TTL_S = 3600
 JOB_COLUMNS = ["id", "model", "revision", "scorer", "status", "attempts", "error", "queued", "finished"]
 
 
@@ -35,7 +35,7 @@ class AppHandlers:
         self.settings = settings
         self.service = LeaderboardService(store)
         self._hub_factory = hub_factory or (lambda: HubClient(settings))
-        self._export_dir = Path(tempfile.mkdtemp(prefix="mrl-exports-"))
+        self._export_dir = Path(settings.cache_dir) / "exports"
 
     # ------------------------------------------------------------ leaderboard
     def default_selection(self, base: str | None = None, source: str | None = None) -> tuple[str | None, str]:
@@ -84,6 +84,10 @@ class AppHandlers:
             view = filter_rows(board, query)
             frame = pd.concat([board.baseline, view], ignore_index=True) if not board.baseline.empty else view
             scope = "view"
+        self._export_dir.mkdir(parents=True, exist_ok=True)
+        for old in self._export_dir.iterdir():  # downloads are served at once; keep the folder small
+            if old.is_file() and time.time() - old.stat().st_mtime > EXPORT_TTL_S:
+                old.unlink(missing_ok=True)
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}")
         path = self._export_dir / f"{name}-{int(time.time() * 1000)}.{fmt}"
         path.write_bytes(render(board, fmt, frame))

@@ -33,7 +33,7 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         title = f"### {name} — rank {int(row['rank'])} on {html.escape(board.base_id)}"
     facts = [
         ("mean gain", _gain_with_ci(row)),
-        ("beats the base beyond seed noise", "yes" if row.get("beats_base") is True else "no"),
+        ("beats the base beyond seed noise", "yes" if _is_true(row.get("beats_base")) else "no"),
         ("mean score", format_value(row.get("mean_score"), "pct")),
         ("suite targets scored", f"{_int(row.get('n_targets'))} of {len(board.suite)}"),
         ("probe accuracy", format_value(row.get("probe_accuracy"), "pct")),
@@ -57,9 +57,12 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
     extra: dict = {}
     for s in scores:
         extra.update(s.extra)
-    lines = [(f"free energy **{format_value(values.get('free_energy'), 'num')}**, "
-             f"λ̂ **{format_value(values.get('llc_mean'), 'num')}** ± {format_value(values.get('llc_std'), 'num')}, "
-             f"L_n(w*) {format_value(values.get('init_loss'), 'num')}")]
+
+    def shown(key: str) -> str:
+        return format_value(values.get(key), "num") or "–"
+
+    lines = [f"free energy **{shown('free_energy')}**, λ̂ **{shown('llc_mean')}** ± {shown('llc_std')}, L_n(w*) "
+             + shown("init_loss")]
     for key in ("nbeta", "n", "num_chains", "num_draws", "diagnostics"):
         if key in extra:
             lines.append(f"{key}: {html.escape(str(extra[key]))}")
@@ -104,6 +107,10 @@ def _gain_with_ci(row: pd.Series) -> str:
     if low is not None and not (isinstance(low, float) and math.isnan(low)):
         text += f" (95% CI {format_value(low, 'pts')} to {format_value(high, 'pts')})"
     return text
+
+
+def _is_true(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and bool(value)
 
 
 def _int(value) -> int:

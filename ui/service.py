@@ -1,4 +1,9 @@
-"""LeaderboardService: built leaderboards, cached until the store changes (checked at most every few seconds)."""
+"""LeaderboardService: built leaderboards and their rendered exports, cached until the store changes.
+
+The store's data version is checked at most every ``recheck_s`` seconds. When it has changed, a
+leaderboard already built keeps being served while a fresh one is built in the background
+(stale-while-revalidate), so a busy scoring worker never makes the page wait for a rebuild.
+"""
 
 from __future__ import annotations
 
@@ -9,63 +14,92 @@ import time
 from data.metrics import PROJECT_SOURCE
 from data.selection import canonical_id
 from data.store import Store
+from ranking.export import render
 from ranking.leaderboard import Leaderboard
 from ranking.source import available_leaderboards, load_leaderboard
 
 logger = logging.getLogger(__name__)
 
+Key = tuple[str, str]
+
 
 class LeaderboardService:
-    """Thread-safe: Gradio handlers run on worker threads."""
+    """Thread-safe: Gradio handlers and API requests run on worker threads."""
 
     def __init__(self, store: Store, *, recheck_s: float = 2.0):
         self.store = store
         self.recheck_s = recheck_s
         self._lock = threading.Lock()
-        self._boards: dict[tuple[str, str], Leaderboard] = {}
-        self._version: tuple | None = None
+        self._boards: dict[Key, tuple[int, Leaderboard]] = {}  # key -> (data version built at, board)
+        self._renders: dict[tuple[Key, str], tuple[int, bytes]] = {}
+        self._building: set[Key] = set()
+        self._version: int | None = None
         self._checked_at = 0.0
-        self._available: list[tuple[str, str, int]] | None = None
+        self._available: tuple[int, list[tuple[str, str, int]]] | None = None
 
-    def _refresh(self) -> None:
+    def _current_version(self) -> int:
         now = time.monotonic()
-        if self._version is not None and now - self._checked_at < self.recheck_s:
-            return
-        version = self.store.data_version()
-        self._checked_at = now
-        if version != self._version:
-            self._version = version
-            self._boards.clear()
-            self._available = None
+        if self._version is None or now - self._checked_at >= self.recheck_s:
+            self._version = self.store.data_version()
+            self._checked_at = now
+        return self._version
 
     def invalidate(self) -> None:
+        """Forget the cached version: the next call checks the store again."""
         with self._lock:
             self._version = None
-            self._boards.clear()
-            self._available = None
 
     def available(self) -> list[tuple[str, str, int]]:
         """(base_id, source, models) of every leaderboard the store can build."""
         with self._lock:
-            self._refresh()
-            if self._available is None:
-                self._available = available_leaderboards(self.store)
-            return list(self._available)
+            version = self._current_version()
+            if self._available is None or self._available[0] != version:
+                self._available = (version, available_leaderboards(self.store))
+            return list(self._available[1])
 
     def bases(self) -> list[str]:
         return sorted({base for base, _, _ in self.available()})
 
     def sources(self, base_id: str) -> list[str]:
-        found = [source for base, source, _ in self.available() if base == base_id]
+        found = [source for base, source, _ in self.available() if base == canonical_id(base_id)]
         return found or [PROJECT_SOURCE]
 
     def board(self, base_id: str, source: str) -> Leaderboard:
+        key = (canonical_id(base_id), source)
         with self._lock:
-            self._refresh()
-            key = (canonical_id(base_id), source)
-            if key not in self._boards:
-                started = time.perf_counter()
-                self._boards[key] = load_leaderboard(self.store, key[0], source)
-                logger.info("built leaderboard %s (%s): %d models in %.2fs", base_id, source,
-                            len(self._boards[key].rows), time.perf_counter() - started)
-            return self._boards[key]
+            version = self._current_version()
+            cached = self._boards.get(key)
+            if cached is not None:
+                if cached[0] != version and key not in self._building:
+                    self._building.add(key)
+                    threading.Thread(target=self._rebuild, args=(key, version), daemon=True).start()
+                return cached[1]
+        return self._rebuild(key, version)
+
+    def rendered(self, base_id: str, source: str, fmt: str) -> bytes:
+        """The full ranking as CSV, JSON or Parquet bytes, rendered once per built leaderboard."""
+        board = self.board(base_id, source)
+        key = ((board.base_id, source), fmt)
+        with self._lock:
+            cached = self._renders.get(key)
+            if cached is not None and cached[0] == id(board):
+                return cached[1]
+        data = render(board, fmt)
+        with self._lock:
+            self._renders[key] = (id(board), data)
+        return data
+
+    def _rebuild(self, key: Key, version: int) -> Leaderboard:
+        started = time.perf_counter()
+        try:
+            board = load_leaderboard(self.store, key[0], key[1])
+        finally:
+            with self._lock:
+                self._building.discard(key)
+        with self._lock:
+            current = self._boards.get(key)
+            if current is None or current[0] <= version:
+                self._boards[key] = (version, board)
+        logger.info("built leaderboard %s (%s): %d models in %.2fs", key[0], key[1], len(board.rows),
+                    time.perf_counter() - started)
+        return board

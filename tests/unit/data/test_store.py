@@ -173,3 +173,14 @@ def test_kill_9_mid_write_leaves_whole_batches(store):
     assert len(candidates) >= 70 and len(candidates) % 7 == 0
     assert len(store.jobs()) == 2 * len(candidates)
     assert store.integrity_check() == "ok"
+
+
+def test_data_version_changes_with_every_write_and_only_then(store):
+    v0 = store.data_version()
+    store.candidates()
+    store.jobs()
+    assert store.data_version() == v0
+    store.save_candidates([make_candidate("a/v")], SCORERS)
+    v1 = store.data_version()
+    store.add_scores([Score(repo_id="a/v", revision=sha_of("a/v@0"), scorer="s", metric="m", value=1.0)])
+    assert v0 < v1 < store.data_version()
