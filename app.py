@@ -2,10 +2,11 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--db PATH]
 
-Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet`` serves a
-ranking as a file. ``build_app(store, settings)`` returns the Blocks; ``create_server`` mounts it with the
-API on one FastAPI app. Importing this module imports neither torch nor gradio. (No postponed
-annotations here: Gradio reads the handlers' ``gr.Request`` / ``gr.SelectData`` annotations at runtime.)
+Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet[&limit=N]``
+serves a ranking (the base's row and the top N models, or all) as a file. ``build_app(store, settings)``
+returns the Blocks; ``create_server`` mounts it with the API on one FastAPI app. Importing this module
+imports neither torch nor gradio. (No postponed annotations here: Gradio reads the handlers'
+``gr.Request`` / ``gr.SelectData`` annotations at runtime.)
 """
 
 import argparse
@@ -221,7 +222,10 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
     api = FastAPI(title="Model Recycling Leaderboard")
 
     @api.get("/api/leaderboard")
-    def leaderboard(base: str, source: str = "project", format: str = "json"):  # noqa: A002 (query name)
+    def leaderboard(base: str, source: str = "project", format: str = "json",  # noqa: A002 (query name)
+                    limit: int | None = None):
+        if limit is not None and limit < 0:
+            raise HTTPException(400, "limit must be a non-negative number of models")
         if format not in MEDIA_TYPES:
             raise HTTPException(400, f"format must be one of {', '.join(MEDIA_TYPES)}")
         if source not in SOURCES:
@@ -229,7 +233,7 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
         board = h.service.board(base, source)
         if board.rows.empty and board.baseline.empty:
             raise HTTPException(404, f"no {source} scores for {base}")
-        return Response(h.service.rendered(base, source, format), media_type=MEDIA_TYPES[format])
+        return Response(h.service.rendered(base, source, format, limit), media_type=MEDIA_TYPES[format])
 
     @api.get("/api/leaderboards")
     def leaderboards():

@@ -31,7 +31,7 @@ class LeaderboardService:
         self.recheck_s = recheck_s
         self._lock = threading.Lock()
         self._boards: dict[Key, tuple[int, Leaderboard]] = {}  # key -> (data version built at, board)
-        self._renders: dict[tuple[Key, str], tuple[int, bytes]] = {}
+        self._renders: dict[tuple[Key, str], tuple[int, bytes]] = {}  # (key, "fmt:limit") -> (id(board), bytes)
         self._building: set[Key] = set()
         self._version: int | None = None
         self._checked_at = 0.0
@@ -76,15 +76,17 @@ class LeaderboardService:
                 return cached[1]
         return self._rebuild(key, version)
 
-    def rendered(self, base_id: str, source: str, fmt: str) -> bytes:
-        """The full ranking as CSV, JSON or Parquet bytes, rendered once per built leaderboard."""
+    def rendered(self, base_id: str, source: str, fmt: str, limit: int | None = None) -> bytes:
+        """The ranking (baseline + the top ``limit`` models, or all) as CSV, JSON or Parquet bytes,
+        rendered once per built leaderboard."""
         board = self.board(base_id, source)
-        key = ((board.base_id, source), fmt)
+        key = ((board.base_id, source), f"{fmt}:{limit}")
         with self._lock:
             cached = self._renders.get(key)
             if cached is not None and cached[0] == id(board):
                 return cached[1]
-        data = render(board, fmt)
+        frame = None if limit is None else board.to_frame().head(limit + (0 if board.baseline.empty else 1))
+        data = render(board, fmt, frame)
         with self._lock:
             self._renders[key] = (id(board), data)
         return data

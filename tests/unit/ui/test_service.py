@@ -28,3 +28,9 @@ def test_cached_until_the_store_changes_then_rebuilt_in_the_background(tmp_path)
     assert fresh.rows.iloc[0]["repo_id"] == "zed/new"
     assert b"zed/new" in service.rendered(BASE, PROJECT_SOURCE, "csv")
     assert service.board("org/base", PROJECT_SOURCE) is fresh and service.sources(BASE) == [PROJECT_SOURCE]
+
+
+def test_rendered_top_n_keeps_the_baseline_and_the_order(tmp_path):
+    service = LeaderboardService(build_store(tmp_path / "lb.db"))
+    top2 = service.rendered(BASE, PROJECT_SOURCE, "csv", limit=2).decode().splitlines()
+    assert [line.split(",")[3] for line in top2[1:]] == [BASE, "alice/strong", "bob/middling"]
