@@ -122,11 +122,9 @@ def synthetic(n_models: int, seed: int = 0) -> tuple[dict[str, np.ndarray], pd.D
 
 def scores_frame_of(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The frame ``ranking.leaderboard.scores_frame`` would make of the same rows (same dtypes)."""
-    from ranking.leaderboard import SCORE_COLUMNS
+    from ranking.leaderboard import SCORE_COLUMNS, typed_scores
 
-    frame = pd.DataFrame({k: columns[k] for k in SCORE_COLUMNS})
-    frame["value"] = frame["value"].astype("float64")
-    return frame
+    return typed_scores(pd.DataFrame({k: columns[k] for k in SCORE_COLUMNS}))
 
 
 def write_store(path: Path, columns: dict[str, np.ndarray], metadata: pd.DataFrame, chunk: int = 200_000):

@@ -61,7 +61,16 @@ def scores_frame(rows: Sequence[tuple]) -> pd.DataFrame:
     if not rows:
         return empty_scores()
     frame = pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS))
+    return typed_scores(frame)
+
+
+def typed_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float values and categorical string columns: build_leaderboard then factorizes them for free."""
+    frame = frame.copy()
     frame["value"] = frame["value"].astype("float64")
+    frame["seed"] = frame["seed"].astype("int64")
+    for column in ("repo_id", "revision", "scorer", "metric", "target", "config_hash"):
+        frame[column] = frame[column].astype("category")
     return frame
 
 
