@@ -1,0 +1,75 @@
+"""Every hyper-parameter of the scorers, in frozen dataclasses; the defaults are the published protocol.
+
+Make variants with ``dataclasses.replace(cfg, lr=...)``. Each stored score carries ``config_hash(cfg)``
+and the canonical JSON of its config, so scores of different protocols are never compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from types import MappingProxyType
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinetuneConfig:
+    """One fine-tuning run of a model on a target (the model-recycling site's protocol by default)."""
+
+    profile: str = "published"
+    lr: float = 5e-5
+    warmup_ratio: float = 0.006  # 0.6% of the steps
+    weight_decay: float = 0.01
+    batch_size: int = 256  # examples per optimizer step (micro_batch_size x accumulation)
+    micro_batch_size: int = 32  # examples per forward pass
+    max_epochs: int = 10
+    max_steps: int | None = None  # overrides max_epochs when set
+    eval_every_examples: int = 12_800
+    patience_examples: int = 256_000  # early stopping: no improvement for this many examples
+    max_length: int = 128
+    max_train_examples: int | None = None  # subsample the train split (seeded) when set
+    max_eval_examples: int | None = None
+    seed: int = 0
+    bf16: bool = True  # autocast on CUDA only; CPU runs in float32
+    dropout: Literal["standard", "guided"] = "standard"
+    grad_clip: float = 1.0
+
+    def __post_init__(self):
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of micro_batch_size "
+                             f"{self.micro_batch_size}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.lr <= 0 or self.max_epochs <= 0 or self.max_length <= 0:
+            raise ValueError("lr, max_epochs and max_length must be positive")
+
+    @property
+    def accumulation_steps(self) -> int:
+        return self.batch_size // self.micro_batch_size
+
+
+PUBLISHED = FinetuneConfig()
+# Sized for 2 CPU cores: a few hundred steps on a subsample, short sequences. Real, just small.
+QUICK = replace(
+    PUBLISHED, profile="quick", lr=1e-4, warmup_ratio=0.06, batch_size=32, micro_batch_size=32, max_epochs=3,
+    eval_every_examples=640, patience_examples=1920, max_length=64, max_train_examples=1000,
+    max_eval_examples=500,
+)
+PROFILES = MappingProxyType({"published": PUBLISHED, "quick": QUICK})
+
+
+def config_json(config) -> str:
+    """Canonical JSON of a config dataclass: sorted keys, no spaces (what config_hash hashes)."""
+    return json.dumps(asdict(config), sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(config) -> str:
+    return hashlib.sha256(config_json(config).encode()).hexdigest()
+
+
+def profile(name: str) -> FinetuneConfig:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
