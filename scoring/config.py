@@ -73,3 +73,19 @@ def profile(name: str) -> FinetuneConfig:
         return PROFILES[name]
     except KeyError:
         raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeConfig:
+    """Stage 1: a linear classifier on frozen, mean-pooled features (the site's ``mnli_lp``)."""
+
+    max_length: int = 128
+    batch_size: int = 64
+    max_train_examples: int | None = 2000
+    max_test_examples: int | None = 1000
+    l2: float = 1e-3  # weight decay of the logistic regression, on standardized features
+    max_iter: int = 200  # L-BFGS iterations (the fit is convex: it converges long before)
+    seed: int = 0
+
+
+PROBE = ProbeConfig()

@@ -1,0 +1,138 @@
+"""Linear-probe prefilter (stage 1): logistic regression on frozen features of the candidate.
+
+Features are the mean-pooled last hidden states of the frozen encoder, computed once per (model, target,
+config) and cached on disk; the fit is a convex L2-regularized logistic regression solved by full-batch
+L-BFGS on standardized features, so it is fast and deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from data.errors import ScoringError
+from scoring.config import ProbeConfig
+from scoring.examples import Example, TargetData
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeResult:
+    accuracy: float
+    train_accuracy: float
+    train_examples: int
+    test_examples: int
+    feature_seconds: float
+    fit_seconds: float
+
+
+def _subsample(examples: tuple[Example, ...], limit: int | None, seed: int) -> tuple[Example, ...]:
+    if limit is None or len(examples) <= limit:
+        return examples
+    generator = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(len(examples), generator=generator)[:limit].sort().values
+    return tuple(examples[i] for i in keep.tolist())
+
+
+def load_encoder(model_dir: Path):
+    """The frozen encoder and its tokenizer, from safetensors only, never remote code."""
+    from transformers import AutoModel, AutoTokenizer
+
+    if not any(Path(model_dir).glob("*.safetensors")):
+        raise ScoringError(f"{model_dir} has no safetensors weights")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir, use_safetensors=True, trust_remote_code=False)
+    return model.eval(), tokenizer
+
+
+@torch.inference_mode()
+def extract_features(model, tokenizer, examples: tuple[Example, ...], cfg: ProbeConfig,
+                     device: str = "cpu") -> torch.Tensor:
+    """Mean-pooled last hidden states, one row per example (float32, on CPU)."""
+    model.to(device)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].text) + len(examples[i].text_pair or ""))
+    out = torch.empty(len(examples), model.config.hidden_size)
+    for start in range(0, len(order), cfg.batch_size):
+        index = order[start:start + cfg.batch_size]
+        batch = [examples[i] for i in index]
+        pairs = [e.text_pair for e in batch] if any(e.text_pair is not None for e in batch) else None
+        encoded = tokenizer([e.text for e in batch], [p or "" for p in pairs] if pairs else None, padding=True,
+                            truncation=True, max_length=cfg.max_length, return_tensors="pt").to(device)
+        hidden = model(**encoded).last_hidden_state.float()
+        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        out[index] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
+    return out
+
+
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: ProbeConfig
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weight, bias, feature mean, feature std) of an L2-regularized multinomial logistic regression."""
+    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
+    x = ((features - mean) / std).double()
+    y = labels.long()
+    weight = torch.zeros(features.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=cfg.max_iter, tolerance_grad=1e-9,
+                                  tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + cfg.l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return weight.detach(), bias.detach(), mean, std
+
+
+def predict(weight, bias, mean, std, features: torch.Tensor) -> torch.Tensor:
+    return ((((features - mean) / std).double() @ weight) + bias).argmax(1)
+
+
+def probe(model_dir: Path, target: TargetData, cfg: ProbeConfig, *, device: str = "cpu",
+          cache_dir: Path | None = None, model_key: str = "") -> ProbeResult:
+    """Probe accuracy of the model on the target's test split (train split fits the classifier)."""
+    if target.metric != "accuracy":
+        raise ScoringError(f"the linear probe needs a classification target; {target.name} is {target.metric}")
+    if target.num_labels < 2:
+        raise ScoringError(f"target {target.name} has {target.num_labels} class: nothing to probe")
+    train = _subsample(target.train, cfg.max_train_examples, cfg.seed)
+    test = _subsample(target.test, cfg.max_test_examples, cfg.seed)
+    started = time.perf_counter()
+    train_x, test_x = _cached_features(model_dir, target, train, test, cfg, device, cache_dir, model_key)
+    feature_s = time.perf_counter() - started
+    train_y = torch.tensor([int(e.label) for e in train])
+    test_y = torch.tensor([int(e.label) for e in test])
+    started = time.perf_counter()
+    weight, bias, mean, std = fit_logistic(train_x, train_y, target.num_labels, cfg)
+    fit_s = time.perf_counter() - started
+    accuracy = (predict(weight, bias, mean, std, test_x) == test_y).double().mean().item()
+    train_accuracy = (predict(weight, bias, mean, std, train_x) == train_y).double().mean().item()
+    if not torch.isfinite(torch.tensor(accuracy)):
+        raise ScoringError(f"probe of {model_dir} on {target.name}: accuracy is not finite")
+    logger.info("probe %s on %s: %.4f (train %.4f) in %.1fs features + %.1fs fit", model_key or model_dir,
+                target.name, accuracy, train_accuracy, feature_s, fit_s)
+    return ProbeResult(accuracy=accuracy, train_accuracy=train_accuracy, train_examples=len(train),
+                       test_examples=len(test), feature_seconds=feature_s, fit_seconds=fit_s)
+
+
+def _cached_features(model_dir, target, train, test, cfg, device, cache_dir, model_key):
+    key = hashlib.sha256(f"{model_key or Path(model_dir).resolve()}|{target.name}|{target.revision}|"
+                         f"{cfg.max_length}|{len(train)}|{len(test)}|{cfg.seed}".encode()).hexdigest()[:24]
+    path = Path(cache_dir) / "probe-features" / f"{key}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        cached = torch.load(path, weights_only=True)
+        return cached["train"], cached["test"]
+    model, tokenizer = load_encoder(model_dir)
+    train_x = extract_features(model, tokenizer, train, cfg, device)
+    test_x = extract_features(model, tokenizer, test, cfg, device)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"train": train_x, "test": test_x}, path)
+    return train_x, test_x
