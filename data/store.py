@@ -439,6 +439,16 @@ class Store:
             return [_score(row) for row in rows]
 
 
+    def has_score(self, repo_id: str, revision: str, scorer: str, metric: str, target: str, seed: int,
+                  config_hash: str, source: str = "project") -> bool:
+        """Is this exact score already stored? (Scorers skip runs they would only repeat.)"""
+        with self._connect() as conn:
+            return conn.execute(
+                "SELECT 1 FROM scores WHERE source = ? AND repo_id = ? AND revision = ? AND scorer = ? AND metric = ? "
+                "AND target = ? AND seed = ? AND config_hash = ? LIMIT 1",
+                (source, repo_id, revision, scorer, metric, target, seed, config_hash),
+            ).fetchone() is not None
+
     def score_rows(self, *, base_id: str, source: str) -> list[tuple]:
         """The scores of one leaderboard as plain tuples in SCORE_FRAME_COLUMNS order (for ranking's frames)."""
         with self._connect() as conn:

@@ -89,3 +89,20 @@ class ProbeConfig:
 
 
 PROBE = ProbeConfig()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntertrainingConfig:
+    """The intertraining scorer: which suite, how many seeds, and the fine-tuning protocol."""
+
+    finetune: FinetuneConfig = PUBLISHED
+    suite: str = "quick"
+    base_seeds: int = 3  # the model-recycling site used 20
+    candidate_seeds: int = 1
+
+
+def protocol_json(finetune: FinetuneConfig, targets: list[tuple[str, str]]) -> str:
+    """The protocol of a target score: the fine-tuning config without its seed (seeds have their own column)
+    and the suite as (target, dataset revision) pairs, so scores on other data are never compared."""
+    return json.dumps({"finetune": asdict(replace(finetune, seed=0)), "suite": sorted(map(list, targets))},
+                      sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,177 @@
+"""python -m scoring score REPO_ID --scorer intertraining|linear_probe [--base BASE] [--suite NAME]
+[--profile quick|published] [--seeds N] [--base-seeds K] [--device cpu|cuda] [--db PATH]
+
+REPO_ID and BASE are Hub ids (downloaded at a pinned sha through huggingface_hub) or local checkpoint
+directories (their revision is a content hash). Scores go to the store in one transaction; a short table
+of the candidate's per-target gains is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from data.errors import LeaderboardError
+from data.settings import Settings
+from data.store import Store
+
+logger = logging.getLogger("scoring")
+
+
+def resolve_model(ref: str, settings: Settings, name: str | None = None) -> tuple[str, str, Path]:
+    """(repo_id, revision, local dir) of a local checkpoint directory or a Hub model."""
+    from scoring.base import directory_revision
+
+    path = Path(ref)
+    if path.is_dir():
+        return name or f"local/{path.resolve().name}", directory_revision(path), path
+    from data.hub import HubClient
+    from data.records import ModelRef
+
+    hub = HubClient(settings)
+    info = hub.model_info(ref)
+    return info.repo_id, info.sha, hub.snapshot(ModelRef(info.repo_id, info.sha))
+
+
+def make_scorer(args: argparse.Namespace):
+    from scoring.config import IntertrainingConfig, profile
+    from scoring.registry import get_scorer
+
+    cls = get_scorer(args.scorer)
+    if args.scorer == "intertraining":
+        ft = profile(args.profile)
+        return cls(IntertrainingConfig(finetune=ft, suite=args.suite, base_seeds=args.base_seeds,
+                                       candidate_seeds=args.seeds), local_root=args.local_root)
+    if args.scorer == "linear_probe":
+        from scoring.linear_probe import LinearProbeConfig
+
+        return cls(LinearProbeConfig(suite=args.suite, target=args.probe_target or ""), local_root=args.local_root)
+    return cls()
+
+
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.base import ScoringContext, ScoringJob
+
+    store = Store(settings.db_path)
+    repo_id, revision, model_dir = resolve_model(args.repo_id, settings, args.name)
+    base_ref = args.base
+    if base_ref is None:
+        candidate = store.get_candidate(repo_id)
+        if candidate is None:
+            print(f"error: {repo_id} is not a crawled candidate; say which base it descends from with --base",
+                  file=sys.stderr)
+            return 2
+        base_ref = candidate.base_id
+    base_id, base_revision, base_dir = resolve_model(base_ref, settings, args.base_name)
+    job = ScoringJob(repo_id=repo_id, revision=revision, model_dir=model_dir, base_id=base_id,
+                     base_revision=base_revision, base_dir=base_dir)
+    ctx = ScoringContext(device=args.device, verbose=not args.quiet, cache_dir=Path(settings.cache_dir),
+                         has_score=lambda *key: store.has_score(*key))
+    scores = make_scorer(args).score(job, ctx)
+    store.add_scores(scores)
+    print(f"{len(scores)} scores for {repo_id}@{revision[:8]} (and its base {base_id}) written to {settings.db_path}")
+    print(summary_table(store, base_id, repo_id, revision))
+    return 0
+
+
+def cmd_intertrain(args: argparse.Namespace, settings: Settings) -> int:
+    from data.targets import suite
+    from scoring.config import profile
+    from scoring.intertrain import train_source_model
+    from scoring.target_data import load_target
+
+    base_id, _, base_dir = resolve_model(args.base, settings, args.base_name)
+    [spec] = suite(args.source, local_root=args.local_root)
+    cfg = replace(profile(args.profile), seed=args.seed)
+    source = load_target(spec, max_train=cfg.max_train_examples, max_eval=cfg.max_eval_examples, seed=0,
+                         local_root=args.local_root)
+    result = train_source_model(base_dir, base_id, source, cfg, args.out, device=args.device, verbose=not args.quiet)
+    print(f"{args.out}: {base_id} fine-tuned on {source.name}, test {source.metric} {result.test_score:.4f} "
+          f"({result.steps} steps, {result.duration_s:.0f}s)")
+    return 0
+
+
+def summary_table(store: Store, base_id: str, repo_id: str, revision: str) -> str:
+    """Per-target base mean ± std, candidate score and gain; then the mean gain, its CI and the flag."""
+    from ranking.columns import format_value
+    from ranking.source import load_leaderboard
+
+    board = load_leaderboard(store, base_id)
+    rows = board.rows[(board.rows["repo_id"] == repo_id) & (board.rows["revision"] == revision)]
+    if rows.empty:
+        return "(no ranked scores for this model yet)"
+    row = rows.iloc[0]
+    lines = [f"{'target':<22} {'base':>8} {'model':>8} {'gain':>8}"]
+    base = board.baseline.iloc[0] if not board.baseline.empty else None
+    for target in board.targets:
+        base_score = base[f"score:{target}"] if base is not None else float("nan")
+        lines.append(f"{target:<22} {format_value(base_score, 'pct'):>8} "
+                     f"{format_value(row[f'score:{target}'], 'pct'):>8} "
+                     f"{format_value(row.get(f'gain:{target}'), 'pts'):>8}")
+    def pts(key: str) -> str:
+        return format_value(row[key], "pts") or "–"
+
+    lines.append(f"mean gain {pts('mean_gain')} (95% CI {pts('gain_ci_low')} to {pts('gain_ci_high')}); "
+                 f"beats the base beyond seed noise: {'yes' if bool(row['beats_base']) else 'no'}; "
+                 f"probe {format_value(row['probe_accuracy'], 'pct') or '–'}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scoring", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("score", help="score one model against its base and store the scores")
+    p.add_argument("repo_id", help="Hub model id or local checkpoint directory")
+    p.add_argument("--scorer", default="intertraining")
+    p.add_argument("--base", help="the base model (Hub id or directory); default: the crawled candidate's base")
+    p.add_argument("--name", help="repo id to record for a local candidate directory")
+    p.add_argument("--base-name", help="repo id to record for a local base directory")
+    p.add_argument("--suite", default="quick", help="published | local | quick | name1,name2,...")
+    p.add_argument("--profile", default="quick", choices=("quick", "published"))
+    p.add_argument("--seeds", type=int, default=1, help="candidate seeds")
+    p.add_argument("--base-seeds", type=int, default=3, help="base seeds (runs already stored are reused)")
+    p.add_argument("--probe-target", help="probe target (default: the suite's NLI set)")
+    p.add_argument("--local-root", type=Path, help="directory of local datasets (default ../shared/datasets)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("intertrain", help="fine-tune a base on a source task and save it as a candidate repo")
+    p.add_argument("base", help="base model (Hub id or directory)")
+    p.add_argument("--source", required=True, help="source target name, e.g. sick")
+    p.add_argument("--out", type=Path, required=True, help="directory to save the candidate to")
+    p.add_argument("--base-name", help="repo id to record for a local base directory")
+    p.add_argument("--profile", default="quick", choices=("quick", "published"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--local-root", type=Path, help="directory of local datasets (default ../shared/datasets)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_intertrain, seeds=1, base_seeds=1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.base_seeds < 1:
+        parser.error("--seeds and --base-seeds must be at least 1")
+    settings = replace(Settings.from_env().with_overrides(db_path=args.db))
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args, settings)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    except LeaderboardError as e:
+        logger.error("%s", e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
