@@ -95,6 +95,36 @@ def cmd_intertrain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_stage(args: argparse.Namespace, settings: Settings) -> int:
+    from data.hub import HubClient
+    from scoring.base import ScoringContext
+    from scoring.stages import probe_candidates, score_top_k
+
+    store = Store(settings.db_path)
+    hub = HubClient(settings)
+    ctx = ScoringContext(device=args.device, verbose=not args.quiet, cache_dir=Path(settings.cache_dir),
+                         has_score=lambda *key: store.has_score(*key))
+    if args.stage == "probe":
+        args.scorer = "linear_probe"
+        n = probe_candidates(store, args.base, make_scorer(args), hub.snapshot, ctx)
+        print(f"stage 1: probed {n} models of {args.base}")
+    else:
+        args.scorer = "intertraining"
+        n = score_top_k(store, args.base, args.top_k, make_scorer(args), hub.snapshot, ctx)
+        print(f"stage 2: intertraining for the top {n} candidates of {args.base} by probe")
+    print(probe_gain_line(store, args.base))
+    return 0
+
+
+def probe_gain_line(store: Store, base_id: str) -> str:
+    """Spearman(probe accuracy, mean gain) over the models that have both, with a bootstrap 95% CI."""
+    from ranking.source import load_leaderboard
+    from ui.insights import correlation_text, spearman_with_ci
+
+    rows = load_leaderboard(store, base_id).rows
+    return correlation_text(spearman_with_ci(rows["probe_accuracy"], rows["mean_gain"]), "probe", "mean gain")
+
+
 def summary_table(store: Store, base_id: str, repo_id: str, revision: str) -> str:
     """Per-target base mean ± std, candidate score and gain; then the mean gain, its CI and the flag."""
     from ranking.columns import format_value
@@ -141,6 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
 
+    p = sub.add_parser("stage", help="the two-stage policy: probe every candidate, or intertrain the top K")
+    p.add_argument("stage", choices=("probe", "full"))
+    p.add_argument("--base", required=True, help="a crawled base model")
+    p.add_argument("--top-k", type=int, default=10, help="stage full: how many candidates by probe accuracy")
+    p.add_argument("--suite", default="quick")
+    p.add_argument("--profile", default="quick", choices=("quick", "published"))
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--base-seeds", type=int, default=3)
+    p.add_argument("--probe-target")
+    p.add_argument("--local-root", type=Path)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--db", type=Path)
+    p.add_argument("--endpoint", help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_stage)
+
     p = sub.add_parser("intertrain", help="fine-tune a base on a source task and save it as a candidate repo")
     p.add_argument("base", help="base model (Hub id or directory)")
     p.add_argument("--source", required=True, help="source target name, e.g. sick")
@@ -161,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.base_seeds < 1:
         parser.error("--seeds and --base-seeds must be at least 1")
-    settings = replace(Settings.from_env().with_overrides(db_path=args.db))
+    settings = Settings.from_env().with_overrides(db_path=args.db, hub_endpoint=getattr(args, "endpoint", None))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args, settings)
