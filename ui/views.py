@@ -20,6 +20,7 @@ HUB_URL = "https://huggingface.co"
 SAFE_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 ROW_LIMITS = ("100", "500", "2000", "all")
+SHA = re.compile(r"^[0-9a-f]{40}$")
 ALWAYS_SHOWN = frozenset({"rank", "repo_id", "mean_gain", "mean_score"})  # other columns only when they hold values
 
 
@@ -90,6 +91,8 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     if spec.key == "repo_id":
         links = values.map(model_link)
         return links.where(~frame["is_baseline"].astype(bool), links + " (base)")
+    if spec.key == "revision":  # a commit sha reads fine as its first 8 characters; exports keep all 40
+        return values.map(lambda v: str(v)[:8] if isinstance(v, str) and SHA.match(v) else html.escape(str(v)))
     if spec.key == "beats_base":
         return values.map(lambda v: "yes" if v is True or v == 1 else "")
     if spec.fmt in ("pct", "pts"):
