@@ -108,3 +108,27 @@ def protocol_json(finetune: FinetuneConfig, targets: list[tuple[str, str]]) -> s
     and the suite as (target, dataset revision) pairs, so scores on other data are never compared."""
     return json.dumps({"finetune": asdict(replace(finetune, seed=0)), "suite": sorted(map(list, targets))},
                       sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SGLDConfig:
+    """Localized SGLD around w* for the local learning coefficient (scoring/llc.py; REFERENCE section 3)."""
+
+    epsilon: float = 1e-4  # step size: the update is (epsilon/2) * drift + N(0, epsilon)
+    gamma: float = 1.0  # localization strength; large gamma biases the LLC down (REFERENCE section 3)
+    nbeta: float | None = None  # n * beta; None means n / log n (the WBIC temperature)
+    num_chains: int = 4
+    num_draws: int = 2000  # kept draws per chain, after burn-in
+    num_burnin: int = 300  # steps per chain excluded from the average
+    batch_size: int = 256
+    init_loss_batches: int = 16  # L_n(w*) is averaged over this many batches, not one (devinterp issue #39)
+    noise: bool = True  # False only for the known-answer test: SGLD without noise is gradient descent
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epsilon <= 0 or self.gamma < 0:
+            raise ValueError(f"epsilon must be positive and gamma non-negative, got {self.epsilon}, {self.gamma}")
+        if self.nbeta is not None and self.nbeta <= 0:
+            raise ValueError(f"nbeta must be positive, got {self.nbeta}")
+        if min(self.num_chains, self.num_draws, self.batch_size, self.init_loss_batches) < 1 or self.num_burnin < 0:
+            raise ValueError("num_chains, num_draws, batch_size and init_loss_batches must be >= 1, num_burnin >= 0")

@@ -1,0 +1,235 @@
+"""The local learning coefficient (LLC) by localized SGLD around a parameter w*, with all chains vmapped.
+
+Each chain runs ``w <- w + (eps/2) * (-(nbeta/B) * sum_batch grad l_i - gamma * (w - w*)) + N(0, eps)`` from w*,
+and ``lambda_hat = nbeta * (E_posterior[L_n(w)] - L_n(w*))`` with ``nbeta = n / log n`` by default (REFERENCE
+sections 2 and 3). ``loss_fn(output, target)`` must return the *mean* loss over the batch. Burn-in steps are
+excluded from the average; L_n(w*) is averaged over ``cfg.init_loss_batches`` batches. From tensors each
+chain draws its minibatches with replacement (unbiased for L_n(w)); a DataLoader is cycled, one iterator per
+chain. ``estimate_llc`` stacks the chains with ``torch.func`` and keeps every trace on the device, checking
+for NaN once per chunk of steps; ``estimate_llc_loop`` is the same math in a plain per-chain loop (reference
+for tests and benchmarks). With the same seed and tensor data both draw the same minibatches and noise, so
+they agree up to floating-point error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+from torch.utils.data import DataLoader
+
+from data.errors import ScoringError
+from scoring.config import SGLDConfig
+
+logger = logging.getLogger(__name__)
+
+Data = DataLoader | tuple[Tensor, Tensor]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LLCEstimate:
+    """Our record of one LLC estimate; nothing outside this module sees a sampler's internals."""
+
+    mean: float
+    std: float  # across chains (0 with one chain)
+    per_chain: tuple[float, ...]
+    init_loss: float  # L_n(w*), averaged over init_loss_batches batches
+    nbeta: float
+    loss_traces: Tensor  # (chains, draws) minibatch losses after burn-in, on CPU
+    diagnostics: tuple[str, ...] = ()
+
+
+def rrr_learning_coefficient(M: int, H: int, N: int, r: int) -> float:  # noqa: N803 (the paper's names)
+    """Learning coefficient of reduced-rank regression (Aoyagi & Watanabe 2005): inputs N, outputs M,
+    inner rank H, true rank r."""
+    if N + r > M + H:
+        return (H * M - H * r + N * r) / 2
+    if M + r > N + H:
+        return (H * N - H * r + M * r) / 2
+    if H + r > M + N:
+        return M * N / 2
+    return (2 * (H + r) * (M + N) - (M - N) ** 2 - (H + r) ** 2 + (M + H + N + r) % 2) / 8
+
+
+def _chunk_steps(cfg: SGLDConfig, dim: int, chunk: int) -> int:
+    """Steps of batch indices and noise drawn at once: ``chunk``, fewer if the noise would pass 2**26 floats."""
+    return max(1, min(chunk, 2**26 // (cfg.num_chains * dim)))
+
+
+def _check_finite(traces: Tensor, cfg: SGLDConfig, chain0: int = 0, step0: int = 0) -> None:
+    """Raise ScoringError naming the first chain and step (burn-in included) whose loss is NaN or infinite;
+    ``traces`` is the block starting at chain ``chain0`` and step ``step0``."""
+    bad = ~torch.isfinite(traces)
+    if bad.any():
+        chain, step = (int(i) for i in bad.nonzero()[0])
+        chain, step = chain + chain0, step + step0
+        raise ScoringError(f"SGLD diverged: chain {chain} has a non-finite loss at step {step} "
+                           f"(epsilon={cfg.epsilon}; try a smaller step size)")
+
+
+def _chunk(gens: list[torch.Generator], steps: int, n: int | None, cfg: SGLDConfig, dim: int
+           ) -> tuple[Tensor | None, Tensor | None]:
+    """Minibatch indices (chains, steps, B), drawn with replacement, and N(0, eps) noise (chains, steps, dim)
+    for the next ``steps`` steps, each chain from its own generator (so the loop and vmap draw alike).
+    Indices are None for a DataLoader or a full batch (batch_size >= n), noise is None when cfg.noise is off."""
+    idx = noise = None
+    if n is not None and cfg.batch_size < n:
+        idx = torch.stack([torch.randint(n, (steps, cfg.batch_size), generator=g, device=g.device) for g in gens])
+    if cfg.noise:
+        noise = torch.stack([torch.randn(steps, dim, generator=g, device=g.device) for g in gens])
+        noise.mul_(math.sqrt(cfg.epsilon))
+    return idx, noise
+
+
+class _Loader:
+    """Cycles a DataLoader forever, moving each (inputs, targets) batch to the device."""
+
+    def __init__(self, loader: DataLoader, device: str | torch.device):
+        self.loader, self.device, self._it = loader, device, iter(loader)
+
+    def __call__(self) -> tuple[Tensor, Tensor]:
+        for _ in range(2):
+            try:
+                x, y = next(self._it)
+                return x.to(self.device), y.to(self.device)
+            except StopIteration:
+                self._it = iter(self.loader)
+        raise ScoringError("the data loader yields no batches")
+
+
+def _setup(model: nn.Module, data: Data, loss_fn: LossFn, cfg: SGLDConfig, n: int, device) -> tuple:
+    """Tensors on the device (or per-chain loaders), generators, w*, buffers, nbeta and L_n(w*).
+
+    For tensors L_n(w*) is the mean over ``init_loss_batches`` consecutive batches of one seeded permutation
+    (the whole data set once they cover it); for a loader, over its next ``init_loss_batches`` batches."""
+    gens = [torch.Generator(device=device).manual_seed(cfg.seed + c) for c in range(cfg.num_chains)]
+    w_star = {k: p.detach().to(device) for k, p in model.named_parameters()}
+    buffers = {k: b.detach().to(device) for k, b in model.named_buffers()}
+    if n < 2:
+        raise ValueError(f"n is the training set size and must be at least 2, got {n}")
+    nbeta = cfg.nbeta if cfg.nbeta is not None else n / math.log(n)
+
+    def loss_at_w_star(x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(functional_call(model, (w_star, buffers), (x,)), y) * len(x)
+
+    with torch.no_grad():
+        if isinstance(data, tuple):
+            data = (data[0].to(device), data[1].to(device))
+            perm = torch.randperm(len(data[0]), generator=torch.Generator().manual_seed(cfg.seed + cfg.num_chains))
+            perm = perm[: cfg.batch_size * cfg.init_loss_batches].to(device)
+            total = sum(loss_at_w_star(data[0][i], data[1][i]) for i in perm.split(cfg.batch_size))
+            init_loss, sources = float(total) / len(perm), data
+        else:
+            init_loader = _Loader(data, device)
+            pairs = [init_loader() for _ in range(cfg.init_loss_batches)]
+            init_loss = float(sum(loss_at_w_star(x, y) for x, y in pairs)) / sum(len(x) for x, _ in pairs)
+            sources = [_Loader(data, device) for _ in range(cfg.num_chains)]
+    return sources, gens, w_star, buffers, nbeta, init_loss
+
+
+def _finish(traces: Tensor, init_loss: float, nbeta: float, cfg: SGLDConfig) -> LLCEstimate:
+    """One host transfer: check every value, drop burn-in, and summarise per chain."""
+    traces = traces.detach().cpu()
+    _check_finite(traces, cfg)
+    draws = traces[:, cfg.num_burnin:]
+    chain_means = draws.mean(dim=1)
+    per_chain = tuple(float(nbeta * (m - init_loss)) for m in chain_means)
+    mean_t = torch.tensor(per_chain, dtype=torch.float64)
+    mean, std = float(mean_t.mean()), float(mean_t.std()) if len(per_chain) > 1 else 0.0
+    diagnostics = [f"chain {c} went below the initial loss (mean draw loss {float(m):.6g} < L_n(w*) {init_loss:.6g})"
+                   for c, m in enumerate(chain_means) if m < init_loss]
+    if mean < 0:
+        diagnostics.append(f"negative LLC ({mean:.3g}): w* is not a local minimum")
+    for d in diagnostics:
+        logger.warning("LLC: %s", d)
+    logger.info("llc=%.3f±%.3f over %d chains (nbeta=%.1f, L_n(w*)=%.4g)", mean, std, len(per_chain), nbeta,
+                init_loss)
+    return LLCEstimate(mean=mean, std=std, per_chain=per_chain, init_loss=init_loss, nbeta=nbeta,
+                       loss_traces=draws, diagnostics=tuple(diagnostics))
+
+
+def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg: SGLDConfig, *, n: int,
+                 device: str | torch.device = "cpu", chunk: int = 256) -> LLCEstimate:
+    """LLC at the model's current parameters (w*), all chains advanced together by ``torch.vmap``.
+
+    ``loader_or_tensors`` is an ``(inputs, targets)`` pair of tensors (each chain samples its own batches
+    from it) or a DataLoader yielding such pairs of a fixed batch size; ``n`` is the training set size.
+    Parameters live in one flat (chains, dim) tensor; batch indices and noise are drawn ``chunk`` steps at
+    a time. Raises ScoringError naming the chain and step if a loss becomes NaN or infinite.
+    """
+    sources, gens, w_star, buffers, nbeta, init_loss = _setup(model, loader_or_tensors, loss_fn, cfg, n, device)
+    C, steps = cfg.num_chains, cfg.num_burnin + cfg.num_draws
+    stacked, _ = stack_module_state([model] * C)
+    flat = torch.cat([p.detach().to(device).reshape(C, -1) for p in stacked.values()], dim=1)
+    flat_star = flat[0].clone()
+    sizes = [p.numel() for p in w_star.values()]
+    n_rows = len(sources[0]) if isinstance(sources, tuple) else None
+    chunk = _chunk_steps(cfg, flat.shape[1], chunk)
+
+    def batch_loss(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(functional_call(model, (p, buffers), (x,)), y)
+
+    # vmap the forward only; the chains are independent, so autograd of the summed loss gives each its gradient
+    losses_fn = vmap(batch_loss, in_dims=(0, 0, 0), randomness="different")
+    traces = torch.empty(C, steps, device=device)
+    for t in range(steps):
+        if t % chunk == 0:
+            # one host sync per chunk of steps, not per step
+            _check_finite(traces[:, max(0, t - chunk):t], cfg, step0=max(0, t - chunk))
+            idx, noise = _chunk(gens, min(chunk, steps - t), n_rows, cfg, flat.shape[1])
+        if isinstance(sources, tuple):
+            x, y = sources
+            x, y = (x[idx[:, t % chunk]], y[idx[:, t % chunk]]) if idx is not None else (
+                x.expand(C, *x.shape), y.expand(C, *y.shape))
+        else:
+            x, y = (torch.stack(z) for z in zip(*(s() for s in sources), strict=True))
+        flat.requires_grad_(True)
+        views = {k: part.view(C, *p.shape) for (k, p), part in zip(w_star.items(), flat.split(sizes, 1), strict=True)}
+        losses = losses_fn(views, x, y)
+        (grad,) = torch.autograd.grad(losses.sum(), flat)
+        with torch.no_grad():
+            flat.requires_grad_(False)
+            traces[:, t] = losses
+            drift = grad.mul_(-nbeta).sub_(flat - flat_star, alpha=cfg.gamma)
+            flat.add_(drift, alpha=cfg.epsilon / 2)
+            if noise is not None:
+                flat.add_(noise[:, t % chunk])
+    return _finish(traces, init_loss, nbeta, cfg)
+
+
+def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg: SGLDConfig, *, n: int,
+                      device: str | torch.device = "cpu", chunk: int = 256) -> LLCEstimate:
+    """Same estimate as ``estimate_llc``, one chain after another with autograd (reference implementation).
+    With tensor data and the same ``chunk`` it draws exactly the batches and noise that ``estimate_llc`` does."""
+    sources, gens, w_star, buffers, nbeta, init_loss = _setup(model, loader_or_tensors, loss_fn, cfg, n, device)
+    steps = cfg.num_burnin + cfg.num_draws
+    traces = torch.empty(cfg.num_chains, steps, device=device)
+    dim = sum(p.numel() for p in w_star.values())
+    chunk = _chunk_steps(cfg, dim, chunk)
+    for c in range(cfg.num_chains):
+        params = {k: p.clone().requires_grad_(True) for k, p in w_star.items()}
+        for t in range(steps):
+            if t % chunk == 0:
+                _check_finite(traces[c:c + 1, max(0, t - chunk):t], cfg, chain0=c, step0=max(0, t - chunk))
+                idx, noise = _chunk([gens[c]], min(chunk, steps - t), len(sources[0]) if isinstance(
+                    sources, tuple) else None, cfg, dim)
+            if isinstance(sources, tuple):
+                x, y = sources if idx is None else (sources[0][idx[0, t % chunk]], sources[1][idx[0, t % chunk]])
+            else:
+                x, y = sources[c]()
+            loss = loss_fn(functional_call(model, (params, buffers), (x,)), y)
+            grads = torch.autograd.grad(loss, list(params.values()))
+            traces[c, t] = loss.detach()
+            with torch.no_grad():
+                parts = noise[0, t % chunk].split([p.numel() for p in params.values()]) if noise is not None else ()
+                for i, ((k, p), g) in enumerate(zip(params.items(), grads, strict=True)):
+                    p.add_(-nbeta * g - cfg.gamma * (p - w_star[k]), alpha=cfg.epsilon / 2)
+                    if parts:
+                        p.add_(parts[i].view(p.shape))
+    return _finish(traces, init_loss, nbeta, cfg)
