@@ -1,4 +1,4 @@
-"""The store: the only module with SQL. SQLite in WAL mode, schema versioned by ``PRAGMA user_version``.
+"""The store: the only package with SQL. SQLite in WAL mode, schema versioned by ``PRAGMA user_version``.
 
 Every public method opens its own short-lived connection (Gradio handlers, crawler threads and worker
 processes all use the store at once), writes inside ``BEGIN IMMEDIATE`` transactions, and returns
@@ -12,139 +12,17 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from data.errors import StoreError
-from data.records import (
-    ArchSignature,
-    BaseModel,
-    Candidate,
-    CandidateStatus,
-    Job,
-    JobStatus,
-    Kind,
-    Match,
-    Score,
-    SkipReason,
-)
+from data.records import BaseModel, Candidate, CandidateStatus, Job, JobStatus, Score
+from data.store.rows import base_of, candidate_of, candidate_params, job_of, score_of, ts, utcnow
+from data.store.schema import CANDIDATE_COLUMNS, JOB_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: bases, candidates, jobs, scores
-    """
-    CREATE TABLE bases (
-        repo_id TEXT PRIMARY KEY,
-        sha TEXT NOT NULL,
-        aliases TEXT NOT NULL DEFAULT '[]',
-        model_type TEXT NOT NULL,
-        hidden_size INTEGER,
-        num_hidden_layers INTEGER,
-        num_attention_heads INTEGER,
-        vocab_size INTEGER,
-        num_params INTEGER,
-        added_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE candidates (
-        base_id TEXT NOT NULL REFERENCES bases(repo_id),
-        repo_id TEXT NOT NULL,
-        sha TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        match TEXT NOT NULL,
-        status TEXT NOT NULL,
-        skip_reason TEXT,
-        downloads INTEGER NOT NULL DEFAULT 0,
-        likes INTEGER NOT NULL DEFAULT 0,
-        license TEXT,
-        tags TEXT NOT NULL DEFAULT '[]',
-        pipeline_tag TEXT,
-        last_modified TEXT,
-        num_params INTEGER,
-        has_safetensors INTEGER NOT NULL DEFAULT 0,
-        first_seen TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (base_id, repo_id)
-    );
-    CREATE INDEX candidates_status ON candidates(base_id, status);
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        repo_id TEXT NOT NULL,
-        revision TEXT NOT NULL,
-        scorer TEXT NOT NULL,
-        base_id TEXT,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        error TEXT,
-        created_at TEXT NOT NULL,
-        started_at TEXT,
-        finished_at TEXT,
-        lease_until TEXT,
-        worker TEXT,
-        UNIQUE (repo_id, revision, scorer)
-    );
-    CREATE INDEX jobs_status ON jobs(status, id);
-    CREATE TABLE scores (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        repo_id TEXT NOT NULL,
-        revision TEXT NOT NULL,
-        scorer TEXT NOT NULL,
-        metric TEXT NOT NULL,
-        target TEXT NOT NULL DEFAULT '',
-        seed INTEGER NOT NULL DEFAULT -1,
-        value REAL NOT NULL,
-        config_hash TEXT NOT NULL,
-        config_json TEXT NOT NULL DEFAULT '{}',
-        source TEXT NOT NULL,
-        duration_s REAL,
-        extra TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        UNIQUE (source, repo_id, revision, scorer, metric, target, seed, config_hash)
-    );
-    CREATE INDEX scores_model ON scores(repo_id, revision);
-    """,
-    # 2: every score names the base whose leaderboard it belongs to (published rows have no crawled candidate)
-    """
-    ALTER TABLE scores ADD COLUMN base_id TEXT NOT NULL DEFAULT '';
-    CREATE INDEX scores_base ON scores(base_id, source);
-    """,
-    # 3: a change counter, bumped by every write of candidates, jobs or scores (a cheap cache key)
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    INSERT INTO meta (key, value) VALUES ('data_version', 0);
-    """,
-)
-
-_CANDIDATE_COLUMNS = (
-    "base_id, repo_id, sha, kind, match, status, skip_reason, downloads, likes, license, tags, "
-    "pipeline_tag, last_modified, num_params, has_safetensors, first_seen, updated_at"
-)
-_JOB_COLUMNS = (
-    "id, repo_id, revision, scorer, base_id, status, attempts, error, created_at, started_at, "
-    "finished_at, lease_until, worker"
-)
-_SCORE_COLUMNS = (
-    "repo_id, revision, scorer, metric, target, seed, value, config_hash, config_json, source, "
-    "duration_s, extra, created_at, base_id"
-)
-SCORE_FRAME_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+__all__ = ["MIGRATIONS", "SCORE_FRAME_COLUMNS", "Store", "utcnow"]
 
 
 class Store:
@@ -221,7 +99,7 @@ class Store:
 
     # -------------------------------------------------------------------- bases
     def upsert_base(self, base: BaseModel) -> None:
-        now = _ts(utcnow())
+        now = ts(utcnow())
         sig = base.signature
         with self._write() as conn:
             conn.execute(
@@ -239,7 +117,7 @@ class Store:
 
     def bases(self) -> list[BaseModel]:
         with self._connect() as conn:
-            return [_base(row) for row in conn.execute("SELECT * FROM bases ORDER BY repo_id")]
+            return [base_of(row) for row in conn.execute("SELECT * FROM bases ORDER BY repo_id")]
 
     def get_base(self, repo_id_or_alias: str) -> BaseModel | None:
         """The base with that id, or whose aliases include it."""
@@ -269,7 +147,7 @@ class Store:
                     "SELECT sha FROM candidates WHERE base_id = ? AND repo_id = ?", (c.base_id, c.repo_id)
                 ).fetchone()
                 conn.execute(
-                    f"""INSERT INTO candidates ({_CANDIDATE_COLUMNS})
+                    f"""INSERT INTO candidates ({CANDIDATE_COLUMNS})
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT(base_id, repo_id) DO UPDATE SET sha=excluded.sha, kind=excluded.kind,
                             match=excluded.match, status=excluded.status, skip_reason=excluded.skip_reason,
@@ -277,14 +155,14 @@ class Store:
                             tags=excluded.tags, pipeline_tag=excluded.pipeline_tag,
                             last_modified=excluded.last_modified, num_params=excluded.num_params,
                             has_safetensors=excluded.has_safetensors, updated_at=excluded.updated_at""",
-                    _candidate_params(c, now),
+                    candidate_params(c, now),
                 )
                 is_changed = old is None or old["sha"] != c.sha
                 if old is not None and old["sha"] != c.sha:
                     conn.execute(
                         "UPDATE jobs SET status = ?, error = ?, finished_at = ? "
                         "WHERE repo_id = ? AND revision = ? AND status = ?",
-                        (JobStatus.CANCELLED.value, f"superseded by revision {c.sha}", _ts(now),
+                        (JobStatus.CANCELLED.value, f"superseded by revision {c.sha}", ts(now),
                          c.repo_id, old["sha"], JobStatus.PENDING.value),
                     )
                 if is_changed and c.status is CandidateStatus.OK:
@@ -313,19 +191,19 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT {_CANDIDATE_COLUMNS} FROM candidates {where} ORDER BY base_id, repo_id", params
+                f"SELECT {CANDIDATE_COLUMNS} FROM candidates {where} ORDER BY base_id, repo_id", params
             )
-            return [_candidate(row) for row in rows]
+            return [candidate_of(row) for row in rows]
 
     def get_candidate(self, repo_id: str, base_id: str | None = None) -> Candidate | None:
-        sql = f"SELECT {_CANDIDATE_COLUMNS} FROM candidates WHERE repo_id = ?"
+        sql = f"SELECT {CANDIDATE_COLUMNS} FROM candidates WHERE repo_id = ?"
         params: list = [repo_id]
         if base_id is not None:
             sql += " AND base_id = ?"
             params.append(base_id)
         with self._connect() as conn:
             row = conn.execute(sql + " ORDER BY status = 'ok' DESC LIMIT 1", params).fetchone()
-            return _candidate(row) if row else None
+            return candidate_of(row) if row else None
 
     # --------------------------------------------------------------------- jobs
     @staticmethod
@@ -335,7 +213,7 @@ class Store:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO jobs (repo_id, revision, scorer, base_id, status, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (repo_id, revision, scorer, base_id, JobStatus.PENDING.value, _ts(now)),
+                (repo_id, revision, scorer, base_id, JobStatus.PENDING.value, ts(now)),
             )
             created += cur.rowcount
         return created
@@ -347,11 +225,11 @@ class Store:
             self._insert_jobs(conn, repo_id, revision, scorers, base_id, utcnow())
             marks = ",".join("?" * len(scorers))
             rows = conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE repo_id = ? AND revision = ? AND scorer IN ({marks}) "
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE repo_id = ? AND revision = ? AND scorer IN ({marks}) "
                 "ORDER BY id",
                 (repo_id, revision, *scorers),
             ).fetchall()
-        return [_job(row) for row in rows]
+        return [job_of(row) for row in rows]
 
     def jobs(self, status: JobStatus | None = None, repo_id: str | None = None) -> list[Job]:
         clauses, params = [], []
@@ -363,13 +241,13 @@ class Store:
             params.append(repo_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._connect() as conn:
-            return [_job(r) for r in conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY id", params)]
+            return [job_of(r) for r in conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY id", params)]
 
     def claim_job(self, worker: str, scorers: Sequence[str] | None = None, lease_s: float = 600.0
                   ) -> Job | None:
         """Atomically move the oldest PENDING job (of the given scorers) to RUNNING for this worker."""
         now = utcnow()
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ?"
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ?"
         params: list = [JobStatus.PENDING.value]
         if scorers:
             sql += f" AND scorer IN ({','.join('?' * len(scorers))})"
@@ -381,13 +259,13 @@ class Store:
             cur = conn.execute(
                 "UPDATE jobs SET status = ?, started_at = ?, lease_until = ?, worker = ?, "
                 "attempts = attempts + 1 WHERE id = ? AND status = ?",
-                (JobStatus.RUNNING.value, _ts(now), _ts(now + timedelta(seconds=lease_s)), worker,
+                (JobStatus.RUNNING.value, ts(now), ts(now + timedelta(seconds=lease_s)), worker,
                  row["id"], JobStatus.PENDING.value),
             )
             if cur.rowcount != 1:
                 return None
-            claimed = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (row["id"],)).fetchone()
-        return _job(claimed)
+            claimed = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (row["id"],)).fetchone()
+        return job_of(claimed)
 
     def finish_job(self, job_id: int, scores: Sequence[Score]) -> None:
         """Write all of a job's scores and mark it DONE, in one transaction."""
@@ -396,7 +274,7 @@ class Store:
             cur = conn.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, error = NULL, lease_until = NULL "
                 "WHERE id = ? AND status = ?",
-                (JobStatus.DONE.value, _ts(now), job_id, JobStatus.RUNNING.value),
+                (JobStatus.DONE.value, ts(now), job_id, JobStatus.RUNNING.value),
             )
             if cur.rowcount != 1:
                 raise StoreError(f"job {job_id} is not RUNNING: it cannot be finished")
@@ -406,18 +284,18 @@ class Store:
         with self._write() as conn:
             conn.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, error = ?, lease_until = NULL WHERE id = ?",
-                (JobStatus.FAILED.value, _ts(utcnow()), error, job_id),
+                (JobStatus.FAILED.value, ts(utcnow()), error, job_id),
             )
 
     # ------------------------------------------------------------------- scores
     @staticmethod
     def _insert_scores(conn, scores: Sequence[Score], now: datetime) -> None:
         conn.executemany(
-            f"INSERT OR REPLACE INTO scores ({_SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO scores ({SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, float(s.value), s.config_hash,
                  s.config_json, s.source, s.duration_s, json.dumps(s.extra, sort_keys=True),
-                 _ts(s.created_at or now), s.base_id)
+                 ts(s.created_at or now), s.base_id)
                 for s in scores
             ],
         )
@@ -435,8 +313,8 @@ class Store:
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._connect() as conn:
-            rows = conn.execute(f"SELECT {_SCORE_COLUMNS} FROM scores {where} ORDER BY id", params)
-            return [_score(row) for row in rows]
+            rows = conn.execute(f"SELECT {SCORE_COLUMNS} FROM scores {where} ORDER BY id", params)
+            return [score_of(row) for row in rows]
 
 
     def has_score(self, repo_id: str, revision: str, scorer: str, metric: str, target: str, seed: int,
@@ -479,87 +357,3 @@ class Store:
         """A number that changes with every write of candidates, jobs or scores: a cache key for views."""
         with self._connect() as conn:
             return conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0]
-
-# ------------------------------------------------------------------ row -> record
-def _base(row: sqlite3.Row) -> BaseModel:
-    return BaseModel(
-        repo_id=row["repo_id"],
-        sha=row["sha"],
-        aliases=tuple(json.loads(row["aliases"])),
-        signature=ArchSignature(
-            model_type=row["model_type"],
-            hidden_size=row["hidden_size"],
-            num_hidden_layers=row["num_hidden_layers"],
-            num_attention_heads=row["num_attention_heads"],
-            vocab_size=row["vocab_size"],
-        ),
-        num_params=row["num_params"],
-    )
-
-
-def _candidate_params(c: Candidate, now: datetime) -> tuple:
-    return (
-        c.base_id, c.repo_id, c.sha, c.kind.value, c.match.value, c.status.value,
-        c.skip_reason.value if c.skip_reason else None, c.downloads, c.likes, c.license,
-        json.dumps(list(c.tags)), c.pipeline_tag, _ts(c.last_modified), c.num_params,
-        int(c.has_safetensors), _ts(c.first_seen or now), _ts(now),
-    )
-
-
-def _candidate(row: sqlite3.Row) -> Candidate:
-    return Candidate(
-        base_id=row["base_id"],
-        repo_id=row["repo_id"],
-        sha=row["sha"],
-        kind=Kind(row["kind"]),
-        match=Match(row["match"]),
-        status=CandidateStatus(row["status"]),
-        skip_reason=SkipReason(row["skip_reason"]) if row["skip_reason"] else None,
-        downloads=row["downloads"],
-        likes=row["likes"],
-        license=row["license"],
-        tags=tuple(json.loads(row["tags"])),
-        pipeline_tag=row["pipeline_tag"],
-        last_modified=_dt(row["last_modified"]),
-        num_params=row["num_params"],
-        has_safetensors=bool(row["has_safetensors"]),
-        first_seen=_dt(row["first_seen"]),
-        updated_at=_dt(row["updated_at"]),
-    )
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        repo_id=row["repo_id"],
-        revision=row["revision"],
-        scorer=row["scorer"],
-        base_id=row["base_id"],
-        status=JobStatus(row["status"]),
-        attempts=row["attempts"],
-        error=row["error"],
-        created_at=_dt(row["created_at"]),
-        started_at=_dt(row["started_at"]),
-        finished_at=_dt(row["finished_at"]),
-        lease_until=_dt(row["lease_until"]),
-        worker=row["worker"],
-    )
-
-
-def _score(row: sqlite3.Row) -> Score:
-    return Score(
-        repo_id=row["repo_id"],
-        revision=row["revision"],
-        scorer=row["scorer"],
-        metric=row["metric"],
-        target=row["target"],
-        seed=row["seed"],
-        value=row["value"],
-        config_hash=row["config_hash"],
-        config_json=row["config_json"],
-        source=row["source"],
-        duration_s=row["duration_s"],
-        extra=json.loads(row["extra"]),
-        created_at=_dt(row["created_at"]),
-        base_id=row["base_id"],
-    )

@@ -1,0 +1,101 @@
+"""The store's schema: SQLite migrations in order (``PRAGMA user_version`` = how many have run) and the
+column lists the queries use. Part of the store package, the only place with SQL."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: bases, candidates, jobs, scores
+    """
+    CREATE TABLE bases (
+        repo_id TEXT PRIMARY KEY,
+        sha TEXT NOT NULL,
+        aliases TEXT NOT NULL DEFAULT '[]',
+        model_type TEXT NOT NULL,
+        hidden_size INTEGER,
+        num_hidden_layers INTEGER,
+        num_attention_heads INTEGER,
+        vocab_size INTEGER,
+        num_params INTEGER,
+        added_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE candidates (
+        base_id TEXT NOT NULL REFERENCES bases(repo_id),
+        repo_id TEXT NOT NULL,
+        sha TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        match TEXT NOT NULL,
+        status TEXT NOT NULL,
+        skip_reason TEXT,
+        downloads INTEGER NOT NULL DEFAULT 0,
+        likes INTEGER NOT NULL DEFAULT 0,
+        license TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        pipeline_tag TEXT,
+        last_modified TEXT,
+        num_params INTEGER,
+        has_safetensors INTEGER NOT NULL DEFAULT 0,
+        first_seen TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (base_id, repo_id)
+    );
+    CREATE INDEX candidates_status ON candidates(base_id, status);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        scorer TEXT NOT NULL,
+        base_id TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        lease_until TEXT,
+        worker TEXT,
+        UNIQUE (repo_id, revision, scorer)
+    );
+    CREATE INDEX jobs_status ON jobs(status, id);
+    CREATE TABLE scores (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        scorer TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        seed INTEGER NOT NULL DEFAULT -1,
+        value REAL NOT NULL,
+        config_hash TEXT NOT NULL,
+        config_json TEXT NOT NULL DEFAULT '{}',
+        source TEXT NOT NULL,
+        duration_s REAL,
+        extra TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        UNIQUE (source, repo_id, revision, scorer, metric, target, seed, config_hash)
+    );
+    CREATE INDEX scores_model ON scores(repo_id, revision);
+    """,
+    # 2: every score names the base whose leaderboard it belongs to (published rows have no crawled candidate)
+    """
+    ALTER TABLE scores ADD COLUMN base_id TEXT NOT NULL DEFAULT '';
+    CREATE INDEX scores_base ON scores(base_id, source);
+    """,
+    # 3: a change counter, bumped by every write of candidates, jobs or scores (a cheap cache key)
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('data_version', 0);
+    """,
+)
+
+CANDIDATE_COLUMNS = (
+    "base_id, repo_id, sha, kind, match, status, skip_reason, downloads, likes, license, tags, "
+    "pipeline_tag, last_modified, num_params, has_safetensors, first_seen, updated_at"
+)
+JOB_COLUMNS = (
+    "id, repo_id, revision, scorer, base_id, status, attempts, error, created_at, started_at, "
+    "finished_at, lease_until, worker"
+)
+SCORE_COLUMNS = (
+    "repo_id, revision, scorer, metric, target, seed, value, config_hash, config_json, source, "
+    "duration_s, extra, created_at, base_id"
+)
+SCORE_FRAME_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
