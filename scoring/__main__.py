@@ -119,7 +119,7 @@ def cmd_stage(args: argparse.Namespace, settings: Settings) -> int:
 def probe_gain_line(store: Store, base_id: str) -> str:
     """Spearman(probe accuracy, mean gain) over the models that have both, with a bootstrap 95% CI."""
     from ranking.source import load_leaderboard
-    from ui.insights import correlation_text, spearman_with_ci
+    from ranking.stats import correlation_text, spearman_with_ci
 
     rows = load_leaderboard(store, base_id).rows
     return correlation_text(spearman_with_ci(rows["probe_accuracy"], rows["mean_gain"]), "probe", "mean gain")
