@@ -29,6 +29,8 @@ class Settings:
     crawl_page_size: int = 1000
     max_params: int = 2_000_000_000
     crawl_scorers: tuple[str, ...] = field(default=("linear_probe", "free_energy"))
+    # scoring: the free energy's reference corpus: "local" (text of ../shared/datasets) or a UTF-8 text file
+    reference_corpus: str = "local"
     # app
     host: str = "127.0.0.1"
     port: int = 7860
@@ -52,6 +54,8 @@ class Settings:
             values["crawl_concurrency"] = _positive_int(env, "MRL_CRAWL_CONCURRENCY")
         if "MRL_MAX_PARAMS" in env:
             values["max_params"] = _positive_int(env, "MRL_MAX_PARAMS")
+        if env.get("MRL_REFERENCE_CORPUS"):
+            values["reference_corpus"] = env["MRL_REFERENCE_CORPUS"]
         if "MRL_CRAWL_BACKOFF_BASE_S" in env:
             values["crawl_backoff_base_s"] = float(env["MRL_CRAWL_BACKOFF_BASE_S"])
         return replace(cls(**values), **overrides)

@@ -37,7 +37,7 @@ def resolve_model(ref: str, settings: Settings, name: str | None = None) -> tupl
     return info.repo_id, info.sha, hub.snapshot(ModelRef(info.repo_id, info.sha))
 
 
-def make_scorer(args: argparse.Namespace):
+def make_scorer(args: argparse.Namespace, settings: Settings):
     from scoring.config import IntertrainingConfig, profile
     from scoring.registry import get_scorer
 
@@ -50,7 +50,30 @@ def make_scorer(args: argparse.Namespace):
         from scoring.linear_probe import LinearProbeConfig
 
         return cls(LinearProbeConfig(suite=args.suite, target=args.probe_target or ""), local_root=args.local_root)
+    if args.scorer == "free_energy":
+        from scoring.config import FreeEnergyConfig
+
+        return cls(FreeEnergyConfig(corpus=settings.reference_corpus), local_root=args.local_root)
     return cls()
+
+
+def cmd_llc_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.config import FreeEnergyConfig
+    from scoring.free_energy import BaseHead, calibration_sweep
+
+    _, _, model_dir = resolve_model(args.repo_id, settings)
+    base_id, base_revision, base_dir = resolve_model(args.base, settings)
+    cfg = FreeEnergyConfig(corpus=settings.reference_corpus)
+    cfg = replace(cfg, sgld=replace(cfg.sgld, num_chains=args.chains, num_draws=args.draws))
+    base = BaseHead(base_dir, base_revision, cfg, local_root=args.local_root, cache_dir=Path(settings.cache_dir),
+                    device=args.device)
+    rows = calibration_sweep(model_dir, base, cfg, [float(v) for v in args.epsilon.split(",")],
+                             [float(v) for v in args.gamma.split(",")], device=args.device)
+    print(f"{'epsilon':>9} {'gamma':>9} {'llc':>9} {'std':>7} {'drift':>7}  verdict")
+    for r in rows:
+        verdict = "stable" if r.stable else ("; ".join(r.diagnostics) or "drifting")
+        print(f"{r.epsilon:>9.2g} {r.gamma:>9.3g} {r.llc:>9.2f} {r.llc_std:>7.2f} {r.drift:>7.2f}  {verdict}")
+    return 0
 
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,7 +94,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
                      base_revision=base_revision, base_dir=base_dir)
     ctx = ScoringContext(device=args.device, verbose=not args.quiet, cache_dir=Path(settings.cache_dir),
                          has_score=lambda *key: store.has_score(*key))
-    scores = make_scorer(args).score(job, ctx)
+    scores = make_scorer(args, settings).score(job, ctx)
     store.add_scores(scores)
     print(f"{len(scores)} scores for {repo_id}@{revision[:8]} (and its base {base_id}) written to {settings.db_path}")
     print(summary_table(store, base_id, repo_id, revision))
@@ -106,11 +129,11 @@ def cmd_stage(args: argparse.Namespace, settings: Settings) -> int:
                          has_score=lambda *key: store.has_score(*key))
     if args.stage == "probe":
         args.scorer = "linear_probe"
-        n = probe_candidates(store, args.base, make_scorer(args), hub.snapshot, ctx)
+        n = probe_candidates(store, args.base, make_scorer(args, settings), hub.snapshot, ctx)
         print(f"stage 1: probed {n} models of {args.base}")
     else:
         args.scorer = "intertraining"
-        n = score_top_k(store, args.base, args.top_k, make_scorer(args), hub.snapshot, ctx)
+        n = score_top_k(store, args.base, args.top_k, make_scorer(args, settings), hub.snapshot, ctx)
         print(f"stage 2: intertraining for the top {n} candidates of {args.base} by probe")
     print(probe_gain_line(store, args.base))
     return 0
@@ -170,6 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("llc-sweep", help="calibrate SGLD for the free energy: LLC and trace drift per (epsilon, gamma)")
+    p.add_argument("repo_id", help="Hub model id or local checkpoint directory")
+    p.add_argument("--base", required=True, help="the base model whose LM head is used (Hub id or directory)")
+    p.add_argument("--epsilon", default="1e-6,3e-6,1e-5", help="comma-separated step sizes")
+    p.add_argument("--gamma", default="100,1000,10000", help="comma-separated localization strengths")
+    p.add_argument("--draws", type=int, default=100)
+    p.add_argument("--chains", type=int, default=2)
+    p.add_argument("--local-root", type=Path)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_llc_sweep, seeds=1, base_seeds=1)
 
     p = sub.add_parser("stage", help="the two-stage policy: probe every candidate, or intertrain the top K")
     p.add_argument("stage", choices=("probe", "full"))

@@ -132,3 +132,27 @@ class SGLDConfig:
             raise ValueError(f"nbeta must be positive, got {self.nbeta}")
         if min(self.num_chains, self.num_draws, self.batch_size, self.init_loss_batches) < 1 or self.num_burnin < 0:
             raise ValueError("num_chains, num_draws, batch_size and init_loss_batches must be >= 1, num_burnin >= 0")
+
+
+# Free-energy defaults for BERT-size encoders on CPU, from the calibration sweep in README ("Calibrating
+# SGLD"): nbeta = n / log n over 512 sequences, step and localization chosen where the loss traces are flat.
+FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-6, gamma=1000.0, num_chains=4, num_draws=120, num_burnin=30, batch_size=8)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FreeEnergyConfig:
+    """The free-energy scorer (scoring/free_energy.py): SGLD settings and the masked-LM reference corpus."""
+
+    sgld: SGLDConfig = FREE_ENERGY_SGLD
+    corpus: str = "local"  # "local" = text of ../shared/datasets; otherwise a UTF-8 file, one document per line
+    num_sequences: int = 512  # n: sequences of the reference corpus
+    seq_len: int = 64  # tokens per sequence, special tokens included
+    mask_prob: float = 0.15  # BERT's masking: of the chosen tokens 80% [MASK], 10% random, 10% kept
+    head_steps: int = 300  # steps to fit an LM head on the frozen base when its checkpoint ships none
+    seed: int = 0  # corpus sampling, masking and the fitted head (SGLD has its own seed)
+
+    def __post_init__(self):
+        if self.num_sequences < 2 or self.seq_len < 4 or self.head_steps < 0:
+            raise ValueError("num_sequences must be >= 2, seq_len >= 4 and head_steps >= 0")
+        if not 0 < self.mask_prob < 1:
+            raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")

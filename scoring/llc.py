@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +55,36 @@ def rrr_learning_coefficient(M: int, H: int, N: int, r: int) -> float:  # noqa: 
     if H + r > M + N:
         return M * N / 2
     return (2 * (H + r) * (M + N) - (M - N) ** 2 - (H + r) ** 2 + (M + H + N + r) % 2) / 8
+
+
+def dln_learning_coefficient(widths: Sequence[int], rank: int) -> float:
+    """Learning coefficient of a deep linear network x -> W_L ... W_1 x at a true map of rank ``rank``
+    (Aoyagi 2024, "Consideration on the learning efficiency of multiple-layered neural networks with linear
+    units"; the form used by Lau et al., arXiv 2308.12108). ``widths`` = (input, hidden..., output).
+
+    With M_j = H_j - r sorted ascending, take the smallest prefix S of l + 1 values with max(S) < min(rest),
+    sum(S) >= l * max(S) and sum(S) < l * min(rest); with M = ceil(sum(S) / l) and a = sum(S) - (M - 1) l:
+    lambda = (r (H_0 + H_L) - r^2) / 2 + a (l - a) / (4 l) - l (l - 1) / 4 * (sum(S) / l)^2
+             + 1/2 * sum_{i<j in S} M_i M_j.
+    Two layers give back reduced-rank regression (``rrr_learning_coefficient``).
+    """
+    if len(widths) < 2 or min(widths) < 1:
+        raise ValueError(f"a deep linear network needs at least an input and an output width >= 1, got {widths}")
+    if not 0 <= rank <= min(widths):
+        raise ValueError(f"the true rank must be between 0 and the narrowest width {min(widths)}, got {rank}")
+    m = sorted(h - rank for h in widths)
+    for k in range(2, len(m) + 1):
+        subset, rest = m[:k], m[k:]
+        ell, total = k - 1, sum(subset)
+        if rest and (subset[-1] >= rest[0] or total >= ell * rest[0]):
+            continue
+        if total < ell * subset[-1]:
+            continue
+        a = total - (math.ceil(total / ell) - 1) * ell
+        pairs = sum(subset[i] * subset[j] for i in range(k) for j in range(i + 1, k))
+        return ((rank * (widths[0] + widths[-1]) - rank**2) / 2 + a * (ell - a) / (4 * ell)
+                - ell * (ell - 1) / 4 * (total / ell) ** 2 + pairs / 2)
+    raise AssertionError(f"no admissible subset for widths {widths}, rank {rank}")  # the theorem says one exists
 
 
 def _chunk_steps(cfg: SGLDConfig, dim: int, chunk: int) -> int:

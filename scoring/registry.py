@@ -23,6 +23,9 @@ class ScorerSpec:
 SCORERS: MappingProxyType[str, ScorerSpec] = MappingProxyType({
     "intertraining": ScorerSpec("scoring.intertraining:IntertrainingScorer", ("target_score",),
                                 "fine-tune on every target of the suite; gains against the base's seeds"),
+    "free_energy": ScorerSpec("scoring.free_energy:FreeEnergyScorer",
+                              ("free_energy", "llc_mean", "llc_std", "init_loss"),
+                              "SGLD free energy of the encoder under the base's masked-LM head; no target data"),
     "linear_probe": ScorerSpec("scoring.linear_probe:LinearProbeScorer", ("probe_accuracy",),
                                "stage 1: logistic regression on frozen features of the probe target"),
 })

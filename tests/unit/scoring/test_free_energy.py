@@ -1,0 +1,204 @@
+"""The free-energy scorer on tiny BERT checkpoints: corpus, head handling, F's formula, stored scores."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+from data.errors import ScoringError
+from scoring.base import ScoringContext, ScoringJob
+from scoring.config import FreeEnergyConfig, SGLDConfig
+from scoring.free_energy import (
+    BackboneWithHead,
+    BaseHead,
+    FreeEnergyScorer,
+    calibration_sweep,
+    detach_head,
+    free_energy,
+    load_backbone,
+    mlm_loss,
+    pack,
+    trace_summary,
+)
+from scoring.reference_corpus import corpus_documents, masked_corpus
+from tests.helpers.tiny_models import TINY_BERT, WORDS, TinySpec, build_base, build_candidate, write_word_tokenizer
+
+SGLD = SGLDConfig(epsilon=1e-4, gamma=100.0, num_chains=2, num_draws=20, num_burnin=5, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory) -> Path:
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("corpus") / "reference.txt"
+    path.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(400)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fe_models")
+    base = build_base(TINY_BERT, root / "base")
+    headless = root / "headless"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        AutoModel.from_config(TINY_BERT.build_config()).save_pretrained(headless)  # encoder only, no MLM head
+    write_word_tokenizer(headless, TINY_BERT.vocab, "bert")
+    return {"base": base, "headless": headless,
+            "candidate": build_candidate(base, root / "candidate", steps=20, seed=1)}
+
+
+def config(corpus_file: Path, **kw) -> FreeEnergyConfig:
+    return FreeEnergyConfig(sgld=SGLD, corpus=str(corpus_file), num_sequences=48, seq_len=24, head_steps=40, **kw)
+
+
+def test_masked_corpus_has_a_fixed_count_of_ordinary_targets_and_is_seeded(models, corpus_file):
+    tok = AutoTokenizer.from_pretrained(models["base"])
+    docs, name = corpus_documents(str(corpus_file))
+    a = masked_corpus(tok, docs, name, num_sequences=30, seq_len=20, mask_prob=0.15, seed=0)
+    b = masked_corpus(tok, docs, name, num_sequences=30, seq_len=20, mask_prob=0.15, seed=0)
+    c = masked_corpus(tok, docs, name, num_sequences=30, seq_len=20, mask_prob=0.15, seed=1)
+    ordinary = (a.input_ids[:, 1:-1] != tok.sep_token_id).sum(dim=1)  # [SEP]s between documents are not targets
+    assert a.input_ids.shape == (30, 20) and a.positions.shape == (30, round(0.15 * int(ordinary.min())))
+    assert (a.input_ids[:, 0] == tok.cls_token_id).all() and (a.input_ids[:, -1] == tok.sep_token_id).all()
+    assert torch.equal(a.input_ids, b.input_ids) and a.revision == b.revision
+    assert not torch.equal(a.positions, c.positions) and a.revision != c.revision
+    assert ((a.positions > 0) & (a.positions < 19)).all()
+    assert (a.targets != tok.sep_token_id).all() and (a.targets != tok.cls_token_id).all()
+    masked = a.input_ids.gather(1, a.positions)
+    assert 0.6 < (masked == tok.mask_token_id).float().mean() < 0.95  # 80% [MASK] in expectation
+
+
+def test_local_corpus_interleaves_datasets_and_a_short_corpus_is_refused(tmp_path, models):
+    from tests.helpers.tiny_suite import write_tiny_suite
+
+    root = write_tiny_suite(tmp_path / "suite", n_train=20, n_test=10)
+    docs, name = corpus_documents("local", local_root=root)
+    assert name == "local" and len(docs) == 3 * 20
+    firsts = [(root / name / "train.csv").read_text().splitlines()[1].rsplit(",", 1)[0]
+              for name in sorted(p.name for p in root.iterdir())]
+    assert docs[:3] == firsts  # round-robin: the first document of each dataset, in name order
+    tok = AutoTokenizer.from_pretrained(models["base"])
+    with pytest.raises(ScoringError, match="need"):
+        masked_corpus(tok, docs, name, num_sequences=10_000, seq_len=64, mask_prob=0.15, seed=0)
+    with pytest.raises(ScoringError, match="neither 'local' nor a readable text file"):
+        corpus_documents(str(tmp_path / "missing.txt"))
+
+
+def test_backbone_with_head_equals_the_full_masked_lm_and_samples_the_encoder_only(models, corpus_file):
+    cfg = config(corpus_file)
+    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
+    assert base.head_kind == "shipped"
+    model = BackboneWithHead(load_backbone(models["base"]), base.head, base.given, cfg.seq_len)
+    names = [n for n, _ in model.named_parameters()]
+    assert names and all(n.startswith("backbone.") for n in names)
+    full = AutoModelForMaskedLM.from_pretrained(models["base"], attn_implementation="eager").eval()
+    corpus = base.corpus
+    with torch.no_grad():
+        expected = full(input_ids=corpus.input_ids[:4]).logits.gather(
+            1, corpus.positions[:4].unsqueeze(-1).expand(-1, -1, full.config.vocab_size))
+        got = model(pack(corpus)[:4])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_head_stays_the_bases_when_a_candidate_backbone_is_plugged_in(models, corpus_file):
+    cfg = config(corpus_file)
+    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
+    base_embeddings = load_backbone(models["base"]).get_input_embeddings().weight.detach().clone()
+    candidate = load_backbone(models["candidate"])
+    assert not torch.equal(candidate.get_input_embeddings().weight, base_embeddings)  # fine-tuning moved them
+    BackboneWithHead(candidate, base.head, base.given, cfg.seq_len)
+    torch.testing.assert_close(base.head.get_output_embeddings().weight, base_embeddings)
+
+
+def test_a_missing_head_is_fitted_cached_and_reused(models, corpus_file, tmp_path):
+    cfg = config(corpus_file)
+    untrained = BaseHead(models["headless"], "r", replace(cfg, head_steps=0), local_root=None, cache_dir=None,
+                         device="cpu")
+    fitted = BaseHead(models["headless"], "r", cfg, local_root=None, cache_dir=tmp_path, device="cpu")
+    assert fitted.head_kind == "fitted"
+    [cached] = (tmp_path / "free_energy_heads").glob("*.safetensors")
+    again = BaseHead(models["headless"], "r", cfg, local_root=None, cache_dir=tmp_path, device="cpu")
+    for (name, p), (_, q) in zip(fitted.head.state_dict().items(), again.head.state_dict().items(), strict=True):
+        assert torch.equal(p, q), name
+    corpus = fitted.corpus
+    losses = []
+    for head in (untrained, fitted):
+        model = BackboneWithHead(load_backbone(models["headless"]), head.head, head.given, cfg.seq_len)
+        with torch.no_grad():
+            losses.append(float(mlm_loss(model(pack(corpus)), corpus.targets)))
+    assert losses[1] < losses[0] - 0.1, losses
+    assert cached.stat().st_size > 0
+
+
+def test_free_energy_is_n_times_the_loss_plus_llc_times_log_n(models, corpus_file):
+    cfg = config(corpus_file)
+    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
+    result = free_energy(models["candidate"], base, cfg)
+    n = cfg.num_sequences
+    assert result.n == n and result.llc.nbeta == pytest.approx(n / math.log(n))
+    assert result.free_energy == pytest.approx(n * result.llc.init_loss + result.llc.mean * math.log(n))
+    model = BackboneWithHead(load_backbone(models["candidate"]), base.head, base.given, cfg.seq_len)
+    with torch.no_grad():  # L_n(w*) is the loss over all n sequences
+        assert result.llc.init_loss == pytest.approx(float(mlm_loss(model(pack(base.corpus)), base.corpus.targets)),
+                                                     rel=1e-5)
+    assert result.llc.loss_traces.shape == (2, 20)
+
+
+def test_scorer_stores_four_metrics_for_candidate_and_base_under_one_protocol(models, corpus_file):
+    scorer = FreeEnergyScorer(config(corpus_file))
+    job = ScoringJob(repo_id="org/cand", revision="c" * 40, model_dir=models["candidate"], base_id="org/base",
+                     base_revision="b" * 40, base_dir=models["base"])
+    scores = scorer.score(job, ScoringContext())
+    assert sorted((s.repo_id, s.metric) for s in scores) == sorted(
+        (r, m) for r in ("org/cand", "org/base") for m in ("free_energy", "llc_mean", "llc_std", "init_loss"))
+    assert len({s.config_hash for s in scores}) == 1
+    by = {(s.repo_id, s.metric): s for s in scores}
+    cand = by["org/cand", "free_energy"]
+    assert cand.extra["num_chains"] == 2 and len(cand.extra["per_chain"]) == 2 and cand.extra["head"] == "shipped"
+    assert by["org/cand", "llc_mean"].value == pytest.approx(sum(cand.extra["per_chain"]) / 2)
+    assert len(cand.extra["trace"]) == 2 and len(cand.extra["trace"][0]) == 20
+    # the base's score is reused when the store already has it
+    again = scorer.score(job, ScoringContext(has_score=lambda repo, *rest: repo == "org/base"))
+    assert {s.repo_id for s in again} == {"org/cand"}
+    assert [s.value for s in again] == [by["org/cand", m].value for m in ("free_energy", "llc_mean", "llc_std",
+                                                                          "init_loss")]
+
+
+def test_a_candidate_with_another_vocabulary_is_refused(models, corpus_file, tmp_path):
+    other = TinySpec(model_type="bert", hidden_size=32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        cfg = other.build_config()
+        cfg.vocab_size += 7
+        AutoModel.from_config(cfg).save_pretrained(tmp_path / "other")
+    base = BaseHead(models["base"], "r", config(corpus_file), local_root=None, cache_dir=None, device="cpu")
+    with pytest.raises(ScoringError, match="vocabulary"):
+        free_energy(tmp_path / "other", base, config(corpus_file))
+
+
+def test_calibration_sweep_flags_divergence_and_reports_each_setting(models, corpus_file):
+    cfg = config(corpus_file)
+    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
+    rows = calibration_sweep(models["base"], base, cfg, [1e-5, 1e3], [100.0])
+    assert [(r.epsilon, r.gamma) for r in rows] == [(1e-5, 100.0), (1e3, 100.0)]
+    assert math.isfinite(rows[0].llc) and not math.isfinite(rows[1].llc)
+    assert not rows[1].stable and "non-finite" in rows[1].diagnostics[0]
+
+
+def test_trace_summary_averages_equal_windows():
+    traces = torch.arange(12.0).view(2, 6)
+    assert trace_summary(traces, points=3) == [[0.5, 2.5, 4.5], [6.5, 8.5, 10.5]]
+    assert trace_summary(traces[:, :2], points=20) == [[0.0, 1.0], [6.0, 7.0]]
+
+
+def test_detach_head_returns_the_encoder_and_leaves_a_stand_in(models):
+    mlm = AutoModelForMaskedLM.from_pretrained(models["base"])
+    encoder, head, given = detach_head(mlm)
+    assert getattr(head, head.base_model_prefix) is given
+    assert sum(p.numel() for p in encoder.parameters()) > 0
