@@ -1,4 +1,5 @@
-"""python -m ranking export --base BASE_ID --format csv|json|parquet [--source ...] [--out PATH] [--db PATH]"""
+"""python -m ranking export --base BASE_ID --format csv|json|parquet [--source ...] [--out PATH] [--db PATH]
+python -m ranking validity --base BASE_ID [--source ...] [--db PATH]"""
 
 from __future__ import annotations
 
@@ -35,6 +36,17 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_validity(args: argparse.Namespace, settings: Settings) -> int:
+    from ranking.stats import validity_lines
+
+    board = load_leaderboard(Store(settings.db_path), args.base, args.source)
+    rows = board.rows
+    for column, label in (("free_energy", "free energy"), ("llc_mean", "LLC"), ("probe_accuracy", "probe")):
+        for line in validity_lines(rows, column, label):
+            print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ranking", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("validity", help="Spearman and Pearson (bootstrap CI) of free energy, LLC, probe vs mean gain")
+    p.add_argument("--base", required=True)
+    p.add_argument("--source", choices=sorted(SOURCES), default=PROJECT_SOURCE)
+    p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    p.set_defaults(func=cmd_validity)
     return parser
 
 

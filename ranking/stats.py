@@ -47,6 +47,17 @@ def pearson_with_ci(x, y, *, n_boot: int = 2000, seed: int = 0, level: float = 0
     return _correlate(x, y, ranked=False, n_boot=n_boot, seed=seed, level=level)
 
 
+def validity_lines(rows: pd.DataFrame, column: str, label: str, *, against: str = "mean_gain",
+                   against_label: str = "mean gain") -> list[str]:
+    """Spearman and Pearson (bootstrap 95% CIs) of ``column`` against ``against`` over the rows having both,
+    one line each, whatever their sign: how well a score predicts the gain (the Insights tab, CLI reports)."""
+    if column not in rows or against not in rows:
+        return [f"{label} vs {against_label}: no such scores yet"]
+    x, y = rows[column], rows[against]
+    return [correlation_text(spearman_with_ci(x, y), label, against_label),
+            correlation_text(pearson_with_ci(x, y), label, against_label)]
+
+
 def _correlate(x, y, *, ranked: bool, n_boot: int, seed: int, level: float) -> Correlation:
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")

@@ -136,7 +136,7 @@ class SGLDConfig:
 
 # Free-energy defaults for BERT-size encoders on CPU, from the calibration sweep in README ("Calibrating
 # SGLD"): nbeta = n / log n over 512 sequences, step and localization chosen where the loss traces are flat.
-FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-6, gamma=1000.0, num_chains=4, num_draws=120, num_burnin=30, batch_size=8)
+FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-6, gamma=1000.0, num_chains=4, num_draws=100, num_burnin=20, batch_size=8)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,7 +33,10 @@ crawl its finetuned descendants and score them.
 - **Free energy** (lower is better): F = n·L_n(w*) + λ̂·log n on the pretraining objective (masked-LM
   loss) over a reference corpus, λ̂ the local learning coefficient estimated by SGLD at the checkpoint
   (Munn & Wei 2025). It needs no downstream data. A finetuned classifier has no LM head: its backbone is
-  evaluated with the base model's LM head, and only the backbone is sampled.
+  evaluated with the base model's LM head, and only the backbone is sampled. A base whose checkpoint ships no
+  LM head (e.g. a sentence-transformers export) gets one fitted on its frozen encoder over the same corpus,
+  and every candidate of that base is scored with it. λ̂ (± its spread over SGLD chains) and L_n(w*) are
+  shown beside F; Insights reports Spearman and Pearson of F against mean gain, whatever their sign.
 - **Labels saved**: how many target labels a LoRA fine-tune of the candidate saves against the base at
   the same accuracy (sample efficiency).
 

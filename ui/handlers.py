@@ -19,6 +19,7 @@ from data.store import Store
 from data.submissions import submit
 from ranking.export import FORMATS, render
 from ranking.leaderboard import Leaderboard
+from ranking.stats import pearson_with_ci
 from ui import insights, model_page
 from ui.service import LeaderboardService
 from ui.views import ViewQuery, display_frame, filter_rows, license_choices, sort_choices, status_line
@@ -121,6 +122,7 @@ class AppHandlers:
         board = self.board(base, source)
         frame = board.to_frame() if board is not None else pd.DataFrame(columns=["is_baseline", "mean_gain"])
         fe_fig, fe_corr = insights.scatter_vs_gain(frame, "free_energy", "free energy")
+        fe_pairs = insights.pairs_with_gain(frame, "free_energy")
         probe_fig, probe_corr = insights.scatter_vs_gain(frame, "probe_accuracy", "probe accuracy")
         summary = []
         for b in self.service.bases():
@@ -132,7 +134,9 @@ class AppHandlers:
             summary.append((f"{b} ({chosen})", beating, ranked))
         return {
             "free_energy": fe_fig,
-            "free_energy_text": insights.correlation_text(fe_corr, "free energy", "mean gain"),
+            "free_energy_text": "  \n".join([insights.correlation_text(fe_corr, "free energy", "mean gain"),
+                                               insights.correlation_text(pearson_with_ci(*fe_pairs), "free energy",
+                                                                         "mean gain")]),
             "probe": probe_fig,
             "probe_text": insights.correlation_text(probe_corr, "probe accuracy", "mean gain"),
             "heatmap": insights.gain_heatmap(frame),

@@ -74,6 +74,15 @@ def scatter_vs_gain(frame: pd.DataFrame, x: str, x_label: str) -> tuple[go.Figur
     return fig, corr
 
 
+def pairs_with_gain(frame: pd.DataFrame, x: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (column ``x`` as shown, mean gain in points) pairs that ``scatter_vs_gain`` plots."""
+    rows = _candidates(frame)
+    xs = _numeric(rows, x) * _display_scale(x)
+    gain = _numeric(rows, "mean_gain") * 100
+    keep = np.isfinite(xs) & np.isfinite(gain)
+    return xs[keep], gain[keep]
+
+
 def gain_heatmap(frame: pd.DataFrame, *, top: int = 30) -> go.Figure:
     """Per-target gains (points) of the ``top`` candidates by rank: rows are models, columns targets."""
     gain_columns = [c for c in frame.columns if c.startswith(GAIN_PREFIX)]
