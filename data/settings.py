@@ -31,6 +31,12 @@ class Settings:
     crawl_scorers: tuple[str, ...] = field(default=("linear_probe", "free_energy"))
     # scoring: the free energy's reference corpus: "local" (text of ../shared/datasets) or a UTF-8 text file
     reference_corpus: str = "local"
+    # scoring service: job leases, retries, the two-stage policy, submissions
+    job_lease_s: float = 600.0  # a RUNNING job whose worker sent no heartbeat for this long goes back to PENDING
+    job_max_attempts: int = 3  # then it is FAILED with its last error
+    top_k: int = 10  # stage 2: intertraining for the K best candidates per base by probe accuracy
+    suite: str = "quick"  # the intertraining suite workers use
+    submit_limit_per_hour: int = 20  # accepted submissions per submitter per hour
     # app
     host: str = "127.0.0.1"
     port: int = 7860
@@ -54,6 +60,14 @@ class Settings:
             values["crawl_concurrency"] = _positive_int(env, "MRL_CRAWL_CONCURRENCY")
         if "MRL_MAX_PARAMS" in env:
             values["max_params"] = _positive_int(env, "MRL_MAX_PARAMS")
+        for key, name in (("MRL_JOB_MAX_ATTEMPTS", "job_max_attempts"), ("MRL_TOP_K", "top_k"),
+                          ("MRL_SUBMIT_LIMIT_PER_HOUR", "submit_limit_per_hour")):
+            if key in env:
+                values[name] = _positive_int(env, key)
+        if "MRL_JOB_LEASE_S" in env:
+            values["job_lease_s"] = float(env["MRL_JOB_LEASE_S"])
+        if env.get("MRL_SUITE"):
+            values["suite"] = env["MRL_SUITE"]
         if env.get("MRL_REFERENCE_CORPUS"):
             values["reference_corpus"] = env["MRL_REFERENCE_CORPUS"]
         if "MRL_CRAWL_BACKOFF_BASE_S" in env:

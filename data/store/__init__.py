@@ -12,20 +12,21 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from data.errors import StoreError
-from data.records import BaseModel, Candidate, CandidateStatus, Job, JobStatus, Score
-from data.store.rows import base_of, candidate_of, candidate_params, job_of, score_of, ts, utcnow
-from data.store.schema import CANDIDATE_COLUMNS, JOB_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS
+from data.records import BaseModel, Candidate, CandidateStatus, JobStatus, Score
+from data.store.jobs import JobQueue
+from data.store.rows import base_of, candidate_of, candidate_params, score_of, ts, utcnow
+from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MIGRATIONS", "SCORE_FRAME_COLUMNS", "Store", "utcnow"]
 
 
-class Store:
+class Store(JobQueue):
     """SQLite-backed store of bases, candidates, jobs and scores."""
 
     def __init__(self, db_path: Path | str, *, busy_timeout_s: float = 60.0):
@@ -204,88 +205,6 @@ class Store:
         with self._connect() as conn:
             row = conn.execute(sql + " ORDER BY status = 'ok' DESC LIMIT 1", params).fetchone()
             return candidate_of(row) if row else None
-
-    # --------------------------------------------------------------------- jobs
-    @staticmethod
-    def _insert_jobs(conn, repo_id: str, revision: str, scorers: Sequence[str], base_id, now) -> int:
-        created = 0
-        for scorer in scorers:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO jobs (repo_id, revision, scorer, base_id, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (repo_id, revision, scorer, base_id, JobStatus.PENDING.value, ts(now)),
-            )
-            created += cur.rowcount
-        return created
-
-    def enqueue(self, repo_id: str, revision: str, scorers: Sequence[str], base_id: str | None = None
-                ) -> list[Job]:
-        """Create PENDING jobs (idempotent: an existing job for the same model, sha and scorer is returned)."""
-        with self._write() as conn:
-            self._insert_jobs(conn, repo_id, revision, scorers, base_id, utcnow())
-            marks = ",".join("?" * len(scorers))
-            rows = conn.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE repo_id = ? AND revision = ? AND scorer IN ({marks}) "
-                "ORDER BY id",
-                (repo_id, revision, *scorers),
-            ).fetchall()
-        return [job_of(row) for row in rows]
-
-    def jobs(self, status: JobStatus | None = None, repo_id: str | None = None) -> list[Job]:
-        clauses, params = [], []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status.value)
-        if repo_id is not None:
-            clauses.append("repo_id = ?")
-            params.append(repo_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._connect() as conn:
-            return [job_of(r) for r in conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY id", params)]
-
-    def claim_job(self, worker: str, scorers: Sequence[str] | None = None, lease_s: float = 600.0
-                  ) -> Job | None:
-        """Atomically move the oldest PENDING job (of the given scorers) to RUNNING for this worker."""
-        now = utcnow()
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ?"
-        params: list = [JobStatus.PENDING.value]
-        if scorers:
-            sql += f" AND scorer IN ({','.join('?' * len(scorers))})"
-            params.extend(scorers)
-        with self._write() as conn:
-            row = conn.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
-            if row is None:
-                return None
-            cur = conn.execute(
-                "UPDATE jobs SET status = ?, started_at = ?, lease_until = ?, worker = ?, "
-                "attempts = attempts + 1 WHERE id = ? AND status = ?",
-                (JobStatus.RUNNING.value, ts(now), ts(now + timedelta(seconds=lease_s)), worker,
-                 row["id"], JobStatus.PENDING.value),
-            )
-            if cur.rowcount != 1:
-                return None
-            claimed = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (row["id"],)).fetchone()
-        return job_of(claimed)
-
-    def finish_job(self, job_id: int, scores: Sequence[Score]) -> None:
-        """Write all of a job's scores and mark it DONE, in one transaction."""
-        now = utcnow()
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE jobs SET status = ?, finished_at = ?, error = NULL, lease_until = NULL "
-                "WHERE id = ? AND status = ?",
-                (JobStatus.DONE.value, ts(now), job_id, JobStatus.RUNNING.value),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"job {job_id} is not RUNNING: it cannot be finished")
-            self._insert_scores(conn, scores, now)
-
-    def fail_job(self, job_id: int, error: str) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE jobs SET status = ?, finished_at = ?, error = ?, lease_until = NULL WHERE id = ?",
-                (JobStatus.FAILED.value, ts(utcnow()), error, job_id),
-            )
 
     # ------------------------------------------------------------------- scores
     @staticmethod
