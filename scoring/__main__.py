@@ -1,4 +1,5 @@
-"""python -m scoring score REPO_ID --scorer intertraining|linear_probe [--base BASE] [--suite NAME]
+"""python -m scoring work [--once] [--scorers ...] [--device cpu|cuda] [--max-jobs N] [--ray ADDRESS]
+python -m scoring score REPO_ID --scorer intertraining|linear_probe [--base BASE] [--suite NAME]
 [--profile quick|published] [--seeds N] [--base-seeds K] [--device cpu|cuda] [--db PATH]
 
 REPO_ID and BASE are Hub ids (downloaded at a pinned sha through huggingface_hub) or local checkpoint
@@ -55,6 +56,32 @@ def make_scorer(args: argparse.Namespace, settings: Settings):
 
         return cls(FreeEnergyConfig(corpus=settings.reference_corpus), local_root=args.local_root)
     return cls()
+
+
+def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.registry import SCORERS
+    from scoring.worker import Worker
+
+    scorers = [s.strip() for s in args.scorers.split(",")] if args.scorers else None
+    unknown = [s for s in scorers or () if s not in SCORERS]
+    if unknown:
+        print(f"error: unknown scorers {', '.join(unknown)}; known: {', '.join(SCORERS)}", file=sys.stderr)
+        return 2
+    store = Store(settings.db_path)
+    if args.ray:
+        from scoring.ray_driver import RayDriver
+
+        driver = RayDriver(store, settings, address=args.ray, scorers=scorers, device=args.device,
+                           num_gpus=args.gpus_per_task, local_root=args.local_root)
+        report = driver.run(once=args.once, max_jobs=args.max_jobs)
+    else:
+        worker = Worker(store, settings, scorers=scorers, device=args.device, local_root=args.local_root,
+                        verbose=not args.quiet)
+        worker.install_signal_handlers()
+        report = worker.run(once=args.once, max_jobs=args.max_jobs)
+    print(f"{report.done} done, {report.failed} failed, {report.retried} to retry, {report.released} released "
+          f"in {report.seconds:.0f}s; queue: {store.queue_stats()}")
+    return 0
 
 
 def cmd_llc_sweep(args: argparse.Namespace, settings: Settings) -> int:
@@ -206,6 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_llc_sweep, seeds=1, base_seeds=1)
+
+    p = sub.add_parser("work", help="claim queued jobs and score them (in-process, or on a Ray cluster)")
+    p.add_argument("--once", action="store_true", help="stop when the queue is empty instead of waiting")
+    p.add_argument("--scorers", help="comma-separated scorers to take (default: all)")
+    p.add_argument("--max-jobs", type=int, help="stop after this many jobs")
+    p.add_argument("--ray", metavar="ADDRESS", help="dispatch jobs as Ray tasks: a cluster address or 'auto'")
+    p.add_argument("--gpus-per-task", type=float, default=None, help="Ray: GPUs per task (default 1 with "
+                   "--device cuda, else 0)")
+    p.add_argument("--local-root", type=Path, help="directory of local datasets (default ../shared/datasets)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--db", type=Path)
+    p.add_argument("--endpoint", help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_work, seeds=1, base_seeds=1)
 
     p = sub.add_parser("stage", help="the two-stage policy: probe every candidate, or intertrain the top K")
     p.add_argument("stage", choices=("probe", "full"))

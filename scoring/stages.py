@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from data.records import CandidateStatus, ModelRef
+from data.records import CandidateStatus, JobStatus, ModelRef
 from data.store import Store
 from scoring.base import ScoringContext, ScoringJob
 
@@ -60,3 +60,21 @@ def score_top_k(store: Store, base_id: str, k: int, scorer, snapshot: Snapshot, 
         store.add_scores(scorer.score(_job(store, base_id, repo_id, sha, snapshot), ctx))
     logger.info("stage 2 for %s: %s on the top %d by probe", base_id, scorer.name, len(chosen))
     return len(chosen)
+
+
+def enqueue_stage2(store: Store, base_id: str, k: int, scorers: tuple[str, ...] = ("intertraining",)) -> int:
+    """The queue's two-stage policy: once no probe job of the base is PENDING or RUNNING, queue the expensive
+    scorers for its top-K candidates by probe (idempotent). Returns how many jobs were created."""
+    if store.get_base(base_id) is None:
+        return 0
+    busy = [j for j in store.jobs(scorer="linear_probe", base_id=base_id)
+            if j.status in (JobStatus.PENDING, JobStatus.RUNNING)]
+    if busy:
+        return 0
+    created = 0
+    for repo_id, sha in top_by_probe(store, base_id, k):
+        before = {j.id for j in store.jobs(repo_id=repo_id) if j.revision == sha}
+        created += len({j.id for j in store.enqueue(repo_id, sha, scorers, base_id)} - before)
+    if created:
+        logger.info("stage 2 for %s: queued %d jobs for the top %d by probe", base_id, created, k)
+    return created

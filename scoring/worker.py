@@ -1,0 +1,208 @@
+"""The scoring worker: claim a job, fetch the candidate and its base at their pinned shas, score, write.
+
+``Worker.run`` loops: claim the oldest PENDING job of its scorers (atomic: two workers never get the same
+one), download both snapshots through huggingface_hub into the cache, run the scorer, and write all of
+the job's scores with DONE in one transaction. A heartbeat thread renews the lease while the scorer runs;
+a worker that died leaves a lease that expires, and the next claim puts the job back (``data/store/jobs``).
+A scorer's LeaderboardError (a bad checkpoint, a model it cannot score) fails the job at once; anything
+else (out of memory, the Hub down) is retried until ``job_max_attempts``. SIGTERM/SIGINT release the
+running job untouched and stop the loop. After a probe job the two-stage policy may queue intertraining
+for the base's top-K (scoring/stages.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data.errors import LeaderboardError, StoreError
+from data.records import Job, JobStatus, ModelRef, Score
+from data.settings import Settings
+from data.store import Store
+from scoring.base import ScoringContext, ScoringJob
+
+logger = logging.getLogger(__name__)
+
+Snapshot = Callable[[ModelRef], Path]
+ScorerFactory = Callable[[str], object]
+
+
+class Stopping(BaseException):  # noqa: N818 (a signal, not an error: BaseException so scorers cannot swallow it)
+    """Raised in the worker's thread by SIGTERM/SIGINT."""
+
+
+@dataclass
+class WorkReport:
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    released: int = 0
+    seconds: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def default_scorer_factory(settings: Settings, *, local_root: Path | None = None) -> ScorerFactory:
+    """Scorer name -> a scorer configured from settings (suite, reference corpus)."""
+    from scoring.registry import get_scorer
+
+    def make(name: str):
+        cls = get_scorer(name)
+        if name == "intertraining":
+            from scoring.config import IntertrainingConfig
+
+            return cls(IntertrainingConfig(suite=settings.suite), local_root=local_root)
+        if name == "linear_probe":
+            from scoring.linear_probe import LinearProbeConfig
+
+            return cls(LinearProbeConfig(suite=settings.suite), local_root=local_root)
+        if name == "free_energy":
+            from scoring.config import FreeEnergyConfig
+
+            return cls(FreeEnergyConfig(corpus=settings.reference_corpus), local_root=local_root)
+        return cls()
+
+    return make
+
+
+def scoring_job(store: Store, job: Job, snapshot: Snapshot) -> ScoringJob:
+    """The job's candidate and base as local snapshot directories at their pinned shas."""
+    base = store.get_base(job.base_id) if job.base_id else None
+    if base is None:
+        raise LeaderboardError(f"job {job.id}: base {job.base_id!r} is not in the store")
+    model_dir = snapshot(ModelRef(job.repo_id, job.revision))
+    return ScoringJob(repo_id=job.repo_id, revision=job.revision, model_dir=model_dir, base_id=base.repo_id,
+                      base_revision=base.sha, base_dir=snapshot(ModelRef(base.repo_id, base.sha)))
+
+
+class Heartbeat:
+    """Renews a job's lease every ``lease_s / 3`` seconds in a daemon thread; ``lost`` once it could not."""
+
+    def __init__(self, store: Store, job_id: int, worker: str, lease_s: float):
+        self.store, self.job_id, self.worker, self.lease_s = store, job_id, worker, lease_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                if not self.store.heartbeat(self.job_id, self.worker, self.lease_s):
+                    self.lost = True
+                    return
+            except StoreError as e:  # a busy store: try again at the next beat
+                logger.warning("heartbeat of job %d failed: %s", self.job_id, e)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Worker:
+    def __init__(self, store: Store, settings: Settings, *, scorers: Sequence[str] | None = None,
+                 device: str = "cpu", snapshot: Snapshot | None = None, scorer_factory: ScorerFactory | None = None,
+                 name: str | None = None, local_root: Path | None = None, verbose: bool = False):
+        self.store, self.settings, self.device, self.verbose = store, settings, device, verbose
+        self.scorers = tuple(scorers) if scorers else None
+        self.name = name or worker_name()
+        if snapshot is None:
+            from data.hub import HubClient
+
+            snapshot = HubClient(settings).snapshot
+        self.snapshot = snapshot
+        self.make_scorer = scorer_factory or default_scorer_factory(settings, local_root=local_root)
+        self._scorers: dict[str, object] = {}
+        self._stopping = False
+
+    # ------------------------------------------------------------------ signals
+    def _on_signal(self, signum, frame) -> None:
+        self._stopping = True
+        raise Stopping(signal.Signals(signum).name)
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    # --------------------------------------------------------------------- loop
+    def run(self, *, once: bool = False, max_jobs: int | None = None, poll_s: float = 2.0) -> WorkReport:
+        """Work until the queue is empty (``once``), ``max_jobs`` jobs ran, or a signal arrives."""
+        report, started = WorkReport(), time.perf_counter()
+        try:
+            while not self._stopping and (max_jobs is None or report.done + report.failed < max_jobs):
+                job = self.store.claim_job(self.name, self.scorers, self.settings.job_lease_s,
+                                           self.settings.job_max_attempts)
+                if job is None:
+                    if once:
+                        break
+                    time.sleep(poll_s)
+                    continue
+                self.run_job(job, report)
+        except Stopping:
+            pass
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def run_job(self, job: Job, report: WorkReport) -> JobStatus | None:
+        """Run one claimed job to DONE, FAILED, back to PENDING (retry or release); one log line."""
+        started = time.perf_counter()
+        label = f"job {job.id} {job.scorer} {job.repo_id}@{job.revision[:8]} (attempt {job.attempts})"
+        status: JobStatus | None
+        try:
+            with Heartbeat(self.store, job.id, self.name, self.settings.job_lease_s) as beat:
+                scores = self.score(job)
+            if beat.lost:
+                raise StoreError("the lease was lost while scoring (another worker may have the job)")
+            self.store.finish_job(job.id, scores, worker=self.name)
+            status, detail = JobStatus.DONE, f"{len(scores)} scores"
+            report.done += 1
+            if job.scorer == "linear_probe" and job.base_id:
+                from scoring.stages import enqueue_stage2
+
+                enqueue_stage2(self.store, job.base_id, self.settings.top_k)
+        except Stopping:
+            released = self.store.release_job(job.id, self.name)
+            report.released += int(released)
+            logger.info("%s: released on signal", label)
+            raise
+        except StoreError as e:
+            status, detail = None, f"not written: {e}"
+            report.failed += 1
+        except LeaderboardError as e:
+            status = self.store.fail_job(job.id, str(e), worker=self.name, retry=False)
+            detail = f"failed: {e}"
+            report.failed += 1
+        except Exception as e:  # noqa: BLE001 (any scorer crash: record it, retry while attempts remain)
+            error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
+            status = self.store.fail_job(job.id, error, worker=self.name, retry=True,
+                                         max_attempts=self.settings.job_max_attempts)
+            detail = f"{'will retry' if status is JobStatus.PENDING else 'failed'}: {type(e).__name__}: {e}"
+            report.retried += int(status is JobStatus.PENDING)
+            report.failed += int(status is not JobStatus.PENDING)
+        line = f"{label}: {status.value if status else 'lost'} in {time.perf_counter() - started:.1f}s ({detail})"
+        logger.info("%s", line)
+        report.lines.append(line)
+        return status
+
+    def score(self, job: Job) -> list[Score]:
+        if job.scorer not in self._scorers:
+            self._scorers[job.scorer] = self.make_scorer(job.scorer)
+        scorer = self._scorers[job.scorer]
+        ctx = ScoringContext(device=self.device, verbose=self.verbose, cache_dir=Path(self.settings.cache_dir),
+                             has_score=lambda *key: self.store.has_score(*key))
+        return scorer.score(scoring_job(self.store, job, self.snapshot), ctx)
