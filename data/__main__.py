@@ -94,6 +94,36 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from data.errors import SubmissionRejected
+    from data.hub import HubClient
+    from data.submissions import submit
+
+    store = Store(settings.db_path)
+    try:
+        result = submit(args.repo_id, args.revision, HubClient(settings), store, settings)
+    except SubmissionRejected as e:
+        print(f"refused: {e}", file=sys.stderr)
+        return 1
+    jobs = ", ".join(f"{j.scorer} #{j.id} {j.status.value}" for j in result.jobs)
+    where = f"queue position {result.queue_position}" if result.queue_position else "nothing pending"
+    print(f"{result.repo_id}@{result.sha[:8]} ({'queued' if result.is_new else 'already queued or scored'}) "
+          f"for {result.base_id}: {jobs}; {where}")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from data.records import JobStatus
+
+    store = Store(settings.db_path)
+    status = None if args.status == "all" else JobStatus(args.status.upper())
+    for j in store.jobs(status):
+        error = (j.error or "").splitlines()[0][:100] if j.error else ""
+        print(f"{j.id}\t{j.status.value}\t{j.scorer}\t{j.repo_id}@{j.revision[:8]}\tattempts {j.attempts}\t{error}")
+    print(store.queue_stats(), file=sys.stderr)
+    return 0
+
+
 def _candidate_row(c) -> dict:
     return {
         "repo_id": c.repo_id,
@@ -141,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, required=True, help="ROOT/<org>/<name>/ holds each repo's files")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
     p.set_defaults(func=cmd_serve_hub)
+
+    p = sub.add_parser("submit", parents=[common], help="check a model on the Hub and queue it for scoring")
+    p.add_argument("repo_id", help="Hub model id, e.g. me/my-roberta-finetune")
+    p.add_argument("--revision", help="branch, tag or commit sha (default: main)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("jobs", parents=[common], help="list scoring jobs and their status")
+    p.add_argument("--status", choices=("all", "pending", "running", "done", "failed", "cancelled"), default="all")
+    p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("migrate", parents=[common], help="create or upgrade the store's schema")
     p.set_defaults(func=cmd_migrate)

@@ -101,7 +101,7 @@ def main() -> None:
                     scorer_factory=NoopFactory(args.sleep, args.log))
     worker.install_signal_handlers()
     report = worker.run(once=args.once, poll_s=0.1)
-    print(f"done {report.done} released {report.released}", flush=True)
+    print(f"done {report.done} released {report.released} seconds {report.seconds:.3f}", flush=True)
 
 
 if __name__ == "__main__":

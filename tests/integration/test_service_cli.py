@@ -1,0 +1,47 @@
+"""The README's service commands in order: crawl, submit, jobs, work --once, then the leaderboard has the scores."""
+
+from __future__ import annotations
+
+import pytest
+
+from data.__main__ import main as data_main
+from data.local_hub import LocalHub
+from data.records import JobStatus
+from data.store import Store
+from ranking.source import load_leaderboard
+from scoring.__main__ import main as scoring_main
+from tests.helpers.tiny_models import build_candidate, tiny_checkpoints
+
+pytestmark = pytest.mark.slow
+
+BASE = "tiny/bert-base"
+TAGS = ("transformers", "bert", f"base_model:{BASE}", f"base_model:finetune:{BASE}")
+
+
+def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, monkeypatch, capsys):
+    ckpt = tiny_checkpoints(tmp_path / "tiny")
+    hub = LocalHub()
+    hub.add_files_from_dir(BASE, ckpt["bert-base"], tags=("transformers", "bert"))
+    hub.add_files_from_dir("org/cand", build_candidate(ckpt["bert-base"], tmp_path / "cand", seed=1), tags=TAGS)
+    hub.add_files_from_dir("eve/late", build_candidate(ckpt["bert-base"], tmp_path / "late", seed=2),
+                           tags=("transformers", "bert"))  # no base_model tag: found by its config, or submitted
+    db = tmp_path / "lb.db"
+    monkeypatch.setenv("MRL_CACHE_DIR", str(tmp_path / "cache"))
+    with hub:
+        common = ["--db", str(db), "--endpoint", hub.url]
+        assert data_main(["crawl", "--base", BASE, "--quiet", *common]) == 0
+        assert data_main(["submit", "org/cand", *common]) == 0
+        assert "already queued or scored" in capsys.readouterr().out
+        assert data_main(["submit", "../etc/passwd", *common]) == 1
+        assert "not a Hub model id" in capsys.readouterr().err
+        assert data_main(["jobs", "--status", "pending", "--db", str(db)]) == 0
+        listed = capsys.readouterr().out.splitlines()
+        assert len(listed) == len(Store(db).jobs(JobStatus.PENDING)) > 0
+        assert scoring_main(["work", "--once", "--scorers", "free_energy", "--quiet", *common]) == 0
+        assert "done, 0 failed" in capsys.readouterr().out
+    store = Store(db)
+    assert {j.status for j in store.jobs(scorer="free_energy")} == {JobStatus.DONE}
+    rows = load_leaderboard(store, BASE).to_frame()
+    scored = rows.dropna(subset=["free_energy"])
+    assert set(scored["repo_id"]) >= {BASE, "org/cand"}
+    assert (scored["llc_std"] >= 0).all()
