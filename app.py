@@ -81,9 +81,11 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
         return (out["free_energy"], out["free_energy_text"], out["probe"], out["probe_text"], out["heatmap"],
                 out["beats_base"])
 
-    def on_submit(repo_id, revision):
+    def on_submit(repo_id, revision, request: gr.Request):
+        client = getattr(request, "client", None)
+        submitter = getattr(client, "host", None)  # the per-submitter hourly limit counts by client address
         try:
-            message = h.submit(repo_id, revision)
+            message = h.submit(repo_id, revision, submitter=submitter)
         except SubmissionRejected as e:
             gr.Warning(e.reason, duration=4)
             return f"**Not queued.** {_escape_md(e.reason)}", h.jobs(), h.job_counts()

@@ -2,15 +2,22 @@
 
 Checks run in order and the first failure raises ``SubmissionRejected`` with a sentence for the user;
 nothing is stored unless every check passes. The rules are the crawler's (``data.selection``), so a
-submitted model is judged exactly as a crawled one would be.
+submitted model is judged exactly as a crawled one would be (three checks are, so far, only here: an
+adapter_config.json, and trust_remote_code or quantization_config in config.json). A submitter may queue at most
+``settings.submit_limit_per_hour`` new models in any rolling hour (``RateLimiter``).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
+import math
 import re
+import threading
+import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from data.errors import (
     EntryNotFound,
@@ -33,6 +40,7 @@ MAX_PART = 96
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 REPO_ID_RE = re.compile(rf"^(?:{_PART}/)?{_PART}$")
 REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+_CHAR_NAMES = {" ": "a space", "\t": "a tab", "\n": "a line break", "\r": "a line break", "\x00": "a null byte"}
 
 SKIP_MESSAGES = {
     SkipReason.DISABLED: "the model is disabled on the Hub",
@@ -60,6 +68,43 @@ class Submission:
     queue_position: int | None  # 1 = next to run; None when nothing is pending
 
 
+class RateLimiter:
+    """When each submitter's accepted new submissions were made, over a rolling window (in memory, thread-safe)."""
+
+    def __init__(self, window: timedelta = timedelta(hours=1)):
+        self.window = window
+        self._times: dict[str, list[datetime]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, submitter: str, limit: int, now: datetime, *, record: bool = False) -> None:
+        """Raise SubmissionRejected if ``submitter`` has ``limit`` submissions in the window before ``now``;
+        else, with ``record``, count one at ``now``."""
+        with self._lock:
+            if len(self._times) > 1000:  # forget submitters with nothing left in the window
+                self._times = {k: v for k, v in self._times.items() if v and now - v[-1] < self.window}
+            times = self._times[submitter] = [t for t in self._times.get(submitter, ()) if now - t < self.window]
+            if len(times) >= limit:
+                free_at = times[-limit] + self.window
+                minutes = max(1, math.ceil((free_at - now).total_seconds() / 60))
+                raise SubmissionRejected(
+                    f"Rate limit: at most {limit} new models per submitter per hour. You may submit again at "
+                    f"{free_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC (in {minutes} min)."
+                )
+            if record:
+                bisect.insort(times, now)
+
+    def release(self, submitter: str, at: datetime) -> None:
+        """Forget a submission counted at ``at`` (it was not stored after all)."""
+        with self._lock:
+            times = self._times.get(submitter, [])
+            if at in times:
+                times.remove(at)
+
+
+LIMITER = RateLimiter()  # the process's record, used when submit() is given none
+_QUEUE_LOCK = threading.Lock()  # "already queued?" and the enqueue happen as one step in this process
+
+
 def check_format(repo_id: str, revision: str | None) -> tuple[str, str | None]:
     """Syntax only: a Hub repo id (optionally org/name) and a branch, tag or sha."""
     repo_id = (repo_id or "").strip()
@@ -68,14 +113,38 @@ def check_format(repo_id: str, revision: str | None) -> tuple[str, str | None]:
         raise SubmissionRejected("Enter a model id such as FacebookAI/roberta-base.")
     if len(repo_id) > 2 * MAX_PART + 1:
         raise SubmissionRejected(f"A model id has at most {2 * MAX_PART + 1} characters.")
-    if not repo_id.isascii() or not REPO_ID_RE.match(repo_id) or ".." in repo_id or "--" in repo_id:
+    problem = _id_problem(repo_id)
+    if problem is not None:
         raise SubmissionRejected(
-            "That is not a Hub model id: use org/name with letters, digits, '-', '_' and '.' only "
-            "(no spaces, no path segments such as '..', at most one '/')."
+            f"That is not a Hub model id: {problem}. Use org/name with letters, digits, '-', '_' and '.' only."
         )
     if revision is not None and (not revision.isascii() or not REVISION_RE.match(revision) or ".." in revision):
         raise SubmissionRejected("That is not a valid revision: give a branch, a tag or a commit sha.")
     return repo_id, revision
+
+
+def _id_problem(repo_id: str) -> str | None:
+    """What is wrong with a repo id, in words (never echoing markup), or None."""
+    if re.match(r"^([a-z][a-z0-9+.-]*://|(www\.)?(huggingface|hf)\.co/)", repo_id, re.IGNORECASE):
+        return "it is a URL; give only the id after huggingface.co/"
+    for c in repo_id:
+        if not c.isascii():
+            return f"it contains the non-ASCII character U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip()
+        if not (c.isalnum() or c in "._-/"):
+            return f"it contains {_CHAR_NAMES.get(c) or f'the character U+{ord(c):04X}'}, which is not allowed"
+    parts = repo_id.split("/")
+    if "" in parts:
+        return "it has an empty part (a leading, trailing or doubled '/')"
+    if len(parts) > 2:
+        return "it has more than one '/' (no path segments)"
+    for sequence in ("..", "--"):
+        if sequence in repo_id:
+            return f"it contains '{sequence}'"
+    if max(map(len, parts)) > MAX_PART:
+        return f"a part is longer than {MAX_PART} characters"
+    if not REPO_ID_RE.match(repo_id):
+        return "each part must start and end with a letter or a digit"
+    return None
 
 
 def validate_submission(repo_id: str, revision: str | None, hub: HubClient, store: Store,
@@ -102,11 +171,16 @@ def validate_submission(repo_id: str, revision: str | None, hub: HubClient, stor
         filenames=info.filenames or (), num_params=info.num_params, has_token=hub.has_token,
         max_params=settings.max_params,
     )
+    if skip is None and any(f.rsplit("/", 1)[-1] == "adapter_config.json" for f in info.filenames or ()):
+        skip = SkipReason.ADAPTER  # an adapter without its base_model:adapter tag
     if skip is not None:
         raise SubmissionRejected(f"{repo_id}: {SKIP_MESSAGES[skip]}.")
     if any(b.repo_id == info.repo_id or repo_id in b.aliases for b in bases):
         raise SubmissionRejected(f"{repo_id} is a base model: it is the baseline row of its leaderboard.")
     config = _read_config(hub, info)
+    if isinstance(config, dict) and (config.get("trust_remote_code") or config.get("quantization_config")):
+        reason = SkipReason.REMOTE_CODE if config.get("trust_remote_code") else SkipReason.QUANTIZED
+        raise SubmissionRejected(f"{repo_id}: {SKIP_MESSAGES[reason]}.")
     for base in bases:
         if screen_config(config, base.signature) is None:
             match = Match.TAG if is_tagged_descendant(info.tags, base.aliases) else Match.CONFIG
@@ -122,25 +196,48 @@ def validate_submission(repo_id: str, revision: str | None, hub: HubClient, stor
     )
 
 
-def submit(repo_id: str, revision: str | None, hub: HubClient, store: Store, settings: Settings) -> Submission:
-    """Validate, then record the model as a candidate of its base and queue its scoring jobs."""
+def submit(repo_id: str, revision: str | None, hub: HubClient, store: Store, settings: Settings, *,
+           submitter: str | None = None, now: datetime | None = None, limiter: RateLimiter | None = None
+           ) -> Submission:
+    """Validate, then record the model as a candidate of its base and queue its scoring jobs.
+
+    With a ``submitter``, at most ``settings.submit_limit_per_hour`` submissions that queue new jobs are
+    accepted per rolling hour; re-submitting a model already queued or scored at that sha does not count.
+    """
+    limiter = limiter or LIMITER
+    now = now or datetime.now(UTC)
+    limit = settings.submit_limit_per_hour
+    repo_id, revision = check_format(repo_id, revision)
+    if submitter is not None and not store.jobs(repo_id=repo_id):  # surely new: spare the Hub when over the limit
+        limiter.check(submitter, limit, now)
     info, base, match = validate_submission(repo_id, revision, hub, store, settings)
-    existing = store.jobs(repo_id=info.repo_id)
-    has_jobs = any(j.revision == info.sha for j in existing)
     candidate = Candidate(
         repo_id=info.repo_id, base_id=base.repo_id, sha=info.sha, kind=Kind.FINETUNE, match=match,
         status=CandidateStatus.OK, downloads=info.downloads, likes=info.likes, license=info.license,
         tags=info.tags, pipeline_tag=info.pipeline_tag, last_modified=info.last_modified,
         num_params=info.num_params, has_safetensors=weight_files(info.filenames or ())[0],
     )
-    if store.get_candidate(info.repo_id, base.repo_id) is None:  # a crawled model keeps its crawled record
-        store.save_candidates([candidate], ())
-    jobs = tuple(store.enqueue(info.repo_id, info.sha, settings.crawl_scorers, base.repo_id))
-    position = queue_position(store, jobs)
-    logger.info("submission %s@%s for %s: %s", info.repo_id, info.sha[:8], base.repo_id,
-                "already queued" if has_jobs else "queued")
-    return Submission(repo_id=info.repo_id, sha=info.sha, base_id=base.repo_id, jobs=jobs, is_new=not has_jobs,
-                      queue_position=position)
+    with _QUEUE_LOCK:
+        existing = [j for j in store.jobs(repo_id=info.repo_id) if j.revision == info.sha]
+        is_new = not existing
+        counted = submitter is not None and is_new
+        if counted:
+            limiter.check(submitter, limit, now, record=True)
+        try:
+            if {j.scorer for j in existing} >= set(settings.crawl_scorers):  # already queued: write nothing
+                jobs = tuple(j for j in existing if j.scorer in settings.crawl_scorers)
+            else:
+                if store.get_candidate(info.repo_id, base.repo_id) is None:  # a crawled model keeps its record
+                    store.save_candidates([candidate], ())
+                jobs = tuple(store.enqueue(info.repo_id, info.sha, settings.crawl_scorers, base.repo_id))
+        except BaseException:
+            if counted:
+                limiter.release(submitter, now)
+            raise
+    logger.info("submission %s@%s for %s by %s: %s", info.repo_id, info.sha[:8], base.repo_id, submitter or "-",
+                "queued" if is_new else "already queued")
+    return Submission(repo_id=info.repo_id, sha=info.sha, base_id=base.repo_id, jobs=jobs, is_new=is_new,
+                      queue_position=queue_position(store, jobs))
 
 
 def queue_position(store: Store, jobs: tuple[Job, ...]) -> int | None:

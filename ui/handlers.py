@@ -144,9 +144,10 @@ class AppHandlers:
         }
 
     # ----------------------------------------------------------------- submit
-    def submit(self, repo_id: str, revision: str | None) -> str:
-        """Queue a model; raises SubmissionRejected with the reason to show."""
-        result = submit(repo_id, revision, self._hub_factory(), self.store, self.settings)
+    def submit(self, repo_id: str, revision: str | None, submitter: str | None = None) -> str:
+        """Queue a model; raises SubmissionRejected with the reason to show (or when ``submitter`` is over its
+        hourly limit)."""
+        result = submit(repo_id, revision, self._hub_factory(), self.store, self.settings, submitter=submitter)
         self.service.invalidate()
         scorers = ", ".join(j.scorer for j in result.jobs)
         if not result.is_new:
