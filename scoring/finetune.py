@@ -250,11 +250,17 @@ def _average_ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 def finetune(model_dir: Path, target: TargetData, cfg: FinetuneConfig, *, device: str = "cpu",
-             verbose: bool = False) -> FinetuneResult:
-    """Fine-tune the model in ``model_dir`` on ``target`` and score it; see the module docstring."""
+             verbose: bool = False, cache_dir: Path | None = None) -> FinetuneResult:
+    """Fine-tune the model in ``model_dir`` on ``target`` and score it; see the module docstring.
+    ``dropout="guided"`` sets the encoder's dropout rates from the model's Fisher scores (scoring/fisher.py,
+    computed once per checkpoint and cached under ``cache_dir``)."""
     start = time.perf_counter()
     num_labels = 1 if target.metric == "spearman" else target.num_labels
     model, tokenizer = load_classifier(model_dir, num_labels, seed=cfg.seed)
+    if cfg.dropout == "guided":
+        from scoring.fisher import apply_rates, guided_rates, model_fisher_scores
+
+        apply_rates(model, guided_rates(model_fisher_scores(model_dir, cache_dir=cache_dir, device=device)))
     result = train_classifier(model, tokenizer, target, cfg, device=device, verbose=verbose)
     return replace(result, duration_s=time.perf_counter() - start)
 
@@ -262,8 +268,8 @@ def finetune(model_dir: Path, target: TargetData, cfg: FinetuneConfig, *, device
 def train_classifier(model, tokenizer, target: TargetData, cfg: FinetuneConfig, *, device: str = "cpu",
                      verbose: bool = False) -> FinetuneResult:
     """Train ``model`` (in place, left on ``device`` with the best weights) on ``target``; the loop itself."""
-    if cfg.dropout != "standard":
-        raise ValueError(f"dropout={cfg.dropout!r} is not implemented")
+    if cfg.dropout not in ("standard", "guided"):
+        raise ValueError(f"dropout must be 'standard' or 'guided', got {cfg.dropout!r}")
     start = time.perf_counter()
     cuda_devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
     with _deterministic(), torch.random.fork_rng(devices=cuda_devices):

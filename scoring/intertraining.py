@@ -46,7 +46,8 @@ class IntertrainingScorer:
                 if ctx.has_score(repo_id, revision, self.name, "target_score", target.name, seed, chash):
                     continue
                 started = time.perf_counter()
-                result = finetune(model_dir, target, replace(ft, seed=seed), device=ctx.device, verbose=ctx.verbose)
+                result = finetune(model_dir, target, replace(ft, seed=seed), device=ctx.device, verbose=ctx.verbose,
+                                  cache_dir=ctx.cache_dir)
                 logger.info("%s@%s on %s seed %d: %.4f (%.0fs)", repo_id, revision[:8], target.name, seed,
                             result.test_score, result.duration_s)
                 scores.append(Score(

@@ -7,7 +7,10 @@ and imports excluded). The anchor is one worker: the ratios show how the queue s
 per-job overhead is what every real job pays on top of its scorer (a free-energy score of a 22M-parameter
 model takes minutes on CPU, seconds on a GPU). Appends a section to RESULTS.md.
 
-    python benchmarks/queue.py [--jobs 2000]
+    python benchmarks/job_queue.py [--jobs 2000]
+
+Not named queue.py: a script of that name in benchmarks/ would shadow the standard library's queue module
+(torch imports it) for every benchmark run from this folder.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def main() -> int:
         header = (f"## queue — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} "
                   f"cores, Python {platform.python_version()}")
         with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + "\n".join([header, f"`python benchmarks/queue.py --jobs {args.jobs}`", "", *lines]) + "\n")
+            command = f"`python benchmarks/job_queue.py --jobs {args.jobs}`"
+            f.write("\n" + "\n".join([header, command, "", *lines]) + "\n")
     return 0
 
 
