@@ -43,6 +43,8 @@ METRICS: MappingProxyType[str, MetricSpec] = _specs(
                description="Pretraining loss at the checkpoint on the reference corpus."),
     MetricSpec(key="labels_saved", label="labels saved", higher_is_better=True, unit="labels",
                description="Target labels the candidate saves against the base at the same accuracy (LoRA)."),
+    MetricSpec(key="lora_accuracy", label="LoRA accuracy", higher_is_better=True, unit="fraction",
+               description="Test accuracy of a LoRA fine-tune on n labels (target 'name@n'; sample efficiency)."),
 )
 
 PUBLISHED_SOURCE = "published-2023"

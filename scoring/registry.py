@@ -26,6 +26,9 @@ SCORERS: MappingProxyType[str, ScorerSpec] = MappingProxyType({
     "free_energy": ScorerSpec("scoring.free_energy:FreeEnergyScorer",
                               ("free_energy", "llc_mean", "llc_std", "init_loss"),
                               "SGLD free energy of the encoder under the base's masked-LM head; no target data"),
+    "sample_efficiency": ScorerSpec("scoring.sample_efficiency:SampleEfficiencyScorer",
+                                    ("lora_accuracy", "labels_saved"),
+                                    "LoRA accuracy vs number of labels; labels saved against the base"),
     "linear_probe": ScorerSpec("scoring.linear_probe:LinearProbeScorer", ("probe_accuracy",),
                                "stage 1: logistic regression on frozen features of the probe target"),
 })

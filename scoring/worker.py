@@ -68,6 +68,8 @@ def default_scorer_factory(settings: Settings, *, local_root: Path | None = None
             from scoring.linear_probe import LinearProbeConfig
 
             return cls(LinearProbeConfig(suite=settings.suite), local_root=local_root)
+        if name == "sample_efficiency":
+            return cls(local_root=local_root)
         if name == "free_energy":
             from scoring.config import FreeEnergyConfig
 

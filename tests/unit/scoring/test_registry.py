@@ -18,6 +18,10 @@ def test_every_metric_has_a_leaderboard_column():
         for metric in spec.metrics:
             if metric == "target_score":
                 assert column_for("score:sst2").group == "target scores"
+            elif metric == "lora_accuracy":  # per (target, n labels): the model page's curve, not a column
+                from ui.model_page import sample_efficiency_points
+
+                assert sample_efficiency_points.__doc__
             else:
                 assert column_for(metric).key == metric, name
 
