@@ -84,6 +84,20 @@ def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dropout_study(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.config import profile
+    from scoring.dropout_study import run_study
+
+    _, _, model_dir = resolve_model(args.repo_id, settings)
+    fractions = [float(f) for f in args.fractions.split(",")]
+    if not all(0 < f <= 1 for f in fractions):
+        print("error: --fractions are fractions of the training set, in (0, 1]", file=sys.stderr)
+        return 2
+    run_study(model_dir, args.targets, fractions, args.seeds, base=profile(args.profile), local_root=args.local_root,
+              cache_dir=Path(settings.cache_dir), device=args.device)
+    return 0
+
+
 def cmd_llc_sweep(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.config import FreeEnergyConfig
     from scoring.free_energy import BaseHead, calibration_sweep
@@ -247,6 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_work, seeds=1, base_seeds=1)
+
+    p = sub.add_parser("dropout-study", help="guided vs standard dropout on the same targets, fractions and seeds")
+    p.add_argument("repo_id", help="Hub model id or local checkpoint directory")
+    p.add_argument("--targets", default="rte,mrpc", help="suite spec (default rte,mrpc)")
+    p.add_argument("--fractions", default="0.1,0.5", help="fractions of each training set")
+    p.add_argument("--profile", default="quick", choices=("quick", "published"))
+    p.add_argument("--local-root", type=Path)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_dropout_study, base_seeds=1)
+    p.add_argument("--seeds", type=int, default=3)
 
     p = sub.add_parser("stage", help="the two-stage policy: probe every candidate, or intertrain the top K")
     p.add_argument("stage", choices=("probe", "full"))
