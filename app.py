@@ -73,7 +73,8 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
 
     def on_model(base, source, repo_id):
         page = h.model_page(base, source, repo_id)
-        return (page["header"], page["gains"], page["free_energy"], page["chains"], page["sample_efficiency"],
+        return (page["header"], page["gains"], page["free_energy"], page["chains"], page["dropout"],
+                page["sample_efficiency"],
                 page["revisions"])
 
     def on_insights(base, source):
@@ -145,6 +146,8 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
                 with gr.Row():
                     fe_text = gr.Markdown(elem_id="model-free-energy")
                     chains = gr.Dataframe(label="LLC per chain", interactive=False, elem_id="model-chains")
+                    dropout = gr.Dataframe(label="Guided dropout rates (Fisher-ranked; when fine-tuned with them)",
+                                           interactive=False, elem_id="model-dropout")
                 se_plot = gr.Plot(label="sample efficiency (LoRA accuracy vs labels)", elem_id="model-sample-eff")
                 revisions = gr.Dataframe(label="scored revisions", interactive=False, elem_id="model-revisions")
             with gr.Tab("Insights", id="insights"):
@@ -183,7 +186,7 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
             control.change(show_table, inputs=[base, source, *filters], outputs=[table, status, shown_ids],
                            trigger_mode="always_last")
         table.select(on_select, inputs=[shown_ids], outputs=[model, tabs])
-        model_outputs = [header, gains_plot, fe_text, chains, se_plot, revisions]
+        model_outputs = [header, gains_plot, fe_text, chains, dropout, se_plot, revisions]
         model.change(on_model, inputs=[base, source, model], outputs=model_outputs)
         open_model.click(on_model, inputs=[base, source, model], outputs=model_outputs)
         export_button.click(on_export, inputs=[base, source, scope, fmt, *filters], outputs=export_file)

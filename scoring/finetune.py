@@ -49,6 +49,7 @@ class FinetuneResult:
     duration_s: float  # wall time of the whole run, loading and evaluation included
     examples_per_s: float  # training throughput, evaluation excluded
     history: tuple[tuple[int, float, float], ...]  # (step, mean train loss since last eval, eval score)
+    dropout_rates: dict[str, float] | None = None  # the encoder's rates under dropout="guided"
 
 
 class Batch(NamedTuple):
@@ -257,12 +258,14 @@ def finetune(model_dir: Path, target: TargetData, cfg: FinetuneConfig, *, device
     start = time.perf_counter()
     num_labels = 1 if target.metric == "spearman" else target.num_labels
     model, tokenizer = load_classifier(model_dir, num_labels, seed=cfg.seed)
+    rates = None
     if cfg.dropout == "guided":
         from scoring.fisher import apply_rates, guided_rates, model_fisher_scores
 
-        apply_rates(model, guided_rates(model_fisher_scores(model_dir, cache_dir=cache_dir, device=device)))
+        rates = guided_rates(model_fisher_scores(model_dir, cache_dir=cache_dir, device=device))
+        apply_rates(model, rates)
     result = train_classifier(model, tokenizer, target, cfg, device=device, verbose=verbose)
-    return replace(result, duration_s=time.perf_counter() - start)
+    return replace(result, duration_s=time.perf_counter() - start, dropout_rates=rates)
 
 
 def train_classifier(model, tokenizer, target: TargetData, cfg: FinetuneConfig, *, device: str = "cpu",

@@ -55,6 +55,7 @@ class IntertrainingScorer:
                     target=target.name, seed=seed, value=result.test_score, config_hash=chash, config_json=cjson,
                     duration_s=time.perf_counter() - started, base_id=job.base_id,
                     extra={"dataset_revision": target.revision, "eval_score": result.eval_score,
-                           "best_step": result.best_step, "train_examples": result.train_examples},
+                           "best_step": result.best_step, "train_examples": result.train_examples,
+                           **({"dropout_rates": result.dropout_rates} if result.dropout_rates else {})},
                 ))
         return check_finite(scores, f"intertraining of {job.repo_id}")

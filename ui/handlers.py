@@ -102,6 +102,7 @@ class AppHandlers:
             return {"header": "Pick a model on the leaderboard (click its row) or type its id.",
                     "gains": insights.empty_figure("no model selected"), "free_energy": "",
                     "chains": pd.DataFrame(columns=["chain", "llc"]),
+                    "dropout": pd.DataFrame(columns=["dropout module", "rate"]),
                     "sample_efficiency": insights.empty_figure("no model selected"),
                     "revisions": model_page.scored_revisions(self.store, "")}
         row = model_page.find_row(board, repo_id)
@@ -113,6 +114,7 @@ class AppHandlers:
             "gains": insights.target_gains_bar(row) if row is not None else insights.empty_figure("not ranked here"),
             "free_energy": fe_text,
             "chains": chains,
+            "dropout": model_page.guided_dropout_rates(self.store, repo_id, revision),
             "sample_efficiency": insights.sample_efficiency_figure(points),
             "revisions": model_page.scored_revisions(self.store, repo_id),
         }

@@ -71,6 +71,17 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
     return "  \n".join(lines), table
 
 
+def guided_dropout_rates(store: Store, repo_id: str, revision: str) -> pd.DataFrame:
+    """The guided-dropout rates (from Fisher scores) used when this revision was fine-tuned with
+    dropout="guided", highest rate first; empty when it never was."""
+    for s in store.scores(repo_id=repo_id, scorer="intertraining"):
+        if s.revision == revision and s.extra.get("dropout_rates"):
+            rates = s.extra["dropout_rates"]
+            ordered = sorted(rates, key=lambda k: (-rates[k], k))
+            return pd.DataFrame({"dropout module": ordered, "rate": [round(float(rates[k]), 4) for k in ordered]})
+    return pd.DataFrame(columns=["dropout module", "rate"])
+
+
 def sample_efficiency_points(store: Store, repo_id: str, base_id: str) -> pd.DataFrame:
     """Accuracy vs number of labels for the model and its base (columns model, n_labels, accuracy)."""
     points = []

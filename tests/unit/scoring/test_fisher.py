@@ -154,3 +154,27 @@ def test_layer_hooks_refuse_parameters_they_cannot_split():
         from scoring.fisher import empirical_fisher_hooks
 
         empirical_fisher_hooks(model, torch.randn(4, 3), torch.randn(4, 3), quadratic)
+
+
+def test_model_page_lists_the_guided_rates_a_revision_was_fine_tuned_with(tmp_path):
+    from data.records import Score
+    from data.store import Store
+    from ui.model_page import guided_dropout_rates
+
+    store = Store(tmp_path / "s.db")
+    rates = {"encoder.layer.0.attention.self.dropout": 0.1, "embeddings.dropout": 0.0,
+             "encoder.layer.0.output.dropout": 0.05}
+    store.add_scores([Score(repo_id="a/x", revision="r" * 40, scorer="intertraining", metric="target_score",
+                            target="rte", seed=0, value=0.6, config_hash="h", extra={"dropout_rates": rates})])
+    table = guided_dropout_rates(store, "a/x", "r" * 40)
+    assert list(table["dropout module"]) == ["encoder.layer.0.attention.self.dropout",
+                                             "encoder.layer.0.output.dropout", "embeddings.dropout"]
+    assert guided_dropout_rates(store, "a/x", "s" * 40).empty
+
+
+def test_t_interval_known_values():
+    from scoring.dropout_study import t_interval
+
+    mean, half = t_interval([0.5, 0.6, 0.7])
+    assert mean == pytest.approx(0.6) and half == pytest.approx(4.303 * 0.1 / 3 ** 0.5)
+    assert t_interval([0.4])[0] == 0.4
