@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.errors import LeaderboardError, StoreError
+from data.errors import LeaderboardError
 from data.records import BaseModel, Job, JobStatus, Score
 from data.settings import Settings
 from data.store import Store
-from scoring.worker import ScorerFactory, WorkReport, default_scorer_factory, worker_name
+from scoring.worker import ScorerFactory, WorkReport, default_scorer_factory, record_failure, worker_name
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,19 +117,8 @@ class RayDriver:
                 from scoring.stages import enqueue_stage2
 
                 enqueue_stage2(self.store, job.base_id, self.settings.top_k)
-        except StoreError as e:
-            status, detail = None, f"not written: {e}"
-            report.failed += 1
         except Exception as e:  # noqa: BLE001 (RayTaskError wraps the task's exception; a lost node raises too)
-            cause = getattr(e, "cause", None) or e
-            permanent = isinstance(cause, LeaderboardError)
-            error = f"{type(cause).__name__}: {cause}" if permanent else \
-                f"{type(cause).__name__}: {cause}\n{traceback.format_exc(limit=4)}"
-            status = self.store.fail_job(job.id, error, worker=self.name, retry=not permanent,
-                                         max_attempts=self.settings.job_max_attempts)
-            detail = f"{'will retry' if status is JobStatus.PENDING else 'failed'}: {type(cause).__name__}: {cause}"
-            report.retried += int(status is JobStatus.PENDING)
-            report.failed += int(status is not JobStatus.PENDING)
+            status, detail = record_failure(self.store, job, self.name, e, self.settings.job_max_attempts, report)
         line = f"{label}: {status.value if status else 'lost'} in {time.perf_counter() - t0:.1f}s ({detail})"
         logger.info("%s", line)
         report.lines.append(line)

@@ -89,6 +89,24 @@ def scoring_job(store: Store, job: Job, snapshot: Snapshot) -> ScoringJob:
                       base_revision=base.sha, base_dir=snapshot(ModelRef(base.repo_id, base.sha)))
 
 
+def record_failure(store: Store, job: Job, worker: str, error: BaseException, max_attempts: int,
+                   report: WorkReport) -> tuple[JobStatus | None, str]:
+    """Map a job's exception to the queue: a StoreError means the result was not written (the lease was
+    lost); a LeaderboardError (also inside a Ray task error's ``cause``) fails the job for good; anything
+    else goes back to PENDING while attempts remain. Returns (new status, detail for the log line)."""
+    cause = getattr(error, "cause", None) or error
+    if isinstance(cause, StoreError):
+        report.failed += 1
+        return None, f"not written: {cause}"
+    permanent = isinstance(cause, LeaderboardError)
+    text = f"{type(cause).__name__}: {cause}"
+    stored = text if permanent else f"{text}\n{''.join(traceback.format_exception(cause, limit=8))}"
+    status = store.fail_job(job.id, stored, worker=worker, retry=not permanent, max_attempts=max_attempts)
+    report.retried += int(status is JobStatus.PENDING)
+    report.failed += int(status is not JobStatus.PENDING)
+    return status, f"{'will retry' if status is JobStatus.PENDING else 'failed'}: {text}"
+
+
 class Heartbeat:
     """Renews a job's lease every ``lease_s / 3`` seconds in a daemon thread; ``lost`` once it could not."""
 
@@ -182,20 +200,8 @@ class Worker:
             report.released += int(released)
             logger.info("%s: released on signal", label)
             raise
-        except StoreError as e:
-            status, detail = None, f"not written: {e}"
-            report.failed += 1
-        except LeaderboardError as e:
-            status = self.store.fail_job(job.id, str(e), worker=self.name, retry=False)
-            detail = f"failed: {e}"
-            report.failed += 1
         except Exception as e:  # noqa: BLE001 (any scorer crash: record it, retry while attempts remain)
-            error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}"
-            status = self.store.fail_job(job.id, error, worker=self.name, retry=True,
-                                         max_attempts=self.settings.job_max_attempts)
-            detail = f"{'will retry' if status is JobStatus.PENDING else 'failed'}: {type(e).__name__}: {e}"
-            report.retried += int(status is JobStatus.PENDING)
-            report.failed += int(status is not JobStatus.PENDING)
+            status, detail = record_failure(self.store, job, self.name, e, self.settings.job_max_attempts, report)
         line = f"{label}: {status.value if status else 'lost'} in {time.perf_counter() - started:.1f}s ({detail})"
         logger.info("%s", line)
         report.lines.append(line)
