@@ -1,6 +1,6 @@
 """python -m scoring work [--once] [--scorers ...] [--device cpu|cuda] [--max-jobs N] [--ray ADDRESS]
-python -m scoring score REPO_ID --scorer intertraining|linear_probe [--base BASE] [--suite NAME]
-[--profile quick|published] [--seeds N] [--base-seeds K] [--device cpu|cuda] [--db PATH]
+python -m scoring score REPO_ID --scorer intertraining|linear_probe|free_energy|sample_efficiency
+[--base BASE] [--suite NAME] [--profile quick|published] [--seeds N] [--base-seeds K] [--device cpu|cuda] [--db PATH]
 
 REPO_ID and BASE are Hub ids (downloaded at a pinned sha through huggingface_hub) or local checkpoint
 directories (their revision is a content hash). Scores go to the store in one transaction; a short table
