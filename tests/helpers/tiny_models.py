@@ -321,3 +321,18 @@ def tiny_checkpoints(root: Path) -> dict[str, Path]:
         checkpoints[f"{spec.model_type}-base"] = base_dir
         checkpoints[f"{spec.model_type}-candidate"] = candidate_dir
     return checkpoints
+
+
+def tiny_family_hub(root: Path, base_id: str = "tiny/bert-base", n_candidates: int = 3):
+    """A LocalHub (not started) with a tiny BERT base and ``n_candidates`` finetunes tagged as its
+    descendants (``org/cand-i``: seed i, 3 + i steps, i downloads)."""
+    from data.local_hub import LocalHub
+
+    ckpt = tiny_checkpoints(root / "tiny")
+    tags = ("transformers", "bert", f"base_model:{base_id}", f"base_model:finetune:{base_id}")
+    hub = LocalHub()
+    hub.add_files_from_dir(base_id, ckpt["bert-base"], tags=("transformers", "bert"))
+    for i in range(n_candidates):
+        model = build_candidate(ckpt["bert-base"], root / f"cand-{i}", seed=i, steps=3 + i)
+        hub.add_files_from_dir(f"org/cand-{i}", model, tags=tags, downloads=i)
+    return hub

@@ -8,7 +8,6 @@ import pytest
 
 from data.crawler import crawl
 from data.hub import HubClient
-from data.local_hub import LocalHub
 from data.store import Store
 from scoring.__main__ import main
 from scoring.base import ScoringContext
@@ -16,7 +15,7 @@ from scoring.config import PROBE, QUICK, IntertrainingConfig
 from scoring.intertraining import IntertrainingScorer
 from scoring.linear_probe import LinearProbeConfig, LinearProbeScorer
 from scoring.stages import probe_candidates, score_top_k, top_by_probe
-from tests.helpers.tiny_models import build_candidate, tiny_checkpoints
+from tests.helpers.tiny_models import tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite
 
 pytestmark = pytest.mark.slow
@@ -30,12 +29,7 @@ TINY = replace(QUICK, lr=1e-3, max_train_examples=64, max_eval_examples=50, eval
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
-    ckpt = tiny_checkpoints(root / "tiny")
-    hub = LocalHub()
-    hub.add_files_from_dir(BASE, ckpt["bert-base"], tags=("transformers", "bert"))
-    for i in range(3):
-        model = build_candidate(ckpt["bert-base"], root / f"cand-{i}", seed=i, steps=3 + i)
-        hub.add_files_from_dir(f"org/cand-{i}", model, tags=TAGS, downloads=i)
+    hub = tiny_family_hub(root, BASE)
     with hub:
         yield {"hub": hub, "data": write_tiny_suite(root / "data", n_train=120, n_test=60)}
 

@@ -18,12 +18,11 @@ import pytest
 from data.crawler import crawl
 from data.errors import ScoringError
 from data.hub import HubClient
-from data.local_hub import LocalHub
 from data.records import JobStatus
 from data.store import Store
 from scoring.worker import Worker, WorkReport
 from tests.helpers.scorers import TinyScorers, dummy_snapshot, seed_noop_jobs
-from tests.helpers.tiny_models import WORDS, build_candidate, tiny_checkpoints
+from tests.helpers.tiny_models import WORDS, tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite
 
 pytestmark = pytest.mark.slow
@@ -37,12 +36,7 @@ SCORERS = ("linear_probe", "free_energy")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("worker")
-    ckpt = tiny_checkpoints(root / "tiny")
-    hub = LocalHub()
-    hub.add_files_from_dir(BASE, ckpt["bert-base"], tags=("transformers", "bert"))
-    for i in range(3):
-        model = build_candidate(ckpt["bert-base"], root / f"cand-{i}", seed=i, steps=3 + i)
-        hub.add_files_from_dir(f"org/cand-{i}", model, tags=TAGS, downloads=i)
+    hub = tiny_family_hub(root, BASE)
     rng = random.Random(0)
     corpus = root / "corpus.txt"
     corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(200)))
