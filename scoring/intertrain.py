@@ -30,7 +30,8 @@ def train_source_model(base_dir: Path, base_id: str, source: TargetData, cfg: Fi
     model.config.label2id = {name: i for i, name in enumerate(source.label_names)}
     model.cpu().save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    card = (f"---\nbase_model: {base_id}\nlicense: apache-2.0\ntags:\n- intertraining\n- {source.name}\n---\n"
+    card = (f"---\nbase_model: {base_id}\ndatasets:\n- {source.name}\nlicense: apache-2.0\n"
+            f"tags:\n- intertraining\n- {source.name}\n---\n"
             f"# {out_dir.name}\n\n{base_id} fine-tuned on {source.name} (dataset revision {source.revision}) "
             f"with the `{cfg.profile}` profile: test {source.metric} {result.test_score:.4f}.\n")
     (out_dir / "README.md").write_text(card)

@@ -3,8 +3,8 @@
 A repo directory is one holding a ``config.json`` or a ``hub.json``. ``hub.json`` (not served) gives the
 Hub metadata as ``LocalHub.add_model`` keyword arguments (tags, downloads, likes, gated, private,
 card_data, aliases, ...). Without it the tags are derived as the Hub would: ``transformers``, the
-config's ``model_type``, and ``base_model:<id>`` / ``base_model:finetune:<id>`` from the model card's
-``base_model:`` front matter.
+config's ``model_type``, ``base_model:<id>`` / ``base_model:finetune:<id>`` from the model card's
+``base_model:`` front matter, and ``dataset:<name>`` for each of its ``datasets:``.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def _metadata(repo_dir: Path) -> dict[str, Any]:
     bases = card_data.get("base_model")
     for base in [bases] if isinstance(bases, str) else bases or []:
         tags += [f"base_model:{base}", f"base_model:finetune:{base}"]
+    datasets = card_data.get("datasets")
+    tags += [f"dataset:{name}" for name in ([datasets] if isinstance(datasets, str) else datasets or [])]
     return {"tags": tags, "card_data": card_data or None}
 
 

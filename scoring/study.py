@@ -1,0 +1,280 @@
+"""The offline study: a small reproduction of the intertraining paper, run through the real pipeline.
+
+    python -m scoring study [--out out/study] [--device cpu|cuda] [--snapshot data/snapshot/study.json]
+
+1. Candidates: the base fine-tuned on each *source* dataset (``scoring/intertrain.py``), saved as
+   Hub-style repos (weights, tokenizer, a model card with ``base_model:`` and ``datasets:``) under
+   ``OUT/hub/<org>/``, next to a copy of the base at ``OUT/hub/<base id>``.
+2. That directory is served by the project's local Hub-compatible server; the crawler finds the
+   candidates through their ``base_model`` tags and queues probe and free-energy jobs in ``OUT/study.db``.
+3. A worker drains the queue stage by stage: linear probe (its last job queues intertraining for the
+   top-K = every candidate), free energy, intertraining gain on the target suite (several base seeds).
+4. The guided-dropout protocol for the base and the best candidates, and the sample-efficiency scorer
+   for the best candidates (queued as jobs).
+5. The results go to the bundled snapshot (``data/snapshot.py``); the report is printed.
+
+Resumable: a trained source model, a finished job and a stored score are never redone; a job that was
+running when the study was killed goes back to the queue. Wall time per stage accumulates in
+``OUT/timings.json`` across runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from data.records import CandidateStatus, JobStatus
+from data.settings import Settings
+from data.store import Store
+from scoring.config import FREE_ENERGY_SGLD, QUICK, FinetuneConfig, FreeEnergyConfig, IntertrainingConfig
+from scoring.linear_probe import LinearProbeConfig
+from scoring.sample_efficiency import SampleEfficiencyConfig
+
+logger = logging.getLogger(__name__)
+
+WORKER = "study"  # one fixed worker name, so a rerun can give back the job a killed run held
+STAGES = ("sources", "crawl", "linear_probe", "free_energy", "intertraining", "guided_dropout",
+          "sample_efficiency", "snapshot")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyConfig:
+    """What the study trains and scores; the defaults are sized for about an hour on 2 CPU cores."""
+
+    base_id: str = "sentence-transformers/all-MiniLM-L6-v2"
+    org: str = "study"  # candidates are <org>/<base name>-<source>
+    sources: str = "local"  # suite spec of the source tasks (data/targets.py): every local dataset
+    targets: str = "rte,mrpc,sst2,rotten_tomatoes,trec,tweet_eval_irony"
+    source_finetune: FinetuneConfig = replace(QUICK, max_epochs=2)
+    target_finetune: FinetuneConfig = replace(QUICK, max_train_examples=500, max_eval_examples=400, max_epochs=2,
+                                              eval_every_examples=500, patience_examples=1000)
+    base_seeds: int = 3
+    candidate_seeds: int = 1
+    probe: LinearProbeConfig = field(default_factory=lambda: LinearProbeConfig(target="sick"))
+    free_energy: FreeEnergyConfig = replace(
+        FreeEnergyConfig(), num_sequences=256,
+        sgld=replace(FREE_ENERGY_SGLD, num_chains=2, num_draws=60, num_burnin=10))
+    guided_models: int = 1  # the base and this many best candidates (by mean gain) under guided dropout
+    guided_base_seeds: int = 2
+    sample_efficiency: SampleEfficiencyConfig = SampleEfficiencyConfig(n_labels=(32, 128, 512), seeds=2)
+    sample_efficiency_models: int = 1  # this many best candidates (each run also fits the base's curve)
+
+    def candidate_id(self, source: str) -> str:
+        return f"{self.org}/{self.base_id.rsplit('/', 1)[-1]}-{source}"
+
+    def intertraining(self, *, guided: bool = False) -> IntertrainingConfig:
+        ft = replace(self.target_finetune, dropout="guided") if guided else self.target_finetune
+        return IntertrainingConfig(finetune=ft, suite=self.targets,
+                                   base_seeds=self.guided_base_seeds if guided else self.base_seeds,
+                                   candidate_seeds=self.candidate_seeds)
+
+
+@dataclass(slots=True)
+class StudyReport:
+    out_dir: Path
+    timings: dict[str, float]
+    candidates: int = 0
+    trained: int = 0
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    snapshot: Path | None = None
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.timings.values())
+
+
+class Timings:
+    """Seconds per stage, accumulated across runs in ``OUT/timings.json`` (so a resumed study adds up)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.values: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.values[stage] = self.values.get(stage, 0.0) + seconds
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.values, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def prepare_repos(cfg: StudyConfig, base_dir: Path, hub_dir: Path, *, device: str, local_root: Path | None,
+                  verbose: bool = False) -> tuple[dict[str, str], int]:
+    """Copy the base and train one candidate per source (skipping finished ones).
+    Returns ({candidate id: source name}, number trained now)."""
+    from data.targets import suite
+    from scoring.intertrain import train_source_model
+    from scoring.target_data import load_target
+
+    base_copy = hub_dir / cfg.base_id
+    if not (base_copy / "config.json").is_file():
+        partial = base_copy.with_name(base_copy.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(base_dir, partial, ignore=shutil.ignore_patterns(".*", "*.bin", "*.h5", "*.onnx", "*.msgpack"))
+        os.replace(partial, base_copy)
+    sources, trained = {}, 0
+    for spec in suite(cfg.sources, local_root=local_root):
+        repo_id = cfg.candidate_id(spec.name)
+        sources[repo_id] = spec.name
+        out = hub_dir / repo_id
+        if (out / "training.json").is_file():
+            continue
+        ft = cfg.source_finetune
+        data = load_target(spec, max_train=ft.max_train_examples, max_eval=ft.max_eval_examples, seed=0,
+                           local_root=local_root)
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        result = train_source_model(base_copy, cfg.base_id, data, ft, partial, device=device, verbose=verbose)
+        os.replace(partial, out)
+        trained += 1
+        logger.info("source %s: %s test %.4f in %.0fs", spec.name, repo_id, result.test_score, result.duration_s)
+    return sources, trained
+
+
+def study_scorers(cfg: StudyConfig, local_root: Path | None) -> Callable[[str], object]:
+    """The worker's scorer factory: each scorer configured as the study says."""
+    from scoring.free_energy import FreeEnergyScorer
+    from scoring.intertraining import IntertrainingScorer
+    from scoring.linear_probe import LinearProbeScorer
+    from scoring.sample_efficiency import SampleEfficiencyScorer
+
+    def make(name: str):
+        if name == "linear_probe":
+            return LinearProbeScorer(cfg.probe, local_root=local_root)
+        if name == "free_energy":
+            return FreeEnergyScorer(cfg.free_energy, local_root=local_root)
+        if name == "intertraining":
+            return IntertrainingScorer(cfg.intertraining(), local_root=local_root)
+        if name == "sample_efficiency":
+            return SampleEfficiencyScorer(cfg.sample_efficiency, local_root=local_root)
+        raise KeyError(f"the study runs no {name!r} scorer")
+
+    return make
+
+
+def best_candidates(store: Store, base_id: str, k: int) -> list[tuple[str, str]]:
+    """(repo_id, sha) of the K candidates with the highest mean intertraining gain."""
+    from ranking.source import load_leaderboard
+
+    rows = load_leaderboard(store, base_id).rows
+    if rows.empty or "mean_gain" not in rows:
+        return []
+    rows = rows[rows["mean_gain"].notna()].sort_values(["mean_gain", "repo_id"], ascending=[False, True])
+    return [(r.repo_id, r.revision) for r in rows.head(k).itertuples()]
+
+
+def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = "cpu",
+              local_root: Path | None = None, snapshot_path: Path | None = None, settings: Settings | None = None,
+              verbose: bool = False, hub_faults=None) -> StudyReport:
+    """Run (or resume) the study in ``out_dir``; write the snapshot to ``snapshot_path`` when given."""
+    from data.crawler import crawl
+    from data.hub import HubClient
+    from data.local_hub import LocalHub
+    from data.local_hub.directory import load_directory
+    from scoring.worker import Worker
+
+    out_dir = Path(out_dir)
+    hub_dir = out_dir / "hub"
+    hub_dir.mkdir(parents=True, exist_ok=True)
+    timings = Timings(out_dir / "timings.json")
+    report = StudyReport(out_dir=out_dir, timings=timings.values)
+
+    started = time.perf_counter()
+    sources, report.trained = prepare_repos(cfg, Path(base_dir), hub_dir, device=device, local_root=local_root,
+                                            verbose=verbose)
+    timings.add("sources", time.perf_counter() - started)
+
+    store = Store(out_dir / "study.db")
+    for job in store.jobs(JobStatus.RUNNING):  # held by a killed run of this study: back to the queue
+        if job.worker == WORKER:
+            store.release_job(job.id, WORKER)
+    hub = LocalHub()
+    load_directory(hub, hub_dir)
+    with hub:
+        if hub_faults is not None:
+            hub.set_faults(hub_faults)
+        s = (settings or Settings.from_env()).with_overrides(
+            hub_endpoint=hub.url, db_path=out_dir / "study.db", cache_dir=out_dir / "cache",
+            crawl_scorers=("linear_probe", "free_energy"), top_k=len(sources))
+        started = time.perf_counter()
+        client = HubClient(s)
+        crawl(cfg.base_id, client, store, s)
+        report.candidates = len(store.candidates(cfg.base_id, CandidateStatus.OK))
+        timings.add("crawl", time.perf_counter() - started)
+
+        worker = Worker(store, s, device=device, snapshot=client.snapshot, name=WORKER, verbose=verbose,
+                        scorer_factory=study_scorers(cfg, local_root))
+        for stage in ("linear_probe", "free_energy", "intertraining"):
+            _work(worker, stage, timings, report)
+
+        started = time.perf_counter()
+        _guided_dropout(cfg, store, client, Path(s.cache_dir), local_root, device, verbose)
+        timings.add("guided_dropout", time.perf_counter() - started)
+
+        for repo_id, sha in best_candidates(store, cfg.base_id, cfg.sample_efficiency_models):
+            store.enqueue(repo_id, sha, ("sample_efficiency",), cfg.base_id)
+        _work(worker, "sample_efficiency", timings, report)
+
+    if snapshot_path is not None:
+        started = time.perf_counter()
+        report.snapshot = write_study_snapshot(cfg, store, snapshot_path, timings.values, sources, device)
+        timings.add("snapshot", time.perf_counter() - started)
+    return report
+
+
+def _work(worker, scorer: str, timings: Timings, report: StudyReport) -> None:
+    started = time.perf_counter()
+    worker.scorers = (scorer,)
+    done = worker.run(once=True)
+    report.jobs_done += done.done
+    report.jobs_failed += done.failed
+    timings.add(scorer, time.perf_counter() - started)
+    logger.info("stage %s: %d jobs done, %d failed in %.0fs", scorer, done.done, done.failed, done.seconds)
+
+
+def _guided_dropout(cfg: StudyConfig, store: Store, client, cache_dir: Path, local_root: Path | None, device: str,
+                    verbose: bool) -> None:
+    """Intertraining under guided dropout for the best candidates (and, through them, the base's seeds)."""
+    from scoring.base import ScoringContext
+    from scoring.intertraining import IntertrainingScorer
+    from scoring.stages import _job
+
+    if cfg.guided_models < 1:
+        return
+    scorer = IntertrainingScorer(cfg.intertraining(guided=True), local_root=local_root)
+    ctx = ScoringContext(device=device, verbose=verbose, cache_dir=cache_dir,
+                         has_score=lambda *key: store.has_score(*key))
+    for repo_id, sha in best_candidates(store, cfg.base_id, cfg.guided_models):
+        store.add_scores(scorer.score(_job(store, cfg.base_id, repo_id, sha, client.snapshot), ctx))
+
+
+def write_study_snapshot(cfg: StudyConfig, store: Store, path: Path, timings: dict[str, float],
+                         sources: dict[str, str], device: str) -> Path:
+    import torch
+    from data.snapshot import write_snapshot
+
+    meta = {
+        "study": json.loads(json.dumps(asdict(cfg), default=str)),
+        "command": "python -m scoring study" + (" --device cuda" if device == "cuda" else ""),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": _device_name(device), "torch": torch.__version__, "python": platform.python_version(),
+        "timings_s": {k: round(v, 1) for k, v in sorted(timings.items())},
+        "sources": dict(sorted(sources.items())),
+    }
+    return write_snapshot(store, Path(path), base_ids=[cfg.base_id], meta=meta)
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
