@@ -1,6 +1,9 @@
 """The leaderboard app: browse per architecture, model pages, insights, submit, download.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--db PATH]
+    python app.py [--host 127.0.0.1] [--port 7860] [--db PATH] [--snapshot PATH|none]
+
+At start the store gets what it lacks of the bundled results snapshot (``data/snapshot/study.json``, or
+``--snapshot`` / ``$MRL_SNAPSHOT``; ``none`` turns it off): the store's own data always takes precedence.
 
 Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet[&limit=N]``
 serves a ranking (the base's row and the top N models, or all) as a file. ``build_app(store, settings)``
@@ -80,7 +83,7 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
     def on_insights(base, source):
         out = h.insights(base, source)
         return (out["free_energy"], out["free_energy_text"], out["probe"], out["probe_text"], out["heatmap"],
-                out["beats_base"])
+                out["beats_base"], out["study"], out["study_matrix"])
 
     def on_submit(repo_id, revision, request: gr.Request):
         client = getattr(request, "client", None)
@@ -161,6 +164,8 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
                         probe_plot = gr.Plot(elem_id="probe-plot")
                 heatmap = gr.Plot(label="per-target gains of the top models", elem_id="heatmap")
                 beats = gr.Plot(label="models beating their base", elem_id="beats-base")
+                study = gr.Markdown(elem_id="study-report")
+                study_matrix = gr.Plot(label="study: gain by source and target (points)", elem_id="study-gain-matrix")
             with gr.Tab("Submit", id="submit"):
                 gr.Markdown("Submit a model of a ranked architecture; it is checked on the Hub and queued for scoring.")
                 with gr.Row():
@@ -190,7 +195,7 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
         model.change(on_model, inputs=[base, source, model], outputs=model_outputs)
         open_model.click(on_model, inputs=[base, source, model], outputs=model_outputs)
         export_button.click(on_export, inputs=[base, source, scope, fmt, *filters], outputs=export_file)
-        insight_outputs = [fe_plot, fe_corr, probe_plot, probe_corr, heatmap, beats]
+        insight_outputs = [fe_plot, fe_corr, probe_plot, probe_corr, heatmap, beats, study, study_matrix]
         refresh_insights.click(on_insights, inputs=[base, source], outputs=insight_outputs)
         tabs.select(lambda b, s: on_insights(b, s), inputs=[base, source], outputs=insight_outputs)
         submit_button.click(on_submit, inputs=[submit_id, submit_rev], outputs=[submit_result, jobs, job_counts])
@@ -248,12 +253,21 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import dataclasses
+
+    from data.settings import snapshot_path_of
+    from data.snapshot import seed_from_settings
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 7860)")
     parser.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    parser.add_argument("--snapshot", metavar="PATH|none", help="results snapshot that seeds the store with what "
+                        "it lacks (default: $MRL_SNAPSHOT or data/snapshot/study.json; none: don't seed)")
     args = parser.parse_args(argv)
     settings = Settings.from_env().with_overrides(host=args.host, port=args.port, db_path=args.db)
+    if args.snapshot is not None:
+        settings = dataclasses.replace(settings, snapshot_path=snapshot_path_of(args.snapshot))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
@@ -261,6 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaderboardError as e:
         logger.error("%s", e)
         return 1
+    seed_from_settings(store, settings)  # logs its counts; a bad snapshot is logged and the store used as it is
     server = create_server(store, settings)
     logger.info("app built in %.2fs; serving %s on http://%s:%d", time.perf_counter() - started,
                 settings.db_path, settings.host, settings.port)

@@ -1,4 +1,4 @@
-"""python -m data crawl | candidates | import-published | serve-hub | migrate"""
+"""python -m data crawl | candidates | import-published | seed-snapshot | serve-hub | migrate"""
 
 from __future__ import annotations
 
@@ -88,6 +88,18 @@ def cmd_import_published(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_seed_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    from data.settings import snapshot_path_of
+    from data.snapshot import seed_store
+
+    path = snapshot_path_of(args.snapshot) if args.snapshot else settings.snapshot_path
+    if path is None:
+        print("error: no snapshot to seed from (MRL_SNAPSHOT=none): pass --snapshot PATH", file=sys.stderr)
+        return 2
+    print(seed_store(Store(settings.db_path), path).summary())
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     version = Store(settings.db_path).schema_version()
     print(f"{settings.db_path}: schema version {version}")
@@ -166,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: its master branch on raw.githubusercontent.com)")
     p.add_argument("--timeout-s", type=float, default=30.0, help="per-file download timeout in seconds")
     p.set_defaults(func=cmd_import_published)
+
+    p = sub.add_parser("seed-snapshot", parents=[common],
+                       help="add to the store what it lacks of a results snapshot (as python app.py does at start)")
+    p.add_argument("--snapshot", metavar="PATH", help="snapshot file (default: $MRL_SNAPSHOT or "
+                                                      "data/snapshot/study.json)")
+    p.set_defaults(func=cmd_seed_snapshot)
 
     p = sub.add_parser("serve-hub", parents=[common], help="serve a directory of model repos as a local Hub endpoint")
     p.add_argument("--root", type=Path, required=True, help="ROOT/<org>/<name>/ holds each repo's files")

@@ -45,3 +45,7 @@ class ScoringError(LeaderboardError):
 
 class StoreError(LeaderboardError):
     """The store could not be opened, migrated or written."""
+
+
+class SnapshotError(LeaderboardError, ValueError):
+    """A results snapshot file is missing, unreadable, of an unknown format, or has a malformed record."""

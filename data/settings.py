@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
+# the bundled results snapshot (committed; written by ``python -m scoring study``, read by data/snapshot.py)
+DEFAULT_SNAPSHOT = Path(__file__).resolve().parent / "snapshot" / "study.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +42,7 @@ class Settings:
     # app
     host: str = "127.0.0.1"
     port: int = 7860
+    snapshot_path: Path | None = DEFAULT_SNAPSHOT  # seeds an app's store with what it lacks; None: don't seed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -70,6 +73,8 @@ class Settings:
             values["suite"] = env["MRL_SUITE"]
         if env.get("MRL_REFERENCE_CORPUS"):
             values["reference_corpus"] = env["MRL_REFERENCE_CORPUS"]
+        if env.get("MRL_SNAPSHOT"):
+            values["snapshot_path"] = snapshot_path_of(env["MRL_SNAPSHOT"])
         if "MRL_CRAWL_BACKOFF_BASE_S" in env:
             values["crawl_backoff_base_s"] = float(env["MRL_CRAWL_BACKOFF_BASE_S"])
         return replace(cls(**values), **overrides)
@@ -77,6 +82,11 @@ class Settings:
     def with_overrides(self, **overrides) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored (unset CLI flags)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def snapshot_path_of(text: str) -> Path | None:
+    """A snapshot setting (``MRL_SNAPSHOT``, ``--snapshot``): a path, or ``none`` to seed nothing."""
+    return None if text.strip().lower() == "none" else Path(text)
 
 
 def _positive_int(env: Mapping[str, str], name: str) -> int:

@@ -208,20 +208,43 @@ class Store(JobQueue):
 
     # ------------------------------------------------------------------- scores
     @staticmethod
-    def _insert_scores(conn, scores: Sequence[Score], now: datetime) -> None:
-        conn.executemany(
-            f"INSERT OR REPLACE INTO scores ({SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def _insert_scores(conn, scores: Sequence[Score], now: datetime, *, on_conflict: str = "REPLACE") -> int:
+        return conn.executemany(
+            f"INSERT OR {on_conflict} INTO scores ({SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, float(s.value), s.config_hash,
                  s.config_json, s.source, s.duration_s, json.dumps(s.extra, sort_keys=True),
                  ts(s.created_at or now), s.base_id)
                 for s in scores
             ],
-        )
+        ).rowcount
 
     def add_scores(self, scores: Sequence[Score]) -> None:
         with self._write() as conn:
             self._insert_scores(conn, scores, utcnow())
+
+    def add_missing(self, bases: Sequence[BaseModel], candidates: Sequence[Candidate],
+                    scores: Sequence[Score]) -> tuple[int, int, int]:
+        """Insert the bases, candidates and scores the store lacks, in one transaction, as they are (timestamps
+        included); returns how many of each were added. Never updates or deletes a stored row (a base, a
+        candidate or a score with the same key stays as stored) and creates no jobs: for seeding from a snapshot."""
+        now = utcnow()
+        with self._write() as conn:
+            n_bases = conn.executemany(
+                """INSERT OR IGNORE INTO bases (repo_id, sha, aliases, model_type, hidden_size, num_hidden_layers,
+                       num_attention_heads, vocab_size, num_params, added_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(b.repo_id, b.sha, json.dumps(list(b.aliases)), b.signature.model_type, b.signature.hidden_size,
+                  b.signature.num_hidden_layers, b.signature.num_attention_heads, b.signature.vocab_size,
+                  b.num_params, ts(now), ts(now)) for b in bases],
+            ).rowcount
+            n_candidates = conn.executemany(
+                f"INSERT OR IGNORE INTO candidates ({CANDIDATE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [candidate_params(c, c.updated_at or now) for c in candidates],
+            ).rowcount
+            n_scores = self._insert_scores(conn, scores, now, on_conflict="IGNORE")
+        return max(n_bases, 0), max(n_candidates, 0), max(n_scores, 0)
 
     def scores(self, *, repo_id: str | None = None, source: str | None = None, scorer: str | None = None,
                base_id: str | None = None) -> list[Score]:

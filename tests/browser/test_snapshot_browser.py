@@ -1,0 +1,174 @@
+"""A fresh machine: ``python app.py`` on an empty store, seeded from the bundled snapshot, serves its leaderboard.
+
+The app is started as ``app.main`` starts it (``seed_from_settings``, then ``create_server``) on a new, empty
+database. Every expectation is read from ``data/snapshot/study.json`` itself, so the test holds for whatever
+study wrote it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from data.settings import Settings
+from data.snapshot import DEFAULT_SNAPSHOT, Snapshot, read_snapshot, seed_from_settings
+from data.store import Store
+from tests.browser.conftest import _free_port, _wait_until_serving
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not DEFAULT_SNAPSHOT.exists(),
+                       reason=f"no bundled snapshot at {DEFAULT_SNAPSHOT}: `python -m scoring study` writes it"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SeededApp:
+    url: str
+    snapshot: Snapshot
+
+
+@pytest.fixture(scope="module")
+def seeded_app(tmp_path_factory) -> Iterator[SeededApp]:
+    import uvicorn
+
+    from app import create_server
+
+    tmp = tmp_path_factory.mktemp("snapshot-app")
+    settings = Settings(db_path=tmp / "fresh.db", cache_dir=tmp / "cache", hub_endpoint="http://127.0.0.1:9",
+                        snapshot_path=DEFAULT_SNAPSHOT)
+    snapshot = read_snapshot(DEFAULT_SNAPSHOT)
+    store = Store(settings.db_path)
+    report = seed_from_settings(store, settings)
+    assert report is not None and (report.bases_added, report.candidates_added, report.scores_added) == (
+        len(snapshot.bases), len(snapshot.candidates), len(snapshot.scores))
+    with contextlib.ExitStack() as cleanup:
+        env = cleanup.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))
+        server = uvicorn.Server(uvicorn.Config(create_server(store, settings), host="127.0.0.1", port=_free_port(),
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, name="snapshot-browser-app", daemon=True)
+        thread.start()
+
+        @cleanup.callback
+        def _stop_server() -> None:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+        url = f"http://127.0.0.1:{server.config.port}"
+        _wait_until_serving(url, thread)
+        yield SeededApp(url=url, snapshot=snapshot)
+
+
+@pytest.fixture
+def page(browser, seeded_app) -> Iterator[Page]:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        page.goto(f"{seeded_app.url}/")
+        expect(page.locator("#status")).to_contain_text("models ranked")
+        yield page
+    finally:
+        context.close()
+
+
+def shown_leaderboard(page: Page, snapshot: Snapshot) -> tuple[str, str]:
+    """The (base, source) the page opened with; it must be one of the snapshot's bases."""
+    base = page.locator("#base input").input_value()
+    source = page.locator("#source input:checked").get_attribute("value")
+    assert base in {b.repo_id for b in snapshot.bases}, f"the page shows {base!r}, not a base of the snapshot"
+    return base, source
+
+
+def expected_models(snapshot: Snapshot, base: str, source: str) -> set[str]:
+    """The models the snapshot scores on that leaderboard (at their candidate's sha, when crawled)."""
+    current = {c.repo_id: c.sha for c in snapshot.candidates if c.base_id == base}
+    return {s.repo_id for s in snapshot.scores if s.base_id == base and s.source == source and s.repo_id != base
+            and current.get(s.repo_id, s.revision) == s.revision}
+
+
+def model_cells(page: Page):
+    return page.locator('#leaderboard-table [role="gridcell"][data-col="1"]')
+
+
+def ranking_csv(url: str, base: str, source: str) -> list[dict]:
+    query = urllib.parse.urlencode({"base": base, "source": source, "format": "csv"})
+    with urllib.request.urlopen(f"{url}/api/leaderboard?{query}", timeout=30) as response:
+        return list(csv.DictReader(io.StringIO(response.read().decode())))
+
+
+def test_the_seeded_leaderboard_shows_the_snapshots_models_under_the_baseline(page: Page, seeded_app):
+    snapshot = seeded_app.snapshot
+    base, source = shown_leaderboard(page, snapshot)
+    models = expected_models(snapshot, base, source)
+    assert models, f"the snapshot has no {source} scores of candidates of {base}"
+    assert any(s.repo_id == base and s.base_id == base and s.source == source for s in snapshot.scores), (
+        f"the snapshot has no {source} scores of {base} itself: no baseline")
+
+    expect(page.locator("#status")).to_contain_text(f"{len(models):,} models ranked")
+    cells = model_cells(page)
+    expect(cells.first).to_have_text(f"{base} (base)")
+    if len(models) < 10:  # all of them fit; of more, the virtual list renders those in view
+        expect(cells).to_have_count(len(models) + 1)
+    shown = cells.all_inner_texts()
+    assert len(shown) >= min(len(models) + 1, 5)
+    assert set(shown[1:]) <= models, f"rows not in the snapshot: {set(shown[1:]) - models}"
+
+    # a row opens its model page
+    first = shown[1]
+    page.locator('#leaderboard-table [role="row"]').filter(has_text=first).locator(
+        '[role="gridcell"][data-col="2"]').first.click()
+    expect(page.locator("#model-header")).to_contain_text(f"{first} — rank")
+    expect(page.locator("#model-gains .js-plotly-plot")).to_be_visible()
+
+
+def test_the_insights_charts_render_the_seeded_data(page: Page, seeded_app):
+    base, source = shown_leaderboard(page, seeded_app.snapshot)
+    rows = [r for r in ranking_csv(seeded_app.url, base, source) if r["is_baseline"] != "True"]
+    with_gain = [r for r in rows if r["mean_gain"]]
+    assert with_gain, "no model of the seeded leaderboard has a mean gain: nothing to chart"
+
+    page.get_by_role("tab", name="Insights").click()
+    beats = page.locator("#beats-base .js-plotly-plot")
+    expect(beats).to_be_visible()
+    expect(beats).to_contain_text("Models that beat their base")
+    expect(beats.locator("g.trace.bars")).to_have_count(2)
+    expect(beats.locator("g.trace.bars").first.locator("path")).not_to_have_count(0)
+    heatmap = page.locator("#heatmap .js-plotly-plot")
+    expect(heatmap).to_contain_text("Per-target gain over the base")
+    if any(r["free_energy"] for r in with_gain):
+        scatter = page.locator("#fe-plot .js-plotly-plot g.trace.scatter path.point")
+        expect(scatter).to_have_count(sum(1 for r in with_gain if r["free_energy"]))
+
+
+def test_the_csv_download_holds_the_snapshots_models(page: Page, seeded_app, tmp_path):
+    snapshot = seeded_app.snapshot
+    base, source = shown_leaderboard(page, snapshot)
+    models = expected_models(snapshot, base, source)
+
+    page.get_by_label("csv").check()
+    page.get_by_label("full ranking").check()
+    page.locator("#export").click()
+    link = page.locator("#download-file").get_by_role("link")
+    expect(link).to_have_attribute("href", re.compile(r"\.csv$"))
+    with page.expect_download() as download_info:
+        link.click()
+    saved = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+
+    rows = list(csv.DictReader(io.StringIO(saved.read_text())))
+    assert (rows[0]["repo_id"], rows[0]["rank"], rows[0]["is_baseline"]) == (base, "0", "True")
+    assert sorted(r["repo_id"] for r in rows[1:]) == sorted(models)
+    assert {(r["base_id"], r["source"]) for r in rows} == {(base, source)}
+    assert [r["repo_id"] for r in ranking_csv(seeded_app.url, base, source)] == [r["repo_id"] for r in rows]
