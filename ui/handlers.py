@@ -13,13 +13,14 @@ import pandas as pd
 from data.errors import SubmissionRejected
 from data.hub import HubClient
 from data.metrics import PROJECT_SOURCE
-from data.records import JobStatus
+from data.records import CandidateStatus, JobStatus
 from data.settings import Settings
 from data.store import Store
 from data.submissions import submit
 from ranking.export import FORMATS, render
 from ranking.leaderboard import Leaderboard
 from ranking.stats import pearson_with_ci
+from ranking.study_report import render_markdown, source_labels, study_report, study_rows
 from ui import insights, model_page
 from ui.service import LeaderboardService
 from ui.views import ViewQuery, display_frame, filter_rows, license_choices, sort_choices, status_line
@@ -143,7 +144,19 @@ class AppHandlers:
             "probe_text": insights.correlation_text(probe_corr, "probe accuracy", "mean gain"),
             "heatmap": insights.gain_heatmap(frame),
             "beats_base": insights.beats_base_bars(summary),
+            **self._study(board),
         }
+
+    def _study(self, board: Leaderboard | None) -> dict:
+        """The offline study's report and source × target gain matrix, when this project leaderboard's candidates
+        carry ``dataset:`` tags and have intertraining gains (``python -m scoring study``); else empty."""
+        if board is not None and board.source == PROJECT_SOURCE:
+            labels = source_labels(self.store.candidates(board.base_id, CandidateStatus.OK))
+            if labels and study_rows(board.rows, labels)["repo_id"].isin(labels.keys()).any():
+                report = study_report(self.store, board.base_id, board=board)
+                return {"study": render_markdown(report),
+                        "study_matrix": insights.study_gain_matrix(report.gain_matrix)}
+        return {"study": "", "study_matrix": insights.empty_figure("no source × target study for this leaderboard")}
 
     # ----------------------------------------------------------------- submit
     def submit(self, repo_id: str, revision: str | None, submitter: str | None = None) -> str:

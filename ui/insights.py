@@ -105,6 +105,33 @@ def gain_heatmap(frame: pd.DataFrame, *, top: int = 30) -> go.Figure:
     return fig
 
 
+def study_gain_matrix(matrix: pd.DataFrame) -> go.Figure:
+    """The study's source × target gains (points, as ``ranking.study_report.gain_matrix`` gives them): rows are the
+    sources the candidates were fine-tuned on, columns the targets; diverging colours centred at 0, the value in
+    each cell, and source = target cells outlined (the additive fit leaves them out)."""
+    values = matrix.to_numpy(dtype=np.float64, na_value=np.nan) if not matrix.empty else np.empty((0, 0))
+    if not np.isfinite(values).any():
+        return empty_figure("no source × target gains yet")
+    sources, targets = [_escape(s) for s in matrix.index], [_escape(t) for t in matrix.columns]
+    text = [[f"{v:+.1f}".replace("-", "−") if np.isfinite(v) else "" for v in row] for row in values]
+    fig = go.Figure(go.Heatmap(
+        z=values, x=targets, y=sources, zmid=0, colorscale="RdBu", text=text, texttemplate="%{text}",
+        colorbar={"title": {"text": "gain (pts)"}}, xgap=1, ygap=1,
+        hovertemplate="source %{y}<br>target %{x}: %{z:+.2f} pts<extra></extra>",
+    ))
+    lowered = [str(t).lower() for t in matrix.columns]
+    for i, source in enumerate(matrix.index):
+        if str(source).lower() in lowered:
+            j = lowered.index(str(source).lower())
+            fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
+                          line={"color": "#333333", "width": 2})
+    fig.update_layout(template=_TEMPLATE, title={"text": "Gain over the base by source (rows) and target (columns)"},
+                      xaxis={"type": "category", "title": {"text": "target"}},
+                      yaxis={"type": "category", "autorange": "reversed", "title": {"text": "source (fine-tuned on)"}},
+                      height=200 + 26 * len(sources), margin={"l": 20, "r": 20, "t": 60, "b": 80})
+    return fig
+
+
 def beats_base_bars(summary: Sequence[tuple[str, int, int]]) -> go.Figure:
     """Per base: models with a mean gain, and those beating the base beyond seed noise (with the share)."""
     if not summary:

@@ -14,6 +14,8 @@ from data.local_hub import LocalHub
 from data.metrics import PROJECT_SOURCE
 from data.records import JobStatus
 from tests.helpers.leaderboard_store import BASE, EVIL, build_store
+from tests.helpers.study_store import BASE as STUDY_BASE
+from tests.helpers.study_store import build_study_store
 from tests.helpers.tiny_models import tiny_checkpoints
 from ui.handlers import AppHandlers
 from ui.views import ViewQuery
@@ -85,6 +87,21 @@ def test_insights(handlers):
     assert "Spearman ρ = -0.95" in out["free_energy_text"]  # by hand: gain ranks 4, 2.5, 2.5, 1 vs 1..4
     assert "n = 4" in out["free_energy_text"] and "probe" in out["probe_text"]
     assert out["beats_base"].data and out["heatmap"].data
+
+
+def test_insights_show_the_study_only_for_study_shaped_data(tmp_path, settings, handlers):
+    out = handlers.insights(BASE, PROJECT_SOURCE)  # candidates without dataset: tags: no study section
+    assert out["study"] == "" and "no source × target study" in out["study_matrix"].layout.annotations[0].text
+    gains = {s: {t: 0.01 * i - 0.005 * j for j, t in enumerate(("mrpc", "rte", "sick", "sst2", "trec"))}
+             for i, s in enumerate(("mnli", "rte", "sick", "trec"))}
+    study = AppHandlers(build_study_store(tmp_path / "study.db", gains), settings)
+    out = study.insights(STUDY_BASE, PROJECT_SOURCE)
+    assert out["study"].startswith(f"### Source × target study: {STUDY_BASE}")
+    assert "**Beat the base beyond seed noise:**" in out["study"] and "not measured" in out["study"]
+    heat = out["study_matrix"].data[0]
+    assert list(heat.y) == ["mnli", "rte", "sick", "trec"] and list(heat.x) == ["mrpc", "rte", "sick", "sst2", "trec"]
+    assert float(heat.z[3][0]) == pytest.approx(3.0)  # trec on mrpc: 0.03 -> 3 points
+    assert len(out["study_matrix"].layout.shapes) == 3  # rte, sick, trec are sources and targets
 
 
 def test_submit_accepts_queues_once_and_reports_position(handlers, hub):

@@ -18,6 +18,7 @@ from ui.insights import (
     sample_efficiency_figure,
     scatter_vs_gain,
     spearman_with_ci,
+    study_gain_matrix,
     target_gains_bar,
 )
 
@@ -251,3 +252,19 @@ def test_empty_inputs_give_the_empty_state(frame):
         ["no sample-efficiency measurements yet"]
     fig = empty_figure("a < b")
     assert annotations(fig) == ["a &lt; b"] and not fig.data
+
+
+def test_study_gain_matrix_is_diverging_at_zero_labelled_and_outlines_the_diagonal():
+    matrix = pd.DataFrame([[1.5, -2.0, np.nan], [0.25, 3.0, -1.0]], index=pd.Index(["rte", EVIL], name="source"),
+                          columns=pd.Index(["mrpc", "rte", "sst2"], name="target"))
+    fig = study_gain_matrix(matrix)
+    heat = fig.data[0]
+    np.testing.assert_allclose(np.asarray(heat.z, dtype=float), matrix.to_numpy())  # points, as given
+    assert heat.zmid == 0 and list(heat.x) == ["mrpc", "rte", "sst2"]
+    assert list(heat.y) == ["rte", "&lt;img src=x onerror=alert(1)&gt;"]
+    assert list(heat.text[0]) == ["+1.5", "−2.0", ""]  # the cell values, with a real minus sign
+    [diagonal] = fig.layout.shapes  # rte as source and target: row 0, column 1
+    assert (diagonal.x0, diagonal.x1, diagonal.y0, diagonal.y1) == (0.5, 1.5, -0.5, 0.5)
+    assert "<img" not in all_strings(fig)
+    assert annotations(study_gain_matrix(matrix.iloc[:0])) == ["no source × target gains yet"]
+    assert annotations(study_gain_matrix(matrix * np.nan)) == ["no source × target gains yet"]

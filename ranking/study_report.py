@@ -1,0 +1,399 @@
+"""The offline study's report: the intertraining paper's claims, computed from one base's stored scores.
+
+Pure functions over a ``Store`` (read only) or the frames and records it yields; no torch, no gradio.
+Gain quantities are in points (score ×100), as the app shows gains; accuracies stay fractions.
+
+- Counts: candidates with a mean gain over the full suite, those beating the base beyond seed noise (the
+  leaderboard's ``beats_base``: the 95% interval of the mean gain above 0) and those with mean gain > 0.
+- Gain matrix: source × target, the source being a candidate's ``dataset:`` Hub tag(s) (else its repo id).
+- Per source: mean gain over the targets other than the source itself, with a 95% Student t-interval
+  over those targets (target-to-target spread; seed noise is not in it). Only complete rows get a mean.
+- Additive model gain[s,t] ≈ μ + a_s + b_t: ordinary least squares on the observed cells, diagonal
+  (source = target) cells left out by default; a_s and b_t are centred to sum to 0. Shuffled gains: the
+  same fit on permutations of the fitted cells' values (seeded); p = (1 + #shuffled RMSE ≤ real) / (1 + N).
+- Correlations: ``ranking.stats`` (percentile bootstrap over models, 2,000 resamples, seed 0).
+- Guided − standard dropout: intertraining runs of the same model revision, target (dataset revision) and
+  seed under two protocols whose fine-tuning configs differ only in ``dropout``; mean difference with a
+  95% t-interval over those pairs.
+- Labels saved: the ``sample_efficiency`` scorer's ``labels_saved`` with its reference accuracy.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from data.metrics import PROJECT_SOURCE
+from data.records import Candidate, CandidateStatus, Score
+from data.store import Store
+from ranking.leaderboard import TARGET_METRIC, Leaderboard
+from ranking.source import load_leaderboard
+from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci
+
+DATASET_TAG = "dataset:"
+INTERTRAINING, SAMPLE_EFFICIENCY = "intertraining", "sample_efficiency"
+# two-sided 95% Student t quantiles for 1..30 degrees of freedom; Cornish-Fisher beyond (error < 1e-7)
+_T95 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.306, 2.2622, 2.2281, 2.201, 2.1788, 2.1604,
+        2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.093, 2.086, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
+        2.0518, 2.0484, 2.0452, 2.0423)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A mean of ``n`` values with its 95% Student t-interval (bounds NaN when n = 1)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AdditiveFit:
+    """gain[s,t] ≈ mu + a_s + b_t by least squares over ``n_cells`` observed cells (points)."""
+
+    mu: float
+    source_effects: pd.Series  # a_s, centred to sum to 0
+    target_effects: pd.Series  # b_t, centred to sum to 0
+    r2: float
+    rmse: float
+    n_cells: int
+    n_params: int  # rank of the design: 1 + (sources − 1) + (targets − 1) when connected
+    diagonal_excluded: bool
+    n_diagonal: int  # observed source = target cells (left out of the fit when excluded)
+    shuffled_r2: float  # mean over the permutations
+    shuffled_rmse: float
+    p_value: float
+    n_permutations: int
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutComparison:
+    difference: Estimate  # guided − standard, points, t-interval over pairs
+    standard_mean: float  # mean target score ×100 over the paired runs
+    guided_mean: float
+    n_models: int
+    n_targets: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StudyReport:
+    base_id: str
+    protocol: str  # the ranked intertraining protocol: config hash prefix and dropout mode
+    n_ranked: int  # candidates with a mean gain over the full suite
+    n_beat_base: int
+    n_positive: int
+    n_tagged: int  # matrix rows whose source comes from a dataset: tag
+    gain_matrix: pd.DataFrame  # points; index "source", columns targets
+    sources: pd.DataFrame  # source, repo_id, mean, low, high, n_targets, beats_base; best first
+    additive: AdditiveFit | None
+    probe: Correlation | None
+    free_energy_spearman: Correlation | None
+    free_energy_pearson: Correlation | None
+    dropout: DropoutComparison | None
+    label_savings: pd.DataFrame | None
+    exclude_diagonal: bool
+
+
+def t_quantile(df: int) -> float:
+    if df <= len(_T95):
+        return _T95[df - 1]
+    z = NormalDist().inv_cdf(0.975)
+    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+            + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * df**4))
+
+
+def t_estimate(values) -> Estimate | None:
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return None
+    mean = float(v.mean())
+    if len(v) < 2:
+        return Estimate(mean, math.nan, math.nan, 1)
+    half = t_quantile(len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    return Estimate(mean, mean - half, mean + half, len(v))
+
+
+def source_labels(candidates: Iterable[Candidate]) -> dict[str, str]:
+    """repo_id -> its ``dataset:`` tags joined by "+" (Hub order); candidates without one are left out."""
+    labels = {}
+    for c in candidates:
+        names = [t[len(DATASET_TAG):] for t in c.tags if t.startswith(DATASET_TAG) and len(t) > len(DATASET_TAG)]
+        if names:
+            labels[c.repo_id] = "+".join(names)
+    return labels
+
+
+def study_rows(rows: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    """Leaderboard rows with any per-target gain, with a unique ``source`` label (repo id when untagged or
+    when two candidates share a label), sorted by source."""
+    gains = [c for c in rows.columns if c.startswith("gain:")]
+    if rows.empty or not gains:
+        return rows.iloc[:0].assign(source=pd.Series(dtype=object))
+    rows = rows[rows[gains].notna().any(axis=1)]
+    source = rows["repo_id"].map(lambda r: labels.get(r, r))
+    shared = source.duplicated(keep=False)
+    source = source.where(~shared, source + " (" + rows["repo_id"] + ")")
+    return rows.assign(source=source).sort_values("source", kind="mergesort").reset_index(drop=True)
+
+
+def gain_matrix(rows: pd.DataFrame) -> pd.DataFrame:
+    """Source × target gains in points from ``study_rows``, targets sorted by name."""
+    targets = sorted(c[len("gain:"):] for c in rows.columns if c.startswith("gain:"))
+    values = rows[[f"gain:{t}" for t in targets]].to_numpy(dtype=np.float64, na_value=np.nan) * 100
+    return pd.DataFrame(values, index=pd.Index(rows["source"], name="source"),
+                        columns=pd.Index(targets, name="target"))
+
+
+def diagonal_mask(matrix: pd.DataFrame) -> np.ndarray:
+    targets = [str(t).lower() for t in matrix.columns]
+    return np.array([[str(s).lower() == t for t in targets] for s in matrix.index], dtype=bool).reshape(matrix.shape)
+
+
+def source_means(matrix: pd.DataFrame, *, exclude_diagonal: bool = True) -> pd.DataFrame:
+    """Per source: mean gain over its (off-diagonal) targets with a t-interval; NaN unless all are scored."""
+    skip = diagonal_mask(matrix) if exclude_diagonal else np.zeros(matrix.shape, dtype=bool)
+    records = []
+    for source, row, keep in zip(matrix.index, matrix.to_numpy(dtype=np.float64), ~skip, strict=True):
+        est = t_estimate(row[keep]) if keep.any() and np.isfinite(row[keep]).all() else None
+        records.append((source, *((est.mean, est.low, est.high) if est else (math.nan,) * 3),
+                        int(np.isfinite(row[keep]).sum())))
+    frame = pd.DataFrame(records, columns=["source", "mean", "low", "high", "n_targets"])
+    return frame.sort_values(["mean", "source"], ascending=[False, True], na_position="last",
+                             kind="mergesort").reset_index(drop=True)
+
+
+def fit_additive(matrix: pd.DataFrame, *, exclude_diagonal: bool = True, n_permutations: int = 1000,
+                 seed: int = 0) -> AdditiveFit | None:
+    """Least squares of the additive model on the observed cells, and of shuffled gains; None without residual
+    degrees of freedom (no more cells than parameters)."""
+    values = matrix.to_numpy(dtype=np.float64)
+    observed, diagonal = np.isfinite(values), diagonal_mask(matrix)
+    n_diagonal = int((observed & diagonal).sum())
+    if exclude_diagonal:
+        observed &= ~diagonal
+    rows, cols = np.nonzero(observed)
+    used_rows, r = np.unique(rows, return_inverse=True)
+    used_cols, c = np.unique(cols, return_inverse=True)
+    n, n_s = len(rows), len(used_rows)
+    design = np.column_stack([np.ones(n), np.eye(n_s)[r], np.eye(len(used_cols))[c]])  # μ, a_s, b_t dummies
+    rank = int(np.linalg.matrix_rank(design)) if n else 0
+    if n <= rank:
+        return None
+    y = values[rows, cols]
+    pinv = np.linalg.pinv(design)
+    hat = design @ pinv
+    coef = pinv @ y
+    a, b = coef[1:1 + n_s], coef[1 + n_s:]
+    sst = float(((y - y.mean()) ** 2).sum())
+    shuffled = np.random.default_rng(seed).permuted(np.repeat(y[:, None], n_permutations, axis=1), axis=0)
+    sse = ((np.column_stack([y, shuffled]) - hat @ np.column_stack([y, shuffled])) ** 2).sum(axis=0)
+    rmse = np.sqrt(sse / n)
+    r2 = 1 - sse / sst if sst > 0 else np.full(len(sse), np.nan)
+    p = (1 + int((rmse[1:] <= rmse[0] + 1e-12).sum())) / (1 + n_permutations) if n_permutations else math.nan
+    return AdditiveFit(
+        mu=float(coef[0] + a.mean() + b.mean()),
+        source_effects=pd.Series(a - a.mean(), index=matrix.index[used_rows], name="a_s"),
+        target_effects=pd.Series(b - b.mean(), index=matrix.columns[used_cols], name="b_t"),
+        r2=float(r2[0]), rmse=float(rmse[0]), n_cells=n, n_params=rank, diagonal_excluded=exclude_diagonal,
+        n_diagonal=n_diagonal, shuffled_r2=float(np.mean(r2[1:])) if n_permutations else math.nan,
+        shuffled_rmse=float(np.mean(rmse[1:])) if n_permutations else math.nan, p_value=p,
+        n_permutations=n_permutations, seed=seed)
+
+
+def _finetune_config(score: Score) -> tuple[str, str, str] | None:
+    """(dropout mode, the rest of the fine-tuning config as canonical JSON, the target's dataset revision)."""
+    try:
+        protocol = json.loads(score.config_json)
+        finetune = dict(protocol["finetune"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    dropout = str(finetune.pop("dropout", "standard"))
+    finetune.pop("seed", None)
+    revisions = {str(p[0]): str(p[1]) for p in protocol.get("suite", []) if isinstance(p, list) and len(p) == 2}
+    return dropout, json.dumps(finetune, sort_keys=True), revisions.get(score.target, "")
+
+
+def dropout_comparison(scores: Iterable[Score]) -> DropoutComparison | None:
+    """Paired guided − standard intertraining scores (see the module doc); None without a pair."""
+    runs: dict[str, dict[tuple, float]] = {"standard": {}, "guided": {}}
+    for s in scores:
+        config = _finetune_config(s) if s.metric == TARGET_METRIC else None
+        if config is not None and config[0] in runs:
+            runs[config[0]][(s.repo_id, s.revision, s.target, config[2], s.seed, config[1])] = s.value
+    keys = sorted(runs["standard"].keys() & runs["guided"].keys())
+    if not keys:
+        return None
+    standard = np.array([runs["standard"][k] for k in keys]) * 100
+    guided = np.array([runs["guided"][k] for k in keys]) * 100
+    return DropoutComparison(difference=t_estimate(guided - standard), standard_mean=float(standard.mean()),
+                             guided_mean=float(guided.mean()), n_models=len({k[:2] for k in keys}),
+                             n_targets=len({k[2] for k in keys}))
+
+
+def label_savings(scores: Iterable[Score], labels: Mapping[str, str]) -> pd.DataFrame | None:
+    """One row per (candidate, target) with ``labels_saved`` (the latest stored), best first; None when none."""
+    latest = {(s.repo_id, s.target): s for s in scores if s.metric == "labels_saved"}
+    if not latest:
+        return None
+    extras = ["reference_accuracy", "base_labels", "candidate_labels"]
+    frame = pd.DataFrame([{"source": labels.get(s.repo_id, s.repo_id), "repo_id": s.repo_id, "target": s.target,
+                           "labels_saved": s.value, **{k: s.extra.get(k) for k in extras}} for s in latest.values()])
+    frame[extras] = frame[extras].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    return frame.sort_values(["labels_saved", "repo_id", "target"], ascending=[False, True, True],
+                             kind="mergesort").reset_index(drop=True)
+
+
+def _correlation(c: Correlation) -> Correlation | None:
+    return c if c.n >= 3 else None
+
+
+def study_report(store: Store, base_id: str, *, board: Leaderboard | None = None, exclude_diagonal: bool = True,
+                 n_permutations: int = 1000, seed: int = 0) -> StudyReport:
+    """Every number of the study for ``base_id`` (project scores); ``board`` reuses a built leaderboard."""
+    board = board if board is not None else load_leaderboard(store, base_id, PROJECT_SOURCE)
+    labels = source_labels(store.candidates(board.base_id, CandidateStatus.OK))
+    ranked = board.rows[_column(board.rows, "mean_gain").notna()]
+    rows = study_rows(board.rows, labels)
+    matrix = gain_matrix(rows)
+    means = source_means(matrix, exclude_diagonal=exclude_diagonal)
+    means = means.merge(rows[["source", "repo_id", "beats_base"]], on="source", how="left")
+    intertraining = store.scores(base_id=board.base_id, source=PROJECT_SOURCE, scorer=INTERTRAINING)
+    chosen = board.config_hashes.get(INTERTRAINING, "")
+    modes = {c[0] for s in intertraining if s.config_hash == chosen and (c := _finetune_config(s))}
+    protocol = f"{chosen[:8]} (dropout {', '.join(sorted(modes)) or 'unknown'})" if chosen else "none"
+    gain, fe = _column(ranked, "mean_gain"), _column(ranked, "free_energy")
+    return StudyReport(
+        base_id=board.base_id, protocol=protocol, n_ranked=len(ranked),
+        n_beat_base=int(_column(ranked, "beats_base").eq(True).sum()), n_positive=int((gain > 0).sum()),
+        n_tagged=int(rows["repo_id"].isin(labels.keys()).sum()), gain_matrix=matrix, sources=means,
+        additive=fit_additive(matrix, exclude_diagonal=exclude_diagonal, n_permutations=n_permutations, seed=seed),
+        probe=_correlation(spearman_with_ci(_column(ranked, "probe_accuracy"), gain)),
+        free_energy_spearman=_correlation(spearman_with_ci(fe, gain)),
+        free_energy_pearson=_correlation(pearson_with_ci(fe, gain)),
+        dropout=dropout_comparison(intertraining),
+        label_savings=label_savings(store.scores(base_id=board.base_id, source=PROJECT_SOURCE,
+                                                 scorer=SAMPLE_EFFICIENCY), labels),
+        exclude_diagonal=exclude_diagonal)
+
+
+def _column(frame: pd.DataFrame, key: str) -> pd.Series:
+    return frame[key] if key in frame else pd.Series(np.nan, index=frame.index)
+
+
+# ------------------------------------------------------------------ markdown
+NOT_MEASURED = "not measured"
+
+
+def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
+    """A compact Markdown section: one-line findings, then the per-source, matrix and labels-saved tables."""
+    fit, d, saved = report.additive, report.dropout, report.label_savings
+    others = "the other targets" if report.exclude_diagonal else "all targets"
+    best = report.sources.dropna(subset=["mean"]).head(1)
+    out = [f"### Source × target study: {_md(report.base_id)}", ""]
+    out.append(f"Gains in points (score ×100) over the base's mean over seeds; intertraining protocol "
+               f"{_md(report.protocol)}. Intervals are 95%: Student t for means, percentile bootstrap over models "
+               f"for correlations.\n")
+    out.append(f"- **Beat the base beyond seed noise:** {report.n_beat_base} of {report.n_ranked} candidates "
+               f"(interval of the mean gain above 0); mean gain > 0: {report.n_positive} of {report.n_ranked}.")
+    out.append("- **Best source:** " + (f"{_md(best['source'].iloc[0])}, {_pts_ci(_estimate_of(best.iloc[0]))} "
+                                        f"over {others} (t-interval over targets)." if len(best) else
+                                        f"{NOT_MEASURED}."))
+    out.append("- **Additive model** gain[s,t] ≈ μ + a_s + b_t" + (
+        f": {NOT_MEASURED} (no more cells than parameters)." if fit is None else
+        f", least squares on {fit.n_cells} cells ({fit.n_diagonal} diagonal cells, source = target, "
+        f"{'excluded' if fit.diagonal_excluded else 'included'}; {fit.n_params} parameters): R² {_fixed(fit.r2)}, "
+        f"RMSE {_fixed(fit.rmse)} pts. Shuffled gains ({fit.n_permutations} permutations, seed {fit.seed}): mean R² "
+        f"{_fixed(fit.shuffled_r2)}, mean RMSE {_fixed(fit.shuffled_rmse)} pts; permutation p = "
+        f"{_fixed(fit.p_value, 3)} for an RMSE this low."))
+    out.append(f"- **Probe accuracy vs mean gain:** {_corr(report.probe)}.")
+    out.append(f"- **Free energy vs mean gain:** {_corr(report.free_energy_spearman)}; "
+               f"{_corr(report.free_energy_pearson)}.")
+    out.append("- **Guided − standard dropout** (paired runs: same model, target and seed): " + (
+        f"{_pts_ci(d.difference)} over {d.difference.n} pairs ({d.n_models} models, {d.n_targets} targets; "
+        f"t-interval over pairs); standard {_fixed(d.standard_mean)}, guided {_fixed(d.guided_mean)}."
+        if d else f"{NOT_MEASURED}."))
+    out.append("- **Labels saved (sample efficiency):** " + (
+        f"{len(saved)} (candidate, target) measurement{'s' if len(saved) != 1 else ''}, table below."
+        if saved is not None else f"{NOT_MEASURED}."))
+    if len(report.sources):
+        effects = fit.source_effects if fit is not None else pd.Series(dtype=float)
+        out += ["", f"| source | model | mean gain over {others} | targets | a_s | beats base |", "|---" * 6 + "|"]
+        for _, row in report.sources.iterrows():
+            mean = _pts_ci(_estimate_of(row)) if np.isfinite(row["mean"]) else "incomplete"
+            beats = "yes" if isinstance(row["beats_base"], bool | np.bool_) and row["beats_base"] else "no"
+            out.append(f"| {_md(row['source'])} | {_md(row['repo_id'])} | {mean} | {int(row['n_targets'])} | "
+                       f"{_signed(effects.get(row['source'], math.nan))} | {beats} |")
+    if fit is not None:
+        order = fit.target_effects.sort_values(ascending=False, kind="mergesort")
+        out += ["", "Target effects b_t (pts): " + ", ".join(f"{_md(t)} {_signed(v)}" for t, v in order.items())
+                + f"; μ = {_signed(fit.mu)}."]
+    if matrix and not report.gain_matrix.empty:
+        m, diag = report.gain_matrix, diagonal_mask(report.gain_matrix)
+        out += ["", "Gain matrix (pts; rows: source, columns: target; source = target in parentheses):", "",
+                "| source | " + " | ".join(_md(t) for t in m.columns) + " |", "|---" * (len(m.columns) + 1) + "|"]
+        out += [f"| {_md(source)} | " + " | ".join(f"({_signed(v)})" if diag[i, j] else _signed(v)
+                                                 for j, v in enumerate(m.iloc[i])) + " |"
+                for i, source in enumerate(m.index)]
+    if saved is not None:
+        header = ("source", "model", "target", "labels saved", "reference accuracy (%)", "base labels",
+                  "candidate labels")
+        out += ["", "| " + " | ".join(header) + " |", "|---" * 7 + "|"]
+        out += [f"| {_md(r['source'])} | {_md(r['repo_id'])} | {_md(r['target'])} | {_signed(r['labels_saved'], 0)} | "
+                f"{_fixed(100 * r['reference_accuracy'])} | {_fixed(r['base_labels'], 0)} | "
+                f"{_fixed(r['candidate_labels'], 0)} |" for _, r in saved.iterrows()]
+    return "\n".join(out) + "\n"
+
+
+def _estimate_of(row: pd.Series) -> Estimate:
+    return Estimate(float(row["mean"]), float(row["low"]), float(row["high"]), int(row["n_targets"]))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and math.isfinite(value)
+
+
+def _fixed(value, digits: int = 2) -> str:
+    """1.23 / −0.40 (a real minus sign, never −0.00); – when missing."""
+    if not _finite(value):
+        return "–"
+    text = f"{float(value):.{digits}f}"
+    return text.lstrip("-").replace("-", "−") if float(text) == 0 else text.replace("-", "−")
+
+
+def _signed(value, digits: int = 2) -> str:
+    """+1.23 / −0.40 / +0.00; – when missing."""
+    text = _fixed(value, digits)
+    return text if text.startswith(("−", "–")) else f"+{text}"
+
+
+def _pts_ci(e: Estimate) -> str:
+    """+1.23 pts (95% CI −0.40 to +2.90); without an interval when it is undefined (one value)."""
+    if not (_finite(e.low) and _finite(e.high)):
+        return f"{_signed(e.mean)} pts (n = {e.n}, no interval)"
+    return f"{_signed(e.mean)} pts (95% CI {_signed(e.low)} to {_signed(e.high)})"
+
+
+def _corr(c: Correlation | None) -> str:
+    if c is None:
+        return NOT_MEASURED
+    name = "Spearman ρ" if c.method == "spearman" else "Pearson r"
+    if not _finite(c.rho):
+        return f"{name} undefined (a constant score, n = {c.n})"
+    interval = f"95% CI {_signed(c.low)} to {_signed(c.high)}, " if _finite(c.low) and _finite(c.high) else ""
+    return f"{name} = {_signed(c.rho)} ({interval}n = {c.n})"
+
+
+def _md(text) -> str:
+    """Hub strings shown as text in Markdown: HTML escaped, table pipes and emphasis stars neutralised."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("*", "\\*")
