@@ -160,7 +160,7 @@ def fit_head(encoder: nn.Module, head: nn.Module, given: _GivenHidden, names: li
     logger.info("fitting a masked-LM head (%d tensors) on the frozen base for %d steps", len(names), cfg.head_steps)
     with torch.no_grad():
         hidden = torch.cat([
-            torch.gather(h, 1, pos.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+            torch.gather(h, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, h.shape[-1]))
             for ids, pos in zip(corpus.input_ids.split(64), corpus.positions.split(64), strict=True)
             for h in [encoder(input_ids=ids.to(device)).last_hidden_state]])
     k = corpus.positions.shape[1]

@@ -44,3 +44,26 @@ def tiny_study_config(corpus: Path) -> StudyConfig:
         guided_base_seeds=1,
         sample_efficiency=SampleEfficiencyConfig(n_labels=(8, 16, 32), seeds=1, rank=4, targets="cats", finetune=se_ft),
     )
+
+
+def main() -> None:
+    """``python -m tests.helpers.tiny_study OUT [--device cuda]``: the miniature study, e.g. to smoke-test a GPU."""
+    import argparse
+    import logging
+
+    from scoring.study import run_study
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    world = tiny_study_world(args.out / "world")
+    report = run_study(tiny_study_config(world.corpus), args.out / "study", world.base_dir, device=args.device,
+                       local_root=world.data_root)
+    print(f"tiny study on {args.device}: {report.jobs_done} jobs done, {report.jobs_failed} failed, "
+          f"{report.total_s:.0f}s {report.timings}")
+
+
+if __name__ == "__main__":
+    main()
