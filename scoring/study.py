@@ -14,7 +14,7 @@
 5. The results go to the bundled snapshot (``data/snapshot.py``); the report is printed.
 
 Resumable: a trained source model, a finished job and a stored score are never redone; a job that was
-running when the study was killed goes back to the queue. Wall time per stage accumulates in
+running when the study was killed, and a job that failed, go back to the queue. Wall time per stage accumulates in
 ``OUT/timings.json`` across runs.
 """
 
@@ -196,6 +196,8 @@ def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = 
     for job in store.jobs(JobStatus.RUNNING):  # held by a killed run of this study: back to the queue
         if job.worker == WORKER:
             store.release_job(job.id, WORKER)
+    if requeued := store.requeue_failed():  # a rerun is the way to try failed jobs again
+        logger.info("requeued %d failed jobs", requeued)
     hub = LocalHub()
     load_directory(hub, hub_dir)
     with hub:
@@ -259,6 +261,7 @@ def _guided_dropout(cfg: StudyConfig, store: Store, client, cache_dir: Path, loc
 def write_study_snapshot(cfg: StudyConfig, store: Store, path: Path, timings: dict[str, float],
                          sources: dict[str, str], device: str) -> Path:
     import torch
+
     from data.snapshot import write_snapshot
 
     meta = {
