@@ -63,16 +63,30 @@ class PowerLaw:
 
 
 def fit_power_law(ns, errors) -> PowerLaw:
-    """Least-squares fit of a + b·n^(−γ): for each γ on a grid (then refined around the best) a and b are
-    the linear least-squares solution; the γ with the smallest squared error wins."""
+    """Least-squares fit of a + b·n^(−γ) with 0 ≤ a ≤ min(error) (an error floor can be neither negative nor
+    above the data) and b ≥ 0 (error does not grow with labels): for each γ on a grid (then refined around
+    the best) a and b are the bounded linear least-squares solution; the γ with the smallest error wins."""
     n, e = np.asarray(ns, dtype=float), np.asarray(errors, dtype=float)
     if len(n) < 3:
         raise ValueError("a power law with three parameters needs at least three points")
+    a_max = max(float(e.min()), 0.0)
+
+    def sse(a: float, b: float, x: np.ndarray) -> float:
+        return float(((a + b * x - e) ** 2).sum())
 
     def solve(gamma: float) -> tuple[float, float, float]:
-        x = np.stack([np.ones_like(n), n ** -gamma], axis=1)
-        (a, b), *_ = np.linalg.lstsq(x, e, rcond=None)
-        return float(((x @ [a, b] - e) ** 2).sum()), float(a), float(b)
+        x = n ** -gamma
+        (a, b), *_ = np.linalg.lstsq(np.stack([np.ones_like(x), x], axis=1), e, rcond=None)
+        if 0 <= a <= a_max and b >= 0:
+            return sse(a, b, x), float(a), float(b)
+        # the constrained optimum of a convex quadratic lies on the boundary: try each edge's best point
+        options = []
+        for a_edge in (0.0, a_max):
+            b_edge = max(float(x @ (e - a_edge) / (x @ x)), 0.0)
+            options.append((sse(a_edge, b_edge, x), a_edge, b_edge))
+        a_flat = min(max(float(e.mean()), 0.0), a_max)
+        options.append((sse(a_flat, 0.0, x), a_flat, 0.0))
+        return min(options)
 
     grid = np.geomspace(1e-3, 4.0, 400)
     best = min(grid, key=lambda g: solve(g)[0])

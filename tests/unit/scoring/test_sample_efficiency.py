@@ -33,6 +33,20 @@ def test_fit_is_robust_to_small_noise_and_labels_for_inverts_the_curve():
         fit_power_law([1, 2], [0.5, 0.4])
 
 
+def test_fit_keeps_the_error_floor_between_zero_and_the_data():
+    # a real curve (all-MiniLM-L6-v2 intertrained on SICK, LoRA on sst2, two seeds) whose unconstrained
+    # least-squares fit put the error floor at a = -85.6 with gamma = 0.001: a straight line in log n
+    ns = [32, 32, 128, 128, 512, 512, 2048, 2048]
+    acc = [0.496, 0.491, 0.526, 0.713, 0.554, 0.816, 0.845, 0.855]
+    errors = [1 - a for a in acc]
+    fit = fit_power_law(ns, errors)
+    assert 0 <= fit.a <= min(errors) and fit.b >= 0
+    assert fit.error(2048) < fit.error(32)
+    # an exactly flat curve is fitted flat (b = 0) at the mean error
+    flat = fit_power_law([32, 128, 512], [0.3, 0.3, 0.3])
+    assert flat.b == pytest.approx(0, abs=1e-9) and flat.a == pytest.approx(0.3)
+
+
 def test_lora_head_is_trained_saved_and_reloaded_bit_identically(tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
