@@ -2,9 +2,10 @@
 
 EMPTY_STATE = """\
 ### Nothing to rank yet
-This store has no scores. Fill it in one of three ways:
+This store has no scores. Fill it in one of these ways:
 
 ```bash
+python -m data seed-snapshot                             # the bundled offline study (the app does this at start)
 python -m data import-published                          # IBM's published 2023 results (needs network)
 python -m data import-published --source ../shared/anchors/model_recycling   # the same, offline
 python -m data crawl --base FacebookAI/roberta-base --limit 50   # then score the crawled candidates
@@ -39,6 +40,15 @@ crawl its finetuned descendants and score them.
   shown beside F; Insights reports Spearman and Pearson of F against mean gain, whatever their sign.
 - **Labels saved**: how many target labels a LoRA fine-tune of the candidate saves against the base at
   the same accuracy (sample efficiency).
+
+## The bundled study
+A fresh install shows the offline study (`python -m scoring study`): all-MiniLM-L6-v2 fine-tuned on each of
+12 local datasets as a *source* task, giving 12 intermediate models that go through the whole pipeline
+(local Hub, crawl, probe, free energy, intertraining on 4 targets with 3 base seeds, guided dropout and
+sample efficiency for the best one). Insights reports what it found, with 95% intervals whatever their
+sign: how many models beat the base, the source × target gain matrix, which sources help, how well
+gain = source effect + target effect fits compared with shuffled gains, and how probe and free energy
+track the mean gain. Your own scores always take precedence over the bundled ones.
 
 ## Protocols never mix
 Every score carries the hash of its full configuration (hyper-parameters, suite, seeds). A leaderboard
