@@ -1,0 +1,52 @@
+"""Wall time of the offline study (``python -m scoring study``), per stage, from a snapshot it wrote.
+
+    python benchmarks/study.py [--snapshot data/snapshot/study.json] [--wall-s SECONDS]
+
+Reads the stage timings, device and versions the study stored in the snapshot's ``meta`` and appends them
+to ``benchmarks/RESULTS.md``; the anchor is the issue's budget for the full study on 2 CPU cores (90 min),
+printed as a ratio. ``--wall-s`` adds the process's own wall time (start-up included) when you measured it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S = 90 * 60  # the study's budget on 2 CPU cores
+ORDER = ("sources", "crawl", "linear_probe", "free_energy", "intertraining", "guided_dropout", "sample_efficiency",
+         "snapshot")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--snapshot", type=Path, default=ROOT / "data" / "snapshot" / "study.json")
+    parser.add_argument("--wall-s", type=float, help="the study process's wall time, start-up included")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args()
+    meta = json.loads(args.snapshot.read_text())["meta"]
+    timings = meta["timings_s"]
+    total = sum(timings.values())
+    stages = ", ".join(f"{k} {timings[k]:.0f}s" for k in ORDER if k in timings)
+    lines = [
+        (f"## study — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {meta['device']}, Python {meta['python']}, "
+        f"torch {meta['torch']} (study run {meta['created']}, on {platform.machine()})"),
+        f"`{meta['command']}`" + (f" — {args.note}" if args.note else ""),
+        "",
+        f"- stages: {stages}",
+        (f"- total of the stages: {total:.0f}s ({total / 60:.1f} min); budget on 2 CPU cores 90 min: "
+        f"{total / BUDGET_S:.2f}x the budget"),
+    ]
+    if args.wall_s:
+        lines.append(f"- process wall time (imports and start-up included): {args.wall_s:.0f}s")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+        f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
