@@ -50,7 +50,7 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="llc_std", label="LLC std", group=FREE_ENERGY, higher_is_better=False, fmt="num"),
     Column(key="init_loss", label="L_n(w*)", group=FREE_ENERGY, higher_is_better=False, fmt="num",
            description=METRICS["init_loss"].description),
-    Column(key="labels_saved", label="labels saved", group=OVERVIEW, higher_is_better=True, fmt="num",
+    Column(key="labels_saved", label="labels saved", group=OVERVIEW, higher_is_better=True, fmt="int",
            description=METRICS["labels_saved"].description),
     Column(key="downloads", label="downloads", group=HUB, higher_is_better=True, fmt="int"),
     Column(key="likes", label="likes", group=HUB, higher_is_better=True, fmt="int"),
@@ -97,7 +97,7 @@ def format_value(value, fmt: str) -> str:
     if fmt == "pts":
         return f"{100 * float(value):+.2f}"
     if fmt == "int":
-        return f"{int(value):,}"
+        return f"{round(float(value)):,}"
     if fmt == "num":
         return f"{float(value):.4g}"
     if isinstance(value, bool):

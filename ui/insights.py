@@ -127,7 +127,8 @@ def study_gain_matrix(matrix: pd.DataFrame) -> go.Figure:
                           line={"color": "#333333", "width": 2})
     fig.update_layout(template=_TEMPLATE, title={"text": "Gain over the base by source (rows) and target (columns)"},
                       xaxis={"type": "category", "title": {"text": "target"}},
-                      yaxis={"type": "category", "autorange": "reversed", "title": {"text": "source (fine-tuned on)"}},
+                      yaxis={"type": "category", "autorange": "reversed", "automargin": True,
+                             "title": {"text": "source (fine-tuned on)"}},
                       height=200 + 26 * len(sources), margin={"l": 20, "r": 20, "t": 60, "b": 80})
     return fig
 
