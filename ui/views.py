@@ -100,7 +100,7 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     if spec.fmt == "num":
         return pd.to_numeric(values, errors="coerce").round(4)
     if spec.fmt == "int":
-        return pd.to_numeric(values, errors="coerce").astype("Int64")
+        return pd.to_numeric(values, errors="coerce").round().astype("Int64")
     return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else html.escape(str(v)))
 
 

@@ -61,3 +61,17 @@ def test_status_and_sort_choices(board):
     assert "**5** models ranked, **4** with every target" in text and "Showing" in text
     keys = [key for _, key in sort_choices(board)]
     assert {"mean_gain", "free_energy", "probe_accuracy", "score:sst2", "gain:trec", "downloads"} <= set(keys)
+
+
+def test_whole_number_columns_round_fractional_values_and_keep_gaps():
+    # labels_saved is a fitted (fractional) number shown as whole labels; most models have none
+    import pandas as pd
+
+    from ranking.columns import column_for
+    from ui.views import _display_column
+
+    frame = pd.DataFrame({"labels_saved": [-326.46, float("nan"), 12.7, 3.0]})
+    shown = _display_column(frame, column_for("labels_saved"))
+    assert str(shown.dtype) == "Int64"
+    assert shown.isna().tolist() == [False, True, False, False]
+    assert shown.dropna().tolist() == [-326, 13, 3]
