@@ -69,13 +69,49 @@ def _wait_until_serving(url: str, thread: threading.Thread) -> None:
     raise RuntimeError(f"the app did not serve {url} within {START_TIMEOUT_S}s")
 
 
+@contextlib.contextmanager
+def serve_app(store, settings: Settings, tmp: Path, name: str = "browser-test-app") -> Iterator[str]:
+    """``app.create_server(store, settings)`` under uvicorn on a free 127.0.0.1 port in a thread (Gradio's file
+    cache under ``tmp``); yields the URL once it answers, stops the server on exit."""
+    import uvicorn
+
+    from app import create_server
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # Gradio's file cache (downloads) under tmp
+        server = uvicorn.Server(uvicorn.Config(create_server(store, settings), host="127.0.0.1", port=_free_port(),
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, name=name, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.config.port}"
+            _wait_until_serving(url, thread)
+            yield url
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Headless Debian Chromium through Playwright; skips the test when the package is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory) -> Iterator[LiveApp]:
     """The known-answer store served by ``create_server`` on a free port, its Hub a LocalHub holding
     the base, a valid tiny finetune of it (``CANDIDATE``) and a pickle-only repo (``PICKLE_ONLY``)."""
-    import uvicorn
 
-    from app import create_server
     from tests.helpers.tiny_models import ARCHITECTURE_FIELDS, tiny_checkpoints
 
     tmp = tmp_path_factory.mktemp("browser-app")
@@ -92,37 +128,16 @@ def live_app(tmp_path_factory) -> Iterator[LiveApp]:
                   tags=FINETUNE_TAGS)
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(hub)  # starts it; stops it last
-        env = cleanup.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # Gradio's file cache (downloads) under tmp
         settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache", hub_endpoint=hub.url,
                             crawl_backoff_base_s=0.01, crawl_backoff_max_s=0.05, crawl_max_retries=1)
-        app = create_server(build_store(settings.db_path), settings)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
-        thread = threading.Thread(target=server.run, name="browser-test-app", daemon=True)
-        thread.start()
-
-        @cleanup.callback
-        def _stop_server() -> None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        url = f"http://127.0.0.1:{server.config.port}"
-        _wait_until_serving(url, thread)
+        url = cleanup.enter_context(serve_app(build_store(settings.db_path), settings, tmp))
         yield LiveApp(url=url, hub=hub, tmp=tmp)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -7,11 +7,9 @@ study wrote it.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
-import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from playwright.sync_api import Page, expect
 from data.settings import Settings
 from data.snapshot import DEFAULT_SNAPSHOT, Snapshot, read_snapshot, seed_from_settings
 from data.store import Store
-from tests.browser.conftest import _free_port, _wait_until_serving
+from tests.browser.conftest import serve_app
 
 pytestmark = [
     pytest.mark.browser,
@@ -40,10 +38,6 @@ class SeededApp:
 
 @pytest.fixture(scope="module")
 def seeded_app(tmp_path_factory) -> Iterator[SeededApp]:
-    import uvicorn
-
-    from app import create_server
-
     tmp = tmp_path_factory.mktemp("snapshot-app")
     settings = Settings(db_path=tmp / "fresh.db", cache_dir=tmp / "cache", hub_endpoint="http://127.0.0.1:9",
                         snapshot_path=DEFAULT_SNAPSHOT)
@@ -52,21 +46,7 @@ def seeded_app(tmp_path_factory) -> Iterator[SeededApp]:
     report = seed_from_settings(store, settings)
     assert report is not None and (report.bases_added, report.candidates_added, report.scores_added) == (
         len(snapshot.bases), len(snapshot.candidates), len(snapshot.scores))
-    with contextlib.ExitStack() as cleanup:
-        env = cleanup.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))
-        server = uvicorn.Server(uvicorn.Config(create_server(store, settings), host="127.0.0.1", port=_free_port(),
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, name="snapshot-browser-app", daemon=True)
-        thread.start()
-
-        @cleanup.callback
-        def _stop_server() -> None:
-            server.should_exit = True
-            thread.join(timeout=10)
-
-        url = f"http://127.0.0.1:{server.config.port}"
-        _wait_until_serving(url, thread)
+    with serve_app(store, settings, tmp, "snapshot-browser-app") as url:
         yield SeededApp(url=url, snapshot=snapshot)
 
 

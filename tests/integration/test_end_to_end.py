@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -242,44 +241,22 @@ def test_the_disturbed_store_equals_the_undisturbed_one(disturbed, undisturbed):
 # ------------------------------------------------------------------------------------------------- the browser
 @pytest.fixture(scope="module")
 def chromium():
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+    from tests.browser.conftest import chromium_browser
 
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")
 def served(world, disturbed):
     """The disturbed run's store served by the app (``create_server`` under uvicorn on 127.0.0.1)."""
-    import uvicorn
-
-    from app import create_server
-    from tests.browser.conftest import _free_port, _wait_until_serving
+    from tests.browser.conftest import serve_app
 
     store, tmp = disturbed["store"], world["root"] / "app"
     settings = Settings(db_path=store.db_path, cache_dir=tmp / "cache", hub_endpoint="http://127.0.0.1:9",
                         snapshot_path=None)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))
-        server = uvicorn.Server(uvicorn.Config(create_server(store, settings), host="127.0.0.1", port=_free_port(),
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, name="end-to-end-app", daemon=True)
-        thread.start()
-        try:
-            url = f"http://127.0.0.1:{server.config.port}"
-            _wait_until_serving(url, thread)
-            yield url
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+    with serve_app(store, settings, tmp, "end-to-end-app") as url:
+        yield url
 
 
 @pytest.mark.browser
