@@ -86,6 +86,13 @@ def _has_values(values: pd.Series) -> bool:
     return bool(values.notna().any()) and not (values.dtype == object and values.fillna("").eq("").all())
 
 
+def _yes_no(value) -> str:
+    """A candidate's verdict as "yes"/"no"; blank where there is none (no gains yet)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    return "yes" if bool(value) else "no"
+
+
 def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     values = frame[spec.key]
     if spec.key == "repo_id":
@@ -94,7 +101,7 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     if spec.key == "revision":  # a commit sha reads fine as its first 8 characters; exports keep all 40
         return values.map(lambda v: str(v)[:8] if isinstance(v, str) and SHA.match(v) else html.escape(str(v)))
     if spec.key == "beats_base":
-        return values.map(lambda v: "yes" if v is True or v == 1 else "")
+        return values.map(_yes_no).where(~frame["is_baseline"].astype(bool), "")
     if spec.fmt in ("pct", "pts"):
         return (pd.to_numeric(values, errors="coerce") * 100).round(2)
     if spec.fmt == "num":

@@ -47,6 +47,14 @@ def test_display_keeps_the_baseline_on_top_and_escapes_names(board):
     assert model_link("alice/strong") == "[alice/strong](https://huggingface.co/alice/strong)"
 
 
+def test_beats_base_reads_yes_or_no_and_is_blank_for_the_base(board):
+    frame, _ = display_frame(board, filter_rows(board, ViewQuery()), ViewQuery())
+    verdicts = dict(zip(frame["model"], frame["beats base"], strict=True))
+    assert verdicts[frame.iloc[0]["model"]] == ""  # the base's own row
+    assert verdicts[model_link("alice/strong")] == "yes"
+    assert verdicts[model_link("carol/weak")] == "no"
+
+
 def test_column_groups_and_row_limit(board):
     query = ViewQuery(groups=("target gains",), max_rows="100")
     frame, _ = display_frame(board, filter_rows(board, ViewQuery()), query)
