@@ -148,19 +148,19 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture
-def page(browser, live_app, request):
-    """A fresh browser context and page on the app, loaded and showing its leaderboard.
+@contextlib.contextmanager
+def open_page(browser, url: str, request, *, timeout_ms: int = 15_000):
+    """A fresh browser context and page on the app at ``url``, loaded and showing its leaderboard.
 
     When the test fails, a full-page screenshot goes to ``out/screenshots/failures/<test>.png``.
     """
     from playwright.sync_api import expect
 
     context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(timeout_ms)
     page = context.new_page()
     try:
-        page.goto(f"{live_app.url}/")
+        page.goto(f"{url}/")
         expect(page.locator("#status")).to_contain_text("models ranked")
         yield page
         if request.node.stash.get(_CALL_FAILED, False):
@@ -169,3 +169,22 @@ def page(browser, live_app, request):
             page.screenshot(path=str(FAILURE_SCREENSHOTS / f"{name}.png"), full_page=True)
     finally:
         context.close()
+
+
+def download_export(page, folder: Path, suffix: str) -> Path:
+    """Check the export link (made by ``#export``) ends in ``suffix``, click it, save the file in ``folder``."""
+    from playwright.sync_api import expect
+
+    link = page.locator("#download-file").get_by_role("link")
+    expect(link).to_have_attribute("href", re.compile(re.escape(suffix) + "$"))
+    with page.expect_download() as download_info:
+        link.click()
+    saved = folder / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+    return saved
+
+
+@pytest.fixture
+def page(browser, live_app, request):
+    with open_page(browser, live_app.url, request) as page:
+        yield page

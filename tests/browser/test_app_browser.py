@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import CANDIDATE, PICKLE_ONLY
+from tests.browser.conftest import CANDIDATE, PICKLE_ONLY, download_export
 from tests.helpers.leaderboard_store import BASE, EVIL
 
 pytestmark = pytest.mark.browser
@@ -188,12 +188,7 @@ def test_download_the_full_ranking_as_csv(page: Page, tmp_path):
     expect(model_cells(page)).to_have_count(4)
     page.locator("#export").click()
     expect(page.locator("#download-file")).to_contain_text(re.compile(r"org_base-project-full-\d+\s*\.csv"))
-    link = page.locator("#download-file").get_by_role("link")
-    expect(link).to_have_attribute("href", re.compile(r"\.csv$"))
-    with page.expect_download() as download_info:
-        link.click()
-    saved = tmp_path / download_info.value.suggested_filename
-    download_info.value.save_as(saved)
+    saved = download_export(page, tmp_path, ".csv")
 
     assert saved.suffix == ".csv" and "full" in saved.name
     text = saved.read_text()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from playwright.sync_api import Page, expect
 from data.settings import Settings
 from data.snapshot import DEFAULT_SNAPSHOT, Snapshot, read_snapshot, seed_from_settings
 from data.store import Store
-from tests.browser.conftest import serve_app
+from tests.browser.conftest import download_export, open_page, serve_app
 
 pytestmark = [
     pytest.mark.browser,
@@ -51,16 +50,9 @@ def seeded_app(tmp_path_factory) -> Iterator[SeededApp]:
 
 
 @pytest.fixture
-def page(browser, seeded_app) -> Iterator[Page]:
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    try:
-        page.goto(f"{seeded_app.url}/")
-        expect(page.locator("#status")).to_contain_text("models ranked")
+def page(browser, seeded_app, request) -> Iterator[Page]:
+    with open_page(browser, seeded_app.url, request, timeout_ms=20_000) as page:
         yield page
-    finally:
-        context.close()
 
 
 def shown_leaderboard(page: Page, snapshot: Snapshot) -> tuple[str, str]:
@@ -140,12 +132,7 @@ def test_the_csv_download_holds_the_snapshots_models(page: Page, seeded_app, tmp
     page.get_by_label("csv").check()
     page.get_by_label("full ranking").check()
     page.locator("#export").click()
-    link = page.locator("#download-file").get_by_role("link")
-    expect(link).to_have_attribute("href", re.compile(r"\.csv$"))
-    with page.expect_download() as download_info:
-        link.click()
-    saved = tmp_path / download_info.value.suggested_filename
-    download_info.value.save_as(saved)
+    saved = download_export(page, tmp_path, ".csv")
 
     rows = list(csv.DictReader(io.StringIO(saved.read_text())))
     assert (rows[0]["repo_id"], rows[0]["rank"], rows[0]["is_baseline"]) == (base, "0", "True")
