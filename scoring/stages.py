@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 Snapshot = Callable[[ModelRef], Path]
 
 
-def _job(store: Store, base_id: str, repo_id: str, revision: str, snapshot: Snapshot) -> ScoringJob:
+def model_job(store: Store, base_id: str, repo_id: str, revision: str, snapshot: Snapshot) -> ScoringJob:
+    """A scorer's job for ``repo_id@revision`` against the stored base, both checkpoints fetched by ``snapshot``."""
     base = store.get_base(base_id)
     return ScoringJob(repo_id=repo_id, revision=revision, model_dir=snapshot(ModelRef(repo_id, revision)),
                       base_id=base.repo_id, base_revision=base.sha, base_dir=snapshot(ModelRef(base.repo_id, base.sha)))
@@ -36,7 +37,7 @@ def probe_candidates(store: Store, base_id: str, scorer, snapshot: Snapshot, ctx
     for repo_id, sha in todo:
         if any(s.revision == sha for s in store.scores(repo_id=repo_id, scorer=scorer.name)):
             continue
-        store.add_scores(scorer.score(_job(store, base.repo_id, repo_id, sha, snapshot), ctx))
+        store.add_scores(scorer.score(model_job(store, base.repo_id, repo_id, sha, snapshot), ctx))
         done += 1
     logger.info("stage 1 for %s: probed %d models", base.repo_id, done)
     return done
@@ -57,7 +58,7 @@ def score_top_k(store: Store, base_id: str, k: int, scorer, snapshot: Snapshot, 
     """Stage 2: the expensive scorer for the top-K candidates by probe; returns how many were scored."""
     chosen = top_by_probe(store, base_id, k)
     for repo_id, sha in chosen:
-        store.add_scores(scorer.score(_job(store, base_id, repo_id, sha, snapshot), ctx))
+        store.add_scores(scorer.score(model_job(store, base_id, repo_id, sha, snapshot), ctx))
     logger.info("stage 2 for %s: %s on the top %d by probe", base_id, scorer.name, len(chosen))
     return len(chosen)
 

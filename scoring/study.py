@@ -251,7 +251,7 @@ def _guided_dropout(cfg: StudyConfig, store: Store, client, cache_dir: Path, loc
     """Intertraining under guided dropout for the best candidates (and, through them, the base's seeds)."""
     from scoring.base import ScoringContext
     from scoring.intertraining import IntertrainingScorer
-    from scoring.stages import _job
+    from scoring.stages import model_job
 
     if cfg.guided_models < 1:
         return
@@ -259,7 +259,7 @@ def _guided_dropout(cfg: StudyConfig, store: Store, client, cache_dir: Path, loc
     ctx = ScoringContext(device=device, verbose=verbose, cache_dir=cache_dir,
                          has_score=lambda *key: store.has_score(*key))
     for repo_id, sha in best_candidates(store, cfg.base_id, cfg.guided_models):
-        store.add_scores(scorer.score(_job(store, cfg.base_id, repo_id, sha, client.snapshot), ctx))
+        store.add_scores(scorer.score(model_job(store, cfg.base_id, repo_id, sha, client.snapshot), ctx))
 
 
 def write_study_snapshot(cfg: StudyConfig, store: Store, path: Path, timings: dict[str, float],
