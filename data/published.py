@@ -20,6 +20,7 @@ Storage contract (read by ``ranking``):
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -46,6 +47,9 @@ PUBLISHED_COMMIT = "1c1d4228810ef0506de1a85144a3744b274c8bbc"
 # Pinned to the commit the protocol hash names, so the data and its label cannot drift apart.
 PUBLISHED_DEFAULT_SOURCE = f"https://raw.githubusercontent.com/IBM/model-recycling/{PUBLISHED_COMMIT}"
 MODELS_TESTED_PATH = "results/models_tested.csv"
+# The same files bundled in the project (gzipped verbatim, with IBM's Apache-2.0 LICENSE and a NOTICE): the app
+# seeds a fresh store from them, so the real 2023 leaderboards need no network.
+BUNDLED_DIR = Path(__file__).resolve().parent / "published_2023"
 BASELINE_REVISION = "published-baseline"
 STSB = "stsb"
 BASELINE_STAGES = 20
@@ -211,8 +215,14 @@ def _fetch(source: str | Path, relative_path: str, timeout_s: float) -> str:
             reason = getattr(e, "reason", e)
             raise PublishedSourceError(f"cannot reach {url}: {reason}") from e
     path = Path(source) / relative_path
+    gzipped = path.with_name(path.name + ".gz")
     try:
+        if not path.exists() and gzipped.exists():  # the bundled copy: the repo's file, gzipped
+            path = gzipped
+            return gzip.decompress(path.read_bytes()).decode("utf-8-sig")
         return path.read_text(encoding="utf-8-sig")
+    except (gzip.BadGzipFile, EOFError, UnicodeDecodeError) as e:
+        raise PublishedDataError(f"{path} is not a readable text file: {e}") from e
     except FileNotFoundError as e:
         raise PublishedSourceError(f"missing published file {path}") from e
     except OSError as e:
