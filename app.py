@@ -1,9 +1,11 @@
 """The leaderboard app: browse per architecture, model pages, insights, submit, download.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--db PATH] [--snapshot PATH|none]
+    python app.py [--host 127.0.0.1] [--port 7860] [--db PATH] [--snapshot PATH|none] [--published PATH|none]
 
-At start the store gets what it lacks of the bundled results snapshot (``data/snapshot/study.json``, or
-``--snapshot`` / ``$MRL_SNAPSHOT``; ``none`` turns it off): the store's own data always takes precedence.
+At start the store gets, once per bundled version, what it lacks of the bundled data (data/bundles.py): IBM's
+published 2023 results (``data/published_2023``; ``--published`` / ``$MRL_PUBLISHED``) and the study snapshot
+(``data/snapshot/study.json``; ``--snapshot`` / ``$MRL_SNAPSHOT``); ``none`` turns one off. The store's own
+data always takes precedence.
 
 Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet[&limit=N]``
 serves a ranking (the base's row and the top N models, or all) as a file. ``build_app(store, settings)``
@@ -253,21 +255,10 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import dataclasses
+    from data.bundles import seed_bundles
 
-    from data.settings import snapshot_path_of
-    from data.snapshot import seed_from_settings
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default 7860)")
-    parser.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
-    parser.add_argument("--snapshot", metavar="PATH|none", help="results snapshot that seeds the store with what "
-                        "it lacks (default: $MRL_SNAPSHOT or data/snapshot/study.json; none: don't seed)")
-    args = parser.parse_args(argv)
-    settings = Settings.from_env().with_overrides(host=args.host, port=args.port, db_path=args.db)
-    if args.snapshot is not None:
-        settings = dataclasses.replace(settings, snapshot_path=snapshot_path_of(args.snapshot))
+    args = _parser().parse_args(argv)
+    settings = _settings_of(args)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
@@ -275,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaderboardError as e:
         logger.error("%s", e)
         return 1
-    seed_from_settings(store, settings)  # logs its counts; a bad snapshot is logged and the store used as it is
+    seed_bundles(store, settings)  # logs its counts; a bad bundle is logged and the store used as it is
     server = create_server(store, settings)
     logger.info("app built in %.2fs; serving %s on http://%s:%d", time.perf_counter() - started,
                 settings.db_path, settings.host, settings.port)
@@ -283,6 +274,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 7860)")
+    parser.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    parser.add_argument("--snapshot", metavar="PATH|none", help="study snapshot that seeds the store once with what "
+                        "it lacks (default: $MRL_SNAPSHOT or data/snapshot/study.json; none: don't seed)")
+    parser.add_argument("--published", metavar="PATH|none", help="IBM's published results, seeded the same way "
+                        "(default: $MRL_PUBLISHED or data/published_2023; none: don't seed)")
+    return parser
+
+
+def _settings_of(args: argparse.Namespace) -> Settings:
+    import dataclasses
+
+    from data.settings import snapshot_path_of
+
+    settings = Settings.from_env().with_overrides(host=args.host, port=args.port, db_path=args.db)
+    for flag, name in ((args.snapshot, "snapshot_path"), (args.published, "published_path")):
+        if flag is not None:
+            settings = dataclasses.replace(settings, **{name: snapshot_path_of(flag)})
+    return settings
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from types import MappingProxyType
 from data.errors import LeaderboardError
 from data.metrics import PUBLISHED_SOURCE
 from data.records import Score
+from data.settings import DEFAULT_PUBLISHED
 from data.store import Store
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ PUBLISHED_DEFAULT_SOURCE = f"https://raw.githubusercontent.com/IBM/model-recycli
 MODELS_TESTED_PATH = "results/models_tested.csv"
 # The same files bundled in the project (gzipped verbatim, with IBM's Apache-2.0 LICENSE and a NOTICE): the app
 # seeds a fresh store from them, so the real 2023 leaderboards need no network.
-BUNDLED_DIR = Path(__file__).resolve().parent / "published_2023"
+BUNDLED_DIR = DEFAULT_PUBLISHED
 BASELINE_REVISION = "published-baseline"
 STSB = "stsb"
 BASELINE_STAGES = 20

@@ -178,3 +178,14 @@ class Score:
     created_at: datetime | None = None
     extra: dict = field(default_factory=dict)
     base_id: str = ""  # the base whose leaderboard this score belongs to
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppliedBundle:
+    """One bundled data set (the study snapshot, IBM's published results) at one version, applied to a store."""
+
+    name: str
+    version: str  # sha256 of the bundled bytes
+    applied_at: datetime
+    added: int  # rows the store lacked and got
+    skipped: int  # rows the store already had (its own data wins)

@@ -14,6 +14,8 @@ from pathlib import Path
 DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 # the bundled results snapshot (committed; written by ``python -m scoring study``, read by data/snapshot.py)
 DEFAULT_SNAPSHOT = Path(__file__).resolve().parent / "snapshot" / "study.json"
+# IBM's published 2023 results, bundled (read by data/published.py): the app seeds a store with them once
+DEFAULT_PUBLISHED = Path(__file__).resolve().parent / "published_2023"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +45,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     snapshot_path: Path | None = DEFAULT_SNAPSHOT  # seeds an app's store with what it lacks; None: don't seed
+    published_path: Path | None = DEFAULT_PUBLISHED  # the same for IBM's published results; None: don't seed
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -75,6 +78,8 @@ class Settings:
             values["reference_corpus"] = env["MRL_REFERENCE_CORPUS"]
         if env.get("MRL_SNAPSHOT"):
             values["snapshot_path"] = snapshot_path_of(env["MRL_SNAPSHOT"])
+        if env.get("MRL_PUBLISHED"):
+            values["published_path"] = snapshot_path_of(env["MRL_PUBLISHED"])
         if "MRL_CRAWL_BACKOFF_BASE_S" in env:
             values["crawl_backoff_base_s"] = float(env["MRL_CRAWL_BACKOFF_BASE_S"])
         return replace(cls(**values), **overrides)
@@ -85,7 +90,8 @@ class Settings:
 
 
 def snapshot_path_of(text: str) -> Path | None:
-    """A snapshot setting (``MRL_SNAPSHOT``, ``--snapshot``): a path, or ``none`` to seed nothing."""
+    """A bundle setting (``MRL_SNAPSHOT``, ``MRL_PUBLISHED``, ``--snapshot``, ``--published``): a path, or
+    ``none`` to seed nothing."""
     return None if text.strip().lower() == "none" else Path(text)
 
 

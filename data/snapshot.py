@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import os
-import time
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -27,15 +26,15 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
-from data.errors import LeaderboardError, SnapshotError
+from data.errors import SnapshotError
 from data.records import BaseModel, Candidate, Score
-from data.settings import DEFAULT_SNAPSHOT, Settings
+from data.settings import DEFAULT_SNAPSHOT
 from data.store import Store
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SNAPSHOT", "SNAPSHOT_FORMAT", "SeedReport", "Snapshot", "read_snapshot", "seed_from_settings",
-           "seed_store", "write_snapshot"]
+__all__ = ["DEFAULT_SNAPSHOT", "SNAPSHOT_FORMAT", "SeedReport", "Snapshot", "read_snapshot", "seed_store",
+           "write_snapshot"]
 
 SNAPSHOT_FORMAT = 1
 MAX_SNAPSHOT_BYTES = 5_000_000  # the committed file should stay below this
@@ -254,23 +253,3 @@ def seed_store(store: Store, path: Path) -> SeedReport:
     return SeedReport(path=Path(path), bases_added=n_bases, bases_skipped=len(snapshot.bases) - n_bases,
                       candidates_added=n_candidates, candidates_skipped=len(snapshot.candidates) - n_candidates,
                       scores_added=n_scores, scores_skipped=len(snapshot.scores) - n_scores)
-
-
-def seed_from_settings(store: Store, settings: Settings) -> SeedReport | None:
-    """What ``python app.py`` does after opening its store: seed it from ``settings.snapshot_path`` when that
-    file exists. Logs one line; a bad snapshot is logged as an error and the store is left as it is."""
-    path = settings.snapshot_path
-    if path is None:
-        logger.info("snapshot seeding is off (MRL_SNAPSHOT=none)")
-        return None
-    if not Path(path).exists():
-        logger.info("no snapshot at %s: the store is used as it is", path)
-        return None
-    started = time.perf_counter()
-    try:
-        report = seed_store(store, path)
-    except LeaderboardError as e:
-        logger.error("the snapshot was not loaded, the store is used as it is: %s", e)
-        return None
-    logger.info("%s in %.2fs", report.summary(), time.perf_counter() - started)
-    return report

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from data.errors import StoreError
-from data.records import BaseModel, Candidate, CandidateStatus, JobStatus, Score
+from data.records import AppliedBundle, BaseModel, Candidate, CandidateStatus, JobStatus, Score
 from data.store.jobs import JobQueue
 from data.store.rows import base_of, candidate_of, candidate_params, score_of, ts, utcnow
 from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS
@@ -228,22 +228,53 @@ class Store(JobQueue):
         """Insert the bases, candidates and scores the store lacks, in one transaction, as they are (timestamps
         included); returns how many of each were added. Never updates or deletes a stored row (a base, a
         candidate or a score with the same key stays as stored) and creates no jobs: for seeding from a snapshot."""
-        now = utcnow()
         with self._write() as conn:
-            n_bases = conn.executemany(
-                """INSERT OR IGNORE INTO bases (repo_id, sha, aliases, model_type, hidden_size, num_hidden_layers,
-                       num_attention_heads, vocab_size, num_params, added_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [(b.repo_id, b.sha, json.dumps(list(b.aliases)), b.signature.model_type, b.signature.hidden_size,
-                  b.signature.num_hidden_layers, b.signature.num_attention_heads, b.signature.vocab_size,
-                  b.num_params, ts(now), ts(now)) for b in bases],
-            ).rowcount
-            n_candidates = conn.executemany(
-                f"INSERT OR IGNORE INTO candidates ({CANDIDATE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [candidate_params(c, c.updated_at or now) for c in candidates],
-            ).rowcount
-            n_scores = self._insert_scores(conn, scores, now, on_conflict="IGNORE")
+            return self._add_missing(conn, bases, candidates, scores)
+
+    def apply_bundle(self, name: str, version: str, bases: Sequence[BaseModel], candidates: Sequence[Candidate],
+                     scores: Sequence[Score]) -> tuple[int, int, int] | None:
+        """``add_missing`` once per bundled version: None (and nothing written) when ``(name, version)`` has been
+        applied to this store before; else the counts, recorded with the version in the same transaction."""
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM bundles_applied WHERE name = ? AND version = ?",
+                            (name, version)).fetchone():
+                return None
+            counts = self._add_missing(conn, bases, candidates, scores)
+            total = len(bases) + len(candidates) + len(scores)
+            conn.execute("INSERT INTO bundles_applied (name, version, applied_at, added, skipped) "
+                         "VALUES (?, ?, ?, ?, ?)", (name, version, ts(utcnow()), sum(counts), total - sum(counts)))
+            return counts
+
+    def applied_bundles(self) -> list[AppliedBundle]:
+        """Every bundled version that has seeded this store, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT name, version, applied_at, added, skipped FROM bundles_applied "
+                                "ORDER BY applied_at, name")
+            return [AppliedBundle(name=r["name"], version=r["version"], added=r["added"], skipped=r["skipped"],
+                                  applied_at=datetime.fromisoformat(r["applied_at"])) for r in rows]
+
+    def is_bundle_applied(self, name: str, version: str) -> bool:
+        with self._connect() as conn:
+            return conn.execute("SELECT 1 FROM bundles_applied WHERE name = ? AND version = ?",
+                                (name, version)).fetchone() is not None
+
+    def _add_missing(self, conn, bases: Sequence[BaseModel], candidates: Sequence[Candidate],
+                     scores: Sequence[Score]) -> tuple[int, int, int]:
+        now = utcnow()
+        n_bases = conn.executemany(
+            """INSERT OR IGNORE INTO bases (repo_id, sha, aliases, model_type, hidden_size, num_hidden_layers,
+                   num_attention_heads, vocab_size, num_params, added_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [(b.repo_id, b.sha, json.dumps(list(b.aliases)), b.signature.model_type, b.signature.hidden_size,
+              b.signature.num_hidden_layers, b.signature.num_attention_heads, b.signature.vocab_size,
+              b.num_params, ts(now), ts(now)) for b in bases],
+        ).rowcount
+        n_candidates = conn.executemany(
+            f"INSERT OR IGNORE INTO candidates ({CANDIDATE_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [candidate_params(c, c.updated_at or now) for c in candidates],
+        ).rowcount
+        n_scores = self._insert_scores(conn, scores, now, on_conflict="IGNORE")
         return max(n_bases, 0), max(n_candidates, 0), max(n_scores, 0)
 
     def scores(self, *, repo_id: str | None = None, source: str | None = None, scorer: str | None = None,

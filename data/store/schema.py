@@ -84,6 +84,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO meta (key, value) VALUES ('data_version', 0);
     """,
+    # 4: which version of each bundled data set (study snapshot, published results) has seeded this store, so
+    # seeding runs once per version and a row a deployment deleted is not re-added at the next start
+    """
+    CREATE TABLE bundles_applied (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        applied_at TEXT NOT NULL,
+        added INTEGER NOT NULL,
+        skipped INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
 )
 
 CANDIDATE_COLUMNS = (

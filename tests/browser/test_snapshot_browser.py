@@ -1,6 +1,6 @@
 """A fresh machine: ``python app.py`` on an empty store, seeded from the bundled snapshot, serves its leaderboard.
 
-The app is started as ``app.main`` starts it (``seed_from_settings``, then ``create_server``) on a new, empty
+The app is started as ``app.main`` starts it (``seed_bundles``, then ``create_server``) on a new, empty
 database. Every expectation is read from ``data/snapshot/study.json`` itself, so the test holds for whatever
 study wrote it.
 """
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Page, expect
 
+from data.bundles import seed_bundles
 from data.settings import Settings
-from data.snapshot import DEFAULT_SNAPSHOT, Snapshot, read_snapshot, seed_from_settings
+from data.snapshot import DEFAULT_SNAPSHOT, Snapshot, read_snapshot
 from data.store import Store
 from tests.browser.conftest import download_export, open_page, serve_app
 
@@ -39,12 +40,11 @@ class SeededApp:
 def seeded_app(tmp_path_factory) -> Iterator[SeededApp]:
     tmp = tmp_path_factory.mktemp("snapshot-app")
     settings = Settings(db_path=tmp / "fresh.db", cache_dir=tmp / "cache", hub_endpoint="http://127.0.0.1:9",
-                        snapshot_path=DEFAULT_SNAPSHOT)
+                        snapshot_path=DEFAULT_SNAPSHOT, published_path=None)
     snapshot = read_snapshot(DEFAULT_SNAPSHOT)
     store = Store(settings.db_path)
-    report = seed_from_settings(store, settings)
-    assert report is not None and (report.bases_added, report.candidates_added, report.scores_added) == (
-        len(snapshot.bases), len(snapshot.candidates), len(snapshot.scores))
+    [seed] = seed_bundles(store, settings)
+    assert seed.added == (len(snapshot.bases), len(snapshot.candidates), len(snapshot.scores))
     with serve_app(store, settings, tmp, "snapshot-browser-app") as url:
         yield SeededApp(url=url, snapshot=snapshot)
 

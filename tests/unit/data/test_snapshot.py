@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from data.records import (
     SkipReason,
 )
 from data.settings import DEFAULT_SNAPSHOT, Settings
-from data.snapshot import SNAPSHOT_FORMAT, read_snapshot, score_key, seed_from_settings, seed_store, write_snapshot
+from data.snapshot import SNAPSHOT_FORMAT, read_snapshot, score_key, seed_store, write_snapshot
 from data.store import Store
 from tests.helpers.leaderboard_store import BASE, SIG, build_store, sha
 
@@ -225,50 +224,6 @@ def test_settings_name_the_bundled_snapshot_unless_told_otherwise(tmp_path):
     assert Settings.from_env({"MRL_SNAPSHOT": "none"}).snapshot_path is None
     assert Settings.from_env({"MRL_SNAPSHOT": "None"}).snapshot_path is None
     assert Settings.from_env({"MRL_SNAPSHOT": str(tmp_path / "s.json")}).snapshot_path == tmp_path / "s.json"
-
-
-def test_seed_from_settings_seeds_logs_or_leaves_the_store_alone(snapshot_path, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="data.snapshot")
-    store = Store(tmp_path / "app.db")
-    before = dump(store)
-    assert seed_from_settings(store, Settings(db_path=store.db_path, snapshot_path=None)) is None
-    assert seed_from_settings(store, Settings(db_path=store.db_path, snapshot_path=tmp_path / "nothing.json")) is None
-    assert dump(store) == before
-    assert "no snapshot at" in caplog.text
-
-    bad = tmp_path / "bad.json"
-    bad.write_text("not json")
-    caplog.clear()
-    assert seed_from_settings(store, Settings(db_path=store.db_path, snapshot_path=bad)) is None
-    assert dump(store) == before
-    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert "the snapshot was not loaded" in error.getMessage() and "is not JSON" in error.getMessage()
-
-    caplog.clear()
-    report = seed_from_settings(store, Settings(db_path=store.db_path, snapshot_path=snapshot_path))
-    assert report is not None and report.candidates_added == len(store.candidates()) > 0
-    [line] = [r.getMessage() for r in caplog.records if r.name == "data.snapshot"]
-    assert line.startswith(f"seeded from {snapshot_path}: bases +1 (0 already stored), candidates +")
-
-
-def test_app_main_seeds_its_store_before_serving(snapshot_path, tmp_path, monkeypatch):
-    import uvicorn
-
-    import app
-
-    served = []
-    monkeypatch.setattr(app, "create_server", lambda store, settings: (store, settings))
-    monkeypatch.setattr(uvicorn, "run", lambda server, **kwargs: served.append(server))
-    assert app.main(["--db", str(tmp_path / "a.db"), "--snapshot", str(snapshot_path), "--port", "1"]) == 0
-    store, settings = served[-1]
-    assert settings.snapshot_path == snapshot_path and len(store.candidates()) == 6 and store.jobs() == []
-
-    assert app.main(["--db", str(tmp_path / "b.db"), "--snapshot", "none"]) == 0
-    assert served[-1][1].snapshot_path is None and served[-1][0].bases() == []
-
-    monkeypatch.setenv("MRL_SNAPSHOT", str(tmp_path / "missing.json"))
-    assert app.main(["--db", str(tmp_path / "c.db")]) == 0
-    assert served[-1][0].bases() == []
 
 
 def test_cli_seed_snapshot_prints_the_counts(snapshot_path, tmp_path, capsys):
