@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data.cli import resolve_base_arg
 from data.errors import LeaderboardError
 from data.records import CandidateStatus
 from data.settings import Settings
@@ -220,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     configure_logging(settings.log_level)
+    resolve_base_arg(args)
     try:
         return args.func(args, settings)
     except LeaderboardError as e:

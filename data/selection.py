@@ -40,11 +40,26 @@ def aliases_of(repo_id: str, *also: str) -> tuple[str, ...]:
 
 
 def canonical_id(repo_id: str) -> str:
-    """Today's id of a base known by a legacy id (roberta-base -> FacebookAI/roberta-base); else unchanged."""
+    """Today's id of a base known by a legacy id (roberta-base -> FacebookAI/roberta-base); else unchanged.
+    Legacy ids match in any case, as the Hub resolves them (RoBERTa-base -> FacebookAI/roberta-base)."""
+    folded = repo_id.strip().lower()
     for canonical, legacy in LEGACY_ALIASES.items():
-        if repo_id in legacy:
+        if folded in legacy or folded == canonical.lower():
             return canonical
     return repo_id
+
+
+def resolve_base_id(name: str, known: Iterable[str] = ()) -> tuple[str, str | None]:
+    """(canonical id, a sentence saying so when ``name`` was another id of it) for a base a user named.
+
+    ``known`` (e.g. the store's bases) are matched case-insensitively too; any other name is returned as typed."""
+    text = name.strip()
+    canonical = canonical_id(text)
+    if canonical == text:
+        canonical = {k.lower(): k for k in known}.get(text.lower(), text)
+    if canonical == text:
+        return text, None
+    return canonical, f"{text} is {canonical} on the Hub today; using {canonical}"
 
 
 def parse_base_model_tags(tags: Iterable[str]) -> dict[str, Kind]:

@@ -4,11 +4,13 @@ python -m ranking validity --base BASE_ID [--source ...] [--db PATH]"""
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data.cli import resolve_base_arg
 from data.errors import LeaderboardError
 from data.metrics import PROJECT_SOURCE, SOURCES
 from data.settings import Settings
@@ -21,11 +23,11 @@ logger = logging.getLogger("ranking")
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.db_path)
+    available = available_leaderboards(store)
+    resolve_base_arg(args, known=[b for b, _, _ in available])
     board = load_leaderboard(store, args.base, args.source, sort_by=args.sort)
     if board.rows.empty and board.baseline.empty:
-        known = ", ".join(f"{b} ({s})" for b, s, n in available_leaderboards(store) if n) or "none"
-        print(f"error: no {args.source} scores for {args.base} in {settings.db_path}; leaderboards with scores: "
-              f"{known}", file=sys.stderr)
+        print(f"error: {_no_scores(args.base, args.source, settings.db_path, available)}", file=sys.stderr)
         return 1
     data = render(board, args.format)
     if args.out:
@@ -36,10 +38,21 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _no_scores(base: str, source: str, db_path: Path, available: list[tuple[str, str, int]]) -> str:
+    """Why there is nothing to export, with the leaderboards there are and the closest base names."""
+    known = ", ".join(f"{b} ({s})" for b, s, n in available if n) or "none"
+    names = {b.lower(): b for b, _, _ in available}
+    close = [names[c] for c in difflib.get_close_matches(base.lower(), names, n=3, cutoff=0.6)]
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return f"no {source} scores for {base} in {db_path}{hint}; leaderboards with scores: {known}"
+
+
 def cmd_validity(args: argparse.Namespace, settings: Settings) -> int:
     from ranking.stats import validity_lines
 
-    board = load_leaderboard(Store(settings.db_path), args.base, args.source)
+    store = Store(settings.db_path)
+    resolve_base_arg(args, known=[b for b, _, _ in available_leaderboards(store)])
+    board = load_leaderboard(store, args.base, args.source)
     rows = board.rows
     for column, label in (("free_energy", "free energy"), ("llc_mean", "LLC"), ("probe_accuracy", "probe")):
         for line in validity_lines(rows, column, label):

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from data.cli import resolve_base_arg
 from data.errors import LeaderboardError
 from data.settings import Settings
 from data.store import Store
@@ -357,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--seeds and --base-seeds must be at least 1")
     settings = Settings.from_env().with_overrides(db_path=args.db, hub_endpoint=getattr(args, "endpoint", None))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    resolve_base_arg(args)
     try:
         return args.func(args, settings)
     except KeyError as e:

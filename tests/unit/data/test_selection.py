@@ -3,9 +3,11 @@ import pytest
 from data.records import ArchSignature, Kind, SkipReason
 from data.selection import (
     aliases_of,
+    canonical_id,
     is_tagged_descendant,
     parse_base_model_tags,
     relation_kind,
+    resolve_base_id,
     screen_config,
     screen_listing,
     weight_files,
@@ -113,3 +115,23 @@ def test_signature_reads_t5_names():
     sig = ArchSignature.from_config({"model_type": "t5", "d_model": 768, "num_layers": 12, "num_heads": 12,
                                      "vocab_size": 32128})
     assert (sig.hidden_size, sig.num_hidden_layers, sig.num_attention_heads) == (768, 12, 12)
+
+
+@pytest.mark.parametrize(("typed", "canonical"), [
+    ("roberta-base", "FacebookAI/roberta-base"), ("bert-base-uncased", "google-bert/bert-base-uncased"),
+    ("bert-base-cased", "google-bert/bert-base-cased"), ("t5-base", "google-t5/t5-base"),
+    (" T5-Base ", "google-t5/t5-base"), ("distilroberta-base", "distilbert/distilroberta-base"),
+])
+def test_legacy_base_names_resolve_to_the_canonical_id_with_a_note(typed, canonical):
+    assert resolve_base_id(typed) == (canonical, f"{typed.strip()} is {canonical} on the Hub today; using {canonical}")
+    assert canonical_id(typed) == canonical
+
+
+def test_canonical_and_unknown_names_are_kept_and_known_bases_match_in_any_case():
+    assert resolve_base_id("FacebookAI/roberta-base") == ("FacebookAI/roberta-base", None)
+    assert resolve_base_id("org/never-heard-of") == ("org/never-heard-of", None)
+    assert resolve_base_id("Microsoft/DeBERTa-v3-base", known=["microsoft/deberta-v3-base"])[0] == \
+        "microsoft/deberta-v3-base"
+    assert resolve_base_id("microsoft/deberta-v3-base", known=["microsoft/deberta-v3-base"]) == (
+        "microsoft/deberta-v3-base", None)
+

@@ -84,3 +84,21 @@ def test_export_command_writes_a_file_and_refuses_unknown_leaderboards(tmp_path,
     assert capsys.readouterr().out.splitlines()[0].startswith("base_id,source,rank,repo_id")
     assert main(["export", "--base", "org/nothing", "--db", str(db)]) == 1
     assert "leaderboards with scores: org/base (project)" in capsys.readouterr().err
+
+
+def test_export_command_takes_legacy_and_misspelt_base_names(tmp_path, capsys):
+    """roberta-base names FacebookAI/roberta-base (said on stderr); a near miss gets the closest names."""
+    db = tmp_path / "lb.db"
+    canonical = "FacebookAI/roberta-base"
+    Store(db).add_scores([Score(repo_id=r, revision="r", scorer="intertraining", metric="target_score", target=t,
+                                seed=seed, value=v, config_hash="h1", base_id=canonical)
+                          for r, targets in {canonical: BASE_RUNS[BASE], **TABLE}.items()
+                          for t, vs in targets.items() for seed, v in enumerate(vs)])
+    for typed in ("roberta-base", "RoBERTa-base", "facebookai/roberta-base"):
+        assert main(["export", "--base", typed, "--format", "csv", "--db", str(db)]) == 0
+        out, err = capsys.readouterr()
+        assert out.splitlines()[1].startswith(f"{canonical},project,0,{canonical},")
+        assert f"note: {typed} is {canonical} on the Hub today; using {canonical}" in err
+    assert main(["export", "--base", "FacebookAI/roberta-bse", "--db", str(db)]) == 1
+    assert "(did you mean FacebookAI/roberta-base?)" in capsys.readouterr().err
+
