@@ -14,6 +14,7 @@ from data.errors import SubmissionRejected
 from data.hub import HubClient
 from data.metrics import PROJECT_SOURCE
 from data.records import CandidateStatus, JobStatus
+from data.selection import resolve_base_id
 from data.settings import Settings
 from data.store import Store
 from data.submissions import submit
@@ -45,6 +46,8 @@ class AppHandlers:
         available = self.service.available()
         if not available:
             return None, PROJECT_SOURCE
+        if base:  # a legacy or differently cased id (roberta-base) opens its canonical board
+            base, _ = resolve_base_id(base, known=[b for b, _, _ in available])
         if base in {b for b, _, _ in available}:
             sources = self.service.sources(base)
             return base, source if source in sources else sources[0]
