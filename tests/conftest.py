@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: any stray default-endpoint call fails fast
 os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
 os.environ.pop("HF_TOKEN", None)
-
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Target suites and loaders: known answers from the 12 shared datasets, split rules, errors, suites."""
+"""Target suites and loaders: known answers from a few real rows of the 12 local datasets, split rules, errors."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from data.targets import PUBLISHED_SUITE, QUICK_TARGETS, TargetSpec, default_loc
 from scoring.examples import TargetData
 from scoring.target_data import TargetError, load_target
 
-DATASETS_DIR = Path(__file__).resolve().parents[4] / "shared" / "datasets"
+ROOT = Path(__file__).resolve().parents[3]
+DATASETS_DIR = ROOT / "tests" / "fixtures" / "datasets"  # 20/6/6 rows of each shared dataset, see its README
 NUM_LABELS = {"ag_news": 4, "banking77": 77, "mrpc": 2, "rotten_tomatoes": 2, "rte": 2, "sick": 3, "sst2": 2,
               "subj": 2, "trec": 6, "tweet_eval_emotion": 4, "tweet_eval_hate": 2, "tweet_eval_irony": 2}
 PAIR_TASKS = {"mrpc", "rte", "sick"}
@@ -52,13 +53,18 @@ def _write_dataset(root: Path, name: str, rows: dict[str, list[tuple[str, str]]]
     return d
 
 
-def test_default_local_root_is_the_shared_datasets_dir():
-    assert default_local_root() == DATASETS_DIR
-    assert sorted(s.name for s in local_suite(default_local_root())) == sorted(NUM_LABELS)
+def test_default_local_root_is_the_shared_datasets_dir_beside_the_repository():
+    assert default_local_root() == ROOT.parent / "shared" / "datasets"  # the path only: tests never read it
+    assert sorted(s.name for s in local_suite(DATASETS_DIR)) == sorted(NUM_LABELS)
+
+
+def test_a_missing_local_root_is_named():
+    with pytest.raises(FileNotFoundError, match=r"local datasets directory .*nowhere does not exist"):
+        suite("quick", local_root=ROOT / "nowhere")
 
 
 @pytest.mark.parametrize("name", sorted(NUM_LABELS))
-def test_every_shared_dataset_loads_with_its_label_counts(name):
+def test_every_local_dataset_loads_with_its_label_counts(name):
     data, meta = _load(name), _meta(name)
     assert data.name == name and data.metric == "accuracy"
     assert data.num_labels == NUM_LABELS[name] == len(meta["label_names"])
@@ -79,7 +85,10 @@ def test_known_rows_follow_label_names():
     first = sst2.train[0]
     assert first.text.startswith("a stirring , funny and finally transporting re-imagining")
     assert first.label == sst2.label_names.index("positive") == 1
+    assert sst2.train[1].text.startswith("soulless and -- even more damning -- virtually joyless")
     assert sst2.train[1].label == sst2.label_names.index("negative") == 0
+    names = ["negative", "positive", "negative", "positive", "positive", "negative"]  # test.csv's label_name
+    assert [sst2.label_names[e.label] for e in sst2.test] == names
 
     ag = _load("ag_news")  # label_field is label_name; the 1-based `label` column must agree with it
     assert ag.label_names == ("World", "Sports", "Business", "Sci/Tech")
@@ -101,11 +110,11 @@ def test_split_rules_for_missing_files():
     rte, trec, sst2 = _load("rte"), _load("trec"), _load("sst2")
     # rte has no test.csv: test is its validation set, eval is a carved 10% of train
     assert (_spec("rte").eval_split, _spec("rte").test_split) == (None, "validation")
-    assert len(rte.test) == 277 and (len(rte.train), len(rte.eval)) == (2490 - 249, 249)
+    assert len(rte.test) == 6 and (len(rte.train), len(rte.eval)) == (20 - 2, 2)
     # trec has no validation.csv: test is test.csv, eval is carved from train
     assert (_spec("trec").eval_split, _spec("trec").test_split) == (None, "test")
-    assert (len(trec.train), len(trec.eval), len(trec.test)) == (4500, 500, 500)
-    assert (len(sst2.train), len(sst2.eval), len(sst2.test)) == (5000, 872, 1000)
+    assert (len(trec.train), len(trec.eval), len(trec.test)) == (18, 2, 6)
+    assert (len(sst2.train), len(sst2.eval), len(sst2.test)) == (20, 6, 6)
     # carving is a disjoint cover of train, independent of the run seed
     full = load_target(TargetSpec(name="rte", task="", text_fields=("sentence1", "sentence2"), is_pair=True,
                                   label_names=_spec("rte").label_names, eval_split="validation",
@@ -126,10 +135,10 @@ def test_both_splits_carved_when_only_train_exists(tmp_path):
 
 def test_subsampling_is_seeded_and_respects_the_caps():
     spec = _spec("sst2")
-    a = load_target(spec, max_train=100, max_eval=50, max_test=30, seed=0)
-    b = load_target(spec, max_train=100, max_eval=50, max_test=30, seed=0)
-    c = load_target(spec, max_train=100, max_eval=50, max_test=30, seed=1)
-    assert (len(a.train), len(a.eval), len(a.test)) == (100, 50, 30)
+    a = load_target(spec, max_train=10, max_eval=3, max_test=2, seed=0)
+    b = load_target(spec, max_train=10, max_eval=3, max_test=2, seed=0)
+    c = load_target(spec, max_train=10, max_eval=3, max_test=2, seed=1)
+    assert (len(a.train), len(a.eval), len(a.test)) == (10, 3, 2)
     assert a == b and a.train != c.train and a.eval != c.eval
     assert set(a.train) <= set(_load("sst2").train)
     big = load_target(spec, max_train=10**6)
@@ -181,7 +190,7 @@ def test_hub_specs_fail_clearly_without_the_network(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", unreachable)
     with pytest.raises(TargetError, match=r"cola: could not load nyu-mll/glue \(cola\) from the Hub"):
-        load_target(suite("published:cola")[0])
+        load_target(suite("published:cola", local_root=DATASETS_DIR)[0])
 
 
 def test_hub_path_reads_class_labels_drops_unlabelled_rows_and_records_the_revision(tmp_path, monkeypatch):
@@ -205,19 +214,20 @@ def test_hub_path_reads_class_labels_drops_unlabelled_rows_and_records_the_revis
 
 
 def test_named_suites():
-    quick = suite("quick")
+    quick = suite("quick", local_root=DATASETS_DIR)
     assert tuple(s.name for s in quick) == QUICK_TARGETS == ("sst2", "rte", "trec")
     assert all(s.is_local for s in quick)
     assert {s.is_pair for s in quick} == {True, False} and _load("trec").num_labels > 2
     assert suite("published") == PUBLISHED_SUITE
-    assert len(suite("local")) == 12
+    assert len(suite("local", local_root=DATASETS_DIR)) == 12
 
 
 def test_custom_suites_prefer_local_data_and_take_prefixes(tmp_path):
-    assert [(s.name, s.is_local) for s in suite("sst2, rte")] == [("sst2", True), ("rte", True)]
-    published = suite("published:sst2,cola")
+    assert [(s.name, s.is_local) for s in suite("sst2, rte", local_root=DATASETS_DIR)] == [("sst2", True),
+                                                                                           ("rte", True)]
+    published = suite("published:sst2,cola", local_root=DATASETS_DIR)
     assert [(s.name, s.hub_id) for s in published] == [("sst2", "nyu-mll/glue"), ("cola", "nyu-mll/glue")]
-    assert suite("banking77,anli")[1].hub_id == "facebook/anli"
+    assert suite("banking77,anli", local_root=DATASETS_DIR)[1].hub_id == "facebook/anli"
     _write_dataset(tmp_path, "toy", {"train": [("a", "pos"), ("b", "neg")]})
     assert [s.name for s in suite("local", local_root=tmp_path)] == ["toy"]
     assert suite("toy", local_root=tmp_path)[0].local_dir == tmp_path / "toy"
@@ -229,12 +239,12 @@ def test_custom_suites_prefer_local_data_and_take_prefixes(tmp_path):
 ])
 def test_unknown_names_suggest_the_closest(name, suggestion):
     with pytest.raises(KeyError, match=re.escape(suggestion)):
-        suite(name)
+        suite(name, local_root=DATASETS_DIR)
 
 
 def test_a_target_named_twice_is_rejected():
     with pytest.raises(KeyError, match="twice"):
-        suite("sst2,sst2")
+        suite("sst2,sst2", local_root=DATASETS_DIR)
 
 
 def test_published_registry_invariants():
