@@ -12,10 +12,15 @@
    ``GET /api/leaderboard?base=...&format=json`` ``--requests`` times (bounded by ``--time-limit`` s).
    Anchor, same server, same run: one client. p50/p95/p99, requests/s, p95(N clients)/p50(1 client).
    Goal p95 < 300 ms on 2 cores.
+4. On the real bundled boards (benchmarks/app_real.py): cold start of ``python app.py`` on a fresh store (it
+   seeds IBM's published 2023 results and the study) to the first leaderboard row in Chromium, against the same
+   app with seeding off (goal ≤ 10 s); filter/sort round trips on the roberta-base published board (1,278
+   models) and the study board against plain pandas (goal p95 ≤ 100 ms).
 
 Prints each figure on its own line and appends a section to benchmarks/RESULTS.md.
 
     python benchmarks/app.py [--models 50000] [--http-models 2000] [--clients 50] [--requests 20]
+                             [--parts build,handler,http,real]
 """
 
 from __future__ import annotations
@@ -404,6 +409,41 @@ def _load_lines(label: str, url: str, args) -> list[str]:
 
 
 # ------------------------------------------------------------------ main
+PARTS = ("build", "handler", "http", "real")
+
+
+def synthetic_parts(args, parts: list[str]) -> list[str]:
+    """Sections 1-3 on synthetic scores."""
+    lines: list[str] = []
+    columns, metadata = synthetic(args.models, seed=0)
+    if "build" in parts:
+        frame = scores_frame_of(columns)
+        lines += bench_build(frame, metadata, args.repeats)
+        print("\n".join(lines), flush=True)
+        del frame
+        gc.collect()
+    with tempfile.TemporaryDirectory() as tmp:
+        if "handler" in parts:
+            started = time.perf_counter()
+            store = write_store(Path(tmp) / "handler.db", columns, metadata)
+            written = time.perf_counter() - started
+            n_rows = len(columns["value"])
+            section = [(f"store: {n_rows:,} scores + {len(metadata):,} candidates written with Store.add_scores / "
+                        f"save_candidates in {written:.1f}s ({n_rows / written:,.0f} scores/s)")]
+            section += bench_handler(store, args.handler_calls)
+            print("\n".join(section), flush=True)
+            lines += section
+        del columns
+        gc.collect()
+        if "http" in parts:
+            http_columns, http_metadata = synthetic(args.http_models, seed=1)
+            write_store(Path(tmp) / "http.db", http_columns, http_metadata)
+            section = bench_http(Path(tmp) / "http.db", args)
+            print("\n".join(section), flush=True)
+            lines += section
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=50_000)
@@ -413,32 +453,19 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed build runs after the warm-up")
     parser.add_argument("--handler-calls", type=int, default=55)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per HTTP load phase")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     args = parser.parse_args()
+    parts = [p for p in args.parts.split(",") if p]
+    if not parts or set(parts) - set(PARTS):
+        parser.error(f"--parts must name some of {', '.join(PARTS)}")
 
     lines: list[str] = []
-    columns, metadata = synthetic(args.models, seed=0)
-    frame = scores_frame_of(columns)
-    lines += bench_build(frame, metadata, args.repeats)
-    print("\n".join(lines), flush=True)
-    del frame
-    gc.collect()
+    if {"build", "handler", "http"} & set(parts):
+        lines += synthetic_parts(args, parts)
+    if "real" in parts:
+        from app_real import cold_start_lines, round_trip_lines  # benchmarks/app_real.py, beside this script
 
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        store = write_store(Path(tmp) / "handler.db", columns, metadata)
-        written = time.perf_counter() - started
-        n_rows = len(columns["value"])
-        del columns
-        gc.collect()
-        section = [(f"store: {n_rows:,} scores + {len(metadata):,} candidates written with Store.add_scores / "
-                    f"save_candidates in {written:.1f}s ({n_rows / written:,.0f} scores/s)")]
-        section += bench_handler(store, args.handler_calls)
-        print("\n".join(section), flush=True)
-        lines += section
-
-        http_columns, http_metadata = synthetic(args.http_models, seed=1)
-        write_store(Path(tmp) / "http.db", http_columns, http_metadata)
-        section = bench_http(Path(tmp) / "http.db", args)
+        section = cold_start_lines() + round_trip_lines()
         print("\n".join(section), flush=True)
         lines += section
 
@@ -447,7 +474,7 @@ def main() -> int:
         f.write(f"\n## app — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}\n"
                 f"`python benchmarks/app.py --models {args.models} --http-models {args.http_models} "
                 f"--clients {args.clients} --requests {args.requests} --repeats {args.repeats} "
-                f"--handler-calls {args.handler_calls} --time-limit {args.time_limit:g}`\n\n"
+                f"--handler-calls {args.handler_calls} --time-limit {args.time_limit:g} --parts {args.parts}`\n\n"
                 + "\n".join(f"- {line}" for line in lines) + "\n")
     return 0
 
