@@ -9,24 +9,27 @@ at any moment and run again ends with the same store as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tqdm import tqdm
 
-from data.errors import EntryNotFound, HubError
+from data.errors import EntryNotFound, FileTooLarge, HubError
 from data.hub import HubClient, HubModelInfo
 from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Match, SkipReason
 from data.selection import (
     aliases_of,
+    is_known_size,
     is_tagged_descendant,
+    parse_config,
     relation_kind,
     screen_config,
     screen_listing,
+    screen_size,
     weight_files,
 )
 from data.settings import Settings
@@ -65,7 +68,7 @@ class CrawlReport:
 def resolve_base(base_id: str, hub: HubClient, store: Store) -> BaseModel:
     """Resolve the base on the Hub (canonical id, sha, architecture signature) and record it."""
     info = hub.model_info(base_id)
-    config = _parse_json(hub.read_file(info.repo_id, "config.json", info.sha))
+    config = parse_config(hub.read_file(info.repo_id, "config.json", info.sha))
     if not isinstance(config, dict):
         raise HubError(f"{info.repo_id}: config.json of the base model is not a JSON object")
     base = BaseModel(
@@ -79,12 +82,14 @@ def resolve_base(base_id: str, hub: HubClient, store: Store) -> BaseModel:
     return base
 
 
-def list_descendants(base: BaseModel, hub: HubClient, limit: int | None = None) -> dict[str, HubModelInfo]:
-    """Models tagged as descendants under any alias, plus every model of the base's model_type."""
+def list_descendants(base: BaseModel, hub: HubClient, limit: int | None = None,
+                     on_bad_item: Callable[[str, str], None] | None = None) -> dict[str, HubModelInfo]:
+    """Models tagged as descendants under any alias, plus every model of the base's model_type. A listed item
+    that cannot be parsed is passed to ``on_bad_item(repo_id, reason)`` and left out."""
     listed: dict[str, HubModelInfo] = {}
     queries = [[f"base_model:{alias}"] for alias in base.aliases] + [[base.signature.model_type]]
     for query in queries:
-        for info in hub.iter_models(filter=query, limit=limit):
+        for info in hub.iter_models(filter=query, limit=limit, on_bad_item=on_bad_item):
             if info.repo_id not in base.aliases:
                 listed.setdefault(info.repo_id, info)
     if limit is not None and len(listed) > limit:
@@ -100,7 +105,7 @@ def crawl(
     started = time.perf_counter()
     base = resolve_base(base_id, hub, store)
     report = CrawlReport(base_id=base.repo_id)
-    listed = list_descendants(base, hub, limit)
+    listed = list_descendants(base, hub, limit, on_bad_item=report.failed.__setitem__)
     report.found = len(listed)
     known = store.known_verdicts(base.repo_id)
 
@@ -140,7 +145,12 @@ def crawl(
     with ThreadPoolExecutor(max_workers=settings.crawl_concurrency, thread_name_prefix="crawl") as pool:
         futures: dict[Future, HubModelInfo] = {}
         for info in todo:
-            decided = _screen(info, base, hub.has_token, settings.max_params)
+            try:
+                decided = _screen(info, base, hub.has_token, settings.max_params)
+            except Exception as e:  # one hostile listing entry never stops the crawl
+                _record_failure(report, info.repo_id, e)
+                progress.update()
+                continue
             if decided is not None:
                 record(decided)
                 progress.update()
@@ -150,9 +160,8 @@ def crawl(
             info = futures[future]
             try:
                 record(future.result())
-            except HubError as e:
-                logger.warning("%s: %s", info.repo_id, e)
-                report.failed[info.repo_id] = str(e)
+            except Exception as e:  # one hostile repo never stops the crawl: it is reported, the rest stored
+                _record_failure(report, info.repo_id, e)
             progress.update()
     flush()
     progress.close()
@@ -193,8 +202,19 @@ def _screen(info: HubModelInfo, base: BaseModel, has_token: bool, max_params: in
     return None if skip is None else _make_candidate(info, base, skip)
 
 
+def _record_failure(report: CrawlReport, repo_id: str, error: Exception) -> None:
+    """A model the crawl could not judge: reported (not stored, so the next crawl tries it again)."""
+    if isinstance(error, HubError):
+        logger.warning("%s: %s", repo_id, error)
+        report.failed[repo_id] = str(error)
+    else:
+        logger.exception("%s: unexpected %s while checking it", repo_id, type(error).__name__)
+        report.failed[repo_id] = f"unexpected {type(error).__name__}: {str(error)[:200]}"
+
+
 def _check_config(info: HubModelInfo, base: BaseModel, hub: HubClient, max_params: int) -> Candidate:
-    """Read config.json at the listed sha and give the final verdict."""
+    """Read config.json at the listed sha and give the final verdict; a size the listing did not give is read
+    from the safetensors headers."""
     if info.sha is None or info.filenames is None:
         info = hub.model_info(info.repo_id)
         early = _screen(info, base, hub.has_token, max_params)
@@ -204,11 +224,11 @@ def _check_config(info: HubModelInfo, base: BaseModel, hub: HubClient, max_param
         raw = hub.read_file(info.repo_id, "config.json", info.sha)
     except EntryNotFound:
         return _make_candidate(info, base, SkipReason.NO_CONFIG)
-    return _make_candidate(info, base, screen_config(_parse_json(raw), base.signature))
-
-
-def _parse_json(raw: bytes) -> object:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+    except FileTooLarge as e:
+        logger.info("%s", e)
+        return _make_candidate(info, base, SkipReason.INVALID_CONFIG)
+    skip = screen_config(parse_config(raw), base.signature)
+    if skip is None and not is_known_size(info.num_params):
+        info = replace(info, num_params=hub.count_parameters(info.repo_id, info.sha))
+        skip = screen_size(info.num_params, max_params)
+    return _make_candidate(info, base, skip)

@@ -31,6 +31,14 @@ class EntryNotFound(HubError, LookupError):
     """A file is missing from the repo at that revision."""
 
 
+class InvalidRepoId(HubError, ValueError):
+    """A repo id or revision the Hub client itself refuses (a hostile name in a listing, a typo)."""
+
+
+class FileTooLarge(HubError):
+    """A file read from the Hub is larger than we read (a hostile config.json)."""
+
+
 class SubmissionRejected(LeaderboardError, ValueError):
     """A user submission failed validation; ``reason`` is a sentence to show the user."""
 

@@ -25,13 +25,25 @@ from huggingface_hub import HfApi, ModelInfo, hf_hub_url, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
+    HFValidationError,
+    NotASafetensorsRepoError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
+    SafetensorsParsingError,
 )
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from data.errors import EntryNotFound, GatedModel, HubError, HubUnreachable, ModelNotFound, RevisionNotFound
+from data.errors import (
+    EntryNotFound,
+    FileTooLarge,
+    GatedModel,
+    HubError,
+    HubUnreachable,
+    InvalidRepoId,
+    ModelNotFound,
+    RevisionNotFound,
+)
 from data.records import ModelRef
 from data.settings import Settings
 
@@ -40,6 +52,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_FILE_BYTES = 4 * 1024 * 1024  # read_file's default cap: real config.json files are a few kB
+MAX_LICENSE_CHARS = 200  # a card's license field, as stored and shown
+MAX_TAGS, MAX_TAG_CHARS = 500, 300
 LISTING_EXPAND = (
     "sha", "lastModified", "createdAt", "downloads", "likes", "tags", "pipeline_tag", "library_name",
     "gated", "private", "disabled", "siblings", "cardData", "safetensors",
@@ -76,6 +91,8 @@ class HubModelInfo:
         license_ = getattr(info.card_data, "license", None) if info.card_data is not None else None
         if isinstance(license_, list):
             license_ = ",".join(str(x) for x in license_)
+        if license_ is not None:
+            license_ = _clip(str(license_), MAX_LICENSE_CHARS)
         return cls(
             repo_id=info.id,
             sha=info.sha,
@@ -83,7 +100,7 @@ class HubModelInfo:
             created_at=info.created_at,
             downloads=info.downloads or 0,
             likes=info.likes or 0,
-            tags=tuple(info.tags or ()),
+            tags=tuple(_clip(str(t), MAX_TAG_CHARS) for t in (info.tags or ())[:MAX_TAGS]),
             pipeline_tag=info.pipeline_tag,
             library_name=info.library_name,
             gated=info.gated or False,
@@ -93,6 +110,11 @@ class HubModelInfo:
             license=license_,
             num_params=info.safetensors.total if info.safetensors is not None else None,
         )
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters of a Hub-supplied string (a card can put megabytes in any field)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class HubClient:
@@ -146,6 +168,8 @@ class HubClient:
                 raise RevisionNotFound(f"{what}: no such revision") from e
             except RemoteEntryNotFoundError as e:
                 raise EntryNotFound(f"{what}: no such file") from e
+            except HFValidationError as e:
+                raise InvalidRepoId(f"{what}: not a valid Hub id or revision ({e})") from e
             except HfHubHTTPError as e:
                 status = e.response.status_code if e.response is not None else None
                 if status not in RETRY_STATUS:
@@ -166,9 +190,10 @@ class HubClient:
     # ------------------------------------------------------------------ listing
     def iter_models(
         self, *, filter: Sequence[str] = (), search: str | None = None, sort: str = "downloads",
-        limit: int | None = None,
+        limit: int | None = None, on_bad_item: Callable[[str, str], None] | None = None,
     ) -> Iterator[HubModelInfo]:
-        """Every model matching all ``filter`` tags, page by page, with the metadata the crawler needs."""
+        """Every model matching all ``filter`` tags, page by page, with the metadata the crawler needs. An item
+        huggingface_hub cannot parse is skipped and passed to ``on_bad_item(repo_id, reason)``."""
         params: list[tuple[str, str]] = [("filter", f) for f in filter]
         if search:
             params.append(("search", search))
@@ -187,7 +212,15 @@ class HubClient:
             items, url = self._with_retries(f"list models {filter or search} page {page + 1}", fetch)
             page += 1
             for item in items:
-                yield HubModelInfo.from_api(item)
+                try:
+                    info = HubModelInfo.from_api(item)
+                except Exception as e:  # a hostile listing entry: skip it, say which
+                    repo_id = str(item.get("id", "?"))[:200] if isinstance(item, dict) else "?"
+                    logger.warning("%s: unusable listing entry (%s)", repo_id, type(e).__name__)
+                    if on_bad_item is not None:
+                        on_bad_item(repo_id, f"unusable listing entry: {type(e).__name__}")
+                    continue
+                yield info
                 yielded += 1
                 if limit is not None and yielded >= limit:
                     return
@@ -202,10 +235,46 @@ class HubClient:
 
         return self._with_retries(f"{repo_id}@{revision or 'main'}", call)
 
-    def read_file(self, repo_id: str, filename: str, revision: str) -> bytes:
-        """One file's bytes at a revision (no cache; for small files such as config.json)."""
-        url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
-        return self._with_retries(f"{repo_id}@{revision[:8]}/{filename}", lambda: self._get(url).content)
+    def read_file(self, repo_id: str, filename: str, revision: str, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """One file's bytes at a revision (no cache; for small files such as config.json). A file over
+        ``max_bytes`` raises FileTooLarge after reading at most that much."""
+        what = f"{repo_id}@{revision[:8]}/{filename}"
+
+        def call() -> bytes:
+            url = hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)  # validates the id
+            return self._get_capped(url, max_bytes, what)
+
+        return self._with_retries(what, call)
+
+    def _get_capped(self, url: str, max_bytes: int, what: str) -> bytes:
+        with get_session().stream("GET", url, headers=self._headers(), follow_redirects=True) as response:
+            if response.status_code >= 400:
+                response.read()
+                hf_raise_for_status(response)
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > max_bytes:
+                raise FileTooLarge(f"{what} is {int(length):,} bytes, more than the {max_bytes:,} read")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FileTooLarge(f"{what} is more than the {max_bytes:,} bytes read")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    def count_parameters(self, repo_id: str, revision: str) -> int | None:
+        """The parameter count from the safetensors headers at a revision (read with range requests, the
+        weights themselves never downloaded); None when the repo has no readable safetensors header."""
+
+        def call() -> int | None:
+            try:
+                metadata = self._api.get_safetensors_metadata(repo_id, revision=revision)
+            except (NotASafetensorsRepoError, SafetensorsParsingError) as e:
+                logger.info("%s@%s: no parameter count from the safetensors headers: %s", repo_id, revision[:8], e)
+                return None
+            return sum(metadata.parameter_count.values())
+
+        return self._with_retries(f"{repo_id}@{revision[:8]} safetensors headers", call)
 
     def snapshot(self, ref: ModelRef, allow_patterns: Sequence[str] | None = None) -> Path:
         """Download the repo at its pinned sha into the cache; returns the local directory."""

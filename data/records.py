@@ -41,6 +41,7 @@ class SkipReason(StrEnum):
     NO_WEIGHTS = "no_weights"
     PICKLE_ONLY = "pickle_only"
     TOO_LARGE = "too_large"
+    UNKNOWN_SIZE = "unknown_size"  # no parameter count in the listing and none readable from the weights' headers
     INVALID_CONFIG = "invalid_config"
     NO_CONFIG = "no_config"
     REMOTE_CODE = "remote_code"

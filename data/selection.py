@@ -5,6 +5,7 @@ Nothing here does I/O; every rule takes plain values and returns a verdict, so e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from data.records import ArchSignature, Kind, SkipReason
@@ -27,6 +28,8 @@ LEGACY_ALIASES: dict[str, tuple[str, ...]] = {
 
 _RELATIONS = {kind.value: kind for kind in Kind}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+ADAPTER_CONFIG = "adapter_config.json"
+MAX_JSON_DEPTH = 32  # real config.json files nest 3-4 levels; a hostile one nests 100,000
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
@@ -114,20 +117,37 @@ def screen_listing(
         return SkipReason.GATED
     if kind is not Kind.FINETUNE:
         return SkipReason(kind.value)
-    has_safetensors, has_pickle = weight_files(filenames)
+    names = [name.rsplit("/", 1)[-1] for name in filenames]
+    if ADAPTER_CONFIG in names:
+        return SkipReason.ADAPTER  # an adapter without its base_model:adapter tag
+    has_safetensors, has_pickle = weight_files(names)
     if not has_safetensors:
         return SkipReason.PICKLE_ONLY if has_pickle else SkipReason.NO_WEIGHTS
-    if num_params is not None and num_params > max_params:
+    if is_known_size(num_params) and num_params > max_params:
         return SkipReason.TOO_LARGE
     return None
+
+
+def is_known_size(num_params: int | None) -> bool:
+    """A usable parameter count: a positive whole number (a listing can say nothing, or -5)."""
+    return isinstance(num_params, int) and not isinstance(num_params, bool) and num_params > 0
+
+
+def screen_size(num_params: int | None, max_params: int) -> SkipReason | None:
+    """The size rule once the weights' headers were read: an unknown size is refused, never let through."""
+    if not is_known_size(num_params):
+        return SkipReason.UNKNOWN_SIZE
+    return SkipReason.TOO_LARGE if num_params > max_params else None
 
 
 def screen_config(config: object, base: ArchSignature) -> SkipReason | None:
     """Decide from the model's config.json (already parsed); None means a candidate."""
     if not isinstance(config, dict):
         return SkipReason.INVALID_CONFIG
-    if "auto_map" in config:
+    if "auto_map" in config or config.get("trust_remote_code"):
         return SkipReason.REMOTE_CODE
+    if config.get("quantization_config"):
+        return SkipReason.QUANTIZED
     try:
         signature = ArchSignature.from_config(config)
     except ValueError:
@@ -135,3 +155,25 @@ def screen_config(config: object, base: ArchSignature) -> SkipReason | None:
     if signature != base:
         return SkipReason.ARCHITECTURE_MISMATCH
     return None
+
+
+def parse_config(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """config.json bytes as JSON, or None when they are not JSON, not UTF-8, or nested deeper than
+    ``max_depth`` (the caller has already capped their size)."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return value if json_depth(value, max_depth) <= max_depth else None
+
+
+def json_depth(value: object, limit: int) -> int:
+    """How deeply ``value`` nests (a scalar is 0, ``{}`` is 1), counted level by level, at most to ``limit`` + 1."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            return depth
+        depth += 1
+        level = [child for c in containers for child in (c.values() if isinstance(c, dict) else c)]
+    return depth

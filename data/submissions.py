@@ -2,25 +2,24 @@
 
 Checks run in order and the first failure raises ``SubmissionRejected`` with a sentence for the user;
 nothing is stored unless every check passes. The rules are the crawler's (``data.selection``), so a
-submitted model is judged exactly as a crawled one would be (three checks are, so far, only here: an
-adapter_config.json, and trust_remote_code or quantization_config in config.json). A submitter may queue at most
+submitted model is judged exactly as a crawled one would be. A submitter may queue at most
 ``settings.submit_limit_per_hour`` new models in any rolling hour (``RateLimiter``).
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import math
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from data.errors import (
     EntryNotFound,
+    FileTooLarge,
     GatedModel,
     HubError,
     HubUnreachable,
@@ -30,7 +29,16 @@ from data.errors import (
 )
 from data.hub import HubClient, HubModelInfo
 from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Job, JobStatus, Kind, Match, SkipReason
-from data.selection import is_tagged_descendant, relation_kind, screen_config, screen_listing, weight_files
+from data.selection import (
+    is_known_size,
+    is_tagged_descendant,
+    parse_config,
+    relation_kind,
+    screen_config,
+    screen_listing,
+    screen_size,
+    weight_files,
+)
 from data.settings import Settings
 from data.store import Store
 
@@ -52,6 +60,8 @@ SKIP_MESSAGES = {
     SkipReason.NO_WEIGHTS: "the repo has no model weights",
     SkipReason.PICKLE_ONLY: "the repo has only pickle weights (.bin/.pt); we load safetensors only",
     SkipReason.TOO_LARGE: "the model has more parameters than this leaderboard scores",
+    SkipReason.UNKNOWN_SIZE: "its parameter count is neither in the Hub's metadata nor readable from the weights' "
+                             "safetensors headers",
     SkipReason.INVALID_CONFIG: "config.json is not a valid model config",
     SkipReason.NO_CONFIG: "the repo has no config.json",
     SkipReason.REMOTE_CODE: "the model needs custom code (trust_remote_code), which we never run",
@@ -171,20 +181,15 @@ def validate_submission(repo_id: str, revision: str | None, hub: HubClient, stor
         filenames=info.filenames or (), num_params=info.num_params, has_token=hub.has_token,
         max_params=settings.max_params,
     )
-    if skip is None and any(f.rsplit("/", 1)[-1] == "adapter_config.json" for f in info.filenames or ()):
-        skip = SkipReason.ADAPTER  # an adapter without its base_model:adapter tag
     if skip is not None:
         raise SubmissionRejected(f"{repo_id}: {SKIP_MESSAGES[skip]}.")
     if any(b.repo_id == info.repo_id or repo_id in b.aliases for b in bases):
         raise SubmissionRejected(f"{repo_id} is a base model: it is the baseline row of its leaderboard.")
     config = _read_config(hub, info)
-    if isinstance(config, dict) and (config.get("trust_remote_code") or config.get("quantization_config")):
-        reason = SkipReason.REMOTE_CODE if config.get("trust_remote_code") else SkipReason.QUANTIZED
-        raise SubmissionRejected(f"{repo_id}: {SKIP_MESSAGES[reason]}.")
     for base in bases:
         if screen_config(config, base.signature) is None:
             match = Match.TAG if is_tagged_descendant(info.tags, base.aliases) else Match.CONFIG
-            return info, base, match
+            return _with_known_size(info, hub, settings), base, match
     reason = screen_config(config, bases[0].signature)
     if reason is not SkipReason.ARCHITECTURE_MISMATCH:
         raise SubmissionRejected(f"{repo_id}: {SKIP_MESSAGES[reason]}.")
@@ -252,9 +257,22 @@ def _read_config(hub: HubClient, info: HubModelInfo) -> object:
         raw = hub.read_file(info.repo_id, "config.json", info.sha)
     except EntryNotFound as e:
         raise SubmissionRejected(f"{info.repo_id}: {SKIP_MESSAGES[SkipReason.NO_CONFIG]}.") from e
+    except FileTooLarge as e:
+        raise SubmissionRejected(f"{info.repo_id}: config.json is too large to be a model config.") from e
     except HubError as e:
         raise SubmissionRejected(f"The Hub could not give config.json of {info.repo_id}: {e}") from e
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SubmissionRejected(f"{info.repo_id}: {SKIP_MESSAGES[SkipReason.INVALID_CONFIG]}.") from None
+    return parse_config(raw)  # None (not JSON, too deep) is judged INVALID_CONFIG by screen_config
+
+
+def _with_known_size(info: HubModelInfo, hub: HubClient, settings: Settings) -> HubModelInfo:
+    """The model with a usable parameter count: the listing's, else the safetensors headers'; refused when
+    neither gives one or it is over the limit (the size rule never fails open)."""
+    if not is_known_size(info.num_params):
+        try:
+            info = replace(info, num_params=hub.count_parameters(info.repo_id, info.sha))
+        except HubError as e:
+            raise SubmissionRejected(f"The Hub could not give the weights' headers of {info.repo_id}: {e}") from e
+    skip = screen_size(info.num_params, settings.max_params)
+    if skip is not None:
+        raise SubmissionRejected(f"{info.repo_id}: {SKIP_MESSAGES[skip]}.")
+    return info

@@ -31,7 +31,11 @@ def load_directory(hub, root: Path) -> list[str]:
     added = []
     for repo_dir in sorted(_repo_dirs(root)):
         repo_id = repo_dir.relative_to(root).as_posix()
-        metadata = _metadata(repo_dir)
+        try:
+            metadata = _metadata(repo_dir)
+        except (ValueError, OSError, RecursionError) as e:  # one bad repo never stops the server
+            logger.warning("%s: not served: %s", repo_dir, e)
+            continue
         files = {
             path.relative_to(repo_dir).as_posix(): path
             for path in sorted(repo_dir.rglob("*"))
@@ -61,16 +65,17 @@ def _metadata(repo_dir: Path) -> dict[str, Any]:
     meta_path = repo_dir / METADATA_FILE
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"{meta_path} is not a JSON object")
         unknown = set(meta) - ALLOWED_METADATA
         if unknown:
             raise ValueError(f"{meta_path}: unknown keys {sorted(unknown)}; allowed: {sorted(ALLOWED_METADATA)}")
         return meta
     tags = ["transformers"]
     config_path = repo_dir / "config.json"
-    if config_path.is_file():
-        model_type = json.loads(config_path.read_text()).get("model_type")
-        if model_type:
-            tags.append(model_type)
+    model_type = _model_type(config_path)
+    if model_type:
+        tags.append(model_type)
     card_data = _front_matter(repo_dir / "README.md")
     bases = card_data.get("base_model")
     for base in [bases] if isinstance(bases, str) else bases or []:
@@ -78,6 +83,19 @@ def _metadata(repo_dir: Path) -> dict[str, Any]:
     datasets = card_data.get("datasets")
     tags += [f"dataset:{name}" for name in ([datasets] if isinstance(datasets, str) else datasets or [])]
     return {"tags": tags, "card_data": card_data or None}
+
+
+def _model_type(config_path: Path) -> str | None:
+    """``model_type`` of a config.json; None when there is none or the file is not a JSON object (the repo is
+    still served, as the Hub serves broken configs)."""
+    if not config_path.is_file():
+        return None
+    try:
+        config = json.loads(config_path.read_bytes())
+    except (ValueError, RecursionError):
+        return None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    return model_type if isinstance(model_type, str) else None
 
 
 def _front_matter(readme: Path) -> dict[str, Any]:

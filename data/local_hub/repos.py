@@ -371,7 +371,7 @@ def _reduced_config(blob: Blob | None) -> dict[str, Any] | None:
         return None
     try:
         config = json.loads(blob.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # a hostile config.json is served as it is, not summarised
         return None
     if not isinstance(config, dict):
         return None

@@ -41,10 +41,11 @@ def test_directory_repos_get_hub_tags_from_config_and_card(tmp_path, settings):
     assert legacy.downloads == 5 and legacy.gated == "auto" and "hub.json" not in legacy.filenames
 
 
-def test_bad_metadata_is_refused(tmp_path):
+def test_bad_metadata_is_refused_for_that_repo_only(tmp_path, caplog):
     _repo(tmp_path, "org/x", meta={"downlods": 5})
-    with pytest.raises(ValueError, match="unknown keys \\['downlods'\\]"):
-        load_directory(LocalHub(), tmp_path)
+    _repo(tmp_path, "org/y")
+    assert load_directory(LocalHub(), tmp_path) == ["org/y"]
+    assert "unknown keys ['downlods']" in caplog.text
     with pytest.raises(NotADirectoryError):
         load_directory(LocalHub(), tmp_path / "missing")
 

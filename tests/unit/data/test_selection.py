@@ -5,11 +5,14 @@ from data.selection import (
     aliases_of,
     canonical_id,
     is_tagged_descendant,
+    json_depth,
     parse_base_model_tags,
+    parse_config,
     relation_kind,
     resolve_base_id,
     screen_config,
     screen_listing,
+    screen_size,
     weight_files,
 )
 
@@ -135,3 +138,36 @@ def test_canonical_and_unknown_names_are_kept_and_known_bases_match_in_any_case(
     assert resolve_base_id("microsoft/deberta-v3-base", known=["microsoft/deberta-v3-base"]) == (
         "microsoft/deberta-v3-base", None)
 
+
+
+def test_one_rule_set_for_crawl_and_submit_remote_code_quantization_adapters():
+    config = {"model_type": "roberta", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+              "vocab_size": 50265}
+    assert screen_config(config, ROBERTA) is None
+    assert screen_config({**config, "trust_remote_code": True}, ROBERTA) is SkipReason.REMOTE_CODE
+    assert screen_config({**config, "auto_map": {}}, ROBERTA) is SkipReason.REMOTE_CODE
+    assert screen_config({**config, "quantization_config": {"bits": 4}}, ROBERTA) is SkipReason.QUANTIZED
+    listing = {"kind": Kind.FINETUNE, "disabled": False, "private": False, "gated": False, "num_params": 10,
+               "has_token": False, "max_params": 100}
+    assert screen_listing(filenames=["model.safetensors"], **listing) is None
+    assert screen_listing(filenames=["model.safetensors", "sub/adapter_config.json"], **listing) is SkipReason.ADAPTER
+
+
+@pytest.mark.parametrize(("num_params", "verdict"), [
+    (None, SkipReason.UNKNOWN_SIZE), (-5, SkipReason.UNKNOWN_SIZE), (0, SkipReason.UNKNOWN_SIZE),
+    (True, SkipReason.UNKNOWN_SIZE), (100, None), (101, SkipReason.TOO_LARGE),
+])
+def test_the_size_rule_never_fails_open(num_params, verdict):
+    assert screen_size(num_params, 100) is verdict
+    listing = {"kind": Kind.FINETUNE, "disabled": False, "private": False, "gated": False,
+               "filenames": ["model.safetensors"], "has_token": False, "max_params": 100}
+    # the listing alone refuses only a known size over the limit; an unknown one goes on to the headers
+    assert screen_listing(num_params=num_params, **listing) is (SkipReason.TOO_LARGE if num_params == 101 else None)
+
+
+def test_config_parsing_is_bounded_in_depth_and_never_raises():
+    assert parse_config(b'{"a": {"b": [1]}}') == {"a": {"b": [1]}}
+    assert json_depth({"a": {"b": [1]}}, 32) == 3 and json_depth(7, 32) == 0 and json_depth({}, 32) == 1
+    assert parse_config(b"[" * 33 + b"]" * 33) is None and parse_config(b"[" * 32 + b"]" * 32) is not None
+    assert parse_config(b"[" * 100_000 + b"]" * 100_000) is None  # RecursionError inside json, caught
+    assert parse_config(b"\xff\xfe") is None and parse_config(b"{") is None

@@ -1,0 +1,153 @@
+"""Hostile input cannot stop, slow or poison the service: each attack of issue 15 as a case, against the real
+Hub client, a local Hub on 127.0.0.1 and a real store file. Nothing already stored is lost in any case."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import replace
+
+import pytest
+
+from data.__main__ import main as data_main
+from data.crawler import crawl
+from data.errors import SubmissionRejected
+from data.hub import HubClient
+from data.local_hub import LocalHub
+from data.records import CandidateStatus, SkipReason
+from data.store import Store
+from data.submissions import submit
+from tests.helpers.hub_population import BASE_ID, MAX_PARAMS, ROBERTA, WEIGHTS, add_base, add_shape, shape_named
+
+TAGS = shape_named("tagged").tags
+N_GOOD = 20
+DEEP_CONFIG = b"[" * 100_000 + b"]" * 100_000
+BIG_CONFIG = json.dumps({**ROBERTA, "padding": "x" * 50_000_000}).encode()  # 50 MB
+CLIENT_REJECTED_IDS = ("evil/=1+1", "evil/rоberta-і", "evil/" + "a" * 200)  # Cyrillic о and і in the second
+
+
+def safetensors_with(n_params: int) -> bytes:
+    """A real safetensors header for one F32 tensor of ``n_params`` values (the data bytes are not needed)."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n_params], "data_offsets": [0, 4 * n_params]}}).encode()
+    return struct.pack("<Q", len(header)) + header
+
+
+def add_model(hub: LocalHub, repo_id: str, config: bytes | dict | None, *, parameters: int | None = 124_647_170,
+              weights: bytes = WEIGHTS, extra: dict | None = None) -> None:
+    files = {"model.safetensors": weights, **(extra or {})}
+    if config is not None:
+        files["config.json"] = config if isinstance(config, bytes) else json.dumps(config).encode()
+    hub.add_model(repo_id, files=files, tags=TAGS, parameters=parameters, downloads=1)
+
+
+# repo id -> the verdict a crawl must give it (None: reported as failed, not stored)
+HOSTILE: dict[str, SkipReason | None] = {
+    "evil/deep-config": SkipReason.INVALID_CONFIG,
+    "evil/50mb-config": SkipReason.INVALID_CONFIG,
+    "evil/trust-remote-code": SkipReason.REMOTE_CODE,
+    "evil/quantization-config": SkipReason.QUANTIZED,
+    "evil/untagged-adapter": SkipReason.ADAPTER,
+    "evil/no-size-anywhere": SkipReason.UNKNOWN_SIZE,
+    "evil/oversize-by-header": SkipReason.TOO_LARGE,
+    **dict.fromkeys(CLIENT_REJECTED_IDS),
+}
+SIZED_BY_HEADER = {"evil/negative-size": 1234, "evil/no-listed-size": 4321}  # candidates, size from the header
+
+
+@pytest.fixture(scope="module")
+def hub():
+    hub = LocalHub()
+    add_base(hub)
+    for i in range(N_GOOD):
+        add_shape(hub, shape_named("tagged"), f"good/model-{i:02d}", downloads=100 + i)
+    add_model(hub, "evil/deep-config", DEEP_CONFIG)
+    add_model(hub, "evil/50mb-config", BIG_CONFIG)
+    add_model(hub, "evil/trust-remote-code", {**ROBERTA, "trust_remote_code": True})
+    add_model(hub, "evil/quantization-config", {**ROBERTA, "quantization_config": {"quant_method": "gptq"}})
+    add_model(hub, "evil/untagged-adapter", ROBERTA, extra={"adapter_config.json": b"{}"})
+    add_model(hub, "evil/no-size-anywhere", ROBERTA, parameters=None)  # the placeholder header counts nothing
+    add_model(hub, "evil/oversize-by-header", ROBERTA, parameters=None, weights=safetensors_with(MAX_PARAMS + 1))
+    add_model(hub, "evil/negative-size", ROBERTA, parameters=-5, weights=safetensors_with(1234))
+    add_model(hub, "evil/no-listed-size", ROBERTA, parameters=0, weights=safetensors_with(4321))
+    for repo_id in CLIENT_REJECTED_IDS:
+        add_model(hub, repo_id, ROBERTA)
+    with hub:
+        yield hub
+
+
+@pytest.fixture
+def hub_settings(settings, hub, tmp_path):
+    return replace(settings, hub_endpoint=hub.url, db_path=tmp_path / "hostile.db", crawl_max_retries=1,
+                   max_params=MAX_PARAMS)
+
+
+def verdicts(store: Store) -> dict[str, SkipReason | None]:
+    return {c.repo_id: c.skip_reason for c in store.candidates(BASE_ID)}
+
+
+def test_a_crawl_stores_every_other_model_and_reports_the_hostile_ones(hub, hub_settings):
+    store = Store(hub_settings.db_path)
+    report = crawl(BASE_ID, HubClient(hub_settings), store, hub_settings)
+
+    stored = verdicts(store)
+    assert {f"good/model-{i:02d}" for i in range(N_GOOD)} <= {r for r, skip in stored.items() if skip is None}
+    for repo_id, reason in HOSTILE.items():
+        if reason is None:
+            assert repo_id not in stored and "not a valid Hub id" in report.failed[repo_id]
+        else:
+            assert stored[repo_id] is reason, repo_id
+    assert set(report.failed) == set(CLIENT_REJECTED_IDS)
+    sized = {c.repo_id: c.num_params for c in store.candidates(BASE_ID, CandidateStatus.OK)}
+    assert {r: sized[r] for r in SIZED_BY_HEADER} == SIZED_BY_HEADER
+    # the 50 MB config was never read whole: at most the client's cap went over the wire
+    assert f"failed {len(CLIENT_REJECTED_IDS)}" in report.summary()
+
+
+def test_the_crawl_command_exits_1_and_names_each_failure(hub, hub_settings, capsys):
+    code = data_main(["crawl", "--base", BASE_ID, "--db", str(hub_settings.db_path), "--endpoint", hub.url,
+                      "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 1 and f"failed {len(CLIENT_REJECTED_IDS)}" in out
+    assert all(f"failed: {repo_id}:" in err for repo_id in CLIENT_REJECTED_IDS)
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("repo_id", "sentence"), [
+    ("evil/deep-config", "config.json is not a valid model config"),
+    ("evil/50mb-config", "config.json is too large to be a model config"),
+    ("evil/trust-remote-code", "needs custom code"),
+    ("evil/quantization-config", "the model is quantized"),
+    ("evil/untagged-adapter", "the model is an adapter"),
+    ("evil/no-size-anywhere", "its parameter count is neither in the Hub's metadata nor readable"),
+    ("evil/oversize-by-header", "more parameters than this leaderboard scores"),
+])
+def test_submit_judges_a_hostile_model_as_the_crawl_does(hub, hub_settings, repo_id, sentence):
+    store = Store(hub_settings.db_path)
+    crawl(BASE_ID, HubClient(hub_settings), store, hub_settings)
+    before = (store.candidates(), store.jobs())
+    with pytest.raises(SubmissionRejected) as refused:
+        submit(repo_id, None, HubClient(hub_settings), store, hub_settings)
+    assert sentence in refused.value.reason
+    assert (store.candidates(), store.jobs()) == before
+
+
+def test_submit_takes_the_size_from_the_weights_header(hub, hub_settings):
+    store = Store(hub_settings.db_path)
+    crawl(BASE_ID, HubClient(hub_settings), store, hub_settings)
+    result = submit("evil/negative-size", None, HubClient(hub_settings), store, hub_settings)
+    assert result.base_id == BASE_ID
+    assert store.get_candidate("evil/negative-size", BASE_ID).num_params == 1234
+
+
+def test_serve_hub_serves_a_directory_with_broken_repos_in_it(tmp_path, caplog):
+    from data.local_hub.directory import load_directory
+
+    for name, config in (("org/good", json.dumps(ROBERTA)), ("org/deep", DEEP_CONFIG.decode()),
+                         ("org/not-json", "{"), ("org/list", "[]")):
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "config.json").write_text(config)
+    (tmp_path / "org" / "bad-meta").mkdir()
+    (tmp_path / "org" / "bad-meta" / "hub.json").write_text('{"no_such_key": 1}')
+    hub = LocalHub()
+    assert load_directory(hub, tmp_path) == ["org/deep", "org/good", "org/list", "org/not-json"]
+    assert "org/bad-meta: not served: " in caplog.text.replace(str(tmp_path) + "/", "")
