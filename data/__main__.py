@@ -12,6 +12,7 @@ from pathlib import Path
 
 from data.cli import resolve_base_arg
 from data.errors import LeaderboardError
+from data.escape import csv_cell
 from data.records import CandidateStatus
 from data.settings import Settings
 from data.store import Store
@@ -57,7 +58,7 @@ def cmd_candidates(args: argparse.Namespace, settings: Settings) -> int:
     else:
         writer = csv.DictWriter(sys.stdout, fieldnames=CANDIDATE_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return 0
 
 

@@ -5,6 +5,10 @@ mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, probe_a
 llc_mean, llc_std, init_loss, labels_saved, downloads, likes, license, num_params, last_modified,
 pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target, sorted.
 Scores and gains are fractions (0.0123 = 1.23 points); missing values are empty (CSV) or null.
+
+CSV text cells that a spreadsheet would evaluate as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return: OWASP's CSV-injection rule) get a leading ``'``, so they open as text. Numbers are
+written as numbers; JSON and Parquet keep every value as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 
 import pandas as pd
 
+from data.escape import csv_cell
 from ranking.leaderboard import Leaderboard
 
 FORMATS = ("csv", "json", "parquet")
@@ -39,7 +44,9 @@ def export_frame(board: Leaderboard, frame: pd.DataFrame | None = None) -> pd.Da
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False, float_format="%.17g").encode()
+    text_columns = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    safe = frame.assign(**{c: frame[c].map(csv_cell) for c in text_columns})
+    return safe.to_csv(index=False, float_format="%.17g").encode()
 
 
 def to_json(board: Leaderboard, frame: pd.DataFrame) -> bytes:

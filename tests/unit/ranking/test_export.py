@@ -102,3 +102,18 @@ def test_export_command_takes_legacy_and_misspelt_base_names(tmp_path, capsys):
     assert main(["export", "--base", "FacebookAI/roberta-bse", "--db", str(db)]) == 1
     assert "(did you mean FacebookAI/roberta-base?)" in capsys.readouterr().err
 
+
+
+def test_csv_cells_a_spreadsheet_would_evaluate_are_neutralised(board):
+    """OWASP's rule on text cells; numbers (negative gains too) stay numbers; JSON keeps the raw text."""
+    import dataclasses
+
+    rows = board.rows.copy()
+    rows.loc[rows.index[0], "repo_id"] = "=HYPERLINK(\"http://evil.example\",\"click\")"
+    rows.loc[rows.index[0], "license"] = "@SUM(1+1)"
+    hostile = dataclasses.replace(board, rows=rows)
+    table = pd.read_csv(io.BytesIO(render(hostile, "csv")), keep_default_na=False)
+    row = table[table["license"] == "'@SUM(1+1)"].iloc[0]
+    assert row["repo_id"] == "'=HYPERLINK(\"http://evil.example\",\"click\")"
+    assert (pd.to_numeric(table["mean_gain"], errors="coerce") < 0).any()  # negative numbers untouched
+    assert json.loads(render(hostile, "json"))["rows"][1]["license"] == "@SUM(1+1)"

@@ -1,0 +1,32 @@
+"""Text from the Hub or a user, escaped for where it lands: a CSV cell, a log line, Markdown.
+
+Every place that shows such text goes through one of these (a unit test feeds each the same hostile strings).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>:<-])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def csv_cell(value):
+    """A text cell a spreadsheet would run as a formula (OWASP's CSV-injection rule), prefixed with ``'`` so it
+    opens as text; anything else unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def log_text(value: object, limit: int = 200) -> str:
+    """``value`` for one log line: control characters (a newline would forge a line) shown as escapes, and at
+    most ``limit`` characters."""
+    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(value))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as literal text inside Markdown: HTML-escaped, then every Markdown special character
+    backslash-escaped, so no link, image, emphasis or markup can form."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=True))
