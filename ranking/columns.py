@@ -25,6 +25,7 @@ class Column:
     higher_is_better: bool | None  # None: not a ranking metric
     fmt: str  # "text" | "int" | "pct" (fraction shown ×100) | "pts" (fraction difference shown ×100, signed) | "num"
     description: str = ""
+    decimals: int = 2  # shown for "pct", "pts" and "num" (after the ×100); exports keep full precision
 
 
 FIXED_COLUMNS: tuple[Column, ...] = (
@@ -41,14 +42,14 @@ FIXED_COLUMNS: tuple[Column, ...] = (
            description="Mean target score over the suite ×100 (the model-recycling site's 'avg')."),
     Column(key="probe_accuracy", label="probe", group=OVERVIEW, higher_is_better=True, fmt="pct",
            description=METRICS["probe_accuracy"].description),
-    Column(key="free_energy", label="free energy", group=OVERVIEW, higher_is_better=False, fmt="num",
+    Column(key="free_energy", label="free energy", group=OVERVIEW, higher_is_better=False, fmt="num", decimals=1,
            description=METRICS["free_energy"].description),
     Column(key="n_targets", label="targets", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Suite targets scored; the mean needs all of them."),
     Column(key="llc_mean", label="LLC", group=FREE_ENERGY, higher_is_better=False, fmt="num",
            description=METRICS["llc_mean"].description),
     Column(key="llc_std", label="LLC std", group=FREE_ENERGY, higher_is_better=False, fmt="num"),
-    Column(key="init_loss", label="L_n(w*)", group=FREE_ENERGY, higher_is_better=False, fmt="num",
+    Column(key="init_loss", label="L_n(w*)", group=FREE_ENERGY, higher_is_better=False, fmt="num", decimals=3,
            description=METRICS["init_loss"].description),
     Column(key="labels_saved", label="labels saved", group=OVERVIEW, higher_is_better=True, fmt="int",
            description=METRICS["labels_saved"].description),
@@ -88,18 +89,20 @@ def _fixed_position(key: str) -> int:
     return keys.index(key) if key in FIXED else len(keys)
 
 
-def format_value(value, fmt: str) -> str:
-    """A cell as shown in the app: fractions ×100 with 2 decimals, gains signed, missing as blank."""
+def format_value(value, fmt: str, decimals: int | None = None) -> str:
+    """A cell as text: fractions ×100 with 2 decimals (or ``decimals``), gains signed, missing as blank; plain
+    numbers to 4 significant digits unless ``decimals`` is given (a Column's ``decimals``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    places = 2 if decimals is None else decimals
     if fmt == "pct":
-        return f"{100 * float(value):.2f}"
+        return f"{100 * float(value):.{places}f}"
     if fmt == "pts":
-        return f"{100 * float(value):+.2f}"
+        return f"{100 * float(value):+.{places}f}"
     if fmt == "int":
         return f"{round(float(value)):,}"
     if fmt == "num":
-        return f"{float(value):.4g}"
+        return f"{float(value):.4g}" if decimals is None else f"{float(value):,.{decimals}f}"
     if isinstance(value, bool):
         return "yes" if value else ""
     return str(value)
