@@ -13,15 +13,27 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data.escape import markdown_text
 from ranking.columns import DEFAULT_GROUPS, GROUPS, Column, column_for, columns_in
 from ranking.leaderboard import Leaderboard, direction
 
 HUB_URL = "https://huggingface.co"
 SAFE_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_MARKDOWN_LINK = re.compile(r"\[((?:\\.|[^\]\\])*)\]\([^)]*\)")
+_MARKDOWN_ESCAPE = re.compile(r"\\(.)")
+# Column widths of the leaderboard table (its cells use the theme's monospace font)
+CHAR_PX = 8.5  # one character of the table font
+CELL_PAD_PX = 30  # a cell's padding and the header's sort mark and menu button
+RANK_WIDTH_PX = 72  # fixed: the model column is pinned at this offset (app.py's CSS)
+MODEL_MAX_CHARS = 40  # longer model names wrap
+TEXT_MAX_CHARS = 24
 ROW_LIMITS = ("100", "500", "2000", "all")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 ALWAYS_SHOWN = frozenset({"rank", "repo_id", "mean_gain", "mean_score"})  # other columns only when they hold values
+# Model size buckets by parameter count: (label, lowest count in it); each bucket ends where the next begins.
+SIZE_BUCKETS = (("< 50M", 0), ("50–150M", 50_000_000), ("150–500M", 150_000_000), ("> 500M", 500_000_000))
+UNKNOWN_SIZE = "unknown"  # no parameter count (e.g. the published 2023 rows): its own choice, never hidden by default
+SIZE_CHOICES = (*(label for label, _ in SIZE_BUCKETS), UNKNOWN_SIZE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,11 +46,18 @@ class ViewQuery:
     groups: tuple[str, ...] = DEFAULT_GROUPS
     sort_by: str = "mean_gain"
     max_rows: str = "500"
+    sizes: tuple[str, ...] = SIZE_CHOICES  # size buckets shown (SIZE_CHOICES): all of them by default
+
+
+def escape_markdown(text: str) -> str:
+    """Text that markdown shows as it is (``data.escape.markdown_text``: HTML-escaped, then markdown's special
+    characters backslash-escaped)."""
+    return markdown_text(text)
 
 
 def model_link(repo_id: str) -> str:
     """A markdown link to the model's Hub page; names that are not plain Hub ids are shown escaped, unlinked."""
-    text = _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(repo_id), quote=True))
+    text = escape_markdown(repo_id)
     if SAFE_REPO_ID.match(str(repo_id)):
         return f"[{text}]({HUB_URL}/{repo_id})"
     return text
@@ -58,11 +77,41 @@ def filter_rows(board: Leaderboard, query: ViewQuery) -> pd.DataFrame:
         mask &= rows["mean_score"].notna().to_numpy()
     if query.hide_below_base:
         mask &= (rows["mean_gain"] >= 0).fillna(False).to_numpy()
+    if set(query.sizes) != set(SIZE_CHOICES):
+        mask &= size_buckets(rows).isin(query.sizes).to_numpy()
     view = rows[mask]
     if query.sort_by != "mean_gain" and query.sort_by in view:
         view = view.sort_values([query.sort_by, "rank"], ascending=[not direction(query.sort_by), True],
                                 na_position="last", kind="mergesort")
     return view
+
+
+def size_bucket(num_params) -> str:
+    """The SIZE_CHOICES label of a parameter count; UNKNOWN_SIZE when there is none."""
+    try:
+        count = float(num_params)
+    except (TypeError, ValueError):
+        return UNKNOWN_SIZE
+    if not np.isfinite(count) or count < 0:
+        return UNKNOWN_SIZE
+    return next(label for label, low in reversed(SIZE_BUCKETS) if count >= low)
+
+
+def size_buckets(rows: pd.DataFrame) -> pd.Series:
+    """The size bucket of every row (all UNKNOWN_SIZE when the leaderboard has no ``num_params`` column)."""
+    if "num_params" not in rows:
+        return pd.Series(UNKNOWN_SIZE, index=rows.index, dtype=object)
+    counts = pd.to_numeric(rows["num_params"], errors="coerce").astype("float64")
+    labels = pd.Series(UNKNOWN_SIZE, index=rows.index, dtype=object)
+    for label, low in SIZE_BUCKETS:  # ascending: each bucket overwrites the ones below it
+        labels = labels.mask(counts >= low, label)
+    return labels
+
+
+def size_choices(board: Leaderboard | None) -> list[tuple[str, str]]:
+    """(label with the number of models in it, bucket) for every size bucket, e.g. ("50–150M (1,278)", "50–150M")."""
+    counts = size_buckets(board.rows).value_counts() if board is not None else pd.Series(dtype=int)
+    return [(f"{bucket} ({int(counts.get(bucket, 0)):,})", bucket) for bucket in SIZE_CHOICES]
 
 
 def display_frame(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> tuple[pd.DataFrame, list[str]]:
@@ -74,12 +123,43 @@ def display_frame(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> t
     shown = view if limit is None else view.head(limit)
     if not board.baseline.empty:
         shown = pd.concat([board.baseline, shown], ignore_index=True)
-    specs = [spec for spec in columns_in(shown.columns, tuple(query.groups) or DEFAULT_GROUPS)
-             if spec.key in ALWAYS_SHOWN or _has_values(shown[spec.key])]
-    out = pd.DataFrame({spec.label: _display_column(shown, spec) for spec in specs})
+    return shape_rows(shown, tuple(query.groups) or DEFAULT_GROUPS)
+
+
+def shape_rows(rows: pd.DataFrame, groups: tuple[str, ...]) -> tuple[pd.DataFrame, list[str]]:
+    """Leaderboard rows as the table shows them: the labelled, rounded columns of ``groups`` that hold values
+    (and the gr.Dataframe datatype of each)."""
+    specs = [spec for spec in columns_in(rows.columns, groups)
+             if spec.key in ALWAYS_SHOWN or _has_values(rows[spec.key])]
+    out = pd.DataFrame({spec.label: _display_column(rows, spec) for spec in specs})
     datatypes = ["markdown" if spec.key == "repo_id" else ("str" if spec.fmt == "text" else "number")
                  for spec in specs]
     return out, datatypes
+
+
+def column_widths(frame: pd.DataFrame) -> list[str]:
+    """gr.Dataframe ``column_widths`` for a shaped frame: wide enough for the header on one line and for the
+    longest shown value (model names up to MODEL_MAX_CHARS, then they wrap); the rank column is RANK_WIDTH_PX
+    (the pinned model column's CSS offset)."""
+    widths = []
+    for label in frame.columns:
+        if label == "rank":
+            widths.append(f"{RANK_WIDTH_PX}px")
+            continue
+        texts = frame[label].dropna().astype(str)
+        if label == "model":
+            texts = texts.map(visible_text)
+        longest = int(texts.str.len().max()) if len(texts) else 0
+        cap = MODEL_MAX_CHARS if label == "model" else TEXT_MAX_CHARS
+        chars = max(len(str(label)), min(longest, cap))
+        widths.append(f"{round(chars * CHAR_PX + CELL_PAD_PX)}px")
+    return widths
+
+
+def visible_text(markdown: str) -> str:
+    """What a model cell's markdown shows: link text without its target, escapes and entities resolved."""
+    text = _MARKDOWN_LINK.sub(r"\1", str(markdown))
+    return html.unescape(_MARKDOWN_ESCAPE.sub(r"\1", text))
 
 
 def _has_values(values: pd.Series) -> bool:
@@ -103,9 +183,9 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     if spec.key == "beats_base":
         return values.map(_yes_no).where(~frame["is_baseline"].astype(bool), "")
     if spec.fmt in ("pct", "pts"):
-        return (pd.to_numeric(values, errors="coerce") * 100).round(2)
+        return (pd.to_numeric(values, errors="coerce") * 100).round(spec.decimals)
     if spec.fmt == "num":
-        return pd.to_numeric(values, errors="coerce").round(4)
+        return pd.to_numeric(values, errors="coerce").round(spec.decimals)
     if spec.fmt == "int":
         return pd.to_numeric(values, errors="coerce").round().astype("Int64")
     return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else html.escape(str(v)))

@@ -19,6 +19,8 @@ MODELS = {
     "dave/partial": ({"sst2": [0.95]}, 0.80, None, 7000, None),
     EVIL: ({"sst2": [0.85], "trec": [0.75]}, 0.50, 1200.0, 1, "mit"),
 }
+# parameter counts, one model per size bucket of the leaderboard's size filter; dave/partial has none (unknown)
+PARAMS = {"alice/strong": 110_000_000, "bob/middling": 30_000_000, "carol/weak": 300_000_000, EVIL: 1_500_000_000}
 BASE_RUNS = {"sst2": [0.84, 0.86, 0.85], "trec": [0.72, 0.74, 0.73]}  # means 0.85, 0.73
 
 
@@ -31,7 +33,8 @@ def build_store(path: Path) -> Store:
     store.upsert_base(BaseModel(repo_id=BASE, sha=sha(BASE), aliases=(BASE,), signature=SIG))
     store.save_candidates([
         Candidate(repo_id=repo, base_id=BASE, sha=sha(repo), kind=Kind.FINETUNE, match=Match.TAG,
-                  status=CandidateStatus.OK, downloads=downloads, likes=1, license=license_)
+                  status=CandidateStatus.OK, downloads=downloads, likes=1, license=license_,
+                  num_params=PARAMS.get(repo))
         for repo, (_, _, _, downloads, license_) in MODELS.items()
     ])
     scores = [Score(repo_id=BASE, revision=sha(BASE), scorer="intertraining", metric="target_score", target=t,

@@ -83,3 +83,85 @@ def test_whole_number_columns_round_fractional_values_and_keep_gaps():
     assert str(shown.dtype) == "Int64"
     assert shown.isna().tolist() == [False, True, False, False]
     assert shown.dropna().tolist() == [-326, 13, 3]
+
+
+@pytest.mark.parametrize(("num_params", "bucket"), [
+    (0, "< 50M"), (49_999_999, "< 50M"), (50_000_000, "50–150M"), (124_647_170, "50–150M"),
+    (150_000_000, "150–500M"), (499_999_999, "150–500M"), (500_000_000, "> 500M"), (7e9, "> 500M"),
+    (None, "unknown"), (float("nan"), "unknown"), ("n/a", "unknown"), (-1, "unknown"),
+])
+def test_size_bucket_edges(num_params, bucket):
+    from ui.views import size_bucket
+
+    assert size_bucket(num_params) == bucket
+
+
+def test_size_filter_keeps_every_model_by_default_and_unknown_sizes_on_their_own_choice(board):
+    from ui.views import SIZE_CHOICES, size_buckets, size_choices
+
+    every = ids(filter_rows(board, ViewQuery()))
+    assert ViewQuery().sizes == SIZE_CHOICES and len(every) == 5  # the default hides nobody, unknown included
+    assert dict(zip(board.rows["repo_id"], size_buckets(board.rows), strict=True)) == {
+        "alice/strong": "50–150M", "bob/middling": "< 50M", "carol/weak": "150–500M", EVIL: "> 500M",
+        "dave/partial": "unknown"}
+    assert ids(filter_rows(board, ViewQuery(sizes=("< 50M", "50–150M")))) == ["alice/strong", "bob/middling"]
+    assert ids(filter_rows(board, ViewQuery(sizes=("unknown",)))) == ["dave/partial"]
+    assert "dave/partial" not in ids(filter_rows(board, ViewQuery(sizes=SIZE_CHOICES[:-1])))
+    assert ids(filter_rows(board, ViewQuery(sizes=()))) == []  # nothing ticked: nothing shown, said by the status
+    assert ids(filter_rows(board, ViewQuery(sizes=("> 500M",), search="img"))) == [EVIL]
+    assert size_choices(board) == [("< 50M (1)", "< 50M"), ("50–150M (1)", "50–150M"), ("150–500M (1)", "150–500M"),
+                                   ("> 500M (1)", "> 500M"), ("unknown (1)", "unknown")]
+    assert size_choices(None)[-1] == ("unknown (0)", "unknown")
+
+
+def test_a_leaderboard_without_parameter_counts_is_all_unknown():
+    import pandas as pd
+
+    from ui.views import size_buckets
+
+    assert size_buckets(pd.DataFrame({"repo_id": ["a", "b"]})).tolist() == ["unknown", "unknown"]
+    counts = pd.DataFrame({"num_params": pd.array([None, 10, 200_000_000], dtype="Int64")})
+    assert size_buckets(counts).tolist() == ["unknown", "< 50M", "150–500M"]
+
+
+def test_numbers_are_rounded_to_what_they_mean_and_exports_keep_full_precision(board):
+    import pandas as pd
+
+    from ranking.columns import column_for
+    from ui.views import _display_column
+
+    frame = pd.DataFrame({"free_energy": [330.336585], "llc_mean": [64.129316], "llc_std": [5.525709],
+                          "init_loss": [0.149838], "mean_gain": [0.012345], "downloads": [1234.0]})
+    shown = {key: _display_column(frame, column_for(key)).iloc[0] for key in frame.columns}
+    assert shown == {"free_energy": 330.3, "llc_mean": 64.13, "llc_std": 5.53, "init_loss": 0.15,
+                     "mean_gain": 1.23, "downloads": 1234}
+    assert shown["init_loss"] == pytest.approx(0.150)  # three decimals: 0.149838 -> 0.15(0)
+    table, _ = display_frame(board, filter_rows(board, ViewQuery()), ViewQuery(groups=("overview", "free energy")))
+    assert table["free energy"].dropna().tolist() == [1000.0, 1100.0, 1200.0, 1300.0]
+    assert board.rows["free_energy"].dropna().tolist() == [1000.0, 1100.0, 1200.0, 1300.0]  # the board is untouched
+
+
+def test_column_widths_fit_headers_on_one_line_and_cap_long_model_names(board):
+    from ui.views import CELL_PAD_PX, CHAR_PX, MODEL_MAX_CHARS, RANK_WIDTH_PX, column_widths, visible_text
+
+    frame, _ = display_frame(board, filter_rows(board, ViewQuery()), ViewQuery())
+    widths = dict(zip(frame.columns, column_widths(frame), strict=True))
+    assert widths["rank"] == f"{RANK_WIDTH_PX}px"  # fixed: the pinned model column sits right after it
+    px = {label: int(w.removesuffix("px")) for label, w in widths.items()}
+    for label in ("targets", "downloads", "likes", "mean gain", "gain CI high", "beats base"):
+        assert px[label] >= round(len(label) * CHAR_PX + CELL_PAD_PX), label
+    longest = max(len(visible_text(m)) for m in frame["model"])  # "org/base (base)" and the escaped <img ...>
+    assert longest == len(EVIL) and px["model"] == round(longest * CHAR_PX + CELL_PAD_PX)
+    import pandas as pd
+
+    long_names = pd.DataFrame({"rank": [1], "model": [model_link("a/" + "x" * 90)]})
+    assert column_widths(long_names)[1] == f"{round(MODEL_MAX_CHARS * CHAR_PX + CELL_PAD_PX)}px"
+    assert column_widths(pd.DataFrame()) == []
+
+
+def test_visible_text_is_what_a_model_cell_shows():
+    from ui.views import escape_markdown, visible_text
+
+    assert visible_text(model_link("alice/strong") + " (base)") == "alice/strong (base)"
+    assert visible_text(model_link(EVIL)) == EVIL
+    assert visible_text(escape_markdown("a_b*c [d]")) == "a_b*c [d]"
