@@ -22,9 +22,19 @@ from ranking.export import FORMATS, render
 from ranking.leaderboard import Leaderboard
 from ranking.stats import pearson_with_ci
 from ranking.study_report import render_markdown, source_labels, study_report, study_rows
-from ui import insights, model_page
+from ui import compare, insights, model_page
 from ui.service import LeaderboardService
-from ui.views import ViewQuery, display_frame, filter_rows, license_choices, sort_choices, status_line
+from ui.urls import page_query, share_markdown
+from ui.views import (
+    ViewQuery,
+    column_widths,
+    display_frame,
+    filter_rows,
+    license_choices,
+    size_choices,
+    sort_choices,
+    status_line,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +84,8 @@ class AppHandlers:
             "licenses": license_choices(board) if board else [],
             "sort": sort_choices(board) if board else [("mean gain", "mean_gain")],
             "models": list(board.to_frame()["repo_id"]) if board else [],
+            "sizes": size_choices(board),
+            "top_model": model_page.top_model(board),  # the model page opens on it
         }
 
     def export(self, base: str | None, source: str, query: ViewQuery | None, fmt: str) -> Path:
@@ -108,7 +120,7 @@ class AppHandlers:
                     "chains": pd.DataFrame(columns=["chain", "llc"]),
                     "dropout": pd.DataFrame(columns=["dropout module", "rate"]),
                     "sample_efficiency": insights.empty_figure("no model selected"),
-                    "revisions": model_page.scored_revisions(self.store, "")}
+                    "revisions": model_page.scored_revisions(self.store, ""), "share": ""}
         row = model_page.find_row(board, repo_id)
         revision = str(row["revision"]) if row is not None else ""
         fe_text, chains = model_page.free_energy_details(self.store, repo_id, revision)
@@ -121,7 +133,33 @@ class AppHandlers:
             "dropout": model_page.guided_dropout_rates(self.store, repo_id, revision),
             "sample_efficiency": insights.sample_efficiency_figure(points),
             "revisions": model_page.scored_revisions(self.store, repo_id),
+            "share": share_markdown(page_query(board.base_id, source, model=repo_id), "this model page"),
         }
+
+    # ---------------------------------------------------------------- compare
+    def compare(self, base: str | None, source: str, ids) -> dict:
+        """2-4 models of one leaderboard side by side: header, grouped per-target gain bars, one table (with its
+        datatypes and column widths) and the shareable link. Raises compare.CompareRejected with the reason."""
+        board = self.board(base, source)
+        if board is None:
+            raise compare.CompareRejected("There is no leaderboard to compare models on yet.")
+        rows = compare.compared_rows(board, ids)
+        table, datatypes = compare.compare_table(rows)
+        return {
+            "header": compare.compare_header(board, rows),
+            "gains": insights.compare_gains_figure(rows),
+            "table": table, "datatypes": datatypes, "widths": column_widths(table),
+            "share": share_markdown(page_query(board.base_id, source, compare=rows["repo_id"]), "this comparison"),
+        }
+
+    def add_to_compare(self, base: str | None, source: str, picked, repo_id: str | None) -> tuple[str, ...]:
+        """The picked ids with this model page's model added; raises compare.CompareRejected when it is not on
+        the leaderboard or the comparison is full."""
+        board = self.board(base, source)
+        repo_id = (repo_id or "").strip()
+        if board is not None and repo_id and model_page.find_row(board, repo_id) is None:
+            raise compare.CompareRejected(f"{repo_id} is not on the {board.base_id} leaderboard ({source} scores).")
+        return compare.with_model(picked, repo_id)
 
     # --------------------------------------------------------------- insights
     def insights(self, base: str | None, source: str) -> dict:

@@ -171,8 +171,32 @@ def target_gains_bar(row: pd.Series) -> go.Figure:
     repo_id = row.get("repo_id")
     title = f"Per-target gain over the base: {repo_id}" if isinstance(repo_id, str) else "Per-target gain over the base"
     fig.update_layout(template=_TEMPLATE, title={"text": _escape(title)}, xaxis_title="gain (points)",
-                      yaxis={"type": "category"}, height=160 + 22 * len(values),
+                      yaxis={"type": "category", "automargin": True}, height=160 + 22 * len(values),
                       margin={"l": 20, "r": 20, "t": 60, "b": 50})
+    return fig
+
+
+def compare_gains_figure(rows: pd.DataFrame) -> go.Figure:
+    """Per-target gains (points) of a few models as grouped bars: one colour per model, targets along x.
+
+    ``rows`` are leaderboard rows (``ui.compare.compared_rows``), in the order they are compared.
+    """
+    gain_columns = [c for c in rows.columns if str(c).startswith(GAIN_PREFIX)]
+    z = np.column_stack([_numeric(rows, c) for c in gain_columns]) * 100 if gain_columns else np.empty((0, 0))
+    if rows.empty or not np.isfinite(z).any():
+        return empty_figure("no per-target gains for these models yet")
+    targets = [_escape(c[len(GAIN_PREFIX):]) for c in gain_columns]
+    names = _model_labels(rows)
+    fig = go.Figure([
+        go.Bar(x=targets, y=z[i], name=name, marker_color=qualitative.Plotly[i % len(qualitative.Plotly)],
+               hovertemplate="%{fullData.name}<br>%{x}: %{y:+.2f} pts<extra></extra>")
+        for i, name in enumerate(names)
+    ])
+    fig.add_hline(y=0, line={"color": NEUTRAL, "width": 1})
+    fig.update_layout(template=_TEMPLATE, barmode="group", title={"text": "Per-target gain over the base"},
+                      xaxis={"type": "category", "title": {"text": "target"}, "automargin": True},
+                      yaxis_title="gain (points)", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
+                      height=460, margin={"l": 60, "r": 20, "t": 90, "b": 60})
     return fig
 
 

@@ -8,11 +8,12 @@ import math
 import pandas as pd
 
 from data.store import Store
-from ranking.columns import format_value
+from ranking.columns import column_for, format_value
 from ranking.leaderboard import Leaderboard
 from ui.views import model_link
 
 SAMPLE_EFFICIENCY_SCORER = "sample_efficiency"
+LLC_DECIMALS = column_for("llc_mean").decimals  # per-chain LLCs read like the leaderboard's LLC column
 
 
 def find_row(board: Leaderboard, repo_id: str) -> pd.Series | None:
@@ -20,6 +21,13 @@ def find_row(board: Leaderboard, repo_id: str) -> pd.Series | None:
     frame = board.to_frame()
     hits = frame[frame["repo_id"] == repo_id]
     return None if hits.empty else hits.iloc[0]
+
+
+def top_model(board: Leaderboard | None) -> str | None:
+    """The repo id of the board's top-ranked model (rank 1; never the base's own row); None when it ranks none."""
+    if board is None or board.rows.empty:
+        return None
+    return str(board.rows.sort_values("rank", kind="mergesort")["repo_id"].iloc[0])
 
 
 def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> str:
@@ -67,7 +75,7 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
         if key in extra:
             lines.append(f"{key}: {html.escape(str(extra[key]))}")
     chains = extra.get("per_chain") or []
-    table = pd.DataFrame({"chain": list(range(len(chains))), "llc": [round(float(c), 4) for c in chains]})
+    table = pd.DataFrame({"chain": list(range(len(chains))), "llc": [round(float(c), LLC_DECIMALS) for c in chains]})
     return "  \n".join(lines), table
 
 

@@ -17,6 +17,7 @@ from tests.helpers.leaderboard_store import BASE, EVIL, build_store
 from tests.helpers.study_store import BASE as STUDY_BASE
 from tests.helpers.study_store import build_study_store
 from tests.helpers.tiny_models import tiny_checkpoints
+from ui import compare
 from ui.handlers import AppHandlers
 from ui.views import ViewQuery
 
@@ -54,6 +55,44 @@ def test_default_selection_and_leaderboard(handlers):
     assert handlers.leaderboard(None, PROJECT_SOURCE, ViewQuery())[2] == "No leaderboard yet."
 
 
+def test_controls_offer_size_buckets_and_the_top_model(handlers):
+    controls = handlers.controls(BASE, PROJECT_SOURCE)
+    assert controls["top_model"] == "alice/strong"  # rank 1, not the base's row
+    assert [value for _, value in controls["sizes"]] == ["< 50M", "50–150M", "150–500M", "> 500M", "unknown"]
+    assert controls["sizes"][-1] == ("unknown (1)", "unknown")
+    frame, _, status = handlers.leaderboard(BASE, PROJECT_SOURCE, ViewQuery(sizes=("unknown",)))
+    assert list(frame["model"])[1:] == ["[dave/partial](https://huggingface.co/dave/partial)"]
+    assert "Showing 1 of 1 matching models" in status
+    none = handlers.controls(None, PROJECT_SOURCE)
+    assert none["top_model"] is None and none["sizes"][0] == ("< 50M (0)", "< 50M")
+
+
+def test_compare_two_to_four_models(handlers):
+    out = handlers.compare(BASE, PROJECT_SOURCE, ["bob/middling", "alice/strong"])
+    assert out["header"].startswith("### Comparing 2 models on org/base")
+    assert [t.name for t in out["gains"].data] == ["bob/middling", "alice/strong"]
+    assert list(out["table"]["rank"]) == [2, 1]
+    assert len(out["datatypes"]) == len(out["widths"]) == len(out["table"].columns)
+    assert out["share"] == ("**Link to this comparison:** [`?base=org/base&source=project&compare=bob/middling,"
+                            "alice/strong`](?base=org/base&source=project&compare=bob/middling,alice/strong)")
+    for ids, reason in [(["alice/strong"], "at least 2"), (["a/1", "a/2", "a/3", "a/4", "a/5"], "at most 4"),
+                        (["alice/strong", "nobody/else"], "Not on the org/base leaderboard")]:
+        with pytest.raises(compare.CompareRejected, match=reason):
+            handlers.compare(BASE, PROJECT_SOURCE, ids)
+    with pytest.raises(compare.CompareRejected, match="no leaderboard"):
+        handlers.compare(None, PROJECT_SOURCE, ["alice/strong", "bob/middling"])
+
+
+def test_add_to_compare_takes_models_of_the_board_only(handlers):
+    assert handlers.add_to_compare(BASE, PROJECT_SOURCE, [], "alice/strong") == ("alice/strong",)
+    assert handlers.add_to_compare(BASE, PROJECT_SOURCE, ["alice/strong"], BASE) == ("alice/strong", BASE)
+    with pytest.raises(compare.CompareRejected, match="nobody/else is not on the org/base leaderboard"):
+        handlers.add_to_compare(BASE, PROJECT_SOURCE, ["alice/strong"], "nobody/else")
+    with pytest.raises(compare.CompareRejected, match="already has 4"):
+        handlers.add_to_compare(BASE, PROJECT_SOURCE, ["alice/strong", "bob/middling", "carol/weak", EVIL],
+                                "dave/partial")
+
+
 def test_exports_of_the_view_and_of_the_full_ranking(handlers):
     view = handlers.export(BASE, PROJECT_SOURCE, ViewQuery(search="carol"), "csv")
     frame = pd.read_csv(view)
@@ -80,6 +119,10 @@ def test_model_page(handlers):
     assert "Not on the org/base leaderboard" in missing["header"]
     base = handlers.model_page(BASE, PROJECT_SOURCE, BASE)
     assert "the base model" in base["header"]
+    assert page["share"] == ("**Link to this model page:** [`?base=org/base&source=project&model=alice/strong`]"
+                             "(?base=org/base&source=project&model=alice/strong)")
+    assert "model=%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E" in evil["share"] and "<img" not in evil["share"]
+    assert handlers.model_page(BASE, PROJECT_SOURCE, "")["share"] == ""
 
 
 def test_insights(handlers):

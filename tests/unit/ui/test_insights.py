@@ -11,6 +11,7 @@ import pytest
 from ui.insights import (
     Correlation,
     beats_base_bars,
+    compare_gains_figure,
     correlation_text,
     empty_figure,
     gain_heatmap,
@@ -268,3 +269,16 @@ def test_study_gain_matrix_is_diverging_at_zero_labelled_and_outlines_the_diagon
     assert "<img" not in all_strings(fig)
     assert annotations(study_gain_matrix(matrix.iloc[:0])) == ["no source × target gains yet"]
     assert annotations(study_gain_matrix(matrix * np.nan)) == ["no source × target gains yet"]
+
+
+def test_compare_gains_are_grouped_bars_one_colour_per_model_in_points(frame):
+    rows = frame.iloc[[3, 1, 2]]  # m/c, m/a, the html-named model: in the order compared
+    fig = compare_gains_figure(rows)
+    assert fig.layout.barmode == "group" and len(fig.data) == 3
+    assert [t.name for t in fig.data] == ["m/c", "m/a", "&lt;img src=x onerror=alert(1)&gt;"]
+    assert all(list(t.x) == ["a", "b"] for t in fig.data)
+    np.testing.assert_allclose([list(t.y) for t in fig.data], [[-2.0, 0.0], [4.0, 2.0], [1.0, 3.0]])
+    assert len({t.marker.color for t in fig.data}) == 3
+    assert "<img" not in all_strings(fig) and all("%{fullData.name}" in t.hovertemplate for t in fig.data)
+    assert annotations(compare_gains_figure(rows.drop(columns=["gain:a", "gain:b"]))) == [
+        "no per-target gains for these models yet"]

@@ -1,0 +1,58 @@
+"""Shareable page URLs: built from a view, read back from a request's query parameters (no browser)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from ui.urls import MAX_PARAM_CHARS, PageParams, page_params, page_query, parse_ids, share_markdown
+
+
+def decoded(query: str) -> dict[str, str]:
+    """What a server reads from ``query`` (Starlette decodes it as parse_qs does)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(query).query, keep_blank_values=True).items()}
+
+
+def test_a_leaderboard_a_model_page_and_a_comparison_have_readable_urls():
+    assert page_query("FacebookAI/roberta-base", "published-2023") == (
+        "?base=FacebookAI/roberta-base&source=published-2023")
+    assert page_query("org/base", "project", model="alice/strong") == "?base=org/base&source=project&model=alice/strong"
+    assert page_query("org/base", "project", compare=["a/x", " b/y", "a/x", ""]) == (
+        "?base=org/base&source=project&compare=a/x,b/y")
+
+
+def test_values_are_url_encoded_and_read_back_unchanged():
+    evil = "<img src=x onerror=alert(1)>&model=x#frag"
+    query = page_query("org/base", "project", model=evil)
+    assert query.startswith("?base=org/base&source=project&model=%3Cimg%20src%3Dx")
+    assert not any(c in query.split("model=", 1)[1] for c in "<>&#=() ")  # nothing of it escapes the value
+    assert page_params(decoded(query)) == PageParams(base="org/base", source="project", model=evil)
+    ids = ["a/b c", "d/é"]
+    assert page_params(decoded(page_query("org/base", "project", compare=ids))).compare == tuple(ids)
+
+
+def test_page_params_strip_and_ignore_what_is_not_asked_for():
+    assert page_params(None) == PageParams()
+    assert page_params({"base": " org/base ", "source": "", "compare": " a , ,b,a ", "other": "x"}) == PageParams(
+        base="org/base", compare=("a", "b"))
+    assert page_params({"model": "x" * (MAX_PARAM_CHARS + 1)}).model == ""
+
+
+@pytest.mark.parametrize(("params", "tab"), [
+    (PageParams(), "leaderboard"), (PageParams(base="org/base"), "leaderboard"),
+    (PageParams(model="a/b"), "model"), (PageParams(model="a/b", compare=("a/b", "c/d")), "compare"),
+])
+def test_the_tab_a_url_opens(params, tab):
+    assert params.tab == tab
+
+
+def test_parse_ids_takes_text_or_lists():
+    assert parse_ids(None) == () and parse_ids("") == () and parse_ids(" , ") == ()
+    assert parse_ids("a/b, c/d,a/b") == ("a/b", "c/d")
+    assert parse_ids(["c/d", "a/b", "c/d"]) == ("c/d", "a/b")
+
+
+def test_share_markdown_links_to_the_query_and_shows_it():
+    query = page_query("org/base", "project", model="alice/strong")
+    assert share_markdown(query, "this model page") == f"**Link to this model page:** [`{query}`]({query})"

@@ -1,0 +1,65 @@
+"""Shareable page URLs: ``?base=...&source=...`` opens a leaderboard, ``&model=ID`` its model page and
+``&compare=A,B,C`` a comparison. Pure functions: build the query of a view, read one back.
+
+Links are relative (``?base=...``), so they work wherever the app is served. Values are URL-encoded, keeping
+``/`` (in every repo id) and the ``,`` between compared ids readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+MAX_PARAM_CHARS = 2000  # longer values are ignored (no Hub id is that long)
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    """What a page URL asks for; empty strings and tuples where it asks nothing."""
+
+    base: str = ""
+    source: str = ""
+    model: str = ""
+    compare: tuple[str, ...] = ()
+
+    @property
+    def tab(self) -> str:
+        """The tab the URL opens: the comparison, else the model page, else the leaderboard."""
+        return "compare" if self.compare else "model" if self.model else "leaderboard"
+
+
+def parse_ids(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Model ids from ``"a, b,c"`` or a list: stripped, blanks dropped, each once, in order."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return tuple(dict.fromkeys(p.strip() for p in parts if p and p.strip()))
+
+
+def page_params(query: Mapping[str, str] | None) -> PageParams:
+    """Read a request's query parameters (already URL-decoded, as ``gr.Request.query_params`` gives them)."""
+    query = query or {}
+
+    def value(key: str) -> str:
+        text = str(query.get(key) or "").strip()
+        return text if len(text) <= MAX_PARAM_CHARS else ""
+
+    return PageParams(base=value("base"), source=value("source"), model=value("model"),
+                      compare=parse_ids(value("compare")))
+
+
+def page_query(base: str, source: str, *, model: str = "", compare: Iterable[str] = ()) -> str:
+    """The relative URL (``?base=...&source=...[&model=...|&compare=...]``) that reopens this view."""
+    params = [("base", base), ("source", source)]
+    if model:
+        params.append(("model", model))
+    ids = parse_ids(compare)
+    if ids:
+        params.append(("compare", ",".join(ids)))
+    return "?" + "&".join(f"{key}={quote(str(value), safe='/,')}" for key, value in params)
+
+
+def share_markdown(query: str, what: str = "this page") -> str:
+    """A markdown line linking to ``query`` (as ``page_query`` builds it: only URL-safe characters)."""
+    return f"**Link to {what}:** [`{query}`]({query})"
