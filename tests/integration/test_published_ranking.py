@@ -9,27 +9,28 @@ import pandas as pd
 import pytest
 
 from data.metrics import PUBLISHED_SOURCE
-from data.published import import_published
+from data.published import BUNDLED_DIR, import_published
 from data.store import Store
 from ranking.source import load_leaderboard
 
 pytestmark = pytest.mark.slow
 
-ANCHORS = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "model_recycling"
+# IBM's published tables, gzipped verbatim (source and licence in its README).
+TABLES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "model_recycling"
 TABLES = {
-    "FacebookAI/roberta-base": "roberta-base_table.csv",
-    "google-bert/bert-base-uncased": "bert-base-uncased_table.csv",
-    "google-bert/bert-base-cased": "bert-base-cased_table.csv",
-    "google-t5/t5-base": "t5-base_table.csv",
-    "google/t5-v1_1-base": "google_t5-v1_1-base_table.csv",
-    "microsoft/deberta-v3-base": "microsoft_deberta-v3-base_table.csv",
+    "FacebookAI/roberta-base": "roberta-base_table.csv.gz",
+    "google-bert/bert-base-uncased": "bert-base-uncased_table.csv.gz",
+    "google-bert/bert-base-cased": "bert-base-cased_table.csv.gz",
+    "google-t5/t5-base": "t5-base_table.csv.gz",
+    "google/t5-v1_1-base": "google_t5-v1_1-base_table.csv.gz",
+    "microsoft/deberta-v3-base": "microsoft_deberta-v3-base_table.csv.gz",
 }
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("published") / "lb.db")
-    import_published(store, str(ANCHORS))
+    import_published(store, BUNDLED_DIR)
     return store
 
 
@@ -40,7 +41,7 @@ def _key(avg: float, probe: float) -> tuple:
 
 @pytest.mark.parametrize("base_id", sorted(TABLES))
 def test_published_order_is_reproduced(store, base_id):
-    table = pd.read_csv(ANCHORS / "results" / TABLES[base_id])
+    table = pd.read_csv(TABLES_DIR / TABLES[base_id])
     board = load_leaderboard(store, base_id, PUBLISHED_SOURCE)
 
     assert round(100 * board.baseline.iloc[0]["mean_score"], 2) == round(table.iloc[0]["avg"], 2)

@@ -1,13 +1,13 @@
-"""Importing IBM's published model-recycling results: known answers from the anchor copy of the repo."""
+"""Importing IBM's published model-recycling results: known answers from the copy bundled in data/published_2023."""
 
 from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import hashlib
 import io
 import json
-import shutil
 import threading
 from collections import Counter, defaultdict
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +19,7 @@ from data.__main__ import main
 from data.metrics import PUBLISHED_SOURCE
 from data.published import (
     BASELINE_REVISION,
+    BUNDLED_DIR,
     DATASET_COLUMNS,
     MODELS_TESTED_PATH,
     PUBLISHED_BASES,
@@ -33,8 +34,8 @@ from data.published import (
 from data.selection import aliases_of, canonical_id
 from data.store import SCORE_FRAME_COLUMNS, Store
 
-ANCHOR_DIR = Path(__file__).resolve().parents[4] / "shared" / "anchors" / "model_recycling"
-RESULTS_DIR = ANCHOR_DIR / "results"
+RESULTS_DIR = BUNDLED_DIR / "results"  # IBM's results/ files, gzipped
+TABLES_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "model_recycling"  # IBM's <arch>_table.csv, gzipped
 
 # README "rows in models_tested" and "fully tested (36 datasets)" columns.
 README_MODELS = {
@@ -51,16 +52,24 @@ ROBERTA_BASELINE = "results/models_results_roberta_base_pretrain.csv"
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
-    """One import from the anchor directory, shared by the read-only tests of this module."""
+    """One import from the bundled directory, shared by the read-only tests of this module."""
     store = Store(tmp_path_factory.mktemp("published") / "lb.db")
-    report = import_published(store, ANCHOR_DIR)
+    report = import_published(store, BUNDLED_DIR)
     return store, report
 
 
 @pytest.fixture(scope="module")
 def csv_rows() -> list[dict[str, str]]:
-    with (RESULTS_DIR / "models_tested.csv").open(newline="", encoding="utf-8") as f:
+    with gzip.open(RESULTS_DIR / "models_tested.csv.gz", "rt", newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def _unpack(target: Path) -> Path:
+    """The bundled results/ uncompressed under ``target``, laid out as in IBM's repository."""
+    (target / "results").mkdir(parents=True)
+    for packed in RESULTS_DIR.glob("*.csv.gz"):
+        (target / "results" / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    return target
 
 
 def _rows(store: Store, base_id: str) -> list[dict]:
@@ -78,7 +87,7 @@ def test_bases_are_canonical_hub_ids_that_agree_with_the_alias_table():
     for csv_base, (base_id, arch) in PUBLISHED_BASES.items():
         assert base_id in aliases_of(csv_base) and csv_base in aliases_of(base_id)
         assert canonical_id(csv_base) == base_id
-        assert (RESULTS_DIR / f"models_results_{arch}_pretrain.csv").is_file()
+        assert (RESULTS_DIR / f"models_results_{arch}_pretrain.csv.gz").is_file()
 
 
 def test_config_hash_is_the_sha256_of_the_canonical_protocol_json():
@@ -119,7 +128,7 @@ def test_baseline_mean_reproduces_the_tables_pretrained_avg(imported, csv_base):
         missing = EMPTY_BASELINE_RUNS.get(csv_base, set()) if target == "stsb" else set()
         assert sorted(r["seed"] for r in runs) == sorted(set(range(20)) - missing)
     avg = 100 * sum(sum(r["value"] for r in runs) / len(runs) for runs in per_target.values()) / 36
-    with (RESULTS_DIR / f"{csv_base.replace('/', '_')}_table.csv").open(newline="", encoding="utf-8") as f:
+    with gzip.open(TABLES_DIR / f"{csv_base.replace('/', '_')}_table.csv.gz", "rt", newline="", encoding="utf-8") as f:
         row0 = next(csv.DictReader(f))
     assert row0["model_name"] == csv_base
     assert avg == pytest.approx(float(row0["avg"]), abs=1e-6)
@@ -175,7 +184,7 @@ def test_zero_probe_rows_are_kept_and_duplicates_reported(imported):
 
 def test_reimport_replaces_instead_of_adding(imported):
     store, report = imported
-    again = import_published(store, ANCHOR_DIR)
+    again = import_published(store, BUNDLED_DIR)
     scores = store.scores(source=PUBLISHED_SOURCE)
     keys = Counter((s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed) for s in scores)
     assert len(scores) == again.scores == report.scores
@@ -206,7 +215,7 @@ def serve():
 
 
 def test_import_from_a_url(tmp_path, imported, serve):
-    url = serve(ANCHOR_DIR)
+    url = serve(_unpack(tmp_path / "site"))  # a URL serves IBM's uncompressed files
     store = Store(tmp_path / "lb.db")
     report = import_published(store, url + "/", timeout_s=10)
     assert report.source == url + "/"
@@ -229,9 +238,8 @@ def test_unreachable_url_is_a_clear_error(tmp_path):
 
 # ------------------------------------------------------------------------------------------ bad input
 def _broken_copy(tmp_path: Path, edit_models=None, edit_baseline=None) -> Path:
-    """A copy of the anchor's results/ in tmp, with models_tested.csv or the roberta baseline edited."""
-    root = tmp_path / "copy"
-    shutil.copytree(RESULTS_DIR, root / "results")
+    """An uncompressed copy of the bundled results/ in tmp, with models_tested.csv or the roberta baseline edited."""
+    root = _unpack(tmp_path / "copy")
     if edit_models:
         path = root / MODELS_TESTED_PATH
         with path.open(newline="", encoding="utf-8") as f:
@@ -307,7 +315,7 @@ def test_a_negative_stsb_spearman_is_accepted(tmp_path):
 # ----------------------------------------------------------------------------------------------- CLI
 def test_cli_imports_and_prints_one_line_per_base(tmp_path, capsys):
     db = tmp_path / "cli.db"
-    assert main(["import-published", "--source", str(ANCHOR_DIR), "--db", str(db)]) == 0
+    assert main(["import-published", "--source", str(BUNDLED_DIR), "--db", str(db)]) == 0
     lines = capsys.readouterr().out.splitlines()
     for base_id, models in README_MODELS.items():
         assert any(line.startswith(f"{base_id}: {models} models") for line in lines), base_id
