@@ -67,7 +67,7 @@ def run_study(model_dir: Path, targets: str, fractions: list[float], seeds: int,
             cfg = replace(base, max_train_examples=n)
             started = time.perf_counter()
             scores = {mode: [finetune(model_dir, full, replace(cfg, dropout=mode, seed=seed), device=device,
-                                      cache_dir=cache_dir).test_score for seed in range(seeds)]
+                                      cache_dir=cache_dir, local_root=local_root).test_score for seed in range(seeds)]
                       for mode in ("standard", "guided")}
             row = StudyRow(full.name, fraction, n, scores["standard"], scores["guided"], time.perf_counter() - started)
             echo(row.line())

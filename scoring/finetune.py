@@ -251,10 +251,11 @@ def _average_ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 def finetune(model_dir: Path, target: TargetData, cfg: FinetuneConfig, *, device: str = "cpu",
-             verbose: bool = False, cache_dir: Path | None = None) -> FinetuneResult:
+             verbose: bool = False, cache_dir: Path | None = None, local_root: Path | None = None) -> FinetuneResult:
     """Fine-tune the model in ``model_dir`` on ``target`` and score it; see the module docstring.
     ``dropout="guided"`` sets the encoder's dropout rates from the model's Fisher scores (scoring/fisher.py,
-    computed once per checkpoint and cached under ``cache_dir``)."""
+    computed once per checkpoint and cached under ``cache_dir``; the "local" reference corpus is read from
+    ``local_root``, default ../shared/datasets)."""
     start = time.perf_counter()
     num_labels = 1 if target.metric == "spearman" else target.num_labels
     model, tokenizer = load_classifier(model_dir, num_labels, seed=cfg.seed)
@@ -262,7 +263,7 @@ def finetune(model_dir: Path, target: TargetData, cfg: FinetuneConfig, *, device
     if cfg.dropout == "guided":
         from scoring.fisher import apply_rates, guided_rates, model_fisher_scores
 
-        rates = guided_rates(model_fisher_scores(model_dir, cache_dir=cache_dir, device=device))
+        rates = guided_rates(model_fisher_scores(model_dir, cache_dir=cache_dir, local_root=local_root, device=device))
         apply_rates(model, rates)
     result = train_classifier(model, tokenizer, target, cfg, device=device, verbose=verbose)
     return replace(result, duration_s=time.perf_counter() - start, dropout_rates=rates)

@@ -47,7 +47,7 @@ class IntertrainingScorer:
                     continue
                 started = time.perf_counter()
                 result = finetune(model_dir, target, replace(ft, seed=seed), device=ctx.device, verbose=ctx.verbose,
-                                  cache_dir=ctx.cache_dir)
+                                  cache_dir=ctx.cache_dir, local_root=self.local_root)
                 logger.info("%s@%s on %s seed %d: %.4f (%.0fs)", repo_id, revision[:8], target.name, seed,
                             result.test_score, result.duration_s)
                 scores.append(Score(

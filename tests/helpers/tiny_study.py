@@ -40,7 +40,9 @@ def tiny_study_world(root: Path) -> TinyStudyWorld:
     build_base(TINY_BERT, world.base_dir)
     rng = random.Random(0)
     world.corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(200)))
-    write_tiny_suite(world.data_root, n_train=120, n_test=60)
+    # 700 train rows per target: the guided-dropout Fisher reads its "local" corpus from this suite and needs
+    # 256 sequences of 62 tokens (scoring.fisher.GuidedDropoutConfig); fine-tuning subsamples 64 of them.
+    write_tiny_suite(world.data_root, n_train=700, n_test=60)
     return world
 
 

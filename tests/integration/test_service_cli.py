@@ -11,6 +11,7 @@ from data.store import Store
 from ranking.source import load_leaderboard
 from scoring.__main__ import main as scoring_main
 from tests.helpers.tiny_models import build_candidate, tiny_checkpoints
+from tests.helpers.tiny_suite import write_tiny_suite
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,8 @@ def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, monk
                            tags=("transformers", "bert"))  # no base_model tag: found by its config, or submitted
     db = tmp_path / "lb.db"
     monkeypatch.setenv("MRL_CACHE_DIR", str(tmp_path / "cache"))
+    # The free-energy scorer's "local" reference corpus (512 sequences of 62 tokens), instead of ../shared/datasets.
+    data = write_tiny_suite(tmp_path / "data", n_train=1300, n_test=10)
     with hub:
         common = ["--db", str(db), "--endpoint", hub.url]
         assert data_main(["crawl", "--base", BASE, "--quiet", *common]) == 0
@@ -37,7 +40,8 @@ def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, monk
         assert data_main(["jobs", "--status", "pending", "--db", str(db)]) == 0
         listed = capsys.readouterr().out.splitlines()
         assert len(listed) == len(Store(db).jobs(JobStatus.PENDING)) > 0
-        assert scoring_main(["work", "--once", "--scorers", "free_energy", "--quiet", *common]) == 0
+        assert scoring_main(["work", "--once", "--scorers", "free_energy", "--local-root", str(data), "--quiet",
+                             *common]) == 0
         assert "done, 0 failed" in capsys.readouterr().out
     store = Store(db)
     assert {j.status for j in store.jobs(scorer="free_energy")} == {JobStatus.DONE}

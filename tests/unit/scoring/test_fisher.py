@@ -119,12 +119,12 @@ def test_guided_dropout_fine_tunes_with_the_fisher_rates(tiny_base, tmp_path):
     from tests.helpers.tiny_suite import write_tiny_suite
 
     base, _ = tiny_base
-    data = write_tiny_suite(tmp_path / "data", n_train=64, n_test=40)
+    data = write_tiny_suite(tmp_path / "data", n_train=700, n_test=40)  # also the Fisher's corpus: 256 x 62 tokens
     [spec] = suite("cats", local_root=data)
     target = load_target(spec, local_root=data)
     cfg = replace(QUICK, max_train_examples=64, max_epochs=1, batch_size=16, micro_batch_size=16, max_length=24,
                   dropout="guided")
-    result = finetune(base, target, cfg, cache_dir=tmp_path / "cache")
+    result = finetune(base, target, cfg, cache_dir=tmp_path / "cache", local_root=data)  # data: the Fisher corpus
     assert 0 <= result.test_score <= 1
     assert list((tmp_path / "cache" / "fisher").glob("*.json"))
     assert replace(cfg, dropout="standard") != cfg  # guided and standard are different protocols
