@@ -60,8 +60,10 @@ def _is_importorskip(node: ast.AST) -> bool:
 
 
 def own_modules(root: Path = ROOT) -> set[str]:
-    """The project's own top-level modules: packages and .py files at the repository root."""
-    return {p.parent.name for p in root.glob("*/__init__.py")} | {p.stem for p in root.glob("*.py")}
+    """The project's own top-level modules: packages and .py files at the repository root, and the scripts in a
+    folder that is no package (benchmarks/), which import each other as top-level modules."""
+    scripts = {p.stem for p in root.glob("*/*.py") if not (p.parent / "__init__.py").exists()}
+    return {p.parent.name for p in root.glob("*/__init__.py")} | {p.stem for p in root.glob("*.py")} | scripts
 
 
 def third_party(sources: Iterable[str], root: Path = ROOT) -> dict[str, set[str]]:
@@ -179,8 +181,11 @@ def test_the_walker_finds_third_party_top_level_modules_only(tmp_path):
         "from __future__ import annotations\nimport os, numpy.linalg\nfrom . import sibling\nfrom pkg import mod\n"
         "from yaml.loader import Loader\nimport pytest\nscipy = pytest.importorskip('scipy.stats')\n"
         "def f():\n    import requests\n")
-    assert third_party(["pkg"], tmp_path) == {
-        m: {"pkg/mod.py"} for m in ("numpy", "yaml", "pytest", "scipy", "requests")}
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "helper.py").write_text("import tqdm\n")
+    (tmp_path / "scripts" / "main.py").write_text("import helper\nfrom pkg.mod import f\n")
+    assert third_party(["pkg", "scripts"], tmp_path) == {
+        **{m: {"pkg/mod.py"} for m in ("numpy", "yaml", "pytest", "scipy", "requests")}, "tqdm": {"scripts/helper.py"}}
 
 
 def test_a_missing_pin_is_named_and_includes_are_followed(tmp_path):
