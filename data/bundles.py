@@ -92,6 +92,9 @@ def read_published_bundle(path: Path) -> Records:
 def seed_bundles(store: Store, settings: Settings) -> list[BundleSeed]:
     """What ``python app.py`` does after opening its store: apply each bundle its settings name. A bundle turned
     off (``none``), missing or bad is logged (a bad one as an error) and skipped; the store is used as it is."""
+    if store.read_only:
+        logger.info("the store is read-only: no bundle is seeded")
+        return []
     seeds = []
     for name, path, read in ((PUBLISHED, settings.published_path, read_published_bundle),
                              (STUDY, settings.snapshot_path, read_study)):

@@ -52,7 +52,23 @@ class ScoringError(LeaderboardError):
 
 
 class StoreError(LeaderboardError):
-    """The store could not be opened, migrated or written."""
+    """The store could not be opened, migrated or written; the message is one sentence for a person."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+
+class StoreReadOnly(StoreError):
+    """The store's file (or volume) cannot be written: it can only be browsed."""
+
+
+class StoreDamaged(StoreError):
+    """SQLite finds the store's file corrupt, or it is not a database."""
+
+
+class StoreFull(StoreError):
+    """The disk holding the store is full; the write was rolled back."""
 
 
 class SnapshotError(LeaderboardError, ValueError):

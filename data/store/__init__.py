@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 
-from data.errors import StoreError
 from data.records import AppliedBundle, BaseModel, Candidate, CandidateStatus, JobStatus, Score
+from data.store.db import Database
 from data.store.jobs import JobQueue
 from data.store.rows import base_of, candidate_of, candidate_params, score_of, ts, utcnow
 from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS
@@ -26,79 +23,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["MIGRATIONS", "SCORE_FRAME_COLUMNS", "Store", "utcnow"]
 
 
-class Store(JobQueue):
-    """SQLite-backed store of bases, candidates, jobs and scores."""
+class Store(JobQueue, Database):
+    """SQLite-backed store of bases, candidates, jobs and scores (the file itself: ``Database``)."""
 
-    def __init__(self, db_path: Path | str, *, busy_timeout_s: float = 60.0):
-        self.db_path = Path(db_path)
-        self.busy_timeout_s = busy_timeout_s
-        self.migrate()
-
-    # ----------------------------------------------------------------- plumbing
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open the store at {self.db_path}: {e}") from e
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it lands, or none of it does. Bumps the data version."""
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def migrate(self) -> int:
-        """Bring the schema to the latest version; returns that version."""
-        if self.db_path.parent and not self.db_path.parent.exists():
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("BEGIN IMMEDIATE")
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > len(MIGRATIONS):
-                    conn.execute("ROLLBACK")
-                    raise StoreError(
-                        f"{self.db_path} has schema version {version}, newer than this code knows "
-                        f"({len(MIGRATIONS)}): upgrade the project"
-                    )
-                for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-                    for statement in sql.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {number}")
-                    logger.info("%s: migrated schema to version %d", self.db_path, number)
-                conn.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreError(f"{self.db_path} is not a usable leaderboard store: {e}") from e
-        return len(MIGRATIONS)
-
-    def schema_version(self) -> int:
-        with self._connect() as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
-
-    def integrity_check(self) -> str:
-        with self._connect() as conn:
-            return conn.execute("PRAGMA integrity_check").fetchone()[0]
-
-    # -------------------------------------------------------------------- bases
     def upsert_base(self, base: BaseModel) -> None:
         now = ts(utcnow())
         sig = base.signature

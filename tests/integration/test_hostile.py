@@ -3,15 +3,22 @@ Hub client, a local Hub on 127.0.0.1 and a real store file. Nothing already stor
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import sqlite3
 import struct
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from data.__main__ import main as data_main
 from data.crawler import crawl
-from data.errors import SubmissionRejected
+from data.errors import StoreBusy, StoreFull, SubmissionRejected
 from data.hub import HubClient
 from data.local_hub import LocalHub
 from data.records import CandidateStatus, SkipReason
@@ -19,6 +26,7 @@ from data.store import Store
 from data.submissions import submit
 from tests.helpers.hub_population import BASE_ID, MAX_PARAMS, ROBERTA, WEIGHTS, add_base, add_shape, shape_named
 
+ROOT = Path(__file__).resolve().parents[2]
 TAGS = shape_named("tagged").tags
 N_GOOD = 20
 DEEP_CONFIG = b"[" * 100_000 + b"]" * 100_000
@@ -151,3 +159,112 @@ def test_serve_hub_serves_a_directory_with_broken_repos_in_it(tmp_path, caplog):
     hub = LocalHub()
     assert load_directory(hub, tmp_path) == ["org/deep", "org/good", "org/list", "org/not-json"]
     assert "org/bad-meta: not served: " in caplog.text.replace(str(tmp_path) + "/", "")
+
+
+# ------------------------------------------------------------------------------------------- store faults
+def seeded_store(path) -> Store:
+    from data.records import Score
+
+    store = Store(path)
+    store.add_scores([Score(repo_id="org/m", revision="r" * 40, scorer="linear_probe", metric="probe_accuracy",
+                            target="nli", value=0.5, config_hash="h", base_id=BASE_ID)])
+    return store
+
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """Make ``path`` unwritable for this process: chmod for a normal user; for root (who ignores modes) the
+    immutable attribute (chattr +i), removed again afterwards. Skips where neither can be had."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)], check=False).returncode:
+        pytest.skip("running as root without chattr +i: no way to make a file read-only here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_a_read_only_store_can_be_browsed_and_refuses_writes_in_one_sentence(tmp_path):
+    db = tmp_path / "ro.db"
+    seeded_store(db)
+    with read_only(db):
+        store = Store(db)
+        assert store.read_only and [s.repo_id for s in store.scores()] == ["org/m"]
+        browse = cli("-m", "ranking", "export", "--base", BASE_ID, "--db", str(db), "--format", "csv")
+        assert browse.returncode == 0 and "org/m" in browse.stdout, browse.stderr
+        write = cli("-m", "data", "seed-snapshot", "--db", str(db))
+        assert write.returncode == 1 and "Traceback" not in write.stderr
+        assert f"The store {db} is read-only: it can be browsed, but nothing can be written to it" in write.stderr
+    assert [s.repo_id for s in Store(db).scores()] == ["org/m"]  # nothing lost
+
+
+def test_a_locked_store_is_read_without_waiting_and_a_write_says_busy(tmp_path):
+    db = tmp_path / "locked.db"
+    seeded_store(db)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        store = Store(db, busy_timeout_s=0.2)  # opening takes no write lock
+        assert [s.repo_id for s in store.scores()] == ["org/m"]
+        with pytest.raises(StoreBusy, match=r"is busy: another process has held its write lock for more than 0.2 s"):
+            store.add_scores([])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert len(Store(db).scores()) == 1
+
+
+def test_a_damaged_store_is_refused_at_start_in_one_sentence(tmp_path, caplog):
+    import app
+
+    db = tmp_path / "damaged.db"
+    store = seeded_store(db)
+    store.add_scores([replace(store.scores()[0], repo_id=f"org/m{i}", extra={"pad": "x" * 2000})
+                      for i in range(300)])  # enough pages to damage some in the middle
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for n in (len(data) // page // 2, len(data) // page // 2 + 1, len(data) // page // 2 + 2):
+        data[n * page:(n + 1) * page] = b"\xa5" * page
+    db.write_bytes(bytes(data))
+    assert app.main(["--db", str(db), "--snapshot", "none", "--published", "none"]) == 1
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith(f"The store {db} is damaged (") and "restore it from a backup" in line
+
+
+class FullDiskStore(Store):
+    """A store whose disk fills at ``max_pages`` pages (SQLite's own limit stands in for the disk)."""
+
+    max_pages = 0
+
+    def _configure(self, conn) -> None:
+        if self.max_pages:
+            conn.execute(f"PRAGMA max_page_count = {self.max_pages}")
+
+
+def test_a_full_disk_rolls_the_write_back_and_says_so(tmp_path):
+    from data.records import Score
+
+    store = FullDiskStore(tmp_path / "full.db")
+    seeded = seeded_store(store.db_path)
+    before = seeded.scores()
+    with sqlite3.connect(store.db_path) as conn:
+        store.max_pages = conn.execute("PRAGMA page_count").fetchone()[0] + 1
+    many = [Score(repo_id=f"org/x{i}", revision="r" * 40, scorer="linear_probe", metric="probe_accuracy",
+                  target="nli", value=0.5, config_hash="h", base_id=BASE_ID, extra={"pad": "y" * 1000})
+            for i in range(500)]
+    with pytest.raises(StoreFull, match=r"The disk holding the store .* is full: nothing was written"):
+        store.add_scores(many)
+    assert store.scores() == before

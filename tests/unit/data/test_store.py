@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from data.errors import StoreError
+from data.errors import StoreDamaged, StoreError
 from data.records import (
     ArchSignature,
     BaseModel,
@@ -47,7 +47,7 @@ def test_newer_schema_and_garbage_files_are_refused(tmp_path):
         Store(path)
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="not a usable leaderboard store"):
+    with pytest.raises(StoreDamaged, match="is damaged .*restore it from a backup"):
         Store(junk)
     assert junk.read_bytes() == b"this is not a database" * 100
 
@@ -89,7 +89,7 @@ def test_skipped_candidates_get_no_jobs(store):
 def test_failed_batch_writes_nothing(store):
     good = make_candidate("a/good")
     bad = replace(make_candidate("a/bad"), base_id="not/a-base")  # violates the foreign key
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
         store.save_candidates([good, bad], SCORERS)
     assert store.candidates() == [] and store.jobs() == []
 
