@@ -40,7 +40,10 @@ class Settings:
     job_max_attempts: int = 3  # then it is FAILED with its last error
     top_k: int = 10  # stage 2: intertraining for the K best candidates per base by probe accuracy
     suite: str = "quick"  # the intertraining suite workers use
-    submit_limit_per_hour: int = 20  # accepted submissions per submitter per hour
+    submit_limit_per_hour: int = 20  # accepted new models per submitter per hour
+    submit_attempts_per_hour: int = 60  # submissions that reach the Hub (refused ones too) per submitter per hour
+    submit_timeout_s: float = 10.0  # how long Submit waits for the Hub before telling the user to try again
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed (none: the peer address)
     # app
     host: str = "127.0.0.1"
     port: int = 7860
@@ -67,11 +70,16 @@ class Settings:
         if "MRL_MAX_PARAMS" in env:
             values["max_params"] = _positive_int(env, "MRL_MAX_PARAMS")
         for key, name in (("MRL_JOB_MAX_ATTEMPTS", "job_max_attempts"), ("MRL_TOP_K", "top_k"),
-                          ("MRL_SUBMIT_LIMIT_PER_HOUR", "submit_limit_per_hour")):
+                          ("MRL_SUBMIT_LIMIT_PER_HOUR", "submit_limit_per_hour"),
+                          ("MRL_SUBMIT_ATTEMPTS_PER_HOUR", "submit_attempts_per_hour")):
             if key in env:
                 values[name] = _positive_int(env, key)
         if "MRL_JOB_LEASE_S" in env:
             values["job_lease_s"] = float(env["MRL_JOB_LEASE_S"])
+        if "MRL_SUBMIT_TIMEOUT_S" in env:
+            values["submit_timeout_s"] = _positive_float(env, "MRL_SUBMIT_TIMEOUT_S")
+        if env.get("MRL_TRUSTED_PROXIES"):
+            values["trusted_proxies"] = tuple(p.strip() for p in env["MRL_TRUSTED_PROXIES"].split(",") if p.strip())
         if env.get("MRL_SUITE"):
             values["suite"] = env["MRL_SUITE"]
         if env.get("MRL_REFERENCE_CORPUS"):
@@ -101,5 +109,15 @@ def _positive_int(env: Mapping[str, str], name: str) -> int:
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {env[name]!r}") from None
     if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _positive_float(env: Mapping[str, str], name: str) -> float:
+    try:
+        value = float(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {env[name]!r}") from None
+    if not value > 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return value

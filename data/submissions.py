@@ -3,12 +3,12 @@
 Checks run in order and the first failure raises ``SubmissionRejected`` with a sentence for the user;
 nothing is stored unless every check passes. The rules are the crawler's (``data.selection``), so a
 submitted model is judged exactly as a crawled one would be. A submitter may queue at most
-``settings.submit_limit_per_hour`` new models in any rolling hour (``RateLimiter``).
+``settings.submit_limit_per_hour`` new models and make ``settings.submit_attempts_per_hour`` attempts in any
+rolling hour (``RateLimiter``, kept in the store).
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import re
@@ -27,6 +27,7 @@ from data.errors import (
     RevisionNotFound,
     SubmissionRejected,
 )
+from data.escape import log_text
 from data.hub import HubClient, HubModelInfo
 from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Job, JobStatus, Kind, Match, SkipReason
 from data.selection import (
@@ -79,39 +80,49 @@ class Submission:
 
 
 class RateLimiter:
-    """When each submitter's accepted new submissions were made, over a rolling window (in memory, thread-safe)."""
+    """The per-submitter limits, kept in the store (so they hold across processes and restarts): every attempt
+    that reaches the Hub counts against ``attempts_per_hour`` (refusals too, so the app cannot be used to
+    multiply traffic to the Hub), and every accepted new model against ``new_per_hour``."""
 
-    def __init__(self, window: timedelta = timedelta(hours=1)):
+    def __init__(self, store: Store, window: timedelta = timedelta(hours=1)):
+        self.store = store
         self.window = window
-        self._times: dict[str, list[datetime]] = {}
-        self._lock = threading.Lock()
 
-    def check(self, submitter: str, limit: int, now: datetime, *, record: bool = False) -> None:
-        """Raise SubmissionRejected if ``submitter`` has ``limit`` submissions in the window before ``now``;
-        else, with ``record``, count one at ``now``."""
-        with self._lock:
-            if len(self._times) > 1000:  # forget submitters with nothing left in the window
-                self._times = {k: v for k, v in self._times.items() if v and now - v[-1] < self.window}
-            times = self._times[submitter] = [t for t in self._times.get(submitter, ()) if now - t < self.window]
-            if len(times) >= limit:
-                free_at = times[-limit] + self.window
-                minutes = max(1, math.ceil((free_at - now).total_seconds() / 60))
-                raise SubmissionRejected(
-                    f"Rate limit: at most {limit} new models per submitter per hour. You may submit again at "
-                    f"{free_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC (in {minutes} min)."
-                )
-            if record:
-                bisect.insort(times, now)
+    def attempt(self, submitter: str, limit: int, now: datetime) -> None:
+        """Count one attempt, or raise SubmissionRejected when ``submitter`` has used ``limit`` this hour."""
+        _, free_at = self.store.take_slot(submitter, ATTEMPT, limit, self.window, now)
+        if free_at is not None:
+            raise SubmissionRejected(f"Rate limit: at most {limit} submission attempts per submitter per hour "
+                                     f"(refused ones included). {_again(free_at, now)}")
 
-    def release(self, submitter: str, at: datetime) -> None:
-        """Forget a submission counted at ``at`` (it was not stored after all)."""
-        with self._lock:
-            times = self._times.get(submitter, [])
-            if at in times:
-                times.remove(at)
+    def new_model(self, submitter: str, limit: int, now: datetime) -> int:
+        """Count one accepted new model (returns its event, to release if it is not stored after all), or raise
+        SubmissionRejected when ``submitter`` has queued ``limit`` this hour."""
+        event, free_at = self.store.take_slot(submitter, NEW_MODEL, limit, self.window, now)
+        if free_at is not None:
+            raise _over_new_models(limit, free_at, now)
+        return event
+
+    def check_new_model(self, submitter: str, limit: int, now: datetime) -> None:
+        """Raise as ``new_model`` would, recording nothing (checked before asking the Hub)."""
+        free_at = self.store.slot_free_at(submitter, NEW_MODEL, limit, self.window, now)
+        if free_at is not None:
+            raise _over_new_models(limit, free_at, now)
 
 
-LIMITER = RateLimiter()  # the process's record, used when submit() is given none
+ATTEMPT, NEW_MODEL = "attempt", "new"
+
+
+def _over_new_models(limit: int, free_at: datetime, now: datetime) -> SubmissionRejected:
+    return SubmissionRejected(f"Rate limit: at most {limit} new models per submitter per hour. "
+                              f"{_again(free_at, now)}")
+
+
+def _again(free_at: datetime, now: datetime) -> str:
+    minutes = max(1, math.ceil((free_at - now).total_seconds() / 60))
+    return f"You may submit again at {free_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC (in {minutes} min)."
+
+
 _QUEUE_LOCK = threading.Lock()  # "already queued?" and the enqueue happen as one step in this process
 
 
@@ -202,19 +213,21 @@ def validate_submission(repo_id: str, revision: str | None, hub: HubClient, stor
 
 
 def submit(repo_id: str, revision: str | None, hub: HubClient, store: Store, settings: Settings, *,
-           submitter: str | None = None, now: datetime | None = None, limiter: RateLimiter | None = None
-           ) -> Submission:
+           submitter: str | None = None, now: datetime | None = None) -> Submission:
     """Validate, then record the model as a candidate of its base and queue its scoring jobs.
 
-    With a ``submitter``, at most ``settings.submit_limit_per_hour`` submissions that queue new jobs are
-    accepted per rolling hour; re-submitting a model already queued or scored at that sha does not count.
+    With a ``submitter`` (the client's address), ``settings.submit_attempts_per_hour`` attempts that reach the
+    Hub and ``settings.submit_limit_per_hour`` accepted new models are allowed per rolling hour (the store
+    keeps the count); re-submitting a model already queued or scored at that sha is not a new model.
     """
-    limiter = limiter or LIMITER
+    limiter = RateLimiter(store)
     now = now or datetime.now(UTC)
     limit = settings.submit_limit_per_hour
     repo_id, revision = check_format(repo_id, revision)
-    if submitter is not None and not store.jobs(repo_id=repo_id):  # surely new: spare the Hub when over the limit
-        limiter.check(submitter, limit, now)
+    if submitter is not None:
+        limiter.attempt(submitter, settings.submit_attempts_per_hour, now)
+        if not store.jobs(repo_id=repo_id):  # surely new: spare the Hub when over the limit
+            limiter.check_new_model(submitter, limit, now)
     info, base, match = validate_submission(repo_id, revision, hub, store, settings)
     candidate = Candidate(
         repo_id=info.repo_id, base_id=base.repo_id, sha=info.sha, kind=Kind.FINETUNE, match=match,
@@ -225,24 +238,26 @@ def submit(repo_id: str, revision: str | None, hub: HubClient, store: Store, set
     with _QUEUE_LOCK:
         existing = [j for j in store.jobs(repo_id=info.repo_id) if j.revision == info.sha]
         is_new = not existing
-        counted = submitter is not None and is_new
-        if counted:
-            limiter.check(submitter, limit, now, record=True)
+        event = limiter.new_model(submitter, limit, now) if submitter is not None and is_new else None
         try:
-            if {j.scorer for j in existing} >= set(settings.crawl_scorers):  # already queued: write nothing
-                jobs = tuple(j for j in existing if j.scorer in settings.crawl_scorers)
-            else:
-                if store.get_candidate(info.repo_id, base.repo_id) is None:  # a crawled model keeps its record
-                    store.save_candidates([candidate], ())
-                jobs = tuple(store.enqueue(info.repo_id, info.sha, settings.crawl_scorers, base.repo_id))
+            jobs = _queue(store, info, base, candidate, existing, settings)
         except BaseException:
-            if counted:
-                limiter.release(submitter, now)
+            if event is not None:
+                store.release_slot(event)
             raise
-    logger.info("submission %s@%s for %s by %s: %s", info.repo_id, info.sha[:8], base.repo_id, submitter or "-",
-                "queued" if is_new else "already queued")
+    logger.info("submission %s@%s for %s by %s: %s", info.repo_id, info.sha[:8], base.repo_id,
+                log_text(submitter or "-"), "queued" if is_new else "already queued")
     return Submission(repo_id=info.repo_id, sha=info.sha, base_id=base.repo_id, jobs=jobs, is_new=is_new,
                       queue_position=queue_position(store, jobs))
+
+
+def _queue(store: Store, info: HubModelInfo, base: BaseModel, candidate: Candidate, existing: list[Job],
+           settings: Settings) -> tuple[Job, ...]:
+    if {j.scorer for j in existing} >= set(settings.crawl_scorers):  # already queued: write nothing
+        return tuple(j for j in existing if j.scorer in settings.crawl_scorers)
+    if store.get_candidate(info.repo_id, base.repo_id) is None:  # a crawled model keeps its record
+        store.save_candidates([candidate], ())
+    return tuple(store.enqueue(info.repo_id, info.sha, settings.crawl_scorers, base.repo_id))
 
 
 def queue_position(store: Store, jobs: tuple[Job, ...]) -> int | None:

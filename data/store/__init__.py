@@ -15,6 +15,7 @@ from datetime import datetime
 from data.records import AppliedBundle, BaseModel, Candidate, CandidateStatus, JobStatus, Score
 from data.store.db import Database
 from data.store.jobs import JobQueue
+from data.store.rate import RateEvents
 from data.store.rows import base_of, candidate_of, candidate_params, score_of, ts, utcnow
 from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS
 
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MIGRATIONS", "SCORE_FRAME_COLUMNS", "Store", "utcnow"]
 
 
-class Store(JobQueue, Database):
+class Store(JobQueue, RateEvents, Database):
     """SQLite-backed store of bases, candidates, jobs and scores (the file itself: ``Database``)."""
 
     def upsert_base(self, base: BaseModel) -> None:

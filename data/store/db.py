@@ -107,8 +107,9 @@ class Database:
         """Per-connection settings beyond the defaults (none here; a test store sets a size limit)."""
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it lands, or none of it does. Bumps the data version."""
+    def _write(self, *, bump_version: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it lands, or none of it does. Bumps the data version (the views'
+        cache key) unless told the write changes nothing they show."""
         if self.read_only:
             raise StoreReadOnly(f"The store {self.db_path} is read-only: it can be browsed, but nothing can be "
                                 "written to it.")
@@ -116,7 +117,8 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
+                if bump_version:
+                    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'data_version'")
             except BaseException:
                 if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
                     conn.execute("ROLLBACK")

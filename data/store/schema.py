@@ -96,6 +96,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, version)
     );
     """,
+    # 5: the submission rate limit's events, in the store so it holds across processes and restarts: every
+    # attempt that reaches the Hub ('attempt') and every accepted new model ('new'), per submitter
+    """
+    CREATE TABLE submission_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        submitter TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX submission_events_by_submitter ON submission_events(submitter, kind, at);
+    """,
 )
 
 CANDIDATE_COLUMNS = (

@@ -18,7 +18,7 @@ from data.records import ArchSignature, BaseModel, JobStatus, Score
 from data.selection import aliases_of
 from data.settings import Settings
 from data.store import Store
-from data.submissions import RateLimiter, submit
+from data.submissions import submit
 from tests.helpers.hub_population import (
     BASE_ID,
     BERT,
@@ -198,7 +198,7 @@ def test_a_bad_submission_is_refused_with_its_reason_and_stores_nothing(
     settings = replace(hub_settings, **changes)
     before = dump(store)
     with pytest.raises(SubmissionRejected, match=reason):
-        submit(repo_id, revision, HubClient(settings), store, settings, submitter="mallory", limiter=RateLimiter())
+        submit(repo_id, revision, HubClient(settings), store, settings, submitter="mallory")
     assert dump(store) == before
 
 
@@ -218,14 +218,14 @@ def test_nothing_is_accepted_before_a_base_is_crawled(tmp_path, hub_settings):
 
 def test_the_rate_limit_counts_new_models_per_submitter_per_rolling_hour(tmp_path, hub, hub_settings):
     settings = replace(hub_settings, submit_limit_per_hour=3)
-    store, limiter, client = new_store(tmp_path / "lb.db"), RateLimiter(), HubClient(settings)
+    store, client = new_store(tmp_path / "lb.db"), HubClient(settings)
 
     def send(i: int, who: str, at: timedelta):
-        return submit(f"rl/model-{i}", None, client, store, settings, submitter=who, now=T0 + at, limiter=limiter)
+        return submit(f"rl/model-{i}", None, client, store, settings, submitter=who, now=T0 + at)
 
-    for bad in ("../x", "nobody/nothing", "rl/model-0@main"):  # refusals do not count
+    for bad in ("../x", "nobody/nothing", "rl/model-0@main"):  # refusals are attempts, not new models
         with pytest.raises(SubmissionRejected):
-            submit(bad, None, client, store, settings, submitter="alice", now=T0, limiter=limiter)
+            submit(bad, None, client, store, settings, submitter="alice", now=T0)
     first = [send(i, "alice", timedelta(minutes=i)) for i in range(3)]
     assert all(s.is_new for s in first) and len(store.jobs()) == 3 * len(settings.crawl_scorers)
 
@@ -247,26 +247,26 @@ def test_the_rate_limit_counts_new_models_per_submitter_per_rolling_hour(tmp_pat
     with pytest.raises(SubmissionRejected, match=r"again at 2025-01-01 13:01 UTC \(in 1 min\)"):
         send(5, "alice", timedelta(hours=1, seconds=1))
     assert send(5, "alice", timedelta(hours=1, minutes=1)).is_new
-    assert submit("rl/model-6", None, client, store, settings, now=T0, limiter=limiter).is_new  # anonymous: no limit
+    assert submit("rl/model-6", None, client, store, settings, now=T0).is_new  # anonymous: no limit
 
 
 def test_a_submission_that_fails_to_be_stored_does_not_count(tmp_path, hub_settings, monkeypatch):
     settings = replace(hub_settings, submit_limit_per_hour=1)
-    store, limiter, client = new_store(tmp_path / "lb.db"), RateLimiter(), HubClient(settings)
+    store, client = new_store(tmp_path / "lb.db"), HubClient(settings)
 
     def broken(*args, **kwargs):
         raise StoreError("disk full")
 
     monkeypatch.setattr(store, "enqueue", broken)
     with pytest.raises(StoreError):
-        submit("rl/model-0", None, client, store, settings, submitter="carol", now=T0, limiter=limiter)
+        submit("rl/model-0", None, client, store, settings, submitter="carol", now=T0)
     monkeypatch.undo()
-    assert submit("rl/model-0", None, client, store, settings, submitter="carol", now=T0, limiter=limiter).is_new
+    assert submit("rl/model-0", None, client, store, settings, submitter="carol", now=T0).is_new
 
 
 def test_the_app_handler_passes_the_submitter_on(tmp_path, hub_settings):
     handlers = AppHandlers(new_store(tmp_path / "lb.db"), replace(hub_settings, submit_limit_per_hour=1))
-    who = f"handler-test-{id(handlers)}"  # the process-wide limiter: a name no other test uses
+    who = "198.51.100.7"
     assert handlers.submit("rl/model-7", None, submitter=who).startswith("Queued")
     assert "already queued" in handlers.submit("rl/model-7", None, submitter=who)
     with pytest.raises(SubmissionRejected, match="^Rate limit: at most 1 new models"):
@@ -306,10 +306,10 @@ def test_200_concurrent_submissions_of_one_model_queue_it_once(tmp_path, hub_set
 
 def test_200_concurrent_submissions_of_different_models_lose_none(tmp_path, hub_settings):
     store = new_store(tmp_path / "lb.db")
-    settings, limiter = replace(hub_settings, submit_limit_per_hour=20), RateLimiter()
+    settings = replace(hub_settings, submit_limit_per_hour=20)
     client = HubClient(settings)  # one client shared by every thread
     calls = [lambda i=i: submit(f"many-org{i % 7}/model-{i:03d}", None, client, store, settings,
-                                submitter=f"user-{i % 10}", now=T0, limiter=limiter) for i in range(MANY)]
+                                submitter=f"user-{i % 10}", now=T0) for i in range(MANY)]
     results = _run_all(calls)
     assert not [r for r in results if isinstance(r, Exception)] and all(r.is_new for r in results)
     jobs = store.jobs()
@@ -318,15 +318,39 @@ def test_200_concurrent_submissions_of_different_models_lose_none(tmp_path, hub_
     assert {j.status for j in jobs} == {JobStatus.PENDING} and len(store.candidates()) == MANY
     assert store.integrity_check() == "ok"
     with pytest.raises(SubmissionRejected, match="^Rate limit: at most 20 new models"):  # each user used all 20
-        submit("rl/model-0", None, client, store, settings, submitter="user-3", now=T0, limiter=limiter)
+        submit("rl/model-0", None, client, store, settings, submitter="user-3", now=T0)
 
 
 def test_concurrent_new_models_from_one_submitter_stop_exactly_at_the_limit(tmp_path, hub_settings):
     store = new_store(tmp_path / "lb.db")
-    settings, limiter = replace(hub_settings, submit_limit_per_hour=3), RateLimiter()
+    settings = replace(hub_settings, submit_limit_per_hour=3)
     calls = [lambda i=i: submit(f"many-org{i % 7}/model-{i:03d}", None, HubClient(settings), store, settings,
-                                submitter="eve", now=T0, limiter=limiter) for i in range(40)]
+                                submitter="eve", now=T0) for i in range(40)]
     results = _run_all(calls)
     refused = [r for r in results if isinstance(r, SubmissionRejected)]
     assert len(refused) == 37 and all(r.reason.startswith("Rate limit: at most 3") for r in refused)
     assert len(store.jobs()) == 3 * len(settings.crawl_scorers) and len(store.candidates()) == 3
+
+
+def test_refused_attempts_count_too_and_the_count_lives_in_the_store(tmp_path, hub, hub_settings):
+    """A client cannot multiply traffic to the Hub with refused submissions, nor reset its count by a restart."""
+    settings = replace(hub_settings, submit_attempts_per_hour=4)
+    path = tmp_path / "lb.db"
+    new_store(path)
+    for i in range(4):
+        with pytest.raises(SubmissionRejected, match="was not found on the Hub"):
+            submit(f"nobody/nothing-{i}", None, HubClient(settings), Store(path), settings, submitter="eve",
+                   now=T0 + timedelta(minutes=i))
+    hub.reset_requests()
+    restarted = Store(path)  # another process, or the app after a restart
+    with pytest.raises(SubmissionRejected, match=r"^Rate limit: at most 4 submission attempts per submitter per "
+                                                 r"hour \(refused ones included\)\. You may submit again at "
+                                                 r"2025-01-01 13:00 UTC \(in 50 min\)\.$"):
+        submit("rl/model-0", None, HubClient(settings), restarted, settings, submitter="eve",
+               now=T0 + timedelta(minutes=10))
+    assert not hub.requests and restarted.jobs() == []
+    assert submit("rl/model-0", None, HubClient(settings), restarted, settings, submitter="eve",
+                  now=T0 + timedelta(hours=1)).is_new  # the first attempt has left the window
+    assert submit("rl/model-1", None, HubClient(settings), restarted, settings, submitter="frank",
+                  now=T0 + timedelta(minutes=10)).is_new  # others are not affected
+
