@@ -16,7 +16,7 @@ from scoring.linear_probe import LinearProbeConfig
 from scoring.sample_efficiency import SampleEfficiencyConfig
 from scoring.study import StudyConfig
 from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
-from tests.helpers.tiny_suite import write_tiny_suite
+from tests.helpers.tiny_suite import write_reference_text, write_tiny_suite
 
 BASE = "tiny/bert-base"
 TINY_FT = replace(QUICK, lr=1e-3, max_train_examples=64, max_eval_examples=50, eval_every_examples=64,
@@ -40,9 +40,8 @@ def tiny_study_world(root: Path) -> TinyStudyWorld:
     build_base(TINY_BERT, world.base_dir)
     rng = random.Random(0)
     world.corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(200)))
-    # 700 train rows per target: the guided-dropout Fisher reads its "local" corpus from this suite and needs
-    # 256 sequences of 62 tokens (scoring.fisher.GuidedDropoutConfig); fine-tuning subsamples 64 of them.
-    write_tiny_suite(world.data_root, n_train=700, n_test=60)
+    write_tiny_suite(world.data_root, n_train=120, n_test=60)
+    write_reference_text(world.data_root, n_rows=2000)  # the guided-dropout Fisher's "local" corpus: 256 x 62 tokens
     return world
 
 

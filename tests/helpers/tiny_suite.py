@@ -46,3 +46,21 @@ def write_tiny_suite(root: Path, *, n_train: int = 400, n_test: int = 200, seed:
             "label_field": "label", "label_names": ["no", "yes"], "splits": sizes,
         }))
     return root
+
+
+def write_reference_text(root: Path, *, n_rows: int, seed: int = 0, name: str = "reference_text") -> Path:
+    """One more dataset under ``root``, train.csv only, of ``n_rows`` seeded 8-word sentences (9 tokens each with
+    the separator): text for the "local" reference corpus (free energy, guided-dropout Fisher), which reads the
+    train text of every dataset under ``root``. Returns ``root``."""
+    rng = random.Random(seed)
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "train.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sentence", "label"])
+        writer.writerows([" ".join(rng.sample(WORDS[:150], 8)), i % 2] for i in range(n_rows))
+    (folder / "dataset.json").write_text(json.dumps({
+        "name": name, "task": "reference text (labels unused)", "text_fields": ["sentence"], "label_field": "label",
+        "label_names": ["no", "yes"], "splits": {"train": n_rows},
+    }))
+    return root

@@ -11,7 +11,7 @@ from data.store import Store
 from ranking.source import load_leaderboard
 from scoring.__main__ import main as scoring_main
 from tests.helpers.tiny_models import build_candidate, tiny_checkpoints
-from tests.helpers.tiny_suite import write_tiny_suite
+from tests.helpers.tiny_suite import write_reference_text
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, monk
     db = tmp_path / "lb.db"
     monkeypatch.setenv("MRL_CACHE_DIR", str(tmp_path / "cache"))
     # The free-energy scorer's "local" reference corpus (512 sequences of 62 tokens), instead of ../shared/datasets.
-    data = write_tiny_suite(tmp_path / "data", n_train=1300, n_test=10)
+    data = write_reference_text(tmp_path / "data", n_rows=4000)
     with hub:
         common = ["--db", str(db), "--endpoint", hub.url]
         assert data_main(["crawl", "--base", BASE, "--quiet", *common]) == 0

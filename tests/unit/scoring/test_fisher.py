@@ -116,10 +116,11 @@ def test_guided_dropout_fine_tunes_with_the_fisher_rates(tiny_base, tmp_path):
     from scoring.config import QUICK
     from scoring.finetune import finetune
     from scoring.target_data import load_target
-    from tests.helpers.tiny_suite import write_tiny_suite
+    from tests.helpers.tiny_suite import write_reference_text, write_tiny_suite
 
     base, _ = tiny_base
-    data = write_tiny_suite(tmp_path / "data", n_train=700, n_test=40)  # also the Fisher's corpus: 256 x 62 tokens
+    data = write_tiny_suite(tmp_path / "data", n_train=64, n_test=40)
+    write_reference_text(data, n_rows=2000)  # the Fisher's "local" corpus: 256 sequences of 62 tokens
     [spec] = suite("cats", local_root=data)
     target = load_target(spec, local_root=data)
     cfg = replace(QUICK, max_train_examples=64, max_epochs=1, batch_size=16, micro_batch_size=16, max_length=24,
