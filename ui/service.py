@@ -3,10 +3,16 @@
 The store's data version is checked at most every ``recheck_s`` seconds. When it has changed, a
 leaderboard already built keeps being served while a fresh one is built in the background
 (stale-while-revalidate), so a busy scoring worker never makes the page wait for a rebuild.
+
+Both caches are bounded (least recently used out, by entries and by bytes) and hold only leaderboards that
+exist: a request for an unknown base gets an empty board that is not kept, and an export's row limit is
+normalised (a limit at or above the board's size is "all"), so strangers' requests cannot grow the process.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -15,12 +21,15 @@ from data.metrics import PROJECT_SOURCE
 from data.selection import canonical_id
 from data.store import Store
 from ranking.export import render
-from ranking.leaderboard import Leaderboard
+from ranking.leaderboard import Leaderboard, build_leaderboard, empty_scores
 from ranking.source import available_leaderboards, load_leaderboard
+from ui.cache import BoundedCache
 
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+MAX_BOARDS, MAX_BOARD_BYTES = 32, 512 * 2**20
+MAX_RENDERS, MAX_RENDER_BYTES = 128, 256 * 2**20
 
 
 class LeaderboardService:
@@ -30,8 +39,8 @@ class LeaderboardService:
         self.store = store
         self.recheck_s = recheck_s
         self._lock = threading.Lock()
-        self._boards: dict[Key, tuple[int, Leaderboard]] = {}  # key -> (data version built at, board)
-        self._renders: dict[tuple[Key, str], tuple[int, bytes]] = {}  # (key, "fmt:limit") -> (id(board), bytes)
+        self._boards = BoundedCache(MAX_BOARDS, MAX_BOARD_BYTES)  # key -> (data version built at, board)
+        self._renders = BoundedCache(MAX_RENDERS, MAX_RENDER_BYTES)  # (key, "fmt:limit") -> (id(board), bytes)
         self._building: set[Key] = set()
         self._version: int | None = None
         self._checked_at = 0.0
@@ -66,6 +75,8 @@ class LeaderboardService:
 
     def board(self, base_id: str, source: str) -> Leaderboard:
         key = (canonical_id(base_id), source)
+        if key not in {(b, s) for b, s, _ in self.available()}:  # unknown: an empty board, never kept
+            return dataclasses.replace(_empty_board(key[1]), base_id=key[0])
         with self._lock:
             version = self._current_version()
             cached = self._boards.get(key)
@@ -80,15 +91,17 @@ class LeaderboardService:
         """The ranking (baseline + the top ``limit`` models, or all) as CSV, JSON or Parquet bytes,
         rendered once per built leaderboard."""
         board = self.board(base_id, source)
+        if limit is not None and limit >= len(board.rows):
+            limit = None  # every limit past the end is the same file
         key = ((board.base_id, source), f"{fmt}:{limit}")
         with self._lock:
             cached = self._renders.get(key)
             if cached is not None and cached[0] == id(board):
                 return cached[1]
-        frame = None if limit is None else board.to_frame().head(limit + (0 if board.baseline.empty else 1))
+        frame = None if limit is None else board.to_frame().head(max(0, limit) + (0 if board.baseline.empty else 1))
         data = render(board, fmt, frame)
         with self._lock:
-            self._renders[key] = (id(board), data)
+            self._renders.put(key, (id(board), data), len(data))
         return data
 
     def _rebuild(self, key: Key, version: int) -> Leaderboard:
@@ -101,7 +114,17 @@ class LeaderboardService:
         with self._lock:
             current = self._boards.get(key)
             if current is None or current[0] <= version:
-                self._boards[key] = (version, board)
+                self._boards.put(key, (version, board), _size_of(board))
         logger.info("built leaderboard %s (%s): %d models in %.2fs", key[0], key[1], len(board.rows),
                     time.perf_counter() - started)
         return board
+
+
+@functools.lru_cache(maxsize=8)
+def _empty_board(source: str) -> Leaderboard:
+    return build_leaderboard(empty_scores(), base_id="", source=source)
+
+
+def _size_of(board: Leaderboard) -> int:
+    """Bytes a built leaderboard holds (its frames, strings included)."""
+    return int(board.rows.memory_usage(deep=True).sum() + board.baseline.memory_usage(deep=True).sum())

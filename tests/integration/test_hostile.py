@@ -268,3 +268,31 @@ def test_a_full_disk_rolls_the_write_back_and_says_so(tmp_path):
     with pytest.raises(StoreFull, match=r"The disk holding the store .* is full: nothing was written"):
         store.add_scores(many)
     assert store.scores() == before
+
+
+# ------------------------------------------------------------------------------------------- bounded caches
+def test_memory_stays_flat_over_10000_distinct_requests(tmp_path):
+    import tracemalloc
+
+    from tests.helpers.leaderboard_store import BASE, build_store
+    from ui.service import MAX_RENDERS, LeaderboardService
+
+    service = LeaderboardService(build_store(tmp_path / "lb.db"))
+    n_rows = len(service.board(BASE, "project").rows)
+
+    def request(i: int) -> None:
+        if i % 2:
+            service.board(f"stranger/base-{i}", "project")  # an unknown base each time
+        else:
+            service.rendered(BASE, "project", ("csv", "json")[i % 4 // 2], limit=i)  # a new limit each time
+
+    for i in range(1000):
+        request(i)
+    tracemalloc.start()
+    warm = tracemalloc.get_traced_memory()[0]
+    for i in range(1000, 10_000):
+        request(i)
+    grown = tracemalloc.get_traced_memory()[0] - warm
+    tracemalloc.stop()
+    assert len(service._boards) == 1 and len(service._renders) <= min(MAX_RENDERS, 2 * (n_rows + 1))
+    assert grown < 2_000_000, f"{grown:,} bytes kept after 9,000 more requests"
