@@ -15,6 +15,10 @@ class HubUnreachable(HubError, ConnectionError):
     """No answer from the Hub at all, after retries."""
 
 
+class HubTimeout(HubUnreachable, TimeoutError):
+    """An interactive client's time budget ran out before the Hub answered."""
+
+
 class ModelNotFound(HubError, LookupError):
     """The repo does not exist, or is private and we have no access."""
 

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +39,7 @@ from data.errors import (
     FileTooLarge,
     GatedModel,
     HubError,
+    HubTimeout,
     HubUnreachable,
     InvalidRepoId,
     ModelNotFound,
@@ -120,7 +121,8 @@ def _clip(text: str, limit: int) -> str:
 class HubClient:
     """Read-only access to a Hub endpoint with retries and typed errors."""
 
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep,
+                 timeout_s: float | None = None):
         self.endpoint = settings.hub_endpoint.rstrip("/")
         self.token = settings.hub_token
         self.cache_dir = Path(settings.cache_dir) / "hub"
@@ -133,6 +135,24 @@ class HubClient:
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self.retries = 0  # how many retries this client has made (for reports and benchmarks)
+        self.timeout_s = timeout_s  # a budget for everything this client asks (interactive use); None: no limit
+        self._deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+    @classmethod
+    def interactive(cls, settings: Settings) -> HubClient:
+        """A client for a person waiting (Submit): one retry, a short backoff, and ``settings.submit_timeout_s``
+        for all its requests together; past that it raises HubUnreachable saying how long it waited."""
+        quick = replace(settings, crawl_max_retries=1, crawl_backoff_max_s=min(1.0, settings.crawl_backoff_max_s))
+        return cls(quick, timeout_s=settings.submit_timeout_s)
+
+    def _request_timeout(self) -> float | None:
+        """Seconds the next request may take: what is left of the budget (None: no budget)."""
+        if self._deadline is None:
+            return None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise HubTimeout(f"the Hub did not answer in {self.timeout_s:g} s")
+        return left
 
     @property
     def has_token(self) -> bool:
@@ -143,7 +163,8 @@ class HubClient:
         return build_hf_headers(token=self.token or False)
 
     def _get(self, url: str, params=None) -> httpx2.Response:
-        response = get_session().get(url, params=params, headers=self._headers(), follow_redirects=True)
+        response = get_session().get(url, params=params, headers=self._headers(), follow_redirects=True,
+                                     timeout=self._request_timeout())
         hf_raise_for_status(response)
         return response
 
@@ -177,11 +198,13 @@ class HubClient:
                 error: Exception = e
             except (httpx2.TransportError, json.JSONDecodeError) as e:
                 error = e
+            delay = 0.0 if attempt == self.max_retries else self._backoff_s(attempt, error)
+            if self._deadline is not None and time.monotonic() + delay >= self._deadline:
+                raise HubTimeout(f"{what}: the Hub did not answer in {self.timeout_s:g} s") from error
             if attempt == self.max_retries:
                 raise HubUnreachable(
                     f"{what}: no usable answer after {self.max_retries + 1} attempts ({_describe(error)})"
                 ) from error
-            delay = self._backoff_s(attempt, error)
             self.retries += 1
             logger.debug("%s: %s; retry %d in %.2fs", what, _describe(error), attempt + 1, delay)
             self._sleep(delay)
@@ -230,7 +253,8 @@ class HubClient:
         """Full metadata at a revision (default: main), with the resolved commit sha."""
 
         def call():
-            info = self._api.model_info(repo_id, revision=revision, expand=list(LISTING_EXPAND))
+            info = self._api.model_info(repo_id, revision=revision, expand=list(LISTING_EXPAND),
+                                        timeout=self._request_timeout())
             return HubModelInfo.from_model_info(info)
 
         return self._with_retries(f"{repo_id}@{revision or 'main'}", call)
@@ -247,7 +271,8 @@ class HubClient:
         return self._with_retries(what, call)
 
     def _get_capped(self, url: str, max_bytes: int, what: str) -> bytes:
-        with get_session().stream("GET", url, headers=self._headers(), follow_redirects=True) as response:
+        with get_session().stream("GET", url, headers=self._headers(), follow_redirects=True,
+                                  timeout=self._request_timeout()) as response:
             if response.status_code >= 400:
                 response.read()
                 hf_raise_for_status(response)
@@ -268,7 +293,8 @@ class HubClient:
 
         def call() -> int | None:
             try:
-                metadata = self._api.get_safetensors_metadata(repo_id, revision=revision)
+                metadata = self._api.get_safetensors_metadata(repo_id, revision=revision,
+                                                              timeout=self._request_timeout())
             except (NotASafetensorsRepoError, SafetensorsParsingError) as e:
                 logger.info("%s@%s: no parameter count from the safetensors headers: %s", repo_id, revision[:8], e)
                 return None

@@ -22,6 +22,7 @@ from data.errors import (
     FileTooLarge,
     GatedModel,
     HubError,
+    HubTimeout,
     HubUnreachable,
     ModelNotFound,
     RevisionNotFound,
@@ -177,6 +178,8 @@ def validate_submission(repo_id: str, revision: str | None, hub: HubClient, stor
         raise SubmissionRejected("No base model has been crawled yet, so no architecture can be ranked.")
     try:
         info = hub.model_info(repo_id, revision)
+    except HubTimeout as e:
+        raise SubmissionRejected(f"The Hub did not answer in time ({e}); try again in a minute.") from e
     except HubUnreachable as e:
         raise SubmissionRejected(f"The Hub cannot be reached right now ({e}); try again later.") from e
     except RevisionNotFound as e:

@@ -132,3 +132,25 @@ def test_snapshot_downloads_the_pinned_sha(settings, hub):
     assert json.loads((local / "config.json").read_text()) == CONFIG
     assert (local / "model.safetensors").read_bytes() == b"w" * 16
     assert str(settings.cache_dir) in str(local)
+
+
+def test_an_interactive_client_gives_up_within_its_budget(settings, hub):
+    """Submit's client: a slow or failing Hub costs a waiting person at most ``submit_timeout_s``."""
+    import time
+
+    from data.errors import HubTimeout
+
+    interactive = HubClient.interactive(replace(settings, hub_endpoint=hub.url, submit_timeout_s=1.0))
+    assert interactive.max_retries == 1 and interactive.timeout_s == 1.0
+    hub.set_faults(FaultPlan(rate=1.0, kinds=("slow",), slow_s=5.0))
+    started = time.monotonic()
+    with pytest.raises(HubTimeout, match="the Hub did not answer in 1 s"):
+        interactive.model_info("org/m1")
+    assert time.monotonic() - started < 2.0
+    hub.set_faults(FaultPlan(rate=1.0, kinds=("503",), retry_after_s=30))
+    started = time.monotonic()
+    with pytest.raises(HubUnreachable, match="2 attempts"):  # a Retry-After of 30 s is not waited for
+        HubClient.interactive(replace(settings, hub_endpoint=hub.url, submit_timeout_s=1.0)).model_info("org/m1")
+    assert time.monotonic() - started < 1.5
+    hub.set_faults(None)
+    assert HubClient.interactive(replace(settings, hub_endpoint=hub.url)).model_info("org/m1").repo_id == "org/m1"
