@@ -1,0 +1,117 @@
+"""The bundled real boards at 1,400 px: IBM's published 2023 roberta-base results (1,278 rows) and the offline
+study. The store is seeded as ``python app.py`` seeds it (``seed_bundles``: both bundles). Checks that the
+widest real table reads well (one-line headers, the model column pinned while it scrolls), that numbers are
+rounded to what they mean, and that the model page opens on the board's top model. Screenshots go to
+``out/screenshots/`` (evidence; the assertions are on the DOM).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from data.bundles import seed_bundles
+from data.metrics import PROJECT_SOURCE, PUBLISHED_SOURCE
+from data.settings import DEFAULT_PUBLISHED, DEFAULT_SNAPSHOT, Settings
+from data.store import Store
+from ranking.source import load_leaderboard
+from tests.browser.conftest import open_page, serve_app
+from ui.model_page import top_model
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (DEFAULT_PUBLISHED.exists() and DEFAULT_SNAPSHOT.exists()),
+                       reason="the bundled published results or study snapshot is missing"),
+]
+
+ROBERTA = "FacebookAI/roberta-base"
+STUDY_BASE = "sentence-transformers/all-MiniLM-L6-v2"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def real_app(tmp_path_factory) -> Iterator[tuple[str, Store]]:
+    tmp = tmp_path_factory.mktemp("real-boards")
+    settings = Settings(db_path=tmp / "real.db", cache_dir=tmp / "cache", hub_endpoint="http://127.0.0.1:9",
+                        snapshot_path=DEFAULT_SNAPSHOT, published_path=DEFAULT_PUBLISHED)
+    store = Store(settings.db_path)
+    assert len(seed_bundles(store, settings)) == 2
+    with serve_app(store, settings, tmp, "real-boards-browser-app") as url:
+        yield url, store
+
+
+@pytest.fixture
+def page(browser, real_app, request) -> Iterator[Page]:
+    expect.set_options(timeout=20_000)  # 1,278 rows on a busy 2-core machine
+    try:
+        with open_page(browser, real_app[0], request, timeout_ms=30_000) as page:
+            yield page
+    finally:
+        expect.set_options(timeout=5_000)
+
+
+def screenshot(page: Page, tmp_path: Path, name: str) -> None:
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, SCREENSHOTS / shot.name)
+
+
+def header_lines(page: Page) -> dict[str, float]:
+    """Each header's text height in lines of its own line height (1.0: on one line)."""
+    return page.locator("#leaderboard-table thead th").evaluate_all(
+        """ths => Object.fromEntries(ths.map(th => {
+            const span = th.querySelector('span.header') || th;
+            const style = getComputedStyle(span);
+            const line = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
+            return [span.textContent.trim(), span.getBoundingClientRect().height / line];
+        }))""")
+
+
+def test_the_published_board_reads_well_at_1400px(page: Page, tmp_path):
+    expect(page.locator("#base input")).to_have_value(ROBERTA)
+    expect(page.locator("#status")).to_contain_text("1,278 models ranked")
+    page.locator("#groups").get_by_label("target gains").check()
+    expect(page.locator("#leaderboard-table thead")).to_contain_text("Δ yahoo_answers")
+    lines = header_lines(page)
+    assert {"rank", "model", "targets", "mean gain", "gain CI high", "beats base"} <= set(lines)
+    assert all(round(n, 2) <= 1.0 for n in lines.values()), f"headers on more than one line: {lines}"
+
+    viewport = page.locator("#leaderboard-table .virtual-table-viewport")
+    model_cell = page.locator('#leaderboard-table [role="gridcell"][data-col="1"]').nth(1)
+    before = model_cell.bounding_box()["x"]
+    viewport.evaluate("v => { v.scrollLeft = v.scrollWidth; }")
+    page.wait_for_function("() => { const v = document.querySelector('#leaderboard-table .virtual-table-viewport');"
+                           " return v.scrollLeft > 1000; }")
+    assert model_cell.bounding_box()["x"] == pytest.approx(before, abs=0.5)
+    expect(model_cell).to_be_visible()
+    screenshot(page, tmp_path, "published-board-scrolled")
+
+
+def test_the_model_page_opens_on_the_published_boards_top_model(page: Page, real_app):
+    best = top_model(load_leaderboard(real_app[1], ROBERTA, PUBLISHED_SOURCE))
+    page.get_by_role("tab", name="Model").click()
+    expect(page.locator("#model-header")).to_contain_text(f"{best} — rank 1 on {ROBERTA}")
+
+
+def test_study_numbers_are_rounded_to_what_they_mean(page: Page, real_app, tmp_path):
+    board = load_leaderboard(real_app[1], STUDY_BASE, PROJECT_SOURCE)
+    base_row = board.baseline.iloc[0]
+    page.locator("#base input").click()
+    page.get_by_role("option", name=STUDY_BASE, exact=True).click()
+    expect(page.locator("#status")).to_contain_text(f"{len(board.rows)} models ranked")
+    page.locator("#groups").get_by_label("free energy").check()
+    expect(page.locator("#leaderboard-table thead")).to_contain_text("LLC std")
+    expect(page.get_by_test_id("toast-body")).to_have_count(0)  # the board change raised no error
+    row = page.locator('#leaderboard-table [role="row"]').filter(has_text=f"{STUDY_BASE} (base)")
+    headers = page.locator("#leaderboard-table thead th").evaluate_all("ths => ths.map(th => th.title)")
+    cell = {label: row.locator(f'[role="gridcell"][data-col="{headers.index(label)}"]')
+            for label in ("free energy", "LLC", "LLC std")}
+    expect(cell["free energy"]).to_have_text(f"{base_row['free_energy']:.1f}".rstrip("0").rstrip("."))
+    expect(cell["LLC"]).to_have_text(f"{base_row['llc_mean']:.2f}".rstrip("0").rstrip("."))
+    expect(cell["LLC std"]).to_have_text(f"{base_row['llc_std']:.2f}".rstrip("0").rstrip("."))
+    screenshot(page, tmp_path, "study-board-rounded")
