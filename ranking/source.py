@@ -39,13 +39,30 @@ def candidate_metadata(store: Store, base_id: str) -> pd.DataFrame:
     return frame.reindex(columns=["sha", *METADATA_COLUMNS])
 
 
+def published_metadata(store: Store, base_id: str) -> pd.DataFrame:
+    """What IBM's 2023 results recorded beside each model (parameter count, last modified), read from the extras
+    of its probe score (the import stores them there), indexed by repo_id like ``candidate_metadata``. No
+    ``sha``: a 2023 row is not a Hub revision. A model whose row has no probe score has no metadata here."""
+    seen: dict[str, tuple] = {}
+    for score in store.scores(base_id=base_id, source=PUBLISHED_SOURCE, scorer="linear_probe"):
+        if score.repo_id not in seen and score.extra:
+            modified = score.extra.get("last_modified")
+            seen[score.repo_id] = (score.extra.get("num_params"), str(modified)[:10] if modified else None)
+    frame = pd.DataFrame(list(seen.values()), columns=["num_params", "last_modified"],
+                         index=pd.Index(list(seen), name="repo_id"))
+    return frame.reindex(columns=list(METADATA_COLUMNS))
+
+
 def load_leaderboard(store: Store, base_id: str, source: str = PROJECT_SOURCE, *, sort_by: str = "mean_gain",
                      config_hashes: dict[str, str] | None = None) -> Leaderboard:
     base = store.get_base(base_id)
     canonical = base.repo_id if base else canonical_id(base_id)
     aliases = base.aliases if base else aliases_of(canonical)
     scores = scores_frame(store.score_rows(base_id=canonical, source=source))
-    metadata = candidate_metadata(store, canonical) if base else None
+    if source == PUBLISHED_SOURCE:
+        metadata = published_metadata(store, canonical)
+    else:
+        metadata = candidate_metadata(store, canonical) if base else None
     return build_leaderboard(scores, base_id=canonical, source=source, base_aliases=aliases, metadata=metadata,
                              config_hashes=config_hashes, sort_by=sort_by,
                              baseline_revision=BASELINE_REVISION if source == PUBLISHED_SOURCE else None)

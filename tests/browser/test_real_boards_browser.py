@@ -75,10 +75,14 @@ def header_lines(page: Page) -> dict[str, float]:
 def test_the_published_board_reads_well_at_1400px(page: Page, tmp_path):
     expect(page.locator("#base input")).to_have_value(ROBERTA)
     expect(page.locator("#status")).to_contain_text("1,278 models ranked")
+    # the 2023 rows recorded their parameter counts: every roberta-base finetune is 50-150M, none unknown
+    expect(page.locator("#size-filter").get_by_label("50–150M (1,278)")).to_be_checked()
+    expect(page.locator("#size-filter").get_by_label("unknown (0)")).to_be_checked()
     page.locator("#groups").get_by_label("target gains").check()
     expect(page.locator("#leaderboard-table thead")).to_contain_text("Δ yahoo_answers")
     lines = header_lines(page)
-    assert {"rank", "model", "targets", "mean gain", "gain CI high", "beats base"} <= set(lines)
+    assert {"rank", "model", "targets", "mean gain", "gain CI high", "beats base", "params", "last modified"} <= set(
+        lines)
     assert all(round(n, 2) <= 1.0 for n in lines.values()), f"headers on more than one line: {lines}"
 
     viewport = page.locator("#leaderboard-table .virtual-table-viewport")

@@ -34,3 +34,13 @@ def test_a_filled_store_preselects_its_leaderboard(tmp_path, settings):
     assert dropdowns["base"].value == "org/base" and dropdowns["source"].value == "project"
     server = app.create_server(build_store(tmp_path / "lb2.db"), settings)
     assert {"/api/leaderboard", "/api/leaderboards"} <= {getattr(r, "path", "") for r in server.routes}
+
+
+def test_the_pinned_model_column_sticks_right_after_the_fixed_rank_column():
+    import app
+    from ui.views import RANK_WIDTH_PX
+
+    for table in app.PINNED_TABLES:
+        assert f'{table} .virtual-row > [data-col="0"] {{ position: sticky; left: 0px;' in app.APP_CSS
+        assert f'{table} .virtual-row > [data-col="1"] {{ position: sticky; left: {RANK_WIDTH_PX}px;' in app.APP_CSS
+        assert f'{table} thead th[data-heading="1"] {{ position: sticky; left: {RANK_WIDTH_PX}px;' in app.APP_CSS
