@@ -360,8 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         store = Store(settings.db_path)
+        store.quick_check()  # a damaged file is refused now, not when a user submits
     except LeaderboardError as e:
-        logger.error("%s", e)
+        logger.error("%s", e)  # one sentence: busy, read-only at an old schema, damaged, cannot be opened
         return 1
     seed_bundles(store, settings)  # logs its counts; a bad bundle is logged and the store used as it is
     server = create_server(store, settings)
