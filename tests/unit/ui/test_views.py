@@ -165,3 +165,15 @@ def test_visible_text_is_what_a_model_cell_shows():
     assert visible_text(model_link("alice/strong") + " (base)") == "alice/strong (base)"
     assert visible_text(model_link(EVIL)) == EVIL
     assert visible_text(escape_markdown("a_b*c [d]")) == "a_b*c [d]"
+
+
+def test_number_chars_counts_sign_digits_and_the_decimals_used():
+    import pandas as pd
+
+    from ui.views import number_chars
+
+    frame = pd.DataFrame({"gain": [2.5, -14.0, 78.72], "fe": [1000.0, 1300.0, None], "llc": [330.3, 1150.2, 0.5],
+                          "params": pd.array([124_647_170, None, 3], dtype="Int64"), "none": [float("nan")] * 3,
+                          "loss": [0.15, 0.001, 0.5]})
+    assert number_chars(frame) == [6, 4, 6, 9, 0, 5]  # -14.00 / 78.72, 1300, 1150.2, 124647170, -, 0.001
+    assert number_chars(frame.iloc[:0]) == [0] * 6
