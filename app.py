@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.errors import LeaderboardError, SubmissionRejected
+from data.escape import markdown_text
 from data.metrics import SOURCES
 from data.settings import Settings
 from data.store import Store
@@ -35,6 +36,7 @@ from ui.views import RANK_WIDTH_PX, ROW_LIMITS, SIZE_CHOICES, ViewQuery, column_
 
 logger = logging.getLogger("app")
 
+SUBMIT_CONCURRENCY = 8  # submissions checked at once (each waits on the Hub, not on the CPU)
 MEDIA_TYPES = {"csv": "text/csv", "json": "application/json", "parquet": "application/vnd.apache.parquet"}
 # gr.Dataframe's pinned_columns does not stick in Gradio 6 (it only orders the columns): the rank and model
 # columns of the two ranking tables stay in view while they scroll sideways through this CSS. The rank column
@@ -143,9 +145,9 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
         submitter = getattr(client, "host", None)  # the per-submitter hourly limit counts by client address
         try:
             message = h.submit(repo_id, revision, submitter=submitter)
-        except SubmissionRejected as e:
-            gr.Warning(e.reason, duration=4)
-            return f"**Not queued.** {_escape_md(e.reason)}", h.jobs(), h.job_counts()
+        except SubmissionRejected as e:  # the reason can quote Hub text (a config's model_type): escaped for each
+            gr.Warning(html.escape(e.reason), duration=4)
+            return f"**Not queued.** {markdown_text(e.reason)}", h.jobs(), h.job_counts()
         except Exception:
             logger.exception("submission of %r failed unexpectedly", repo_id)
             gr.Warning("Something went wrong while queueing the model; it has been logged.")
@@ -272,8 +274,10 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
         insight_outputs = [fe_plot, fe_corr, probe_plot, probe_corr, heatmap, beats, study, study_matrix]
         refresh_insights.click(lambda board: on_insights(*board), inputs=[shown_board], outputs=insight_outputs)
         tabs.select(lambda board: on_insights(*board), inputs=[shown_board], outputs=insight_outputs)
-        submit_button.click(on_submit, inputs=[submit_id, submit_rev], outputs=[submit_result, jobs, job_counts])
-        submit_id.submit(on_submit, inputs=[submit_id, submit_rev], outputs=[submit_result, jobs, job_counts])
+        # Submit has its own workers: one user's slow Hub answer never holds another's (Gradio's default is 1)
+        for trigger in (submit_button.click, submit_id.submit):
+            trigger(on_submit, inputs=[submit_id, submit_rev], outputs=[submit_result, jobs, job_counts],
+                    concurrency_limit=SUBMIT_CONCURRENCY, concurrency_id="submit")
         refresh_jobs.click(lambda: (h.jobs(), h.job_counts()), outputs=[jobs, job_counts])
     return demo
 
@@ -316,12 +320,6 @@ def _repo_ids_of(h: AppHandlers, base, source, query: ViewQuery) -> list[str]:
     return ([board.base_id] if not board.baseline.empty else []) + ids
 
 
-def _escape_md(text: str) -> str:
-    import html
-
-    return html.escape(text)
-
-
 def create_server(store: Store, settings: Settings, handlers: AppHandlers | None = None):
     """One FastAPI app: the JSON/CSV/Parquet API under /api and the Gradio page at /."""
     import gradio as gr
@@ -348,6 +346,10 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
     def leaderboards():
         return [{"base_id": b, "source": s, "models": n} for b, s, n in h.service.available()]
 
+    @api.api_route("/api/{path:path}", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def read_only_api(path: str):  # the API is read-only; without this Gradio's mount answers 404
+        raise HTTPException(405, "the API is read-only: use GET", headers={"Allow": "GET"})
+
     return gr.mount_gradio_app(api, build_app(store, settings, h), path="/", footer_links=[], css=APP_CSS)
 
 
@@ -370,8 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings.db_path, settings.host, settings.port)
     import uvicorn
 
-    uvicorn.run(server, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(server, host=settings.host, port=settings.port, **server_options(settings))
     return 0
+
+
+def server_options(settings: Settings) -> dict:
+    """uvicorn options beyond host and port. X-Forwarded-For is believed only from ``settings.trusted_proxies``
+    (MRL_TRUSTED_PROXIES): uvicorn's default trusts it from 127.0.0.1, which lets any local client choose the
+    address the submission rate limit counts."""
+    trusted = ",".join(settings.trusted_proxies)
+    return {"log_level": "warning", "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or "",
+            "server_header": False}
 
 
 def _parser() -> argparse.ArgumentParser:

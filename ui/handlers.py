@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data.errors import SubmissionRejected
+from data.errors import StoreError, SubmissionRejected
 from data.hub import HubClient
 from data.metrics import PROJECT_SOURCE
 from data.records import CandidateStatus, JobStatus
@@ -39,7 +40,17 @@ from ui.views import (
 logger = logging.getLogger(__name__)
 
 EXPORT_TTL_S = 3600
+MAX_EXPORT_FILES = 64  # downloads are served at once; the folder keeps at most this many, none past the TTL
 JOB_COLUMNS = ["id", "model", "revision", "scorer", "status", "attempts", "error", "queued", "finished"]
+
+
+def _prune(folder: Path) -> None:
+    """Delete exports older than EXPORT_TTL_S, then the oldest beyond MAX_EXPORT_FILES - 1 (room for one more)."""
+    files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime)
+    now = time.time()
+    for i, old in enumerate(files):
+        if now - old.stat().st_mtime > EXPORT_TTL_S or i < len(files) - (MAX_EXPORT_FILES - 1):
+            old.unlink(missing_ok=True)
 
 
 class AppHandlers:
@@ -47,7 +58,7 @@ class AppHandlers:
         self.store = store
         self.settings = settings
         self.service = LeaderboardService(store)
-        self._hub_factory = hub_factory or (lambda: HubClient(settings))
+        self._hub_factory = hub_factory or (lambda: HubClient.interactive(settings))  # a person is waiting
         self._export_dir = Path(settings.cache_dir) / "exports"
 
     # ------------------------------------------------------------ leaderboard
@@ -101,13 +112,15 @@ class AppHandlers:
             view = filter_rows(board, query)
             frame = pd.concat([board.baseline, view], ignore_index=True) if not board.baseline.empty else view
             scope = "view"
-        self._export_dir.mkdir(parents=True, exist_ok=True)
-        for old in self._export_dir.iterdir():  # downloads are served at once; keep the folder small
-            if old.is_file() and time.time() - old.stat().st_mtime > EXPORT_TTL_S:
-                old.unlink(missing_ok=True)
+        data = render(board, fmt, frame)
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}")
-        path = self._export_dir / f"{name}-{int(time.time() * 1000)}.{fmt}"
-        path.write_bytes(render(board, fmt, frame))
+        path = self._export_dir / f"{name}-{hashlib.sha256(data).hexdigest()[:16]}.{fmt}"  # same bytes, same file
+        self._export_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            _prune(self._export_dir)
+            tmp = path.with_suffix(f".{fmt}.part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
         return path
 
     # ------------------------------------------------------------- model page
@@ -203,7 +216,10 @@ class AppHandlers:
     def submit(self, repo_id: str, revision: str | None, submitter: str | None = None) -> str:
         """Queue a model; raises SubmissionRejected with the reason to show (or when ``submitter`` is over its
         hourly limit)."""
-        result = submit(repo_id, revision, self._hub_factory(), self.store, self.settings, submitter=submitter)
+        try:
+            result = submit(repo_id, revision, self._hub_factory(), self.store, self.settings, submitter=submitter)
+        except StoreError as e:  # busy, read-only, damaged, full: its sentence, not a generic failure
+            raise SubmissionRejected(str(e)) from e
         self.service.invalidate()
         scorers = ", ".join(j.scorer for j in result.jobs)
         if not result.is_new:

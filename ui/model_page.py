@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import math
 
 import pandas as pd
 
+from data.escape import markdown_text
 from data.store import Store
 from ranking.columns import column_for, format_value
 from ranking.leaderboard import Leaderboard
@@ -33,12 +33,12 @@ def top_model(board: Leaderboard | None) -> str | None:
 def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> str:
     name = model_link(repo_id)
     if row is None:
-        return (f"### {html.escape(repo_id)}\nNot on the {html.escape(board.base_id)} leaderboard "
-                f"({html.escape(board.source)} scores). Pick a model from the leaderboard, or submit it for scoring.")
+        return (f"### {markdown_text(repo_id)}\nNot on the {markdown_text(board.base_id)} leaderboard "
+                f"({markdown_text(board.source)} scores). Pick a model from the leaderboard, or submit it for scoring.")
     if bool(row.get("is_baseline")):
         title = f"### {name} — the base model\nEvery gain on this leaderboard is measured against its mean over seeds."
     else:
-        title = f"### {name} — rank {int(row['rank'])} on {html.escape(board.base_id)}"
+        title = f"### {name} — rank {int(row['rank'])} on {markdown_text(board.base_id)}"
     facts = [
         ("mean gain", _gain_with_ci(row)),
         ("beats the base beyond seed noise", "yes" if _is_true(row.get("beats_base")) else "no"),
@@ -48,9 +48,9 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         ("free energy", format_value(row.get("free_energy"), "num")),
         ("downloads", format_value(row.get("downloads"), "int")),
         ("likes", format_value(row.get("likes"), "int")),
-        ("license", html.escape(str(row.get("license") or ""))),
+        ("license", markdown_text(row.get("license") or "")),  # Hub text: no link, image or markup can form
         ("parameters", format_value(row.get("num_params"), "int")),
-        ("scored revision", html.escape(str(row.get("revision") or ""))),
+        ("scored revision", markdown_text(row.get("revision") or "")),
     ]
     table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts)
     return f"{title}\n\n| | |\n|---|---|\n{table}\n"
@@ -73,7 +73,7 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
              + shown("init_loss")]
     for key in ("nbeta", "n", "num_chains", "num_draws", "diagnostics"):
         if key in extra:
-            lines.append(f"{key}: {html.escape(str(extra[key]))}")
+            lines.append(f"{key}: {markdown_text(extra[key])}")
     chains = extra.get("per_chain") or []
     table = pd.DataFrame({"chain": list(range(len(chains))), "llc": [round(float(c), LLC_DECIMALS) for c in chains]})
     return "  \n".join(lines), table

@@ -75,12 +75,12 @@ def serve_app(store, settings: Settings, tmp: Path, name: str = "browser-test-ap
     cache under ``tmp``); yields the URL once it answers, stops the server on exit."""
     import uvicorn
 
-    from app import create_server
+    from app import create_server, server_options
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))  # Gradio's file cache (downloads) under tmp
         server = uvicorn.Server(uvicorn.Config(create_server(store, settings), host="127.0.0.1", port=_free_port(),
-                                               log_level="warning"))
+                                               **server_options(settings)))  # as app.main serves it
         thread = threading.Thread(target=server.run, name=name, daemon=True)
         thread.start()
         try:

@@ -35,3 +35,9 @@ def test_a_log_value_cannot_forge_a_line_or_flood_the_log():
 ])
 def test_markdown_text_forms_no_link_image_or_markup(text, forbidden):
     assert forbidden not in markdown_text(text)
+
+
+@pytest.mark.parametrize("text", ["www.evil.example", "http://evil.example/x", "mail@evil.example"])
+def test_markdown_text_breaks_gfm_autolinks(text):
+    escaped = markdown_text(text)
+    assert "www." not in escaped and "http://" not in escaped and "l@evil" not in escaped
