@@ -22,6 +22,7 @@ from data.errors import StoreBusy, StoreFull, SubmissionRejected
 from data.hub import HubClient
 from data.local_hub import LocalHub
 from data.records import CandidateStatus, SkipReason
+from data.settings import Settings
 from data.store import Store
 from data.submissions import submit
 from tests.helpers.hub_population import BASE_ID, MAX_PARAMS, ROBERTA, WEIGHTS, add_base, add_shape, shape_named
@@ -296,3 +297,30 @@ def test_memory_stays_flat_over_10000_distinct_requests(tmp_path):
     tracemalloc.stop()
     assert len(service._boards) == 1 and len(service._renders) <= min(MAX_RENDERS, 2 * (n_rows + 1))
     assert grown < 2_000_000, f"{grown:,} bytes kept after 9,000 more requests"
+
+
+def test_repeated_downloads_reuse_one_file_and_the_folder_stays_bounded(tmp_path):
+    from tests.helpers.leaderboard_store import BASE, build_store
+    from ui.handlers import MAX_EXPORT_FILES, AppHandlers
+    from ui.views import ViewQuery
+
+    settings = replace(Settings(), db_path=tmp_path / "lb.db", cache_dir=tmp_path / "cache")
+    handlers = AppHandlers(build_store(settings.db_path), settings)
+    first = handlers.export(BASE, "project", None, "csv")
+    assert handlers.export(BASE, "project", None, "csv") == first  # the same bytes: the same file
+    for i in range(3 * MAX_EXPORT_FILES):
+        handlers.export(BASE, "project", ViewQuery(search=f"no-match-{i}", max_rows="all"), "json")
+    files = list(first.parent.iterdir())
+    assert len(files) <= MAX_EXPORT_FILES and not [f for f in files if f.suffix == ".part"]
+
+
+def test_a_submitter_with_a_line_break_cannot_forge_a_log_line(hub, hub_settings, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="data.submissions")
+    store = Store(hub_settings.db_path)
+    crawl(BASE_ID, HubClient(hub_settings), store, hub_settings)
+    submit("good/model-00", None, HubClient(hub_settings), store, hub_settings,
+           submitter="198.51.100.1\n2026-12-01 INFO app: forged")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "data.submissions"]
+    assert "\n" not in line and "198.51.100.1\\n2026-12-01 INFO app: forged" in line
