@@ -89,6 +89,9 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
         """The board, model page or comparison that the URL names (``ui.urls``), else the default board."""
         params = page_params(dict(request.query_params) if request is not None else {})
         base, source = h.default_selection(params.base or None, params.source or None)
+        note = h.url_note(params.base, base)  # ?base=roberta-base: say which board this is
+        if note:
+            gr.Info(html.escape(note), duration=8)
         changed = list(on_leaderboard_change(base, source, *filters))
         compared = [gr.update()] * 4
         if params.model:
@@ -167,6 +170,7 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
                     "Finetuned models ranked by how much they improve on their base model as a starting point.")
         if base0 is None:
             gr.Markdown(EMPTY_STATE, elem_id="empty-state")
+        board_links = gr.Markdown(elem_id="board-links")  # every leaderboard one click away
         with gr.Tabs() as tabs:
             with gr.Tab("Leaderboard", id="leaderboard"):
                 with gr.Row():
@@ -251,6 +255,7 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
                           shown_board]
         demo.load(on_load, inputs=filters, outputs=[base, *change_outputs, *compare_outputs, tabs])
         demo.load(lambda: (h.jobs(), h.job_counts()), outputs=[jobs, job_counts])
+        demo.load(h.board_links, outputs=[board_links])
         # .input, not .change: on_load sets base and source itself (a URL's model or comparison must survive it).
         # Each reads the other from shown_board: the dropdown can send its input twice, the second time with the
         # source it had before the first answer changed the Radio's choices.

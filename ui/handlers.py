@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from data.errors import StoreError, SubmissionRejected
+from data.escape import markdown_text
 from data.hub import HubClient
 from data.metrics import PROJECT_SOURCE
 from data.records import CandidateStatus, JobStatus
@@ -74,6 +75,21 @@ class AppHandlers:
             return base, source if source in sources else sources[0]
         best = max(available, key=lambda a: (a[2], a[1] == PROJECT_SOURCE))
         return best[0], best[1]
+
+    def board_links(self) -> str:
+        """A link to every leaderboard with scores, largest first, so each is one click from any page."""
+        boards = sorted(self.service.available(), key=lambda a: (-a[2], a[0], a[1]))
+        links = [f"[{markdown_text(b)} · {s} · {n:,} scored]({page_query(b, s)})" for b, s, n in boards if n]
+        return ("**Leaderboards:** " + " — ".join(links)) if links else ""
+
+    def url_note(self, requested_base: str | None, shown_base: str | None) -> str | None:
+        """What to tell a visitor whose ``?base=`` was another id of a board (roberta-base), or no board."""
+        if not requested_base or not shown_base:
+            return None
+        canonical, note = resolve_base_id(requested_base, known=self.service.bases())
+        if canonical == shown_base:
+            return note and f"{note}."
+        return f"There is no leaderboard for {requested_base.strip()[:200]}; showing {shown_base}."
 
     def board(self, base: str | None, source: str) -> Leaderboard | None:
         return None if not base else self.service.board(base, source)

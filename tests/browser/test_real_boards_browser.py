@@ -119,3 +119,31 @@ def test_study_numbers_are_rounded_to_what_they_mean(page: Page, real_app, tmp_p
     expect(cell["LLC"]).to_have_text(f"{base_row['llc_mean']:.2f}".rstrip("0").rstrip("."))
     expect(cell["LLC std"]).to_have_text(f"{base_row['llc_std']:.2f}".rstrip("0").rstrip("."))
     screenshot(page, tmp_path, "study-board-rounded")
+
+
+def test_the_page_opens_on_the_roberta_published_board_and_every_board_is_one_click_away(page, real_app, tmp_path):
+    """A fresh store seeded with both bundles: the largest real board first, with all its rows; a link to each
+    board (the study's too); a legacy id in the URL opens its canonical board and says so."""
+    url, store = real_app
+    expect(page.locator("#base input")).to_have_value(ROBERTA)
+    expect(page.locator("#source input:checked")).to_have_attribute("value", PUBLISHED_SOURCE)
+    board = load_leaderboard(store, ROBERTA, PUBLISHED_SOURCE)
+    expect(page.locator("#status")).to_contain_text(f"{len(board.rows):,} models ranked")
+    links = page.locator("#board-links a")
+    expect(links).to_have_count(7)  # six published bases and the study
+    expect(links.first).to_contain_text("1,279 scored")  # 1,278 candidates and the base itself
+    study = page.locator("#board-links a", has_text="all-MiniLM")
+    expect(study).to_have_attribute("href", f"?base={STUDY_BASE}&source={PROJECT_SOURCE}")
+    with page.context.expect_page() as opened:  # Gradio opens Markdown links in a new tab
+        study.click()
+    tab = opened.value
+    expect(tab.locator("#base input")).to_have_value(STUDY_BASE, timeout=30_000)
+    expect(tab.locator("#source input:checked")).to_have_attribute("value", PROJECT_SOURCE)
+    screenshot(tab, tmp_path, "study-board-by-link")
+    tab.close()
+
+    page.goto(f"{url}/?base=roberta-base&source={PUBLISHED_SOURCE}")
+    expect(page.locator("#base input")).to_have_value(ROBERTA)
+    expect(page.get_by_test_id("toast-body").first).to_contain_text(
+        f"roberta-base is {ROBERTA} on the Hub today; using {ROBERTA}.")
+    screenshot(page, tmp_path, "legacy-id-in-url")

@@ -186,3 +186,24 @@ def test_submit_says_plainly_when_the_hub_is_down(handlers):
     down = AppHandlers(handlers.store, replace(handlers.settings, hub_endpoint="http://127.0.0.1:9"))
     with pytest.raises(SubmissionRejected, match="The Hub cannot be reached right now"):
         down.submit("eve/tiny-bert", None)
+
+
+def test_board_links_and_the_note_for_a_legacy_or_unknown_base_in_the_url(tmp_path):
+    from data.records import Score
+    from data.settings import Settings
+    from data.store import Store
+    from ui.handlers import AppHandlers
+
+    store = Store(tmp_path / "lb.db")
+    store.add_scores([Score(repo_id=r, revision="r", scorer="linear_probe", metric="probe_accuracy", target="nli",
+                            value=0.5, config_hash="h", base_id="FacebookAI/roberta-base", source="published-2023")
+                      for r in ("a/one", "b/two")])
+    h = AppHandlers(store, Settings(db_path=store.db_path, cache_dir=tmp_path / "cache"))
+    assert h.board_links() == ("**Leaderboards:** [FacebookAI/roberta\\-base · published-2023 · 2 scored]"
+                               "(?base=FacebookAI/roberta-base&source=published-2023)")
+    assert h.url_note("roberta-base", "FacebookAI/roberta-base") == (
+        "roberta-base is FacebookAI/roberta-base on the Hub today; using FacebookAI/roberta-base.")
+    assert h.url_note("FacebookAI/roberta-base", "FacebookAI/roberta-base") is None
+    assert h.url_note("no/such", "FacebookAI/roberta-base") == (
+        "There is no leaderboard for no/such; showing FacebookAI/roberta-base.")
+    assert h.url_note(None, "FacebookAI/roberta-base") is None
