@@ -84,7 +84,8 @@ def test_off_missing_and_bad_bundles_are_logged_and_leave_the_store_alone(snapsh
     version = store.data_version()
     assert seed_bundles(store, study_only(store, None)) == []
     assert seed_bundles(store, study_only(store, tmp_path / "nothing.json")) == []
-    assert "seeding from the study-snapshot bundle is off" in caplog.text and "no study-snapshot bundle at" in caplog.text
+    assert "seeding from the study-snapshot bundle is off" in caplog.text
+    assert "no study-snapshot bundle at" in caplog.text
 
     bad = tmp_path / "bad.json"
     bad.write_text("not json")
