@@ -1,4 +1,4 @@
-"""Seeded synthetic targets in the ../shared/datasets format, learnable by the tiny models in seconds."""
+"""Seeded synthetic targets in the local datasets format, learnable by the tiny models in seconds."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def _meta(name: str) -> dict:
 
 def _write_dataset(root: Path, name: str, rows: dict[str, list[tuple[str, str]]],
                    label_names=("neg", "pos"), text_fields=("text",)) -> Path:
-    """A tiny dataset dir in the shared format; rows are (text, label) per split."""
+    """A tiny dataset dir in the local format; rows are (text, label) per split."""
     d = root / name
     d.mkdir(parents=True)
     meta = {"task": "toy", "text_fields": list(text_fields), "label_field": "label", "label_names": list(label_names)}
