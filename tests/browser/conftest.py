@@ -134,6 +134,17 @@ def live_app(tmp_path_factory) -> Iterator[LiveApp]:
         yield LiveApp(url=url, hub=hub, tmp=tmp)
 
 
+EXPECT_TIMEOUT_MS = 20_000  # expect()'s wait: charts and 1,000-row tables on a busy 2-core machine
+
+
+@pytest.fixture(autouse=True)
+def _patient_expect():
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    yield
+
+
 @pytest.fixture(scope="module")
 def browser():
     with chromium_browser() as browser:

@@ -187,7 +187,7 @@ def test_download_the_full_ranking_as_csv(page: Page, tmp_path):
     page.get_by_label("hide models below the base").check()  # the full ranking ignores the view's filters
     expect(model_cells(page)).to_have_count(4)
     page.locator("#export").click()
-    expect(page.locator("#download-file")).to_contain_text(re.compile(r"org_base-project-full-\d+\s*\.csv"))
+    expect(page.locator("#download-file")).to_contain_text(re.compile(r"org_base-project-full-[0-9a-f]{16}\s*\.csv"))
     saved = download_export(page, tmp_path, ".csv")
 
     assert saved.suffix == ".csv" and "full" in saved.name

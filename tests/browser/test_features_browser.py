@@ -25,14 +25,6 @@ BASE_ROW = f"{BASE} (base)"
 BY_MEAN_GAIN = [BASE_ROW, "alice/strong", "bob/middling", EVIL, "carol/weak", "dave/partial"]
 
 
-@pytest.fixture(autouse=True)
-def patient_expect():
-    """Plots and tab switches of this module take seconds on a busy 2-core machine: wait up to 15 s (then the
-    default again, for other modules)."""
-    expect.set_options(timeout=15_000)
-    yield
-    expect.set_options(timeout=5_000)
-
 
 def screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     """A full-page screenshot in the test's tmp dir, copied to out/screenshots/<name>.png."""

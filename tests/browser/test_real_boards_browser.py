@@ -46,12 +46,8 @@ def real_app(tmp_path_factory) -> Iterator[tuple[str, Store]]:
 
 @pytest.fixture
 def page(browser, real_app, request) -> Iterator[Page]:
-    expect.set_options(timeout=20_000)  # 1,278 rows on a busy 2-core machine
-    try:
-        with open_page(browser, real_app[0], request, timeout_ms=30_000) as page:
-            yield page
-    finally:
-        expect.set_options(timeout=5_000)
+    with open_page(browser, real_app[0], request, timeout_ms=30_000) as page:  # 1,278 rows on 2 busy cores
+        yield page
 
 
 def screenshot(page: Page, tmp_path: Path, name: str) -> None:

@@ -33,7 +33,7 @@ from data.local_hub.directory import load_directory
 from data.records import CandidateStatus, JobStatus, Match
 from data.settings import Settings
 from data.store import Store
-from data.submissions import RateLimiter, submit
+from data.submissions import submit
 from scoring.stages import top_by_probe
 from scoring.study import best_candidates, run_study
 from tests.helpers.tiny_models import build_candidate
@@ -66,11 +66,10 @@ def write_submitted_repos(hub_dir: Path, base_dir: Path) -> None:
 
 def submit_all(store: Store, settings: Settings) -> list:
     """Submit every SUBMITTED model, each from its own thread and HubClient; returns (submission, client)."""
-    limiter = RateLimiter()
 
-    def one(repo_id: str):
+    def one(repo_id: str):  # the rate limit is the store's
         client = HubClient(settings)
-        return submit(repo_id, None, client, store, settings, submitter=repo_id.split("/")[0], limiter=limiter), client
+        return submit(repo_id, None, client, store, settings, submitter=repo_id.split("/")[0]), client
 
     with ThreadPoolExecutor(len(SUBMITTED), thread_name_prefix="submit") as pool:
         return list(pool.map(one, SUBMITTED))
