@@ -359,8 +359,6 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data.bundles import seed_bundles
-
     args = _parser().parse_args(argv)
     settings = _settings_of(args)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -371,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaderboardError as e:
         logger.error("%s", e)  # one sentence: busy, read-only at an old schema, damaged, cannot be opened
         return 1
-    seed_bundles(store, settings)  # logs its counts; a bad bundle is logged and the store used as it is
+    _seed_beside_gradio_import(store, settings)
     server = create_server(store, settings)
     logger.info("app built in %.2fs; serving %s on http://%s:%d", time.perf_counter() - started,
                 settings.db_path, settings.host, settings.port)
@@ -379,6 +377,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     uvicorn.run(server, host=settings.host, port=settings.port, **server_options(settings))
     return 0
+
+
+def _seed_beside_gradio_import(store: Store, settings: Settings) -> None:
+    """Seed the bundles (data/bundles.py) in a forked process while this one imports Gradio: the two slow steps
+    of a cold start (about 3 s each on 2 cores) run side by side. The page is built after both, so it shows what
+    was seeded; a bad bundle is logged and the store used as it is. Without fork, the two run one after the
+    other."""
+    import multiprocessing
+
+    from data.bundles import seed_bundles
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        seed_bundles(store, settings)
+        return
+    seeding = multiprocessing.get_context("fork").Process(target=seed_bundles, args=(store, settings),
+                                                          name="seed-bundles")
+    seeding.start()
+    import gradio  # noqa: F401  (imported here, beside the seeding, instead of inside create_server)
+
+    seeding.join()
+    if seeding.exitcode:
+        logger.error("seeding the bundles failed (exit code %s): the store is used as it is", seeding.exitcode)
 
 
 def server_options(settings: Settings) -> dict:

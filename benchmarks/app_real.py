@@ -3,7 +3,8 @@
 Imported by benchmarks/app.py (section 4); kept apart so the synthetic parts stay readable.
 
 - Cold start: ``python app.py`` in a fresh process on an empty store (it seeds IBM's published 2023 results and
-  the study snapshot), from process start until headless Chromium shows the first leaderboard row. Anchor, same
+  the study snapshot), from process start until a tab of an already running headless Chromium (a visitor's
+  browser is open already) shows the first leaderboard row; the moment the server answers is reported too. Anchor, same
   run: the same process on an empty store with seeding off (``--snapshot none --published none``); then a warm
   start on the seeded store (the bundles already applied). Goal: cold ≤ 10 s on 2 cores.
 - Round trips: ``AppHandlers.leaderboard`` on the seeded store, every query below on the largest board
@@ -38,51 +39,55 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(url: str, selector: str, deadline: float) -> None:
-    """Wait until the server answers, then until Chromium shows ``selector`` on its page."""
-    from playwright.sync_api import sync_playwright
-
+def _wait_for(page, url: str, selector: str, deadline: float) -> float:
+    """Wait until the server answers (returns that moment), then until ``page`` shows ``selector`` at ``url``."""
     while time.perf_counter() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/api/leaderboards", timeout=2):
                 break
         except OSError:
             time.sleep(0.05)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(url)
-        page.locator(selector).first.wait_for(timeout=max(1.0, deadline - time.perf_counter()) * 1000)
-        browser.close()
+    ready = time.perf_counter()
+    page.goto(url)
+    page.locator(selector).first.wait_for(timeout=max(1.0, deadline - time.perf_counter()) * 1000)
+    return ready
 
 
-def start_to(db: Path, selector: str, *flags: str, timeout_s: float = 120) -> float:
-    """Seconds from spawning ``python app.py --db DB FLAGS`` until Chromium shows ``selector``."""
+def start_to(browser, db: Path, selector: str, *flags: str, timeout_s: float = 120) -> tuple[float, float]:
+    """(seconds to the server answering, seconds until an open browser tab shows ``selector``) from spawning
+    ``python app.py --db DB FLAGS``. The browser is already running, as a visitor's is."""
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--db", str(db), "--port", str(port), *flags],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(f"http://127.0.0.1:{port}", selector, started + timeout_s)
-        return time.perf_counter() - started
+        ready = _wait_for(page, f"http://127.0.0.1:{port}", selector, started + timeout_s)
+        return ready - started, time.perf_counter() - started
     finally:
+        page.close()
         process.terminate()
         process.wait(10)
 
 
 def cold_start_lines() -> list[str]:
+    from playwright.sync_api import sync_playwright
+
     first_row = "#leaderboard-table [role=\"gridcell\"][data-col=\"1\"]"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         # an empty store has no rows to show: the anchor waits for the page's empty state instead
-        anchor = start_to(Path(tmp) / "empty.db", "#empty-state", "--snapshot", "none", "--published", "none")
-        cold = start_to(Path(tmp) / "fresh.db", first_row)
-        warm = start_to(Path(tmp) / "fresh.db", first_row)
+        anchor = start_to(browser, Path(tmp) / "empty.db", "#empty-state", "--snapshot", "none", "--published", "none")
+        cold = start_to(browser, Path(tmp) / "fresh.db", first_row)
+        warm = start_to(browser, Path(tmp) / "fresh.db", first_row)
+        browser.close()
     return [
-        (f"cold start, fresh store (seeds published 2023 + study) to the first row in Chromium: {cold:.1f} s "
-         f"(goal ≤ 10 s); warm start (bundles already applied): {warm:.1f} s"),
-        (f"  anchor: the same app, seeding off, empty store, to its empty-state page: {anchor:.1f} s; "
-         f"cold/anchor = {cold / anchor:.2f}x, warm/anchor = {warm / anchor:.2f}x"),
+        (f"cold start, fresh store (seeds published 2023 + study), process start to the first leaderboard row in "
+         f"an open Chromium tab: {cold[1]:.1f} s (goal ≤ 10 s; server answering at {cold[0]:.1f} s); warm start "
+         f"(bundles already applied): {warm[1]:.1f} s (server at {warm[0]:.1f} s)"),
+        (f"  anchor: the same app, seeding off, empty store, to its empty-state page: {anchor[1]:.1f} s (server at "
+         f"{anchor[0]:.1f} s); cold/anchor = {cold[1] / anchor[1]:.2f}x, warm/anchor = {warm[1] / anchor[1]:.2f}x"),
     ]
 
 
