@@ -325,6 +325,7 @@ def _parse_baseline(text: str, base_id: str, name: str) -> list[Score]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t")
     _require_columns(reader.fieldnames, _BASELINE_COLUMNS, name)
     scores: list[Score] = []
+    empty: list[str] = []
     seen: Counter[tuple[str, int]] = Counter()
     for line, row in enumerate(reader, start=2):
         where = f"{name} line {line}"
@@ -335,13 +336,16 @@ def _parse_baseline(text: str, base_id: str, name: str) -> list[Score]:
         seen[(target, stage)] += 1
         field = "spearmanr" if target == STSB else "accuracy"
         if not (row[field] or "").strip():  # a failed run (the site's means skip it too): missing stays missing
-            logger.warning("%s: %s stage %d has no %s; not stored", name, target, stage, field)
+            empty.append(f"{target} stage {stage}")
             continue
         value = _score_value(row[field], where=where, target=target)
         scores.append(Score(repo_id=base_id, revision=BASELINE_REVISION, scorer="intertraining",
                             metric="target_score", target=target, seed=stage, value=value,
                             config_hash=PUBLISHED_CONFIG_HASH, config_json=PUBLISHED_CONFIG_JSON,
                             source=PUBLISHED_SOURCE, base_id=base_id))
+    if empty:
+        logger.info("%s: %d baseline runs have no score (failed runs), not stored: %s", name, len(empty),
+                    ", ".join(empty))
     expected = {(t, s) for t in DATASET_COLUMNS for s in range(BASELINE_STAGES)}
     missing = sorted(expected - set(seen))
     repeated = sorted(key for key, n in seen.items() if n > 1)
