@@ -278,7 +278,7 @@ class HubClient:
                 hf_raise_for_status(response)
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
-                raise FileTooLarge(f"{what} is {int(length):,} bytes, more than the {max_bytes:,} read")
+                raise FileTooLarge(f"{what} is {int(length):,} bytes, more than the {max_bytes:,} bytes read")
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)

@@ -324,3 +324,27 @@ def test_a_submitter_with_a_line_break_cannot_forge_a_log_line(hub, hub_settings
            submitter="198.51.100.1\n2026-12-01 INFO app: forged")
     [line] = [r.getMessage() for r in caplog.records if r.name == "data.submissions"]
     assert "\n" not in line and "198.51.100.1\\n2026-12-01 INFO app: forged" in line
+
+
+def test_the_app_starts_on_a_read_only_store_and_seeds_nothing(tmp_path, monkeypatch):
+    import uvicorn
+
+    import app
+
+    db = tmp_path / "ro.db"
+    before = [s.repo_id for s in seeded_store(db).scores()]
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda server, **kwargs: served.append(server))
+    with read_only(db):
+        assert app.main(["--db", str(db), "--port", "1"]) == 0  # the bundles would be seeded into a writable one
+    assert served and [s.repo_id for s in Store(db).scores()] == before and Store(db).applied_bundles() == []
+
+
+def test_read_file_stops_at_its_byte_cap(hub, hub_settings):
+    from data.errors import FileTooLarge
+
+    client = HubClient(hub_settings)
+    sha = hub.sha_of("evil/50mb-config")
+    with pytest.raises(FileTooLarge, match="is 50,0[0-9,]+ bytes, more than the 1,000 bytes read"):
+        client.read_file("evil/50mb-config", "config.json", sha, max_bytes=1000)
+    assert json.loads(client.read_file("good/model-00", "config.json", hub.sha_of("good/model-00")))["model_type"]
