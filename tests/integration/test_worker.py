@@ -191,5 +191,7 @@ def test_sigterm_releases_the_running_job_untouched(tmp_path):
     assert job.status is JobStatus.PENDING and job.attempts == 0 and not log.exists()
 
 
-def test_work_report_defaults():
-    assert WorkReport().lines == []
+def test_work_reports_do_not_share_their_lines():
+    first, second = WorkReport(), WorkReport()
+    first.lines.append("job 1 done")
+    assert second.lines == [] and (first.done, first.failed, first.retried) == (0, 0, 0)

@@ -35,8 +35,11 @@ def test_schema_is_versioned_and_wal(tmp_path):
     assert s.schema_version() == len(MIGRATIONS)
     with sqlite3.connect(tmp_path / "x.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    Store(tmp_path / "x.db")  # reopening migrates nothing and keeps data
-    assert s.schema_version() == len(MIGRATIONS)
+    s.upsert_base(BaseModel(repo_id=BASE_ID, sha=sha_of("base"), aliases=(BASE_ID,), signature=SIG))
+    version = s.data_version()
+    reopened = Store(tmp_path / "x.db")  # reopening migrates nothing, writes nothing and keeps data
+    assert reopened.schema_version() == len(MIGRATIONS) and reopened.data_version() == version
+    assert [b.repo_id for b in reopened.bases()] == [BASE_ID]
 
 
 def test_newer_schema_and_garbage_files_are_refused(tmp_path):
