@@ -63,8 +63,7 @@ def test_browse_shows_the_ranking_under_its_baseline(page: Page, tmp_path, recor
     shot = tmp_path / "leaderboard.png"
     page.screenshot(path=str(shot), full_page=True)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, SCREENSHOT)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shutil.copyfile(shot, SCREENSHOT)  # evidence for a person; the assertions above are on the DOM
     record_property("screenshot", str(SCREENSHOT))
     print(f"screenshot: {SCREENSHOT} (and {shot})")
 
