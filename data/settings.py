@@ -6,6 +6,9 @@ override the environment through ``dataclasses.replace``.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -56,15 +59,15 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict = {}
         if "MRL_DB" in env:
-            values["db_path"] = Path(env["MRL_DB"])
+            values["db_path"] = _path(env, "MRL_DB")
         if env.get("HF_ENDPOINT"):
-            values["hub_endpoint"] = env["HF_ENDPOINT"].rstrip("/")
+            values["hub_endpoint"] = _http_url(env, "HF_ENDPOINT")
         if env.get("HF_TOKEN"):
             values["hub_token"] = env["HF_TOKEN"]
         if "MRL_CACHE_DIR" in env:
-            values["cache_dir"] = Path(env["MRL_CACHE_DIR"])
+            values["cache_dir"] = _path(env, "MRL_CACHE_DIR")
         if "MRL_LOG_LEVEL" in env:
-            values["log_level"] = env["MRL_LOG_LEVEL"].upper()
+            values["log_level"] = _log_level(env, "MRL_LOG_LEVEL")
         if "MRL_CRAWL_CONCURRENCY" in env:
             values["crawl_concurrency"] = _positive_int(env, "MRL_CRAWL_CONCURRENCY")
         if "MRL_MAX_PARAMS" in env:
@@ -75,11 +78,11 @@ class Settings:
             if key in env:
                 values[name] = _positive_int(env, key)
         if "MRL_JOB_LEASE_S" in env:
-            values["job_lease_s"] = float(env["MRL_JOB_LEASE_S"])
+            values["job_lease_s"] = _positive_float(env, "MRL_JOB_LEASE_S")
         if "MRL_SUBMIT_TIMEOUT_S" in env:
             values["submit_timeout_s"] = _positive_float(env, "MRL_SUBMIT_TIMEOUT_S")
         if env.get("MRL_TRUSTED_PROXIES"):
-            values["trusted_proxies"] = tuple(p.strip() for p in env["MRL_TRUSTED_PROXIES"].split(",") if p.strip())
+            values["trusted_proxies"] = _proxies(env, "MRL_TRUSTED_PROXIES")
         if env.get("MRL_SUITE"):
             values["suite"] = env["MRL_SUITE"]
         if env.get("MRL_REFERENCE_CORPUS"):
@@ -89,7 +92,7 @@ class Settings:
         if env.get("MRL_PUBLISHED"):
             values["published_path"] = snapshot_path_of(env["MRL_PUBLISHED"])
         if "MRL_CRAWL_BACKOFF_BASE_S" in env:
-            values["crawl_backoff_base_s"] = float(env["MRL_CRAWL_BACKOFF_BASE_S"])
+            values["crawl_backoff_base_s"] = _positive_float(env, "MRL_CRAWL_BACKOFF_BASE_S")
         return replace(cls(**values), **overrides)
 
     def with_overrides(self, **overrides) -> Settings:
@@ -118,6 +121,40 @@ def _positive_float(env: Mapping[str, str], name: str) -> float:
         value = float(env[name])
     except ValueError:
         raise ValueError(f"{name} must be a number, got {env[name]!r}") from None
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be positive and finite, got {value}")
     return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path:
+    if not env[name].strip():
+        raise ValueError(f"{name} must be a path, got {env[name]!r}")
+    return Path(env[name])
+
+
+def _log_level(env: Mapping[str, str], name: str) -> str:
+    level = env[name].strip().upper()
+    known = [n for n, v in sorted(logging.getLevelNamesMapping().items(), key=lambda kv: kv[1]) if v]
+    if level not in known:
+        raise ValueError(f"{name} must be one of {', '.join(known)}, got {env[name]!r}")
+    return level
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str:
+    url = env[name].strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest:
+        raise ValueError(f"{name} must be an http:// or https:// URL, got {env[name]!r}")
+    return url
+
+
+def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (what uvicorn's forwarded_allow_ips matches), or ``*``."""
+    proxies = tuple(p.strip() for p in env[name].split(",") if p.strip())
+    for proxy in proxies:
+        if proxy != "*":
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{name}: {proxy!r} is not an IP address or network (nor *)") from None
+    return proxies
