@@ -88,10 +88,18 @@ def list_descendants(base: BaseModel, hub: HubClient, limit: int | None = None,
     that cannot be parsed is passed to ``on_bad_item(repo_id, reason)`` and left out."""
     listed: dict[str, HubModelInfo] = {}
     queries = [[f"base_model:{alias}"] for alias in base.aliases] + [[base.signature.model_type]]
+    # With a limit, each query keeps its `limit` most downloaded descendants: the base itself is listed too
+    # (by its model_type, once, under its canonical id), so ask for one more and leave it out.
+    per_query = None if limit is None else limit + 1
     for query in queries:
-        for info in hub.iter_models(filter=query, limit=limit, on_bad_item=on_bad_item):
-            if info.repo_id not in base.aliases:
-                listed.setdefault(info.repo_id, info)
+        kept = 0
+        for info in hub.iter_models(filter=query, limit=per_query, on_bad_item=on_bad_item):
+            if info.repo_id in base.aliases:
+                continue
+            listed.setdefault(info.repo_id, info)
+            kept += 1
+            if limit is not None and kept >= limit:
+                break
     if limit is not None and len(listed) > limit:
         keep = sorted(listed.values(), key=lambda i: (-i.downloads, i.repo_id))[:limit]
         listed = {i.repo_id: i for i in keep}
