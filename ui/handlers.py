@@ -1,4 +1,4 @@
-"""Every UI action as a plain method: app.py wires them to components, tests call them directly."""
+"""Every UI action as a plain method: ui/events.py turns them into Gradio updates, tests call them directly."""
 
 from __future__ import annotations
 
@@ -102,6 +102,17 @@ class AppHandlers:
         view = filter_rows(board, query)
         frame, datatypes = display_frame(board, view, query)
         return frame, datatypes, status_line(board, view, query)
+
+    def shown_ids(self, base: str | None, source: str, query: ViewQuery) -> list[str]:
+        """The repo ids of the view's rows in display order (baseline first), so a clicked row maps back to its
+        model."""
+        board = self.board(base, source)
+        if board is None:
+            return []
+        view = filter_rows(board, query)
+        limit = None if query.max_rows == "all" else int(query.max_rows)
+        ids = list(view["repo_id"] if limit is None else view["repo_id"].head(limit))
+        return ([board.base_id] if not board.baseline.empty else []) + ids
 
     def controls(self, base: str | None, source: str) -> dict:
         """Choices that depend on the selected leaderboard."""

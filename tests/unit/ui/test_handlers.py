@@ -55,6 +55,18 @@ def test_default_selection_and_leaderboard(handlers):
     assert handlers.leaderboard(None, PROJECT_SOURCE, ViewQuery())[2] == "No leaderboard yet."
 
 
+def test_shown_ids_are_the_rows_of_the_view_baseline_first(tmp_path, settings):
+    """A clicked row's index maps back to its model: the ids are the table's rows, in its order."""
+    handlers = AppHandlers(build_store(tmp_path / "lb.db"), settings)
+    query = ViewQuery(sort_by="downloads", max_rows="100")
+    ids = handlers.shown_ids(BASE, PROJECT_SOURCE, query)
+    assert ids == [BASE, "dave/partial", "alice/strong", "bob/middling", "carol/weak", EVIL]
+    frame, _, _ = handlers.leaderboard(BASE, PROJECT_SOURCE, query)
+    assert [f"[{repo_id}]" in cell for repo_id, cell in zip(ids, frame["model"], strict=True)] == [True] * 5 + [False]
+    assert handlers.shown_ids(BASE, PROJECT_SOURCE, ViewQuery(search="bob")) == [BASE, "bob/middling"]
+    assert handlers.shown_ids(None, PROJECT_SOURCE, ViewQuery()) == []
+
+
 def test_controls_offer_size_buckets_and_the_top_model(handlers):
     controls = handlers.controls(BASE, PROJECT_SOURCE)
     assert controls["top_model"] == "alice/strong"  # rank 1, not the base's row
