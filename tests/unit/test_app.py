@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_app_does_not_import_torch():
-    code = "import sys, app; assert 'torch' not in sys.modules, 'app imported torch'"
+    code = ("import sys, app; assert 'torch' not in sys.modules, 'app imported torch'; "
+            "assert 'gradio' not in sys.modules, 'app imported gradio (ui.layout imports it in build_layout only)'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
 
@@ -38,9 +39,10 @@ def test_a_filled_store_preselects_its_leaderboard(tmp_path, settings):
 
 def test_the_pinned_model_column_sticks_right_after_the_fixed_rank_column():
     import app
+    from ui.layout import PINNED_TABLES
     from ui.views import RANK_WIDTH_PX
 
-    for table in app.PINNED_TABLES:
+    for table in PINNED_TABLES:
         assert f'{table} .virtual-row > [data-col="0"] {{ position: sticky; left: 0px;' in app.APP_CSS
         assert f'{table} .virtual-row > [data-col="1"] {{ position: sticky; left: {RANK_WIDTH_PX}px;' in app.APP_CSS
         assert f'{table} thead th[data-heading="1"] {{ position: sticky; left: {RANK_WIDTH_PX}px;' in app.APP_CSS

@@ -1,0 +1,96 @@
+"""Every component of the layout is wired: each filter refilters the table, each button runs its handler, each
+view is some event's output, and each event's handler returns one value per output."""
+
+from dataclasses import fields, is_dataclass
+
+import pytest
+
+from tests.helpers.leaderboard_store import BASE, build_store
+from ui.events import AppEvents
+from ui.handlers import AppHandlers
+from ui.layout import Filters, build_layout
+from ui.wiring import SUBMIT_CONCURRENCY, wire
+
+
+@pytest.fixture(scope="module")
+def wired(tmp_path_factory):
+    import gradio as gr
+
+    from data.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("wiring")
+    settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache")
+    handlers = AppHandlers(build_store(tmp / "lb.db"), settings)
+    with gr.Blocks() as demo:
+        layout = build_layout(handlers.service.bases(), BASE, "project")
+        wire(demo, layout, AppEvents(handlers))
+    return demo, layout
+
+
+def _components(group) -> list:
+    """Every component a layout group holds, through its nested groups."""
+    out = []
+    for f in fields(group):
+        value = getattr(group, f.name)
+        out += _components(value) if is_dataclass(value) else [value]
+    return out
+
+
+def _events(demo) -> list[tuple[set, list, list, str]]:
+    """(targets as (component id, event), inputs, outputs, handler name) of every registered event."""
+    return [({tuple(t) for t in fn.targets}, fn.inputs, fn.outputs, fn.name) for fn in demo.fns.values()]
+
+
+def test_every_component_of_the_layout_is_wired(wired):
+    demo, layout = wired
+    events = _events(demo)
+    used = {id(c) for _, inputs, outputs, _ in events for c in (*inputs, *outputs)}
+    used |= {component_id for targets, *_ in events for component_id, _ in targets}
+    unwired = [c for c in _components(layout) if id(c) not in used and c._id not in used]
+    assert unwired == [], f"components in the layout no event reads, updates or listens to: {unwired}"
+
+
+def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_all_by_name(wired):
+    demo, layout = wired
+    events = _events(demo)
+    filters = layout.filters.as_list()
+    assert [f.name for f in fields(Filters)] == ["search", "licenses", "min_downloads", "fully_scored", "hide_below",
+                                                 "groups", "sort_by", "max_rows", "sizes"]
+    for f in fields(Filters):
+        control = getattr(layout.filters, f.name)
+        on_change = [e for e in events if (control._id, "change") in e[0]]
+        assert [e[3] for e in on_change] == ["on_filters"], f.name
+        assert on_change[0][1] == [layout.leaderboard.shown_board, *filters]
+        assert on_change[0][2] == layout.table_view().as_list()
+    for name in ("on_load", "on_base_input", "on_source_input", "on_export"):
+        (inputs,) = [e[1] for e in events if e[3] == name]
+        assert inputs[-len(filters):] == filters, name  # in Filters field order: the handler reads Filters(*values)
+
+
+def test_each_button_runs_its_handler(wired):
+    demo, layout = wired
+    clicks = {component_id: e[3] for e in _events(demo) for component_id, event in e[0] if event == "click"}
+    buttons = {layout.leaderboard.compare_button: "on_compare", layout.leaderboard.export_button: "on_export",
+               layout.model.show: "on_model", layout.model.add_to_compare: "on_add_to_compare",
+               layout.insights.refresh: "on_insights", layout.submit.button: "on_submit",
+               layout.submit.refresh: "on_jobs"}
+    assert {button._id: name for button, name in buttons.items()} == clicks
+    (submit,) = [fn for fn in demo.fns.values() if (layout.submit.button._id, "click") in map(tuple, fn.targets)]
+    assert submit.concurrency_limit == SUBMIT_CONCURRENCY and submit.concurrency_id == "submit"
+
+
+def test_each_handler_returns_one_value_per_output(wired):
+    demo, layout = wired
+    (fn,) = [fn for fn in demo.fns.values() if fn.name == "on_load"]
+    events = fn.fn.__self__
+    board = (BASE, "project")
+    values = [getattr(c, "value", None) for c in layout.filters.as_list()]
+    calls = {"on_load": events.on_load(None, *values), "on_base_input": events.on_base_input(BASE, board, *values),
+             "on_source_input": events.on_source_input(board, "project", *values),
+             "on_filters": events.on_filters(board, *values), "on_model": events.on_model(board, "alice/strong"),
+             "on_compare": events.on_compare(board, ["alice/strong", "bob/middling"]),
+             "on_add_to_compare": events.on_add_to_compare(board, ["alice/strong"], "bob/middling"),
+             "on_insights": events.on_insights(board), "on_jobs": events.on_jobs()}
+    for name, returned in calls.items():
+        outputs = {len(fn.outputs) for fn in demo.fns.values() if fn.name == name}
+        assert outputs == {len(returned)}, name

@@ -1,0 +1,175 @@
+"""The app's event handlers: what each event (ui/wiring.py) does, as methods of ``AppEvents`` over ``AppHandlers``.
+
+The work is in ``ui.handlers.AppHandlers`` (no gradio); these methods turn its results into Gradio values and
+updates, in the order of the event's outputs: a ``ui.layout`` group (``BoardView``, ``ModelView``, ...) filled
+with values, read out by ``as_list()``. Filter values arrive as ``*filters``, in ``Filters`` field order. No
+postponed annotations here: Gradio reads the ``gr.Request`` / ``gr.SelectData`` annotations at runtime.
+"""
+
+import html
+import logging
+from dataclasses import replace
+
+import gradio as gr
+
+from data.errors import SubmissionRejected
+from data.escape import markdown_text
+from ranking.columns import DEFAULT_GROUPS
+from ui.compare import CompareRejected
+from ui.handlers import AppHandlers
+from ui.layout import BoardView, CompareView, Filters, InsightsView, JobsView, ModelView, TableView
+from ui.urls import page_params
+from ui.views import SIZE_CHOICES, ViewQuery, column_widths, escape_markdown
+
+logger = logging.getLogger(__name__)
+
+
+def view_query(filters: Filters) -> ViewQuery:
+    """The filter controls' values as a query; an empty control means its default."""
+    return ViewQuery(search=filters.search or "", licenses=tuple(filters.licenses or ()),
+                     min_downloads=float(filters.min_downloads or 0), fully_scored_only=bool(filters.fully_scored),
+                     hide_below_base=bool(filters.hide_below), groups=tuple(filters.groups or DEFAULT_GROUPS),
+                     sort_by=filters.sort_by or "mean_gain", max_rows=filters.max_rows or "500",
+                     sizes=SIZE_CHOICES if filters.sizes is None else tuple(filters.sizes))
+
+
+def _unchanged_compare() -> CompareView:
+    """Leave the Compare tab as it is."""
+    return CompareView(header=gr.update(), share=gr.update(), gains=gr.update(), table=gr.update())
+
+
+class AppEvents:
+    """One method per event (its name is the event's Gradio API name); ``handlers`` does the work."""
+
+    def __init__(self, handlers: AppHandlers):
+        self.h = handlers
+
+    # ------------------------------------------------------------ leaderboard
+    def show_table(self, base, source, filters: Filters) -> TableView:
+        query = view_query(filters)
+        frame, datatypes, status = self.h.leaderboard(base, source, query)
+        table = gr.update(value=frame, datatype=datatypes or "str", column_widths=column_widths(frame))
+        return TableView(table=table, status=status, shown_ids=self.h.shown_ids(base, source, query))
+
+    def board_change(self, base, source, filters: Filters, *, model: str = "", compared=()) -> BoardView:
+        """A new board: its choices, its table, the model page on ``model`` (default: its top model) and the
+        comparison picker on ``compared`` (default: empty). Filter values the board lacks fall back."""
+        base, source = self.h.default_selection(base, source)
+        controls = self.h.controls(base, source)
+        licenses = [v for v in (filters.licenses or []) if v in controls["licenses"]]
+        sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls["sort"]] else "mean_gain"
+        shown = self.show_table(base, source, replace(filters, licenses=licenses, sort_by=sort_by))
+        return BoardView(source=gr.update(choices=controls["sources"], value=source),
+                         licenses=gr.update(choices=controls["licenses"], value=licenses),
+                         sort_by=gr.update(choices=controls["sort"], value=sort_by),
+                         sizes=gr.update(choices=controls["sizes"]),
+                         model=gr.update(choices=controls["models"], value=model or controls["top_model"] or ""),
+                         compare_pick=gr.update(choices=controls["models"], value=list(compared)),
+                         table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source))
+
+    def on_load(self, request: gr.Request, *filters):
+        """The board, model page or comparison that the URL names (``ui.urls``), else the default board:
+        (base, *BoardView, *CompareView, tabs)."""
+        params = page_params(dict(request.query_params) if request is not None else {})
+        base, source = self.h.default_selection(params.base or None, params.source or None)
+        note = self.h.url_note(params.base, base)  # ?base=roberta-base: say which board this is
+        if note:
+            gr.Info(html.escape(note), duration=8)
+        board = self.board_change(base, source, Filters(*filters), model=params.model, compared=params.compare)
+        compared = self.show_compare(base, source, params.compare)[0] if params.compare else _unchanged_compare()
+        return (gr.update(choices=self.h.service.bases(), value=base), *board.as_list(), *compared.as_list(),
+                gr.Tabs(selected=params.tab))
+
+    def on_base_input(self, base, shown_board, *filters):
+        """A user's pick of base: the source on show stays when the new base has it (BoardView)."""
+        return self.board_change(base, shown_board[1], Filters(*filters)).as_list()
+
+    def on_source_input(self, shown_board, source, *filters):
+        """A user's pick of source for the base on show (BoardView)."""
+        return self.board_change(shown_board[0], source, Filters(*filters)).as_list()
+
+    def on_filters(self, shown_board, *filters):
+        """A changed filter: the board on show, filtered anew (TableView)."""
+        return self.show_table(*shown_board, Filters(*filters)).as_list()
+
+    def on_select(self, shown_ids, evt: gr.SelectData):
+        """A clicked row opens its model page: (model, tabs)."""
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        repo_id = shown_ids[row] if shown_ids and 0 <= row < len(shown_ids) else ""
+        return gr.update(value=repo_id), gr.Tabs(selected="model")
+
+    def on_export(self, shown_board, scope, fmt, *filters):
+        """The file of the current view or the full ranking (its path), or None with a warning."""
+        query = view_query(Filters(*filters)) if scope == "current view" else None
+        try:
+            return str(self.h.export(*shown_board, query, fmt))
+        except SubmissionRejected as e:
+            gr.Warning(e.reason)
+            return None
+
+    def board_links(self) -> str:
+        return self.h.board_links()
+
+    # --------------------------------------------------- model page, compare
+    def on_model(self, shown_board, repo_id):
+        page = self.h.model_page(*shown_board, repo_id)
+        return ModelView(header=page["header"], share=page["share"], gains=page["gains"],
+                         free_energy=page["free_energy"], chains=page["chains"], dropout=page["dropout"],
+                         sample_efficiency=page["sample_efficiency"], revisions=page["revisions"]).as_list()
+
+    def show_compare(self, base, source, picked) -> tuple[CompareView, bool]:
+        """The comparison, and whether it was made; a refusal is a warning and its reason in the header."""
+        try:
+            out = self.h.compare(base, source, picked)
+        except CompareRejected as e:
+            gr.Warning(html.escape(e.reason), duration=6)
+            return CompareView(header=f"**Not compared.** {escape_markdown(e.reason)}", share="", gains=None,
+                               table=gr.update(value=None)), False
+        table = gr.update(value=out["table"], datatype=out["datatypes"], column_widths=out["widths"])
+        return CompareView(header=out["header"], share=out["share"], gains=out["gains"], table=table), True
+
+    def on_compare(self, shown_board, picked):
+        """(*CompareView, tabs): the Compare tab opens when the comparison was made."""
+        compared, made = self.show_compare(*shown_board, picked)
+        return (*compared.as_list(), gr.Tabs(selected="compare") if made else gr.update())
+
+    def on_add_to_compare(self, shown_board, picked, repo_id):
+        """Add the model page's model to the comparison; from 2 models on, show the comparison:
+        (compare_pick, *CompareView, tabs)."""
+        try:
+            ids = self.h.add_to_compare(*shown_board, picked, repo_id)
+        except CompareRejected as e:
+            gr.Warning(html.escape(e.reason), duration=6)
+            return gr.update(), *_unchanged_compare().as_list(), gr.update()
+        if len(ids) < 2:
+            gr.Info(f"{html.escape(ids[0])} is in the comparison: add one more model to compare.")
+            return gr.update(value=list(ids)), *_unchanged_compare().as_list(), gr.update()
+        return gr.update(value=list(ids)), *self.on_compare(shown_board, ids)
+
+    # --------------------------------------------------------------- insights
+    def on_insights(self, shown_board):
+        out = self.h.insights(*shown_board)
+        view = InsightsView(free_energy=out["free_energy"], free_energy_text=out["free_energy_text"],
+                            probe=out["probe"], probe_text=out["probe_text"], heatmap=out["heatmap"],
+                            beats_base=out["beats_base"], study=out["study"], study_matrix=out["study_matrix"])
+        return view.as_list()
+
+    # ----------------------------------------------------------------- submit
+    def on_jobs(self):
+        """JobsView: the newest jobs and the count per status."""
+        return JobsView(jobs=self.h.jobs(), job_counts=self.h.job_counts()).as_list()
+
+    def on_submit(self, repo_id, revision, request: gr.Request):
+        """(message, *JobsView): queued, or not with the reason (escaped: it can quote Hub text)."""
+        client = getattr(request, "client", None)
+        submitter = getattr(client, "host", None)  # the per-submitter hourly limit counts by client address
+        try:
+            message = self.h.submit(repo_id, revision, submitter=submitter)
+        except SubmissionRejected as e:
+            gr.Warning(html.escape(e.reason), duration=4)
+            message = f"**Not queued.** {markdown_text(e.reason)}"
+        except Exception:
+            logger.exception("submission of %r failed unexpectedly", repo_id)
+            gr.Warning("Something went wrong while queueing the model; it has been logged.")
+            message = "**Not queued.** Something went wrong; it has been logged."
+        return message, *self.on_jobs()

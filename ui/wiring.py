@@ -1,0 +1,78 @@
+"""Which event of which component runs which handler: ``wire(demo, layout, events)`` registers them all.
+
+Components come from ``ui.layout.Layout`` by name; the handlers are ``ui.events.AppEvents`` methods. Registered in
+a fixed order (Gradio numbers events by it), inside the Blocks context the layout was built in.
+"""
+
+from ui.events import AppEvents
+from ui.layout import Layout
+
+SUBMIT_CONCURRENCY = 8  # submissions checked at once (each waits on the Hub, not on the CPU)
+
+
+def wire(demo, layout: Layout, events: AppEvents) -> None:
+    _wire_page_load(demo, layout, events)
+    _wire_board(layout, events)
+    _wire_model_and_compare(layout, events)
+    _wire_export(layout, events)
+    _wire_insights(layout, events)
+    _wire_submit(layout, events)
+
+
+def _wire_page_load(demo, layout: Layout, events: AppEvents) -> None:
+    lb = layout.leaderboard
+    demo.load(events.on_load, inputs=layout.filters.as_list(),
+              outputs=[lb.base, *layout.board_view().as_list(), *layout.compare.as_list(), layout.tabs])
+    demo.load(events.on_jobs, outputs=layout.submit.jobs.as_list())
+    demo.load(events.board_links, outputs=[layout.board_links])
+
+
+def _wire_board(layout: Layout, events: AppEvents) -> None:
+    """The leaderboard tab: a pick of base or source, a filter, a clicked row, a download."""
+    lb, filters = layout.leaderboard, layout.filters.as_list()
+    # .input, not .change: on_load sets base and source itself (a URL's model or comparison must survive it).
+    # Each reads the other from shown_board: the dropdown can send its input twice, the second time with the
+    # source it had before the first answer changed the Radio's choices.
+    lb.base.input(events.on_base_input, inputs=[lb.base, lb.shown_board, *filters],
+                  outputs=layout.board_view().as_list())
+    lb.source.input(events.on_source_input, inputs=[lb.shown_board, lb.source, *filters],
+                    outputs=layout.board_view().as_list())
+    table_view = layout.table_view().as_list()
+    layout.filters.search.submit(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view)
+    for control in filters:
+        control.change(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view,
+                       trigger_mode="always_last")
+    lb.table.select(events.on_select, inputs=[lb.shown_ids], outputs=[layout.model.model, layout.tabs])
+
+
+def _wire_model_and_compare(layout: Layout, events: AppEvents) -> None:
+    lb, model = layout.leaderboard, layout.model
+    model.model.change(events.on_model, inputs=[lb.shown_board, model.model], outputs=model.view.as_list())
+    model.show.click(events.on_model, inputs=[lb.shown_board, model.model], outputs=model.view.as_list())
+    lb.compare_button.click(events.on_compare, inputs=[lb.shown_board, lb.compare_pick],
+                            outputs=[*layout.compare.as_list(), layout.tabs])
+    model.add_to_compare.click(events.on_add_to_compare, inputs=[lb.shown_board, lb.compare_pick, model.model],
+                               outputs=[lb.compare_pick, *layout.compare.as_list(), layout.tabs])
+
+
+def _wire_export(layout: Layout, events: AppEvents) -> None:
+    lb = layout.leaderboard
+    lb.export_button.click(events.on_export, inputs=[lb.shown_board, lb.download_scope, lb.download_format,
+                                                     *layout.filters.as_list()], outputs=lb.export_file)
+
+
+def _wire_insights(layout: Layout, events: AppEvents) -> None:
+    """Computed when asked (Refresh) and whenever a tab is picked."""
+    shown_board, outputs = layout.leaderboard.shown_board, layout.insights.view.as_list()
+    layout.insights.refresh.click(events.on_insights, inputs=[shown_board], outputs=outputs)
+    layout.tabs.select(events.on_insights, inputs=[shown_board], outputs=outputs)
+
+
+def _wire_submit(layout: Layout, events: AppEvents) -> None:
+    submit = layout.submit
+    # Submit has its own workers: one user's slow Hub answer never holds another's (Gradio's default is 1)
+    for trigger in (submit.button.click, submit.repo_id.submit):
+        trigger(events.on_submit, inputs=[submit.repo_id, submit.revision],
+                outputs=[submit.result, *submit.jobs.as_list()], concurrency_limit=SUBMIT_CONCURRENCY,
+                concurrency_id="submit")
+    submit.refresh.click(events.on_jobs, outputs=submit.jobs.as_list())
