@@ -1,4 +1,4 @@
-"""Load a ``TargetSpec`` into a ``TargetData``: local CSV directories (tested) and Hub datasets (best effort).
+"""Load a ``TargetSpec`` into a ``TargetData``: local CSV directories and Hub datasets (through ``datasets``).
 
 Splits follow the spec (see data/targets.py): a split named None is carved from train. Carving holds out a
 fixed 10% of train (at least one example) chosen by a seed that depends on the target's name only, never
@@ -9,7 +9,8 @@ Labels: a value that is one of ``label_names`` gets that name's position; otherw
 id into ``label_names`` (shared/datasets/README.md). ``max_train``/``max_eval``/``max_test`` then keep a
 seeded random subset (source order kept, no stratification). ``revision`` records exactly which data was
 used: the Hub commit sha when it can be resolved, else the pinned one; for local directories the first 16
-hex digits of a sha256 over the names and bytes of dataset.json and the CSV files.
+hex digits of a sha256 over the names and bytes of dataset.json and the CSV files. A target pinned to a commit
+sha is loaded at that sha or not at all (offline, the datasets library would give the latest cached revision).
 """
 
 from __future__ import annotations
@@ -172,6 +173,12 @@ def _read_hub(spec: TargetSpec, cache_dir: Path | None
                                        cache_dir=str(cache_dir) if cache_dir is not None else None)
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         raise TargetError(f"target {spec.name}: could not load {where} from the Hub: {e}") from e
+    revision = _resolved_revision(loaded[spec.train_split]) if spec.train_split in loaded else ""
+    if _SHA_RE.fullmatch(spec.revision) and revision and revision != spec.revision:
+        # datasets falls back to "the latest cached version" when the Hub is offline or unreachable, whatever
+        # revision was asked for: a pinned target is never scored on another revision's rows
+        raise TargetError(f"target {spec.name}: {where} is pinned to revision {spec.revision}, but the datasets "
+                          f"library gave revision {revision} (a cached copy: the Hub was offline or unreachable)")
     wanted = [s for s in (spec.train_split, spec.eval_split, spec.test_split) if s is not None]
     missing = [s for s in wanted if s not in loaded]
     if missing:
@@ -190,7 +197,7 @@ def _read_hub(spec: TargetSpec, cache_dir: Path | None
             logger.warning("target %s: dropped %d %s rows without a gold label (-1)", spec.name,
                            len(loaded[split]) - len(rows), split)
         splits[split] = _examples(spec, rows, label_names, f"{where} {split}")
-    return splits, label_names, _resolved_revision(loaded[spec.train_split]) or spec.revision
+    return splits, label_names, revision or spec.revision
 
 
 def _is_missing_label(value: Any) -> bool:

@@ -182,37 +182,6 @@ def test_integer_ids_are_accepted_where_names_are_not_used(tmp_path):
     assert [e.label for e in data.train] == [1, 0, 1]
 
 
-def test_hub_specs_fail_clearly_without_the_network(monkeypatch):
-    import datasets
-
-    def unreachable(*args, **kwargs):
-        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub")
-
-    monkeypatch.setattr(datasets, "load_dataset", unreachable)
-    with pytest.raises(TargetError, match=r"cola: could not load nyu-mll/glue \(cola\) from the Hub"):
-        load_target(suite("published:cola", local_root=DATASETS_DIR)[0])
-
-
-def test_hub_path_reads_class_labels_drops_unlabelled_rows_and_records_the_revision(tmp_path, monkeypatch):
-    import datasets
-
-    features = datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])})
-    split = {"premise": [f"p{i}" for i in range(21)], "hypothesis": [f"h{i}" for i in range(21)],
-             "label": [i % 3 for i in range(20)] + [-1]}
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    dd = datasets.DatasetDict({s: datasets.Dataset.from_dict(split, features=features) for s in ("train", "test")})
-    dd.save_to_disk(str(tmp_path / sha))
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.load_from_disk(str(tmp_path / sha)))
-    spec = TargetSpec(name="toy_nli", task="NLI", text_fields=("premise", "hypothesis"), is_pair=True,
-                      hub_id="someone/toy_nli", eval_split=None)
-    data = load_target(spec)
-    assert data.label_names == ("entailment", "neutral", "contradiction") and data.revision == sha
-    assert [(e.text, e.text_pair, e.label) for e in data.test[:3]] == [("p0", "h0", 0), ("p1", "h1", 1),
-                                                                        ("p2", "h2", 2)]
-    assert len(data.test) == 20 and (len(data.train), len(data.eval)) == (18, 2)
-
-
 def test_named_suites():
     quick = suite("quick", local_root=DATASETS_DIR)
     assert tuple(s.name for s in quick) == QUICK_TARGETS == ("sst2", "rte", "trec")
