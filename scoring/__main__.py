@@ -43,33 +43,22 @@ def resolve_model(ref: str, settings: Settings, name: str | None = None) -> tupl
 
 
 def make_scorer(args: argparse.Namespace, settings: Settings):
-    from scoring.config import IntertrainingConfig, profile
-    from scoring.registry import get_scorer
+    from scoring import registry
+    from scoring.base import ScoreOptions
 
-    cls = get_scorer(args.scorer)
-    if args.scorer == "intertraining":
-        ft = profile(args.profile)
-        return cls(IntertrainingConfig(finetune=ft, suite=args.suite, base_seeds=args.base_seeds,
-                                       candidate_seeds=args.seeds), local_root=args.local_root)
-    if args.scorer == "linear_probe":
-        from scoring.linear_probe import LinearProbeConfig
-
-        return cls(LinearProbeConfig(suite=args.suite, target=args.probe_target or ""), local_root=args.local_root)
-    if args.scorer == "free_energy":
-        from scoring.config import FreeEnergyConfig
-
-        return cls(FreeEnergyConfig(corpus=settings.reference_corpus), local_root=args.local_root)
-    return cls()
+    options = ScoreOptions(suite=args.suite, profile=args.profile, seeds=args.seeds, base_seeds=args.base_seeds,
+                           probe_target=args.probe_target)
+    return registry.build(args.scorer, settings, options=options, local_root=args.local_root)
 
 
 def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
-    from scoring.registry import SCORERS
+    from scoring import registry
     from scoring.worker import Worker
 
     scorers = [s.strip() for s in args.scorers.split(",")] if args.scorers else None
-    unknown = [s for s in scorers or () if s not in SCORERS]
+    unknown = registry.unknown(scorers or ())
     if unknown:
-        print(f"error: unknown scorers {', '.join(unknown)}; known: {', '.join(SCORERS)}", file=sys.stderr)
+        print(f"error: unknown scorers {', '.join(unknown)}; known: {', '.join(registry.SCORERS)}", file=sys.stderr)
         return 2
     store = Store(settings.db_path)
     if args.ray:

@@ -11,6 +11,9 @@ from typing import ClassVar, Protocol
 
 from data.errors import ScoringError
 from data.records import Score
+from data.settings import Settings
+from scoring.config import Protocol as ScoreProtocol
+from scoring.config import protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +44,49 @@ class Scorer(Protocol):
     name: ClassVar[str]
 
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoreOptions:
+    """Choices given on a command line (``python -m scoring score``); None keeps the default. Each scorer
+    reads the ones that concern it in ``config_for``."""
+
+    suite: str | None = None
+    profile: str | None = None
+    seeds: int | None = None
+    base_seeds: int | None = None
+    probe_target: str | None = None
+
+
+class RegisteredScorer:
+    """What every registered scorer declares (scoring/registry.py) and how it is built.
+
+    ``config_type`` is its frozen config dataclass (scoring/config.py); ``settings_fields`` the ``Settings``
+    fields its default config reads (``config_for``); ``protocol(data)`` the one protocol hash of its scores."""
+
+    name: ClassVar[str]
+    config_type: ClassVar[type]
+    settings_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg=None, *, local_root: Path | None = None):
+        if cfg is not None and not isinstance(cfg, self.config_type):
+            raise TypeError(f"{self.name} takes a {self.config_type.__name__}, got {type(cfg).__name__}")
+        self.cfg = self.config_type() if cfg is None else cfg
+        self.local_root = local_root
+
+    @classmethod
+    def config_for(cls, settings: Settings, options: ScoreOptions | None = None):
+        """The config this scorer runs under for these settings and command-line options."""
+        return cls.config_type()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, config=None, options: ScoreOptions | None = None,
+                      local_root: Path | None = None):
+        return cls(config if config is not None else cls.config_for(settings, options), local_root=local_root)
+
+    def protocol(self, data) -> ScoreProtocol:
+        """Protocol of a score of this scorer on ``data`` (names and revisions of what it read)."""
+        return protocol(self.name, self.cfg, data)
 
 
 def check_finite(scores: list[Score], where: str) -> list[Score]:

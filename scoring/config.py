@@ -1,7 +1,9 @@
 """Every hyper-parameter of the scorers, in frozen dataclasses; the defaults are the published protocol.
 
-Make variants with ``dataclasses.replace(cfg, lr=...)``. Each stored score carries ``config_hash(cfg)``
-and the canonical JSON of its config, so scores of different protocols are never compared.
+Make variants with ``dataclasses.replace(cfg, lr=...)``. Each stored score carries the hash of its
+``protocol(scorer, config, data)`` and that canonical JSON, so scores of different protocols are never
+compared. The protocol leaves out the replicate fields (``REPLICATE_FIELDS``: seeds have their own column,
+and how many seeds ran does not change what one run measures); every other field is in it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,22 @@ import json
 from dataclasses import asdict, dataclass, replace
 from types import MappingProxyType
 from typing import Literal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GuidedDropoutConfig:
+    """Guided dropout (scoring/fisher.py): per-module rates from the diagonal Fisher on reference text."""
+
+    num_examples: int = 256  # N reference sequences for the Fisher (the paper used a Wikipedia sample)
+    seq_len: int = 64
+    p_max: float = 0.1
+    p_min: float = 0.0
+    chunk: int = 8  # examples per vmapped gradient chunk (memory: chunk x parameters)
+    sample_seed: int = 0  # which reference sequences: part of the protocol, unlike a run's seed
+    corpus: str = "local"  # the reference text, as for the free energy (scoring/reference_corpus.py)
+
+
+GUIDED = GuidedDropoutConfig()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +51,7 @@ class FinetuneConfig:
     seed: int = 0
     bf16: bool = True  # autocast on CUDA only; CPU runs in float32
     dropout: Literal["standard", "guided"] = "standard"
+    guided: GuidedDropoutConfig = GUIDED  # the Fisher-ranked rates, used when dropout="guided"
     grad_clip: float = 1.0
 
     def __post_init__(self):
@@ -57,15 +76,6 @@ QUICK = replace(
     max_eval_examples=500,
 )
 PROFILES = MappingProxyType({"published": PUBLISHED, "quick": QUICK})
-
-
-def config_json(config) -> str:
-    """Canonical JSON of a config dataclass: sorted keys, no spaces (what config_hash hashes)."""
-    return json.dumps(asdict(config), sort_keys=True, separators=(",", ":"))
-
-
-def config_hash(config) -> str:
-    return hashlib.sha256(config_json(config).encode()).hexdigest()
 
 
 def profile(name: str) -> FinetuneConfig:
@@ -103,11 +113,28 @@ class IntertrainingConfig:
     candidate_seeds: int = 1
 
 
-def protocol_json(finetune: FinetuneConfig, targets: list[tuple[str, str]]) -> str:
-    """The protocol of a target score: the fine-tuning config without its seed (seeds have their own column)
-    and the suite as (target, dataset revision) pairs, so scores on other data are never compared."""
-    return json.dumps({"finetune": asdict(replace(finetune, seed=0)), "suite": sorted(map(list, targets))},
-                      sort_keys=True, separators=(",", ":"))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinearProbeConfig:
+    """The stage-1 scorer: the probe protocol, on one target of a suite."""
+
+    probe: ProbeConfig = PROBE
+    target: str = ""  # "" = the suite's default probe target
+    suite: str = "quick"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SampleEfficiencyConfig:
+    """LoRA accuracy against the number of labels (scoring/sample_efficiency.py)."""
+
+    n_labels: tuple[int, ...] = (32, 128, 512, 2048)
+    seeds: int = 2  # runs per n (their mean enters labels_saved, so the count is part of the protocol)
+    rank: int = 8
+    alpha: int = 16
+    lora_dropout: float = 0.1
+    targets: str = "sst2"  # a suite spec (data/targets.py)
+    # LoRA needs a larger step than full fine-tuning: on MiniLM/sst2 with 256 labels lr 5e-4 stayed at chance
+    # (0.54) and 3e-3 reached 0.80
+    finetune: FinetuneConfig = replace(QUICK, lr=3e-3, max_epochs=5)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,10 +176,38 @@ class FreeEnergyConfig:
     seq_len: int = 64  # tokens per sequence, special tokens included
     mask_prob: float = 0.15  # BERT's masking: of the chosen tokens 80% [MASK], 10% random, 10% kept
     head_steps: int = 300  # steps to fit an LM head on the frozen base when its checkpoint ships none
-    seed: int = 0  # corpus sampling, masking and the fitted head (SGLD has its own seed)
+    seed: int = 0  # the replicate: corpus sample, masking, fitted head and SGLD chains (the scorer sets sgld.seed)
 
     def __post_init__(self):
         if self.num_sequences < 2 or self.seq_len < 4 or self.head_steps < 0:
             raise ValueError("num_sequences must be >= 2, seq_len >= 4 and head_steps >= 0")
         if not 0 < self.mask_prob < 1:
             raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+
+
+# Fields that say which replicate a run is, not what it measures: never part of a protocol.
+REPLICATE_FIELDS = frozenset({"seed", "base_seeds", "candidate_seeds"})
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    """What a stored score was measured under: canonical JSON and its sha256 (the ``config_hash`` column)."""
+
+    json: str
+    hash: str
+
+
+def protocol(scorer: str, config, data) -> Protocol:
+    """The one protocol of every scorer: its name, its config without replicate fields, and the identity of the
+    data it read (dataset or corpus names with their revisions), as canonical JSON (sorted keys, no spaces)."""
+    document = {"scorer": scorer, "config": _without_replicates(asdict(config)), "data": data}
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return Protocol(json=text, hash=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _without_replicates(value):
+    if isinstance(value, dict):
+        return {k: _without_replicates(v) for k, v in value.items() if k not in REPLICATE_FIELDS}
+    if isinstance(value, list | tuple):
+        return [_without_replicates(v) for v in value]
+    return value

@@ -263,7 +263,8 @@ def finetune(model_dir: Path, target: TargetData, cfg: FinetuneConfig, *, device
     if cfg.dropout == "guided":
         from scoring.fisher import apply_rates, guided_rates, model_fisher_scores
 
-        rates = guided_rates(model_fisher_scores(model_dir, cache_dir=cache_dir, local_root=local_root, device=device))
+        fisher = model_fisher_scores(model_dir, cfg.guided, cache_dir=cache_dir, local_root=local_root, device=device)
+        rates = guided_rates(fisher, p_max=cfg.guided.p_max, p_min=cfg.guided.p_min)
         apply_rates(model, rates)
     result = train_classifier(model, tokenizer, target, cfg, device=device, verbose=verbose)
     return replace(result, duration_s=time.perf_counter() - start, dropout_rates=rates)

@@ -24,27 +24,18 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from scoring.config import GUIDED, GuidedDropoutConfig
+
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GuidedDropoutConfig:
-    num_examples: int = 256  # N reference sequences for the Fisher (the paper used a Wikipedia sample)
-    seq_len: int = 64
-    p_max: float = 0.1
-    p_min: float = 0.0
-    chunk: int = 8  # examples per vmapped gradient chunk (memory: chunk × parameters)
-    seed: int = 0
-    corpus: str = "local"  # the reference text, as for the free energy (scoring/reference_corpus.py)
 
 
 def empirical_fisher(model: nn.Module, inputs: Tensor, targets: Tensor, loss_fn: LossFn, *, chunk: int = 8
@@ -190,7 +181,7 @@ def model_fisher_scores(model_dir: Path, cfg: GuidedDropoutConfig | None = None,
     from scoring.config import FreeEnergyConfig
     from scoring.free_energy import BackboneWithHead, BaseHead, load_backbone, mlm_loss, pack
 
-    cfg = cfg or GuidedDropoutConfig()
+    cfg = cfg or GUIDED
     if not revision:
         from scoring.base import directory_revision
 
@@ -199,7 +190,8 @@ def model_fisher_scores(model_dir: Path, cfg: GuidedDropoutConfig | None = None,
     path = Path(cache_dir) / "fisher" / f"{key}.json" if cache_dir else None
     if path is not None and path.exists():
         return json.loads(path.read_text())
-    fe_cfg = FreeEnergyConfig(num_sequences=cfg.num_examples, seq_len=cfg.seq_len, seed=cfg.seed, corpus=cfg.corpus)
+    fe_cfg = FreeEnergyConfig(num_sequences=cfg.num_examples, seq_len=cfg.seq_len, seed=cfg.sample_seed,
+                              corpus=cfg.corpus)
     head = BaseHead(model_dir, revision, fe_cfg, local_root=local_root, cache_dir=cache_dir, device=device)
     encoder = load_backbone(model_dir).to(device)
     model = BackboneWithHead(encoder, head.head, head.given, cfg.seq_len)

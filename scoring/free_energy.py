@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,7 +27,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from data.errors import ScoringError
 from data.records import Score
-from scoring.base import ScoringContext, ScoringJob, check_finite
+from scoring.base import RegisteredScorer, ScoringContext, ScoringJob, check_finite
 from scoring.config import FreeEnergyConfig
 from scoring.llc import LLCEstimate, estimate_llc
 from scoring.reference_corpus import MaskedCorpus, corpus_documents, masked_corpus
@@ -202,23 +202,30 @@ def trace_summary(traces: Tensor, points: int = TRACE_POINTS) -> list[list[float
     return [[round(float(v), 5) for v in row] for row in cut.reshape(len(cut), windows, -1).mean(dim=2)]
 
 
-class FreeEnergyScorer:
+class FreeEnergyScorer(RegisteredScorer):
     name: ClassVar[str] = "free_energy"
+    config_type: ClassVar[type] = FreeEnergyConfig
+    settings_fields: ClassVar[tuple[str, ...]] = ("reference_corpus",)
 
     def __init__(self, cfg: FreeEnergyConfig | None = None, *, local_root: Path | None = None):
-        self.cfg = cfg or FreeEnergyConfig()
-        self.local_root = local_root
+        super().__init__(cfg, local_root=local_root)
+        self.cfg = replace(self.cfg, sgld=replace(self.cfg.sgld, seed=self.cfg.seed))  # one seed: the replicate
 
-    def config_json(self, base: BaseHead, job: ScoringJob) -> str:
-        return json.dumps({"free_energy": asdict(self.cfg), "corpus_revision": base.corpus.revision,
-                           "head": {"from": f"{job.base_id}@{job.base_revision}", "kind": base.head_kind}},
-                          sort_keys=True, separators=(",", ":"))
+    @classmethod
+    def config_for(cls, settings, options=None) -> FreeEnergyConfig:
+        return FreeEnergyConfig(corpus=settings.reference_corpus)
+
+    @staticmethod
+    def data_identity(base: BaseHead, job: ScoringJob) -> dict:
+        """The corpus (name and revision) and the masked-LM head every model is scored under."""
+        return {"corpus": [base.corpus.name, base.corpus.revision],
+                "head": {"from": f"{job.base_id}@{job.base_revision}", "kind": base.head_kind}}
 
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
         base = BaseHead(job.base_dir, job.base_revision, self.cfg, local_root=self.local_root,
                         cache_dir=ctx.cache_dir, device=ctx.device)
-        cfg_json = self.config_json(base, job)
-        cfg_hash = hashlib.sha256(cfg_json.encode()).hexdigest()
+        proto = self.protocol(self.data_identity(base, job))
+        cfg_json, cfg_hash = proto.json, proto.hash
         models = [(job.repo_id, job.revision, job.model_dir)]
         if job.repo_id != job.base_id and not ctx.has_score(job.base_id, job.base_revision, self.name, "free_energy",
                                                             base.corpus.name, self.cfg.sgld.seed, cfg_hash):

@@ -7,37 +7,41 @@ sha, target, seed and protocol hash) are not redone.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import ClassVar
 
 from data.records import Score
+from data.settings import Settings
 from data.targets import suite
-from scoring.base import ScoringContext, ScoringJob, check_finite
-from scoring.config import IntertrainingConfig, protocol_json
+from scoring.base import RegisteredScorer, ScoreOptions, ScoringContext, ScoringJob, check_finite
+from scoring.config import IntertrainingConfig, profile
 from scoring.finetune import finetune
 from scoring.target_data import load_target
 
 logger = logging.getLogger(__name__)
 
 
-class IntertrainingScorer:
+class IntertrainingScorer(RegisteredScorer):
     name: ClassVar[str] = "intertraining"
+    config_type: ClassVar[type] = IntertrainingConfig
+    settings_fields: ClassVar[tuple[str, ...]] = ("suite",)
 
-    def __init__(self, cfg: IntertrainingConfig | None = None, *, local_root: Path | None = None):
-        self.cfg = cfg or IntertrainingConfig()
-        self.local_root = local_root
+    @classmethod
+    def config_for(cls, settings: Settings, options: ScoreOptions | None = None) -> IntertrainingConfig:
+        o = options or ScoreOptions()
+        cfg = IntertrainingConfig(suite=o.suite or settings.suite)
+        return replace(cfg, finetune=profile(o.profile) if o.profile else cfg.finetune,
+                       candidate_seeds=o.seeds or cfg.candidate_seeds, base_seeds=o.base_seeds or cfg.base_seeds)
 
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
         ft = self.cfg.finetune
         targets = [load_target(spec, max_train=ft.max_train_examples, max_eval=ft.max_eval_examples, seed=0,
                                local_root=self.local_root)
                    for spec in suite(self.cfg.suite, local_root=self.local_root)]
-        cjson = protocol_json(ft, [(t.name, t.revision) for t in targets])
-        chash = hashlib.sha256(cjson.encode()).hexdigest()
+        proto = self.protocol(sorted([t.name, t.revision] for t in targets))
+        cjson, chash = proto.json, proto.hash
         scores: list[Score] = []
         runs = [(job.base_id, job.base_revision, job.base_dir, seed) for seed in range(self.cfg.base_seeds)]
         runs += [(job.repo_id, job.revision, job.model_dir, seed) for seed in range(self.cfg.candidate_seeds)]

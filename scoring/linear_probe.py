@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 from data.records import Score
+from data.settings import Settings
 from data.targets import suite
-from scoring.base import ScoringContext, ScoringJob, check_finite
-from scoring.config import PROBE, ProbeConfig
+from scoring.base import RegisteredScorer, ScoreOptions, ScoringContext, ScoringJob, check_finite
+from scoring.config import LinearProbeConfig
 from scoring.probe import probe
 from scoring.target_data import load_target
 
@@ -21,19 +18,15 @@ DEFAULT_PROBE_TARGETS = {"published": "mnli"}
 LOCAL_PROBE_TARGET = "sick"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LinearProbeConfig:
-    probe: ProbeConfig = field(default_factory=lambda: PROBE)
-    target: str = ""  # "" = the suite's default
-    suite: str = "quick"
-
-
-class LinearProbeScorer:
+class LinearProbeScorer(RegisteredScorer):
     name: ClassVar[str] = "linear_probe"
+    config_type: ClassVar[type] = LinearProbeConfig
+    settings_fields: ClassVar[tuple[str, ...]] = ("suite",)
 
-    def __init__(self, cfg: LinearProbeConfig | None = None, *, local_root: Path | None = None):
-        self.cfg = cfg or LinearProbeConfig()
-        self.local_root = local_root
+    @classmethod
+    def config_for(cls, settings: Settings, options: ScoreOptions | None = None) -> LinearProbeConfig:
+        o = options or ScoreOptions()
+        return LinearProbeConfig(suite=o.suite or settings.suite, target=o.probe_target or "")
 
     @property
     def target_name(self) -> str:
@@ -42,15 +35,14 @@ class LinearProbeScorer:
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
         [spec] = suite(self.target_name, local_root=self.local_root)
         target = load_target(spec, seed=self.cfg.probe.seed, local_root=self.local_root)
-        cfg_json = json.dumps({"probe": asdict(self.cfg.probe), "target": target.name}, sort_keys=True,
-                              separators=(",", ":"))
+        proto = self.protocol([target.name, target.revision])
         started = time.perf_counter()
         result = probe(job.model_dir, target, self.cfg.probe, device=ctx.device, cache_dir=ctx.cache_dir,
                        model_key=f"{job.repo_id}@{job.revision}")
         score = Score(
             repo_id=job.repo_id, revision=job.revision, scorer=self.name, metric="probe_accuracy",
             target=target.name, seed=self.cfg.probe.seed, value=result.accuracy,
-            config_hash=hashlib.sha256(cfg_json.encode()).hexdigest(), config_json=cfg_json,
+            config_hash=proto.hash, config_json=proto.json,
             duration_s=time.perf_counter() - started, base_id=job.base_id,
             extra={"dataset_revision": target.revision, "train_accuracy": result.train_accuracy,
                    "feature_seconds": result.feature_seconds, "fit_seconds": result.fit_seconds},

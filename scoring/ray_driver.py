@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.errors import LeaderboardError
-from data.records import BaseModel, Job, JobStatus, Score
+from data.records import BaseModel, Job, Score
 from data.settings import Settings
 from data.store import Store
-from scoring.worker import ScorerFactory, WorkReport, default_scorer_factory, record_failure, worker_name
+from scoring.worker import ScorerFactory, WorkReport, default_scorer_factory, finish, record_failure, worker_name
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,14 +109,7 @@ class RayDriver:
     def _collect(self, ref, job: Job, t0: float, report: WorkReport) -> None:
         label = f"job {job.id} {job.scorer} {job.repo_id}@{job.revision[:8]} (attempt {job.attempts}, ray)"
         try:
-            scores = self.ray.get(ref)
-            self.store.finish_job(job.id, scores, worker=self.name)
-            status, detail = JobStatus.DONE, f"{len(scores)} scores"
-            report.done += 1
-            if job.scorer == "linear_probe" and job.base_id:
-                from scoring.stages import enqueue_stage2
-
-                enqueue_stage2(self.store, job.base_id, self.settings.top_k)
+            status, detail = finish(self.store, job, self.ray.get(ref), self.name, self.settings, report)
         except Exception as e:  # noqa: BLE001 (RayTaskError wraps the task's exception; a lost node raises too)
             status, detail = record_failure(self.store, job, self.name, e, self.settings.job_max_attempts, report)
         line = f"{label}: {status.value if status else 'lost'} in {time.perf_counter() - t0:.1f}s ({detail})"

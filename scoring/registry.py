@@ -1,6 +1,12 @@
-"""Scorer name -> where its class lives and which metrics it writes. Imports no torch.
+"""The only way a scorer exists: a registered name, built by ``build(name, settings, ...)``. Imports no torch.
 
-To add a scorer: one module, one line here, its tests. Nothing else branches on scorer names.
+A registration says where the class lives (imported lazily), its stage role (``prefilter``: a cheap stage 1
+whose results choose who gets the full runs; ``full``: a score shown on the leaderboard), the metrics it
+stores and one line for help texts. The class itself declares its ``name``, its ``config_type`` (a frozen
+dataclass in scoring/config.py), the ``Settings`` fields it reads (``settings_fields``) and builds itself:
+``from_settings(settings, config=None, local_root=None)``. Adding a scorer is one module plus one
+``register`` line here; nothing else branches on scorer names (tests/unit/test_imports.py checks).
+Modelled on lm-evaluation-harness ``lm_eval/api/registry.py`` (a name registered twice raises).
 """
 
 from __future__ import annotations
@@ -8,47 +14,85 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
+from typing import Literal
 
 from data.metrics import METRICS
+from data.settings import Settings
+
+Stage = Literal["prefilter", "full"]
 
 
 @dataclass(frozen=True, slots=True)
 class ScorerSpec:
+    name: str
     target: str  # "module:Class"
+    stage: Stage
     metrics: tuple[str, ...]  # keys of data.metrics.METRICS it stores
     description: str
 
 
-SCORERS: MappingProxyType[str, ScorerSpec] = MappingProxyType({
-    "intertraining": ScorerSpec("scoring.intertraining:IntertrainingScorer", ("target_score",),
-                                "fine-tune on every target of the suite; gains against the base's seeds"),
-    "free_energy": ScorerSpec("scoring.free_energy:FreeEnergyScorer",
-                              ("free_energy", "llc_mean", "llc_std", "init_loss"),
-                              "SGLD free energy of the encoder under the base's masked-LM head; no target data"),
-    "sample_efficiency": ScorerSpec("scoring.sample_efficiency:SampleEfficiencyScorer",
-                                    ("lora_accuracy", "labels_saved"),
-                                    "LoRA accuracy vs number of labels; labels saved against the base"),
-    "linear_probe": ScorerSpec("scoring.linear_probe:LinearProbeScorer", ("probe_accuracy",),
-                               "stage 1: logistic regression on frozen features of the probe target"),
-})
+_SPECS: dict[str, ScorerSpec] = {}
+SCORERS: MappingProxyType[str, ScorerSpec] = MappingProxyType(_SPECS)
 
 
-def get_scorer(name: str):
-    """The scorer class registered under ``name`` (imported lazily)."""
+def register(spec: ScorerSpec) -> ScorerSpec:
+    """Add a scorer; a name registered twice, an unknown stage or an undeclared metric raises ValueError."""
+    if spec.name in _SPECS:
+        raise ValueError(f"scorer {spec.name!r} is registered twice ({_SPECS[spec.name].target} and {spec.target})")
+    if spec.stage not in ("prefilter", "full"):
+        raise ValueError(f"scorer {spec.name!r}: stage must be 'prefilter' or 'full', got {spec.stage!r}")
+    undeclared = [m for m in spec.metrics if m not in METRICS]
+    if undeclared:
+        raise ValueError(f"scorer {spec.name!r} writes undeclared metrics {undeclared} (declare them in "
+                         "data/metrics.py)")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+register(ScorerSpec("intertraining", "scoring.intertraining:IntertrainingScorer", "full", ("target_score",),
+                    "fine-tune on every target of the suite; gains against the base's seeds"))
+register(ScorerSpec("free_energy", "scoring.free_energy:FreeEnergyScorer", "full",
+                    ("free_energy", "llc_mean", "llc_std", "init_loss"),
+                    "SGLD free energy of the encoder under the base's masked-LM head; no target data"))
+register(ScorerSpec("sample_efficiency", "scoring.sample_efficiency:SampleEfficiencyScorer", "full",
+                    ("lora_accuracy", "labels_saved"),
+                    "LoRA accuracy vs number of labels; labels saved against the base"))
+register(ScorerSpec("linear_probe", "scoring.linear_probe:LinearProbeScorer", "prefilter", ("probe_accuracy",),
+                    "stage 1: logistic regression on frozen features of the probe target"))
+
+
+def spec(name: str) -> ScorerSpec:
+    """The registration of ``name``; KeyError naming the close matches (or every known name)."""
     try:
-        spec = SCORERS[name]
+        return _SPECS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(SCORERS), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(SCORERS)}"
+        close = difflib.get_close_matches(name, list(_SPECS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(_SPECS)}"
         raise KeyError(f"unknown scorer {name!r}{hint}") from None
-    module, _, attr = spec.target.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
-def check_registry() -> None:
-    """Invariants: every metric is declared in data.metrics."""
-    for name, spec in SCORERS.items():
-        for metric in spec.metrics:
-            if metric not in METRICS:
-                raise AssertionError(f"scorer {name} writes undeclared metric {metric!r}")
+def scorer_class(name: str) -> type:
+    """The class registered under ``name`` (imported now); it must declare the same name."""
+    module, _, attr = spec(name).target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if getattr(cls, "name", None) != name:
+        raise TypeError(f"{spec(name).target} declares name {getattr(cls, 'name', None)!r}, registered as {name!r}")
+    return cls
+
+
+def build(name: str, settings: Settings, *, config=None, options=None, local_root: Path | None = None):
+    """A scorer ready to ``score``: ``config`` as given, else the class's config for these settings and
+    command-line ``options`` (scoring.base.ScoreOptions)."""
+    return scorer_class(name).from_settings(settings, config=config, options=options, local_root=local_root)
+
+
+def is_prefilter(name: str) -> bool:
+    """Stage 1: after one of its jobs, the two-stage policy may queue full runs (scoring/stages.py)."""
+    return spec(name).stage == "prefilter"
+
+
+def unknown(names) -> list[str]:
+    """The names in ``names`` that no scorer is registered under."""
+    return [n for n in names if n not in _SPECS]

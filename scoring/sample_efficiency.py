@@ -9,11 +9,9 @@ base at that accuracy.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,26 +19,13 @@ import numpy as np
 
 from data.records import Score
 from data.targets import suite
-from scoring.base import ScoringContext, ScoringJob, check_finite
-from scoring.config import QUICK, FinetuneConfig
+from scoring.base import RegisteredScorer, ScoringContext, ScoringJob, check_finite
+from scoring.config import SampleEfficiencyConfig
 
 # peft's defaults are query/value for BERT-like models; DistilBERT and DeBERTa-v2 name them differently
 LORA_TARGETS = {"bert": ("query", "value"), "roberta": ("query", "value"), "xlm-roberta": ("query", "value"),
                 "electra": ("query", "value"), "deberta-v2": ("query_proj", "value_proj"),
                 "distilbert": ("q_lin", "v_lin")}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SampleEfficiencyConfig:
-    n_labels: tuple[int, ...] = (32, 128, 512, 2048)
-    seeds: int = 2
-    rank: int = 8
-    alpha: int = 16
-    lora_dropout: float = 0.1
-    targets: str = "sst2"  # a suite spec (data/targets.py)
-    # LoRA needs a larger step than full fine-tuning: on MiniLM/sst2 with 256 labels lr 5e-4 stayed at chance
-    # (0.54) and 3e-3 reached 0.80
-    finetune: FinetuneConfig = field(default_factory=lambda: replace(QUICK, lr=3e-3, max_epochs=5))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,23 +124,19 @@ def lora_accuracy(model_dir: Path, target, n: int, cfg: SampleEfficiencyConfig, 
     return train_classifier(model, tokenizer, target, ft, device=device).test_score
 
 
-class SampleEfficiencyScorer:
+class SampleEfficiencyScorer(RegisteredScorer):
     name: ClassVar[str] = "sample_efficiency"
-
-    def __init__(self, cfg: SampleEfficiencyConfig | None = None, *, local_root: Path | None = None):
-        self.cfg = cfg or SampleEfficiencyConfig()
-        self.local_root = local_root
+    config_type: ClassVar[type] = SampleEfficiencyConfig
 
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
         from scoring.target_data import load_target
 
-        cfg_json = json.dumps({"sample_efficiency": asdict(replace(self.cfg, finetune=replace(self.cfg.finetune,
-                                                                                              seed=0)))},
-                              sort_keys=True, separators=(",", ":"), default=str)
-        cfg_hash = hashlib.sha256(cfg_json.encode()).hexdigest()
+        targets = [load_target(spec, seed=0, local_root=self.local_root)
+                   for spec in suite(self.cfg.targets, local_root=self.local_root)]
+        proto = self.protocol(sorted([t.name, t.revision] for t in targets))
+        cfg_json, cfg_hash = proto.json, proto.hash
         scores: list[Score] = []
-        for spec in suite(self.cfg.targets, local_root=self.local_root):
-            target = load_target(spec, seed=0, local_root=self.local_root)
+        for target in targets:
             curves = {}
             for repo_id, revision, model_dir in ((job.base_id, job.base_revision, job.base_dir),
                                                  (job.repo_id, job.revision, job.model_dir)):

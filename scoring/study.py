@@ -34,9 +34,15 @@ from pathlib import Path
 from data.records import CandidateStatus, JobStatus
 from data.settings import Settings
 from data.store import Store
-from scoring.config import FREE_ENERGY_SGLD, QUICK, FinetuneConfig, FreeEnergyConfig, IntertrainingConfig
-from scoring.linear_probe import LinearProbeConfig
-from scoring.sample_efficiency import SampleEfficiencyConfig
+from scoring.config import (
+    FREE_ENERGY_SGLD,
+    QUICK,
+    FinetuneConfig,
+    FreeEnergyConfig,
+    IntertrainingConfig,
+    LinearProbeConfig,
+    SampleEfficiencyConfig,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,22 +150,16 @@ def prepare_repos(cfg: StudyConfig, base_dir: Path, hub_dir: Path, *, device: st
 
 
 def study_scorers(cfg: StudyConfig, local_root: Path | None) -> Callable[[str], object]:
-    """The worker's scorer factory: each scorer configured as the study says."""
-    from scoring.free_energy import FreeEnergyScorer
-    from scoring.intertraining import IntertrainingScorer
-    from scoring.linear_probe import LinearProbeScorer
-    from scoring.sample_efficiency import SampleEfficiencyScorer
+    """The worker's scorer factory: each registered scorer with the config the study gives it."""
+    from scoring import registry
+
+    configs = {"linear_probe": cfg.probe, "free_energy": cfg.free_energy, "intertraining": cfg.intertraining(),
+               "sample_efficiency": cfg.sample_efficiency}
 
     def make(name: str):
-        if name == "linear_probe":
-            return LinearProbeScorer(cfg.probe, local_root=local_root)
-        if name == "free_energy":
-            return FreeEnergyScorer(cfg.free_energy, local_root=local_root)
-        if name == "intertraining":
-            return IntertrainingScorer(cfg.intertraining(), local_root=local_root)
-        if name == "sample_efficiency":
-            return SampleEfficiencyScorer(cfg.sample_efficiency, local_root=local_root)
-        raise KeyError(f"the study runs no {name!r} scorer")
+        if name not in configs:
+            raise KeyError(f"the study runs no {name!r} scorer")
+        return registry.build(name, Settings(), config=configs[name], local_root=local_root)
 
     return make
 
@@ -249,13 +249,13 @@ def _work(worker, scorer: str, timings: Timings, report: StudyReport) -> None:
 def _guided_dropout(cfg: StudyConfig, store: Store, client, cache_dir: Path, local_root: Path | None, device: str,
                     verbose: bool) -> None:
     """Intertraining under guided dropout for the best candidates (and, through them, the base's seeds)."""
+    from scoring import registry
     from scoring.base import ScoringContext
-    from scoring.intertraining import IntertrainingScorer
     from scoring.stages import model_job
 
     if cfg.guided_models < 1:
         return
-    scorer = IntertrainingScorer(cfg.intertraining(guided=True), local_root=local_root)
+    scorer = registry.build("intertraining", Settings(), config=cfg.intertraining(guided=True), local_root=local_root)
     ctx = ScoringContext(device=device, verbose=verbose, cache_dir=cache_dir,
                          has_score=lambda *key: store.has_score(*key))
     for repo_id, sha in best_candidates(store, cfg.base_id, cfg.guided_models):

@@ -28,6 +28,7 @@ from data.errors import LeaderboardError, StoreError
 from data.records import Job, JobStatus, ModelRef, Score
 from data.settings import Settings
 from data.store import Store
+from scoring import registry
 from scoring.base import ScoringContext, ScoringJob
 
 logger = logging.getLogger(__name__)
@@ -55,28 +56,8 @@ def worker_name() -> str:
 
 
 def default_scorer_factory(settings: Settings, *, local_root: Path | None = None) -> ScorerFactory:
-    """Scorer name -> a scorer configured from settings (suite, reference corpus)."""
-    from scoring.registry import get_scorer
-
-    def make(name: str):
-        cls = get_scorer(name)
-        if name == "intertraining":
-            from scoring.config import IntertrainingConfig
-
-            return cls(IntertrainingConfig(suite=settings.suite), local_root=local_root)
-        if name == "linear_probe":
-            from scoring.linear_probe import LinearProbeConfig
-
-            return cls(LinearProbeConfig(suite=settings.suite), local_root=local_root)
-        if name == "sample_efficiency":
-            return cls(local_root=local_root)
-        if name == "free_energy":
-            from scoring.config import FreeEnergyConfig
-
-            return cls(FreeEnergyConfig(corpus=settings.reference_corpus), local_root=local_root)
-        return cls()
-
-    return make
+    """Scorer name -> the registered scorer, configured from settings (scoring/registry.py)."""
+    return lambda name: registry.build(name, settings, local_root=local_root)
 
 
 def scoring_job(store: Store, job: Job, snapshot: Snapshot) -> ScoringJob:
@@ -105,6 +86,19 @@ def record_failure(store: Store, job: Job, worker: str, error: BaseException, ma
     report.retried += int(status is JobStatus.PENDING)
     report.failed += int(status is not JobStatus.PENDING)
     return status, f"{'will retry' if status is JobStatus.PENDING else 'failed'}: {text}"
+
+
+def finish(store: Store, job: Job, scores: list[Score], worker: str, settings: Settings,
+           report: WorkReport) -> tuple[JobStatus, str]:
+    """Write a job's scores with DONE (raises StoreError when the lease was lost); after a prefilter job the
+    two-stage policy may queue full runs for the base's top-K (scoring/stages.py)."""
+    store.finish_job(job.id, scores, worker=worker)
+    report.done += 1
+    if job.base_id and registry.is_prefilter(job.scorer):
+        from scoring.stages import enqueue_stage2
+
+        enqueue_stage2(store, job.base_id, settings.top_k)
+    return JobStatus.DONE, f"{len(scores)} scores"
 
 
 class Heartbeat:
@@ -188,13 +182,7 @@ class Worker:
                 scores = self.score(job)
             if beat.lost:
                 raise StoreError("the lease was lost while scoring (another worker may have the job)")
-            self.store.finish_job(job.id, scores, worker=self.name)
-            status, detail = JobStatus.DONE, f"{len(scores)} scores"
-            report.done += 1
-            if job.scorer == "linear_probe" and job.base_id:
-                from scoring.stages import enqueue_stage2
-
-                enqueue_stage2(self.store, job.base_id, self.settings.top_k)
+            status, detail = finish(self.store, job, scores, self.name, self.settings, report)
         except Stopping:
             released = self.store.release_job(job.id, self.name)
             report.released += int(released)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from data.records import BaseModel, Score
+from data.settings import Settings
 from data.store import Store
 
 BASE = "org/base"
@@ -52,18 +53,14 @@ class TinyScorers:
     corpus_path: str
 
     def __call__(self, name: str):
-        from scoring.config import PROBE, FreeEnergyConfig, SGLDConfig
-        from scoring.free_energy import FreeEnergyScorer
-        from scoring.linear_probe import LinearProbeConfig, LinearProbeScorer
+        from scoring import registry
+        from scoring.config import PROBE, FreeEnergyConfig, LinearProbeConfig, SGLDConfig
 
-        if name == "linear_probe":
-            return LinearProbeScorer(LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
-                                     local_root=Path(self.data_root))
-        if name == "free_energy":
-            sgld = SGLDConfig(epsilon=1e-4, gamma=100.0, num_chains=2, num_draws=10, num_burnin=2, batch_size=8)
-            return FreeEnergyScorer(FreeEnergyConfig(sgld=sgld, corpus=self.corpus_path, num_sequences=32,
-                                                     seq_len=16, head_steps=5))
-        raise KeyError(name)
+        sgld = SGLDConfig(epsilon=1e-4, gamma=100.0, num_chains=2, num_draws=10, num_burnin=2, batch_size=8)
+        configs = {"linear_probe": LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
+                   "free_energy": FreeEnergyConfig(sgld=sgld, corpus=self.corpus_path, num_sequences=32, seq_len=16,
+                                                   head_steps=5)}
+        return registry.build(name, Settings(), config=configs[name], local_root=Path(self.data_root))
 
 
 def dummy_snapshot(ref) -> Path:

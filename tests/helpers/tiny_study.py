@@ -11,9 +11,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from scoring.config import PROBE, QUICK, FreeEnergyConfig, SGLDConfig
-from scoring.linear_probe import LinearProbeConfig
-from scoring.sample_efficiency import SampleEfficiencyConfig
+from scoring.config import PROBE, QUICK, FreeEnergyConfig, LinearProbeConfig, SampleEfficiencyConfig, SGLDConfig
 from scoring.study import StudyConfig
 from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
 from tests.helpers.tiny_suite import write_reference_text, write_tiny_suite

@@ -11,9 +11,9 @@ from data.hub import HubClient
 from data.store import Store
 from scoring.__main__ import main
 from scoring.base import ScoringContext
-from scoring.config import PROBE, QUICK, IntertrainingConfig
+from scoring.config import PROBE, QUICK, IntertrainingConfig, LinearProbeConfig
 from scoring.intertraining import IntertrainingScorer
-from scoring.linear_probe import LinearProbeConfig, LinearProbeScorer
+from scoring.linear_probe import LinearProbeScorer
 from scoring.stages import probe_candidates, score_top_k, top_by_probe
 from tests.helpers.tiny_models import tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 
@@ -10,8 +11,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
+from scoring.config import GuidedDropoutConfig
 from scoring.fisher import (
-    GuidedDropoutConfig,
     apply_rates,
     dropout_groups,
     empirical_fisher,
@@ -107,7 +108,7 @@ def test_model_fisher_scores_cover_every_dropout_module_and_are_cached(tiny_base
     assert all(v > 0 for v in scores.values())
     [cached] = (tmp_path / "fisher").glob("*.json")
     assert model_fisher_scores(base, cfg, cache_dir=tmp_path) == scores  # read back from the cache
-    other = model_fisher_scores(base, replace(cfg, seed=1), cache_dir=tmp_path)
+    other = model_fisher_scores(base, replace(cfg, sample_seed=1), cache_dir=tmp_path)
     assert other != scores and len(list((tmp_path / "fisher").glob("*.json"))) == 2
 
 
@@ -127,8 +128,10 @@ def test_guided_dropout_fine_tunes_with_the_fisher_rates(tiny_base, tmp_path):
                   dropout="guided")
     result = finetune(base, target, cfg, cache_dir=tmp_path / "cache", local_root=data)  # data: the Fisher corpus
     assert 0 <= result.test_score <= 1
-    assert list((tmp_path / "cache" / "fisher").glob("*.json"))
-    assert replace(cfg, dropout="standard") != cfg  # guided and standard are different protocols
+    [cached] = (tmp_path / "cache" / "fisher").glob("*.json")
+    fisher = json.loads(cached.read_text())
+    assert result.dropout_rates == guided_rates(fisher, p_max=cfg.guided.p_max, p_min=cfg.guided.p_min)
+    assert max(result.dropout_rates.values()) == cfg.guided.p_max  # the config's rates, not a default's
 
 
 def test_layer_hook_fisher_equals_the_loop_on_a_tiny_bert_masked_lm(tiny_base):
