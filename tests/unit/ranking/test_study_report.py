@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats  # pinned in requirements-dev.txt: a missing scipy is an error, never a skip
 
 from data.records import Candidate, CandidateStatus, Kind, Match, Score
 from ranking.leaderboard import Z_95
@@ -101,7 +102,6 @@ def test_beats_base_counts(tmp_path):
 
 
 def test_correlations_equal_scipy_on_the_same_pairs(tmp_path):
-    stats = pytest.importorskip("scipy.stats")
     gains = {s: {t: 0.01 * ((3 * i + j) % 7) - 0.03 for j, t in enumerate(TARGETS)} for i, s in enumerate(SOURCES)}
     probe = {"mnli": 0.61, "mrpc": 0.55, "rte": 0.50, "sick": 0.58, "sst2": 0.52}  # trec has no probe
     free_energy = {s: 100.0 + 7 * ((5 * i) % 6) for i, s in enumerate(SOURCES)}
@@ -138,7 +138,6 @@ def test_guided_minus_standard_is_the_planted_shift(tmp_path):
     assert d.difference.mean == pytest.approx(2.0)
     expected = t_estimate(diffs)
     assert (d.difference.low, d.difference.high) == pytest.approx((expected.low, expected.high))
-    stats = pytest.importorskip("scipy.stats")
     low, high = stats.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs), scale=stats.sem(diffs))
     assert (d.difference.low, d.difference.high) == pytest.approx((low, high), abs=1e-3)
     assert d.guided_mean - d.standard_mean == pytest.approx(2.0)
