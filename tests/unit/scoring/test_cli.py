@@ -1,0 +1,58 @@
+"""python -m scoring: one module per subcommand (scoring/cli/), every one listed by --help and its parser built."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import scoring.cli
+from scoring import registry
+from scoring.__main__ import COMMANDS, build_parser, main
+from scoring.cli.stage import FULL_SCORER, prefilter_scorer
+
+ROOT = Path(__file__).resolve().parents[3]
+SUBCOMMANDS = ("score", "llc-sweep", "work", "dropout-study", "stage", "study", "intertrain")
+
+
+def test_help_lists_every_subcommand_in_order(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "{" + ",".join(SUBCOMMANDS) + "}" in out
+    assert all(f"\n    {name}" in out for name in SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_each_subcommand_parser_builds(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m scoring {name} ")
+
+
+def test_every_cli_module_is_a_subcommand_and_runs_its_own_command():
+    modules = {m.name for m in pkgutil.iter_modules(scoring.cli.__path__)} - {"common"}
+    assert modules == {c.__name__.rpartition(".")[2] for c in COMMANDS}
+    parser = build_parser()
+    required = {"score": ["m"], "llc-sweep": ["m", "--base", "b"], "dropout-study": ["m"],
+                "stage": ["probe", "--base", "b"], "intertrain": ["b", "--source", "s", "--out", "o"]}
+    for command, name in zip(COMMANDS, SUBCOMMANDS, strict=True):
+        args = parser.parse_args([name, *required.get(name, [])])
+        assert args.func is command.run and args.seeds >= 1 and args.base_seeds >= 1, name
+
+
+def test_stage_scorers_come_from_the_registry():
+    assert registry.is_prefilter(prefilter_scorer())
+    assert FULL_SCORER in registry.SCORERS and not registry.is_prefilter(FULL_SCORER)
+
+
+def test_help_imports_no_torch():
+    code = ("import sys\nfrom scoring.__main__ import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'python -m scoring --help imported torch'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
