@@ -60,3 +60,7 @@ def metric(key: str) -> MetricSpec:
         return METRICS[key]
     except KeyError:
         raise KeyError(f"unknown metric {key!r}; known: {', '.join(sorted(METRICS))}") from None
+
+
+# Hub metadata shown beside each candidate (data/boards.py reads it; ranking joins it onto the rows)
+METADATA_COLUMNS = ("downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag")

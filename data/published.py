@@ -282,8 +282,8 @@ def _parse_models_tested(text: str) -> tuple[list[Score], dict[str, BaseCounts],
         tally = tallies[base_id]
         tally["models"] += 1
         tally["scores"] += len(row_scores)
-        tally["fully_tested"] += sum(s.scorer == "intertraining" for s in row_scores) == len(DATASET_COLUMNS)
-        tally["probe_zero"] += any(s.scorer == "linear_probe" and s.value == 0.0 for s in row_scores)
+        tally["fully_tested"] += sum(s.metric == "target_score" for s in row_scores) == len(DATASET_COLUMNS)
+        tally["probe_zero"] += any(s.metric == "probe_accuracy" and s.value == 0.0 for s in row_scores)
         scores.extend(row_scores)
     counts = {
         base_id: BaseCounts(base_id=base_id, models=t["models"], fully_tested=t["fully_tested"],

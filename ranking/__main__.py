@@ -10,22 +10,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data.boards import list_boards, read_board
 from data.cli import resolve_base_arg
 from data.errors import LeaderboardError
 from data.metrics import PROJECT_SOURCE, SOURCES
 from data.settings import Settings
 from data.store import Store
 from ranking.export import FORMATS, render
-from ranking.source import available_leaderboards, load_leaderboard
+from ranking.leaderboard import leaderboard_from
 
 logger = logging.getLogger("ranking")
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.db_path)
-    available = available_leaderboards(store)
+    available = list_boards(store)
     resolve_base_arg(args, known=[b for b, _, _ in available])
-    board = load_leaderboard(store, args.base, args.source, sort_by=args.sort)
+    board = leaderboard_from(read_board(store, args.base, args.source), sort_by=args.sort)
     if board.rows.empty and board.baseline.empty:
         print(f"error: {_no_scores(args.base, args.source, settings.db_path, available)}", file=sys.stderr)
         return 1
@@ -51,8 +52,8 @@ def cmd_validity(args: argparse.Namespace, settings: Settings) -> int:
     from ranking.stats import validity_lines
 
     store = Store(settings.db_path)
-    resolve_base_arg(args, known=[b for b, _, _ in available_leaderboards(store)])
-    board = load_leaderboard(store, args.base, args.source)
+    resolve_base_arg(args, known=[b for b, _, _ in list_boards(store)])
+    board = leaderboard_from(read_board(store, args.base, args.source))
     rows = board.rows
     for column, label in (("free_energy", "free energy"), ("llc_mean", "LLC"), ("probe_accuracy", "probe")):
         for line in validity_lines(rows, column, label):

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from data.metrics import METRICS
+from data.metrics import METADATA_COLUMNS, METRICS
 
 SCORE_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
 TARGET_METRIC = "target_score"
 Z_95 = 1.959963984540054
 SUMMARY_METRICS = ("probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
-METADATA_COLUMNS = ("downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag")
 # Derived columns and their direction; stored metrics take theirs from data.metrics.
 DERIVED_DIRECTION = {"mean_gain": True, "mean_score": True, "gain_ci_low": True, "downloads": True, "likes": True}
 
@@ -56,12 +55,21 @@ def empty_scores() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("value",) else "object") for c in SCORE_COLUMNS})
 
 
-def scores_frame(rows: Sequence[tuple]) -> pd.DataFrame:
-    """Rows in SCORE_COLUMNS order (as ``Store.score_rows`` returns them) -> a typed frame."""
-    if not rows:
+def scores_frame(rows) -> pd.DataFrame:
+    """Score records with SCORE_COLUMNS fields (named tuples such as ``Store.score_rows`` returns, or a frame
+    with those columns) -> a typed frame."""
+    if len(rows) == 0:
         return empty_scores()
-    frame = pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS))
-    return typed_scores(frame)
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS))
+    return typed_scores(frame.reindex(columns=list(SCORE_COLUMNS)))
+
+
+def leaderboard_from(data, *, sort_by: str = "mean_gain", config_hashes: Mapping[str, str] | None = None
+                     ) -> Leaderboard:
+    """The leaderboard of a ``data.boards.BoardData`` (read by the service layer; any object with its fields)."""
+    return build_leaderboard(scores_frame(data.scores), base_id=data.base_id, source=data.source,
+                             base_aliases=data.aliases, metadata=data.metadata, config_hashes=config_hashes,
+                             sort_by=sort_by, baseline_revision=data.baseline_revision)
 
 
 def typed_scores(frame: pd.DataFrame) -> pd.DataFrame:

@@ -31,10 +31,9 @@ import numpy as np
 import pandas as pd
 
 from data.metrics import PROJECT_SOURCE
+from data.payloads import LabelsSaved, PayloadError, payload_of, read_protocol
 from data.records import Candidate, CandidateStatus, Score
-from data.store import Store
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
-from ranking.source import load_leaderboard
 from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci
 
 DATASET_TAG = "dataset:"
@@ -214,13 +213,13 @@ def fit_additive(matrix: pd.DataFrame, *, exclude_diagonal: bool = True, n_permu
 def _finetune_config(score: Score) -> tuple[str, str, str] | None:
     """(dropout mode, the rest of the fine-tuning config as canonical JSON, the target's dataset revision)."""
     try:
-        protocol = json.loads(score.config_json)
-        finetune = dict(protocol["finetune"])
-    except (ValueError, KeyError, TypeError):
+        protocol = read_protocol(score.config_json)
+        finetune = dict(protocol.config["finetune"])
+    except (PayloadError, KeyError, TypeError, ValueError):
         return None
     dropout = str(finetune.pop("dropout", "standard"))
     finetune.pop("seed", None)
-    revisions = {str(p[0]): str(p[1]) for p in protocol.get("suite", []) if isinstance(p, list) and len(p) == 2}
+    revisions = {str(p[0]): str(p[1]) for p in protocol.data or [] if isinstance(p, list) and len(p) == 2}
     return dropout, json.dumps(finetune, sort_keys=True), revisions.get(score.target, "")
 
 
@@ -248,27 +247,36 @@ def label_savings(scores: Iterable[Score], labels: Mapping[str, str]) -> pd.Data
         return None
     extras = ["reference_accuracy", "base_labels", "candidate_labels"]
     frame = pd.DataFrame([{"source": labels.get(s.repo_id, s.repo_id), "repo_id": s.repo_id, "target": s.target,
-                           "labels_saved": s.value, **{k: s.extra.get(k) for k in extras}} for s in latest.values()])
-    frame[extras] = frame[extras].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+                           "labels_saved": s.value, **_saved_fields(payload_of(s))} for s in latest.values()])
+    frame[extras] = frame[extras].astype(np.float64)
     return frame.sort_values(["labels_saved", "repo_id", "target"], ascending=[False, True, True],
                              kind="mergesort").reset_index(drop=True)
+
+
+def _saved_fields(saved: LabelsSaved) -> dict[str, float]:
+    return {key: _nan_if_none(getattr(saved, key)) for key in ("reference_accuracy", "base_labels", "candidate_labels")}
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _correlation(c: Correlation) -> Correlation | None:
     return c if c.n >= 3 else None
 
 
-def study_report(store: Store, base_id: str, *, board: Leaderboard | None = None, exclude_diagonal: bool = True,
-                 n_permutations: int = 1000, seed: int = 0) -> StudyReport:
-    """Every number of the study for ``base_id`` (project scores); ``board`` reuses a built leaderboard."""
-    board = board if board is not None else load_leaderboard(store, base_id, PROJECT_SOURCE)
-    labels = source_labels(store.candidates(board.base_id, CandidateStatus.OK))
+def study_report(board: Leaderboard, data, *, exclude_diagonal: bool = True, n_permutations: int = 1000,
+                 seed: int = 0) -> StudyReport:
+    """Every number of the study on ``board`` (its project leaderboard); ``data``: a ``data.boards.StudyData``
+    (the base's project scores and crawled candidates, read by the caller)."""
+    labels = source_labels(c for c in data.candidates if c.status is CandidateStatus.OK)
     ranked = board.rows[_column(board.rows, "mean_gain").notna()]
     rows = study_rows(board.rows, labels)
     matrix = gain_matrix(rows)
     means = source_means(matrix, exclude_diagonal=exclude_diagonal)
     means = means.merge(rows[["source", "repo_id", "beats_base"]], on="source", how="left")
-    intertraining = store.scores(base_id=board.base_id, source=PROJECT_SOURCE, scorer=INTERTRAINING)
+    project = [s for s in data.scores if s.source == PROJECT_SOURCE and s.base_id == board.base_id]
+    intertraining = [s for s in project if s.scorer == INTERTRAINING]
     chosen = board.config_hashes.get(INTERTRAINING, "")
     modes = {c[0] for s in intertraining if s.config_hash == chosen and (c := _finetune_config(s))}
     protocol = f"{chosen[:8]} (dropout {', '.join(sorted(modes)) or 'unknown'})" if chosen else "none"
@@ -282,8 +290,7 @@ def study_report(store: Store, base_id: str, *, board: Leaderboard | None = None
         free_energy_spearman=_correlation(spearman_with_ci(fe, gain)),
         free_energy_pearson=_correlation(pearson_with_ci(fe, gain)),
         dropout=dropout_comparison(intertraining),
-        label_savings=label_savings(store.scores(base_id=board.base_id, source=PROJECT_SOURCE,
-                                                 scorer=SAMPLE_EFFICIENCY), labels),
+        label_savings=label_savings([s for s in project if s.scorer == SAMPLE_EFFICIENCY], labels),
         exclude_diagonal=exclude_diagonal)
 
 

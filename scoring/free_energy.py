@@ -26,6 +26,7 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 from transformers.modeling_outputs import BaseModelOutput
 
 from data.errors import ScoringError
+from data.payloads import FreeEnergyRun
 from data.records import Score
 from scoring.base import RegisteredScorer, ScoringContext, ScoringJob, check_finite
 from scoring.config import FreeEnergyConfig
@@ -238,10 +239,11 @@ class FreeEnergyScorer(RegisteredScorer):
                 print(f"{repo_id}: F = {result.free_energy:.2f}, λ̂ = {est.mean:.2f} ± {est.std:.2f} "
                       f"(chains {', '.join(f'{c:.2f}' for c in est.per_chain)}), L_n(w*) = {est.init_loss:.4f}, "
                       f"{result.seconds:.0f}s" + "".join(f"\n  warning: {d}" for d in est.diagnostics))
-            extra = {"per_chain": list(est.per_chain), "nbeta": est.nbeta, "n": result.n,
-                     "num_chains": len(est.per_chain), "num_draws": self.cfg.sgld.num_draws,
-                     "diagnostics": list(est.diagnostics), "trace": trace_summary(est.loss_traces),
-                     "head": result.head, "corpus": base.corpus.name}
+            extra = FreeEnergyRun(per_chain=tuple(est.per_chain), nbeta=est.nbeta, n=result.n,
+                                  num_chains=len(est.per_chain), num_draws=self.cfg.sgld.num_draws,
+                                  diagnostics=tuple(est.diagnostics),
+                                  trace=tuple(map(tuple, trace_summary(est.loss_traces))), head=result.head,
+                                  corpus=base.corpus.name).to_json()
             for metric, value in (("free_energy", result.free_energy), ("llc_mean", est.mean),
                                   ("llc_std", est.std), ("init_loss", est.init_loss)):
                 scores.append(Score(

@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from typing import ClassVar
 
+from data.payloads import FinetuneRun
 from data.records import Score
 from data.settings import Settings
 from data.targets import suite
@@ -58,8 +59,8 @@ class IntertrainingScorer(RegisteredScorer):
                     repo_id=repo_id, revision=revision, scorer=self.name, metric="target_score",
                     target=target.name, seed=seed, value=result.test_score, config_hash=chash, config_json=cjson,
                     duration_s=time.perf_counter() - started, base_id=job.base_id,
-                    extra={"dataset_revision": target.revision, "eval_score": result.eval_score,
-                           "best_step": result.best_step, "train_examples": result.train_examples,
-                           **({"dropout_rates": result.dropout_rates} if result.dropout_rates else {})},
+                    extra=FinetuneRun(dataset_revision=target.revision, eval_score=result.eval_score,
+                                      best_step=result.best_step, train_examples=result.train_examples,
+                                      dropout_rates=result.dropout_rates or None).to_json(),
                 ))
         return check_finite(scores, f"intertraining of {job.repo_id}")

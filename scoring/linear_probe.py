@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+from data.payloads import ProbeRun
 from data.records import Score
 from data.settings import Settings
 from data.targets import suite
@@ -44,7 +45,7 @@ class LinearProbeScorer(RegisteredScorer):
             target=target.name, seed=self.cfg.probe.seed, value=result.accuracy,
             config_hash=proto.hash, config_json=proto.json,
             duration_s=time.perf_counter() - started, base_id=job.base_id,
-            extra={"dataset_revision": target.revision, "train_accuracy": result.train_accuracy,
-                   "feature_seconds": result.feature_seconds, "fit_seconds": result.fit_seconds},
+            extra=ProbeRun(dataset_revision=target.revision, train_accuracy=result.train_accuracy,
+                           feature_seconds=result.feature_seconds, fit_seconds=result.fit_seconds).to_json(),
         )
         return check_finite([score], f"linear probe of {job.repo_id}")

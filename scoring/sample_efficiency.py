@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
+from data.payloads import LabelsSaved, LoraRun, PowerLawFit
 from data.records import Score
 from data.targets import suite
 from scoring.base import RegisteredScorer, ScoringContext, ScoringJob, check_finite
@@ -150,7 +151,7 @@ class SampleEfficiencyScorer(RegisteredScorer):
                             repo_id=repo_id, revision=revision, scorer=self.name, metric="lora_accuracy",
                             target=f"{target.name}@{n}", seed=seed, value=acc, config_hash=cfg_hash,
                             config_json=cfg_json, duration_s=time.perf_counter() - started, base_id=job.base_id,
-                            extra={"n_labels": n, "dataset_revision": target.revision}))
+                            extra=LoraRun(n_labels=n, dataset_revision=target.revision).to_json()))
                 curves[repo_id] = points
             scores.append(self._saved(job, target.name, curves, cfg_hash, cfg_json))
         return check_finite(scores, f"sample efficiency of {job.repo_id}")
@@ -166,5 +167,5 @@ class SampleEfficiencyScorer(RegisteredScorer):
         return Score(repo_id=job.repo_id, revision=job.revision, scorer=self.name, metric="labels_saved",
                      target=target, seed=0, value=saved, config_hash=cfg_hash, config_json=cfg_json,
                      base_id=job.base_id,
-                     extra={"reference_accuracy": reference, "base_labels": base_n, "candidate_labels": cand_n,
-                            "fits": {r: asdict(f) for r, f in fits.items()}})
+                     extra=LabelsSaved(reference_accuracy=reference, base_labels=base_n, candidate_labels=cand_n,
+                                       fits={r: PowerLawFit(f.a, f.b, f.gamma) for r, f in fits.items()}).to_json())

@@ -166,9 +166,10 @@ def study_scorers(cfg: StudyConfig, local_root: Path | None) -> Callable[[str], 
 
 def best_candidates(store: Store, base_id: str, k: int) -> list[tuple[str, str]]:
     """(repo_id, sha) of the K candidates with the highest mean intertraining gain."""
-    from ranking.source import load_leaderboard
+    from data.boards import read_board
+    from ranking.leaderboard import leaderboard_from
 
-    rows = load_leaderboard(store, base_id).rows
+    rows = leaderboard_from(read_board(store, base_id)).rows
     if rows.empty or "mean_gain" not in rows:
         return []
     rows = rows[rows["mean_gain"].notna()].sort_values(["mean_gain", "repo_id"], ascending=[False, True])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from data.boards import read_study
 from data.errors import StoreError, SubmissionRejected
 from data.escape import markdown_text
 from data.hub import HubClient
@@ -157,7 +158,7 @@ class AppHandlers:
         if board is None or not repo_id:
             return {"header": "Pick a model on the leaderboard (click its row) or type its id.",
                     "gains": insights.empty_figure("no model selected"), "free_energy": "",
-                    "chains": pd.DataFrame(columns=["chain", "llc"]),
+                    "chains": pd.DataFrame(columns=["chain", "llc", "status"]),
                     "dropout": pd.DataFrame(columns=["dropout module", "rate"]),
                     "sample_efficiency": insights.empty_figure("no model selected"),
                     "revisions": model_page.scored_revisions(self.store, ""), "share": ""}
@@ -234,7 +235,7 @@ class AppHandlers:
         if board is not None and board.source == PROJECT_SOURCE:
             labels = source_labels(self.store.candidates(board.base_id, CandidateStatus.OK))
             if labels and study_rows(board.rows, labels)["repo_id"].isin(labels.keys()).any():
-                report = study_report(self.store, board.base_id, board=board)
+                report = study_report(board, read_study(self.store, board.base_id))
                 return {"study": render_markdown(report),
                         "study_matrix": insights.study_gain_matrix(report.gain_matrix)}
         return {"study": "", "study_matrix": insights.empty_figure("no source × target study for this leaderboard")}

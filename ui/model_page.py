@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pandas as pd
 
 from data.escape import markdown_text
+from data.payloads import FinetuneRun, FreeEnergyRun, LoraRun, PayloadError, payload_of
 from data.store import Store
 from ranking.columns import column_for, format_value
 from ranking.leaderboard import Leaderboard
 from ui.views import model_link
 
+logger = logging.getLogger(__name__)
 SAMPLE_EFFICIENCY_SCORER = "sample_efficiency"
 LLC_DECIMALS = column_for("llc_mean").decimals  # per-chain LLCs read like the leaderboard's LLC column
 
@@ -57,36 +60,61 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
 
 
 def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str, pd.DataFrame]:
-    """LLC per chain and the loss-trace summary, from the free-energy scorer's stored extras."""
+    """The latest free-energy estimate of this revision: F, λ̂, L_n(w*), its settings and diagnostics, and λ̂
+    per chain (a diverged chain is shown as such), from the estimate's typed payload."""
+    empty = pd.DataFrame(columns=["chain", "llc", "status"])
     scores = [s for s in store.scores(repo_id=repo_id, scorer="free_energy") if s.revision == revision]
     if not scores:
-        return "No free-energy score yet for this revision.", pd.DataFrame(columns=["chain", "llc"])
-    values = {s.metric: s.value for s in scores}
-    extra: dict = {}
-    for s in scores:
-        extra.update(s.extra)
+        return "No free-energy score yet for this revision.", empty
+    latest = max(scores, key=lambda s: (s.created_at is not None, s.created_at or 0, s.metric == "free_energy"))
+    estimate = [s for s in scores if (s.config_hash, s.seed) == (latest.config_hash, latest.seed)]
+    values = {s.metric: s.value for s in estimate}
+    lines = [(f"free energy **{_num(values.get('free_energy'))}**, λ̂ **{_num(values.get('llc_mean'))}** ± "
+              f"{_num(values.get('llc_std'))}, L_n(w*) {_num(values.get('init_loss'))}")]
+    try:
+        run: FreeEnergyRun = payload_of(latest)  # type: ignore[assignment] (a free_energy score's payload)
+    except PayloadError as e:
+        return "  \n".join([*lines, f"diagnostics unreadable: {markdown_text(str(e))}"]), empty
+    lines += _run_lines(run)
+    chains = pd.DataFrame({"chain": list(range(len(run.per_chain))),
+                           "llc": [round(c, LLC_DECIMALS) if math.isfinite(c) else None for c in run.per_chain],
+                           "status": ["ok" if math.isfinite(c) else "diverged (NaN)" for c in run.per_chain]})
+    return "  \n".join(lines), chains
 
-    def shown(key: str) -> str:
-        return format_value(values.get(key), "num") or "–"
 
-    lines = [f"free energy **{shown('free_energy')}**, λ̂ **{shown('llc_mean')}** ± {shown('llc_std')}, L_n(w*) "
-             + shown("init_loss")]
-    for key in ("nbeta", "n", "num_chains", "num_draws", "diagnostics"):
-        if key in extra:
-            lines.append(f"{key}: {markdown_text(extra[key])}")
-    chains = extra.get("per_chain") or []
-    table = pd.DataFrame({"chain": list(range(len(chains))), "llc": [round(float(c), LLC_DECIMALS) for c in chains]})
-    return "  \n".join(lines), table
+def _run_lines(run: FreeEnergyRun) -> list[str]:
+    facts = (("n", _count(run.n)), ("nβ", _num(run.nbeta) if run.nbeta is not None else ""),
+             ("chains", _count(run.num_chains)), ("draws per chain", _count(run.num_draws)),
+             ("corpus", markdown_text(run.corpus)), ("head", markdown_text(run.head)))
+    settings = [f"{k} {v}" for k, v in facts if v]
+    lines = ["; ".join(settings)] if settings else []
+    diverged = sum(not math.isfinite(c) for c in run.per_chain)
+    if diverged:
+        lines.append(f"{diverged} of {len(run.per_chain)} chains diverged (NaN)")
+    if run.diagnostics:
+        lines.append("diagnostics:")
+        lines += [f"- {markdown_text(d)}" for d in run.diagnostics]
+    else:
+        lines.append("diagnostics: none")
+    return lines
+
+
+def _count(value: int | None) -> str:
+    return "" if value is None else str(int(value))
+
+
+def _num(value) -> str:
+    return format_value(value, "num") or "–"
 
 
 def guided_dropout_rates(store: Store, repo_id: str, revision: str) -> pd.DataFrame:
     """The guided-dropout rates (from Fisher scores) used when this revision was fine-tuned with
     dropout="guided", highest rate first; empty when it never was."""
     for s in store.scores(repo_id=repo_id, scorer="intertraining"):
-        if s.revision == revision and s.extra.get("dropout_rates"):
-            rates = s.extra["dropout_rates"]
+        rates = _payload(s, FinetuneRun).dropout_rates if s.revision == revision else None
+        if rates:
             ordered = sorted(rates, key=lambda k: (-rates[k], k))
-            return pd.DataFrame({"dropout module": ordered, "rate": [round(float(rates[k]), 4) for k in ordered]})
+            return pd.DataFrame({"dropout module": ordered, "rate": [round(rates[k], 4) for k in ordered]})
     return pd.DataFrame(columns=["dropout module", "rate"])
 
 
@@ -95,12 +123,23 @@ def sample_efficiency_points(store: Store, repo_id: str, base_id: str) -> pd.Dat
     points = []
     for model in (repo_id, base_id):
         for s in store.scores(repo_id=model, scorer=SAMPLE_EFFICIENCY_SCORER):
-            if s.metric == "lora_accuracy" and "n_labels" in s.extra:
-                points.append({"model": model, "n_labels": int(s.extra["n_labels"]), "accuracy": s.value})
+            run = _payload(s, LoraRun) if s.metric == "lora_accuracy" else None
+            if run is not None:
+                points.append({"model": model, "n_labels": run.n_labels, "accuracy": s.value})
     if not points:
         return pd.DataFrame(columns=["model", "n_labels", "accuracy"])
     frame = pd.DataFrame(points)
     return frame.groupby(["model", "n_labels"], as_index=False)["accuracy"].mean()
+
+
+def _payload(score, kind):
+    """The score's payload when it is a ``kind``; None when it is unreadable (logged) or another kind."""
+    try:
+        payload = payload_of(score)
+    except PayloadError as e:
+        logger.warning("%s", e)
+        return None
+    return payload if isinstance(payload, kind) else None
 
 
 def scored_revisions(store: Store, repo_id: str) -> pd.DataFrame:

@@ -17,12 +17,12 @@ import logging
 import threading
 import time
 
+from data.boards import list_boards, read_board
 from data.metrics import PROJECT_SOURCE
 from data.selection import canonical_id
 from data.store import Store
 from ranking.export import render
-from ranking.leaderboard import Leaderboard, build_leaderboard, empty_scores
-from ranking.source import available_leaderboards, load_leaderboard
+from ranking.leaderboard import Leaderboard, build_leaderboard, empty_scores, leaderboard_from
 from ui.cache import BoundedCache
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class LeaderboardService:
         with self._lock:
             version = self._current_version()
             if self._available is None or self._available[0] != version:
-                self._available = (version, available_leaderboards(self.store))
+                self._available = (version, list_boards(self.store))
             return list(self._available[1])
 
     def bases(self) -> list[str]:
@@ -107,7 +107,7 @@ class LeaderboardService:
     def _rebuild(self, key: Key, version: int) -> Leaderboard:
         started = time.perf_counter()
         try:
-            board = load_leaderboard(self.store, key[0], key[1])
+            board = leaderboard_from(read_board(self.store, key[0], key[1]))
         finally:
             with self._lock:
                 self._building.discard(key)

@@ -17,11 +17,15 @@ from data.store.db import Database
 from data.store.jobs import JobQueue
 from data.store.rate import RateEvents
 from data.store.rows import base_of, candidate_of, candidate_params, score_of, ts, utcnow
-from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS
+from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS, ScoreRow
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MIGRATIONS", "SCORE_FRAME_COLUMNS", "Store", "utcnow"]
+__all__ = ["MIGRATIONS", "SCORE_FRAME_COLUMNS", "ScoreRow", "Store", "utcnow"]
+
+
+def _score_row(cursor, row: tuple) -> ScoreRow:
+    return ScoreRow._make(row)
 
 
 class Store(JobQueue, RateEvents, Database):
@@ -228,10 +232,10 @@ class Store(JobQueue, RateEvents, Database):
                 (source, repo_id, revision, scorer, metric, target, seed, config_hash),
             ).fetchone() is not None
 
-    def score_rows(self, *, base_id: str, source: str) -> list[tuple]:
-        """The scores of one leaderboard as plain tuples in SCORE_FRAME_COLUMNS order (for ranking's frames)."""
+    def score_rows(self, *, base_id: str, source: str) -> list[ScoreRow]:
+        """The scores of one leaderboard as named records (``ScoreRow``: what a leaderboard is built from)."""
         with self._connect() as conn:
-            conn.row_factory = None  # plain tuples: several times faster for millions of rows
+            conn.row_factory = _score_row  # tuples made named: several times faster than sqlite3.Row
             return conn.execute(
                 f"SELECT {', '.join(SCORE_FRAME_COLUMNS)} FROM scores WHERE base_id = ? AND source = ?",
                 (base_id, source),

@@ -1,6 +1,8 @@
 """The store's schema: SQLite migrations in order (``PRAGMA user_version`` = how many have run) and the
 column lists the queries use. Part of the store package, the only place with SQL."""
 
+from typing import NamedTuple
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: bases, candidates, jobs, scores
     """
@@ -121,4 +123,17 @@ SCORE_COLUMNS = (
     "repo_id, revision, scorer, metric, target, seed, value, config_hash, config_json, source, "
     "duration_s, extra, created_at, base_id"
 )
-SCORE_FRAME_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
+class ScoreRow(NamedTuple):
+    """The columns of a score a leaderboard is built from (``Store.score_rows``)."""
+
+    repo_id: str
+    revision: str
+    scorer: str
+    metric: str
+    target: str
+    seed: int
+    value: float
+    config_hash: str
+
+
+SCORE_FRAME_COLUMNS = ScoreRow._fields

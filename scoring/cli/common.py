@@ -58,19 +58,21 @@ def scoring_context(args: argparse.Namespace, settings: Settings, store: Store):
 
 def probe_gain_line(store: Store, base_id: str) -> str:
     """Spearman(probe accuracy, mean gain) over the models that have both, with a bootstrap 95% CI."""
-    from ranking.source import load_leaderboard
+    from data.boards import read_board
+    from ranking.leaderboard import leaderboard_from
     from ranking.stats import correlation_text, spearman_with_ci
 
-    rows = load_leaderboard(store, base_id).rows
+    rows = leaderboard_from(read_board(store, base_id)).rows
     return correlation_text(spearman_with_ci(rows["probe_accuracy"], rows["mean_gain"]), "probe", "mean gain")
 
 
 def summary_table(store: Store, base_id: str, repo_id: str, revision: str) -> str:
     """Per-target base mean ± std, candidate score and gain; then the mean gain, its CI and the flag."""
+    from data.boards import read_board
     from ranking.columns import format_value
-    from ranking.source import load_leaderboard
+    from ranking.leaderboard import leaderboard_from
 
-    board = load_leaderboard(store, base_id)
+    board = leaderboard_from(read_board(store, base_id))
     rows = board.rows[(board.rows["repo_id"] == repo_id) & (board.rows["revision"] == revision)]
     if rows.empty:
         return "(no ranked scores for this model yet)"

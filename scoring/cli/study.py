@@ -47,6 +47,8 @@ def base_directory(base: Path | None) -> Path | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from data.boards import read_board, read_study
+    from ranking.leaderboard import leaderboard_from
     from ranking.study_report import render_markdown, study_report
     from scoring.study import StudyConfig, run_study
 
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
           f"{report.jobs_done} jobs done, {report.jobs_failed} failed; wall {report.total_s:.0f}s ({times})")
     if report.snapshot:
         print(f"snapshot: {report.snapshot}")
-    print(render_markdown(study_report(Store(Path(args.out) / "study.db"), cfg.base_id)))
+    store = Store(Path(args.out) / "study.db")
+    board = leaderboard_from(read_board(store, cfg.base_id))
+    print(render_markdown(study_report(board, read_study(store, board.base_id))))
     return 0 if report.jobs_failed == 0 else 1
 

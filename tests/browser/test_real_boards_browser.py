@@ -18,8 +18,8 @@ from data.bundles import seed_bundles
 from data.metrics import PROJECT_SOURCE, PUBLISHED_SOURCE
 from data.settings import DEFAULT_PUBLISHED, DEFAULT_SNAPSHOT, Settings
 from data.store import Store
-from ranking.source import load_leaderboard
 from tests.browser.conftest import open_page, serve_app
+from tests.helpers.boards import load_leaderboard
 from ui.model_page import top_model
 
 pytestmark = [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Kind, Match, Score
 from data.store import Store
-from scoring.config import QUICK, protocol_json
+from scoring.config import QUICK, IntertrainingConfig
 
 BASE = "org/mini-base"
 SIG = ArchSignature(model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, vocab_size=205)
@@ -29,8 +29,12 @@ def repo_of(source: str) -> str:
 
 def protocol(targets: Sequence[str], dropout: str = "standard") -> tuple[str, str]:
     """(config_hash, config_json) of an intertraining protocol, as the scorer writes them."""
-    cjson = protocol_json(replace(QUICK, dropout=dropout), [(t, sha(t)) for t in targets])
-    return hashlib.sha256(cjson.encode()).hexdigest(), cjson
+    from data.settings import Settings
+    from scoring import registry
+
+    cfg = IntertrainingConfig(finetune=replace(QUICK, dropout=dropout))
+    proto = registry.build("intertraining", Settings(), config=cfg).protocol(sorted([t, sha(t)] for t in targets))
+    return proto.hash, proto.json
 
 
 def target_scores(repo_id: str, scores: Mapping[str, float], *, seeds: Sequence[int] = (0,), dropout="standard",

@@ -264,7 +264,7 @@ def test_the_leaderboard_shows_the_disturbed_store(chromium, served, disturbed):
     from playwright.sync_api import expect
 
     from ranking.columns import format_value
-    from ranking.source import load_leaderboard
+    from tests.helpers.boards import load_leaderboard
 
     store = disturbed["store"]
     candidates = {c.repo_id for c in store.candidates(BASE, CandidateStatus.OK)}

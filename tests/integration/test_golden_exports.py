@@ -24,22 +24,24 @@ GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden_exports.json
 
 def golden_digests(db_path: Path) -> dict[str, str]:
     """sha256 of every export of every board (and of the study report) of a store seeded with both bundles."""
+    from data.boards import list_boards, read_board, read_study
     from data.bundles import seed_bundles
     from data.settings import Settings
     from data.store import Store
     from ranking.export import FORMATS, render
-    from ranking.source import available_leaderboards, load_leaderboard
+    from ranking.leaderboard import leaderboard_from
     from ranking.study_report import render_markdown, study_report
 
     store = Store(db_path)
     seed_bundles(store, Settings(db_path=db_path))
     digests = {}
-    for base_id, source, _ in available_leaderboards(store):
-        board = load_leaderboard(store, base_id, source)
+    for base_id, source, _ in list_boards(store):
+        board = leaderboard_from(read_board(store, base_id, source))
         for fmt in FORMATS:
             digests[f"{base_id}|{source}|{fmt}"] = hashlib.sha256(render(board, fmt)).hexdigest()
     for base in store.bases():
-        report = render_markdown(study_report(store, base.repo_id))
+        board = leaderboard_from(read_board(store, base.repo_id))
+        report = render_markdown(study_report(board, read_study(store, base.repo_id)))
         digests[f"{base.repo_id}|report|md"] = hashlib.sha256(report.encode()).hexdigest()
     return digests
 
@@ -59,6 +61,7 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
 
     with tempfile.TemporaryDirectory() as tmp:
         digests = golden_digests(Path(tmp) / "golden.db")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
     GOLDEN.write_text(json.dumps({"commit": commit, "digests": digests}, indent=1, sort_keys=True) + "\n")
     print(f"{len(digests)} digests written to {GOLDEN} at {commit}")

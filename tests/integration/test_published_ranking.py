@@ -11,7 +11,7 @@ import pytest
 from data.metrics import PUBLISHED_SOURCE
 from data.published import BUNDLED_DIR, import_published
 from data.store import Store
-from ranking.source import load_leaderboard
+from tests.helpers.boards import load_leaderboard
 
 pytestmark = pytest.mark.slow
 

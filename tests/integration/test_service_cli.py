@@ -8,8 +8,8 @@ from data.__main__ import main as data_main
 from data.local_hub import LocalHub
 from data.records import JobStatus
 from data.store import Store
-from ranking.source import load_leaderboard
 from scoring.__main__ import main as scoring_main
+from tests.helpers.boards import load_leaderboard
 from tests.helpers.tiny_models import build_candidate, tiny_checkpoints
 from tests.helpers.tiny_suite import write_reference_text
 

@@ -18,11 +18,11 @@ from ranking.study_report import (
     render_markdown,
     source_labels,
     source_means,
-    study_report,
     study_rows,
     t_estimate,
     t_quantile,
 )
+from tests.helpers.boards import report_of
 from tests.helpers.study_store import BASE, BASE_SCORES, SEED_OFFSETS, build_study_store, repo_of, sha, target_scores
 
 TARGETS = sorted(BASE_SCORES)  # mrpc, rte, sick, sst2, trec
@@ -38,7 +38,7 @@ def centred(effects: dict[str, float]) -> pd.Series:
 
 
 def test_an_additive_matrix_fits_exactly_and_its_shuffles_do_not(tmp_path):
-    report = study_report(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
     fit = report.additive
     assert report.gain_matrix.shape == (6, 5) and list(report.gain_matrix.columns) == TARGETS
     assert report.gain_matrix.loc["sick", "trec"] == pytest.approx(100 * ADDITIVE["sick"]["trec"])
@@ -55,7 +55,7 @@ def test_an_additive_matrix_fits_exactly_and_its_shuffles_do_not(tmp_path):
 def test_missing_cells_are_fitted_by_least_squares_on_the_observed_ones(tmp_path):
     gains = {s: dict(row) for s, row in ADDITIVE.items()}
     del gains["mnli"]["rte"], gains["sst2"]["trec"]
-    report = study_report(build_study_store(tmp_path / "s.db", gains), BASE)
+    report = report_of(build_study_store(tmp_path / "s.db", gains), BASE)
     assert report.additive.n_cells == 25 - 2 and report.additive.rmse < 1e-9
     assert report.n_ranked == 4  # a candidate missing a target has no mean gain
     mnli = report.sources.set_index("source").loc["mnli"]
@@ -77,7 +77,7 @@ def test_a_known_source_effect_comes_first_with_its_known_mean(tmp_path):
     pattern = [0.004, -0.006, 0.001, 0.005, -0.002]
     gains = {s: {t: pattern[(i + j) % 5] for j, t in enumerate(TARGETS)} for i, s in enumerate(TARGETS)}
     gains["mnli"] = dict.fromkeys(TARGETS, 0.03)
-    report = study_report(build_study_store(tmp_path / "s.db", gains), BASE)
+    report = report_of(build_study_store(tmp_path / "s.db", gains), BASE)
     first = report.sources.iloc[0]
     assert first["source"] == "mnli" and first["repo_id"] == repo_of("mnli")
     assert (first["mean"], first["low"], first["high"], first["n_targets"]) == pytest.approx((3.0, 3.0, 3.0, 5))
@@ -91,7 +91,7 @@ def test_a_known_source_effect_comes_first_with_its_known_mean(tmp_path):
 
 def test_beats_base_counts(tmp_path):
     means = {"anli": 0.03, "boolq": 0.02, "cola": 0.005, "qnli": -0.01, "wnli": -0.02}
-    report = study_report(build_study_store(tmp_path / "s.db", {s: dict.fromkeys(TARGETS, g)
+    report = report_of(build_study_store(tmp_path / "s.db", {s: dict.fromkeys(TARGETS, g)
                                                                 for s, g in means.items()}), BASE)
     # interval half-width by hand: base variance 1e-4 over 3 seeds + one candidate run (the base's variance)
     half = Z_95 * math.sqrt(len(TARGETS) * (1e-4 / 3 + 1e-4)) / len(TARGETS)
@@ -105,7 +105,7 @@ def test_correlations_equal_scipy_on_the_same_pairs(tmp_path):
     gains = {s: {t: 0.01 * ((3 * i + j) % 7) - 0.03 for j, t in enumerate(TARGETS)} for i, s in enumerate(SOURCES)}
     probe = {"mnli": 0.61, "mrpc": 0.55, "rte": 0.50, "sick": 0.58, "sst2": 0.52}  # trec has no probe
     free_energy = {s: 100.0 + 7 * ((5 * i) % 6) for i, s in enumerate(SOURCES)}
-    report = study_report(build_study_store(tmp_path / "s.db", gains, probe=probe, free_energy=free_energy), BASE)
+    report = report_of(build_study_store(tmp_path / "s.db", gains, probe=probe, free_energy=free_energy), BASE)
     mean_gain = {s: np.mean(list(row.values())) for s, row in gains.items()}
     pairs = [(probe[s], mean_gain[s]) for s in probe]
     assert report.probe.n == 5
@@ -131,7 +131,7 @@ def test_guided_minus_standard_is_the_planted_shift(tmp_path):
                      seed=s.seed, value=s.value + SEED_OFFSETS[s.seed], config_hash=s.config_hash,
                      config_json=s.config_json, base_id=BASE)
                for s in target_scores(BASE, base_runs, seeds=(0, 1, 2), dropout="guided", shift=base_shift)]
-    with_guided = study_report(build_study_store(tmp_path / "g.db", ADDITIVE, extra_scores=guided), BASE)
+    with_guided = report_of(build_study_store(tmp_path / "g.db", ADDITIVE, extra_scores=guided), BASE)
     d = with_guided.dropout
     diffs = 100 * np.array(list(base_shift.values()) + list(cand_shift.values()))
     assert (d.difference.n, d.n_models, d.n_targets) == (20, 2, 5)
@@ -142,7 +142,7 @@ def test_guided_minus_standard_is_the_planted_shift(tmp_path):
     assert (d.difference.low, d.difference.high) == pytest.approx((low, high), abs=1e-3)
     assert d.guided_mean - d.standard_mean == pytest.approx(2.0)
     # the ranked protocol stays the standard one: the matrix is the one without guided runs
-    plain = study_report(build_study_store(tmp_path / "p.db", ADDITIVE), BASE)
+    plain = report_of(build_study_store(tmp_path / "p.db", ADDITIVE), BASE)
     pd.testing.assert_frame_equal(with_guided.gain_matrix, plain.gain_matrix)
     assert "(dropout standard)" in with_guided.protocol and plain.dropout is None
     assert "**Guided − standard dropout** (paired runs: same model, target and seed): +2.00 pts (95% CI" \
@@ -156,7 +156,7 @@ def test_labels_saved_are_read_back_with_their_reference_accuracy(tmp_path):
              Score(repo_id=repo_of("rte"), revision=sha(repo_of("rte")), scorer="sample_efficiency",
                    metric="labels_saved", target="sst2", seed=0, value=-2048.0, config_hash="se1", base_id=BASE,
                    extra={"reference_accuracy": 0.81, "base_labels": 1000.0, "candidate_labels": math.inf})]
-    report = study_report(build_study_store(tmp_path / "s.db", ADDITIVE, extra_scores=saved), BASE)
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE, extra_scores=saved), BASE)
     rows = report.label_savings
     assert list(rows["source"]) == ["sick", "rte"] and list(rows["labels_saved"]) == [412.0, -2048.0]
     assert rows.iloc[0]["reference_accuracy"] == 0.81 and rows.iloc[0]["candidate_labels"] == 588.0
@@ -166,7 +166,7 @@ def test_labels_saved_are_read_back_with_their_reference_accuracy(tmp_path):
 
 
 def test_missing_parts_are_none_and_render_as_not_measured(tmp_path):
-    report = study_report(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
     assert report.probe is report.free_energy_spearman is report.dropout is report.label_savings is None
     text = render_markdown(report)
     for line in ("Probe accuracy vs mean gain:** not measured.",
@@ -174,21 +174,21 @@ def test_missing_parts_are_none_and_render_as_not_measured(tmp_path):
                  "(paired runs: same model, target and seed): not measured.",
                  "Labels saved (sample efficiency):** not measured."):
         assert line in text
-    empty = study_report(build_study_store(tmp_path / "e.db", {}), BASE)
+    empty = report_of(build_study_store(tmp_path / "e.db", {}), BASE)
     assert empty.gain_matrix.empty and empty.additive is None and empty.n_ranked == 0 and empty.sources.empty
     assert f"**Best source:** {NOT_MEASURED}." in render_markdown(empty)
-    nothing = study_report(build_study_store(tmp_path / "n.db", {}), "org/unknown")
+    nothing = report_of(build_study_store(tmp_path / "n.db", {}), "org/unknown")
     assert nothing.protocol == "none" and NOT_MEASURED in render_markdown(nothing)
 
 
 def test_untagged_candidates_fall_back_to_their_repo_id(tmp_path):
-    report = study_report(build_study_store(tmp_path / "s.db", ADDITIVE, tagged=False), BASE)
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE, tagged=False), BASE)
     assert report.n_tagged == 0 and repo_of("sick") in report.gain_matrix.index
     assert report.additive.n_diagonal == 0 and report.additive.n_cells == 30
 
 
 def test_rendering_is_deterministic_and_formats_numbers_one_way(tmp_path):
-    texts = [render_markdown(study_report(build_study_store(tmp_path / f"{i}.db", ADDITIVE), BASE)) for i in (1, 2)]
+    texts = [render_markdown(report_of(build_study_store(tmp_path / f"{i}.db", ADDITIVE), BASE)) for i in (1, 2)]
     assert texts[0] == texts[1]
     assert re.search(r"[+−]\d+\.\d\d pts \(95% CI [+−]\d+\.\d\d to [+−]\d+\.\d\d\)", texts[0])
     assert not re.search(r"(?<![\w/-])-\d", texts[0])  # negative numbers carry a real minus sign

@@ -10,7 +10,8 @@ import pytest
 from data.records import CandidateStatus
 from data.snapshot import DEFAULT_SNAPSHOT, MAX_SNAPSHOT_BYTES, read_snapshot, seed_store
 from data.store import Store
-from ranking.study_report import render_markdown, study_report
+from ranking.study_report import render_markdown
+from tests.helpers.boards import report_of
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -39,11 +40,11 @@ def test_the_snapshot_is_the_study_and_small():
 
 def test_readme_reports_exactly_what_the_snapshot_holds(store):
     [committed] = MARKERS.findall(README.read_text())
-    assert render_markdown(study_report(store, BASE)) == committed
+    assert render_markdown(report_of(store, BASE)) == committed
 
 
 def test_every_candidate_was_scored_by_every_stage(store):
-    report = study_report(store, BASE)
+    report = report_of(store, BASE)
     assert report.n_ranked == len(read_snapshot(DEFAULT_SNAPSHOT).meta["sources"])
     assert report.probe is not None and report.free_energy_spearman is not None
     assert report.dropout is not None and report.dropout.difference.n > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from data.metrics import PROJECT_SOURCE
-from ranking.source import load_leaderboard
+from tests.helpers.boards import load_leaderboard
 from tests.helpers.leaderboard_store import BASE, EVIL, build_store
 from ui.compare import (
     MAX_MODELS,

@@ -122,7 +122,7 @@ def test_model_page(handlers):
     page = handlers.model_page(BASE, PROJECT_SOURCE, "alice/strong")
     assert "rank 1 on org/base" in page["header"] and "+6.00" in page["header"]  # mean gain (0.85-0.79)*100
     assert "| beats the base beyond seed noise | yes |" in page["header"]
-    assert [round(v, 1) for v in page["chains"]["llc"]] == [4.0, 5.0, 6.0] and "nbeta" in page["free_energy"]
+    assert [round(v, 1) for v in page["chains"]["llc"]] == [4.0, 5.0, 6.0] and "nβ 123.4" in page["free_energy"]
     assert set(page["revisions"]["scorer"]) == {"intertraining", "linear_probe", "free_energy"}
     assert len(page["gains"].data) == 1 and sorted(page["gains"].data[0].x) == pytest.approx([5.0, 7.0])
     evil = handlers.model_page(BASE, PROJECT_SOURCE, EVIL)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from data.metrics import PROJECT_SOURCE
 from ranking.leaderboard import Leaderboard
-from ranking.source import load_leaderboard
+from tests.helpers.boards import load_leaderboard
 from tests.helpers.leaderboard_store import BASE, build_store
 from ui.model_page import top_model
 

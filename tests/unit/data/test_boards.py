@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from data.boards import published_metadata
 from data.metrics import PUBLISHED_SOURCE
 from data.published import BASELINE_REVISION, PUBLISHED_CONFIG_HASH
 from data.records import Score
 from data.store import Store
-from ranking.source import load_leaderboard, published_metadata
+from tests.helpers.boards import load_leaderboard
 
 BASE = "FacebookAI/roberta-base"
 

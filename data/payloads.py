@@ -1,0 +1,236 @@
+"""What a score carries beside its value: one typed, versioned payload per (scorer, metric).
+
+A scorer writes ``Score.extra = SomePayload(...).to_json()``; a reader calls ``payload_of(score)`` and uses
+fields. Every payload stores its schema version under ``"v"``; ``from_json`` validates the types and
+converts older versions on read (version 0: the untyped extras stored before payloads had a version, as in
+the bundled snapshot). A NaN (a diverged chain) is written as JSON null and read back as NaN, an infinity as
+the string "inf" or "-inf", so the stored text stays standard JSON. ``read_protocol`` converts a score's
+``config_json`` the same way. Modelled on mteb's ``mteb/results/task_result.py`` (versioned results,
+converted when loaded).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
+
+from data.errors import LeaderboardError
+from data.metrics import PUBLISHED_SOURCE
+from data.records import Score
+
+VERSION_KEY = "v"
+
+
+class PayloadError(LeaderboardError):
+    """A stored payload that does not have the shape its version promises."""
+
+
+class Payload:
+    """Base of every payload dataclass: ``to_json`` / ``from_json`` with a schema version and validation."""
+
+    version: ClassVar[int] = 1
+
+    def to_json(self) -> dict:
+        return {VERSION_KEY: self.version, **_encode(asdict(self))}
+
+    @classmethod
+    def from_json(cls, data: typing.Mapping) -> typing.Self:
+        if not isinstance(data, typing.Mapping):
+            raise PayloadError(f"a {cls.__name__} payload must be a JSON object, got {type(data).__name__}")
+        values = dict(data)
+        version = values.pop(VERSION_KEY, 0)
+        if version not in (0, cls.version):
+            raise PayloadError(f"{cls.__name__} payload version {version!r} is unknown (this code reads 0 and "
+                               f"{cls.version})")
+        if version == 0:
+            values = cls.upgrade_v0(values)
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise PayloadError(f"{cls.__name__} payload has unknown fields {unknown}")
+        return cls(**{k: _decode(v, hints[k], f"{cls.__name__}.{k}") for k, v in values.items()})
+
+    @classmethod
+    def upgrade_v0(cls, values: dict) -> dict:
+        """Version 0 (before payloads were versioned) had the same keys: nothing to convert by default."""
+        return values
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinetuneRun(Payload):
+    """One intertraining run (scorer intertraining, metric target_score)."""
+
+    dataset_revision: str = ""
+    eval_score: float | None = None
+    best_step: int | None = None
+    train_examples: int | None = None
+    dropout_rates: dict[str, float] | None = None  # the encoder's rates under dropout="guided"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeRun(Payload):
+    """One stage-1 probe (scorer linear_probe, metric probe_accuracy)."""
+
+    dataset_revision: str = ""
+    train_accuracy: float | None = None
+    feature_seconds: float | None = None
+    fit_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FreeEnergyRun(Payload):
+    """One free-energy estimate (all four metrics of a free_energy score share it)."""
+
+    per_chain: tuple[float, ...] = ()  # λ̂ of each chain; NaN for a chain that diverged
+    nbeta: float | None = None
+    n: int | None = None
+    num_chains: int | None = None
+    num_draws: int | None = None
+    diagnostics: tuple[str, ...] = ()
+    trace: tuple[tuple[float, ...], ...] = ()  # each chain's loss trace, as window means
+    head: str = ""
+    corpus: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoraRun(Payload):
+    """One point of a sample-efficiency curve (metric lora_accuracy)."""
+
+    n_labels: int
+    dataset_revision: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PowerLawFit:
+    a: float
+    b: float
+    gamma: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelsSaved(Payload):
+    """Labels saved against the base (metric labels_saved) and the curves' fits it came from."""
+
+    reference_accuracy: float | None = None
+    base_labels: float | None = None
+    candidate_labels: float | None = None  # inf: the candidate's curve never reaches the reference
+    fits: dict[str, PowerLawFit] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedRow(Payload):
+    """What IBM's 2023 results recorded beside a model (any score of source published-2023)."""
+
+    num_params: int | None = None
+    last_modified: str | None = None
+    model_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoPayload(Payload):
+    """A score that carries nothing beside its value."""
+
+
+PAYLOADS: typing.Mapping[tuple[str, str], type[Payload]] = types.MappingProxyType({
+    ("intertraining", "target_score"): FinetuneRun,
+    ("linear_probe", "probe_accuracy"): ProbeRun,
+    **{("free_energy", m): FreeEnergyRun for m in ("free_energy", "llc_mean", "llc_std", "init_loss")},
+    ("sample_efficiency", "lora_accuracy"): LoraRun,
+    ("sample_efficiency", "labels_saved"): LabelsSaved,
+})
+
+
+def payload_type(score: Score) -> type[Payload]:
+    if score.source == PUBLISHED_SOURCE:
+        return PublishedRow
+    return PAYLOADS.get((score.scorer, score.metric), NoPayload)
+
+
+def payload_of(score: Score) -> Payload:
+    """The score's typed payload; an empty extra reads as the type's defaults where it has them.
+    Raises PayloadError naming the score when the stored payload is malformed."""
+    cls = payload_type(score)
+    try:
+        return cls.from_json(score.extra or {})
+    except (PayloadError, TypeError) as e:
+        raise PayloadError(f"the payload of {score.repo_id}'s {score.scorer}/{score.metric} score on "
+                           f"{score.target or 'all'} is unreadable: {e}") from None
+
+
+# ------------------------------------------------------------------------------------------ protocols
+@dataclass(frozen=True, slots=True)
+class ProtocolDoc:
+    """A score's ``config_json`` as one layout: the scorer's config and the identity of the data it read."""
+
+    config: dict
+    data: object
+
+
+def read_protocol(config_json: str) -> ProtocolDoc:
+    """Read a stored protocol, converting the layouts written before the one protocol function (intertraining
+    wrote ``{"finetune": ..., "suite": [[target, revision], ...]}``)."""
+    try:
+        doc = json.loads(config_json)
+    except ValueError as e:
+        raise PayloadError(f"a stored protocol is not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise PayloadError("a stored protocol must be a JSON object")
+    if "config" in doc and "scorer" in doc:
+        return ProtocolDoc(config=dict(doc["config"]), data=doc.get("data"))
+    data = doc.pop("suite", None)
+    return ProtocolDoc(config=doc, data=data)
+
+
+# ---------------------------------------------------------------------------------------- encoding
+def _encode(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value, hint, where: str):
+    """``value`` read from JSON as type ``hint``; PayloadError naming ``where`` when it does not fit."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        [inner] = [a for a in args if a is not type(None)]
+        return _decode(value, inner, where)
+    if hint is float:
+        if value is None:
+            return math.nan  # a NaN written as null
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if value in ("inf", "-inf"):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple and isinstance(value, list | tuple):
+        return tuple(_decode(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    elif origin is dict and isinstance(value, dict):
+        return {str(k): _decode(v, args[1], f"{where}[{k!r}]") for k, v in value.items()}
+    elif isinstance(hint, type) and hasattr(hint, "__dataclass_fields__") and isinstance(value, dict):
+        sub = typing.get_type_hints(hint)
+        if set(value) != set(sub):
+            raise PayloadError(f"{where} must have the fields {sorted(sub)}, got {sorted(value)}")
+        return hint(**{k: _decode(v, sub[k], f"{where}.{k}") for k, v in value.items()})
+    raise PayloadError(f"{where} must be {_name(hint)}, got {value!r}")
+
+
+def _name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint)

@@ -1,0 +1,18 @@
+"""What the service layer does to show a board: read it from the store (data/boards.py), rank it (pure)."""
+
+from __future__ import annotations
+
+from data.boards import read_board, read_study
+from data.metrics import PROJECT_SOURCE
+from data.store import Store
+from ranking.leaderboard import Leaderboard, leaderboard_from
+from ranking.study_report import StudyReport, study_report
+
+
+def load_leaderboard(store: Store, base_id: str, source: str = PROJECT_SOURCE, **options) -> Leaderboard:
+    return leaderboard_from(read_board(store, base_id, source), **options)
+
+
+def report_of(store: Store, base_id: str, **options) -> StudyReport:
+    board = load_leaderboard(store, base_id)
+    return study_report(board, read_study(store, board.base_id), **options)

@@ -1,0 +1,134 @@
+"""Typed payloads: round trips, versions, validation, the bundled data, and a NaN chain through the store."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+import pytest
+
+from data.metrics import PUBLISHED_SOURCE
+from data.payloads import (
+    PAYLOADS,
+    VERSION_KEY,
+    FinetuneRun,
+    FreeEnergyRun,
+    LabelsSaved,
+    LoraRun,
+    PayloadError,
+    PowerLawFit,
+    ProbeRun,
+    PublishedRow,
+    payload_of,
+    read_protocol,
+)
+from data.records import Score
+from data.store import Store
+
+EXAMPLES = [
+    FinetuneRun(dataset_revision="a" * 40, eval_score=0.7, best_step=32, train_examples=1000,
+                dropout_rates={"encoder.layer.0": 0.1, "embeddings": 0.05}),
+    ProbeRun(dataset_revision="b" * 40, train_accuracy=0.9, feature_seconds=1.5, fit_seconds=0.2),
+    FreeEnergyRun(per_chain=(4.0, math.nan, 6.0), nbeta=123.4, n=512, num_chains=3, num_draws=100,
+                  diagnostics=("chain 1 diverged",), trace=((1.0, 1.1), (1.0, math.nan), (1.2, 1.3)), head="given",
+                  corpus="local"),
+    LoraRun(n_labels=128, dataset_revision="c" * 40),
+    LabelsSaved(reference_accuracy=0.8, base_labels=512.0, candidate_labels=math.inf,
+                fits={"org/base": PowerLawFit(0.1, 2.0, 0.5)}),
+    PublishedRow(num_params=124_000_000, last_modified="2022-08-04T10:36:41.000Z", model_type="roberta"),
+]
+
+
+def _same(a, b) -> bool:
+    """Equal, with NaN equal to NaN (what a round trip must keep)."""
+    return json.dumps(a.to_json(), sort_keys=True) == json.dumps(b.to_json(), sort_keys=True)
+
+
+@pytest.mark.parametrize("payload", EXAMPLES, ids=lambda p: type(p).__name__)
+def test_every_payload_round_trips_through_standard_json(payload):
+    text = json.dumps(payload.to_json(), allow_nan=False)  # NaN is written as null: standard JSON
+    back = type(payload).from_json(json.loads(text))
+    assert _same(back, payload) and json.loads(text)[VERSION_KEY] == payload.version
+    if isinstance(payload, FreeEnergyRun):
+        assert math.isnan(back.per_chain[1]) and back.per_chain[0] == 4.0 and math.isnan(back.trace[1][1])
+
+
+def test_version_0_the_unversioned_extras_read_and_an_unknown_version_is_refused():
+    old = {"per_chain": [1.0, 2.0], "nbeta": 9.0, "n": 8, "diagnostics": ["x"]}  # as stored before versions
+    assert FreeEnergyRun.from_json(old).per_chain == (1.0, 2.0)
+    with pytest.raises(PayloadError, match="version 7 is unknown"):
+        FreeEnergyRun.from_json({**old, VERSION_KEY: 7})
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"n_labels": "many"}, r"LoraRun.n_labels must be int, got 'many'"),
+    ({"n_labels": True}, r"LoraRun.n_labels must be int"),
+    ({"n_labels": 8, "colour": "red"}, r"unknown fields \['colour'\]"),
+    ({}, r"n_labels"),
+    ([1, 2], r"must be a JSON object"),
+])
+def test_a_malformed_payload_is_refused_with_a_sentence_naming_the_field(data, message):
+    with pytest.raises((PayloadError, TypeError), match=message):
+        LoraRun.from_json(data)
+
+
+def test_a_malformed_stored_payload_names_the_score():
+    score = Score(repo_id="a/x", revision="r", scorer="free_energy", metric="llc_mean", value=1.0,
+                  extra={"per_chain": ["high"]})
+    with pytest.raises(PayloadError, match=r"a/x's free_energy/llc_mean .*per_chain\[0\] must be float"):
+        payload_of(score)
+
+
+def test_every_score_of_the_bundled_data_reads_its_payload_and_protocol():
+    from data.bundles import read_published_bundle, read_study
+    from data.settings import DEFAULT_PUBLISHED, DEFAULT_SNAPSHOT
+
+    kinds = set()
+    for bundle in (read_study(DEFAULT_SNAPSHOT), read_published_bundle(DEFAULT_PUBLISHED)):
+        for score in bundle[2]:
+            payload = payload_of(score)
+            kinds.add(type(payload))
+            assert (type(payload) is PublishedRow) == (score.source == PUBLISHED_SOURCE)
+            read_protocol(score.config_json)
+    assert kinds == {*PAYLOADS.values(), PublishedRow}
+
+
+def test_old_intertraining_protocols_read_in_the_one_layout():
+    old = json.dumps({"finetune": {"lr": 1e-4, "dropout": "guided"}, "suite": [["rte", "r" * 40]]})
+    new = json.dumps({"scorer": "intertraining", "config": {"finetune": {"lr": 1e-4, "dropout": "guided"}},
+                      "data": [["rte", "r" * 40]]})
+    assert read_protocol(old) == read_protocol(new)
+    with pytest.raises(PayloadError, match="not JSON"):
+        read_protocol("{")
+
+
+def test_free_energy_diagnostics_and_a_nan_chain_reach_the_model_page_through_the_store(tmp_path):
+    from ui.model_page import free_energy_details
+
+    run = FreeEnergyRun(per_chain=(4.0, math.nan, 6.0), nbeta=123.4, n=512, num_chains=3, num_draws=100,
+                        diagnostics=("chain 1 diverged at step 17", "negative LLC (-0.5): w* is <not> a minimum"),
+                        corpus="local", head="fitted")
+    store = Store(tmp_path / "lb.db")
+    store.add_scores([Score(repo_id="a/x", revision="r" * 40, scorer="free_energy", metric=m, value=v, target="local",
+                            seed=0, config_hash="h", base_id="b/base", extra=run.to_json())
+                      for m, v in (("free_energy", 330.25), ("llc_mean", 5.0), ("llc_std", 1.0), ("init_loss", 0.6))])
+    with sqlite3.connect(tmp_path / "lb.db") as conn:
+        [(stored,)] = conn.execute("SELECT extra FROM scores WHERE metric = 'llc_mean'").fetchall()
+    assert json.loads(stored)["per_chain"] == [4.0, None, 6.0]  # standard JSON in the store
+    text, chains = free_energy_details(store, "a/x", "r" * 40)
+    assert "1 of 3 chains diverged (NaN)" in text and "nβ 123.4" in text and "n 512" in text
+    assert "- chain 1 diverged at step 17" in text
+    assert "&lt;not&gt;" in text and "<not>" not in text  # the diagnostic is escaped for markdown
+    assert list(chains["status"]) == ["ok", "diverged (NaN)", "ok"]
+    assert chains["llc"].iloc[0] == 4.0 and chains["llc"].isna().tolist() == [False, True, False]
+
+
+def test_an_unreadable_stored_payload_is_shown_as_such_not_a_crash(tmp_path):
+    from ui.model_page import free_energy_details
+
+    store = Store(tmp_path / "lb.db")
+    store.add_scores([Score(repo_id="a/x", revision="r", scorer="free_energy", metric="free_energy", value=1.0,
+                            target="local", seed=0, config_hash="h", extra={"per_chain": "oops"})])
+    text, chains = free_energy_details(store, "a/x", "r")
+    assert "diagnostics unreadable" in text and "must be tuple, got" in text and chains.empty
