@@ -103,42 +103,12 @@ def build_leaderboard(
     """
     codes = _Codes(scores)
     chosen = dict(config_hashes) if config_hashes else codes.widest_protocols()
-    keep = codes.protocol_mask(chosen)
-    is_base = np.isin(codes.repo, [i for i, r in enumerate(codes.repos) if r in {base_id, *base_aliases}])
-    if baseline_revision is not None:
-        is_base &= codes.revision == (codes.revisions.index(baseline_revision)
-                                      if baseline_revision in codes.revisions else -1)
-    base_rows, cand_rows = keep & is_base, keep & ~is_base
-    if metadata is not None and "sha" in metadata:
-        cand_rows &= codes.current_revision_mask(metadata["sha"].dropna())
-
+    base_rows, cand_rows = _base_and_candidate_rows(codes, codes.protocol_mask(chosen), {base_id, *base_aliases},
+                                                    baseline_revision, metadata)
     base_stats = codes.base_stats(base_rows)
     model_codes, repos, revisions = codes.models(cand_rows)
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
-    target_rows = cand_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
-    used = np.unique(codes.target[target_rows])
-    target_names = [codes.targets[i] for i in used]
-    column_of = np.full(len(codes.targets) + 1, -1, dtype=np.int64)
-    column_of[used] = np.arange(len(used))
-    mean, var, count = _cell_stats(model_codes[target_rows[cand_rows]], column_of[codes.target[target_rows]],
-                                   codes.value[target_rows], len(repos), len(target_names))
-    suite = tuple(sorted(base_stats.index)) if len(base_stats) else tuple(sorted(target_names))
-    for j, target in enumerate(target_names):
-        columns[f"score:{target}"] = mean[:, j]
-    for j, target in enumerate(target_names):
-        if target in base_stats.index:
-            columns[f"gain:{target}"] = mean[:, j] - base_stats.at[target, "mean"]
-    in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
-    suite_mean = _suite_cells(mean, in_suite)
-    columns["n_targets"] = np.isfinite(suite_mean).sum(axis=1)
-    columns["mean_score"] = suite_mean.mean(axis=1) if suite else np.full(len(repos), np.nan)
-    has_base = bool(suite) and set(suite) <= set(base_stats.index)
-    gain = columns["mean_score"] - base_stats["mean"].reindex(list(suite)).mean() if has_base else \
-        np.full(len(repos), np.nan)
-    columns["mean_gain"] = gain
-    low, high = _confidence(gain, _suite_cells(var, in_suite), _suite_cells(count, in_suite), base_stats, suite)
-    columns["gain_ci_low"], columns["gain_ci_high"] = low, high
-    columns["beats_base"] = np.nan_to_num(low, nan=-np.inf) > 0
+    suite = _add_target_columns(columns, codes, cand_rows, model_codes, base_stats)
     for metric_key in SUMMARY_METRICS:
         rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
         m, _, _ = _cell_stats(model_codes[rows_of_metric[cand_rows]], np.zeros(int(rows_of_metric.sum()), np.int64),
@@ -153,6 +123,50 @@ def build_leaderboard(
     baseline = _baseline(base_id, base_scores, base_stats, suite, rows.columns)
     return Leaderboard(base_id=base_id, source=source, rows=rows, baseline=baseline, suite=suite,
                        config_hashes=chosen)
+
+
+def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[str], baseline_revision: str | None,
+                             metadata: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the base's baseline runs and of the candidates' rows, both within the chosen protocols."""
+    is_base = np.isin(codes.repo, [i for i, r in enumerate(codes.repos) if r in base_names])
+    if baseline_revision is not None:
+        is_base &= codes.revision == (codes.revisions.index(baseline_revision)
+                                      if baseline_revision in codes.revisions else -1)
+    base_rows, cand_rows = keep & is_base, keep & ~is_base
+    if metadata is not None and "sha" in metadata:
+        cand_rows &= codes.current_revision_mask(metadata["sha"].dropna())
+    return base_rows, cand_rows
+
+
+def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, cand_rows: np.ndarray,
+                        model_codes: np.ndarray, base_stats: pd.DataFrame) -> tuple[str, ...]:
+    """score:/gain: per target, n_targets, mean_score, mean_gain, its interval and beats_base; returns the suite."""
+    n_models = len(columns["repo_id"])
+    target_rows = cand_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
+    used = np.unique(codes.target[target_rows])
+    target_names = [codes.targets[i] for i in used]
+    column_of = np.full(len(codes.targets) + 1, -1, dtype=np.int64)
+    column_of[used] = np.arange(len(used))
+    mean, var, count = _cell_stats(model_codes[target_rows[cand_rows]], column_of[codes.target[target_rows]],
+                                   codes.value[target_rows], n_models, len(target_names))
+    suite = tuple(sorted(base_stats.index)) if len(base_stats) else tuple(sorted(target_names))
+    for j, target in enumerate(target_names):
+        columns[f"score:{target}"] = mean[:, j]
+    for j, target in enumerate(target_names):
+        if target in base_stats.index:
+            columns[f"gain:{target}"] = mean[:, j] - base_stats.at[target, "mean"]
+    in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
+    suite_mean = _suite_cells(mean, in_suite)
+    columns["n_targets"] = np.isfinite(suite_mean).sum(axis=1)
+    columns["mean_score"] = suite_mean.mean(axis=1) if suite else np.full(n_models, np.nan)
+    has_base = bool(suite) and set(suite) <= set(base_stats.index)
+    gain = columns["mean_score"] - base_stats["mean"].reindex(list(suite)).mean() if has_base else \
+        np.full(n_models, np.nan)
+    columns["mean_gain"] = gain
+    low, high = _confidence(gain, _suite_cells(var, in_suite), _suite_cells(count, in_suite), base_stats, suite)
+    columns["gain_ci_low"], columns["gain_ci_high"] = low, high
+    columns["beats_base"] = np.nan_to_num(low, nan=-np.inf) > 0
+    return suite
 
 
 class _Codes:
