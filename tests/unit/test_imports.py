@@ -150,3 +150,16 @@ def test_readme_layout_names_every_top_level_package_and_module():
         head = line.split(" ", 1)[0].rstrip("/")
         if line and not line.startswith(("#", "`", " ")) and "/" in line.split(" ", 1)[0]:
             assert (ROOT / head).exists(), f"README's Layout names {head}, which is not in the tree"
+
+
+def test_payloads_are_read_by_field_not_by_string():
+    """``score.extra["key"]`` or ``.extra.get("key")`` outside data/payloads.py bypasses the typed payloads."""
+    found = {}
+    for module, (_, tree) in SOURCES.items():
+        lines = [n.lineno for n in ast.walk(tree)
+                 if (isinstance(n, ast.Subscript) and isinstance(n.value, ast.Attribute) and n.value.attr == "extra")
+                 or (isinstance(n, ast.Attribute) and n.attr == "get" and isinstance(n.value, ast.Attribute)
+                     and n.value.attr == "extra")]
+        if lines and module != "data.payloads":
+            found[module] = lines
+    assert not found, f"payloads read by string (use data.payloads.payload_of): {found}"
