@@ -117,22 +117,47 @@ def crawl(
     report.found = len(listed)
     known = store.known_verdicts(base.repo_id)
 
-    todo: list[HubModelInfo] = []
-    unchanged: list[HubModelInfo] = []
-    for info in listed.values():
-        stored = known.get(info.repo_id)
-        if stored is not None and stored[0] == info.sha and not (hub.has_token and stored[1] in TOKEN_DEPENDENT):
-            unchanged.append(info)
-        else:
-            todo.append(info)
+    todo, unchanged = _split_unchanged(listed, known, hub.has_token)
     report.unchanged = len(unchanged)
     store.refresh_listing_metadata(base.repo_id, [(i.repo_id, i.downloads, i.likes) for i in unchanged])
     logger.info("%s: %d listed, %d unchanged, %d to check", base.repo_id, len(listed), len(unchanged), len(todo))
 
-    pending: list[Candidate] = []
+    writer = _VerdictWriter(report, store, known, settings.crawl_scorers)
+    progress = tqdm(total=len(todo), desc=f"crawl {base.repo_id}", unit="model", disable=not verbose)
+    _check_all(todo, base, hub, settings, writer, progress)
+    writer.flush()
+    progress.close()
+    report.duration_s = time.perf_counter() - started
+    logger.info("%s", report.summary())
+    return report
 
-    def record(candidate: Candidate) -> None:
-        if candidate.repo_id in known:
+
+def _split_unchanged(listed: dict[str, HubModelInfo], known: dict[str, tuple[str, str | None]],
+                     has_token: bool) -> tuple[list[HubModelInfo], list[HubModelInfo]]:
+    """(to check, unchanged): a model is unchanged when stored at the same sha with a verdict that a token
+    would not change."""
+    todo: list[HubModelInfo] = []
+    unchanged: list[HubModelInfo] = []
+    for info in listed.values():
+        stored = known.get(info.repo_id)
+        if stored is not None and stored[0] == info.sha and not (has_token and stored[1] in TOKEN_DEPENDENT):
+            unchanged.append(info)
+        else:
+            todo.append(info)
+    return todo, unchanged
+
+
+class _VerdictWriter:
+    """Counts each verdict in the report and writes them to the store in batches of ``WRITE_BATCH``."""
+
+    def __init__(self, report: CrawlReport, store: Store, known: dict[str, tuple[str, str | None]],
+                 scorers: tuple[str, ...]) -> None:
+        self.report, self.store, self.known, self.scorers = report, store, known, scorers
+        self.pending: list[Candidate] = []
+
+    def record(self, candidate: Candidate) -> None:
+        report = self.report
+        if candidate.repo_id in self.known:
             report.updated += 1
         else:
             report.new += 1
@@ -140,16 +165,20 @@ def crawl(
             report.candidates += 1
         else:
             report.skipped[candidate.skip_reason.value] += 1
-        pending.append(candidate)
-        if len(pending) >= WRITE_BATCH:
-            flush()
+        self.pending.append(candidate)
+        if len(self.pending) >= WRITE_BATCH:
+            self.flush()
 
-    def flush() -> None:
-        if pending:
-            report.jobs_created += store.save_candidates(pending, settings.crawl_scorers)
-            pending.clear()
+    def flush(self) -> None:
+        if self.pending:
+            self.report.jobs_created += self.store.save_candidates(self.pending, self.scorers)
+            self.pending.clear()
 
-    progress = tqdm(total=len(todo), desc=f"crawl {base.repo_id}", unit="model", disable=not verbose)
+
+def _check_all(todo: list[HubModelInfo], base: BaseModel, hub: HubClient, settings: Settings,
+               writer: _VerdictWriter, progress: tqdm) -> None:
+    """Screen each model from its listing; fetch the config of those the listing cannot decide, in parallel."""
+    report = writer.report
     with ThreadPoolExecutor(max_workers=settings.crawl_concurrency, thread_name_prefix="crawl") as pool:
         futures: dict[Future, HubModelInfo] = {}
         for info in todo:
@@ -160,22 +189,17 @@ def crawl(
                 progress.update()
                 continue
             if decided is not None:
-                record(decided)
+                writer.record(decided)
                 progress.update()
             else:
                 futures[pool.submit(_check_config, info, base, hub, settings.max_params)] = info
         for future in as_completed(futures):
             info = futures[future]
             try:
-                record(future.result())
+                writer.record(future.result())
             except Exception as e:  # one hostile repo never stops the crawl: it is reported, the rest stored
                 _record_failure(report, info.repo_id, e)
             progress.update()
-    flush()
-    progress.close()
-    report.duration_s = time.perf_counter() - started
-    logger.info("%s", report.summary())
-    return report
 
 
 def _make_candidate(info: HubModelInfo, base: BaseModel, skip: SkipReason | None) -> Candidate:

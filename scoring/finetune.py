@@ -286,62 +286,83 @@ def train_classifier(model, tokenizer, target: TargetData, cfg: FinetuneConfig, 
         total_steps = cfg.max_steps or cfg.max_epochs * steps_per_epoch
         model.to(device).train()
         optimizer = _make_optimizer(model, cfg, device)
-        step = examples_seen = best_step = best_examples = 0
-        best_score, best_state, next_eval = -math.inf, None, cfg.eval_every_examples
-        pending: list[torch.Tensor] = []  # step losses not yet copied to the host
-        window: list[float] = []  # step losses since the last evaluation
-        history: list[tuple[int, float, float]] = []
-        eval_s, loop_start = 0.0, time.perf_counter()
-        progress = tqdm(total=total_steps, desc=f"target {target.name}", disable=not verbose)
-        for micro_batches in itertools.islice(_steps(train, cfg, generator), total_steps):
-            lr = get_lr(step, total_steps, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            pending.append(train_step(model, optimizer, micro_batches, cfg, device=device))
-            step += 1
-            examples_seen += sum(len(batch.labels) for batch in micro_batches)
-            progress.update()
-            is_eval_due = examples_seen >= next_eval or step == total_steps
-            if step % LOG_EVERY_STEPS == 0 or is_eval_due:
-                window += _check_finite(pending, step, target.name)
-                pending.clear()
-                logger.info("target %s: step %d/%d loss %.4f lr %.2e elapsed %.1fs", target.name, step,
-                            total_steps, window[-1], lr, time.perf_counter() - start)
-                progress.set_postfix(loss=f"{window[-1]:.4f}")
-            if not is_eval_due:
-                continue
-
-            eval_start = time.perf_counter()
-            with _autocast(device, cfg):
-                score = evaluate(model, eval_set, target.metric)
-            history.append((step, sum(window) / len(window), score))
-            window.clear()
-            while next_eval <= examples_seen:
-                next_eval += cfg.eval_every_examples
-            if score > best_score:
-                best_score, best_step, best_examples = score, step, examples_seen
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            is_out_of_patience = examples_seen - best_examples >= cfg.patience_examples
-            logger.info("target %s: step %d eval %s %.4f (best %.4f at step %d)%s", target.name, step, target.metric,
-                        score, best_score, best_step, ", early stop" if is_out_of_patience else "")
-            eval_s += time.perf_counter() - eval_start
-            if is_out_of_patience:
-                break
-        progress.close()
-        train_s = time.perf_counter() - loop_start - eval_s
-
-        if best_step != step:
-            model.load_state_dict(best_state)
+        loop = _TrainLoop(model, optimizer, target, cfg, eval_set, total_steps, device=device, start=start)
+        loop.run(_steps(train, cfg, generator), verbose=verbose)
+        if loop.best_step != loop.step:
+            model.load_state_dict(loop.best_state)
         with _autocast(device, cfg):
             test_score = evaluate(model, eval_batches(test_data, 2 * cfg.micro_batch_size), target.metric)
-    examples_per_s = examples_seen / max(train_s, 1e-9)
+    examples_per_s = loop.examples_seen / max(loop.train_s, 1e-9)
     logger.info("target %s: test %s %.4f (best step %d of %d, %.0f examples/s)", target.name, target.metric,
-                test_score, best_step, step, examples_per_s)
+                test_score, loop.best_step, loop.step, examples_per_s)
     return FinetuneResult(
-        eval_score=best_score, test_score=test_score, best_step=best_step, steps=step, examples_seen=examples_seen,
-        train_examples=len(train.labels), duration_s=time.perf_counter() - start, examples_per_s=examples_per_s,
-        history=tuple(history),
+        eval_score=loop.best_score, test_score=test_score, best_step=loop.best_step, steps=loop.step,
+        examples_seen=loop.examples_seen, train_examples=len(train.labels), duration_s=time.perf_counter() - start,
+        examples_per_s=examples_per_s, history=tuple(loop.history),
     )
+
+
+class _TrainLoop:
+    """The optimizer steps of one run, with periodic loss lines, evaluations, the best weights and early stopping.
+    ``run`` leaves the totals in its attributes: ``step``, ``examples_seen``, ``best_*``, ``history``, ``train_s``
+    (training time, evaluation excluded)."""
+
+    def __init__(self, model, optimizer, target: TargetData, cfg: FinetuneConfig, eval_set: list[Batch],
+                 total_steps: int, *, device: str, start: float) -> None:
+        self.model, self.optimizer, self.target, self.cfg = model, optimizer, target, cfg
+        self.eval_set, self.total_steps, self.device, self.start = eval_set, total_steps, device, start
+        self.step = self.examples_seen = self.best_step = self.best_examples = 0
+        self.best_score, self.best_state, self.next_eval = -math.inf, None, cfg.eval_every_examples
+        self.pending: list[torch.Tensor] = []  # step losses not yet copied to the host
+        self.window: list[float] = []  # step losses since the last evaluation
+        self.history: list[tuple[int, float, float]] = []
+        self.eval_s = self.train_s = 0.0
+
+    def run(self, steps: Iterator[list[Batch]], *, verbose: bool) -> None:
+        loop_start = time.perf_counter()
+        progress = tqdm(total=self.total_steps, desc=f"target {self.target.name}", disable=not verbose)
+        for micro_batches in itertools.islice(steps, self.total_steps):
+            lr = get_lr(self.step, self.total_steps, self.cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.pending.append(train_step(self.model, self.optimizer, micro_batches, self.cfg, device=self.device))
+            self.step += 1
+            self.examples_seen += sum(len(batch.labels) for batch in micro_batches)
+            progress.update()
+            is_eval_due = self.examples_seen >= self.next_eval or self.step == self.total_steps
+            if self.step % LOG_EVERY_STEPS == 0 or is_eval_due:
+                self._log_losses(lr, progress)
+            if is_eval_due and self._evaluate():
+                break
+        progress.close()
+        self.train_s = time.perf_counter() - loop_start - self.eval_s
+
+    def _log_losses(self, lr: float, progress: tqdm) -> None:
+        """Copy the pending losses to the host (raising on a non-finite one) and log the latest."""
+        self.window += _check_finite(self.pending, self.step, self.target.name)
+        self.pending.clear()
+        logger.info("target %s: step %d/%d loss %.4f lr %.2e elapsed %.1fs", self.target.name, self.step,
+                    self.total_steps, self.window[-1], lr, time.perf_counter() - self.start)
+        progress.set_postfix(loss=f"{self.window[-1]:.4f}")
+
+    def _evaluate(self) -> bool:
+        """Score the eval split, keep the weights if best so far; True when out of patience (stop early)."""
+        eval_start = time.perf_counter()
+        with _autocast(self.device, self.cfg):
+            score = evaluate(self.model, self.eval_set, self.target.metric)
+        self.history.append((self.step, sum(self.window) / len(self.window), score))
+        self.window.clear()
+        while self.next_eval <= self.examples_seen:
+            self.next_eval += self.cfg.eval_every_examples
+        if score > self.best_score:
+            self.best_score, self.best_step, self.best_examples = score, self.step, self.examples_seen
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        is_out_of_patience = self.examples_seen - self.best_examples >= self.cfg.patience_examples
+        logger.info("target %s: step %d eval %s %.4f (best %.4f at step %d)%s", self.target.name, self.step,
+                    self.target.metric, score, self.best_score, self.best_step,
+                    ", early stop" if is_out_of_patience else "")
+        self.eval_s += time.perf_counter() - eval_start
+        return is_out_of_patience
 
 
 def _steps(train: Encoded, cfg: FinetuneConfig, generator: torch.Generator) -> Iterator[list[Batch]]:
