@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from data.cli import settings_from_env
 from data.errors import LeaderboardError
 from data.metrics import SOURCES
 from data.settings import Settings
@@ -151,7 +152,7 @@ def _settings_of(args: argparse.Namespace) -> Settings:
 
     from data.settings import snapshot_path_of
 
-    settings = Settings.from_env().with_overrides(host=args.host, port=args.port, db_path=args.db)
+    settings = settings_from_env(host=args.host, port=args.port, db_path=args.db)
     for flag, name in ((args.snapshot, "snapshot_path"), (args.published, "published_path")):
         if flag is not None:
             settings = dataclasses.replace(settings, **{name: snapshot_path_of(flag)})

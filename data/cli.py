@@ -1,4 +1,5 @@
-"""What the three command lines (python -m data | scoring | ranking) share about the names users type."""
+"""What the command lines (python -m data | scoring | ranking, python app.py) share: the names users type, and how a
+bad setting ends them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from collections.abc import Iterable
 
 from data.selection import resolve_base_id
+from data.settings import Settings
 
 
 def resolve_base_arg(args: argparse.Namespace, known: Iterable[str] = ()) -> None:
@@ -18,3 +20,13 @@ def resolve_base_arg(args: argparse.Namespace, known: Iterable[str] = ()) -> Non
         args.base, note = resolve_base_id(base, known)
         if note:
             print(f"note: {note}", file=sys.stderr)
+
+
+def settings_from_env(**overrides) -> Settings:
+    """``Settings.from_env()`` with ``overrides`` (``None`` ignored, as unset flags). A bad ``MRL_*`` value ends the
+    command: one line ``error: <the sentence naming the variable>`` on stderr, exit code 2."""
+    try:
+        return Settings.from_env().with_overrides(**overrides)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.boards import list_boards, read_board
-from data.cli import resolve_base_arg
+from data.cli import resolve_base_arg, settings_from_env
 from data.errors import LeaderboardError
 from data.metrics import PROJECT_SOURCE, SOURCES
 from data.settings import Settings
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings.from_env().with_overrides(db_path=args.db)
+    settings = settings_from_env(db_path=args.db)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args, settings)

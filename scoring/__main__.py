@@ -17,9 +17,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from data.cli import resolve_base_arg
+from data.cli import resolve_base_arg, settings_from_env
 from data.errors import LeaderboardError
-from data.settings import Settings
 from scoring.cli import dropout_study, intertrain, llc_sweep, score, stage, study, work
 
 logger = logging.getLogger("scoring")
@@ -40,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.base_seeds < 1:
         parser.error("--seeds and --base-seeds must be at least 1")
-    settings = Settings.from_env().with_overrides(db_path=args.db, hub_endpoint=getattr(args, "endpoint", None))
+    settings = settings_from_env(db_path=args.db, hub_endpoint=getattr(args, "endpoint", None))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     resolve_base_arg(args)
     try:
