@@ -31,6 +31,7 @@ class BoardData:
     scores: pd.DataFrame
     metadata: pd.DataFrame | None
     baseline_revision: str | None
+    seed_design: str  # "paired": the project's runs share seeds with the base's; "independent": published runs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +62,8 @@ def read_board(store: Store, base_id: str, source: str = PROJECT_SOURCE) -> Boar
     rows = store.score_rows(base_id=canonical, source=source)
     return BoardData(base_id=canonical, source=source, aliases=tuple(base.aliases if base else aliases_of(canonical)),
                      scores=pd.DataFrame.from_records(rows, columns=list(ScoreRow._fields)),
-                     metadata=metadata, baseline_revision=BASELINE_REVISION if source == PUBLISHED_SOURCE else None)
+                     metadata=metadata, baseline_revision=BASELINE_REVISION if source == PUBLISHED_SOURCE else None,
+                     seed_design="independent" if source == PUBLISHED_SOURCE else "paired")
 
 
 def read_study(store: Store, base_id: str) -> StudyData:

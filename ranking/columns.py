@@ -32,9 +32,12 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="rank", label="rank", group=OVERVIEW, higher_is_better=None, fmt="int"),
     Column(key="repo_id", label="model", group=OVERVIEW, higher_is_better=None, fmt="text"),
     Column(key="mean_gain", label="mean gain", group=OVERVIEW, higher_is_better=True, fmt="pts",
-           description="Mean over the suite of the candidate's score minus the base's mean over seeds (points)."),
+           description="Mean over the suite of the candidate's gain on each target (points): paired with the "
+                       "base's run on the same seed for the project's runs, against the base's mean over seeds for "
+                       "published ones."),
     Column(key="gain_ci_low", label="gain CI low", group=OVERVIEW, higher_is_better=True, fmt="pts",
-           description="Lower end of the 95% interval of the mean gain (seed noise of base and candidate)."),
+           description="Lower end of the 95% interval of the mean gain (Student t over paired seeds; none below "
+                       "2 seeds), Welch–Satterthwaite t for published runs."),
     Column(key="gain_ci_high", label="gain CI high", group=OVERVIEW, higher_is_better=True, fmt="pts"),
     Column(key="beats_base", label="beats base", group=OVERVIEW, higher_is_better=None, fmt="text",
            description="The whole 95% interval of the mean gain lies above 0."),
@@ -46,6 +49,9 @@ FIXED_COLUMNS: tuple[Column, ...] = (
            description=METRICS["free_energy"].description),
     Column(key="n_targets", label="targets", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Suite targets scored; the mean needs all of them."),
+    Column(key="n_seeds", label="seeds", group=OVERVIEW, higher_is_better=None, fmt="int",
+           description="Seeds the interval rests on: paired seeds complete on the suite (project runs), or the "
+                       "fewest runs on a suite target (published)."),
     Column(key="llc_mean", label="LLC", group=FREE_ENERGY, higher_is_better=False, fmt="num",
            description=METRICS["llc_mean"].description),
     Column(key="llc_std", label="LLC std", group=FREE_ENERGY, higher_is_better=False, fmt="num"),

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from data.metrics import METADATA_COLUMNS, METRICS
+from ranking import gains
+from ranking.gains import SeedDesign
 
 SCORE_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
 TARGET_METRIC = "target_score"
@@ -39,6 +41,7 @@ class Leaderboard:
     baseline: pd.DataFrame  # the base's own row, same columns, rank 0
     suite: tuple[str, ...]  # targets every full score needs
     config_hashes: Mapping[str, str] = field(default_factory=dict)  # scorer -> protocol used
+    seed_design: str = "paired"  # how gains and intervals pair the runs (ranking/gains.py)
 
     def to_frame(self) -> pd.DataFrame:
         """Baseline first, then the ranked candidates."""
@@ -69,7 +72,8 @@ def leaderboard_from(data, *, sort_by: str = "mean_gain", config_hashes: Mapping
     """The leaderboard of a ``data.boards.BoardData`` (read by the service layer; any object with its fields)."""
     return build_leaderboard(scores_frame(data.scores), base_id=data.base_id, source=data.source,
                              base_aliases=data.aliases, metadata=data.metadata, config_hashes=config_hashes,
-                             sort_by=sort_by, baseline_revision=data.baseline_revision)
+                             sort_by=sort_by, baseline_revision=data.baseline_revision,
+                             seed_design=getattr(data, "seed_design", "paired"))
 
 
 def typed_scores(frame: pd.DataFrame) -> pd.DataFrame:
@@ -92,6 +96,7 @@ def build_leaderboard(
     config_hashes: Mapping[str, str] | None = None,
     sort_by: str = "mean_gain",
     baseline_revision: str | None = None,
+    seed_design: SeedDesign = "paired",
 ) -> Leaderboard:
     """Rank the candidates of ``base_id`` from one source's scores (a frame with SCORE_COLUMNS).
 
@@ -108,7 +113,7 @@ def build_leaderboard(
     base_stats = codes.base_stats(base_rows)
     model_codes, repos, revisions = codes.models(cand_rows)
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
-    suite = _add_target_columns(columns, codes, cand_rows, model_codes, base_stats)
+    suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_codes, base_stats, seed_design)
     for metric_key in SUMMARY_METRICS:
         rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
         m, _, _ = _cell_stats(model_codes[rows_of_metric[cand_rows]], np.zeros(int(rows_of_metric.sum()), np.int64),
@@ -122,7 +127,7 @@ def build_leaderboard(
     base_scores = scores[base_rows] if base_rows.any() else scores.iloc[:0]
     baseline = _baseline(base_id, base_scores, base_stats, suite, rows.columns)
     return Leaderboard(base_id=base_id, source=source, rows=rows, baseline=baseline, suite=suite,
-                       config_hashes=chosen)
+                       config_hashes=chosen, seed_design=seed_design)
 
 
 def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[str], baseline_revision: str | None,
@@ -138,34 +143,43 @@ def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[st
     return base_rows, cand_rows
 
 
-def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, cand_rows: np.ndarray,
-                        model_codes: np.ndarray, base_stats: pd.DataFrame) -> tuple[str, ...]:
-    """score:/gain: per target, n_targets, mean_score, mean_gain, its interval and beats_base; returns the suite."""
+def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tuple[np.ndarray, np.ndarray],
+                        model_codes: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign
+                        ) -> tuple[str, ...]:
+    """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base and n_seeds (under
+    the seed design, ranking/gains.py); returns the suite."""
+    base_rows, cand_rows = rows
     n_models = len(columns["repo_id"])
     target_rows = cand_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
     used = np.unique(codes.target[target_rows])
     target_names = [codes.targets[i] for i in used]
     column_of = np.full(len(codes.targets) + 1, -1, dtype=np.int64)
     column_of[used] = np.arange(len(used))
-    mean, var, count = _cell_stats(model_codes[target_rows[cand_rows]], column_of[codes.target[target_rows]],
-                                   codes.value[target_rows], n_models, len(target_names))
+    cand_model, cand_column = model_codes[target_rows[cand_rows]], column_of[codes.target[target_rows]]
+    mean, var, count = _cell_stats(cand_model, cand_column, codes.value[target_rows], n_models, len(target_names))
     suite = tuple(sorted(base_stats.index)) if len(base_stats) else tuple(sorted(target_names))
+    in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
+    has_base = bool(suite) and set(suite) <= set(base_stats.index)
+    if seed_design == "paired":
+        b = base_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
+        g = gains.paired((cand_model, cand_column, codes.seed[target_rows], codes.value[target_rows]),
+                         (column_of[codes.target[b]], codes.seed[b], codes.value[b]), n_models, len(target_names),
+                         in_suite if has_base else [])
+    else:
+        stats = base_stats.reindex(target_names)
+        g = gains.independent(mean, var, count, stats["mean"].to_numpy(), stats["var"].to_numpy(),
+                              stats["count"].fillna(0).to_numpy(), in_suite if has_base else [])
     for j, target in enumerate(target_names):
         columns[f"score:{target}"] = mean[:, j]
     for j, target in enumerate(target_names):
         if target in base_stats.index:
-            columns[f"gain:{target}"] = mean[:, j] - base_stats.at[target, "mean"]
-    in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
+            columns[f"gain:{target}"] = g.per_target[:, j]
     suite_mean = _suite_cells(mean, in_suite)
     columns["n_targets"] = np.isfinite(suite_mean).sum(axis=1)
     columns["mean_score"] = suite_mean.mean(axis=1) if suite else np.full(n_models, np.nan)
-    has_base = bool(suite) and set(suite) <= set(base_stats.index)
-    gain = columns["mean_score"] - base_stats["mean"].reindex(list(suite)).mean() if has_base else \
-        np.full(n_models, np.nan)
-    columns["mean_gain"] = gain
-    low, high = _confidence(gain, _suite_cells(var, in_suite), _suite_cells(count, in_suite), base_stats, suite)
-    columns["gain_ci_low"], columns["gain_ci_high"] = low, high
-    columns["beats_base"] = np.nan_to_num(low, nan=-np.inf) > 0
+    columns["mean_gain"], columns["gain_ci_low"], columns["gain_ci_high"] = g.mean, g.low, g.high
+    columns["beats_base"] = np.nan_to_num(g.low, nan=-np.inf) > 0
+    columns["n_seeds"] = g.n_seeds.astype(np.int64)
     return suite
 
 
@@ -180,6 +194,7 @@ class _Codes:
         self.scorer, self.scorers = _factorize(scores["scorer"])
         self.hash, self.hashes = _factorize(scores["config_hash"])
         self.value = scores["value"].to_numpy(dtype=np.float64)
+        self.seed = scores["seed"].to_numpy(dtype=np.int64)
 
     def widest_protocols(self) -> dict[str, str]:
         """For each scorer, the config hash that covers the most models (ties: the smallest hash)."""
@@ -254,21 +269,6 @@ def _suite_cells(matrix: np.ndarray, in_suite: list[int]) -> np.ndarray:
     return out
 
 
-def _confidence(gain: np.ndarray, cand_var: np.ndarray, cand_n: np.ndarray, base_stats: pd.DataFrame,
-                suite: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Normal 95% interval of the mean gain from base and candidate seed variance (see module doc)."""
-    nothing = np.full(len(gain), np.nan)
-    base = base_stats.reindex(list(suite))
-    if not suite or base["count"].isna().any() or (base["count"] < 2).any():
-        return nothing, nothing
-    base_var = base["var"].to_numpy()
-    one_run_var = np.where(cand_n >= 2, cand_var, base_var)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var_mean_gain = (base_var / base["count"].to_numpy() + one_run_var / cand_n).sum(axis=1) / len(suite) ** 2
-    half = Z_95 * np.sqrt(var_mean_gain)
-    return gain - half, gain + half
-
-
 def direction(key: str) -> bool:
     """True when higher is better for this column key."""
     if key in DERIVED_DIRECTION:
@@ -302,7 +302,8 @@ def _baseline(base_id: str, base_scores: pd.DataFrame, base_stats: pd.DataFrame,
     row: dict[str, object] = dict.fromkeys(columns, np.nan)
     revisions = base_scores["revision"].unique()
     row.update(rank=0, repo_id=base_id, revision=revisions[0] if len(revisions) == 1 else "", is_baseline=True,
-               beats_base=False, n_targets=len(base_stats))
+               beats_base=False, n_targets=len(base_stats),
+               n_seeds=int(base_stats["count"].min()) if len(base_stats) else 0)
     for target, mean in base_stats["mean"].items():
         row[f"score:{target}"] = mean
         row[f"gain:{target}"] = 0.0

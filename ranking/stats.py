@@ -6,6 +6,7 @@ bootstrap over resampled pairs with a seeded generator. Used by the Insights tab
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -143,3 +144,65 @@ def correlation_text(c: Correlation, x_label: str, y_label: str) -> str:
     if math.isnan(c.low) or math.isnan(c.high):
         return f"{subject}: {name} = {c.rho:.2f} (n = {c.n})"
     return f"{subject}: {name} = {c.rho:.2f} ({c.level:.0%} CI {c.low:.2f} to {c.high:.2f}, n = {c.n})"
+
+
+def t_quantile(df: float) -> float:
+    """Student's t 0.975 quantile (two-sided 95%) for any real df >= 1 (Welch–Satterthwaite gives fractional
+    ones): bisection on P(T > x) = I_{df/(df+x²)}(df/2, 1/2) / 2, the regularized incomplete beta by its
+    continued fraction (Numerical Recipes 6.4). Agrees with scipy.stats.t.ppf to 1e-6 (tests)."""
+    if not df >= 1:
+        raise ValueError(f"a t interval needs at least 1 degree of freedom, got {df}")
+    return _t_quantile_rounded(round(float(df), 3))
+
+
+def t_quantiles(df) -> np.ndarray:
+    """``t_quantile`` of each df (NaN where df is NaN or below 1)."""
+    df = np.asarray(df, dtype=np.float64)
+    out = np.full(df.shape, np.nan)
+    for i, v in np.ndenumerate(df):
+        if v >= 1:
+            out[i] = t_quantile(float(v))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile_rounded(df: float) -> float:
+    lo, hi = 0.0, 1.0
+    while _t_upper(hi, df) > 0.025:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_upper(mid, df) > 0.025 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _t_upper(x: float, df: float) -> float:
+    """P(T > x) for x >= 0."""
+    return 0.5 * _betainc(df / 2, 0.5, df / (df + x * x))
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    if x <= 0 or x >= 1:
+        return float(x >= 1)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(1 - x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1 - front * _betacf(b, a, 1 - x) / b
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h

@@ -25,7 +25,6 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -34,15 +33,11 @@ from data.metrics import PROJECT_SOURCE
 from data.payloads import LabelsSaved, PayloadError, payload_of, read_protocol
 from data.records import Candidate, CandidateStatus, Score
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
-from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci
+from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci, t_quantile
 
 DATASET_TAG = "dataset:"
 INTERTRAINING, SAMPLE_EFFICIENCY = "intertraining", "sample_efficiency"
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom; Cornish-Fisher beyond (error < 1e-7)
-_T95 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.306, 2.2622, 2.2281, 2.201, 2.1788, 2.1604,
-        2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.093, 2.086, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555,
-        2.0518, 2.0484, 2.0452, 2.0423)
-
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
@@ -100,15 +95,6 @@ class StudyReport:
     dropout: DropoutComparison | None
     label_savings: pd.DataFrame | None
     exclude_diagonal: bool
-
-
-def t_quantile(df: int) -> float:
-    if df <= len(_T95):
-        return _T95[df - 1]
-    z = NormalDist().inv_cdf(0.975)
-    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-            + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * df**4))
 
 
 def t_estimate(values) -> Estimate | None:

@@ -22,6 +22,16 @@ MODELS = {
 # parameter counts, one model per size bucket of the leaderboard's size filter; dave/partial has none (unknown)
 PARAMS = {"alice/strong": 110_000_000, "bob/middling": 30_000_000, "carol/weak": 300_000_000, EVIL: 1_500_000_000}
 BASE_RUNS = {"sst2": [0.84, 0.86, 0.85], "trec": [0.72, 0.74, 0.73]}  # means 0.85, 0.73
+# A candidate's listed score is its mean over three seeds: each seed runs as the base's run on that seed (shared
+# head init and data order) plus the gain, plus this noise of its own; so each paired seed gains the listed
+# score minus the base's mean ± 0.002, and the 95% interval is ± t_2 · 0.002 / √3 ≈ ± 0.005.
+SEED_NOISE = (0.002, -0.002, 0.0)
+
+
+def candidate_runs(target: str, score: float) -> list[tuple[int, float]]:
+    """(seed, value) of a candidate whose mean score on ``target`` is ``score``."""
+    runs = BASE_RUNS[target]
+    return [(s, score + runs[s] - sum(runs) / len(runs) + SEED_NOISE[s]) for s in range(len(runs))]
 
 
 def sha(text: str) -> str:
@@ -42,7 +52,8 @@ def build_store(path: Path) -> Store:
               for t, values in BASE_RUNS.items() for seed, v in enumerate(values)]
     for repo, (targets, probe, free_energy, _, _) in MODELS.items():
         scores += [Score(repo_id=repo, revision=sha(repo), scorer="intertraining", metric="target_score", target=t,
-                         seed=0, value=values[0], config_hash="ft1", base_id=BASE) for t, values in targets.items()]
+                         seed=seed, value=value, config_hash="ft1", base_id=BASE)
+                   for t, values in targets.items() for seed, value in candidate_runs(t, values[0])]
         scores.append(Score(repo_id=repo, revision=sha(repo), scorer="linear_probe", metric="probe_accuracy",
                             target="nli", value=probe, config_hash="lp1", base_id=BASE))
         if free_energy is not None:

@@ -17,6 +17,9 @@ BASE = "org/mini-base"
 SIG = ArchSignature(model_type="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2, vocab_size=205)
 BASE_SCORES = {"mrpc": 0.70, "rte": 0.55, "sick": 0.60, "sst2": 0.85, "trec": 0.75}  # base means per target
 SEED_OFFSETS = (-0.01, 0.0, 0.01)  # the base's three seeds: mean exactly BASE_SCORES, variance 1e-4
+# each candidate runs the base's three seeds: the base's run on that seed + the planted gain + this noise of its
+# own, so a paired seed gains the planted gain ± 0.003 and the 95% interval is ± t_2 · 0.003 / √3 ≈ ± 0.0075
+SEED_NOISE = (0.003, -0.003, 0.0)
 
 
 def sha(text: str) -> str:
@@ -65,7 +68,8 @@ def build_study_store(path: Path, gains: Mapping[str, Mapping[str, float]], *, t
               for t, mean in BASE_SCORES.items() for seed, offset in enumerate(SEED_OFFSETS)]
     for source, row in gains.items():
         repo = repo_of(source)
-        scores += target_scores(repo, {t: BASE_SCORES[t] + g for t, g in row.items()})
+        scores += target_scores(repo, {t: BASE_SCORES[t] + g for t, g in row.items()}, seeds=range(len(SEED_NOISE)),
+                                shift={(t, s): SEED_OFFSETS[s] + SEED_NOISE[s] for t in row for s in range(3)})
         if probe and source in probe:
             scores.append(Score(repo_id=repo, revision=sha(repo), scorer="linear_probe", metric="probe_accuracy",
                                 target="nli", value=probe[source], config_hash="lp1", base_id=BASE))

@@ -1,7 +1,9 @@
 """Behaviour kept across refactors: every board of the bundled data exports byte for byte as it did.
 
-The digests in tests/fixtures/golden_exports.json were written at commit 82fa204 (before issue 16's
-refactor of the registry, the protocol hash, the payloads and the ranking layer) by
+The digests in tests/fixtures/golden_exports.json were first written at commit 82fa204, before issue 16's
+refactor of the registry, the protocol hash, the payloads and the ranking layer, which kept them all. They
+were re-recorded once on purpose, for issue 17's seed designs (paired gains for project runs, Welch t for
+published ones, the new n_seeds column): the "commit" field says which behaviour they hold. Written by
 
     python -m tests.integration.test_golden_exports --write
 

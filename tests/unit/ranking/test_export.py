@@ -52,7 +52,8 @@ def test_json_document(board):
     doc = json.loads(render(board, "json"))
     assert doc["base_id"] == BASE and doc["suite"] == ["a", "b"] and doc["config_hashes"]["intertraining"] == "h1"
     good = doc["rows"][1]
-    assert good["repo_id"] == "m/good" and good["probe_accuracy"] == 0.7 and good["gain:a"] == pytest.approx(0.08)
+    assert good["repo_id"] == "m/good" and good["probe_accuracy"] == 0.7
+    assert good["gain:a"] == pytest.approx(0.10) and doc["seed_design"] == "paired"  # paired with base seed 0
     assert doc["rows"][3]["mean_gain"] is None  # missing stays missing, as null
     with pytest.raises(ValueError, match="unknown export format"):
         render(board, "xlsx")

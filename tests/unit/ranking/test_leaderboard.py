@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ranking.leaderboard import Z_95, build_leaderboard, scores_frame
+from ranking.leaderboard import build_leaderboard, scores_frame
+from ranking.stats import t_quantile
 
 BASE = "org/base"
 
@@ -31,15 +32,16 @@ def board(rows, **kwargs):
     return build_leaderboard(scores_frame(rows), base_id=BASE, source="project", **kwargs)
 
 
-def test_gains_means_and_ci_by_hand():
+def test_gains_means_and_ci_by_hand():  # independent seeds (published runs); paired: tests/unit/ranking/test_gains.py
     rows = rows_of(BASE_RUNS) + rows_of({"m/good": {"a": [0.80], "b": [0.60]}, "m/bad": {"a": [0.60], "b": [0.52]}})
-    lb = board(rows)
+    lb = board(rows, seed_design="independent")
     assert lb.suite == ("a", "b")
     good = lb.rows.set_index("repo_id").loc["m/good"]
     assert good["gain:a"] == pytest.approx(0.08) and good["gain:b"] == pytest.approx(0.08)
     assert good["mean_score"] == pytest.approx(0.70) and good["mean_gain"] == pytest.approx(0.08)
-    # var(mean gain) = (1/T²) Σ_t σ²_t (1/K + 1/1), σ²_a = 0.0004, σ²_b = 0.0012, K = 3
-    half = Z_95 * math.sqrt((0.0004 * (1 / 3 + 1) + 0.0012 * (1 / 3 + 1)) / 4)
+    # var(mean gain) = (1/T²) Σ_t σ²_t (1/K + 1/1), σ²_a = 0.0004, σ²_b = 0.0012, K = 3; Welch–Satterthwaite df
+    parts = np.array([0.0004, 0.0004 / 3, 0.0012, 0.0012 / 3]) / 4
+    half = t_quantile(parts.sum() ** 2 / (parts**2 / 2).sum()) * math.sqrt(parts.sum())
     assert good["gain_ci_low"] == pytest.approx(0.08 - half) and good["gain_ci_high"] == pytest.approx(0.08 + half)
     assert bool(good["beats_base"]) is (0.08 - half > 0) is True
     bad = lb.rows.set_index("repo_id").loc["m/bad"]
@@ -53,9 +55,10 @@ def test_gains_means_and_ci_by_hand():
 
 def test_candidate_seeds_replace_the_base_noise_estimate():
     rows = rows_of(BASE_RUNS) + rows_of({"m/x": {"a": [0.80, 0.84], "b": [0.60, 0.60]}})
-    x = board(rows).rows.iloc[0]
-    var = (0.0004 / 3 + 0.0008 / 2) + (0.0012 / 3 + 0.0 / 2)
-    assert x["gain_ci_high"] - x["mean_gain"] == pytest.approx(Z_95 * math.sqrt(var / 4))
+    x = board(rows, seed_design="independent").rows.iloc[0]
+    parts = np.array([0.0008 / 2, 0.0004 / 3, 0.0 / 2, 0.0012 / 3]) / 4  # the candidate's own variance, 1 df
+    df = parts.sum() ** 2 / (parts**2 / np.array([1, 2, 1, 2])).sum()
+    assert x["gain_ci_high"] - x["mean_gain"] == pytest.approx(t_quantile(df) * math.sqrt(parts.sum()))
 
 
 def test_identical_candidate_has_zero_gain_and_does_not_beat_the_base():
@@ -69,7 +72,7 @@ def test_missing_target_gives_no_mean_and_ranks_after_full_ones():
     lb = board(rows)
     partial = lb.rows.set_index("repo_id").loc["m/partial"]
     assert math.isnan(partial["mean_score"]) and math.isnan(partial["mean_gain"]) and partial["n_targets"] == 1
-    assert partial["gain:a"] == pytest.approx(0.27)  # per-target gains still shown
+    assert partial["gain:a"] == pytest.approx(0.29)  # per-target gains still shown (paired: vs base seed 0)
     assert list(lb.rows["repo_id"]) == ["m/full", "m/partial"]
 
 
@@ -126,7 +129,7 @@ def test_empty_scores_give_an_empty_leaderboard():
 
 def test_a_baseline_revision_keeps_the_bases_own_single_run_as_a_candidate():
     rows = rows_of(BASE_RUNS, revision="baseline") + rows_of({BASE: {"a": [0.9], "b": [0.9]}}, revision="row-7")
-    lb = board(rows, baseline_revision="baseline")
+    lb = board(rows, baseline_revision="baseline", seed_design="independent")  # as published boards are
     assert list(zip(lb.rows["repo_id"], lb.rows["revision"], strict=False)) == [(BASE, "row-7")]
     assert lb.baseline.iloc[0]["mean_score"] == pytest.approx(0.62)
     assert lb.rows.iloc[0]["mean_gain"] == pytest.approx(0.28)

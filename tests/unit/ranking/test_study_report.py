@@ -23,7 +23,16 @@ from ranking.study_report import (
     t_quantile,
 )
 from tests.helpers.boards import report_of
-from tests.helpers.study_store import BASE, BASE_SCORES, SEED_OFFSETS, build_study_store, repo_of, sha, target_scores
+from tests.helpers.study_store import (
+    BASE,
+    BASE_SCORES,
+    SEED_NOISE,
+    SEED_OFFSETS,
+    build_study_store,
+    repo_of,
+    sha,
+    target_scores,
+)
 
 TARGETS = sorted(BASE_SCORES)  # mrpc, rte, sick, sst2, trec
 SOURCES = ["mnli", *TARGETS]  # mnli is a source only; the others are also targets (a diagonal)
@@ -122,7 +131,8 @@ def test_correlations_equal_scipy_on_the_same_pairs(tmp_path):
 def test_guided_minus_standard_is_the_planted_shift(tmp_path):
     noise = [0.004, -0.003, 0.001, -0.002, 0.0]  # sums to 0: the mean difference is exactly the shift
     base_shift = {(t, seed): 0.02 + noise[(j + seed) % 5] for j, t in enumerate(TARGETS) for seed in range(3)}
-    cand_shift = {(t, 0): 0.02 + noise[j] for j, t in enumerate(TARGETS)}
+    # the standard run of seed 0 is the base's seed-0 run + the gain + its own noise (tests/helpers/study_store.py)
+    cand_shift = {(t, 0): SEED_OFFSETS[0] + SEED_NOISE[0] + 0.02 + noise[j] for j, t in enumerate(TARGETS)}
     base_runs = {t: BASE_SCORES[t] for t in TARGETS}
     cand = repo_of("sick")
     guided = target_scores(cand, {t: BASE_SCORES[t] + ADDITIVE["sick"][t] for t in TARGETS}, dropout="guided",
@@ -133,7 +143,7 @@ def test_guided_minus_standard_is_the_planted_shift(tmp_path):
                for s in target_scores(BASE, base_runs, seeds=(0, 1, 2), dropout="guided", shift=base_shift)]
     with_guided = report_of(build_study_store(tmp_path / "g.db", ADDITIVE, extra_scores=guided), BASE)
     d = with_guided.dropout
-    diffs = 100 * np.array(list(base_shift.values()) + list(cand_shift.values()))
+    diffs = 100 * np.array(list(base_shift.values()) + [0.02 + noise[j] for j in range(len(TARGETS))])
     assert (d.difference.n, d.n_models, d.n_targets) == (20, 2, 5)
     assert d.difference.mean == pytest.approx(2.0)
     expected = t_estimate(diffs)

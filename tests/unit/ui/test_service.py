@@ -18,7 +18,7 @@ def test_cached_until_the_store_changes_then_rebuilt_in_the_background(tmp_path)
     assert service.rendered(BASE, PROJECT_SOURCE, "csv") is service.rendered(BASE, PROJECT_SOURCE, "csv")
 
     store.add_scores([Score(repo_id="zed/new", revision=sha("zed/new"), scorer="intertraining",
-                            metric="target_score", target=t, value=0.99, config_hash="ft1", base_id=BASE)
+                            metric="target_score", target=t, seed=0, value=0.99, config_hash="ft1", base_id=BASE)
                       for t in ("sst2", "trec")])
     stale = service.board(BASE, PROJECT_SOURCE)
     assert stale is first  # served at once while the new one builds
