@@ -64,3 +64,6 @@ def metric(key: str) -> MetricSpec:
 
 # Hub metadata shown beside each candidate (data/boards.py reads it; ranking joins it onto the rows)
 METADATA_COLUMNS = ("downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag")
+
+# A failed fine-tuning run of seed s is rerun at s + RERUN_STRIDE, s + 2 * RERUN_STRIDE, ...: all are seed slot s
+RERUN_STRIDE = 1000

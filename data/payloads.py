@@ -70,6 +70,11 @@ class FinetuneRun(Payload):
     best_step: int | None = None
     train_examples: int | None = None
     dropout_rates: dict[str, float] | None = None  # the encoder's rates under dropout="guided"
+    test_classes: int | None = None  # distinct classes predicted on the test split
+    majority_rate: float | None = None  # the test split's majority-class rate
+    loss_start: float | None = None  # mean training loss of the first steps
+    loss_end: float | None = None  # and of the last
+    failure: tuple[str, ...] = ()  # why the run failed its checks (scoring/run_check.py); empty: a measurement
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -179,6 +179,7 @@ class Score:
     created_at: datetime | None = None
     extra: dict = field(default_factory=dict)
     base_id: str = ""  # the base whose leaderboard this score belongs to
+    status: str = "ok"  # "ok", or "failed": a run that failed a check (stored, shown, never averaged or ranked)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

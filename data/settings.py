@@ -7,7 +7,6 @@ override the environment through ``dataclasses.replace``.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import math
 import os
 from collections.abc import Mapping
@@ -132,9 +131,12 @@ def _path(env: Mapping[str, str], name: str) -> Path:
     return Path(env[name])
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def _log_level(env: Mapping[str, str], name: str) -> str:
     level = env[name].strip().upper()
-    known = [n for n, v in sorted(logging.getLevelNamesMapping().items(), key=lambda kv: kv[1]) if v]
+    known = LOG_LEVELS  # the standard ones: not whatever levels imported packages registered (ray adds TRACE)
     if level not in known:
         raise ValueError(f"{name} must be one of {', '.join(known)}, got {env[name]!r}")
     return level

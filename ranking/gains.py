@@ -5,7 +5,8 @@
   (c_{s,t} − b_{s,t}). The mean gain is the mean over targets of each target's mean paired difference (an
   identical candidate gains exactly 0); its interval is Student's t on the d_s of the seeds the candidate
   and the base both ran on every suite target, with n_s − 1 degrees of freedom — none below 2 such seeds.
-  Base seeds without a candidate partner do not enter that candidate's gain.
+  Base seeds without a candidate partner do not enter that candidate's gain. A failed run's rerun at
+  s + 1000 (data.metrics.RERUN_STRIDE) is paired on its own seed and counted in seed slot s.
 - **independent** (IBM's published runs: one candidate run against 20 base seeds, not coupled): gain =
   mean score − the base's mean; the variance adds the base's σ²_t/K_t and the candidate's own σ²/n (its
   sample variance with ≥ 2 runs on a target, else the base's σ²_t as one run's noise), and the interval
@@ -19,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from data.metrics import RERUN_STRIDE
 from ranking.stats import t_quantiles
 
 SeedDesign = Literal["paired", "independent"]
@@ -108,7 +110,7 @@ def _take(matrix: np.ndarray, cols: list[int]) -> np.ndarray:
 def _seed_means(model, column, seed, diff, n_models: int, in_suite: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """(models x seeds) d_s over the suite, NaN where a seed misses a suite target; and complete seeds per model."""
     suite_cols = np.asarray([c for c in in_suite if c >= 0], dtype=np.int64)
-    seeds, seed_code = np.unique(seed, return_inverse=True)
+    seeds, seed_code = np.unique(seed % RERUN_STRIDE, return_inverse=True)  # a rerun belongs to its seed slot
     if len(suite_cols) < len(in_suite) or not len(seeds):
         return np.full((n_models, 1), np.nan), np.zeros(n_models)
     use = np.isin(column, suite_cols)

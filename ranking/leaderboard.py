@@ -25,7 +25,8 @@ from data.metrics import METADATA_COLUMNS, METRICS
 from ranking import gains
 from ranking.gains import SeedDesign
 
-SCORE_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash")
+SCORE_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash", "status")
+OK = "ok"  # a score's status; any other ("failed") is counted in failed_runs and never enters a mean
 TARGET_METRIC = "target_score"
 Z_95 = 1.959963984540054
 SUMMARY_METRICS = ("probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
@@ -63,7 +64,12 @@ def scores_frame(rows) -> pd.DataFrame:
     with those columns) -> a typed frame."""
     if len(rows) == 0:
         return empty_scores()
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS))
+    if isinstance(rows, pd.DataFrame):
+        frame = rows
+    else:  # records with every SCORE_COLUMNS field, or plain tuples without the trailing status
+        frame = pd.DataFrame.from_records(rows, columns=list(SCORE_COLUMNS[:len(rows[0])]))
+    if "status" not in frame:
+        frame = frame.assign(status=OK)
     return typed_scores(frame.reindex(columns=list(SCORE_COLUMNS)))
 
 
@@ -110,13 +116,20 @@ def build_leaderboard(
     chosen = dict(config_hashes) if config_hashes else codes.widest_protocols()
     base_rows, cand_rows = _base_and_candidate_rows(codes, codes.protocol_mask(chosen), {base_id, *base_aliases},
                                                     baseline_revision, metadata)
+    failed_base = base_rows & ~codes.ok & (codes.metric == codes.metric_code(TARGET_METRIC))
+    base_all, base_rows = base_rows, base_rows & codes.ok
     base_stats = codes.base_stats(base_rows)
-    model_codes, repos, revisions = codes.models(cand_rows)
+    model_codes, repos, revisions = codes.models(cand_rows)  # every candidate, even one whose runs all failed
+    model_of_row = np.full(len(codes.value), -1, dtype=np.int64)
+    model_of_row[cand_rows] = model_codes
+    failed = cand_rows & ~codes.ok & (codes.metric == codes.metric_code(TARGET_METRIC))
+    cand_rows = cand_rows & codes.ok
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
-    suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_codes, base_stats, seed_design)
+    suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_of_row, base_stats, seed_design)
+    columns["failed_runs"] = np.bincount(model_of_row[failed], minlength=len(repos)).astype(np.int64)
     for metric_key in SUMMARY_METRICS:
         rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
-        m, _, _ = _cell_stats(model_codes[rows_of_metric[cand_rows]], np.zeros(int(rows_of_metric.sum()), np.int64),
+        m, _, _ = _cell_stats(model_of_row[rows_of_metric], np.zeros(int(rows_of_metric.sum()), np.int64),
                               codes.value[rows_of_metric], len(repos), 1)
         columns[metric_key] = m[:, 0]
 
@@ -124,8 +137,10 @@ def build_leaderboard(
     if metadata is not None and not rows.empty:
         rows = rows.join(metadata.reindex(columns=list(METADATA_COLUMNS)), on="repo_id")
     rows = _rank(rows, sort_by)
-    base_scores = scores[base_rows] if base_rows.any() else scores.iloc[:0]
+    base_scores = scores[base_all] if base_all.any() else scores.iloc[:0]  # its failed runs too: counted
     baseline = _baseline(base_id, base_scores, base_stats, suite, rows.columns)
+    if not baseline.empty:
+        baseline["failed_runs"] = int(failed_base.sum())
     return Leaderboard(base_id=base_id, source=source, rows=rows, baseline=baseline, suite=suite,
                        config_hashes=chosen, seed_design=seed_design)
 
@@ -144,7 +159,7 @@ def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[st
 
 
 def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tuple[np.ndarray, np.ndarray],
-                        model_codes: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign
+                        model_of_row: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign
                         ) -> tuple[str, ...]:
     """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base and n_seeds (under
     the seed design, ranking/gains.py); returns the suite."""
@@ -155,7 +170,7 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     target_names = [codes.targets[i] for i in used]
     column_of = np.full(len(codes.targets) + 1, -1, dtype=np.int64)
     column_of[used] = np.arange(len(used))
-    cand_model, cand_column = model_codes[target_rows[cand_rows]], column_of[codes.target[target_rows]]
+    cand_model, cand_column = model_of_row[target_rows], column_of[codes.target[target_rows]]
     mean, var, count = _cell_stats(cand_model, cand_column, codes.value[target_rows], n_models, len(target_names))
     suite = tuple(sorted(base_stats.index)) if len(base_stats) else tuple(sorted(target_names))
     in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
@@ -195,6 +210,7 @@ class _Codes:
         self.hash, self.hashes = _factorize(scores["config_hash"])
         self.value = scores["value"].to_numpy(dtype=np.float64)
         self.seed = scores["seed"].to_numpy(dtype=np.int64)
+        self.ok = scores["status"].to_numpy(dtype=object) == OK if "status" in scores else np.ones(len(scores), bool)
 
     def widest_protocols(self) -> dict[str, str]:
         """For each scorer, the config hash that covers the most models (ties: the smallest hash)."""
@@ -310,7 +326,7 @@ def _baseline(base_id: str, base_scores: pd.DataFrame, base_stats: pd.DataFrame,
     if suite and len(base_stats):
         row["mean_score"] = base_stats["mean"].reindex(list(suite)).mean()
         row["mean_gain"] = 0.0
-    others = base_scores[base_scores["metric"].isin(SUMMARY_METRICS)]
+    others = base_scores[base_scores["metric"].isin(SUMMARY_METRICS) & (base_scores["status"] == OK)]
     for metric_key, value in others.groupby("metric")["value"].mean().items():
         row[metric_key] = value
     return pd.DataFrame([row]).reindex(columns=columns).astype({"rank": "int64"})

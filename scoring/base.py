@@ -30,6 +30,8 @@ class ScoringJob:
 
 # has_score(repo_id, revision, scorer, metric, target, seed, config_hash) -> already stored?
 HasScore = Callable[[str, str, str, str, str, int, str], bool]
+# score_status(the same key) -> "ok" / "failed" when stored, None when not
+ScoreStatus = Callable[[str, str, str, str, str, int, str], "str | None"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +40,17 @@ class ScoringContext:
     verbose: bool = False
     cache_dir: Path | None = None
     has_score: HasScore = lambda *args: False  # noqa: E731 (a default that knows nothing)
+    score_status: ScoreStatus = lambda *args: None  # noqa: E731
+
+    @classmethod
+    def for_store(cls, store, **options) -> ScoringContext:
+        """A context whose ``has_score`` and ``score_status`` read ``store`` (a data.store.Store)."""
+        return cls(has_score=store.has_score, score_status=store.score_status, **options)
+
+    @classmethod
+    def for_known(cls, known: dict, **options) -> ScoringContext:
+        """A context answering from ``known``: score key -> status (a Ray task cannot read the store)."""
+        return cls(has_score=lambda *key: key in known, score_status=lambda *key: known.get(key), **options)
 
 
 class Scorer(Protocol):

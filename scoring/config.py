@@ -111,6 +111,7 @@ class IntertrainingConfig:
     suite: str = "quick"
     base_seeds: int = 3  # the model-recycling site used 20
     candidate_seeds: int = 1
+    max_reruns: int = 2  # a failed run (scoring/run_check.py) is rerun with seed + RERUN_STRIDE, at most this often
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,7 +187,7 @@ class FreeEnergyConfig:
 
 
 # Fields that say which replicate a run is, not what it measures: never part of a protocol.
-REPLICATE_FIELDS = frozenset({"seed", "base_seeds", "candidate_seeds"})
+REPLICATE_FIELDS = frozenset({"seed", "base_seeds", "candidate_seeds", "max_reruns"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ Everything is seeded by ``cfg.seed``: a candidate identical to its base has an i
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import logging
@@ -50,6 +51,20 @@ class FinetuneResult:
     examples_per_s: float  # training throughput, evaluation excluded
     history: tuple[tuple[int, float, float], ...]  # (step, mean train loss since last eval, eval score)
     dropout_rates: dict[str, float] | None = None  # the encoder's rates under dropout="guided"
+    test_classes: int = 0  # distinct classes (distinct values for a regression) predicted on the test split
+    majority_rate: float = math.nan  # share of the test split's most frequent label (NaN for a regression)
+    loss_start: float = math.nan  # mean training loss of the first steps (up to LOSS_WINDOW)
+    loss_end: float = math.nan  # and of the last ones
+
+
+LOSS_WINDOW = 10  # steps averaged for loss_start and loss_end
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    score: float
+    classes: int  # distinct predictions
+    majority_rate: float  # share of the most frequent label; NaN for a regression
 
 
 class Batch(NamedTuple):
@@ -211,9 +226,14 @@ def train_step(model, optimizer, micro_batches: Sequence[Batch], cfg: FinetuneCo
     return step_loss
 
 
-@torch.inference_mode()
 def evaluate(model, batches: Sequence[Batch], metric: str) -> float:
     """Accuracy, or Spearman correlation for a regression model (``metric="spearman"``), over ``batches``."""
+    return evaluate_detail(model, batches, metric).score
+
+
+@torch.inference_mode()
+def evaluate_detail(model, batches: Sequence[Batch], metric: str) -> Evaluation:
+    """The score, how many distinct predictions the model made, and the majority-class rate of the labels."""
     if metric not in ("accuracy", "spearman"):
         raise ValueError(f"unknown metric {metric!r}")
     was_training = model.training
@@ -227,9 +247,11 @@ def evaluate(model, batches: Sequence[Batch], metric: str) -> float:
         labels.append(batch.labels)
     model.train(was_training)
     predictions, targets = torch.cat(predictions).cpu(), torch.cat(labels).cpu()
+    classes = int(torch.unique(predictions).numel())
     if metric == "spearman":
-        return spearman(predictions, targets)
-    return (predictions == targets).double().mean().item()
+        return Evaluation(spearman(predictions, targets), classes, math.nan)
+    majority = torch.unique(targets, return_counts=True)[1].max().item() / len(targets)
+    return Evaluation((predictions == targets).double().mean().item(), classes, majority)
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -291,15 +313,21 @@ def train_classifier(model, tokenizer, target: TargetData, cfg: FinetuneConfig, 
         if loop.best_step != loop.step:
             model.load_state_dict(loop.best_state)
         with _autocast(device, cfg):
-            test_score = evaluate(model, eval_batches(test_data, 2 * cfg.micro_batch_size), target.metric)
+            test = evaluate_detail(model, eval_batches(test_data, 2 * cfg.micro_batch_size), target.metric)
+    test_score = test.score
     examples_per_s = loop.examples_seen / max(loop.train_s, 1e-9)
     logger.info("target %s: test %s %.4f (best step %d of %d, %.0f examples/s)", target.name, target.metric,
                 test_score, loop.best_step, loop.step, examples_per_s)
     return FinetuneResult(
         eval_score=loop.best_score, test_score=test_score, best_step=loop.best_step, steps=loop.step,
         examples_seen=loop.examples_seen, train_examples=len(train.labels), duration_s=time.perf_counter() - start,
-        examples_per_s=examples_per_s, history=tuple(loop.history),
+        examples_per_s=examples_per_s, history=tuple(loop.history), test_classes=test.classes,
+        majority_rate=test.majority_rate, loss_start=_mean(loop.first_losses), loss_end=_mean(loop.last_losses),
     )
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values) if values else math.nan
 
 
 class _TrainLoop:
@@ -315,6 +343,8 @@ class _TrainLoop:
         self.best_score, self.best_state, self.next_eval = -math.inf, None, cfg.eval_every_examples
         self.pending: list[torch.Tensor] = []  # step losses not yet copied to the host
         self.window: list[float] = []  # step losses since the last evaluation
+        self.first_losses: list[float] = []  # the first LOSS_WINDOW step losses
+        self.last_losses: collections.deque[float] = collections.deque(maxlen=LOSS_WINDOW)
         self.history: list[tuple[int, float, float]] = []
         self.eval_s = self.train_s = 0.0
 
@@ -339,7 +369,10 @@ class _TrainLoop:
 
     def _log_losses(self, lr: float, progress: tqdm) -> None:
         """Copy the pending losses to the host (raising on a non-finite one) and log the latest."""
-        self.window += _check_finite(self.pending, self.step, self.target.name)
+        values = _check_finite(self.pending, self.step, self.target.name)
+        self.window += values
+        self.first_losses += values[:LOSS_WINDOW - len(self.first_losses)]
+        self.last_losses.extend(values)
         self.pending.clear()
         logger.info("target %s: step %d/%d loss %.4f lr %.2e elapsed %.1fs", self.target.name, self.step,
                     self.total_steps, self.window[-1], lr, time.perf_counter() - self.start)

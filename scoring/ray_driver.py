@@ -39,7 +39,7 @@ def run_task(job: Job, base: BaseModel, settings: Settings, device: str, known: 
     scoring_job = ScoringJob(repo_id=job.repo_id, revision=job.revision,
                              model_dir=snapshot(ModelRef(job.repo_id, job.revision)), base_id=base.repo_id,
                              base_revision=base.sha, base_dir=snapshot(ModelRef(base.repo_id, base.sha)))
-    ctx = ScoringContext(device=device, cache_dir=Path(settings.cache_dir), has_score=lambda *key: key in known)
+    ctx = ScoringContext.for_known(known, device=device, cache_dir=Path(settings.cache_dir))
     return make(job.scorer).score(scoring_job, ctx)
 
 
@@ -70,8 +70,8 @@ class RayDriver:
         base = self.store.get_base(job.base_id) if job.base_id else None
         if base is None:
             raise LeaderboardError(f"job {job.id}: base {job.base_id!r} is not in the store")
-        known = frozenset((s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, s.config_hash)
-                          for s in self.store.scores(repo_id=base.repo_id))
+        known = {(s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, s.config_hash): s.status
+                 for s in self.store.scores(repo_id=base.repo_id)}
         options = {"num_gpus": self.num_gpus, "num_cpus": 1, "max_retries": 0}
         return self._task.options(**options).remote(job, base, self.settings, self.device, known,
                                                     self.scorer_factory, self.local_root)

@@ -257,8 +257,7 @@ def _guided_dropout(cfg: StudyConfig, store: Store, client, cache_dir: Path, loc
     if cfg.guided_models < 1:
         return
     scorer = registry.build("intertraining", Settings(), config=cfg.intertraining(guided=True), local_root=local_root)
-    ctx = ScoringContext(device=device, verbose=verbose, cache_dir=cache_dir,
-                         has_score=lambda *key: store.has_score(*key))
+    ctx = ScoringContext.for_store(store, device=device, verbose=verbose, cache_dir=cache_dir)
     for repo_id, sha in best_candidates(store, cfg.base_id, cfg.guided_models):
         store.add_scores(scorer.score(model_job(store, cfg.base_id, repo_id, sha, client.snapshot), ctx))
 

@@ -199,6 +199,6 @@ class Worker:
         if job.scorer not in self._scorers:
             self._scorers[job.scorer] = self.make_scorer(job.scorer)
         scorer = self._scorers[job.scorer]
-        ctx = ScoringContext(device=self.device, verbose=self.verbose, cache_dir=Path(self.settings.cache_dir),
-                             has_score=lambda *key: self.store.has_score(*key))
+        ctx = ScoringContext.for_store(self.store, device=self.device, verbose=self.verbose,
+                                       cache_dir=Path(self.settings.cache_dir))
         return scorer.score(scoring_job(self.store, job, self.snapshot), ctx)

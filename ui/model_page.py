@@ -47,6 +47,7 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         ("beats the base beyond seed noise", "yes" if _is_true(row.get("beats_base")) else "no"),
         ("mean score", format_value(row.get("mean_score"), "pct")),
         ("suite targets scored", f"{_int(row.get('n_targets'))} of {len(board.suite)}"),
+        ("failed runs (stored, never averaged)", _int(row.get("failed_runs"))),
         ("probe accuracy", format_value(row.get("probe_accuracy"), "pct")),
         ("free energy", format_value(row.get("free_energy"), "num")),
         ("downloads", format_value(row.get("downloads"), "int")),
@@ -111,7 +112,8 @@ def guided_dropout_rates(store: Store, repo_id: str, revision: str) -> pd.DataFr
     """The guided-dropout rates (from Fisher scores) used when this revision was fine-tuned with
     dropout="guided", highest rate first; empty when it never was."""
     for s in store.scores(repo_id=repo_id, scorer="intertraining"):
-        rates = _payload(s, FinetuneRun).dropout_rates if s.revision == revision else None
+        run = _payload(s, FinetuneRun) if s.revision == revision else None  # a published run has none
+        rates = run.dropout_rates if run is not None else None
         if rates:
             ordered = sorted(rates, key=lambda k: (-rates[k], k))
             return pd.DataFrame({"dropout module": ordered, "rate": [round(rates[k], 4) for k in ordered]})

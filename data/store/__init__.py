@@ -142,11 +142,11 @@ class Store(JobQueue, RateEvents, Database):
     @staticmethod
     def _insert_scores(conn, scores: Sequence[Score], now: datetime, *, on_conflict: str = "REPLACE") -> int:
         return conn.executemany(
-            f"INSERT OR {on_conflict} INTO scores ({SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR {on_conflict} INTO scores ({SCORE_COLUMNS}) VALUES ({', '.join('?' * 15)})",
             [
                 (s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, float(s.value), s.config_hash,
                  s.config_json, s.source, s.duration_s, json.dumps(s.extra, sort_keys=True),
-                 ts(s.created_at or now), s.base_id)
+                 ts(s.created_at or now), s.base_id, s.status)
                 for s in scores
             ],
         ).rowcount
@@ -225,12 +225,18 @@ class Store(JobQueue, RateEvents, Database):
     def has_score(self, repo_id: str, revision: str, scorer: str, metric: str, target: str, seed: int,
                   config_hash: str, source: str = "project") -> bool:
         """Is this exact score already stored? (Scorers skip runs they would only repeat.)"""
+        return self.score_status(repo_id, revision, scorer, metric, target, seed, config_hash, source) is not None
+
+    def score_status(self, repo_id: str, revision: str, scorer: str, metric: str, target: str, seed: int,
+                     config_hash: str, source: str = "project") -> str | None:
+        """The status of this exact stored score ("ok", "failed"); None when it is not stored."""
         with self._connect() as conn:
-            return conn.execute(
-                "SELECT 1 FROM scores WHERE source = ? AND repo_id = ? AND revision = ? AND scorer = ? AND metric = ? "
-                "AND target = ? AND seed = ? AND config_hash = ? LIMIT 1",
+            row = conn.execute(
+                "SELECT status FROM scores WHERE source = ? AND repo_id = ? AND revision = ? AND scorer = ? "
+                "AND metric = ? AND target = ? AND seed = ? AND config_hash = ? LIMIT 1",
                 (source, repo_id, revision, scorer, metric, target, seed, config_hash),
-            ).fetchone() is not None
+            ).fetchone()
+        return None if row is None else row["status"]
 
     def score_rows(self, *, base_id: str, source: str) -> list[ScoreRow]:
         """The scores of one leaderboard as named records (``ScoreRow``: what a leaderboard is built from)."""

@@ -117,4 +117,5 @@ def score_of(row: sqlite3.Row) -> Score:
         extra=json.loads(row["extra"]),
         created_at=dt(row["created_at"]),
         base_id=row["base_id"],
+        status=row["status"],
     )

@@ -109,6 +109,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX submission_events_by_submitter ON submission_events(submitter, kind, at);
     """,
+    # 6: a score's status: 'failed' for a run that failed a check (one class predicted, no better than the
+    # majority class, training loss not falling): stored and counted, never averaged or ranked
+    """
+    ALTER TABLE scores ADD COLUMN status TEXT NOT NULL DEFAULT 'ok';
+    """,
 )
 
 CANDIDATE_COLUMNS = (
@@ -121,7 +126,7 @@ JOB_COLUMNS = (
 )
 SCORE_COLUMNS = (
     "repo_id, revision, scorer, metric, target, seed, value, config_hash, config_json, source, "
-    "duration_s, extra, created_at, base_id"
+    "duration_s, extra, created_at, base_id, status"
 )
 class ScoreRow(NamedTuple):
     """The columns of a score a leaderboard is built from (``Store.score_rows``)."""
@@ -134,6 +139,7 @@ class ScoreRow(NamedTuple):
     seed: int
     value: float
     config_hash: str
+    status: str
 
 
 SCORE_FRAME_COLUMNS = ScoreRow._fields

@@ -52,8 +52,8 @@ def scoring_context(args: argparse.Namespace, settings: Settings, store: Store):
     """Device and verbosity from the command line; runs already in ``store`` are reused."""
     from scoring.base import ScoringContext
 
-    return ScoringContext(device=args.device, verbose=not args.quiet, cache_dir=Path(settings.cache_dir),
-                          has_score=lambda *key: store.has_score(*key))
+    return ScoringContext.for_store(store, device=args.device, verbose=not args.quiet,
+                                    cache_dir=Path(settings.cache_dir))
 
 
 def probe_gain_line(store: Store, base_id: str) -> str:

@@ -23,3 +23,21 @@ def test_no_ranked_models_no_top_model():
     only_base = Leaderboard(base_id=BASE, source=PROJECT_SOURCE, rows=pd.DataFrame(columns=["rank", "repo_id"]),
                             baseline=pd.DataFrame({"rank": [0], "repo_id": [BASE]}), suite=())
     assert top_model(only_base) is None and top_model(None) is None
+
+
+def test_a_published_models_page_reads_its_payloads_without_guided_rates_or_curves(tmp_path):
+    """Published 2023 runs carry a PublishedRow payload, not a FinetuneRun: the page must still open (a
+    browser test once saw 'Error' there)."""
+    from data.metrics import PUBLISHED_SOURCE
+    from data.records import Score
+    from data.store import Store
+    from ui.model_page import free_energy_details, guided_dropout_rates, sample_efficiency_points
+
+    store = Store(tmp_path / "pub.db")
+    store.add_scores([Score(repo_id="ibm/x", revision="published-row-1", scorer="intertraining", metric="target_score",
+                            target="sst2", seed=0, value=0.9, config_hash="p", source=PUBLISHED_SOURCE,
+                            base_id="FacebookAI/roberta-base", extra={"num_params": 5, "last_modified": None,
+                                                                     "model_type": "roberta"})])
+    assert guided_dropout_rates(store, "ibm/x", "published-row-1").empty
+    assert sample_efficiency_points(store, "ibm/x", "FacebookAI/roberta-base").empty
+    assert free_energy_details(store, "ibm/x", "published-row-1")[0].startswith("No free-energy score")
