@@ -18,6 +18,7 @@ from data.published import BASELINE_REVISION
 from data.records import Candidate, CandidateStatus, Score
 from data.selection import aliases_of, canonical_id
 from data.store import ScoreRow, Store
+from data.targets import PUBLISHED_SUITE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +33,7 @@ class BoardData:
     metadata: pd.DataFrame | None
     baseline_revision: str | None
     seed_design: str  # "paired": the project's runs share seeds with the base's; "independent": published runs
+    seen: dict[str, frozenset[str]]  # repo_id -> the targets its model card says it was trained on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,10 +62,13 @@ def read_board(store: Store, base_id: str, source: str = PROJECT_SOURCE) -> Boar
     else:
         metadata = candidate_metadata(store, canonical) if base else None
     rows = store.score_rows(base_id=canonical, source=source)
+    targets = {r.target for r in rows if r.metric == "target_score"}
+    seen = {c.repo_id: trained_targets(c.tags, targets) for c in store.candidates(canonical)} if base else {}
     return BoardData(base_id=canonical, source=source, aliases=tuple(base.aliases if base else aliases_of(canonical)),
                      scores=pd.DataFrame.from_records(rows, columns=list(ScoreRow._fields)),
                      metadata=metadata, baseline_revision=BASELINE_REVISION if source == PUBLISHED_SOURCE else None,
-                     seed_design="independent" if source == PUBLISHED_SOURCE else "paired")
+                     seed_design="independent" if source == PUBLISHED_SOURCE else "paired",
+                     seen={repo: names for repo, names in seen.items() if names})
 
 
 def read_study(store: Store, base_id: str) -> StudyData:
@@ -108,3 +113,18 @@ def published_metadata(store: Store, base_id: str) -> pd.DataFrame:
     frame = pd.DataFrame(list(seen.values()), columns=["num_params", "last_modified"],
                          index=pd.Index(list(seen), name="repo_id"))
     return frame.reindex(columns=list(METADATA_COLUMNS))
+
+
+def trained_targets(tags: Sequence[str], targets: set[str]) -> frozenset[str]:
+    """The targets a model was trained on, by its card's ``datasets:`` metadata (the Hub's ``dataset:X`` tags):
+    a tag naming the target (``sst2``, ``stanfordnlp/sst2``), or the Hub dataset a target lives in
+    (``nyu-mll/glue`` names every GLUE target: which of its tasks was used is unknown, so all are flagged)."""
+    named = {t[len("dataset:"):].lower() for t in tags if t.lower().startswith("dataset:")}
+    if not named:
+        return frozenset()
+    seen = {t for t in targets if t.lower() in named or t.lower() in {n.rsplit("/", 1)[-1] for n in named}}
+    for spec in PUBLISHED_SUITE:
+        hub = spec.hub_id.lower()
+        if spec.name in targets and hub and (hub in named or hub.rsplit("/", 1)[-1] in named):
+            seen.add(spec.name)
+    return frozenset(seen)

@@ -52,6 +52,9 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="n_seeds", label="seeds", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Seeds the interval rests on: paired seeds complete on the suite (project runs), or the "
                        "fewest runs on a suite target (published)."),
+    Column(key="n_seen", label="trained on", group=OVERVIEW, higher_is_better=None, fmt="int",
+           description="Suite targets the model was trained on (its card's datasets): left out of its mean gain "
+                       "unless 'include the targets a model was trained on' is ticked."),
     Column(key="failed_runs", label="failed runs", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Fine-tuning runs that failed a check (one class predicted, no better than the majority "
                        "class, training loss not falling): stored and counted, never in a mean."),

@@ -1,7 +1,8 @@
 """Exports of a leaderboard: CSV, JSON and Parquet with stable column names and natural units.
 
 Columns (README documents them): base_id, source, rank (0 = the base's own row), repo_id, revision,
-mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, failed_runs, probe_accuracy,
+mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, n_seen, failed_runs,
+probe_accuracy,
 free_energy, llc_mean, llc_std, init_loss, labels_saved, downloads, likes, license, num_params, last_modified,
 pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target, sorted.
 Scores and gains are fractions (0.0123 = 1.23 points); missing values are empty (CSV) or null.
@@ -24,7 +25,7 @@ from ranking.leaderboard import Leaderboard
 FORMATS = ("csv", "json", "parquet")
 LEADING = (
     "base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high", "beats_base",
-    "mean_score", "n_targets", "n_seeds", "failed_runs",
+    "mean_score", "n_targets", "n_seeds", "n_seen", "failed_runs",
     "probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss",
     "labels_saved",
     "downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline",
@@ -59,6 +60,7 @@ def to_json(board: Leaderboard, frame: pd.DataFrame) -> bytes:
         "suite": list(board.suite),
         "config_hashes": dict(board.config_hashes),
         "seed_design": board.seed_design,
+        "include_seen": board.include_seen,
         "columns": list(frame.columns),
     }
     rows = frame.to_json(orient="records", double_precision=15)

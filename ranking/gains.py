@@ -36,43 +36,68 @@ class Gains:
 
 
 def paired(cand: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], base: tuple[np.ndarray, np.ndarray,
-           np.ndarray], n_models: int, n_targets: int, in_suite: list[int]) -> Gains:
+           np.ndarray], n_models: int, n_targets: int, in_suite: list[int], seen: np.ndarray | None = None) -> Gains:
     """``cand``: (model, target column, seed, value) per candidate run; ``base``: (target column, seed, value)
-    per base run; ``in_suite``: the target column of each suite target (-1: no candidate has it)."""
+    per base run; ``in_suite``: the target column of each suite target (-1: no candidate has it); ``seen``:
+    models x target columns, True where the model was trained on the target (left out of its mean gain)."""
     model, column, seed, value = cand
     diff = value - _base_run(base, column, seed, n_targets)
     ok = np.isfinite(diff)
     per_target = _cell_mean(model[ok], column[ok], diff[ok], n_models, n_targets)
-    suite_gain = _take(per_target, in_suite)
-    mean = suite_gain.mean(axis=1) if in_suite else np.full(n_models, np.nan)
-    d, n = _seed_means(model[ok], column[ok], seed[ok], diff[ok], n_models, in_suite)
+    counted = _counted(seen, in_suite, n_models)
+    mean = _masked_mean(_take(per_target, in_suite), counted)
+    if seen is not None:
+        ok &= ~seen[model, column]
+    d, n = _seed_means(model[ok], column[ok], seed[ok], diff[ok], n_models, in_suite, counted.sum(axis=1))
     low, high = _t_interval(mean, d, n)
     return Gains(per_target=per_target, mean=mean, low=low, high=high, n_seeds=n)
 
 
 def independent(cand_mean: np.ndarray, cand_var: np.ndarray, cand_n: np.ndarray, base_mean: np.ndarray,
-                base_var: np.ndarray, base_n: np.ndarray, in_suite: list[int]) -> Gains:
-    """``cand_*``: models x targets cells; ``base_*``: per target column (NaN/0 where the base has none)."""
+                base_var: np.ndarray, base_n: np.ndarray, in_suite: list[int], seen: np.ndarray | None = None
+                ) -> Gains:
+    """``cand_*``: models x targets cells; ``base_*``: per target column (NaN/0 where the base has none);
+    ``seen`` as for ``paired``."""
     per_target = cand_mean - base_mean[None, :]
     n_models = len(cand_mean)
     nothing = np.full(n_models, np.nan)
     if not in_suite or min(in_suite) < 0:
         return Gains(per_target, nothing, nothing, nothing.copy(), np.zeros(n_models))
     cols = np.asarray(in_suite)
-    mean = per_target[:, cols].mean(axis=1)
-    n_t = len(cols)
+    counted = _counted(seen, in_suite, n_models)
+    mean = _masked_mean(per_target[:, cols], counted)
+    n_t = counted.sum(axis=1, keepdims=True)
     bv, bn = base_var[cols], base_n[cols]
-    if (bn < 2).any() or not np.isfinite(bv).all():
-        return Gains(per_target, mean, nothing, nothing.copy(), cand_n[:, cols].min(axis=1))
     cn = cand_n[:, cols]
+    fewest = np.where(counted, cn, np.inf).min(axis=1)
+    if (bn < 2).any() or not np.isfinite(bv).all():
+        return Gains(per_target, mean, nothing, nothing.copy(), np.where(np.isfinite(fewest), fewest, 0))
     cv = np.where(cn >= 2, cand_var[:, cols], bv[None, :])
     cv_df = np.where(cn >= 2, cn - 1, bn[None, :] - 1)  # degrees of freedom of each variance estimate
     with np.errstate(invalid="ignore", divide="ignore"):
-        parts_c, parts_b = cv / cn / n_t**2, bv[None, :] / bn[None, :] / n_t**2
+        parts_c = np.where(counted, cv / cn, 0.0) / n_t**2
+        parts_b = np.where(counted, bv[None, :] / bn[None, :], 0.0) / n_t**2
         var = (parts_c + parts_b).sum(axis=1)
         df = var**2 / ((parts_c**2 / cv_df) + (parts_b**2 / (bn[None, :] - 1))).sum(axis=1)
         half = t_quantiles(df) * np.sqrt(var)
-    return Gains(per_target, mean, mean - half, mean + half, cn.min(axis=1))
+    return Gains(per_target, mean, mean - half, mean + half, np.where(np.isfinite(fewest), fewest, 0))
+
+
+def _counted(seen: np.ndarray | None, in_suite: list[int], n_models: int) -> np.ndarray:
+    """models x suite targets: True where the target enters the model's mean gain (not trained on)."""
+    if seen is None:
+        return np.ones((n_models, len(in_suite)), dtype=bool)
+    return ~np.column_stack([seen[:, c] if c >= 0 else np.zeros(n_models, bool) for c in in_suite]) \
+        if in_suite else np.ones((n_models, 0), dtype=bool)
+
+
+def _masked_mean(cells: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Mean of the counted cells per row; NaN when one of them is missing or none is counted."""
+    n = counted.sum(axis=1)
+    complete = ~(counted & ~np.isfinite(cells)).any(axis=1) & (n > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counted, np.nan_to_num(cells), 0.0).sum(axis=1) / n
+    return np.where(complete, mean, np.nan)
 
 
 def _base_run(base, column, seed, n_targets: int) -> np.ndarray:
@@ -107,8 +132,10 @@ def _take(matrix: np.ndarray, cols: list[int]) -> np.ndarray:
     return out
 
 
-def _seed_means(model, column, seed, diff, n_models: int, in_suite: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(models x seeds) d_s over the suite, NaN where a seed misses a suite target; and complete seeds per model."""
+def _seed_means(model, column, seed, diff, n_models: int, in_suite: list[int], need: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(models x seeds) d_s over the model's counted suite targets (``need`` of them), NaN where a seed misses
+    one; and the complete seeds per model."""
     suite_cols = np.asarray([c for c in in_suite if c >= 0], dtype=np.int64)
     seeds, seed_code = np.unique(seed % RERUN_STRIDE, return_inverse=True)  # a rerun belongs to its seed slot
     if len(suite_cols) < len(in_suite) or not len(seeds):
@@ -118,7 +145,8 @@ def _seed_means(model, column, seed, diff, n_models: int, in_suite: list[int]) -
     size = n_models * len(seeds)
     count = np.bincount(cell, minlength=size).reshape(n_models, len(seeds))
     sums = np.bincount(cell, weights=diff[use], minlength=size).reshape(n_models, len(seeds))
-    d = np.where(count == len(suite_cols), sums / len(suite_cols), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.where((count == need[:, None]) & (need[:, None] > 0), sums / need[:, None], np.nan)
     return d, np.isfinite(d).sum(axis=1).astype(np.float64)
 
 

@@ -15,7 +15,7 @@ Rules (the README documents them for users):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +43,7 @@ class Leaderboard:
     suite: tuple[str, ...]  # targets every full score needs
     config_hashes: Mapping[str, str] = field(default_factory=dict)  # scorer -> protocol used
     seed_design: str = "paired"  # how gains and intervals pair the runs (ranking/gains.py)
+    include_seen: bool = False  # True: a model's mean gain includes the targets it was trained on
 
     def to_frame(self) -> pd.DataFrame:
         """Baseline first, then the ranked candidates."""
@@ -73,13 +74,14 @@ def scores_frame(rows) -> pd.DataFrame:
     return typed_scores(frame.reindex(columns=list(SCORE_COLUMNS)))
 
 
-def leaderboard_from(data, *, sort_by: str = "mean_gain", config_hashes: Mapping[str, str] | None = None
-                     ) -> Leaderboard:
+def leaderboard_from(data, *, sort_by: str = "mean_gain", config_hashes: Mapping[str, str] | None = None,
+                     include_seen: bool = False) -> Leaderboard:
     """The leaderboard of a ``data.boards.BoardData`` (read by the service layer; any object with its fields)."""
     return build_leaderboard(scores_frame(data.scores), base_id=data.base_id, source=data.source,
                              base_aliases=data.aliases, metadata=data.metadata, config_hashes=config_hashes,
                              sort_by=sort_by, baseline_revision=data.baseline_revision,
-                             seed_design=getattr(data, "seed_design", "paired"))
+                             seed_design=getattr(data, "seed_design", "paired"), seen=getattr(data, "seen", None),
+                             include_seen=include_seen)
 
 
 def typed_scores(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,6 +105,8 @@ def build_leaderboard(
     sort_by: str = "mean_gain",
     baseline_revision: str | None = None,
     seed_design: SeedDesign = "paired",
+    seen: Mapping[str, Collection[str]] | None = None,
+    include_seen: bool = False,
 ) -> Leaderboard:
     """Rank the candidates of ``base_id`` from one source's scores (a frame with SCORE_COLUMNS).
 
@@ -125,7 +129,9 @@ def build_leaderboard(
     failed = cand_rows & ~codes.ok & (codes.metric == codes.metric_code(TARGET_METRIC))
     cand_rows = cand_rows & codes.ok
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
-    suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_of_row, base_stats, seed_design)
+    trained_on = None if include_seen else (seen or {})
+    suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_of_row, base_stats, seed_design,
+                                trained_on)
     columns["failed_runs"] = np.bincount(model_of_row[failed], minlength=len(repos)).astype(np.int64)
     for metric_key in SUMMARY_METRICS:
         rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
@@ -140,9 +146,9 @@ def build_leaderboard(
     base_scores = scores[base_all] if base_all.any() else scores.iloc[:0]  # its failed runs too: counted
     baseline = _baseline(base_id, base_scores, base_stats, suite, rows.columns)
     if not baseline.empty:
-        baseline["failed_runs"] = int(failed_base.sum())
+        baseline["failed_runs"], baseline["n_seen"] = int(failed_base.sum()), 0
     return Leaderboard(base_id=base_id, source=source, rows=rows, baseline=baseline, suite=suite,
-                       config_hashes=chosen, seed_design=seed_design)
+                       config_hashes=chosen, seed_design=seed_design, include_seen=include_seen)
 
 
 def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[str], baseline_revision: str | None,
@@ -159,8 +165,8 @@ def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[st
 
 
 def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tuple[np.ndarray, np.ndarray],
-                        model_of_row: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign
-                        ) -> tuple[str, ...]:
+                        model_of_row: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign,
+                        trained_on: Mapping[str, Collection[str]] | None) -> tuple[str, ...]:
     """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base and n_seeds (under
     the seed design, ranking/gains.py); returns the suite."""
     base_rows, cand_rows = rows
@@ -175,15 +181,18 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     suite = tuple(sorted(base_stats.index)) if len(base_stats) else tuple(sorted(target_names))
     in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
     has_base = bool(suite) and set(suite) <= set(base_stats.index)
+    seen = None if trained_on is None else np.array(
+        [[t in trained_on.get(repo, ()) for t in target_names] for repo in columns["repo_id"]], dtype=bool
+    ).reshape(n_models, len(target_names))
     if seed_design == "paired":
         b = base_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
         g = gains.paired((cand_model, cand_column, codes.seed[target_rows], codes.value[target_rows]),
                          (column_of[codes.target[b]], codes.seed[b], codes.value[b]), n_models, len(target_names),
-                         in_suite if has_base else [])
+                         in_suite if has_base else [], seen)
     else:
         stats = base_stats.reindex(target_names)
         g = gains.independent(mean, var, count, stats["mean"].to_numpy(), stats["var"].to_numpy(),
-                              stats["count"].fillna(0).to_numpy(), in_suite if has_base else [])
+                              stats["count"].fillna(0).to_numpy(), in_suite if has_base else [], seen)
     for j, target in enumerate(target_names):
         columns[f"score:{target}"] = mean[:, j]
     for j, target in enumerate(target_names):
@@ -195,6 +204,9 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     columns["mean_gain"], columns["gain_ci_low"], columns["gain_ci_high"] = g.mean, g.low, g.high
     columns["beats_base"] = np.nan_to_num(g.low, nan=-np.inf) > 0
     columns["n_seeds"] = g.n_seeds.astype(np.int64)
+    in_suite_cols = [c for c in in_suite if c >= 0]
+    columns["n_seen"] = (seen[:, in_suite_cols].sum(axis=1) if seen is not None and in_suite_cols
+                         else np.zeros(n_models)).astype(np.int64)
     return suite
 
 

@@ -42,3 +42,14 @@ def test_published_rows_carry_their_parameter_count_and_date(tmp_path):
     assert rows.at["a/small", "num_params"] == 40_000_000 and rows.at["a/small", "last_modified"] == "2022-08-04"
     assert rows["num_params"].isna()["b/noprobe"]  # shown under "unknown" by the size filter
     assert list(rows.index) == ["a/small", "b/noprobe"]  # the ranking itself is unchanged by metadata
+
+
+def test_trained_targets_read_the_model_cards_datasets():
+    from data.boards import trained_targets
+
+    targets = {"sst2", "rte", "trec", "tweet_eval_irony"}
+    assert trained_targets(("transformers", "dataset:sst2"), targets) == {"sst2"}
+    assert trained_targets(("dataset:stanfordnlp/SST2",), targets) == {"sst2"}  # a Hub id, any case
+    assert trained_targets(("dataset:nyu-mll/glue",), targets) == {"sst2", "rte"}  # which GLUE task: unknown
+    assert trained_targets(("dataset:tweet_eval_irony", "license:mit"), targets) == {"tweet_eval_irony"}
+    assert trained_targets(("dataset:imdb",), targets) == frozenset() and trained_targets((), targets) == frozenset()

@@ -104,3 +104,31 @@ def _simulate(design: str, n_suites: int, rng: np.random.Generator) -> float:
 def test_the_95_interval_covers_the_true_gain_93_to_97_percent_of_the_time(design):
     coverage = _simulate(design, 200, np.random.default_rng({"paired": 1, "independent": 2}[design]))
     assert 0.93 <= coverage <= 0.97, f"{design}: coverage {coverage:.3f} over 1,000 simulated intervals"
+
+
+def seen_board(rows, seen, design="paired", include_seen=False):
+    return build_leaderboard(scores_frame(rows), base_id=BASE, source="project", seed_design=design, seen=seen,
+                             include_seen=include_seen)
+
+
+@pytest.mark.parametrize("design", ["paired", "independent"])
+def test_a_target_the_model_was_trained_on_is_left_out_of_its_mean_gain_unless_included(design):
+    rows = rows_of(BASE, BASE_RUNS) + rows_of("m/x", {"a": [0.90, 0.90], "b": [0.54, 0.51]}) + \
+        rows_of("m/y", {"a": [0.75, 0.75], "b": [0.54, 0.51]})
+    seen = {"m/x": {"a"}}  # m/x's card says it was trained on target a
+    x, y = (seen_board(rows, seen, design).rows.set_index("repo_id").loc[m] for m in ("m/x", "m/y"))
+    assert x["n_seen"] == 1 and y["n_seen"] == 0
+    assert x["gain:a"] > 0.15  # still shown per target
+    assert x["mean_gain"] == pytest.approx(x["gain:b"])  # the mean is over b alone
+    assert y["mean_gain"] == pytest.approx((y["gain:a"] + y["gain:b"]) / 2)
+    included = seen_board(rows, seen, design, include_seen=True).rows.set_index("repo_id").loc["m/x"]
+    assert included["mean_gain"] == pytest.approx((x["gain:a"] + x["gain:b"]) / 2) and included["n_seen"] == 0
+    if design == "paired":  # the interval over seeds uses b alone: d_0 = 0.04, d_1 = 0.01
+        half = scipy.stats.t.ppf(0.975, 1) * np.std([0.04, 0.01], ddof=1) / math.sqrt(2)
+        assert x["gain_ci_high"] - x["mean_gain"] == pytest.approx(half)
+
+
+def test_a_model_trained_on_every_suite_target_has_no_zero_shot_gain():
+    rows = rows_of(BASE, BASE_RUNS) + rows_of("m/x", {"a": [0.9], "b": [0.9]})
+    x = seen_board(rows, {"m/x": {"a", "b"}}).rows.iloc[0]
+    assert math.isnan(x["mean_gain"]) and x["n_seen"] == 2 and not x["beats_base"]
