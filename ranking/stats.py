@@ -176,6 +176,15 @@ def _t_quantile_rounded(df: float) -> float:
     return (lo + hi) / 2
 
 
+def f_sf(f: float, df1: float, df2: float) -> float:
+    """P(F > f) for Fisher's F with (df1, df2) degrees of freedom: I_{df2/(df2+df1·f)}(df2/2, df1/2)."""
+    if not (df1 > 0 and df2 > 0):
+        raise ValueError(f"an F test needs positive degrees of freedom, got {df1}, {df2}")
+    if f <= 0:
+        return 1.0
+    return _betainc(df2 / 2, df1 / 2, df2 / (df2 + df1 * f))
+
+
 def _t_upper(x: float, df: float) -> float:
     """P(T > x) for x >= 0."""
     return 0.5 * _betainc(df / 2, 0.5, df / (df + x * x))

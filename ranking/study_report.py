@@ -11,10 +11,13 @@ Gain quantities are in points (score ×100), as the app shows gains; accuracies 
 - Additive model gain[s,t] ≈ μ + a_s + b_t: ordinary least squares on the observed cells, diagonal
   (source = target) cells left out by default; a_s and b_t are centred to sum to 0. Shuffled gains: the
   same fit on permutations of the fitted cells' values (seeded); p = (1 + #shuffled RMSE ≤ real) / (1 + N).
+  RMSE on residual degrees of freedom (cells − parameters). Beside it (ranking/additivity.py): Tukey's
+  one-degree-of-freedom test, the lack of fit against the seeds' pure error (≥ 2 seeds per cell), and the
+  per-target-scale model μ_t + λ_t·a_s.
 - Correlations: ``ranking.stats`` (percentile bootstrap over models, 2,000 resamples, seed 0).
 - Guided − standard dropout: intertraining runs of the same model revision, target (dataset revision) and
-  seed under two protocols whose fine-tuning configs differ only in ``dropout``; mean difference with a
-  95% t-interval over those pairs.
+  seed under two protocols whose fine-tuning configs differ only in ``dropout``; the interval is a 95%
+  t-interval over the models' mean differences (over the targets' when only one model has pairs).
 - Labels saved: the ``sample_efficiency`` scorer's ``labels_saved`` with its reference accuracy.
 """
 
@@ -32,6 +35,7 @@ import pandas as pd
 from data.metrics import PROJECT_SOURCE
 from data.payloads import LabelsSaved, PayloadError, payload_of, read_protocol
 from data.records import Candidate, CandidateStatus, Score
+from ranking.additivity import FTest, ScaleFit, fit_target_scale, replicate_interaction, tukey
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
 from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci, t_quantile
 
@@ -67,11 +71,16 @@ class AdditiveFit:
     p_value: float
     n_permutations: int
     seed: int
+    tukey: FTest | None = None  # Tukey's one-degree-of-freedom test for non-additivity
+    replicates: FTest | None = None  # interaction against the seeds' pure error (needs >= 2 seeds per cell)
+    scale: ScaleFit | None = None  # the per-target-scale model beside the additive one
 
 
 @dataclass(frozen=True, slots=True)
 class DropoutComparison:
-    difference: Estimate  # guided − standard, points, t-interval over pairs
+    difference: Estimate  # guided − standard, points: t-interval over the models' mean differences
+    n_pairs: int
+    grouped_by: str  # "model" (pairs of one model are not independent: their mean is one observation) or "target"
     standard_mean: float  # mean target score ×100 over the paired runs
     guided_mean: float
     n_models: int
@@ -159,7 +168,7 @@ def source_means(matrix: pd.DataFrame, *, exclude_diagonal: bool = True) -> pd.D
 
 
 def fit_additive(matrix: pd.DataFrame, *, exclude_diagonal: bool = True, n_permutations: int = 1000,
-                 seed: int = 0) -> AdditiveFit | None:
+                 seed: int = 0, replicates: Mapping[tuple[str, str], np.ndarray] | None = None) -> AdditiveFit | None:
     """Least squares of the additive model on the observed cells, and of shuffled gains; None without residual
     degrees of freedom (no more cells than parameters)."""
     values = matrix.to_numpy(dtype=np.float64)
@@ -183,7 +192,7 @@ def fit_additive(matrix: pd.DataFrame, *, exclude_diagonal: bool = True, n_permu
     sst = float(((y - y.mean()) ** 2).sum())
     shuffled = np.random.default_rng(seed).permuted(np.repeat(y[:, None], n_permutations, axis=1), axis=0)
     sse = ((np.column_stack([y, shuffled]) - hat @ np.column_stack([y, shuffled])) ** 2).sum(axis=0)
-    rmse = np.sqrt(sse / n)
+    rmse = np.sqrt(sse / (n - rank))  # on the residual degrees of freedom
     r2 = 1 - sse / sst if sst > 0 else np.full(len(sse), np.nan)
     p = (1 + int((rmse[1:] <= rmse[0] + 1e-12).sum())) / (1 + n_permutations) if n_permutations else math.nan
     return AdditiveFit(
@@ -193,7 +202,20 @@ def fit_additive(matrix: pd.DataFrame, *, exclude_diagonal: bool = True, n_permu
         r2=float(r2[0]), rmse=float(rmse[0]), n_cells=n, n_params=rank, diagonal_excluded=exclude_diagonal,
         n_diagonal=n_diagonal, shuffled_r2=float(np.mean(r2[1:])) if n_permutations else math.nan,
         shuffled_rmse=float(np.mean(rmse[1:])) if n_permutations else math.nan, p_value=p,
-        n_permutations=n_permutations, seed=seed)
+        n_permutations=n_permutations, seed=seed, tukey=tukey(y, design, a, b, r, c),
+        replicates=_replicate_test(matrix, (rows, cols), y - hat @ y, n - rank, replicates),
+        scale=fit_target_scale(y, r, c, n_s, len(used_cols)))
+
+
+def _replicate_test(matrix: pd.DataFrame, cells: tuple[np.ndarray, np.ndarray], residual: np.ndarray,
+                    df: int, replicates: Mapping[tuple[str, str], np.ndarray] | None) -> FTest | None:
+    """The additive fit's lack of fit against the seeds' own spread, over the fitted cells that have seeds."""
+    if not replicates:
+        return None
+    runs = [np.asarray(replicates.get((matrix.index[i], matrix.columns[j]), ()), dtype=np.float64)
+            for i, j in zip(*cells, strict=True)]
+    weighted = float(sum(len(r) * e**2 for r, e in zip(runs, residual, strict=True)))
+    return replicate_interaction(weighted, df, [r for r in runs if len(r) >= 2])
 
 
 def _finetune_config(score: Score) -> tuple[str, str, str] | None:
@@ -221,9 +243,15 @@ def dropout_comparison(scores: Iterable[Score]) -> DropoutComparison | None:
         return None
     standard = np.array([runs["standard"][k] for k in keys]) * 100
     guided = np.array([runs["guided"][k] for k in keys]) * 100
-    return DropoutComparison(difference=t_estimate(guided - standard), standard_mean=float(standard.mean()),
-                             guided_mean=float(guided.mean()), n_models=len({k[:2] for k in keys}),
-                             n_targets=len({k[2] for k in keys}))
+    models, targets = {k[:2] for k in keys}, {k[2] for k in keys}
+    grouped_by, group = ("model", lambda k: k[:2]) if len(models) >= 2 else ("target", lambda k: k[2])
+    by_group: dict = {}
+    for k, diff in zip(keys, guided - standard, strict=True):
+        by_group.setdefault(group(k), []).append(diff)
+    difference = t_estimate([np.mean(v) for v in by_group.values()])
+    return DropoutComparison(difference=difference, n_pairs=len(keys), grouped_by=grouped_by,
+                             standard_mean=float(standard.mean()), guided_mean=float(guided.mean()),
+                             n_models=len(models), n_targets=len(targets))
 
 
 def label_savings(scores: Iterable[Score], labels: Mapping[str, str]) -> pd.DataFrame | None:
@@ -271,13 +299,47 @@ def study_report(board: Leaderboard, data, *, exclude_diagonal: bool = True, n_p
         base_id=board.base_id, protocol=protocol, n_ranked=len(ranked),
         n_beat_base=int(_column(ranked, "beats_base").eq(True).sum()), n_positive=int((gain > 0).sum()),
         n_tagged=int(rows["repo_id"].isin(labels.keys()).sum()), gain_matrix=matrix, sources=means,
-        additive=fit_additive(matrix, exclude_diagonal=exclude_diagonal, n_permutations=n_permutations, seed=seed),
+        additive=fit_additive(matrix, exclude_diagonal=exclude_diagonal, n_permutations=n_permutations, seed=seed,
+                              replicates=seed_gains(intertraining, labels, board.base_id, chosen)),
         probe=_correlation(spearman_with_ci(_column(ranked, "probe_accuracy"), gain)),
         free_energy_spearman=_correlation(spearman_with_ci(fe, gain)),
         free_energy_pearson=_correlation(pearson_with_ci(fe, gain)),
         dropout=dropout_comparison(intertraining),
         label_savings=label_savings([s for s in project if s.scorer == SAMPLE_EFFICIENCY], labels),
         exclude_diagonal=exclude_diagonal)
+
+
+def _additivity_lines(fit: AdditiveFit) -> list[str]:
+    """Is the matrix additive: Tukey's test, the test against seed noise, and the per-target-scale model."""
+    def test(t: FTest | None, missing: str) -> str:
+        if t is None:
+            return missing
+        p = "p < 0.001" if t.p_value < 0.001 else f"p = {_fixed(t.p_value, 3)}"
+        return f"F({t.df1:g}, {t.df2:g}) = {_fixed(t.f)}, {p}"
+
+    scale = fit.scale
+    return [
+        "- **Non-additivity:** Tukey's one-degree-of-freedom test "
+        + test(fit.tukey, f"{NOT_MEASURED} (no residual degrees of freedom)") + "; against the seeds' own noise "
+        + test(fit.replicates, f"{NOT_MEASURED} (needs 2 or more candidate seeds per cell)") + ".",
+        "- **Per-target scale** gain[s,t] ≈ μ_t + λ_t·a_s" + (
+            f": {NOT_MEASURED} (no more cells than parameters)." if scale is None else
+            f", least squares on {scale.n_cells} cells ({scale.n_params} parameters): R² {_fixed(scale.r2)}, "
+            f"RMSE {_fixed(scale.rmse)} pts on {scale.n_cells - scale.n_params} residual degrees of freedom."),
+    ]
+
+
+def seed_gains(scores: Iterable[Score], labels: Mapping[str, str], base_id: str, config_hash: str
+               ) -> dict[tuple[str, str], np.ndarray]:
+    """Each (source, target) cell's paired gains per seed (points): candidate run − the base's run on the same
+    seed, ok runs of the ranked protocol only (the replicates the additivity test compares against)."""
+    runs = [s for s in scores if s.metric == TARGET_METRIC and s.config_hash == config_hash and s.status == "ok"]
+    base = {(s.target, s.seed): s.value for s in runs if s.repo_id == base_id}
+    cells: dict[tuple[str, str], list[float]] = {}
+    for s in runs:
+        if s.repo_id != base_id and s.repo_id in labels and (s.target, s.seed) in base:
+            cells.setdefault((labels[s.repo_id], s.target), []).append(100 * (s.value - base[(s.target, s.seed)]))
+    return {k: np.array(v) for k, v in cells.items()}
 
 
 def _column(frame: pd.DataFrame, key: str) -> pd.Series:
@@ -306,15 +368,19 @@ def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
         f": {NOT_MEASURED} (no more cells than parameters)." if fit is None else
         f", least squares on {fit.n_cells} cells ({fit.n_diagonal} diagonal cells, source = target, "
         f"{'excluded' if fit.diagonal_excluded else 'included'}; {fit.n_params} parameters): R² {_fixed(fit.r2)}, "
-        f"RMSE {_fixed(fit.rmse)} pts. Shuffled gains ({fit.n_permutations} permutations, seed {fit.seed}): mean R² "
-        f"{_fixed(fit.shuffled_r2)}, mean RMSE {_fixed(fit.shuffled_rmse)} pts; permutation p = "
-        f"{_fixed(fit.p_value, 3)} for an RMSE this low."))
+        f"RMSE {_fixed(fit.rmse)} pts on {fit.n_cells - fit.n_params} residual degrees of freedom. Shuffled gains "
+        f"({fit.n_permutations} permutations, seed {fit.seed}; this null, every cell exchangeable, only tests that "
+        f"source and target effects exist): mean R² {_fixed(fit.shuffled_r2)}, mean RMSE "
+        f"{_fixed(fit.shuffled_rmse)} pts; permutation p = {_fixed(fit.p_value, 3)} for an RMSE this low."))
+    if fit is not None:
+        out += _additivity_lines(fit)
     out.append(f"- **Probe accuracy vs mean gain:** {_corr(report.probe)}.")
     out.append(f"- **Free energy vs mean gain:** {_corr(report.free_energy_spearman)}; "
                f"{_corr(report.free_energy_pearson)}.")
     out.append("- **Guided − standard dropout** (paired runs: same model, target and seed): " + (
-        f"{_pts_ci(d.difference)} over {d.difference.n} pairs ({d.n_models} models, {d.n_targets} targets; "
-        f"t-interval over pairs); standard {_fixed(d.standard_mean)}, guided {_fixed(d.guided_mean)}."
+        f"{_pts_ci(d.difference)} over {d.n_pairs} pairs ({d.n_models} models, {d.n_targets} targets; t-interval "
+        f"over the {d.difference.n} {d.grouped_by}s' mean differences, as pairs sharing a {d.grouped_by} are not "
+        f"independent); standard {_fixed(d.standard_mean)}, guided {_fixed(d.guided_mean)}."
         if d else f"{NOT_MEASURED}."))
     out.append("- **Labels saved (sample efficiency):** " + (
         f"{len(saved)} (candidate, target) measurement{'s' if len(saved) != 1 else ''}, table below."

@@ -19,7 +19,6 @@ from ranking.study_report import (
     source_labels,
     source_means,
     study_rows,
-    t_estimate,
     t_quantile,
 )
 from tests.helpers.boards import report_of
@@ -145,12 +144,12 @@ def test_guided_minus_standard_is_the_planted_shift(tmp_path):
     with_guided = report_of(build_study_store(tmp_path / "g.db", ADDITIVE, extra_scores=guided), BASE)
     d = with_guided.dropout
     diffs = 100 * np.array(list(base_shift.values()) + [0.02 + noise[j] for j in range(len(TARGETS))])
-    assert (d.difference.n, d.n_models, d.n_targets) == (20, 2, 5)
-    assert d.difference.mean == pytest.approx(2.0)
-    expected = t_estimate(diffs)
-    assert (d.difference.low, d.difference.high) == pytest.approx((expected.low, expected.high))
-    low, high = stats.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs), scale=stats.sem(diffs))
-    assert (d.difference.low, d.difference.high) == pytest.approx((low, high), abs=1e-3)
+    assert (d.n_pairs, d.n_models, d.n_targets, d.grouped_by) == (20, 2, 5, "model")
+    # grouped by model: the base's 15 pairs and the candidate's 5 are one observation each
+    model_means = [diffs[:15].mean(), diffs[15:].mean()]
+    assert d.difference.n == 2 and d.difference.mean == pytest.approx(np.mean(model_means))
+    assert model_means == pytest.approx([2.0, 2.0])  # each model's noise sums to 0: no spread between models
+    assert (d.difference.low, d.difference.high) == pytest.approx((2.0, 2.0))
     assert d.guided_mean - d.standard_mean == pytest.approx(2.0)
     # the ranked protocol stays the standard one: the matrix is the one without guided runs
     plain = report_of(build_study_store(tmp_path / "p.db", ADDITIVE), BASE)
