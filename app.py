@@ -7,8 +7,10 @@ published 2023 results (``data/published_2023``; ``--published`` / ``$MRL_PUBLIS
 (``data/snapshot/study.json``; ``--snapshot`` / ``$MRL_SNAPSHOT``); ``none`` turns one off. The store's own
 data always takes precedence.
 
-Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet[&limit=N]``
-serves a ranking (the base's row and the top N models, or all) as a file. ``build_app(store, settings)``
+Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet[&limit=N]
+[&include_seen=1]`` serves a ranking (the base's row and the top N models, or all) as a file; by default each
+model's mean gain leaves out the suite targets its model card says it was trained on (the zero-shot estimand),
+``include_seen=1|true`` puts them back. ``build_app(store, settings)``
 returns the Blocks: the page's components (``ui/layout.py``) wired (``ui/wiring.py``) to their event handlers
 (``ui/events.py``) over ``ui.handlers.AppHandlers``; ``create_server`` mounts it with the API on one FastAPI
 app. Importing this module imports neither torch nor gradio.
@@ -28,6 +30,7 @@ from data.settings import Settings
 from data.store import Store
 from ui.handlers import AppHandlers
 from ui.layout import APP_CSS
+from ui.urls import parse_flag
 
 logger = logging.getLogger("app")
 
@@ -60,17 +63,22 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
 
     @api.get("/api/leaderboard")
     def leaderboard(base: str, source: str = "project", format: str = "json",  # noqa: A002 (query name)
-                    limit: int | None = None):
+                    limit: int | None = None, include_seen: str = "false"):
+        seen = parse_flag(include_seen)
+        if seen is None:
+            raise HTTPException(400, "include_seen must be 1, true, 0 or false (default false: each model's mean "
+                                     "gain leaves out the targets it was trained on)")
         if limit is not None and limit < 0:
             raise HTTPException(400, "limit must be a non-negative number of models")
         if format not in MEDIA_TYPES:
             raise HTTPException(400, f"format must be one of {', '.join(MEDIA_TYPES)}")
         if source not in SOURCES:
             raise HTTPException(400, f"source must be one of {', '.join(SOURCES)}")
-        board = h.service.board(base, source)
+        board = h.service.board(base, source, seen)
         if board.rows.empty and board.baseline.empty:
             raise HTTPException(404, f"no {source} scores for {base}")
-        return Response(h.service.rendered(base, source, format, limit), media_type=MEDIA_TYPES[format])
+        return Response(h.service.rendered(base, source, format, limit, include_seen=seen),
+                        media_type=MEDIA_TYPES[format])
 
     @api.get("/api/leaderboards")
     def leaderboards():

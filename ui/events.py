@@ -2,8 +2,10 @@
 
 The work is in ``ui.handlers.AppHandlers`` (no gradio); these methods turn its results into Gradio values and
 updates, in the order of the event's outputs: a ``ui.layout`` group (``BoardView``, ``ModelView``, ...) filled
-with values, read out by ``as_list()``. Filter values arrive as ``*filters``, in ``Filters`` field order. No
-postponed annotations here: Gradio reads the ``gr.Request`` / ``gr.SelectData`` annotations at runtime.
+with values, read out by ``as_list()``. Filter values arrive as ``*filters``, in ``Filters`` field order; the
+events of the model page, comparison and insights get the ``include_seen`` toggle's value last, so they read the
+board the table shows. No postponed annotations here: Gradio reads the ``gr.Request`` / ``gr.SelectData``
+annotations at runtime.
 """
 
 import html
@@ -46,16 +48,17 @@ class AppEvents:
 
     # ------------------------------------------------------------ leaderboard
     def show_table(self, base, source, filters: Filters) -> TableView:
-        query = view_query(filters)
-        frame, datatypes, status = self.h.leaderboard(base, source, query)
+        query, include_seen = view_query(filters), bool(filters.include_seen)
+        frame, datatypes, status = self.h.leaderboard(base, source, query, include_seen=include_seen)
         table = gr.update(value=frame, datatype=datatypes or "str", column_widths=column_widths(frame))
-        return TableView(table=table, status=status, shown_ids=self.h.shown_ids(base, source, query))
+        return TableView(table=table, status=status,
+                         shown_ids=self.h.shown_ids(base, source, query, include_seen=include_seen))
 
     def board_change(self, base, source, filters: Filters, *, model: str = "", compared=()) -> BoardView:
         """A new board: its choices, its table, the model page on ``model`` (default: its top model) and the
         comparison picker on ``compared`` (default: empty). Filter values the board lacks fall back."""
         base, source = self.h.default_selection(base, source)
-        controls = self.h.controls(base, source)
+        controls = self.h.controls(base, source, include_seen=bool(filters.include_seen))
         licenses = [v for v in (filters.licenses or []) if v in controls["licenses"]]
         sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls["sort"]] else "mean_gain"
         shown = self.show_table(base, source, replace(filters, licenses=licenses, sort_by=sort_by))
@@ -68,17 +71,20 @@ class AppEvents:
                          table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source))
 
     def on_load(self, request: gr.Request, *filters):
-        """The board, model page or comparison that the URL names (``ui.urls``), else the default board:
-        (base, *BoardView, *CompareView, tabs)."""
+        """The board, model page or comparison that the URL names (``ui.urls``), else the default board, under the
+        estimand it names (``include_seen=1``): (base, *BoardView, *CompareView, tabs, include_seen)."""
         params = page_params(dict(request.query_params) if request is not None else {})
         base, source = self.h.default_selection(params.base or None, params.source or None)
         note = self.h.url_note(params.base, base)  # ?base=roberta-base: say which board this is
         if note:
             gr.Info(html.escape(note), duration=8)
-        board = self.board_change(base, source, Filters(*filters), model=params.model, compared=params.compare)
-        compared = self.show_compare(base, source, params.compare)[0] if params.compare else _unchanged_compare()
+        include_seen = params.include_seen
+        board = self.board_change(base, source, replace(Filters(*filters), include_seen=include_seen),
+                                  model=params.model, compared=params.compare)
+        compared = (self.show_compare(base, source, params.compare, include_seen)[0] if params.compare
+                    else _unchanged_compare())
         return (gr.update(choices=self.h.service.bases(), value=base), *board.as_list(), *compared.as_list(),
-                gr.Tabs(selected=params.tab))
+                gr.Tabs(selected=params.tab), gr.update(value=include_seen))
 
     def on_base_input(self, base, shown_board, *filters):
         """A user's pick of base: the source on show stays when the new base has it (BoardView)."""
@@ -100,9 +106,10 @@ class AppEvents:
 
     def on_export(self, shown_board, scope, fmt, *filters):
         """The file of the current view or the full ranking (its path), or None with a warning."""
-        query = view_query(Filters(*filters)) if scope == "current view" else None
-        try:
-            return str(self.h.export(*shown_board, query, fmt))
+        chosen = Filters(*filters)
+        query = view_query(chosen) if scope == "current view" else None
+        try:  # the board shown: its estimand, whichever the scope
+            return str(self.h.export(*shown_board, query, fmt, include_seen=bool(chosen.include_seen)))
         except SubmissionRejected as e:
             gr.Warning(e.reason)
             return None
@@ -111,16 +118,16 @@ class AppEvents:
         return self.h.board_links()
 
     # --------------------------------------------------- model page, compare
-    def on_model(self, shown_board, repo_id):
-        page = self.h.model_page(*shown_board, repo_id)
+    def on_model(self, shown_board, repo_id, include_seen=False):
+        page = self.h.model_page(*shown_board, repo_id, include_seen=bool(include_seen))
         return ModelView(header=page["header"], share=page["share"], gains=page["gains"],
                          free_energy=page["free_energy"], chains=page["chains"], dropout=page["dropout"],
                          sample_efficiency=page["sample_efficiency"], revisions=page["revisions"]).as_list()
 
-    def show_compare(self, base, source, picked) -> tuple[CompareView, bool]:
+    def show_compare(self, base, source, picked, include_seen=False) -> tuple[CompareView, bool]:
         """The comparison, and whether it was made; a refusal is a warning and its reason in the header."""
         try:
-            out = self.h.compare(base, source, picked)
+            out = self.h.compare(base, source, picked, include_seen=bool(include_seen))
         except CompareRejected as e:
             gr.Warning(html.escape(e.reason), duration=6)
             return CompareView(header=f"**Not compared.** {escape_markdown(e.reason)}", share="", gains=None,
@@ -128,27 +135,42 @@ class AppEvents:
         table = gr.update(value=out["table"], datatype=out["datatypes"], column_widths=out["widths"])
         return CompareView(header=out["header"], share=out["share"], gains=out["gains"], table=table), True
 
-    def on_compare(self, shown_board, picked):
+    def on_compare(self, shown_board, picked, include_seen=False):
         """(*CompareView, tabs): the Compare tab opens when the comparison was made."""
-        compared, made = self.show_compare(*shown_board, picked)
+        compared, made = self.show_compare(*shown_board, picked, include_seen)
         return (*compared.as_list(), gr.Tabs(selected="compare") if made else gr.update())
 
-    def on_add_to_compare(self, shown_board, picked, repo_id):
+    def on_add_to_compare(self, shown_board, picked, repo_id, include_seen=False):
         """Add the model page's model to the comparison; from 2 models on, show the comparison:
         (compare_pick, *CompareView, tabs)."""
         try:
-            ids = self.h.add_to_compare(*shown_board, picked, repo_id)
+            ids = self.h.add_to_compare(*shown_board, picked, repo_id, include_seen=bool(include_seen))
         except CompareRejected as e:
             gr.Warning(html.escape(e.reason), duration=6)
             return gr.update(), *_unchanged_compare().as_list(), gr.update()
         if len(ids) < 2:
             gr.Info(f"{html.escape(ids[0])} is in the comparison: add one more model to compare.")
             return gr.update(value=list(ids)), *_unchanged_compare().as_list(), gr.update()
-        return gr.update(value=list(ids)), *self.on_compare(shown_board, ids)
+        return gr.update(value=list(ids)), *self.on_compare(shown_board, ids, include_seen)
+
+    def on_include_seen(self, shown_board, repo_id, picked, include_seen):
+        """The toggle changed the board shown: the model page and a comparison of the picked models (when there
+        are 2 to 4 of the board's) follow it, so their ranks and gains agree with the table (*ModelView,
+        *CompareView). A pick that cannot be compared leaves the Compare tab as it is, without a warning."""
+        page = self.on_model(shown_board, repo_id, include_seen)
+        try:
+            out = self.h.compare(*shown_board, picked, include_seen=bool(include_seen)) if picked else None
+        except CompareRejected:
+            out = None
+        if out is None:
+            return *page, *_unchanged_compare().as_list()
+        table = gr.update(value=out["table"], datatype=out["datatypes"], column_widths=out["widths"])
+        compared = CompareView(header=out["header"], share=out["share"], gains=out["gains"], table=table)
+        return *page, *compared.as_list()
 
     # --------------------------------------------------------------- insights
-    def on_insights(self, shown_board):
-        out = self.h.insights(*shown_board)
+    def on_insights(self, shown_board, include_seen=False):
+        out = self.h.insights(*shown_board, include_seen=bool(include_seen))
         view = InsightsView(free_energy=out["free_energy"], free_energy_text=out["free_energy_text"],
                             probe=out["probe"], probe_text=out["probe_text"], heatmap=out["heatmap"],
                             beats_base=out["beats_base"], study=out["study"], study_matrix=out["study_matrix"])

@@ -1,4 +1,8 @@
-"""Every UI action as a plain method: ui/events.py turns them into Gradio updates, tests call them directly."""
+"""Every UI action as a plain method: ui/events.py turns them into Gradio updates, tests call them directly.
+
+Each action on a board takes ``include_seen`` (keyword, default False): the board shown either leaves out of each
+model's mean gain the suite targets its model card says it was trained on (the zero-shot estimand) or includes
+them. The table, its downloads, the model page, the comparison and the insights all read the same one."""
 
 from __future__ import annotations
 
@@ -92,22 +96,23 @@ class AppHandlers:
             return note and f"{note}."
         return f"There is no leaderboard for {requested_base.strip()[:200]}; showing {shown_base}."
 
-    def board(self, base: str | None, source: str) -> Leaderboard | None:
-        return None if not base else self.service.board(base, source)
+    def board(self, base: str | None, source: str, *, include_seen: bool = False) -> Leaderboard | None:
+        return None if not base else self.service.board(base, source, include_seen)
 
-    def leaderboard(self, base: str | None, source: str, query: ViewQuery) -> tuple[pd.DataFrame, list[str], str]:
+    def leaderboard(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False
+                    ) -> tuple[pd.DataFrame, list[str], str]:
         """(table, column datatypes, status line) of the current view."""
-        board = self.board(base, source)
+        board = self.board(base, source, include_seen=include_seen)
         if board is None:
             return pd.DataFrame(), [], "No leaderboard yet."
         view = filter_rows(board, query)
         frame, datatypes = display_frame(board, view, query)
         return frame, datatypes, status_line(board, view, query)
 
-    def shown_ids(self, base: str | None, source: str, query: ViewQuery) -> list[str]:
+    def shown_ids(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False) -> list[str]:
         """The repo ids of the view's rows in display order (baseline first), so a clicked row maps back to its
         model."""
-        board = self.board(base, source)
+        board = self.board(base, source, include_seen=include_seen)
         if board is None:
             return []
         view = filter_rows(board, query)
@@ -115,9 +120,9 @@ class AppHandlers:
         ids = list(view["repo_id"] if limit is None else view["repo_id"].head(limit))
         return ([board.base_id] if not board.baseline.empty else []) + ids
 
-    def controls(self, base: str | None, source: str) -> dict:
+    def controls(self, base: str | None, source: str, *, include_seen: bool = False) -> dict:
         """Choices that depend on the selected leaderboard."""
-        board = self.board(base, source)
+        board = self.board(base, source, include_seen=include_seen)
         return {
             "sources": self.service.sources(base) if base else [PROJECT_SOURCE],
             "licenses": license_choices(board) if board else [],
@@ -127,11 +132,13 @@ class AppHandlers:
             "top_model": model_page.top_model(board),  # the model page opens on it
         }
 
-    def export(self, base: str | None, source: str, query: ViewQuery | None, fmt: str) -> Path:
-        """Write the current view (``query``) or the full ranking (None) as a file; returns its path."""
+    def export(self, base: str | None, source: str, query: ViewQuery | None, fmt: str, *,
+               include_seen: bool = False) -> Path:
+        """Write the current view (``query``) or the full ranking (None) of the board shown as a file; returns its
+        path."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown export format {fmt!r}")
-        board = self.board(base, source)
+        board = self.board(base, source, include_seen=include_seen)
         if board is None:
             raise SubmissionRejected("There is no leaderboard to download yet.")
         frame = None
@@ -141,7 +148,8 @@ class AppHandlers:
             frame = pd.concat([board.baseline, view], ignore_index=True) if not board.baseline.empty else view
             scope = "view"
         data = render(board, fmt, frame)
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}")
+        estimand = "-include-seen" if include_seen else ""
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}{estimand}")
         path = self._export_dir / f"{name}-{hashlib.sha256(data).hexdigest()[:16]}.{fmt}"  # same bytes, same file
         self._export_dir.mkdir(parents=True, exist_ok=True)
         if not path.exists():
@@ -152,8 +160,8 @@ class AppHandlers:
         return path
 
     # ------------------------------------------------------------- model page
-    def model_page(self, base: str | None, source: str, repo_id: str) -> dict:
-        board = self.board(base, source)
+    def model_page(self, base: str | None, source: str, repo_id: str, *, include_seen: bool = False) -> dict:
+        board = self.board(base, source, include_seen=include_seen)
         repo_id = (repo_id or "").strip()
         if board is None or not repo_id:
             return {"header": "Pick a model on the leaderboard (click its row) or type its id.",
@@ -174,14 +182,15 @@ class AppHandlers:
             "dropout": model_page.guided_dropout_rates(self.store, repo_id, revision),
             "sample_efficiency": insights.sample_efficiency_figure(points),
             "revisions": model_page.scored_revisions(self.store, repo_id),
-            "share": share_markdown(page_query(board.base_id, source, model=repo_id), "this model page"),
+            "share": share_markdown(page_query(board.base_id, source, model=repo_id, include_seen=include_seen),
+                                    "this model page"),
         }
 
     # ---------------------------------------------------------------- compare
-    def compare(self, base: str | None, source: str, ids) -> dict:
+    def compare(self, base: str | None, source: str, ids, *, include_seen: bool = False) -> dict:
         """2-4 models of one leaderboard side by side: header, grouped per-target gain bars, one table (with its
         datatypes and column widths) and the shareable link. Raises compare.CompareRejected with the reason."""
-        board = self.board(base, source)
+        board = self.board(base, source, include_seen=include_seen)
         if board is None:
             raise compare.CompareRejected("There is no leaderboard to compare models on yet.")
         rows = compare.compared_rows(board, ids)
@@ -190,21 +199,25 @@ class AppHandlers:
             "header": compare.compare_header(board, rows),
             "gains": insights.compare_gains_figure(rows),
             "table": table, "datatypes": datatypes, "widths": column_widths(table),
-            "share": share_markdown(page_query(board.base_id, source, compare=rows["repo_id"]), "this comparison"),
+            "share": share_markdown(page_query(board.base_id, source, compare=rows["repo_id"],
+                                               include_seen=include_seen), "this comparison"),
         }
 
-    def add_to_compare(self, base: str | None, source: str, picked, repo_id: str | None) -> tuple[str, ...]:
+    def add_to_compare(self, base: str | None, source: str, picked, repo_id: str | None, *,
+                       include_seen: bool = False) -> tuple[str, ...]:
         """The picked ids with this model page's model added; raises compare.CompareRejected when it is not on
         the leaderboard or the comparison is full."""
-        board = self.board(base, source)
+        board = self.board(base, source, include_seen=include_seen)
         repo_id = (repo_id or "").strip()
         if board is not None and repo_id and model_page.find_row(board, repo_id) is None:
             raise compare.CompareRejected(f"{repo_id} is not on the {board.base_id} leaderboard ({source} scores).")
         return compare.with_model(picked, repo_id)
 
     # --------------------------------------------------------------- insights
-    def insights(self, base: str | None, source: str) -> dict:
-        board = self.board(base, source)
+    def insights(self, base: str | None, source: str, *, include_seen: bool = False) -> dict:
+        """Correlations, heatmap and study of the board shown; "beats the base" of every base's board under the
+        same estimand (``include_seen``)."""
+        board = self.board(base, source, include_seen=include_seen)
         frame = board.to_frame() if board is not None else pd.DataFrame(columns=["is_baseline", "mean_gain"])
         fe_fig, fe_corr = insights.scatter_vs_gain(frame, "free_energy", "free energy")
         fe_pairs = insights.pairs_with_gain(frame, "free_energy")
@@ -213,7 +226,7 @@ class AppHandlers:
         for b in self.service.bases():
             sources = self.service.sources(b)
             chosen = source if source in sources else sources[0]
-            rows = self.service.board(b, chosen).rows
+            rows = self.service.board(b, chosen, include_seen).rows
             ranked = int(rows["mean_gain"].notna().sum()) if len(rows) else 0
             beating = int(rows["beats_base"].fillna(False).astype(bool).sum()) if len(rows) else 0
             summary.append((f"{b} ({chosen})", beating, ranked))

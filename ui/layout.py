@@ -41,7 +41,8 @@ class _InOrder:
 
 @dataclass(frozen=True, slots=True)
 class Filters(_InOrder, Generic[T]):
-    """The leaderboard's view controls: what a ``ui.views.ViewQuery`` is made of."""
+    """The leaderboard's view controls: what a ``ui.views.ViewQuery`` is made of, and which estimand of the board is
+    shown (``include_seen``: mean gains include the targets a model was trained on)."""
 
     search: T
     licenses: T
@@ -52,6 +53,7 @@ class Filters(_InOrder, Generic[T]):
     sort_by: T
     max_rows: T
     sizes: T
+    include_seen: T
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +231,7 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
         with gr.Column(min_width=200):
             fully_scored = gr.Checkbox(label="fully scored only", elem_id="fully-scored")
             hide_below = gr.Checkbox(label="hide models below the base", elem_id="hide-below")
+        include_seen = _include_seen_toggle(gr)
     with gr.Row():
         groups = gr.CheckboxGroup(label="columns", choices=list(GROUPS), value=list(DEFAULT_GROUPS), elem_id="groups")
         sort_by = gr.Dropdown(label="sort by", choices=[("mean gain", "mean_gain")], value="mean_gain",
@@ -250,8 +253,21 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
                          table=table, status=status, shown_ids=shown_ids, shown_board=shown_board, download_scope=scope,
                          download_format=fmt, export_button=export_button, export_file=export_file)
     filters = Filters(search=search, licenses=licenses, min_downloads=min_downloads, fully_scored=fully_scored,
-                      hide_below=hide_below, groups=groups, sort_by=sort_by, max_rows=max_rows, sizes=sizes)
+                      hide_below=hide_below, groups=groups, sort_by=sort_by, max_rows=max_rows, sizes=sizes,
+                      include_seen=include_seen)
     return tab, filters
+
+
+INCLUDE_SEEN_LABEL = "Include the targets a model was trained on"
+INCLUDE_SEEN_INFO = ("By default a model's mean gain leaves out the suite targets its model card says it was trained "
+                     "on (contamination: it has seen their data), as MTEB's zero-shot filter does; tick to put them "
+                     "back in.")
+
+
+def _include_seen_toggle(gr):
+    """The estimand shown: unticked (default), the zero-shot mean gain; ticked, every suite target counts."""
+    return gr.Checkbox(label=INCLUDE_SEEN_LABEL, info=INCLUDE_SEEN_INFO, value=False, elem_id="include-seen",
+                       scale=2)
 
 
 def _size_filter(gr):

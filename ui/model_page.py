@@ -47,6 +47,7 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         ("beats the base beyond seed noise", "yes" if _is_true(row.get("beats_base")) else "no"),
         ("mean score", format_value(row.get("mean_score"), "pct")),
         ("suite targets scored", f"{_int(row.get('n_targets'))} of {len(board.suite)}"),
+        *_trained_on(board, row),
         ("failed runs (stored, never averaged)", _int(row.get("failed_runs"))),
         ("probe accuracy", format_value(row.get("probe_accuracy"), "pct")),
         ("free energy", format_value(row.get("free_energy"), "num")),
@@ -58,6 +59,14 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
     ]
     table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts)
     return f"{title}\n\n| | |\n|---|---|\n{table}\n"
+
+
+def _trained_on(board: Leaderboard, row: pd.Series) -> list[tuple[str, str]]:
+    """The suite targets its model card says it was trained on, when the board leaves them out of its mean gain."""
+    n = row.get("n_seen")
+    if board.include_seen or n is None or pd.isna(n) or int(n) <= 0:
+        return []
+    return [("suite targets trained on (left out of the mean gain)", str(int(n)))]
 
 
 def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str, pd.DataFrame]:

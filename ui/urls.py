@@ -1,5 +1,7 @@
 """Shareable page URLs: ``?base=...&source=...`` opens a leaderboard, ``&model=ID`` its model page and
-``&compare=A,B,C`` a comparison. Pure functions: build the query of a view, read one back.
+``&compare=A,B,C`` a comparison; ``&include_seen=1`` shows mean gains that include the targets a model was
+trained on (by default they are left out: the zero-shot estimand). Pure functions: build the query of a view,
+read one back.
 
 Links are relative (``?base=...``), so they work wherever the app is served. Values are URL-encoded, keeping
 ``/`` (in every repo id) and the ``,`` between compared ids readable.
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 MAX_PARAM_CHARS = 2000  # longer values are ignored (no Hub id is that long)
+FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}  # a yes/no query parameter, any case
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,7 @@ class PageParams:
     source: str = ""
     model: str = ""
     compare: tuple[str, ...] = ()
+    include_seen: bool = False  # mean gains include the targets a model was trained on
 
     @property
     def tab(self) -> str:
@@ -37,6 +41,11 @@ def parse_ids(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip() for p in parts if p and p.strip()))
 
 
+def parse_flag(value: str | None) -> bool | None:
+    """A yes/no query parameter: ``1``/``true`` True, ``0``/``false`` False (any case), anything else None."""
+    return FLAG_VALUES.get(str(value if value is not None else "").strip().lower())
+
+
 def page_params(query: Mapping[str, str] | None) -> PageParams:
     """Read a request's query parameters (already URL-decoded, as ``gr.Request.query_params`` gives them)."""
     query = query or {}
@@ -46,12 +55,16 @@ def page_params(query: Mapping[str, str] | None) -> PageParams:
         return text if len(text) <= MAX_PARAM_CHARS else ""
 
     return PageParams(base=value("base"), source=value("source"), model=value("model"),
-                      compare=parse_ids(value("compare")))
+                      compare=parse_ids(value("compare")), include_seen=bool(parse_flag(value("include_seen"))))
 
 
-def page_query(base: str, source: str, *, model: str = "", compare: Iterable[str] = ()) -> str:
-    """The relative URL (``?base=...&source=...[&model=...|&compare=...]``) that reopens this view."""
+def page_query(base: str, source: str, *, model: str = "", compare: Iterable[str] = (),
+               include_seen: bool = False) -> str:
+    """The relative URL (``?base=...&source=...[&include_seen=1][&model=...|&compare=...]``) that reopens this
+    view."""
     params = [("base", base), ("source", source)]
+    if include_seen:
+        params.append(("include_seen", "1"))
     if model:
         params.append(("model", model))
     ids = parse_ids(compare)

@@ -222,7 +222,17 @@ def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str
         parts.append(f"Showing {shown:,} of {len(view):,} matching models.")
     if query.sort_by != "mean_gain":
         parts.append(f"Sorted by {column_for(query.sort_by).label}; rank is by mean gain.")
-    return " ".join(parts)
+    parts.append(_estimand_note(board))
+    return " ".join(p for p in parts if p)
+
+
+def _estimand_note(board: Leaderboard) -> str:
+    """Which mean gain the board ranks by, when it is not the plain mean over every suite target."""
+    if board.include_seen:
+        return "Mean gains include the targets a model was trained on."
+    trained = int((board.rows["n_seen"] > 0).sum()) if "n_seen" in board.rows else 0
+    return (f"Mean gains leave out the suite targets a model was trained on ({trained:,} "
+            f"{'model' if trained == 1 else 'models'})." if trained else "")
 
 
 def sort_choices(board: Leaderboard) -> list[tuple[str, str]]:

@@ -2,8 +2,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from data.store import Store
-from tests.helpers.leaderboard_store import build_store
+from tests.helpers.leaderboard_store import BASE, TRAINED_ON, build_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,3 +48,32 @@ def test_the_pinned_model_column_sticks_right_after_the_fixed_rank_column():
         assert f'{table} .virtual-row > [data-col="0"] {{ position: sticky; left: 0px;' in app.APP_CSS
         assert f'{table} .virtual-row > [data-col="1"] {{ position: sticky; left: {RANK_WIDTH_PX}px;' in app.APP_CSS
         assert f'{table} thead th[data-heading="1"] {{ position: sticky; left: {RANK_WIDTH_PX}px;' in app.APP_CSS
+
+
+def test_the_api_serves_either_estimand_and_refuses_other_include_seen_values(tmp_path, settings):
+    """alice/strong was trained on sst2: by default its mean gain is trec's, 0.80 - 0.73 = 0.07; include_seen=1
+    gives the mean over both targets, (0.05 + 0.07) / 2 = 0.06."""
+    from fastapi.testclient import TestClient
+
+    import app
+
+    client = TestClient(app.create_server(build_store(tmp_path / "lb.db", tags=TRAINED_ON), settings))
+
+    def alice(**params) -> tuple[bool, float, int]:
+        response = client.get("/api/leaderboard", params={"base": BASE, **params})
+        assert response.status_code == 200, response.text
+        doc = response.json()
+        row = {r["repo_id"]: r for r in doc["rows"]}["alice/strong"]
+        return doc["include_seen"], row["mean_gain"], row["n_seen"]
+
+    assert alice() == (False, pytest.approx(0.07), 1)
+    for value, included in (("1", True), ("true", True), ("TRUE", True), ("0", False), ("false", False)):
+        flag, gain, _ = alice(include_seen=value)
+        assert (flag, gain) == (included, pytest.approx(0.06 if included else 0.07)), value
+    csv_top = client.get("/api/leaderboard", params={"base": BASE, "format": "csv", "limit": 1, "include_seen": 1})
+    assert csv_top.status_code == 200 and len(csv_top.text.splitlines()) == 3
+    assert abs(float(csv_top.text.splitlines()[2].split(",")[5]) - 0.06) < 1e-9  # the top model's mean gain
+    for bad in ("yes", "2", "", "on"):
+        response = client.get("/api/leaderboard", params={"base": BASE, "include_seen": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["detail"].startswith("include_seen must be 1, true, 0 or false"), bad

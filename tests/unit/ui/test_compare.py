@@ -49,7 +49,8 @@ def test_compared_rows_refuse_too_few_too_many_and_unknown_ids(board, ids, reaso
 def test_compare_table_has_the_mean_gain_its_interval_and_every_target_gain(board):
     table, datatypes = compare_table(compared_rows(board, ["alice/strong", "dave/partial"]))
     assert list(table.columns) == ["rank", "model", "mean gain", "gain CI low", "gain CI high", "beats base",
-                                   "mean score", "probe", "free energy", "targets", "seeds", "Δ sst2", "Δ trec"]
+                                   "mean score", "probe", "free energy", "targets", "seeds", "trained on",
+                                   "failed runs", "Δ sst2", "Δ trec"]
     assert list(table["model"]) == [model_link("alice/strong"), model_link("dave/partial")]
     alice = table.iloc[0]
     assert (alice["mean gain"], alice["Δ sst2"], alice["Δ trec"], alice["beats base"]) == (6.0, 5.0, 7.0, "yes")

@@ -1,5 +1,7 @@
 """The Gradio-facing event handlers, called directly: named values in their outputs' order, no browser."""
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -8,7 +10,7 @@ from data.metrics import PROJECT_SOURCE
 from tests.helpers.leaderboard_store import BASE, EVIL, build_store
 from ui.events import AppEvents, view_query
 from ui.handlers import AppHandlers
-from ui.layout import BoardView, CompareView, Filters
+from ui.layout import BoardView, CompareView, Filters, ModelView
 from ui.views import ViewQuery
 
 BOARD = (BASE, PROJECT_SOURCE)
@@ -16,7 +18,7 @@ BOARD = (BASE, PROJECT_SOURCE)
 
 def _filters(**values) -> Filters:
     defaults = {"search": "", "licenses": [], "min_downloads": 0, "fully_scored": False, "hide_below": False,
-                "groups": None, "sort_by": "mean_gain", "max_rows": "500", "sizes": None}
+                "groups": None, "sort_by": "mean_gain", "max_rows": "500", "sizes": None, "include_seen": False}
     return Filters(**{**defaults, **values})
 
 
@@ -26,7 +28,7 @@ def events(tmp_path, settings):
 
 
 def test_empty_filter_values_are_the_default_query():
-    assert view_query(Filters(*[None] * 9)) == ViewQuery()
+    assert view_query(Filters(*[None] * len(Filters.__dataclass_fields__))) == ViewQuery()
     query = view_query(_filters(search="ali", licenses=["mit"], min_downloads="10", fully_scored=1, sizes=[]))
     assert (query.search, query.licenses, query.min_downloads, query.fully_scored_only) == ("ali", ("mit",), 10, True)
     assert query.sizes == ()  # no bucket ticked shows no model, unlike no value at all
@@ -46,9 +48,10 @@ def test_a_new_board_drops_the_filter_values_it_lacks_and_opens_its_top_model(ev
 def test_the_url_opens_its_comparison(events):
     request = SimpleNamespace(query_params={"base": BASE, "compare": "alice/strong,bob/middling"})
     out = events.on_load(request, *_filters().as_list())
-    base, board, compared, tabs = out[0], BoardView(*out[1:11]), CompareView(*out[11:15]), out[15]
+    base, board, compared, tabs, include_seen = out[0], BoardView(*out[1:11]), CompareView(*out[11:15]), *out[15:]
     assert base["value"] == BASE and board.compare_pick["value"] == ["alice/strong", "bob/middling"]
     assert compared.header.startswith("### Comparing 2 models") and tabs.selected == "compare"
+    assert include_seen["value"] is False
     plain = events.on_load(None, *_filters().as_list())
     assert CompareView(*plain[11:15]).header == {"__type__": "update"} and plain[15].selected == "leaderboard"
 
@@ -68,3 +71,41 @@ def test_a_refused_comparison_says_why_and_stays_on_its_tab(events):
     assert header.startswith("**Not compared.**") and "at least 2" in header and tabs == {"__type__": "update"}
     pick, *compared, tabs = events.on_add_to_compare(BOARD, [], "alice/strong")
     assert pick["value"] == ["alice/strong"] and tabs == {"__type__": "update"} and len(compared) == 4
+
+
+def test_the_include_seen_toggle_rebuilds_the_table_its_download_and_what_follows_it(tmp_path, settings):
+    """dave/partial's card says it was trained on trec, the one suite target it lacks: zero-shot (the default) its
+    mean gain is sst2's, +10.00 points, and it ranks 1st; with the targets it was trained on it has no mean gain."""
+    events = AppEvents(AppHandlers(build_store(tmp_path / "lb.db", tags={"dave/partial": ("dataset:trec",)}),
+                                   settings))
+    zero_shot = events.on_filters(BOARD, *_filters().as_list())
+    included = events.on_filters(BOARD, *_filters(include_seen=True).as_list())
+    assert zero_shot[2][:2] == [BASE, "dave/partial"] and included[2][:2] == [BASE, "alice/strong"]
+    assert zero_shot[0]["value"]["mean gain"].tolist()[:2] == [0.0, 10.0]
+    assert included[0]["value"]["mean gain"].tolist()[:2] == [0.0, 6.0]
+    for include_seen in (False, True):
+        path = events.on_export(BOARD, "full ranking", "json", *_filters(include_seen=include_seen).as_list())
+        assert json.loads(Path(path).read_text())["include_seen"] is include_seen
+
+    header, share, *_ = events.on_model(BOARD, "dave/partial", True)
+    assert "rank 5 on org/base" in header and "include_seen=1" in share
+    page_and_compare = events.on_include_seen(BOARD, "dave/partial", ["dave/partial", "alice/strong"], False)
+    model, compared = ModelView(*page_and_compare[:8]), CompareView(*page_and_compare[8:])
+    assert "rank 1 on org/base" in model.header and "dave/partial): rank 1, mean gain +10.00" in compared.header
+    assert compared.table["value"]["mean gain"].tolist() == [10.0, 6.0]
+    alone = events.on_include_seen(BOARD, "dave/partial", ["dave/partial"], True)  # nothing to compare: left as is
+    assert "rank 5" in alone[0] and CompareView(*alone[8:]).header == {"__type__": "update"}
+    assert [t.y for t in events.on_insights(BOARD, True)[5].data] == [(4,), (3,)]  # beats_base: 3 of 4 models
+
+
+def test_a_url_with_include_seen_ticks_the_toggle_and_opens_that_board(tmp_path, settings):
+    events = AppEvents(AppHandlers(build_store(tmp_path / "lb.db", tags={"dave/partial": ("dataset:trec",)}),
+                                   settings))
+    request = SimpleNamespace(query_params={"base": BASE, "include_seen": "1",
+                                            "compare": "dave/partial,alice/strong"})
+    out = events.on_load(request, *_filters().as_list())
+    board, compared, include_seen = BoardView(*out[1:11]), CompareView(*out[11:15]), out[-1]
+    assert include_seen["value"] is True and board.model["value"] == "alice/strong"  # the top model of that board
+    assert board.shown_ids[:2] == [BASE, "alice/strong"] and "rank 5, mean gain no mean gain" in compared.header
+    plain = events.on_load(SimpleNamespace(query_params={"base": BASE}), *_filters().as_list())
+    assert plain[-1]["value"] is False and BoardView(*plain[1:11]).shown_ids[:2] == [BASE, "dave/partial"]

@@ -219,3 +219,71 @@ def test_board_links_and_the_note_for_a_legacy_or_unknown_base_in_the_url(tmp_pa
     assert h.url_note("no/such", "FacebookAI/roberta-base") == (
         "There is no leaderboard for no/such; showing FacebookAI/roberta-base.")
     assert h.url_note(None, "FacebookAI/roberta-base") is None
+
+
+# dave/partial has sst2 only (0.95: +10.00 points) and its card says it was trained on trec. By default (the
+# zero-shot estimand) trec is left out of its mean gain: +10.00 over sst2, interval ± t_2 · 0.002 / √3 ≈ ± 0.50, and
+# it ranks 1st. With the targets it was trained on included it misses trec: no mean gain, last (5th), and one model
+# fewer beats the base (alice +6.00, bob and the HTML-named one +1.00 still do; carol -14.00 does not).
+DAVE_TRAINED_ON_TREC = {"dave/partial": ("transformers", "dataset:trec")}
+ZERO_SHOT_ORDER = [BASE, "dave/partial", "alice/strong", "bob/middling", EVIL, "carol/weak"]
+INCLUDED_ORDER = [BASE, "alice/strong", "bob/middling", EVIL, "carol/weak", "dave/partial"]
+
+
+@pytest.fixture
+def trained(tmp_path, settings):
+    return AppHandlers(build_store(tmp_path / "trained.db", tags=DAVE_TRAINED_ON_TREC), settings)
+
+
+def test_the_table_and_its_controls_follow_include_seen(trained):
+    for include_seen, order, beating, top in ((False, ZERO_SHOT_ORDER, 4, "dave/partial"),
+                                              (True, INCLUDED_ORDER, 3, "alice/strong")):
+        frame, _, status = trained.leaderboard(BASE, PROJECT_SOURCE, ViewQuery(), include_seen=include_seen)
+        assert trained.shown_ids(BASE, PROJECT_SOURCE, ViewQuery(), include_seen=include_seen) == order
+        dave = frame[frame["model"].str.contains("dave/partial", regex=False)].iloc[0]
+        assert f"**{beating}** beat the base beyond seed noise" in status
+        assert trained.controls(BASE, PROJECT_SOURCE, include_seen=include_seen)["top_model"] == top
+        if include_seen:
+            assert pd.isna(dave["mean gain"]) and dave["rank"] == 5
+            assert "Mean gains include the targets a model was trained on." in status
+        else:
+            assert (dave["rank"], dave["mean gain"], dave["gain CI low"], dave["trained on"]) == (1, 10.0, 9.5, 1)
+            assert "Mean gains leave out the suite targets a model was trained on (1 model)." in status
+    assert trained.shown_ids(BASE, PROJECT_SOURCE, ViewQuery()) == ZERO_SHOT_ORDER  # the default: zero-shot
+
+
+def test_downloads_are_of_the_board_shown(trained):
+    for include_seen, dave_gain in ((False, 0.10), (True, None)):
+        for query in (None, ViewQuery(search="dave")):
+            path = trained.export(BASE, PROJECT_SOURCE, query, "json", include_seen=include_seen)
+            doc = json.loads(path.read_text())
+            dave = {r["repo_id"]: r for r in doc["rows"]}["dave/partial"]
+            assert doc["include_seen"] is include_seen and path.name.count("-include-seen") == include_seen
+            assert dave["mean_gain"] == (pytest.approx(dave_gain) if dave_gain else None)
+            assert dave["rank"] == (5 if include_seen else 1)
+    csv_view = trained.export(BASE, PROJECT_SOURCE, ViewQuery(search="alice"), "csv", include_seen=True)
+    assert pd.read_csv(csv_view)["mean_gain"].tolist() == pytest.approx([0.0, 0.06])
+
+
+def test_the_model_page_comparison_and_insights_rank_as_the_table(trained):
+    zero_shot = trained.model_page(BASE, PROJECT_SOURCE, "dave/partial")
+    included = trained.model_page(BASE, PROJECT_SOURCE, "dave/partial", include_seen=True)
+    assert "rank 1 on org/base" in zero_shot["header"] and "| mean gain | +10.00 (95% CI +9.50 to +10.50) |" in (
+        zero_shot["header"])
+    assert "| suite targets trained on (left out of the mean gain) | 1 |" in zero_shot["header"]
+    assert "rank 5 on org/base" in included["header"] and "| beats the base beyond seed noise | no |" in (
+        included["header"])
+    assert "trained on" not in included["header"]
+    assert "include_seen" not in zero_shot["share"]
+    assert "?base=org/base&source=project&include_seen=1&model=dave/partial" in included["share"]
+
+    ids = ["dave/partial", "alice/strong"]
+    assert "dave/partial): rank 1, mean gain +10.00" in trained.compare(BASE, PROJECT_SOURCE, ids)["header"]
+    compared = trained.compare(BASE, PROJECT_SOURCE, ids, include_seen=True)
+    assert "dave/partial): rank 5, mean gain no mean gain" in compared["header"]
+    assert "alice/strong): rank 1, mean gain +6.00" in compared["header"]
+    assert "&include_seen=1&compare=dave/partial,alice/strong" in compared["share"]
+
+    for include_seen, ranked, beating in ((False, 5, 4), (True, 4, 3)):
+        bars = trained.insights(BASE, PROJECT_SOURCE, include_seen=include_seen)["beats_base"].data
+        assert (tuple(bars[0].y), tuple(bars[1].y)) == ((ranked,), (beating,))

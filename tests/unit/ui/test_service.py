@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+
+import pytest
 
 from data.metrics import PROJECT_SOURCE
 from data.records import Score
-from tests.helpers.leaderboard_store import BASE, build_store, sha
+from tests.helpers.leaderboard_store import BASE, TRAINED_ON, build_store, sha
 from ui.service import LeaderboardService
 
 
@@ -34,3 +37,37 @@ def test_rendered_top_n_keeps_the_baseline_and_the_order(tmp_path):
     service = LeaderboardService(build_store(tmp_path / "lb.db"))
     top2 = service.rendered(BASE, PROJECT_SOURCE, "csv", limit=2).decode().splitlines()
     assert [line.split(",")[3] for line in top2[1:]] == [BASE, "alice/strong", "bob/middling"]
+
+
+def test_include_seen_is_part_of_every_key_and_the_default_is_the_zero_shot_board(tmp_path):
+    """alice/strong was trained on sst2: by default its mean gain is trec's alone, (0.80 - 0.73) = +7.00 points;
+    with the targets it was trained on, (5.00 + 7.00) / 2 = +6.00. Each board and each render is cached on its
+    own."""
+    service = LeaderboardService(build_store(tmp_path / "lb.db", tags=TRAINED_ON))
+    zero_shot = service.board(BASE, PROJECT_SOURCE)
+    included = service.board(BASE, PROJECT_SOURCE, include_seen=True)
+    assert service.board(BASE, PROJECT_SOURCE, False) is zero_shot and zero_shot is not included
+    assert service.board("org/base", PROJECT_SOURCE, True) is included
+    assert (zero_shot.include_seen, included.include_seen) == (False, True)
+    alice = {name: board.rows.set_index("repo_id").loc["alice/strong"] for name, board in
+             (("zero-shot", zero_shot), ("included", included))}
+    assert alice["zero-shot"]["mean_gain"] == pytest.approx(0.07) and alice["zero-shot"]["n_seen"] == 1
+    assert alice["zero-shot"]["gain_ci_low"] == pytest.approx(0.07 - 4.302653 * 0.002 / 3**0.5, abs=1e-6)
+    assert alice["included"]["mean_gain"] == pytest.approx(0.06)
+    assert alice["included"]["gain_ci_low"] == pytest.approx(0.06 - 4.302653 * 0.002 / 3**0.5, abs=1e-6)
+
+    plain = service.rendered(BASE, PROJECT_SOURCE, "json")
+    with_seen = service.rendered(BASE, PROJECT_SOURCE, "json", include_seen=True)
+    assert service.rendered(BASE, PROJECT_SOURCE, "json", include_seen=True) is with_seen
+    assert service.rendered(BASE, PROJECT_SOURCE, "json", include_seen=False) is plain
+    for data, flag, gain in ((plain, False, 0.07), (with_seen, True, 0.06)):
+        doc = json.loads(data)
+        assert doc["include_seen"] is flag
+        assert {r["repo_id"]: r["mean_gain"] for r in doc["rows"]}["alice/strong"] == pytest.approx(gain)
+    top1 = service.rendered(BASE, PROJECT_SOURCE, "csv", limit=1, include_seen=True).decode().splitlines()
+    repo, revision, mean_gain = top1[2].split(",")[3:6]  # the base's row, then the top model
+    assert len(top1) == 3 and (repo, revision) == ("alice/strong", sha("alice/strong"))
+    assert float(mean_gain) == pytest.approx(0.06)
+
+    unknown = service.board("nobody/nothing", PROJECT_SOURCE, include_seen=True)
+    assert unknown.include_seen and unknown.rows.empty and unknown.base_id == "nobody/nothing"

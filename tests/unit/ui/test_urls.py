@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ui.urls import MAX_PARAM_CHARS, PageParams, page_params, page_query, parse_ids, share_markdown
+from ui.urls import MAX_PARAM_CHARS, PageParams, page_params, page_query, parse_flag, parse_ids, share_markdown
 
 
 def decoded(query: str) -> dict[str, str]:
@@ -56,3 +56,21 @@ def test_parse_ids_takes_text_or_lists():
 def test_share_markdown_links_to_the_query_and_shows_it():
     query = page_query("org/base", "project", model="alice/strong")
     assert share_markdown(query, "this model page") == f"**Link to this model page:** [`{query}`]({query})"
+
+
+def test_include_seen_is_a_shareable_flag():
+    assert page_query("org/base", "project", include_seen=True) == "?base=org/base&source=project&include_seen=1"
+    assert page_query("org/base", "project", model="a/b", include_seen=True) == (
+        "?base=org/base&source=project&include_seen=1&model=a/b")
+    assert page_query("org/base", "project", include_seen=False) == "?base=org/base&source=project"
+    for value, flag in (("1", True), ("true", True), (" TRUE ", True), ("0", False), ("false", False),
+                        ("", False), ("yes", False), ("2", False)):  # what is not a yes is the default, no
+        assert page_params({"base": "org/base", "include_seen": value}).include_seen is flag, value
+    assert page_params(decoded(page_query("org/base", "project", include_seen=True))) == PageParams(
+        base="org/base", source="project", include_seen=True)
+
+
+@pytest.mark.parametrize(("value", "flag"), [("1", True), ("true", True), ("True", True), ("0", False),
+                                             ("false", False), ("", None), ("yes", None), ("2", None), (None, None)])
+def test_parse_flag_says_yes_no_or_neither(value, flag):
+    assert parse_flag(value) is flag

@@ -55,16 +55,34 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
     events = _events(demo)
     filters = layout.filters.as_list()
     assert [f.name for f in fields(Filters)] == ["search", "licenses", "min_downloads", "fully_scored", "hide_below",
-                                                 "groups", "sort_by", "max_rows", "sizes"]
+                                                 "groups", "sort_by", "max_rows", "sizes", "include_seen"]
     for f in fields(Filters):
         control = getattr(layout.filters, f.name)
         on_change = [e for e in events if (control._id, "change") in e[0]]
-        assert [e[3] for e in on_change] == ["on_filters"], f.name
+        also = ["on_include_seen"] if f.name == "include_seen" else []  # the model page and comparison follow it
+        assert [e[3] for e in on_change] == ["on_filters", *also], f.name
         assert on_change[0][1] == [layout.leaderboard.shown_board, *filters]
         assert on_change[0][2] == layout.table_view().as_list()
     for name in ("on_load", "on_base_input", "on_source_input", "on_export"):
         (inputs,) = [e[1] for e in events if e[3] == name]
         assert inputs[-len(filters):] == filters, name  # in Filters field order: the handler reads Filters(*values)
+
+
+def test_every_view_of_a_board_reads_the_include_seen_toggle_last(wired):
+    """The model page, comparison and insights read the board the table shows: its estimand too."""
+    demo, layout = wired
+    toggle = layout.filters.include_seen
+    assert (toggle.label, toggle.value, toggle.elem_id) == ("Include the targets a model was trained on", False,
+                                                            "include-seen")
+    assert "zero-shot" in toggle.info and "trained on" in toggle.info
+    events = _events(demo)
+    for name in ("on_model", "on_compare", "on_add_to_compare", "on_insights", "on_include_seen"):
+        inputs = [e[1] for e in events if e[3] == name]
+        assert inputs and all(i[0] is layout.leaderboard.shown_board and i[-1] is toggle for i in inputs), name
+    (load,) = [e for e in events if e[3] == "on_load"]
+    assert load[2][-1] is toggle  # a URL's include_seen=1 ticks it
+    (follow,) = [e for e in events if e[3] == "on_include_seen"]
+    assert follow[2] == [*layout.model.view.as_list(), *layout.compare.as_list()]
 
 
 def test_each_button_runs_its_handler(wired):
@@ -90,7 +108,8 @@ def test_each_handler_returns_one_value_per_output(wired):
              "on_filters": events.on_filters(board, *values), "on_model": events.on_model(board, "alice/strong"),
              "on_compare": events.on_compare(board, ["alice/strong", "bob/middling"]),
              "on_add_to_compare": events.on_add_to_compare(board, ["alice/strong"], "bob/middling"),
-             "on_insights": events.on_insights(board), "on_jobs": events.on_jobs()}
+             "on_insights": events.on_insights(board), "on_jobs": events.on_jobs(),
+             "on_include_seen": events.on_include_seen(board, "alice/strong", ["alice/strong", "bob/middling"], True)}
     for name, returned in calls.items():
         outputs = {len(fn.outputs) for fn in demo.fns.values() if fn.name == name}
         assert outputs == {len(returned)}, name
