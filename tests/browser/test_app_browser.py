@@ -54,7 +54,7 @@ def test_browse_shows_the_ranking_under_its_baseline(page: Page, tmp_path, recor
     expect(model_cells(page)).to_have_text(BY_MEAN_GAIN)
     expect(page.locator("#status strong").first).to_have_text("5")
     expect(page.locator("#status")).to_contain_text(
-        "5 models ranked, 4 with every target of the suite (2 targets), 1 beat the base beyond seed noise.")
+        "5 models ranked, 4 with every target of the suite (2 targets), 3 beat the base beyond seed noise.")
     expect(table_row(page, "alice/strong").locator('[role="gridcell"][data-col="0"]')).to_have_text("1")
     expect(table_row(page, BASE_ROW).locator('[role="gridcell"][data-col="0"]')).to_have_text("0")
     expect(page.locator("#leaderboard-table").get_by_role("link", name="alice/strong")).to_have_attribute(
@@ -130,7 +130,7 @@ def test_clicking_a_row_opens_its_model_page(page: Page):
     expect(page.get_by_role("tab", name="Model")).to_have_attribute("aria-selected", "true")
     header = page.locator("#model-header")
     expect(header).to_contain_text(f"alice/strong — rank 1 on {BASE}")
-    expect(header).to_contain_text("+6.00 (95% CI +4.40 to +7.60)")
+    expect(header).to_contain_text("+6.00 (95% CI +5.50 to +6.50)")  # 3 paired seeds, ±0.2 pts each
     plot = page.locator("#model-gains .js-plotly-plot")
     expect(plot).to_be_visible()
     expect(plot).to_contain_text("Per-target gain over the base: alice/strong")

@@ -17,8 +17,8 @@ from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
 from tests.helpers.tiny_suite import write_reference_text, write_tiny_suite
 
 BASE = "tiny/bert-base"
-TINY_FT = replace(QUICK, lr=1e-3, max_train_examples=64, max_eval_examples=50, eval_every_examples=64,
-                  patience_examples=256, max_length=24, batch_size=16, micro_batch_size=16, max_epochs=2)
+TINY_FT = replace(QUICK, lr=1e-2, max_train_examples=400, max_eval_examples=50, eval_every_examples=64,
+                  patience_examples=256, max_length=24, batch_size=16, micro_batch_size=16, max_epochs=3)
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def tiny_study_world(root: Path) -> TinyStudyWorld:
     build_base(TINY_BERT, world.base_dir)
     rng = random.Random(0)
     world.corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(200)))
-    write_tiny_suite(world.data_root, n_train=120, n_test=60)
+    write_tiny_suite(world.data_root, n_train=400, n_test=60)
     write_reference_text(world.data_root, n_rows=2000)  # the guided-dropout Fisher's "local" corpus: 256 x 62 tokens
     return world
 

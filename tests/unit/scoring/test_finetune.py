@@ -28,7 +28,6 @@ from scoring.finetune import (
     collate,
     encode,
     epoch_micro_batches,
-    evaluate,
     finetune,
     get_lr,
     load_classifier,
@@ -264,11 +263,13 @@ def test_early_stopping_stops_and_restores_the_best_weights(checkpoints, monkeyp
     """Each evaluation sees a snapshot of the weights; the test split must be scored with the best step's."""
     snapshots = []
 
+    detail = finetune_module.evaluate_detail
+
     def evaluate_and_snapshot(model, batches, metric):
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
-        return evaluate(model, batches, metric)
+        return detail(model, batches, metric)
 
-    monkeypatch.setattr(finetune_module, "evaluate", evaluate_and_snapshot)
+    monkeypatch.setattr(finetune_module, "evaluate_detail", evaluate_and_snapshot)
     cfg = replace(TINY, lr=3e-3, max_steps=200, eval_every_examples=64, patience_examples=512)
     result = finetune(checkpoints["bert-base"], HAS_CAT, cfg)
 
