@@ -104,10 +104,18 @@ class FreeEnergyRun(Payload):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoraRun(Payload):
-    """One point of a sample-efficiency curve (metric lora_accuracy)."""
+    """One seed's point of a sample-efficiency curve (metric lora_accuracy). The run fields (``steps`` ...) and
+    the seed spread are None in payloads stored before they were recorded."""
 
     n_labels: int
     dataset_revision: str = ""
+    steps: int | None = None  # optimizer steps trained: the protocol's ``steps``, the same at every n
+    batch_size: int | None = None  # examples per step (steps x batch_size examples seen at every n)
+    train_examples: int | None = None  # distinct labelled examples the run drew from (= n_labels)
+    best_step: int | None = None  # the step whose weights were tested (best on the eval split)
+    seeds: int | None = None  # seeds run at this (model, target, n): this score is one of them
+    seed_mean: float | None = None  # their mean accuracy
+    seed_std: float | None = None  # their sample standard deviation (ddof 1); None with a single seed
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +125,42 @@ class PowerLawFit:
     gamma: float
 
 
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """One (model, n) of a sample-efficiency curve over its seeds."""
+
+    n_labels: int
+    mean: float  # mean LoRA accuracy over the seeds
+    std: float | None  # sample standard deviation over the seeds (ddof 1); None with a single seed
+    seeds: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LabelsSaved(Payload):
-    """Labels saved against the base (metric labels_saved) and the curves' fits it came from."""
+    """Labels saved against the base (metric labels_saved), the fits it came from and the measured curves.
 
-    reference_accuracy: float | None = None
+    Read only inside the measured range of n, never extrapolated (scoring/sample_efficiency.py): the reference
+    is the base's fitted accuracy at ``n_max`` (so ``base_labels`` = ``n_max``), ``candidate_labels`` the n at
+    which the candidate's fitted curve reaches it. ``in_range`` True: that n lies in [n_min, n_max] and the
+    score's value, base_labels − candidate_labels, is exact. False: it does not, ``candidate_labels`` is None
+    and the value is a bound, as ``out_of_range`` says: "below" — the candidate is past the reference already
+    at n_min (needs < n_min labels), the value n_max − n_min is a lower bound (saved > value); "above" — it is
+    still short of it at n_max (needs > n_max labels, or never gets there), the value 0 is an upper bound
+    (saved < 0: the candidate costs labels). ``reason`` says it in a sentence. Payloads stored before the range
+    check have ``in_range`` None (their value may be extrapolated) and no n_min/n_max/steps/curves."""
+
+    reference_accuracy: float | None = None  # before the range check: the base's measured mean at the largest n
     base_labels: float | None = None
-    candidate_labels: float | None = None  # inf: the candidate's curve never reaches the reference
+    candidate_labels: float | None = None  # None when out of range (older payloads: inf = never reaches)
     fits: dict[str, PowerLawFit] = field(default_factory=dict)
+    in_range: bool | None = None
+    out_of_range: str = ""  # "" (in range, or stored before the check), "below" or "above"
+    reason: str = ""  # why the value is a bound, in a sentence; "" when exact
+    n_min: int | None = None
+    n_max: int | None = None
+    base_accuracy: float | None = None  # the base's measured mean accuracy at n_max
+    steps: int | None = None  # optimizer steps of every LoRA run (the same at every n)
+    curves: dict[str, tuple[CurvePoint, ...]] = field(default_factory=dict)  # per model: mean, std, seeds per n
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,6 +253,9 @@ def _decode(value, hint, where: str):
             return float(value)
         if value in ("inf", "-inf"):
             return float(value)
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

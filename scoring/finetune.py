@@ -15,7 +15,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -292,9 +292,15 @@ def finetune(model_dir: Path, target: TargetData, cfg: FinetuneConfig, *, device
     return replace(result, duration_s=time.perf_counter() - start, dropout_rates=rates)
 
 
+# (train split, config, generator) -> the micro-batches of each optimizer step, without end
+StepStream = Callable[[Encoded, FinetuneConfig, torch.Generator], Iterator[list[Batch]]]
+
+
 def train_classifier(model, tokenizer, target: TargetData, cfg: FinetuneConfig, *, device: str = "cpu",
-                     verbose: bool = False) -> FinetuneResult:
-    """Train ``model`` (in place, left on ``device`` with the best weights) on ``target``; the loop itself."""
+                     verbose: bool = False, step_stream: StepStream | None = None) -> FinetuneResult:
+    """Train ``model`` (in place, left on ``device`` with the best weights) on ``target``; the loop itself.
+    ``step_stream(train, cfg, generator)`` yields each optimizer step's micro-batches (default: epoch after
+    epoch, ``_steps``); the loop takes ``cfg.max_steps`` (or ``max_epochs`` worth) of them."""
     if cfg.dropout not in ("standard", "guided"):
         raise ValueError(f"dropout must be 'standard' or 'guided', got {cfg.dropout!r}")
     start = time.perf_counter()
@@ -309,7 +315,7 @@ def train_classifier(model, tokenizer, target: TargetData, cfg: FinetuneConfig, 
         model.to(device).train()
         optimizer = _make_optimizer(model, cfg, device)
         loop = _TrainLoop(model, optimizer, target, cfg, eval_set, total_steps, device=device, start=start)
-        loop.run(_steps(train, cfg, generator), verbose=verbose)
+        loop.run((step_stream or _steps)(train, cfg, generator), verbose=verbose)
         if loop.best_step != loop.step:
             model.load_state_dict(loop.best_state)
         with _autocast(device, cfg):

@@ -12,6 +12,7 @@ from data.metrics import PUBLISHED_SOURCE
 from data.payloads import (
     PAYLOADS,
     VERSION_KEY,
+    CurvePoint,
     FinetuneRun,
     FreeEnergyRun,
     LabelsSaved,
@@ -34,8 +35,14 @@ EXAMPLES = [
                   diagnostics=("chain 1 diverged",), trace=((1.0, 1.1), (1.0, math.nan), (1.2, 1.3)), head="given",
                   corpus="local"),
     LoraRun(n_labels=128, dataset_revision="c" * 40),
+    LoraRun(n_labels=32, dataset_revision="c" * 40, steps=100, batch_size=32, train_examples=32, best_step=60,
+            seeds=2, seed_mean=0.7, seed_std=0.05),
     LabelsSaved(reference_accuracy=0.8, base_labels=512.0, candidate_labels=math.inf,
                 fits={"org/base": PowerLawFit(0.1, 2.0, 0.5)}),
+    LabelsSaved(reference_accuracy=0.85, base_labels=2048.0, candidate_labels=None,
+                fits={"org/base": PowerLawFit(0.1, 2.0, 0.5)}, in_range=False, out_of_range="above",
+                reason="it needs more than 2048 labels", n_min=32, n_max=2048, base_accuracy=0.855, steps=100,
+                curves={"org/base": (CurvePoint(32, 0.5, 0.01, 2), CurvePoint(2048, 0.855, None, 1))}),
     PublishedRow(num_params=124_000_000, last_modified="2022-08-04T10:36:41.000Z", model_type="roberta"),
 ]
 
@@ -71,6 +78,20 @@ def test_version_0_the_unversioned_extras_read_and_an_unknown_version_is_refused
 def test_a_malformed_payload_is_refused_with_a_sentence_naming_the_field(data, message):
     with pytest.raises((PayloadError, TypeError), match=message):
         LoraRun.from_json(data)
+
+
+def test_sample_efficiency_payloads_stored_before_the_range_check_and_spread_still_read():
+    old_run = LoraRun.from_json({VERSION_KEY: 1, "n_labels": 512, "dataset_revision": "d" * 40})
+    assert (old_run.steps, old_run.seeds, old_run.seed_std) == (None, None, None)
+    old_saved = LabelsSaved.from_json({VERSION_KEY: 1, "reference_accuracy": 0.855, "base_labels": 2712.0,
+                                       "candidate_labels": 7317.0,
+                                       "fits": {"b/base": {"a": 0.136, "b": 7.07, "gamma": 0.85}}})
+    assert old_saved.in_range is None and old_saved.out_of_range == "" and old_saved.curves == {}
+    assert LabelsSaved.from_json({"candidate_labels": "inf"}).candidate_labels == math.inf  # version 0
+    with pytest.raises(PayloadError, match=r"LabelsSaved.in_range must be bool, got 1"):
+        LabelsSaved.from_json({VERSION_KEY: 1, "in_range": 1})
+    with pytest.raises(PayloadError, match=r"curves\['b'\]\[0\] must have the fields"):
+        LabelsSaved.from_json({VERSION_KEY: 1, "curves": {"b": [{"n_labels": 8}]}})
 
 
 def test_a_malformed_stored_payload_names_the_score():
