@@ -129,9 +129,8 @@ def build_leaderboard(
     failed = cand_rows & ~codes.ok & (codes.metric == codes.metric_code(TARGET_METRIC))
     cand_rows = cand_rows & codes.ok
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
-    trained_on = None if include_seen else (seen or {})
     suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_of_row, base_stats, seed_design,
-                                trained_on)
+                                seen or {}, include_seen)
     columns["failed_runs"] = np.bincount(model_of_row[failed], minlength=len(repos)).astype(np.int64)
     for metric_key in SUMMARY_METRICS:
         rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
@@ -166,7 +165,7 @@ def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[st
 
 def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tuple[np.ndarray, np.ndarray],
                         model_of_row: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign,
-                        trained_on: Mapping[str, Collection[str]] | None) -> tuple[str, ...]:
+                        trained_on: Mapping[str, Collection[str]], include_seen: bool) -> tuple[str, ...]:
     """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base and n_seeds (under
     the seed design, ranking/gains.py); returns the suite."""
     base_rows, cand_rows = rows
@@ -181,9 +180,9 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     suite = tuple(sorted(base_stats.index)) if len(base_stats) else tuple(sorted(target_names))
     in_suite = [target_names.index(t) if t in target_names else -1 for t in suite]
     has_base = bool(suite) and set(suite) <= set(base_stats.index)
-    seen = None if trained_on is None else np.array(
-        [[t in trained_on.get(repo, ()) for t in target_names] for repo in columns["repo_id"]], dtype=bool
-    ).reshape(n_models, len(target_names))
+    flagged = np.array([[t in trained_on.get(repo, ()) for t in target_names] for repo in columns["repo_id"]],
+                       dtype=bool).reshape(n_models, len(target_names))
+    seen = None if include_seen else flagged  # n_seen counts them either way; the mean leaves them out by default
     if seed_design == "paired":
         b = base_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
         g = gains.paired((cand_model, cand_column, codes.seed[target_rows], codes.value[target_rows]),
@@ -205,8 +204,8 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     columns["beats_base"] = np.nan_to_num(g.low, nan=-np.inf) > 0
     columns["n_seeds"] = g.n_seeds.astype(np.int64)
     in_suite_cols = [c for c in in_suite if c >= 0]
-    columns["n_seen"] = (seen[:, in_suite_cols].sum(axis=1) if seen is not None and in_suite_cols
-                         else np.zeros(n_models)).astype(np.int64)
+    columns["n_seen"] = (flagged[:, in_suite_cols].sum(axis=1) if in_suite_cols else np.zeros(n_models)
+                         ).astype(np.int64)
     return suite
 
 
