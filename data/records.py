@@ -179,7 +179,8 @@ class Score:
     created_at: datetime | None = None
     extra: dict = field(default_factory=dict)
     base_id: str = ""  # the base whose leaderboard this score belongs to
-    status: str = "ok"  # "ok", or "failed": a run that failed a check (stored, shown, never averaged or ranked)
+    status: str = "ok"  # "ok"; "failed": a run that failed a check; "out_of_range": a bound, not a measurement
+    # (any status but "ok" is stored and shown, never averaged or ranked)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -267,8 +267,11 @@ def label_savings(scores: Iterable[Score], labels: Mapping[str, str]) -> pd.Data
                              kind="mergesort").reset_index(drop=True)
 
 
-def _saved_fields(saved: LabelsSaved) -> dict[str, float]:
-    return {key: _nan_if_none(getattr(saved, key)) for key in ("reference_accuracy", "base_labels", "candidate_labels")}
+def _saved_fields(saved: LabelsSaved) -> dict:
+    """The payload's numbers, and the bound (">" or "<") when the candidate's curve left the measured range."""
+    bound = {"below": ">", "above": "<"}.get(getattr(saved, "out_of_range", ""), "")
+    return {"bound": bound, **{key: _nan_if_none(getattr(saved, key))
+                               for key in ("reference_accuracy", "base_labels", "candidate_labels")}}
 
 
 def _nan_if_none(value: float | None) -> float:
@@ -408,7 +411,8 @@ def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
         header = ("source", "model", "target", "labels saved", "reference accuracy (%)", "base labels",
                   "candidate labels")
         out += ["", "| " + " | ".join(header) + " |", "|---" * 7 + "|"]
-        out += [f"| {_md(r['source'])} | {_md(r['repo_id'])} | {_md(r['target'])} | {_signed(r['labels_saved'], 0)} | "
+        out += [f"| {_md(r['source'])} | {_md(r['repo_id'])} | {_md(r['target'])} | "
+                f"{r['bound'] + ' ' if r['bound'] else ''}{_signed(r['labels_saved'], 0)} | "
                 f"{_fixed(100 * r['reference_accuracy'])} | {_fixed(r['base_labels'], 0)} | "
                 f"{_fixed(r['candidate_labels'], 0)} |" for _, r in saved.iterrows()]
     return "\n".join(out) + "\n"

@@ -42,6 +42,10 @@ LORA_TARGETS = {"bert": ("query", "value"), "roberta": ("query", "value"), "xlm-
                 "electra": ("query", "value"), "deberta-v2": ("query_proj", "value_proj"),
                 "distilbert": ("q_lin", "v_lin")}
 
+# a labels_saved outside the measured range is a bound, not a measurement: stored with this status, so the
+# leaderboard never shows it as a number (the study report reads its bound and reason from the payload)
+OUT_OF_RANGE = "out_of_range"
+
 
 @dataclass(frozen=True, slots=True)
 class PowerLaw:
@@ -259,7 +263,7 @@ class SampleEfficiencyScorer(RegisteredScorer):
         points = {repo: tuple(CurvePoint(n, *seed_spread(accs)) for n, accs in pts) for repo, pts in curves.items()}
         return Score(repo_id=job.repo_id, revision=job.revision, scorer=self.name, metric="labels_saved",
                      target=target, seed=0, value=reading.value, config_hash=cfg_hash, config_json=cfg_json,
-                     base_id=job.base_id,
+                     base_id=job.base_id, status="ok" if reading.in_range else OUT_OF_RANGE,
                      extra=LabelsSaved(reference_accuracy=reading.reference_accuracy, base_labels=reading.base_labels,
                                        candidate_labels=reading.candidate_labels,
                                        fits={r: PowerLawFit(f.a, f.b, f.gamma) for r, f in fits.items()},

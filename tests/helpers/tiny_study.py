@@ -52,7 +52,8 @@ def tiny_study_config(corpus: Path) -> StudyConfig:
         probe=LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
         free_energy=FreeEnergyConfig(sgld=sgld, corpus=str(corpus), num_sequences=32, seq_len=16, head_steps=5),
         guided_base_seeds=1,
-        sample_efficiency=SampleEfficiencyConfig(n_labels=(8, 16, 32), seeds=1, rank=4, targets="cats", finetune=se_ft),
+        sample_efficiency=SampleEfficiencyConfig(n_labels=(8, 16, 32), seeds=1, rank=4, targets="cats", finetune=se_ft,
+                                                 steps=2),
     )
 
 

@@ -133,3 +133,15 @@ def test_a_baseline_revision_keeps_the_bases_own_single_run_as_a_candidate():
     assert list(zip(lb.rows["repo_id"], lb.rows["revision"], strict=False)) == [(BASE, "row-7")]
     assert lb.baseline.iloc[0]["mean_score"] == pytest.approx(0.62)
     assert lb.rows.iloc[0]["mean_gain"] == pytest.approx(0.28)
+
+
+def test_a_score_that_is_not_ok_never_enters_a_column_or_a_mean():
+    rows = [(*r, "ok") for r in rows_of(BASE_RUNS)] + [
+        ("m/x", "r", "intertraining", "target_score", "a", 0, 0.99, "h1", "failed"),
+        ("m/x", "r", "intertraining", "target_score", "a", 1000, 0.80, "h1", "ok"),
+        ("m/x", "r", "intertraining", "target_score", "b", 0, 0.60, "h1", "ok"),
+        ("m/x", "r", "sample_efficiency", "labels_saved", "sst2", 0, 2016.0, "se", "out_of_range"),
+    ]
+    x = board(rows).rows.iloc[0]
+    assert x["failed_runs"] == 1 and x["score:a"] == pytest.approx(0.80)  # the failed 0.99 is not averaged in
+    assert math.isnan(x["labels_saved"])  # a bound is not shown as a measurement
