@@ -73,6 +73,7 @@ class StudyConfig:
         FreeEnergyConfig(), num_sequences=128, seq_len=32,
         sgld=replace(FREE_ENERGY_SGLD, num_chains=2, num_draws=40, num_burnin=10))
     guided_models: int = 1  # the base and this many best candidates (by mean gain) under guided dropout
+    top_k: int | None = None  # stage 2: intertraining for the K best by probe; None: every source
     guided_base_seeds: int = 2
     # 40 steps at every n: 3 n x 40 = 120 steps per seed, about the 105 of the former 5 epochs at batch 32
     sample_efficiency: SampleEfficiencyConfig = SampleEfficiencyConfig(n_labels=(32, 128, 512), seeds=2, steps=40)
@@ -211,7 +212,7 @@ def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = 
             hub.set_faults(hub_faults)
         s = (settings or Settings.from_env()).with_overrides(
             hub_endpoint=hub.url, db_path=out_dir / "study.db", cache_dir=out_dir / "cache",
-            crawl_scorers=("linear_probe", "free_energy"), top_k=len(sources))
+            crawl_scorers=("linear_probe", "free_energy"), top_k=cfg.top_k or len(sources))
         started = time.perf_counter()
         client = HubClient(s)
         crawl(cfg.base_id, client, store, s)

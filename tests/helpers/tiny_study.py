@@ -17,8 +17,12 @@ from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
 from tests.helpers.tiny_suite import write_reference_text, write_tiny_suite
 
 BASE = "tiny/bert-base"
+# the targets' protocol: one the tiny base learns under (with the sources' one it predicts one class: a failed run)
 TINY_FT = replace(QUICK, lr=1e-2, max_train_examples=400, max_eval_examples=50, eval_every_examples=64,
                   patience_examples=256, max_length=24, batch_size=16, micro_batch_size=16, max_epochs=3)
+# the sources' (intermediate models'): short, so the study candidates keep probing above the end-to-end test's
+# submitted finetunes and stage 2's choice does not depend on when those arrive
+SOURCE_FT = replace(TINY_FT, lr=1e-3, max_train_examples=64, max_epochs=2)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ def tiny_study_config(corpus: Path) -> StudyConfig:
         probe=LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
         free_energy=FreeEnergyConfig(sgld=sgld, corpus=str(corpus), num_sequences=32, seq_len=16, head_steps=5),
         guided_base_seeds=1,
+        top_k=4,  # every model the tests put on the Hub (2 sources + the end-to-end test's 2 submissions), so stage
+        # 2 never depends on the order in which probe jobs finish
         sample_efficiency=SampleEfficiencyConfig(n_labels=(8, 16, 32), seeds=1, rank=4, targets="cats", finetune=se_ft,
                                                  steps=2),
     )
@@ -63,9 +69,11 @@ def study_settings(world: TinyStudyWorld, db_path: Path, hub_url: str, *, job_le
     from data.settings import Settings
     from data.targets import suite
 
-    sources = suite(tiny_study_config(world.corpus).sources, local_root=world.data_root)
+    cfg = tiny_study_config(world.corpus)
+    sources = suite(cfg.sources, local_root=world.data_root)
     return Settings(db_path=db_path, hub_endpoint=hub_url, cache_dir=db_path.parent / "cache", snapshot_path=None,
-                    crawl_scorers=("linear_probe", "free_energy"), top_k=len(sources), crawl_backoff_base_s=0.01,
+                    crawl_scorers=("linear_probe", "free_energy"), top_k=cfg.top_k or len(sources),
+                    crawl_backoff_base_s=0.01,
                     crawl_backoff_max_s=0.05, job_lease_s=job_lease_s)
 
 
