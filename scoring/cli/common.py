@@ -92,3 +92,11 @@ def summary_table(store: Store, base_id: str, repo_id: str, revision: str) -> st
                  f"beats the base beyond seed noise: {'yes' if bool(row['beats_base']) else 'no'}; "
                  f"probe {format_value(row['probe_accuracy'], 'pct') or '–'}")
     return "\n".join(lines)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags every one-off run takes, last in its help: --device, --quiet, and --db (hidden: accepted for
+    symmetry with the other subcommands, unused)."""
+    p.add_argument("--device", default="cpu", choices=DEVICES)
+    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true")

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from data.settings import Settings
-from scoring.cli.common import DEVICES, MODEL_HELP, PROFILES, resolve_model, usage_error
+from scoring.cli.common import MODEL_HELP, PROFILES, add_run_flags, resolve_model, usage_error
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -18,9 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--fractions", default="0.1,0.5", help="fractions of each training set")
     p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--local-root", type=Path)
-    p.add_argument("--device", default="cpu", choices=DEVICES)
-    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true")
+    add_run_flags(p)
     p.add_argument("--seeds", type=int, default=3)
     p.set_defaults(base_seeds=1)
     return p

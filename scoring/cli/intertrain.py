@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from data.settings import Settings
-from scoring.cli.common import DEVICES, LOCAL_ROOT_HELP, PROFILES, resolve_model
+from scoring.cli.common import LOCAL_ROOT_HELP, PROFILES, add_run_flags, resolve_model
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -20,9 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
-    p.add_argument("--device", default="cpu", choices=DEVICES)
-    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true")
+    add_run_flags(p)
     p.set_defaults(seeds=1, base_seeds=1)
     return p
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from data.settings import Settings
-from scoring.cli.common import DEVICES, MODEL_HELP, resolve_model
+from scoring.cli.common import MODEL_HELP, add_run_flags, resolve_model
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,9 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=100)
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--local-root", type=Path)
-    p.add_argument("--device", default="cpu", choices=DEVICES)
-    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true")
+    add_run_flags(p)
     p.set_defaults(seeds=1, base_seeds=1)
     return p
 

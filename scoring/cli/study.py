@@ -8,7 +8,7 @@ from pathlib import Path
 
 from data.settings import Settings
 from data.store import Store
-from scoring.cli.common import DEVICES, LOCAL_ROOT_HELP, usage_error
+from scoring.cli.common import LOCAL_ROOT_HELP, add_run_flags, usage_error
 
 DEFAULT_SNAPSHOT_PATH = Path(__file__).resolve().parents[2] / "data" / "snapshot" / "study.json"
 
@@ -22,9 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--snapshot", default=str(DEFAULT_SNAPSHOT_PATH), help="where to write the bundled snapshot, "
                    "or none")
     p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
-    p.add_argument("--device", default="cpu", choices=DEVICES)
-    p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--quiet", action="store_true")
+    add_run_flags(p)
     p.set_defaults(seeds=1, base_seeds=1)
     return p
 
