@@ -311,7 +311,7 @@ def train_classifier(model, tokenizer, target: TargetData, cfg: FinetuneConfig, 
         train, eval_data, test_data = _encode_splits(tokenizer, target, cfg, generator)
         eval_set = [batch.to(device) for batch in eval_batches(eval_data, 2 * cfg.micro_batch_size)]
         steps_per_epoch = math.ceil(math.ceil(len(train.labels) / cfg.micro_batch_size) / cfg.accumulation_steps)
-        total_steps = cfg.max_steps or cfg.max_epochs * steps_per_epoch
+        total_steps = max(cfg.min_steps, cfg.max_steps or cfg.max_epochs * steps_per_epoch)
         model.to(device).train()
         optimizer = _make_optimizer(model, cfg, device)
         loop = _TrainLoop(model, optimizer, target, cfg, eval_set, total_steps, device=device, start=start)
@@ -396,7 +396,8 @@ class _TrainLoop:
         if score > self.best_score:
             self.best_score, self.best_step, self.best_examples = score, self.step, self.examples_seen
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        is_out_of_patience = self.examples_seen - self.best_examples >= self.cfg.patience_examples
+        is_out_of_patience = (self.examples_seen - self.best_examples >= self.cfg.patience_examples
+                              and self.step >= self.cfg.min_steps)
         logger.info("target %s: step %d eval %s %.4f (best %.4f at step %d)%s", self.target.name, self.step,
                     self.target.metric, score, self.best_score, self.best_step,
                     ", early stop" if is_out_of_patience else "")

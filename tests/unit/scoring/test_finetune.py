@@ -285,6 +285,16 @@ def test_early_stopping_stops_and_restores_the_best_weights(checkpoints, monkeyp
     assert not all(torch.equal(restored[k], last_state[k]) for k in restored)
 
 
+def test_min_steps_lengthens_a_short_run_and_holds_off_early_stopping(checkpoints):
+    """The protocol floor: 2 epochs of 96 examples at batch 16 are 12 steps; min_steps 40 makes 40, epochs
+    repeating, and a patience of one evaluation cannot stop the run before step 40."""
+    cfg = replace(TINY, max_steps=None, max_epochs=2, max_train_examples=96, eval_every_examples=64,
+                  patience_examples=64, lr=1e-8)  # lr ~0: no eval ever improves, so patience alone would stop it
+    assert finetune(checkpoints["bert-base"], HAS_CAT, cfg).steps < 12
+    floored = finetune(checkpoints["bert-base"], HAS_CAT, replace(cfg, min_steps=40))
+    assert floored.steps == 40 and floored.examples_seen == 40 * 16
+
+
 @pytest.mark.slow
 def test_subsamples_are_seeded(checkpoints):
     cfg = replace(TINY, max_steps=4, max_train_examples=96, max_eval_examples=50)
