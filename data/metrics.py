@@ -27,6 +27,9 @@ def _specs(*specs: MetricSpec) -> MappingProxyType:
 METRICS: MappingProxyType[str, MetricSpec] = _specs(
     MetricSpec(key="target_score", label="score", higher_is_better=True, unit="fraction",
                description="Score on one target after fine-tuning (accuracy; Spearman for STS-B)."),
+    MetricSpec(key="lr_choice", label="learning rate", higher_is_better=False, unit="",
+               description="The learning rate the base's sweep chose for a target (0 with status 'dropped': the "
+                           "target left the suite)."),
     MetricSpec(key="intertraining_gain", label="gain", higher_is_better=True, unit="points",
                description="Target score of the candidate minus the mean over seeds of the base's score, "
                            "same protocol."),

@@ -75,6 +75,23 @@ class FinetuneRun(Payload):
     loss_start: float | None = None  # mean training loss of the first steps
     loss_end: float | None = None  # and of the last
     failure: tuple[str, ...] = ()  # why the run failed its checks (scoring/run_check.py); empty: a measurement
+    lr: float | None = None  # the learning rate it ran at (the sweep's choice for the target, when there is one)
+    steps: int | None = None  # optimizer steps taken
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LrSweep(Payload):
+    """The learning-rate sweep of a base on one target (scorer intertraining, metric lr_choice; the value is
+    the chosen rate, status "ok", or 0 with status "dropped" and the ``reason``). scoring/lr_sweep.py."""
+
+    lrs: tuple[float, ...] = ()
+    eval_means: tuple[float, ...] = ()  # the base's mean eval score at each rate
+    test_means: tuple[float, ...] = ()
+    failed: tuple[int, ...] = ()  # failed base seeds at each rate
+    seeds: int = 0
+    majority_rate: float | None = None
+    reason: str = ""  # why the target was dropped from the suite; empty: kept
+    dataset_revision: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +196,7 @@ class NoPayload(Payload):
 
 PAYLOADS: typing.Mapping[tuple[str, str], type[Payload]] = types.MappingProxyType({
     ("intertraining", "target_score"): FinetuneRun,
+    ("intertraining", "lr_choice"): LrSweep,
     ("linear_probe", "probe_accuracy"): ProbeRun,
     **{("free_energy", m): FreeEnergyRun for m in ("free_energy", "llc_mean", "llc_std", "init_loss")},
     ("sample_efficiency", "lora_accuracy"): LoraRun,

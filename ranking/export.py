@@ -61,6 +61,7 @@ def to_json(board: Leaderboard, frame: pd.DataFrame) -> bytes:
         "config_hashes": dict(board.config_hashes),
         "seed_design": board.seed_design,
         "include_seen": board.include_seen,
+        "dropped_targets": list(board.dropped),
         "columns": list(frame.columns),
     }
     rows = frame.to_json(orient="records", double_precision=15)

@@ -44,6 +44,7 @@ class Leaderboard:
     config_hashes: Mapping[str, str] = field(default_factory=dict)  # scorer -> protocol used
     seed_design: str = "paired"  # how gains and intervals pair the runs (ranking/gains.py)
     include_seen: bool = False  # True: a model's mean gain includes the targets it was trained on
+    dropped: tuple[str, ...] = ()  # targets the base's learning-rate sweep dropped (scoring/lr_sweep.py)
 
     def to_frame(self) -> pd.DataFrame:
         """Baseline first, then the ranked candidates."""
@@ -147,7 +148,19 @@ def build_leaderboard(
     if not baseline.empty:
         baseline["failed_runs"], baseline["n_seen"] = int(failed_base.sum()), 0
     return Leaderboard(base_id=base_id, source=source, rows=rows, baseline=baseline, suite=suite,
-                       config_hashes=chosen, seed_design=seed_design, include_seen=include_seen)
+                       config_hashes=chosen, seed_design=seed_design, include_seen=include_seen,
+                       dropped=dropped_targets(scores, {base_id, *base_aliases}, chosen))
+
+
+def dropped_targets(scores: pd.DataFrame, base_names: Collection[str], chosen: Mapping[str, str]) -> tuple[str, ...]:
+    """The targets whose ``lr_choice`` for the base, under the chosen protocol, has status "dropped"."""
+    if scores.empty:
+        return ()
+    rows = scores[(scores["metric"] == "lr_choice") & (scores["status"] == "dropped")
+                  & scores["repo_id"].isin(list(base_names))]
+    rows = rows[np.array([chosen.get(scorer) == h for scorer, h in zip(rows["scorer"], rows["config_hash"],
+                                                                      strict=True)], dtype=bool)]
+    return tuple(sorted(set(rows["target"])))
 
 
 def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[str], baseline_revision: str | None,

@@ -32,6 +32,8 @@ class ScoringJob:
 HasScore = Callable[[str, str, str, str, str, int, str], bool]
 # score_status(the same key) -> "ok" / "failed" when stored, None when not
 ScoreStatus = Callable[[str, str, str, str, str, int, str], "str | None"]
+# stored_score(the same key) -> the stored Score, None when not stored (or not known to the context)
+StoredScore = Callable[[str, str, str, str, str, int, str], "Score | None"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,11 +43,13 @@ class ScoringContext:
     cache_dir: Path | None = None
     has_score: HasScore = lambda *args: False  # noqa: E731 (a default that knows nothing)
     score_status: ScoreStatus = lambda *args: None  # noqa: E731
+    stored_score: StoredScore = lambda *args: None  # noqa: E731 (the stored Score of a key, or None)
 
     @classmethod
     def for_store(cls, store, **options) -> ScoringContext:
         """A context whose ``has_score`` and ``score_status`` read ``store`` (a data.store.Store)."""
-        return cls(has_score=store.has_score, score_status=store.score_status, **options)
+        return cls(has_score=store.has_score, score_status=store.score_status, stored_score=store.stored_score,
+                   **options)
 
     @classmethod
     def for_known(cls, known: dict, **options) -> ScoringContext:

@@ -43,6 +43,7 @@ class FinetuneConfig:
     micro_batch_size: int = 32  # examples per forward pass
     max_epochs: int = 10
     max_steps: int | None = None  # overrides max_epochs when set
+    min_steps: int = 0  # the protocol floor: at least this many optimizer steps (epochs repeat; no early stop before)
     eval_every_examples: int = 12_800
     patience_examples: int = 256_000  # early stopping: no improvement for this many examples
     max_length: int = 128
@@ -62,6 +63,8 @@ class FinetuneConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.lr <= 0 or self.max_epochs <= 0 or self.max_length <= 0:
             raise ValueError("lr, max_epochs and max_length must be positive")
+        if self.min_steps < 0:
+            raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
 
     @property
     def accumulation_steps(self) -> int:
@@ -112,6 +115,18 @@ class IntertrainingConfig:
     base_seeds: int = 3  # the model-recycling site used 20
     candidate_seeds: int = 1
     max_reruns: int = 2  # a failed run (scoring/run_check.py) is rerun with seed + RERUN_STRIDE, at most this often
+    # The learning-rate sweep (scoring/lr_sweep.py): when set, the lr of each (base, target) is the one of these at
+    # which none of the base's seeds fails and its mean eval score is highest (finetune.lr is then not read); a
+    # target where no lr qualifies, or where the base's mean test score is under min_base_margin above the
+    # majority-class rate (Spearman: under min_base_margin), is dropped from the suite with a stored reason.
+    lrs: tuple[float, ...] = ()
+    min_base_margin: float = 0.10
+
+    def __post_init__(self):
+        if any(lr <= 0 for lr in self.lrs) or len(set(self.lrs)) != len(self.lrs):
+            raise ValueError(f"lrs must be distinct positive learning rates, got {self.lrs}")
+        if not 0 <= self.min_base_margin < 1:
+            raise ValueError(f"min_base_margin must be in [0, 1), got {self.min_base_margin}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

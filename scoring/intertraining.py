@@ -8,19 +8,19 @@ sha, target, seed and protocol hash) are not redone.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 from data.metrics import RERUN_STRIDE
-from data.payloads import FinetuneRun
+from data.payloads import FinetuneRun, LrSweep
 from data.records import Score
 from data.settings import Settings
 from data.targets import suite
 from scoring.base import RegisteredScorer, ScoreOptions, ScoringContext, ScoringJob, check_finite
 from scoring.config import IntertrainingConfig, profile
-from scoring.finetune import finetune
+from scoring.finetune import FinetuneResult, finetune
+from scoring.lr_sweep import LrChoice, choose_lr
 from scoring.run_check import failure_reasons
 from scoring.target_data import load_target
 
@@ -42,7 +42,9 @@ class IntertrainingScorer(RegisteredScorer):
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
         """Every suite target: the base's seeds and the candidate's, paired by seed. A failed run (any model)
         is stored as failed and its seed slot tried again at seed + RERUN_STRIDE, up to ``max_reruns`` times;
-        for the candidate's slots both models run at each seed tried, until both have an ok run on one seed."""
+        for the candidate's slots both models run at each seed tried, until both have an ok run on one seed.
+        With ``lrs`` set, each target's learning rate is first chosen by the base's sweep (scoring/lr_sweep.py,
+        stored once per base and target) and a target the sweep drops gets no runs."""
         ft = self.cfg.finetune
         targets = [load_target(spec, max_train=ft.max_train_examples, max_eval=ft.max_eval_examples, seed=0,
                                local_root=self.local_root)
@@ -52,10 +54,13 @@ class IntertrainingScorer(RegisteredScorer):
         base = (job.base_id, job.base_revision, job.base_dir)
         cand = (job.repo_id, job.revision, job.model_dir)
         for target in targets:
+            lr = runner.learning_rate(base, target) if self.cfg.lrs else ft.lr
+            if lr is None:
+                continue  # dropped from the suite by the sweep (its reason is stored)
             for slot in range(max(self.cfg.base_seeds, self.cfg.candidate_seeds)):
                 models = [base, cand] if slot < self.cfg.candidate_seeds else [base]
                 for attempt in range(self.cfg.max_reruns + 1):
-                    ok = [runner.ensure(model, target, slot + RERUN_STRIDE * attempt) for model in models]
+                    ok = [runner.ensure(model, target, slot + RERUN_STRIDE * attempt, lr) for model in models]
                     if all(ok):  # every model of the slot has an ok run on the same seed (each one ran)
                         break
         return check_finite(runner.scores, f"intertraining of {job.repo_id}")
@@ -69,34 +74,69 @@ class _Runner:
         self.scores: list[Score] = []
         self.status: dict[tuple, str] = {}
 
-    def ensure(self, model: tuple[str, str, Path], target, seed: int) -> bool:
-        """Is there an ok run of ``model`` on ``target`` at ``seed``? Fine-tunes it when none is stored."""
+    def key(self, model: tuple[str, str, Path], metric: str, target, seed: int) -> tuple:
         repo_id, revision, _ = model
-        key = (repo_id, revision, self.scorer.name, "target_score", target.name, seed, self.proto.hash)
+        return (repo_id, revision, self.scorer.name, metric, target.name, seed, self.proto.hash)
+
+    def ensure(self, model: tuple[str, str, Path], target, seed: int, lr: float) -> bool:
+        """Is there an ok run of ``model`` on ``target`` at ``seed``? Fine-tunes it at ``lr`` when none is stored."""
+        key = self.key(model, "target_score", target, seed)
         status = self.status.get(key) or self.ctx.score_status(*key)
         if status is None and self.ctx.has_score(*key):
             status = "ok"  # a context that knows what is stored but not its status
         if status is None:
-            status = self._run(model, target, seed)
-            self.status[key] = status
+            status = self.record(model, target, seed, lr, *self.run(model, target, seed, lr))
         return status == "ok"
 
-    def _run(self, model: tuple[str, str, Path], target, seed: int) -> str:
-        repo_id, revision, model_dir = model
-        started = time.perf_counter()
-        result = finetune(model_dir, target, replace(self.scorer.cfg.finetune, seed=seed), device=self.ctx.device,
-                          verbose=self.ctx.verbose, cache_dir=self.ctx.cache_dir, local_root=self.scorer.local_root)
+    def learning_rate(self, base: tuple[str, str, Path], target) -> float | None:
+        """The base's sweep choice for ``target`` (None: dropped), read when stored, else swept and stored:
+        the base's runs at the chosen rate are kept as its runs of the target."""
+        key = self.key(base, "lr_choice", target, 0)
+        stored = self.ctx.stored_score(*key)
+        if stored is not None:
+            return stored.value if stored.status == "ok" else None
+        cfg = self.scorer.cfg
+        choice = choose_lr(lambda lr, seed: self.run(base, target, seed, lr), cfg.lrs, cfg.base_seeds,
+                           target.metric, cfg.min_base_margin)
+        logger.info("%s on %s: %s", base[0], target.name, f"lr {choice.lr:g}" if choice.kept else choice.reason)
+        if choice.kept:
+            for seed, (result, reasons) in enumerate(choice.runs):
+                self.status[self.key(base, "target_score", target, seed)] = self.record(
+                    base, target, seed, choice.lr, result, reasons)
+        status = "ok" if choice.kept else "dropped"
+        self.scores.append(self._score(base, "lr_choice", target, 0, choice.lr or 0.0, 0.0, status,
+                                       _sweep_payload(choice, target, cfg.base_seeds)))
+        return choice.lr
+
+    def run(self, model: tuple[str, str, Path], target, seed: int, lr: float) -> tuple[FinetuneResult, tuple]:
+        result = finetune(model[2], target, replace(self.scorer.cfg.finetune, seed=seed, lr=lr),
+                          device=self.ctx.device, verbose=self.ctx.verbose, cache_dir=self.ctx.cache_dir,
+                          local_root=self.scorer.local_root)
         reasons = failure_reasons(result, target.metric)
-        logger.info("%s@%s on %s seed %d: %.4f (%.0fs)%s", repo_id, revision[:8], target.name, seed,
+        logger.info("%s@%s on %s seed %d lr %g: %.4f (%.0fs)%s", model[0], model[1][:8], target.name, seed, lr,
                     result.test_score, result.duration_s, f", failed: {'; '.join(reasons)}" if reasons else "")
-        self.scores.append(Score(
-            repo_id=repo_id, revision=revision, scorer=self.scorer.name, metric="target_score", target=target.name,
-            seed=seed, value=result.test_score, config_hash=self.proto.hash, config_json=self.proto.json,
-            duration_s=time.perf_counter() - started, base_id=self.job.base_id, status="failed" if reasons else "ok",
-            extra=FinetuneRun(dataset_revision=target.revision, eval_score=result.eval_score,
-                              best_step=result.best_step, train_examples=result.train_examples,
-                              dropout_rates=result.dropout_rates or None, test_classes=result.test_classes,
-                              majority_rate=result.majority_rate, loss_start=result.loss_start,
-                              loss_end=result.loss_end, failure=reasons).to_json(),
-        ))
-        return "failed" if reasons else "ok"
+        return result, reasons
+
+    def record(self, model, target, seed: int, lr: float, result: FinetuneResult, reasons: tuple) -> str:
+        """Keep the run as a target_score of ``model``; its status."""
+        status = "failed" if reasons else "ok"
+        self.scores.append(self._score(model, "target_score", target, seed, result.test_score, result.duration_s,
+                                       status, FinetuneRun(
+            dataset_revision=target.revision, eval_score=result.eval_score, best_step=result.best_step,
+            train_examples=result.train_examples, dropout_rates=result.dropout_rates or None,
+            test_classes=result.test_classes, majority_rate=result.majority_rate, loss_start=result.loss_start,
+            loss_end=result.loss_end, failure=reasons, lr=lr, steps=result.steps).to_json()))
+        return status
+
+    def _score(self, model, metric: str, target, seed: int, value: float, duration_s: float, status: str,
+               extra: dict) -> Score:
+        repo_id, revision, _ = model
+        return Score(repo_id=repo_id, revision=revision, scorer=self.scorer.name, metric=metric, target=target.name,
+                     seed=seed, value=value, config_hash=self.proto.hash, config_json=self.proto.json,
+                     duration_s=duration_s, base_id=self.job.base_id, status=status, extra=extra)
+
+
+def _sweep_payload(choice: LrChoice, target, seeds: int) -> dict:
+    return LrSweep(lrs=choice.lrs, eval_means=choice.eval_means, test_means=choice.test_means, failed=choice.failed,
+                   seeds=seeds, majority_rate=choice.majority_rate, reason=choice.reason,
+                   dataset_revision=target.revision).to_json()

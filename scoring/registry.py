@@ -51,7 +51,7 @@ def register(spec: ScorerSpec) -> ScorerSpec:
     return spec
 
 
-register(ScorerSpec("intertraining", "scoring.intertraining:IntertrainingScorer", "full", ("target_score",),
+register(ScorerSpec("intertraining", "scoring.intertraining:IntertrainingScorer", "full", ("target_score", "lr_choice"),
                     "fine-tune on every target of the suite; gains against the base's seeds"))
 register(ScorerSpec("free_energy", "scoring.free_energy:FreeEnergyScorer", "full",
                     ("free_energy", "llc_mean", "llc_std", "init_loss"),

@@ -223,6 +223,9 @@ def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str
     if query.sort_by != "mean_gain":
         parts.append(f"Sorted by {column_for(query.sort_by).label}; rank is by mean gain.")
     parts.append(_estimand_note(board))
+    if board.dropped:
+        parts.append("Dropped from the suite (the base stays near chance there): "
+                     f"{markdown_text(', '.join(board.dropped))}.")
     return " ".join(p for p in parts if p)
 
 

@@ -238,6 +238,17 @@ class Store(JobQueue, RateEvents, Database):
             ).fetchone()
         return None if row is None else row["status"]
 
+    def stored_score(self, repo_id: str, revision: str, scorer: str, metric: str, target: str, seed: int,
+                     config_hash: str, source: str = "project") -> Score | None:
+        """This exact stored score, None when it is not stored."""
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT {SCORE_COLUMNS} FROM scores WHERE source = ? AND repo_id = ? AND revision = ? AND "
+                "scorer = ? AND metric = ? AND target = ? AND seed = ? AND config_hash = ? LIMIT 1",
+                (source, repo_id, revision, scorer, metric, target, seed, config_hash),
+            ).fetchone()
+        return None if row is None else score_of(row)
+
     def score_rows(self, *, base_id: str, source: str) -> list[ScoreRow]:
         """The scores of one leaderboard as named records (``ScoreRow``: what a leaderboard is built from)."""
         with self._connect() as conn:

@@ -172,3 +172,33 @@ def test_score_command_writes_scores_prints_gains_and_refuses_bad_input(world, t
         f.unlink()
     assert main(["score", str(no_weights), *args[2:]]) == 1
     assert Store(db).scores() == before  # nothing partial was written
+
+
+def test_the_lr_sweep_picks_a_rate_once_per_target_and_drops_targets_near_chance(world, tmp_path):
+    """At lr 1e-3 the tiny base fails (one class), at 1e-2 it learns: the sweep chooses 1e-2 on both targets,
+    keeps the base's runs at it as its target scores, runs the candidate there, and a second candidate reuses
+    the stored choice. A floor no base can reach drops every target with its reason and runs no candidate."""
+    store = Store(tmp_path / "lb.db")
+    cfg = IntertrainingConfig(finetune=replace(TINY, lr=5e-5), suite="cats,dogs", base_seeds=2, candidate_seeds=1,
+                              lrs=(1e-3, 1e-2))
+    scorer = IntertrainingScorer(cfg, local_root=world["data"])
+    scores = scorer.score(job_for(world, world["related"], "tiny/bert-cats"), ScoringContext.for_store(store))
+    choices = {s.target: s for s in scores if s.metric == "lr_choice"}
+    assert {t: (s.value, s.status) for t, s in choices.items()} == {"cats": (1e-2, "ok"), "dogs": (1e-2, "ok")}
+    for s in choices.values():
+        assert s.extra["failed"][0] >= 1 and s.extra["failed"][1] == 0 and s.extra["lrs"] == [1e-3, 1e-2]
+    runs = [s for s in scores if s.metric == "target_score"]
+    assert {s.extra["lr"] for s in runs} == {1e-2}
+    assert_slots_tried_in_order(runs)  # a failed candidate run is rerun with its base on the next seed, as before
+    base_runs = [s for s in runs if s.repo_id == "tiny/bert-base" and s.seed < RERUN_STRIDE]
+    assert sorted((s.target, s.seed, s.status) for s in base_runs) == [
+        (t, seed, "ok") for t in ("cats", "dogs") for seed in (0, 1)]  # the sweep's runs at the chosen rate
+    store.add_scores(scores)
+    other = scorer.score(job_for(world, world["base"], "tiny/other"), ScoringContext.for_store(store))
+    assert {(s.repo_id, s.metric) for s in other} == {("tiny/other", "target_score")}  # no sweep, no base run again
+
+    high = IntertrainingScorer(replace(cfg, min_base_margin=0.99), local_root=world["data"])
+    dropped = high.score(job_for(world, world["related"], "tiny/bert-cats"), ScoringContext())
+    assert {(s.metric, s.status) for s in dropped} == {("lr_choice", "dropped")} and len(dropped) == 2
+    assert all("near chance" in s.extra["reason"] for s in dropped)
+    assert ranked(dropped).dropped == ("cats", "dogs") and ranked(scores).dropped == ()

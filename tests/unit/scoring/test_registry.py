@@ -11,6 +11,7 @@ import pytest
 from data.metrics import METRICS
 from data.settings import Settings
 from ranking.columns import column_for
+from ranking.leaderboard import Leaderboard
 from scoring import registry
 from scoring.config import REPLICATE_FIELDS
 from scoring.registry import SCORERS, ScorerSpec
@@ -105,6 +106,8 @@ def test_every_metric_has_a_leaderboard_column():
         for metric in spec.metrics:
             if metric == "target_score":
                 assert column_for("score:sst2").group == "target scores"
+            elif metric == "lr_choice":  # not a column: a dropped target is named under the board
+                assert "dropped" in {f.name for f in fields(Leaderboard)}
             elif metric == "lora_accuracy":  # per (target, n labels): the model page's curve, not a column
                 assert _curve_reads(metric), name
             else:
@@ -146,7 +149,7 @@ def _other_value(value, hint):
     if isinstance(value, str):
         return value + "x"
     if isinstance(value, tuple):
-        return (*value, value[-1] * 2)
+        return (*value, value[-1] * 2) if value else (typing.get_args(hint)[0](1),)
     raise AssertionError(f"no other value for {value!r} ({hint})")
 
 
