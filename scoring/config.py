@@ -50,7 +50,7 @@ class FinetuneConfig:
     max_train_examples: int | None = None  # subsample the train split (seeded) when set
     max_eval_examples: int | None = None
     seed: int = 0
-    bf16: bool = True  # autocast on CUDA only; CPU runs in float32
+    bf16: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16 (finetune.uses_bf16); else float32
     dropout: Literal["standard", "guided"] = "standard"
     guided: GuidedDropoutConfig = GUIDED  # the Fisher-ranked rates, used when dropout="guided"
     grad_clip: float = 1.0

@@ -25,6 +25,7 @@ from scoring.config import QUICK
 from scoring.examples import Example, TargetData
 from scoring.finetune import (
     FinetuneResult,
+    cpu_has_bf16,
     collate,
     encode,
     epoch_micro_batches,
@@ -34,6 +35,7 @@ from scoring.finetune import (
     spearman,
     train_classifier,
     train_step,
+    uses_bf16,
 )
 from tests.helpers.tiny_models import WORDS, tiny_checkpoints
 
@@ -181,8 +183,9 @@ def test_regression_target_loads_one_output(checkpoints):
 
 @MODEL_TYPES
 def test_accumulated_micro_batches_weigh_examples_like_one_batch(checkpoints, model_type):
-    """One step over 8 examples as 1x8, 2x4 or 5+3 micro-batches: the same gradient, so the same parameters."""
-    cfg = replace(TINY, batch_size=8, micro_batch_size=8)
+    """One step over 8 examples as 1x8, 2x4 or 5+3 micro-batches: the same gradient, so the same parameters
+    (in float32: under bf16 autocast, rows padded to different lengths round differently)."""
+    cfg = replace(TINY, batch_size=8, micro_batch_size=8, bf16=False)
     _, tokenizer = load_classifier(checkpoints[f"{model_type}-base"], 2, seed=0)
     data = encode(tokenizer, HAS_CAT.train[:8], 64)
     assert len(set(data.lengths.tolist())) > 2  # different lengths: the micro-batches pad differently
@@ -200,6 +203,13 @@ def test_accumulated_micro_batches_weigh_examples_like_one_batch(checkpoints, mo
         assert loss == pytest.approx(reference_loss, abs=1e-6)
         for (key, a), b in zip(reference.state_dict().items(), model.state_dict().values(), strict=True):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=key)
+
+
+def test_bf16_autocast_only_where_asked_and_native():
+    assert not uses_bf16("cpu", replace(TINY, bf16=False)) and not uses_bf16("cuda", replace(TINY, bf16=False))
+    assert uses_bf16("cuda", TINY)
+    assert uses_bf16("cpu", TINY) == cpu_has_bf16()
+    assert not uses_bf16("meta", TINY)
 
 
 # --- training runs ----------------------------------------------------------------------------------------------
