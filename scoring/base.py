@@ -73,6 +73,7 @@ class ScoreOptions:
     seeds: int | None = None
     base_seeds: int | None = None
     probe_target: str | None = None
+    lrs: tuple[float, ...] | None = None  # intertraining: the base's learning-rate sweep per target
 
 
 class RegisteredScorer:

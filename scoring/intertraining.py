@@ -37,7 +37,8 @@ class IntertrainingScorer(RegisteredScorer):
         o = options or ScoreOptions()
         cfg = IntertrainingConfig(suite=o.suite or settings.suite)
         return replace(cfg, finetune=profile(o.profile) if o.profile else cfg.finetune,
-                       candidate_seeds=o.seeds or cfg.candidate_seeds, base_seeds=o.base_seeds or cfg.base_seeds)
+                       candidate_seeds=o.seeds or cfg.candidate_seeds, base_seeds=o.base_seeds or cfg.base_seeds,
+                       lrs=cfg.lrs if o.lrs is None else o.lrs)
 
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
         """Every suite target: the base's seeds and the candidate's, paired by seed. A failed run (any model)

@@ -38,13 +38,30 @@ def resolve_model(ref: str, settings: Settings, name: str | None = None) -> tupl
     return info.repo_id, info.sha, hub.snapshot(ModelRef(info.repo_id, info.sha))
 
 
+LRS_HELP = ("intertraining: learning rates the base sweeps per target, e.g. 1e-4,3e-4 (the best at which no base "
+            "seed fails; a target where the base stays within 10 points of the majority class is dropped); "
+            "default: the profile's one rate, no sweep")
+
+
+def learning_rates(text: str) -> tuple[float, ...]:
+    """``--lrs 1e-4,3e-4`` as a tuple of distinct positive rates; argparse reports a bad list in one sentence."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers (e.g. 1e-4,3e-4)"
+                                         ) from None
+    if not all(0 < r < 1 for r in rates) or len(set(rates)) != len(rates):
+        raise argparse.ArgumentTypeError(f"{text!r}: learning rates must be distinct and between 0 and 1")
+    return rates
+
+
 def make_scorer(name: str, args: argparse.Namespace, settings: Settings):
     """The registered scorer ``name``, configured by the command line's suite, profile, seeds and probe target."""
     from scoring import registry
     from scoring.base import ScoreOptions
 
     options = ScoreOptions(suite=args.suite, profile=args.profile, seeds=args.seeds, base_seeds=args.base_seeds,
-                           probe_target=args.probe_target)
+                           probe_target=args.probe_target, lrs=getattr(args, "lrs", None))
     return registry.build(name, settings, options=options, local_root=args.local_root)
 
 

@@ -10,8 +10,10 @@ from data.store import Store
 from scoring.cli.common import (
     DEVICES,
     LOCAL_ROOT_HELP,
+    LRS_HELP,
     MODEL_HELP,
     PROFILES,
+    learning_rates,
     make_scorer,
     resolve_model,
     scoring_context,
@@ -31,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--seeds", type=int, default=1, help="candidate seeds")
     p.add_argument("--base-seeds", type=int, default=3, help="base seeds (runs already stored are reused)")
+    p.add_argument("--lrs", type=learning_rates, help=LRS_HELP)
     p.add_argument("--probe-target", help="probe target (default: the suite's NLI set)")
     p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
     p.add_argument("--device", default="cpu", choices=DEVICES)

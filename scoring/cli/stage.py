@@ -9,7 +9,16 @@ from pathlib import Path
 
 from data.settings import Settings
 from data.store import Store
-from scoring.cli.common import DEVICES, ENDPOINT_HELP, PROFILES, make_scorer, probe_gain_line, scoring_context
+from scoring.cli.common import (
+    DEVICES,
+    ENDPOINT_HELP,
+    LRS_HELP,
+    PROFILES,
+    learning_rates,
+    make_scorer,
+    probe_gain_line,
+    scoring_context,
+)
 
 FULL_SCORER = "intertraining"  # stage 2: the score the leaderboard ranks by (scoring.stages.enqueue_stage2)
 
@@ -30,6 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--base-seeds", type=int, default=3)
+    p.add_argument("--lrs", type=learning_rates, help=LRS_HELP)
     p.add_argument("--probe-target")
     p.add_argument("--local-root", type=Path)
     p.add_argument("--device", default="cpu", choices=DEVICES)

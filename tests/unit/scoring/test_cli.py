@@ -56,3 +56,23 @@ def test_help_imports_no_torch():
             "assert 'torch' not in sys.modules, 'python -m scoring --help imported torch'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", ["score", "stage"])
+def test_lrs_reach_the_intertraining_config(name):
+    from data.settings import Settings
+    from scoring.cli.common import make_scorer
+
+    base = ["m"] if name == "score" else ["full", "--base", "b"]
+    parser = build_parser()
+    swept = make_scorer("intertraining", parser.parse_args([name, *base, "--lrs", "1e-4,3e-4"]), Settings())
+    assert swept.cfg.lrs == (1e-4, 3e-4)
+    assert make_scorer("intertraining", parser.parse_args([name, *base]), Settings()).cfg.lrs == ()
+
+
+@pytest.mark.parametrize(("text", "says"), [("1e-4,abc", "not a comma-separated list"),
+                                            ("3e-4,3e-4", "distinct"), ("0,1e-4", "between 0 and 1")])
+def test_a_bad_lrs_list_is_refused_in_one_sentence(text, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["score", "m", "--lrs", text])
+    assert exit_.value.code == 2 and says in capsys.readouterr().err
