@@ -25,8 +25,8 @@ from scoring.config import QUICK
 from scoring.examples import Example, TargetData
 from scoring.finetune import (
     FinetuneResult,
-    cpu_has_bf16,
     collate,
+    cpu_has_bf16,
     encode,
     epoch_micro_batches,
     finetune,
