@@ -43,6 +43,9 @@ class LLCEstimate:
     nbeta: float
     loss_traces: Tensor  # (chains, draws) minibatch losses after burn-in, on CPU
     diagnostics: tuple[str, ...] = ()
+    drift: float = 0.0  # (last quarter - second quarter of the mean trace) / its rise over L_n(w*): ~0 when stationary
+    r_hat: float = math.nan  # split R-hat of the draws' losses across chains (Gelman et al.): ~1 when mixed
+    acceptance: float | None = None  # mean MALA acceptance probability of the kept steps (None without noise)
 
 
 def rrr_learning_coefficient(M: int, H: int, N: int, r: int) -> float:  # noqa: N803 (the paper's names)
@@ -163,11 +166,16 @@ def _setup(model: nn.Module, data: Data, loss_fn: LossFn, cfg: SGLDConfig, n: in
     return sources, gens, w_star, buffers, nbeta, init_loss
 
 
-def _finish(traces: Tensor, init_loss: float, nbeta: float, cfg: SGLDConfig) -> LLCEstimate:
-    """One host transfer: check every value, drop burn-in, and summarise per chain."""
+def _finish(traces: Tensor, init_loss: float, nbeta: float, cfg: SGLDConfig,
+            accept: Tensor | None = None) -> LLCEstimate:
+    """One host transfer: check every value, drop burn-in, and summarise per chain. ``accept`` (chains, steps - 1):
+    the MALA acceptance probability of each transition (step t - 1 to t in column t - 1)."""
     traces = traces.detach().cpu()
     _check_finite(traces, cfg)
     draws = traces[:, cfg.num_burnin:]
+    acceptance = None
+    if accept is not None and accept.shape[1] > cfg.num_burnin:
+        acceptance = float(accept[:, cfg.num_burnin:].double().mean())
     chain_means = draws.mean(dim=1)
     per_chain = tuple(float(nbeta * (m - init_loss)) for m in chain_means)
     mean_t = torch.tensor(per_chain, dtype=torch.float64)
@@ -181,7 +189,32 @@ def _finish(traces: Tensor, init_loss: float, nbeta: float, cfg: SGLDConfig) -> 
     logger.info("llc=%.3f±%.3f over %d chains (nbeta=%.1f, L_n(w*)=%.4g)", mean, std, len(per_chain), nbeta,
                 init_loss)
     return LLCEstimate(mean=mean, std=std, per_chain=per_chain, init_loss=init_loss, nbeta=nbeta,
-                       loss_traces=draws, diagnostics=tuple(diagnostics))
+                       loss_traces=draws, diagnostics=tuple(diagnostics), drift=trace_drift(draws, init_loss),
+                       r_hat=split_r_hat(draws), acceptance=acceptance)
+
+
+def trace_drift(draws: Tensor, init_loss: float) -> float:
+    """How far the chains' mean loss still moves after burn-in: (mean of the last quarter of draws - mean of the
+    second quarter) / (mean draw loss - L_n(w*)). Near 0 for a stationary chain; 0 with fewer than 4 draws."""
+    if draws.shape[1] < 4:
+        return 0.0
+    quarters = draws.double().mean(dim=0).tensor_split(4)
+    rise = float(draws.double().mean()) - init_loss
+    return (float(quarters[3].mean()) - float(quarters[1].mean())) / max(abs(rise), 1e-12)
+
+
+def split_r_hat(draws: Tensor) -> float:
+    """Split R-hat (Gelman et al., BDA3 section 11.4) of the draws' losses: each chain cut into halves, between-
+    and within-sequence variances compared. ~1 when the chains sample one distribution; NaN below 4 draws."""
+    half = draws.shape[1] // 2
+    if half < 2:
+        return math.nan
+    seqs = torch.cat([draws[:, :half], draws[:, half:2 * half]]).double()
+    within = float(seqs.var(dim=1).mean())
+    between = half * float(seqs.mean(dim=1).var())
+    if within <= 0:
+        return math.nan if between > 0 else 1.0
+    return math.sqrt(((half - 1) / half * within + between / half) / within)
 
 
 def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg: SGLDConfig, *, n: int,
@@ -208,6 +241,7 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
     # vmap the forward only; the chains are independent, so autograd of the summed loss gives each its gradient
     losses_fn = vmap(batch_loss, in_dims=(0, 0, 0), randomness="different")
     traces = torch.empty(C, steps, device=device)
+    mala = _Mala(C, steps, nbeta, cfg, device) if cfg.noise else None
     for t in range(steps):
         if t % chunk == 0:
             # one host sync per chunk of steps, not per step
@@ -226,11 +260,36 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
         with torch.no_grad():
             flat.requires_grad_(False)
             traces[:, t] = losses
-            drift = grad.mul_(-nbeta).sub_(flat - flat_star, alpha=cfg.gamma)
+            offset = flat - flat_star
+            drift = grad.mul_(-nbeta).sub_(offset, alpha=cfg.gamma)
             flat.add_(drift, alpha=cfg.epsilon / 2)
             if noise is not None:
+                mala.step(t, losses, offset, drift, noise[:, t % chunk])
                 flat.add_(noise[:, t % chunk])
-    return _finish(traces, init_loss, nbeta, cfg)
+    return _finish(traces, init_loss, nbeta, cfg, mala.accept if mala else None)
+
+
+class _Mala:
+    """The Metropolis-adjusted Langevin acceptance probability of each SGLD transition, as devinterp's
+    MalaAcceptanceRate computes it (minibatch potential U = nbeta * L_B(w) + gamma/2 * |w - w*|^2, drift d = -grad U,
+    Gaussian proposals of variance epsilon), never used to reject: a diagnostic of the step size. For the move from
+    w to w' = w + eps/2 d + xi, log alpha = U(w) - U(w') + (|xi|^2 - |w - w' - eps/2 d'|^2) / (2 eps), and the
+    difference of squares is computed as -(eps/2) s.(2 xi + eps/2 s) with s = d + d', free of cancellation."""
+
+    def __init__(self, chains: int, steps: int, nbeta: float, cfg: SGLDConfig, device):
+        self.nbeta, self.eps, self.gamma = nbeta, cfg.epsilon, cfg.gamma
+        self.accept = torch.empty(chains, max(steps - 1, 0), device=device)
+        self.prev: tuple[Tensor, Tensor, Tensor] | None = None  # (U, drift, noise) of the previous step
+
+    def step(self, t: int, losses: Tensor, offset: Tensor, drift: Tensor, noise: Tensor) -> None:
+        u = self.nbeta * losses.double() + self.gamma / 2 * offset.pow(2).sum(dim=1, dtype=torch.float64)
+        if self.prev is not None:
+            u_prev, d_prev, xi_prev = self.prev
+            s = d_prev + drift
+            squares = (s * (2 * xi_prev + self.eps / 2 * s)).sum(dim=1, dtype=torch.float64)
+            log_alpha = u_prev - u - squares / 4
+            self.accept[:, t - 1] = log_alpha.clamp(max=0).exp()
+        self.prev = (u, drift, noise)
 
 
 def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg: SGLDConfig, *, n: int,
@@ -242,8 +301,10 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
     traces = torch.empty(cfg.num_chains, steps, device=device)
     dim = sum(p.numel() for p in w_star.values())
     chunk = _chunk_steps(cfg, dim, chunk)
+    accept = torch.empty(cfg.num_chains, max(steps - 1, 0), device=device) if cfg.noise else None
     for c in range(cfg.num_chains):
         params = {k: p.clone().requires_grad_(True) for k, p in w_star.items()}
+        previous = None  # (U, flat w, noise) of the previous step, float64: MALA's formula written out directly
         for t in range(steps):
             if t % chunk == 0:
                 _check_finite(traces[c:c + 1, max(0, t - chunk):t], cfg, chain0=c, step0=max(0, t - chunk))
@@ -257,9 +318,28 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
             grads = torch.autograd.grad(loss, list(params.values()))
             traces[c, t] = loss.detach()
             with torch.no_grad():
+                if accept is not None:
+                    previous = _mala_direct(accept, c, t, previous, params, w_star, grads, loss, nbeta, cfg,
+                                            noise[0, t % chunk])
                 parts = noise[0, t % chunk].split([p.numel() for p in params.values()]) if noise is not None else ()
                 for i, ((k, p), g) in enumerate(zip(params.items(), grads, strict=True)):
                     p.add_(-nbeta * g - cfg.gamma * (p - w_star[k]), alpha=cfg.epsilon / 2)
                     if parts:
                         p.add_(parts[i].view(p.shape))
-    return _finish(traces, init_loss, nbeta, cfg)
+    return _finish(traces, init_loss, nbeta, cfg, accept)
+
+
+def _mala_direct(accept: Tensor, chain: int, t: int, previous, params, w_star, grads, loss, nbeta: float,
+                 cfg: SGLDConfig, noise: Tensor):
+    """The loop's MALA acceptance of the move into step t, from the textbook formula in float64; returns this
+    step's (U, w, noise) for the next one."""
+    w = torch.cat([p.detach().double().flatten() for p in params.values()])
+    offset = w - torch.cat([w_star[k].double().flatten() for k in params])
+    drift = -nbeta * torch.cat([g.double().flatten() for g in grads]) - cfg.gamma * offset
+    u = nbeta * float(loss) + cfg.gamma / 2 * float(offset @ offset)
+    if previous is not None:
+        u_prev, w_prev, xi_prev = previous
+        back = w_prev - w - cfg.epsilon / 2 * drift
+        log_alpha = u_prev - u + (float(xi_prev @ xi_prev) - float(back @ back)) / (2 * cfg.epsilon)
+        accept[chain, t - 1] = math.exp(min(0.0, log_alpha))
+    return u, w, noise.double()

@@ -26,7 +26,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from data.errors import ScoringError
 from scoring.config import SGLDConfig
-from scoring.llc import dln_learning_coefficient, estimate_llc, estimate_llc_loop, rrr_learning_coefficient
+from scoring.llc import (
+    dln_learning_coefficient,
+    estimate_llc,
+    estimate_llc_loop,
+    rrr_learning_coefficient,
+    split_r_hat,
+    trace_drift,
+)
 
 REGULAR = SGLDConfig(epsilon=1e-4, gamma=1.0, num_chains=4, num_draws=2000, num_burnin=300, batch_size=256)
 
@@ -197,3 +204,45 @@ def test_negative_llc_away_from_a_minimum_is_flagged():
     assert est.mean < 0
     assert any("negative LLC" in d for d in est.diagnostics)
     assert any("went below the initial loss" in d for d in est.diagnostics)
+
+
+# --- convergence diagnostics: MALA acceptance, split R-hat, trace drift --------------------------------------------
+
+
+def test_mala_acceptance_of_the_vmapped_chains_matches_the_direct_formula():
+    """The vmapped estimator's cancellation-free acceptance and the loop's textbook float64 formula, on the
+    same chains (same seed, same batches and noise)."""
+    model, x, y = regression(n=300)
+    cfg = replace(REGULAR, epsilon=3e-4, num_draws=60, num_burnin=10, batch_size=32)
+    a, b = estimate_llc(model, (x, y), mse, cfg, n=300), estimate_llc_loop(model, (x, y), mse, cfg, n=300)
+    assert a.acceptance is not None and 0 < a.acceptance < 1
+    assert a.acceptance == pytest.approx(b.acceptance, abs=2e-3)
+
+
+def test_mala_acceptance_falls_as_the_step_grows_and_is_absent_without_noise():
+    model, x, y = regression(n=500)
+    cfg = replace(REGULAR, num_chains=2, num_draws=200, num_burnin=50, batch_size=500)  # full batch
+    rates = [estimate_llc(model, (x, y), mse, replace(cfg, epsilon=eps), n=500).acceptance
+             for eps in (1e-6, 1e-4, 1e-3)]
+    assert rates[0] > 0.99 and rates[0] > rates[1] > rates[2], rates
+    assert estimate_llc(model, (x, y), mse, replace(cfg, noise=False, num_draws=20), n=500).acceptance is None
+
+
+def test_split_r_hat_is_one_for_chains_of_one_distribution_and_large_for_separated_chains():
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.randn(4, 2000, generator=gen)
+    assert split_r_hat(draws) == pytest.approx(1.0, abs=0.01)
+    shifted = draws + 3 * torch.arange(4.0).unsqueeze(1)  # each chain around its own mean
+    assert split_r_hat(shifted) > 2
+    trending = draws + torch.linspace(0, 6, 2000)  # every chain still moving: halves disagree
+    assert split_r_hat(trending) > 1.5
+    assert split_r_hat(draws[:, :3]) != split_r_hat(draws[:, :3])  # NaN: too few draws
+
+
+def test_trace_drift_is_near_zero_when_stationary_and_large_while_rising():
+    gen = torch.Generator().manual_seed(0)
+    flat = 2.0 + 0.01 * torch.randn(2, 400, generator=gen)
+    assert abs(trace_drift(flat, init_loss=1.0)) < 0.01
+    rising = 1.0 + torch.linspace(0, 2, 400).expand(2, 400)  # the 2nd quarter at ~1.75, the 4th at ~2.75
+    # the mean draw is 2.0, a rise of 1.0 over L_n(w*), and the 4th quarter sits 1.0 above the 2nd
+    assert trace_drift(rising, init_loss=1.0) == pytest.approx(1.0, rel=0.02)
