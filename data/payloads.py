@@ -115,8 +115,13 @@ class FreeEnergyRun(Payload):
     num_draws: int | None = None
     diagnostics: tuple[str, ...] = ()
     trace: tuple[tuple[float, ...], ...] = ()  # each chain's loss trace, as window means
-    head: str = ""
+    head: str = ""  # "refit": each model's own head, fitted on split A ("shipped"/"fitted": the base's, before)
     corpus: str = ""
+    grad_norm: float | None = None  # ‖∇L_n(w*)‖ on split B
+    drift: float | None = None  # relative trace drift (scoring/llc.py)
+    r_hat: float | None = None  # split R-hat across chains
+    acceptance: float | None = None  # mean MALA acceptance probability
+    gate: tuple[str, ...] = ()  # why the estimate failed the convergence gate; empty: it passed (or predates it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

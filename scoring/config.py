@@ -198,20 +198,39 @@ FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-6, gamma=1000.0, num_chains=4, num_draw
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConvergenceGate:
+    """When an LLC estimate counts (scoring/llc_gate.py); one that fails a check is stored as unconverged, shown
+    as such and never ranked."""
+
+    max_drift: float = 0.1  # |relative trace drift| (scoring/llc.py trace_drift): the draws are stationary
+    max_r_hat: float = 1.1  # split R-hat across chains: the chains sample one distribution
+    min_acceptance: float = 0.9  # mean MALA acceptance (devinterp's check of the step size)
+
+    def __post_init__(self):
+        if self.max_drift <= 0 or self.max_r_hat <= 1 or not 0 <= self.min_acceptance <= 1:
+            raise ValueError("max_drift must be > 0, max_r_hat > 1 and min_acceptance in [0, 1]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FreeEnergyConfig:
-    """The free-energy scorer (scoring/free_energy.py): SGLD settings and the masked-LM reference corpus."""
+    """The free-energy scorer (scoring/free_energy.py): SGLD settings, the masked-LM reference corpus, its two
+    splits (A: every model's head is fitted there; B: L_n and SGLD) and the convergence gate."""
 
     sgld: SGLDConfig = FREE_ENERGY_SGLD
-    corpus: str = "local"  # "local" = text of ../shared/datasets; otherwise a UTF-8 file, one document per line
-    num_sequences: int = 512  # n: sequences of the reference corpus
+    # "local" = the train text of every dataset of ../shared/datasets; "local:a,b" = those datasets only;
+    # otherwise a UTF-8 file, one document per line (scoring/reference_corpus.py)
+    corpus: str = "local"
+    num_sequences: int = 512  # n: sequences of split B
+    head_sequences: int = 512  # sequences of split A, disjoint from B
     seq_len: int = 64  # tokens per sequence, special tokens included
     mask_prob: float = 0.15  # BERT's masking: of the chosen tokens 80% [MASK], 10% random, 10% kept
-    head_steps: int = 300  # steps to fit an LM head on the frozen base when its checkpoint ships none
+    head_steps: int = 300  # AdamW steps fitting each model's masked-LM head on split A
+    gate: ConvergenceGate = ConvergenceGate()
     seed: int = 0  # the replicate: corpus sample, masking, fitted head and SGLD chains (the scorer sets sgld.seed)
 
     def __post_init__(self):
-        if self.num_sequences < 2 or self.seq_len < 4 or self.head_steps < 0:
-            raise ValueError("num_sequences must be >= 2, seq_len >= 4 and head_steps >= 0")
+        if self.num_sequences < 2 or self.head_sequences < 1 or self.seq_len < 4 or self.head_steps < 0:
+            raise ValueError("num_sequences must be >= 2, head_sequences >= 1, seq_len >= 4 and head_steps >= 0")
         if not 0 < self.mask_prob < 1:
             raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
 

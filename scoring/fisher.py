@@ -179,7 +179,7 @@ def model_fisher_scores(model_dir: Path, cfg: GuidedDropoutConfig | None = None,
                         ) -> dict[str, float]:
     """Per-dropout-module Fisher scores of a checkpoint under its masked-LM loss on the reference corpus."""
     from scoring.config import FreeEnergyConfig
-    from scoring.free_energy import BackboneWithHead, BaseHead, load_backbone, mlm_loss, pack
+    from scoring.free_energy import Reference, mlm_loss, pack, scored_model
 
     cfg = cfg or GUIDED
     if not revision:
@@ -190,12 +190,12 @@ def model_fisher_scores(model_dir: Path, cfg: GuidedDropoutConfig | None = None,
     path = Path(cache_dir) / "fisher" / f"{key}.json" if cache_dir else None
     if path is not None and path.exists():
         return json.loads(path.read_text())
-    fe_cfg = FreeEnergyConfig(num_sequences=cfg.num_examples, seq_len=cfg.seq_len, seed=cfg.sample_seed,
-                              corpus=cfg.corpus)
-    head = BaseHead(model_dir, revision, fe_cfg, local_root=local_root, cache_dir=cache_dir, device=device)
-    encoder = load_backbone(model_dir).to(device)
-    model = BackboneWithHead(encoder, head.head, head.given, cfg.seq_len)
-    x, y = pack(head.corpus).to(device), head.corpus.targets.to(device)
+    fe_cfg = FreeEnergyConfig(num_sequences=cfg.num_examples, head_sequences=max(1, cfg.num_examples // 4),
+                              seq_len=cfg.seq_len, seed=cfg.sample_seed, corpus=cfg.corpus)
+    ref = Reference(model_dir, fe_cfg, local_root=local_root)  # its own head fitted on split A, Fisher on B
+    model = scored_model(model_dir, revision, ref, fe_cfg, cache_dir=cache_dir, device=device)
+    encoder = model.backbone
+    x, y = pack(ref.sample_split).to(device), ref.sample_split.targets.to(device)
     try:
         fisher = empirical_fisher_hooks(model, x, y, mlm_loss, chunk=cfg.chunk)
     except NotImplementedError:

@@ -1,11 +1,12 @@
 """FreeEnergyScorer: downstream free energy F = n·L_n(w*) + λ̂·log n under the masked-LM loss (Munn & Wei 2025).
 
-The model scored is the candidate's encoder ("backbone") feeding the *base's* masked-LM head, which is held
-fixed: a finetuned classifier has no LM head, and one shared head makes every candidate of a base comparable.
-SGLD samples the backbone only. A base checkpoint that ships no MLM head (e.g. sentence-transformers exports
-such as all-MiniLM-L6-v2) gets one fitted on its frozen encoder over the reference corpus (``head_steps``
-AdamW steps, seeded), cached on disk per base revision and corpus. L_n(w*) is the mean over all n sequences
-of each sequence's mean masked-token cross-entropy; λ̂ comes from scoring/llc.py with nβ = n / log n.
+Every model is treated alike, the base included: the reference corpus is cut into two disjoint splits of
+masked windows; on split A each model's own masked-LM head (every head tensor not tied to its encoder) is fitted
+from one seeded initialisation for ``head_steps`` AdamW steps on its frozen encoder's features (cached per model
+revision and corpus); on split B, which no head saw, L_n(w*) is the mean of each sequence's mean masked-token
+cross-entropy, ‖∇L_n(w*)‖ is recorded, and λ̂ comes from localized SGLD over the encoder (scoring/llc.py, nβ = n /
+log n), whose convergence is gated (scoring/llc_gate.py). A shipped head is not used: a finetuned classifier has
+none, and refitting every head under one budget keeps one model from being scored under a head fitted to another.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import ClassVar
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
-from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 from transformers.modeling_outputs import BaseModelOutput
 
 from data.errors import ScoringError
@@ -31,11 +32,13 @@ from data.records import Score
 from scoring.base import RegisteredScorer, ScoringContext, ScoringJob, check_finite
 from scoring.config import FreeEnergyConfig
 from scoring.llc import LLCEstimate, estimate_llc
+from scoring.llc_gate import gate_failures
 from scoring.reference_corpus import MaskedCorpus, corpus_documents, masked_corpus
 
 logger = logging.getLogger(__name__)
 
 TRACE_POINTS = 20  # loss-trace summary kept per chain for the model page
+HEAD_BATCH = 64  # sequences per head-fitting step and per feature / gradient chunk
 
 
 def mlm_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -100,7 +103,8 @@ class FreeEnergy:
     llc: LLCEstimate
     n: int
     seconds: float
-    head: str  # "shipped" or "fitted"
+    grad_norm: float  # ‖∇L_n(w*)‖ over the encoder's parameters: ~0 at a local minimum
+    failures: tuple[str, ...]  # the convergence gate's reasons (scoring/llc_gate.py); empty: the estimate counts
 
 
 def _load(cls, model_dir: Path, **kwargs):
@@ -114,86 +118,137 @@ def _load(cls, model_dir: Path, **kwargs):
         raise ScoringError(f"{model_dir}: cannot load with {cls.__name__}: {e}") from e
 
 
-def load_backbone(model_dir: Path) -> nn.Module:
-    """The encoder of any checkpoint of the family (a classifier's head and the pooler are dropped)."""
-    backbone = _load(AutoModel, model_dir)
-    if getattr(backbone, "pooler", None) is not None:
-        backbone.pooler = None  # unused by the MLM loss; its weights would only add noise dimensions
-    return backbone.eval()
+class Reference:
+    """The masked reference corpus in the base's tokenization, cut once into split A (``head_sequences`` windows,
+    where every model's head is fitted) and split B (``num_sequences`` windows: L_n and SGLD)."""
 
-
-class BaseHead:
-    """The base's masked-LM head (fitted if its checkpoint ships none) and the masked reference corpus."""
-
-    def __init__(self, base_dir: Path, base_revision: str, cfg: FreeEnergyConfig, *, local_root: Path | None,
-                 cache_dir: Path | None, device: str):
+    def __init__(self, base_dir: Path, cfg: FreeEnergyConfig, *, local_root: Path | None):
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
-        docs, name = corpus_documents(cfg.corpus, local_root=local_root)
-        self.corpus: MaskedCorpus = masked_corpus(tokenizer, docs, name, num_sequences=cfg.num_sequences,
-                                                  seq_len=cfg.seq_len, mask_prob=cfg.mask_prob, seed=cfg.seed)
-        mlm, info = _load(AutoModelForMaskedLM, base_dir, output_loading_info=True)
-        self.vocab_size = mlm.get_output_embeddings().weight.shape[0]
-        prefix = mlm.base_model_prefix + "."
-        missing = sorted(k for k in info["missing_keys"] if not k.startswith(prefix))
-        encoder, head, self.given = detach_head(mlm.to(device).eval())
-        self.head_kind = "fitted" if missing else "shipped"
-        if missing:
-            key = hashlib.sha256(json.dumps([base_revision, self.corpus.revision, cfg.head_steps, cfg.seed,
-                                             missing]).encode()).hexdigest()[:16]
-            path = Path(cache_dir) / "free_energy_heads" / f"{key}.safetensors" if cache_dir else None
-            if path is not None and path.exists():
-                head.load_state_dict(load_file(path), strict=False)
+        docs, self.name = corpus_documents(cfg.corpus, local_root=local_root)
+        whole = masked_corpus(tokenizer, docs, self.name, num_sequences=cfg.head_sequences + cfg.num_sequences,
+                              seq_len=cfg.seq_len, mask_prob=cfg.mask_prob, seed=cfg.seed)
+        self.revision = whole.revision
+        self.head_split = whole.rows(slice(0, cfg.head_sequences))
+        self.sample_split = whole.rows(slice(cfg.head_sequences, None))
+        self.vocab_size = AutoConfig.from_pretrained(base_dir, trust_remote_code=False).vocab_size
+
+
+def scored_model(model_dir: Path, revision: str, ref: Reference, cfg: FreeEnergyConfig, *,
+                 cache_dir: Path | None = None, device: str = "cpu") -> BackboneWithHead:
+    """The checkpoint's encoder (eval mode) with its own masked-LM head, fitted on split A and then fixed."""
+    with torch.random.fork_rng(devices=[]):
+        mlm = _load(AutoModelForMaskedLM, model_dir)
+    vocab = mlm.get_input_embeddings().weight.shape[0]
+    if vocab != ref.vocab_size:
+        raise ScoringError(f"{model_dir}: vocabulary of {vocab} tokens, but the base's has {ref.vocab_size}")
+    encoder, head, given = detach_head(mlm.to(device).eval())
+    names = head_tensors(encoder, head)
+    key = hashlib.sha256(json.dumps([revision, ref.revision, cfg.head_sequences, cfg.head_steps, cfg.seed,
+                                     names]).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / "free_energy_heads" / f"{key}.safetensors" if cache_dir else None
+    if path is not None and path.exists():
+        head.load_state_dict(load_file(path), strict=False)
+    else:
+        reset_head(head, names, seed=cfg.seed, std=getattr(mlm.config, "initializer_range", 0.02))
+        fit_head(encoder, head, given, names, ref.head_split, cfg, device)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            state = head.state_dict()
+            save_file({k: state[k].detach().cpu().clone() for k in names}, path)
+    untie_decoder(encoder, head)
+    for param in head.parameters():
+        param.requires_grad_(False)  # the head is a constant of the scored model
+    for param in encoder.parameters():
+        param.requires_grad_(True)  # what SGLD samples
+    return BackboneWithHead(encoder, head, given, cfg.seq_len)
+
+
+def untie_decoder(encoder: nn.Module, head: nn.Module) -> None:
+    """A decoder tied to the input embeddings gets its own copy of them at w*: the head stays a constant while
+    SGLD (and any gradient taken of the scored model) moves the encoder's embeddings through the input only."""
+    out = head.get_output_embeddings()
+    if out is not None and any(out.weight is p for p in encoder.parameters()):
+        out.weight = nn.Parameter(out.weight.detach().clone(), requires_grad=False)
+
+
+def head_tensors(encoder: nn.Module, head: nn.Module) -> list[str]:
+    """The head's own parameters: every one not shared with the encoder (a decoder tied to the input
+    embeddings keeps the model's own embeddings, see ``untie_decoder``)."""
+    shared = {id(p) for p in encoder.parameters()}
+    return sorted(name for name, p in head.named_parameters() if id(p) not in shared)
+
+
+@torch.no_grad()
+def reset_head(head: nn.Module, names: list[str], *, seed: int, std: float) -> None:
+    """One seeded initialisation for every model's head: LayerNorm scale 1 and shift 0, other matrices
+    N(0, std²), other vectors 0 (BERT's initialisation), whatever the checkpoint shipped."""
+    gen = torch.Generator().manual_seed(seed)
+    wanted = set(names)
+    for module_name, module in head.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            full = f"{module_name}.{name}" if module_name else name
+            if full not in wanted:
+                continue
+            if isinstance(module, nn.LayerNorm):
+                param.fill_(1.0 if name == "weight" else 0.0)
+            elif param.ndim >= 2:
+                param.copy_(torch.randn(param.shape, generator=gen) * std)
             else:
-                fit_head(encoder, head, self.given, missing, self.corpus, cfg, device)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    state = head.state_dict()
-                    save_file({k: state[k].detach().cpu().clone() for k in missing if k in state}, path)
-        for p in head.parameters():
-            p.requires_grad_(False)
-        self.head = head
+                param.zero_()
 
 
 def fit_head(encoder: nn.Module, head: nn.Module, given: _GivenHidden, names: list[str], corpus: MaskedCorpus,
              cfg: FreeEnergyConfig, device: str) -> None:
-    """Train only the head tensors ``names`` (missing from the checkpoint) on the frozen encoder's hidden
-    states at the masked positions (computed once), full batch per step of 64 sequences, AdamW lr 1e-3."""
-    logger.info("fitting a masked-LM head (%d tensors) on the frozen base for %d steps", len(names), cfg.head_steps)
+    """Train only the head tensors ``names`` on the frozen encoder's hidden states at the masked positions of
+    ``corpus`` (computed once): ``head_steps`` AdamW steps (lr 1e-3) of 64 sequences drawn with a seeded generator."""
+    logger.info("fitting a masked-LM head (%d tensors) on the frozen encoder for %d steps", len(names), cfg.head_steps)
     with torch.no_grad():
         hidden = torch.cat([
             torch.gather(h, 1, pos.to(device).unsqueeze(-1).expand(-1, -1, h.shape[-1]))
-            for ids, pos in zip(corpus.input_ids.split(64), corpus.positions.split(64), strict=True)
+            for ids, pos in zip(corpus.input_ids.split(HEAD_BATCH), corpus.positions.split(HEAD_BATCH), strict=True)
             for h in [encoder(input_ids=ids.to(device)).last_hidden_state]])
     k = corpus.positions.shape[1]
     arange = torch.arange(k, device=device).expand(len(corpus), k)  # positions within the gathered states
     params = dict(head.named_parameters())
-    for p in head.parameters():
-        p.requires_grad_(False)
-    trained = [params[n].requires_grad_(True) for n in names if n in params]
+    for param in head.parameters():
+        param.requires_grad_(False)
+    trained = [params[n].requires_grad_(True) for n in names]
     opt = torch.optim.AdamW(trained, lr=1e-3, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     targets = corpus.targets.to(device)
     for _ in range(cfg.head_steps):
-        idx = torch.randint(len(corpus), (64,), generator=gen).to(device)
+        idx = torch.randint(len(corpus), (HEAD_BATCH,), generator=gen).to(device)
         loss = mlm_loss(head_logits(head, given, hidden[idx], arange[idx]), targets[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
 
 
-def free_energy(model_dir: Path, base: BaseHead, cfg: FreeEnergyConfig, *, device: str = "cpu") -> FreeEnergy:
-    """F, λ̂ and L_n(w*) of the checkpoint in ``model_dir`` with the base's head on the reference corpus."""
+def gradient_norm(model: nn.Module, corpus: MaskedCorpus, device: str) -> float:
+    """‖∇L_n(w*)‖ over the model's parameters, L_n the mean loss over every sequence of ``corpus``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = [torch.zeros_like(p) for p in params]
+    x, y = pack(corpus).to(device), corpus.targets.to(device)
+    for xs, ys in zip(x.split(HEAD_BATCH), y.split(HEAD_BATCH), strict=True):
+        grads = torch.autograd.grad(mlm_loss(model(xs), ys) * (len(xs) / len(x)), params)
+        for acc, g in zip(total, grads, strict=True):
+            acc.add_(g)
+    return float(torch.sqrt(sum(g.double().pow(2).sum() for g in total)))
+
+
+def free_energy(model_dir: Path, revision: str, ref: Reference, cfg: FreeEnergyConfig, *,
+                cache_dir: Path | None = None, device: str = "cpu") -> FreeEnergy:
+    """F, λ̂, L_n(w*), ‖∇L_n(w*)‖ and the gate's verdict for the checkpoint in ``model_dir``, on split B."""
     started = time.perf_counter()
-    backbone = load_backbone(model_dir).to(device)
-    vocab = backbone.get_input_embeddings().weight.shape[0]
-    if vocab != base.vocab_size:
-        raise ScoringError(f"{model_dir}: vocabulary of {vocab} tokens, but the base's LM head has {base.vocab_size}")
-    model = BackboneWithHead(backbone, base.head, base.given, cfg.seq_len)
-    n = len(base.corpus)
+    model = scored_model(model_dir, revision, ref, cfg, cache_dir=cache_dir, device=device)
+    corpus = ref.sample_split
+    n = len(corpus)
+    grad_norm = gradient_norm(model, corpus, device)
     sgld = replace(cfg.sgld, init_loss_batches=math.ceil(n / cfg.sgld.batch_size))  # L_n(w*) over all n
-    est = estimate_llc(model, (pack(base.corpus), base.corpus.targets), mlm_loss, sgld, n=n, device=device)
+    est = estimate_llc(model, (pack(corpus), corpus.targets), mlm_loss, sgld, n=n, device=device)
     value = n * est.init_loss + est.mean * math.log(n)
-    return FreeEnergy(free_energy=value, llc=est, n=n, seconds=time.perf_counter() - started, head=base.head_kind)
+    return FreeEnergy(free_energy=value, llc=est, n=n, seconds=time.perf_counter() - started, grad_norm=grad_norm,
+                      failures=gate_failures(est, cfg.gate))
 
 
 def trace_summary(traces: Tensor, points: int = TRACE_POINTS) -> list[list[float]]:
@@ -217,40 +272,48 @@ class FreeEnergyScorer(RegisteredScorer):
         return FreeEnergyConfig(corpus=settings.reference_corpus)
 
     @staticmethod
-    def data_identity(base: BaseHead, job: ScoringJob) -> dict:
-        """The corpus (name and revision) and the masked-LM head every model is scored under."""
-        return {"corpus": [base.corpus.name, base.corpus.revision],
-                "head": {"from": f"{job.base_id}@{job.base_revision}", "kind": base.head_kind}}
+    def data_identity(ref: Reference) -> dict:
+        """The corpus (name and revision; its splits are fixed by the config) and how every head is made."""
+        return {"corpus": [ref.name, ref.revision], "head": {"kind": "refit per model on split A"}}
 
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
-        base = BaseHead(job.base_dir, job.base_revision, self.cfg, local_root=self.local_root,
-                        cache_dir=ctx.cache_dir, device=ctx.device)
-        proto = self.protocol(self.data_identity(base, job))
-        cfg_json, cfg_hash = proto.json, proto.hash
+        ref = Reference(job.base_dir, self.cfg, local_root=self.local_root)
+        proto = self.protocol(self.data_identity(ref))
         models = [(job.repo_id, job.revision, job.model_dir)]
         if job.repo_id != job.base_id and not ctx.has_score(job.base_id, job.base_revision, self.name, "free_energy",
-                                                            base.corpus.name, self.cfg.sgld.seed, cfg_hash):
+                                                            ref.name, self.cfg.sgld.seed, proto.hash):
             models.append((job.base_id, job.base_revision, job.base_dir))
         scores: list[Score] = []
         for repo_id, revision, model_dir in models:
-            result = free_energy(model_dir, base, self.cfg, device=ctx.device)
-            est = result.llc
+            result = free_energy(model_dir, revision, ref, self.cfg, cache_dir=ctx.cache_dir, device=ctx.device)
             if ctx.verbose:
-                print(f"{repo_id}: F = {result.free_energy:.2f}, λ̂ = {est.mean:.2f} ± {est.std:.2f} "
-                      f"(chains {', '.join(f'{c:.2f}' for c in est.per_chain)}), L_n(w*) = {est.init_loss:.4f}, "
-                      f"{result.seconds:.0f}s" + "".join(f"\n  warning: {d}" for d in est.diagnostics))
-            extra = FreeEnergyRun(per_chain=tuple(est.per_chain), nbeta=est.nbeta, n=result.n,
-                                  num_chains=len(est.per_chain), num_draws=self.cfg.sgld.num_draws,
-                                  diagnostics=tuple(est.diagnostics),
-                                  trace=tuple(map(tuple, trace_summary(est.loss_traces))), head=result.head,
-                                  corpus=base.corpus.name).to_json()
-            for metric, value in (("free_energy", result.free_energy), ("llc_mean", est.mean),
-                                  ("llc_std", est.std), ("init_loss", est.init_loss)):
+                print(summary_line(repo_id, result))
+            extra = run_payload(result, self.cfg, ref).to_json()
+            status = "unconverged" if result.failures else "ok"
+            for metric, value in (("free_energy", result.free_energy), ("llc_mean", result.llc.mean),
+                                  ("llc_std", result.llc.std), ("init_loss", result.llc.init_loss)):
                 scores.append(Score(
-                    repo_id=repo_id, revision=revision, scorer=self.name, metric=metric, target=base.corpus.name,
-                    seed=self.cfg.sgld.seed, value=value, config_hash=cfg_hash, config_json=cfg_json,
-                    duration_s=result.seconds, base_id=job.base_id, extra=extra))
+                    repo_id=repo_id, revision=revision, scorer=self.name, metric=metric, target=ref.name,
+                    seed=self.cfg.sgld.seed, value=value, config_hash=proto.hash, config_json=proto.json,
+                    duration_s=result.seconds, base_id=job.base_id, extra=extra, status=status))
         return check_finite(scores, f"free energy of {job.repo_id}")
+
+
+def summary_line(repo_id: str, result: FreeEnergy) -> str:
+    est = result.llc
+    verdict = "converged" if not result.failures else "UNCONVERGED: " + "; ".join(result.failures)
+    return (f"{repo_id}: F = {result.free_energy:.2f}, λ̂ = {est.mean:.2f} ± {est.std:.2f} (chains "
+            f"{', '.join(f'{c:.2f}' for c in est.per_chain)}), L_n(w*) = {est.init_loss:.4f}, ‖∇L_n‖ = "
+            f"{result.grad_norm:.3g}, {result.seconds:.0f}s; {verdict}")
+
+
+def run_payload(result: FreeEnergy, cfg: FreeEnergyConfig, ref: Reference) -> FreeEnergyRun:
+    est = result.llc
+    return FreeEnergyRun(per_chain=tuple(est.per_chain), nbeta=est.nbeta, n=result.n, num_chains=len(est.per_chain),
+                         num_draws=cfg.sgld.num_draws, diagnostics=tuple(est.diagnostics),
+                         trace=tuple(map(tuple, trace_summary(est.loss_traces))), head="refit", corpus=ref.name,
+                         grad_norm=result.grad_norm, drift=est.drift, r_hat=est.r_hat, acceptance=est.acceptance,
+                         gate=result.failures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +331,8 @@ class SweepRow:
         return not self.diagnostics and abs(self.drift) < 0.1
 
 
-def calibration_sweep(model_dir: Path, base: BaseHead, cfg: FreeEnergyConfig, epsilons: list[float],
-                      gammas: list[float], *, device: str = "cpu") -> list[SweepRow]:
+def calibration_sweep(model_dir: Path, revision: str, ref: Reference, cfg: FreeEnergyConfig, epsilons: list[float],
+                      gammas: list[float], *, cache_dir: Path | None = None, device: str = "cpu") -> list[SweepRow]:
     """λ̂ and trace drift for each (ε, γ): pick the largest ε whose traces are stable and whose λ̂ no longer
     moves with γ (README, "Calibrating SGLD"). Divergent settings come back with an infinite λ̂."""
     rows = []
@@ -277,12 +340,9 @@ def calibration_sweep(model_dir: Path, base: BaseHead, cfg: FreeEnergyConfig, ep
         for gamma in gammas:
             run = replace(cfg, sgld=replace(cfg.sgld, epsilon=eps, gamma=gamma))
             try:
-                est = free_energy(model_dir, base, run, device=device).llc
+                est = free_energy(model_dir, revision, ref, run, cache_dir=cache_dir, device=device).llc
             except ScoringError as e:
                 rows.append(SweepRow(eps, gamma, math.inf, math.inf, math.inf, (str(e),)))
                 continue
-            quarters = est.loss_traces.mean(dim=0).tensor_split(4)
-            rise = float(est.loss_traces.mean()) - est.init_loss
-            drift = (float(quarters[3].mean()) - float(quarters[1].mean())) / max(abs(rise), 1e-12)
-            rows.append(SweepRow(eps, gamma, est.mean, est.std, drift, est.diagnostics))
+            rows.append(SweepRow(eps, gamma, est.mean, est.std, est.drift, est.diagnostics))
     return rows

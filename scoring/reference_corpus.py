@@ -1,10 +1,11 @@
 """The masked-LM reference corpus of the free-energy scorer: text in, fixed masked token sequences out.
 
-Offline ("local") the text is the train split of every dataset under ``../shared/datasets``, interleaved
-round-robin (so any prefix mixes all of them); on a deployment it is a UTF-8 file with one document per line,
-e.g. a pinned slice of WikiText-103 (``MRL_REFERENCE_CORPUS=/data/wikitext103-slice.txt``). Documents are
-tokenized without special tokens, joined with the separator token and cut into ``seq_len`` windows, each
-framed as ``[CLS] ... [SEP]`` — no padding, so every model sees exactly the same tokens. Masking is drawn once
+Offline ("local") the text is the train split of every dataset under ``../shared/datasets`` ("local:a,b": of
+those only), interleaved round-robin (so any prefix mixes all of them); on a deployment it is a UTF-8 file with
+one document per line, e.g. a pinned slice of WikiText-103 (``MRL_REFERENCE_CORPUS=/data/wikitext103-slice.txt``)
+that none of the suite's targets comes from. Documents are tokenized without special tokens, joined with the
+separator token and cut into ``seq_len`` windows, each framed as ``[CLS] ... [SEP]`` — no padding, so every
+model sees exactly the same tokens. Masking is drawn once
 from the seed, so L_n(w) is a deterministic function of the weights, as SGLD needs: BERT's rule with an exact
 count, round(15% of the non-special tokens) per sequence, of which 80% [MASK], 10% random, 10% kept. A fixed
 count per sequence lets the LM head run on the masked positions only, with the same shapes in every batch.
@@ -37,12 +38,19 @@ class MaskedCorpus:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def rows(self, index: slice) -> MaskedCorpus:
+        """Some of the sequences (a split); the name and revision stay the whole corpus's."""
+        return MaskedCorpus(self.input_ids[index], self.positions[index], self.targets[index], self.name,
+                            self.revision)
+
 
 def corpus_documents(spec: str, *, local_root: Path | None = None) -> tuple[list[str], str]:
-    """(documents, name) of a corpus spec: "local" or the path of a text file."""
-    if spec == "local":
+    """(documents, name) of a corpus spec: "local" (every local dataset), "local:a,b" (those datasets only: the
+    study leaves its targets out) or the path of a text file. The name is the spec (a file's: its name)."""
+    if spec == "local" or spec.startswith("local:"):
         root = Path(local_root) if local_root is not None else default_local_root()
-        return _local_documents(root), "local"
+        names = None if spec == "local" else [n.strip() for n in spec.removeprefix("local:").split(",") if n.strip()]
+        return _local_documents(root, names), spec
     path = Path(spec)
     if not path.is_file():
         raise ScoringError(f"reference corpus {spec!r} is neither 'local' nor a readable text file")
@@ -52,9 +60,17 @@ def corpus_documents(spec: str, *, local_root: Path | None = None) -> tuple[list
     return docs, path.name
 
 
-def _local_documents(root: Path) -> list[str]:
+def _local_documents(root: Path, names: list[str] | None) -> list[str]:
+    available = sorted(p.parent.name for p in root.glob("*/dataset.json"))
+    if names is not None:
+        unknown = sorted(set(names) - set(available))
+        if unknown or not names:
+            missing = ", ".join(unknown) or "(none given)"
+            raise ScoringError(f"reference corpus local:{','.join(names)}: no local dataset named {missing} under "
+                               f"{root}; there are: {', '.join(available)}")
     per_dataset = []
-    for meta_path in sorted(root.glob("*/dataset.json")):
+    for name in available if names is None else sorted(set(names)):
+        meta_path = root / name / "dataset.json"
         fields = json.loads(meta_path.read_text())["text_fields"]
         with (meta_path.parent / "train.csv").open(newline="", encoding="utf-8") as f:
             per_dataset.append([" ".join(row[k] for k in fields if row.get(k)) for row in csv.DictReader(f)])

@@ -86,6 +86,18 @@ class StudyConfig:
     def candidate_id(self, source: str) -> str:
         return f"{self.org}/{self.base_id.rsplit('/', 1)[-1]}-{source}"
 
+    def free_energy_config(self, local_root: Path | None) -> FreeEnergyConfig:
+        """The free energy's config with no target text: a "local" corpus becomes every local dataset that is
+        not one of the study's targets ("local:a,b,..."); any other corpus is kept as given."""
+        if self.free_energy.corpus != "local":
+            return self.free_energy
+        from data.targets import default_local_root, suite
+
+        root = Path(local_root) if local_root is not None else default_local_root()
+        targets = {spec.name for spec in suite(self.targets, local_root=root)}
+        others = sorted(p.parent.name for p in root.glob("*/dataset.json") if p.parent.name not in targets)
+        return replace(self.free_energy, corpus="local:" + ",".join(others))
+
     def intertraining(self, *, guided: bool = False) -> IntertrainingConfig:
         ft = replace(self.target_finetune, dropout="guided") if guided else self.target_finetune
         return IntertrainingConfig(finetune=ft, suite=self.targets,
@@ -159,8 +171,8 @@ def study_scorers(cfg: StudyConfig, local_root: Path | None) -> Callable[[str], 
     """The worker's scorer factory: each registered scorer with the config the study gives it."""
     from scoring import registry
 
-    configs = {"linear_probe": cfg.probe, "free_energy": cfg.free_energy, "intertraining": cfg.intertraining(),
-               "sample_efficiency": cfg.sample_efficiency}
+    configs = {"linear_probe": cfg.probe, "free_energy": cfg.free_energy_config(local_root),
+               "intertraining": cfg.intertraining(), "sample_efficiency": cfg.sample_efficiency}
 
     def make(name: str):
         if name not in configs:

@@ -54,7 +54,8 @@ def tiny_study_config(corpus: Path) -> StudyConfig:
         base_id=BASE, org="study", sources="cats,dogs", targets="cats,dogs", source_finetune=TINY_FT,
         target_finetune=TINY_FT, base_seeds=2, candidate_seeds=1, lrs=(),  # the sweep has its own tests
         probe=LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
-        free_energy=FreeEnergyConfig(sgld=sgld, corpus=str(corpus), num_sequences=32, seq_len=16, head_steps=5),
+        free_energy=FreeEnergyConfig(sgld=sgld, corpus=str(corpus), num_sequences=32, seq_len=16, head_sequences=32,
+                                     head_steps=5),
         guided_base_seeds=1,
         top_k=4,  # every model the tests put on the Hub (2 sources + the end-to-end test's 2 submissions), so stage
         # 2 never depends on the order in which probe jobs finish

@@ -16,14 +16,15 @@ from scoring.base import ScoringContext, ScoringJob
 from scoring.config import FreeEnergyConfig, SGLDConfig
 from scoring.free_energy import (
     BackboneWithHead,
-    BaseHead,
     FreeEnergyScorer,
+    Reference,
     calibration_sweep,
     detach_head,
     free_energy,
-    load_backbone,
+    gradient_norm,
     mlm_loss,
     pack,
+    scored_model,
     trace_summary,
 )
 from scoring.reference_corpus import corpus_documents, masked_corpus
@@ -36,7 +37,8 @@ SGLD = SGLDConfig(epsilon=1e-4, gamma=100.0, num_chains=2, num_draws=20, num_bur
 def corpus_file(tmp_path_factory) -> Path:
     rng = random.Random(0)
     path = tmp_path_factory.mktemp("corpus") / "reference.txt"
-    path.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(400)))
+    zipf = [1 / (rank + 1) for rank in range(len(WORDS))]  # a skewed unigram law: something a head can learn
+    path.write_text("\n".join(" ".join(rng.choices(WORDS, weights=zipf, k=rng.randint(5, 15))) for _ in range(400)))
     return path
 
 
@@ -54,6 +56,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 def config(corpus_file: Path, **kw) -> FreeEnergyConfig:
+    kw = {"head_sequences": 48, **kw}
     return FreeEnergyConfig(sgld=SGLD, corpus=str(corpus_file), num_sequences=48, seq_len=24, head_steps=40, **kw)
 
 
@@ -90,15 +93,30 @@ def test_local_corpus_interleaves_datasets_and_a_short_corpus_is_refused(tmp_pat
         corpus_documents(str(tmp_path / "missing.txt"))
 
 
+def test_a_local_corpus_can_leave_datasets_out_and_names_an_unknown_one(tmp_path):
+    from tests.helpers.tiny_suite import write_tiny_suite
+
+    root = write_tiny_suite(tmp_path / "suite", n_train=20, n_test=10)
+    names = sorted(p.name for p in root.iterdir())
+    keep = names[1:]
+    docs, name = corpus_documents("local:" + ",".join(keep), local_root=root)
+    assert name == "local:" + ",".join(keep) and len(docs) == 20 * len(keep)
+    left_out = set((root / names[0] / "train.csv").read_text().splitlines()[1:3])
+    assert not any(doc in line for doc in docs for line in left_out)
+    with pytest.raises(ScoringError, match=f"no local dataset named nope under .*; there are: {', '.join(names)}"):
+        corpus_documents("local:nope," + keep[0], local_root=root)
+
+
 def test_backbone_with_head_equals_the_full_masked_lm_and_samples_the_encoder_only(models, corpus_file):
     cfg = config(corpus_file)
-    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
-    assert base.head_kind == "shipped"
-    model = BackboneWithHead(load_backbone(models["base"]), base.head, base.given, cfg.seq_len)
+    ref = Reference(models["base"], cfg, local_root=None)
+    full = AutoModelForMaskedLM.from_pretrained(models["base"], attn_implementation="eager").eval()
+    encoder, head, given = detach_head(AutoModelForMaskedLM.from_pretrained(models["base"],
+                                                                            attn_implementation="eager").eval())
+    model = BackboneWithHead(encoder, head, given, cfg.seq_len)
     names = [n for n, _ in model.named_parameters()]
     assert names and all(n.startswith("backbone.") for n in names)
-    full = AutoModelForMaskedLM.from_pretrained(models["base"], attn_implementation="eager").eval()
-    corpus = base.corpus
+    corpus = ref.sample_split
     with torch.no_grad():
         expected = full(input_ids=corpus.input_ids[:4]).logits.gather(
             1, corpus.positions[:4].unsqueeze(-1).expand(-1, -1, full.config.vocab_size))
@@ -106,48 +124,83 @@ def test_backbone_with_head_equals_the_full_masked_lm_and_samples_the_encoder_on
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_the_head_stays_the_bases_when_a_candidate_backbone_is_plugged_in(models, corpus_file):
-    cfg = config(corpus_file)
-    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
-    base_embeddings = load_backbone(models["base"]).get_input_embeddings().weight.detach().clone()
-    candidate = load_backbone(models["candidate"])
-    assert not torch.equal(candidate.get_input_embeddings().weight, base_embeddings)  # fine-tuning moved them
-    BackboneWithHead(candidate, base.head, base.given, cfg.seq_len)
-    torch.testing.assert_close(base.head.get_output_embeddings().weight, base_embeddings)
+def test_the_splits_are_disjoint_windows_of_one_corpus(models, corpus_file):
+    cfg = config(corpus_file, head_sequences=30)
+    ref = Reference(models["base"], cfg, local_root=None)
+    assert len(ref.head_split) == 30 and len(ref.sample_split) == cfg.num_sequences
+    a = {tuple(row) for row in ref.head_split.input_ids.tolist()}
+    assert not a & {tuple(row) for row in ref.sample_split.input_ids.tolist()}
+    assert ref.head_split.revision == ref.sample_split.revision == ref.revision
 
 
-def test_a_missing_head_is_fitted_cached_and_reused(models, corpus_file, tmp_path):
+def test_every_model_is_scored_under_its_own_head_whatever_its_checkpoint_ships(models, corpus_file, tmp_path):
+    """The same encoder saved with and without a masked-LM head is one model: same head, same loss, same F."""
     cfg = config(corpus_file)
-    untrained = BaseHead(models["headless"], "r", replace(cfg, head_steps=0), local_root=None, cache_dir=None,
-                         device="cpu")
-    fitted = BaseHead(models["headless"], "r", cfg, local_root=None, cache_dir=tmp_path, device="cpu")
-    assert fitted.head_kind == "fitted"
+    bare = tmp_path / "bare"
+    AutoModel.from_pretrained(models["base"]).save_pretrained(bare)  # the base's encoder, no head
+    write_word_tokenizer(bare, TINY_BERT.vocab, "bert")
+    ref = Reference(models["base"], cfg, local_root=None)
+    shipped, stripped = (scored_model(d, "r", ref, cfg) for d in (models["base"], bare))
+    x = pack(ref.sample_split)
+    with torch.no_grad():
+        torch.testing.assert_close(shipped(x), stripped(x), rtol=1e-5, atol=1e-5)
+    a, b = (free_energy(d, "r", ref, cfg) for d in (models["base"], bare))
+    assert a.free_energy == pytest.approx(b.free_energy, rel=1e-5)
+
+
+def test_a_candidate_gets_its_own_head_tied_to_its_own_embeddings(models, corpus_file):
+    cfg = config(corpus_file)
+    ref = Reference(models["base"], cfg, local_root=None)
+    base, cand = scored_model(models["base"], "b", ref, cfg), scored_model(models["candidate"], "c", ref, cfg)
+    for model in (base, cand):  # the decoder is the model's own embeddings at w*, as a constant copy
+        decoder, embeddings = model.head.get_output_embeddings().weight, model.backbone.get_input_embeddings().weight
+        assert decoder is not embeddings and torch.equal(decoder, embeddings) and not decoder.requires_grad
+    assert not torch.equal(base.backbone.get_input_embeddings().weight, cand.backbone.get_input_embeddings().weight)
+    transform = [n for n, _ in base.head.named_parameters() if "transform" in n]
+    assert transform and not torch.equal(dict(base.head.named_parameters())[transform[0]],
+                                         dict(cand.head.named_parameters())[transform[0]])
+
+
+def test_the_head_is_fitted_on_split_a_cached_and_generalises_to_split_b(models, corpus_file, tmp_path):
+    cfg = config(corpus_file)
+    ref = Reference(models["headless"], cfg, local_root=None)
+    cfg = replace(cfg, head_steps=300)
+    untrained = scored_model(models["headless"], "r", ref, replace(cfg, head_steps=0))
+    fitted = scored_model(models["headless"], "r", ref, cfg, cache_dir=tmp_path)
     [cached] = (tmp_path / "free_energy_heads").glob("*.safetensors")
-    again = BaseHead(models["headless"], "r", cfg, local_root=None, cache_dir=tmp_path, device="cpu")
+    again = scored_model(models["headless"], "r", ref, cfg, cache_dir=tmp_path)
     for (name, p), (_, q) in zip(fitted.head.state_dict().items(), again.head.state_dict().items(), strict=True):
         assert torch.equal(p, q), name
-    corpus = fitted.corpus
-    losses = []
-    for head in (untrained, fitted):
-        model = BackboneWithHead(load_backbone(models["headless"]), head.head, head.given, cfg.seq_len)
-        with torch.no_grad():
-            losses.append(float(mlm_loss(model(pack(corpus)), corpus.targets)))
-    assert losses[1] < losses[0] - 0.1, losses
+    b = ref.sample_split
+    with torch.no_grad():
+        losses = [float(mlm_loss(m(pack(b)), b.targets)) for m in (untrained, fitted)]
+    assert losses[1] < losses[0] - 0.1, losses  # learned on A, better on B: not memorised
     assert cached.stat().st_size > 0
 
 
-def test_free_energy_is_n_times_the_loss_plus_llc_times_log_n(models, corpus_file):
+def test_free_energy_is_n_times_the_loss_on_split_b_plus_llc_times_log_n(models, corpus_file):
     cfg = config(corpus_file)
-    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
-    result = free_energy(models["candidate"], base, cfg)
+    ref = Reference(models["base"], cfg, local_root=None)
+    result = free_energy(models["candidate"], "c", ref, cfg)
     n = cfg.num_sequences
     assert result.n == n and result.llc.nbeta == pytest.approx(n / math.log(n))
     assert result.free_energy == pytest.approx(n * result.llc.init_loss + result.llc.mean * math.log(n))
-    model = BackboneWithHead(load_backbone(models["candidate"]), base.head, base.given, cfg.seq_len)
-    with torch.no_grad():  # L_n(w*) is the loss over all n sequences
-        assert result.llc.init_loss == pytest.approx(float(mlm_loss(model(pack(base.corpus)), base.corpus.targets)),
-                                                     rel=1e-5)
+    model = scored_model(models["candidate"], "c", ref, cfg)
+    b = ref.sample_split
+    with torch.no_grad():  # L_n(w*) is the loss over all n sequences of split B
+        assert result.llc.init_loss == pytest.approx(float(mlm_loss(model(pack(b)), b.targets)), rel=1e-5)
     assert result.llc.loss_traces.shape == (2, 20)
+    assert math.isfinite(result.grad_norm) and result.grad_norm > 0
+
+
+def test_gradient_norm_is_the_norm_of_the_full_batch_gradient(models, corpus_file):
+    cfg = config(corpus_file)
+    ref = Reference(models["base"], cfg, local_root=None)
+    model = scored_model(models["base"], "b", ref, cfg)
+    b = ref.sample_split
+    grads = torch.autograd.grad(mlm_loss(model(pack(b)), b.targets), list(model.parameters()))
+    expected = float(torch.sqrt(sum(g.double().pow(2).sum() for g in grads)))
+    assert gradient_norm(model, b, "cpu") == pytest.approx(expected, rel=1e-4)
 
 
 def test_scorer_stores_four_metrics_for_candidate_and_base_under_one_protocol(models, corpus_file):
@@ -160,14 +213,26 @@ def test_scorer_stores_four_metrics_for_candidate_and_base_under_one_protocol(mo
     assert len({s.config_hash for s in scores}) == 1
     by = {(s.repo_id, s.metric): s for s in scores}
     cand = by["org/cand", "free_energy"]
-    assert cand.extra["num_chains"] == 2 and len(cand.extra["per_chain"]) == 2 and cand.extra["head"] == "shipped"
+    assert cand.extra["num_chains"] == 2 and len(cand.extra["per_chain"]) == 2 and cand.extra["head"] == "refit"
     assert by["org/cand", "llc_mean"].value == pytest.approx(sum(cand.extra["per_chain"]) / 2)
     assert len(cand.extra["trace"]) == 2 and len(cand.extra["trace"][0]) == 20
+    assert cand.extra["grad_norm"] > 0 and 0 <= cand.extra["acceptance"] <= 1
+    for s in scores:  # the gate's verdict is every metric's status, with its reasons in the payload
+        assert s.status == ("unconverged" if s.extra["gate"] else "ok")
     # the base's score is reused when the store already has it
     again = scorer.score(job, ScoringContext(has_score=lambda repo, *rest: repo == "org/base"))
     assert {s.repo_id for s in again} == {"org/cand"}
     assert [s.value for s in again] == [by["org/cand", m].value for m in ("free_energy", "llc_mean", "llc_std",
                                                                           "init_loss")]
+
+
+def test_a_chain_too_short_to_relax_is_stored_unconverged(models, corpus_file):
+    cfg = replace(config(corpus_file), sgld=replace(SGLD, num_draws=3, num_burnin=0))  # R-hat needs 4 draws
+    job = ScoringJob(repo_id="org/base", revision="b" * 40, model_dir=models["base"], base_id="org/base",
+                     base_revision="b" * 40, base_dir=models["base"])
+    scores = FreeEnergyScorer(cfg).score(job, ScoringContext())
+    assert {s.status for s in scores} == {"unconverged"}
+    assert "too few draws for R-hat" in scores[0].extra["gate"]
 
 
 def test_a_candidate_with_another_vocabulary_is_refused(models, corpus_file, tmp_path):
@@ -177,15 +242,15 @@ def test_a_candidate_with_another_vocabulary_is_refused(models, corpus_file, tmp
         cfg = other.build_config()
         cfg.vocab_size += 7
         AutoModel.from_config(cfg).save_pretrained(tmp_path / "other")
-    base = BaseHead(models["base"], "r", config(corpus_file), local_root=None, cache_dir=None, device="cpu")
+    ref = Reference(models["base"], config(corpus_file), local_root=None)
     with pytest.raises(ScoringError, match="vocabulary"):
-        free_energy(tmp_path / "other", base, config(corpus_file))
+        free_energy(tmp_path / "other", "o", ref, config(corpus_file))
 
 
 def test_calibration_sweep_flags_divergence_and_reports_each_setting(models, corpus_file):
     cfg = config(corpus_file)
-    base = BaseHead(models["base"], "r", cfg, local_root=None, cache_dir=None, device="cpu")
-    rows = calibration_sweep(models["base"], base, cfg, [1e-5, 1e3], [100.0])
+    ref = Reference(models["base"], cfg, local_root=None)
+    rows = calibration_sweep(models["base"], "b", ref, cfg, [1e-5, 1e3], [100.0])
     assert [(r.epsilon, r.gamma) for r in rows] == [(1e-5, 100.0), (1e3, 100.0)]
     assert math.isfinite(rows[0].llc) and not math.isfinite(rows[1].llc)
     assert not rows[1].stable and "non-finite" in rows[1].diagnostics[0]

@@ -1,0 +1,29 @@
+"""The study's configuration: what it trains and scores, read without training anything."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from scoring.reference_corpus import corpus_documents
+from scoring.study import StudyConfig
+from tests.helpers.tiny_suite import RULES, write_tiny_suite
+
+
+def test_the_free_energy_corpus_holds_no_target_text(tmp_path):
+    root = write_tiny_suite(tmp_path / "suite", n_train=10, n_test=4)
+    names = sorted(RULES)
+    cfg = StudyConfig(targets=names[0])
+    fe = cfg.free_energy_config(root)
+    assert fe.corpus == "local:" + ",".join(names[1:])
+    docs, _ = corpus_documents(fe.corpus, local_root=root)
+    target_text = {line.rsplit(",", 1)[0] for line in (root / names[0] / "train.csv").read_text().splitlines()[1:]}
+    assert docs and not target_text & set(docs)
+    given = replace(cfg, free_energy=replace(cfg.free_energy, corpus="/data/wiki.txt"))
+    assert given.free_energy_config(root).corpus == "/data/wiki.txt"  # a corpus chosen by hand is kept
+
+
+def test_the_default_study_sweeps_the_rate_and_pairs_two_seeds():
+    cfg = StudyConfig()
+    it = cfg.intertraining()
+    assert it.lrs == (1e-4, 3e-4) and it.candidate_seeds == 2 and it.finetune.min_steps == 120
+    assert cfg.intertraining(guided=True).finetune.dropout == "guided"
