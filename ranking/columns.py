@@ -47,6 +47,10 @@ FIXED_COLUMNS: tuple[Column, ...] = (
            description=METRICS["probe_accuracy"].description),
     Column(key="free_energy", label="free energy", group=OVERVIEW, higher_is_better=False, fmt="num", decimals=1,
            description=METRICS["free_energy"].description),
+    Column(key="free_energy_status", label="free energy status", group=OVERVIEW, higher_is_better=None, fmt="text",
+           description="'unconverged': the SGLD estimate failed its convergence gate (λ̂ < 0, a chain below "
+                       "L_n(w*), drifting traces, chains that disagree, or a low MALA acceptance); its free "
+                       "energy is stored and shown on the model page, never ranked."),
     Column(key="n_targets", label="targets", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Suite targets scored; the mean needs all of them."),
     Column(key="n_seeds", label="seeds", group=OVERVIEW, higher_is_better=None, fmt="int",

@@ -128,6 +128,7 @@ def build_leaderboard(
     model_of_row = np.full(len(codes.value), -1, dtype=np.int64)
     model_of_row[cand_rows] = model_codes
     failed = cand_rows & ~codes.ok & (codes.metric == codes.metric_code(TARGET_METRIC))
+    unconverged = cand_rows & ~codes.ok & (codes.metric == codes.metric_code("free_energy"))
     cand_rows = cand_rows & codes.ok
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
     suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_of_row, base_stats, seed_design,
@@ -138,6 +139,9 @@ def build_leaderboard(
         m, _, _ = _cell_stats(model_of_row[rows_of_metric], np.zeros(int(rows_of_metric.sum()), np.int64),
                               codes.value[rows_of_metric], len(repos), 1)
         columns[metric_key] = m[:, 0]
+    # a free energy whose estimate failed the convergence gate: shown as such, its value never ranked
+    gated = np.bincount(model_of_row[unconverged], minlength=len(repos)) > 0
+    columns["free_energy_status"] = np.where(gated & np.isnan(columns["free_energy"]), "unconverged", "")
 
     rows = pd.DataFrame(columns)
     if metadata is not None and not rows.empty:

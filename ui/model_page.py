@@ -92,6 +92,21 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
     return "  \n".join(lines), chains
 
 
+def _gate_lines(run: FreeEnergyRun) -> list[str]:
+    """The convergence gate's verdict and the figures it read (absent from estimates stored before the gate)."""
+    checks = (("‖∇L_n(w*)‖", run.grad_norm, ".3g"), ("trace drift", run.drift, "+.2f"),
+              ("split R-hat", run.r_hat, ".2f"), ("MALA acceptance", run.acceptance, ".2f"))
+    figures = [f"{name} {value:{fmt}}" for name, value, fmt in checks if value is not None and math.isfinite(value)]
+    if not figures and not run.gate:
+        return []
+    lines = ["; ".join(figures)] if figures else []
+    if run.gate:
+        lines.append("**unconverged** (not ranked): " + "; ".join(markdown_text(r) for r in run.gate))
+    else:
+        lines.append("convergence gate: passed")
+    return lines
+
+
 def _run_lines(run: FreeEnergyRun) -> list[str]:
     facts = (("n", _count(run.n)), ("nβ", _num(run.nbeta) if run.nbeta is not None else ""),
              ("chains", _count(run.num_chains)), ("draws per chain", _count(run.num_draws)),
@@ -101,6 +116,7 @@ def _run_lines(run: FreeEnergyRun) -> list[str]:
     diverged = sum(not math.isfinite(c) for c in run.per_chain)
     if diverged:
         lines.append(f"{diverged} of {len(run.per_chain)} chains diverged (NaN)")
+    lines += _gate_lines(run)
     if run.diagnostics:
         lines.append("diagnostics:")
         lines += [f"- {markdown_text(d)}" for d in run.diagnostics]

@@ -6,6 +6,7 @@ import json
 import math
 import sqlite3
 
+import pandas as pd
 import pytest
 
 from data.metrics import PUBLISHED_SOURCE
@@ -145,6 +146,30 @@ def test_free_energy_diagnostics_and_a_nan_chain_reach_the_model_page_through_th
     assert "&lt;not&gt;" in text and "<not>" not in text  # the diagnostic is escaped for markdown
     assert list(chains["status"]) == ["ok", "diverged (NaN)", "ok"]
     assert chains["llc"].iloc[0] == 4.0 and chains["llc"].isna().tolist() == [False, True, False]
+
+
+def test_an_unconverged_free_energy_is_shown_as_such_and_never_ranked(tmp_path):
+    from data.boards import read_board
+    from ranking.leaderboard import leaderboard_from
+    from ui.model_page import free_energy_details
+
+    run = FreeEnergyRun(per_chain=(-2.0, 1.0), n=128, num_chains=2, grad_norm=0.0123, drift=0.42, r_hat=1.31,
+                        acceptance=0.5, gate=("trace drift +0.42 (limit ±0.1): the chains had not relaxed",
+                                              "MALA acceptance 0.50 < 0.9: the step is <too> large"))
+    ok = FreeEnergyRun(per_chain=(3.0, 3.2), n=128, num_chains=2, grad_norm=0.01, drift=0.01, r_hat=1.01,
+                       acceptance=0.95)
+    store = Store(tmp_path / "lb.db")
+    store.add_scores([Score(repo_id=repo, revision="r" * 40, scorer="free_energy", metric="free_energy", value=v,
+                            target="local", seed=0, config_hash="h", base_id="b/base", extra=payload.to_json(),
+                            status="unconverged" if payload.gate else "ok")
+                      for repo, v, payload in (("a/x", 330.25, run), ("a/y", 310.0, ok))])
+    text, _ = free_energy_details(store, "a/x", "r" * 40)
+    assert "**unconverged** (not ranked): trace drift" in text and "&lt;too&gt;" in text  # reasons escaped
+    assert "trace drift +0.42; split R-hat 1.31; MALA acceptance 0.50" in text
+    assert "convergence gate: passed" in free_energy_details(store, "a/y", "r" * 40)[0]
+    rows = leaderboard_from(read_board(store, "b/base")).rows.set_index("repo_id")
+    assert rows.loc["a/x", "free_energy_status"] == "unconverged" and pd.isna(rows.loc["a/x", "free_energy"])
+    assert rows.loc["a/y", "free_energy_status"] == "" and rows.loc["a/y", "free_energy"] == 310.0
 
 
 def test_an_unreadable_stored_payload_is_shown_as_such_not_a_crash(tmp_path):
