@@ -181,6 +181,7 @@ class SGLDConfig:
     batch_size: int = 256
     init_loss_batches: int = 16  # L_n(w*) is averaged over this many batches, not one (devinterp issue #39)
     noise: bool = True  # False only for the known-answer test: SGLD without noise is gradient descent
+    mala_every: int = 10  # one kept step in this many gets its MALA acceptance probed (one more forward+backward)
     seed: int = 0
 
     def __post_init__(self):
@@ -190,6 +191,8 @@ class SGLDConfig:
             raise ValueError(f"nbeta must be positive, got {self.nbeta}")
         if min(self.num_chains, self.num_draws, self.batch_size, self.init_loss_batches) < 1 or self.num_burnin < 0:
             raise ValueError("num_chains, num_draws, batch_size and init_loss_batches must be >= 1, num_burnin >= 0")
+        if self.mala_every < 0:
+            raise ValueError(f"mala_every must be >= 0 (0: no acceptance probes), got {self.mala_every}")
 
 
 # Free-energy defaults for BERT-size encoders on CPU, from the calibration sweep in README ("Calibrating

@@ -45,7 +45,7 @@ class LLCEstimate:
     diagnostics: tuple[str, ...] = ()
     drift: float = 0.0  # (last quarter - second quarter of the mean trace) / its rise over L_n(w*): ~0 when stationary
     r_hat: float = math.nan  # split R-hat of the draws' losses across chains (Gelman et al.): ~1 when mixed
-    acceptance: float | None = None  # mean MALA acceptance probability of the kept steps (None without noise)
+    acceptance: float | None = None  # mean MALA acceptance of the probed kept steps (None: no noise or no probes)
 
 
 def rrr_learning_coefficient(M: int, H: int, N: int, r: int) -> float:  # noqa: N803 (the paper's names)
@@ -168,14 +168,12 @@ def _setup(model: nn.Module, data: Data, loss_fn: LossFn, cfg: SGLDConfig, n: in
 
 def _finish(traces: Tensor, init_loss: float, nbeta: float, cfg: SGLDConfig,
             accept: Tensor | None = None) -> LLCEstimate:
-    """One host transfer: check every value, drop burn-in, and summarise per chain. ``accept`` (chains, steps - 1):
-    the MALA acceptance probability of each transition (step t - 1 to t in column t - 1)."""
+    """One host transfer: check every value, drop burn-in, and summarise per chain. ``accept`` (chains, probes):
+    the MALA acceptance probability of the probed transitions (kept steps only)."""
     traces = traces.detach().cpu()
     _check_finite(traces, cfg)
     draws = traces[:, cfg.num_burnin:]
-    acceptance = None
-    if accept is not None and accept.shape[1] > cfg.num_burnin:
-        acceptance = float(accept[:, cfg.num_burnin:].double().mean())
+    acceptance = float(accept.double().mean()) if accept is not None and accept.numel() else None
     chain_means = draws.mean(dim=1)
     per_chain = tuple(float(nbeta * (m - init_loss)) for m in chain_means)
     mean_t = torch.tensor(per_chain, dtype=torch.float64)
@@ -241,7 +239,16 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
     # vmap the forward only; the chains are independent, so autograd of the summed loss gives each its gradient
     losses_fn = vmap(batch_loss, in_dims=(0, 0, 0), randomness="different")
     traces = torch.empty(C, steps, device=device)
-    mala = _Mala(C, steps, nbeta, cfg, device) if cfg.noise else None
+    mala = _Mala(C, steps, nbeta, cfg, device) if cfg.noise and cfg.mala_every else None
+
+    def loss_and_grad(point: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        point.requires_grad_(True)
+        views = {k: part.view(C, *p.shape) for (k, p), part in zip(w_star.items(), point.split(sizes, 1), strict=True)}
+        losses = losses_fn(views, x, y)
+        (grad,) = torch.autograd.grad(losses.sum(), point)
+        point.requires_grad_(False)
+        return losses.detach(), grad
+
     for t in range(steps):
         if t % chunk == 0:
             # one host sync per chunk of steps, not per step
@@ -253,43 +260,49 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
                 x.expand(C, *x.shape), y.expand(C, *y.shape))
         else:
             x, y = (torch.stack(z) for z in zip(*(s() for s in sources), strict=True))
-        flat.requires_grad_(True)
-        views = {k: part.view(C, *p.shape) for (k, p), part in zip(w_star.items(), flat.split(sizes, 1), strict=True)}
-        losses = losses_fn(views, x, y)
-        (grad,) = torch.autograd.grad(losses.sum(), flat)
+        losses, grad = loss_and_grad(flat, x, y)
         with torch.no_grad():
-            flat.requires_grad_(False)
             traces[:, t] = losses
             offset = flat - flat_star
             drift = grad.mul_(-nbeta).sub_(offset, alpha=cfg.gamma)
             flat.add_(drift, alpha=cfg.epsilon / 2)
             if noise is not None:
-                mala.step(t, losses, offset, drift, noise[:, t % chunk])
                 flat.add_(noise[:, t % chunk])
-    return _finish(traces, init_loss, nbeta, cfg, mala.accept if mala else None)
+            if mala is not None and mala.due(t):
+                with torch.enable_grad():
+                    next_losses, next_grad = loss_and_grad(flat.detach().clone(), x, y)
+                mala.record(losses, offset, drift, noise[:, t % chunk], next_losses, flat - flat_star, next_grad)
+    return _finish(traces, init_loss, nbeta, cfg, mala.values() if mala else None)
 
 
 class _Mala:
-    """The Metropolis-adjusted Langevin acceptance probability of each SGLD transition, as devinterp's
-    MalaAcceptanceRate computes it (minibatch potential U = nbeta * L_B(w) + gamma/2 * |w - w*|^2, drift d = -grad U,
-    Gaussian proposals of variance epsilon), never used to reject: a diagnostic of the step size. For the move from
-    w to w' = w + eps/2 d + xi, log alpha = U(w) - U(w') + (|xi|^2 - |w - w' - eps/2 d'|^2) / (2 eps), and the
+    """The Metropolis-adjusted Langevin acceptance probability of one SGLD transition in every ``mala_every``,
+    never used to reject: a diagnostic of the step size (devinterp's MalaAcceptanceRate). The potential is
+    U = nbeta * L_B(w) + gamma/2 * |w - w*|^2 on *one* minibatch B at both ends of the move (the step's own batch,
+    evaluated again at the new point: between two batches the difference of losses is sampling noise that swamps
+    the discretisation error), the drift d = -grad U, proposals Gaussian of variance epsilon. For the move from w
+    to w' = w + eps/2 d + xi, log alpha = U(w) - U(w') + (|xi|^2 - |w - w' - eps/2 d'|^2) / (2 eps), and the
     difference of squares is computed as -(eps/2) s.(2 xi + eps/2 s) with s = d + d', free of cancellation."""
 
     def __init__(self, chains: int, steps: int, nbeta: float, cfg: SGLDConfig, device):
-        self.nbeta, self.eps, self.gamma = nbeta, cfg.epsilon, cfg.gamma
-        self.accept = torch.empty(chains, max(steps - 1, 0), device=device)
-        self.prev: tuple[Tensor, Tensor, Tensor] | None = None  # (U, drift, noise) of the previous step
+        self.nbeta, self.eps, self.gamma, self.every = nbeta, cfg.epsilon, cfg.gamma, cfg.mala_every
+        self.start = cfg.num_burnin  # kept steps only
+        self.probes: list[Tensor] = []
 
-    def step(self, t: int, losses: Tensor, offset: Tensor, drift: Tensor, noise: Tensor) -> None:
+    def due(self, t: int) -> bool:
+        return t >= self.start and (t - self.start) % self.every == 0
+
+    def record(self, losses: Tensor, offset: Tensor, drift: Tensor, noise: Tensor, next_losses: Tensor,
+               next_offset: Tensor, next_grad: Tensor) -> None:
         u = self.nbeta * losses.double() + self.gamma / 2 * offset.pow(2).sum(dim=1, dtype=torch.float64)
-        if self.prev is not None:
-            u_prev, d_prev, xi_prev = self.prev
-            s = d_prev + drift
-            squares = (s * (2 * xi_prev + self.eps / 2 * s)).sum(dim=1, dtype=torch.float64)
-            log_alpha = u_prev - u - squares / 4
-            self.accept[:, t - 1] = log_alpha.clamp(max=0).exp()
-        self.prev = (u, drift, noise)
+        u_next = self.nbeta * next_losses.double() + self.gamma / 2 * next_offset.pow(2).sum(dim=1,
+                                                                                              dtype=torch.float64)
+        s = drift + next_grad.mul_(-self.nbeta).sub_(next_offset, alpha=self.gamma)
+        squares = (s * (2 * noise + self.eps / 2 * s)).sum(dim=1, dtype=torch.float64)
+        self.probes.append((u - u_next - squares / 4).clamp(max=0).exp())
+
+    def values(self) -> Tensor | None:
+        return torch.stack(self.probes, dim=1) if self.probes else None
 
 
 def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg: SGLDConfig, *, n: int,
@@ -301,10 +314,10 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
     traces = torch.empty(cfg.num_chains, steps, device=device)
     dim = sum(p.numel() for p in w_star.values())
     chunk = _chunk_steps(cfg, dim, chunk)
-    accept = torch.empty(cfg.num_chains, max(steps - 1, 0), device=device) if cfg.noise else None
+    probes: list[list[float]] = [[] for _ in range(cfg.num_chains)]
+    every = cfg.mala_every if cfg.noise else 0
     for c in range(cfg.num_chains):
         params = {k: p.clone().requires_grad_(True) for k, p in w_star.items()}
-        previous = None  # (U, flat w, noise) of the previous step, float64: MALA's formula written out directly
         for t in range(steps):
             if t % chunk == 0:
                 _check_finite(traces[c:c + 1, max(0, t - chunk):t], cfg, chain0=c, step0=max(0, t - chunk))
@@ -317,29 +330,36 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
             loss = loss_fn(functional_call(model, (params, buffers), (x,)), y)
             grads = torch.autograd.grad(loss, list(params.values()))
             traces[c, t] = loss.detach()
+            before = {k: p.detach().clone() for k, p in params.items()}
             with torch.no_grad():
-                if accept is not None:
-                    previous = _mala_direct(accept, c, t, previous, params, w_star, grads, loss, nbeta, cfg,
-                                            noise[0, t % chunk])
                 parts = noise[0, t % chunk].split([p.numel() for p in params.values()]) if noise is not None else ()
                 for i, ((k, p), g) in enumerate(zip(params.items(), grads, strict=True)):
                     p.add_(-nbeta * g - cfg.gamma * (p - w_star[k]), alpha=cfg.epsilon / 2)
                     if parts:
                         p.add_(parts[i].view(p.shape))
+            if every and t >= cfg.num_burnin and (t - cfg.num_burnin) % every == 0:
+                probes[c].append(_mala_direct(model, buffers, loss_fn, x, y, before, params, w_star, nbeta, cfg,
+                                              noise[0, t % chunk]))
+    accept = torch.tensor(probes, dtype=torch.float64) if every and probes[0] else None
     return _finish(traces, init_loss, nbeta, cfg, accept)
 
 
-def _mala_direct(accept: Tensor, chain: int, t: int, previous, params, w_star, grads, loss, nbeta: float,
-                 cfg: SGLDConfig, noise: Tensor):
-    """The loop's MALA acceptance of the move into step t, from the textbook formula in float64; returns this
-    step's (U, w, noise) for the next one."""
-    w = torch.cat([p.detach().double().flatten() for p in params.values()])
-    offset = w - torch.cat([w_star[k].double().flatten() for k in params])
-    drift = -nbeta * torch.cat([g.double().flatten() for g in grads]) - cfg.gamma * offset
-    u = nbeta * float(loss) + cfg.gamma / 2 * float(offset @ offset)
-    if previous is not None:
-        u_prev, w_prev, xi_prev = previous
-        back = w_prev - w - cfg.epsilon / 2 * drift
-        log_alpha = u_prev - u + (float(xi_prev @ xi_prev) - float(back @ back)) / (2 * cfg.epsilon)
-        accept[chain, t - 1] = math.exp(min(0.0, log_alpha))
-    return u, w, noise.double()
+def _mala_direct(model, buffers, loss_fn, x, y, before: dict, after: dict, w_star: dict, nbeta: float,
+                 cfg: SGLDConfig, noise: Tensor) -> float:
+    """The loop's MALA acceptance of one move, from the textbook formula in float64: U and its gradient at both
+    ends on the step's own batch (x, y), log alpha = U(w) - U(w') + log q(w | w') - log q(w' | w)."""
+    def potential(point: dict) -> tuple[float, Tensor, Tensor]:
+        params = {k: v.detach().clone().requires_grad_(True) for k, v in point.items()}
+        loss = loss_fn(functional_call(model, (params, buffers), (x,)), y)
+        grads = torch.autograd.grad(loss, list(params.values()))
+        w = torch.cat([v.detach().double().flatten() for v in params.values()])
+        offset = w - torch.cat([w_star[k].double().flatten() for k in params])
+        drift = -nbeta * torch.cat([g.double().flatten() for g in grads]) - cfg.gamma * offset
+        return nbeta * float(loss.detach()) + cfg.gamma / 2 * float(offset @ offset), w, drift
+
+    u, w, drift = potential(before)
+    u_next, w_next, drift_next = potential(after)
+    forward = w_next - w - cfg.epsilon / 2 * drift  # = the noise drawn
+    backward = w - w_next - cfg.epsilon / 2 * drift_next
+    log_alpha = u - u_next + (float(forward @ forward) - float(backward @ backward)) / (2 * cfg.epsilon)
+    return math.exp(min(0.0, log_alpha))
