@@ -3,7 +3,7 @@
     python benchmarks/study.py [--snapshot data/snapshot/study.json] [--wall-s SECONDS]
 
 Reads the stage timings, device and versions the study stored in the snapshot's ``meta`` and appends them
-to ``benchmarks/RESULTS.md``; the anchor is the issue's budget for the full study on 2 CPU cores (90 min),
+to ``benchmarks/RESULTS.md``; the anchor is the budget for the full study on 2 CPU cores (120 min),
 printed as a ratio. ``--wall-s`` adds the process's own wall time (start-up included) when you measured it.
 """
 
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S = 90 * 60  # the study's budget on 2 CPU cores
+BUDGET_S = 120 * 60  # the study's budget on 2 CPU cores (issue 17: at most 120 min)
 ORDER = ("sources", "crawl", "linear_probe", "free_energy", "intertraining", "guided_dropout", "sample_efficiency",
          "snapshot")
 
@@ -37,7 +37,7 @@ def main() -> None:
         f"`{meta['command']}`" + (f" — {args.note}" if args.note else ""),
         "",
         f"- stages: {stages}",
-        (f"- total of the stages: {total:.0f}s ({total / 60:.1f} min); budget on 2 CPU cores 90 min: "
+        (f"- total of the stages: {total:.0f}s ({total / 60:.1f} min); budget on 2 CPU cores {BUDGET_S // 60} min: "
         f"{total / BUDGET_S:.2f}x the budget"),
     ]
     if args.wall_s:

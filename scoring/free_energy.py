@@ -314,35 +314,3 @@ def run_payload(result: FreeEnergy, cfg: FreeEnergyConfig, ref: Reference) -> Fr
                          trace=tuple(map(tuple, trace_summary(est.loss_traces))), head="refit", corpus=ref.name,
                          grad_norm=result.grad_norm, drift=est.drift, r_hat=est.r_hat, acceptance=est.acceptance,
                          gate=result.failures)
-
-
-@dataclass(frozen=True, slots=True)
-class SweepRow:
-    epsilon: float
-    gamma: float
-    llc: float
-    llc_std: float
-    drift: float  # mean loss of the last quarter of draws minus the second quarter, relative to the rise
-    diagnostics: tuple[str, ...]
-
-    @property
-    def stable(self) -> bool:
-        """Flat traces: no diagnostics, and the loss moved by < 10% of its rise over the second half."""
-        return not self.diagnostics and abs(self.drift) < 0.1
-
-
-def calibration_sweep(model_dir: Path, revision: str, ref: Reference, cfg: FreeEnergyConfig, epsilons: list[float],
-                      gammas: list[float], *, cache_dir: Path | None = None, device: str = "cpu") -> list[SweepRow]:
-    """λ̂ and trace drift for each (ε, γ): pick the largest ε whose traces are stable and whose λ̂ no longer
-    moves with γ (README, "Calibrating SGLD"). Divergent settings come back with an infinite λ̂."""
-    rows = []
-    for eps in epsilons:
-        for gamma in gammas:
-            run = replace(cfg, sgld=replace(cfg.sgld, epsilon=eps, gamma=gamma))
-            try:
-                est = free_energy(model_dir, revision, ref, run, cache_dir=cache_dir, device=device).llc
-            except ScoringError as e:
-                rows.append(SweepRow(eps, gamma, math.inf, math.inf, math.inf, (str(e),)))
-                continue
-            rows.append(SweepRow(eps, gamma, est.mean, est.std, est.drift, est.diagnostics))
-    return rows

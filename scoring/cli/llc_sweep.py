@@ -1,5 +1,6 @@
-"""python -m scoring llc-sweep REPO_ID --base BASE: calibrate SGLD for the free energy, one row per
-(epsilon, gamma): the LLC, its spread over chains, the trace's drift and a verdict."""
+"""python -m scoring llc-sweep REPO_ID --base BASE: calibrate SGLD for the free energy by the stated rule
+(scoring/llc_calibration.py): down a ladder of steps, for each localization from the weakest, each rung run for the
+same simulated time; the first rung whose MALA acceptance reaches the target is chosen. One row per rung."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ from scoring.cli.common import MODEL_HELP, add_run_flags, resolve_model
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("llc-sweep", help="calibrate SGLD for the free energy: LLC and trace drift per "
-                              "(epsilon, gamma)")
+    p = subparsers.add_parser("llc-sweep", help="calibrate SGLD for the free energy: the largest step whose MALA "
+                              "acceptance reaches the target, weakest localization first")
     p.add_argument("repo_id", help=MODEL_HELP)
     p.add_argument("--base", required=True, help="the base model, whose tokenizer cuts the reference corpus (Hub id "
                    "or directory)")
-    p.add_argument("--epsilon", default="1e-6,3e-6,1e-5", help="comma-separated step sizes")
-    p.add_argument("--gamma", default="100,1000,10000", help="comma-separated localization strengths")
-    p.add_argument("--draws", type=int, default=100)
+    p.add_argument("--epsilon", default="4e-6,2e-6,1e-6,5e-7", help="step ladder, descending (comma-separated)")
+    p.add_argument("--gamma", default="1000,10000", help="localization ladder, ascending (comma-separated)")
+    p.add_argument("--time", type=float, default=0.005, help="simulated time per rung: epsilon x steps per chain "
+                   "(0.005 at gamma 1000 is 2.5 relaxation times 2/(epsilon gamma))")
+    p.add_argument("--target", type=float, default=0.9, help="mean MALA acceptance to reach")
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--local-root", type=Path)
     add_run_flags(p)
@@ -29,18 +32,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from scoring.config import FreeEnergyConfig
-    from scoring.free_energy import Reference, calibration_sweep
+    from scoring.free_energy import Reference, free_energy
+    from scoring.llc_calibration import choose_step
 
     _, revision, model_dir = resolve_model(args.repo_id, settings)
     _, _, base_dir = resolve_model(args.base, settings)
     cfg = FreeEnergyConfig(corpus=settings.reference_corpus)
-    cfg = replace(cfg, sgld=replace(cfg.sgld, num_chains=args.chains, num_draws=args.draws))
+    cfg = replace(cfg, sgld=replace(cfg.sgld, num_chains=args.chains))
     ref = Reference(base_dir, cfg, local_root=args.local_root)
-    rows = calibration_sweep(model_dir, revision, ref, cfg, [float(v) for v in args.epsilon.split(",")],
-                             [float(v) for v in args.gamma.split(",")], cache_dir=Path(settings.cache_dir),
-                             device=args.device)
-    print(f"{'epsilon':>9} {'gamma':>9} {'llc':>9} {'std':>7} {'drift':>7}  verdict")
-    for r in rows:
-        verdict = "stable" if r.stable else ("; ".join(r.diagnostics) or "drifting")
-        print(f"{r.epsilon:>9.2g} {r.gamma:>9.3g} {r.llc:>9.2f} {r.llc_std:>7.2f} {r.drift:>7.2f}  {verdict}")
+
+    def estimate_at(sgld):
+        return free_energy(model_dir, revision, ref, replace(cfg, sgld=sgld), cache_dir=Path(settings.cache_dir),
+                           device=args.device).llc
+
+    choice = choose_step(estimate_at, cfg.sgld, ladder=_floats(args.epsilon), gammas=_floats(args.gamma),
+                         target=args.target, time=args.time)
+    print(f"{'epsilon':>9} {'gamma':>9} {'steps':>7} {'llc':>9} {'std':>7} {'accept':>7} {'drift':>7} {'R-hat':>6}")
+    for r in choice.rungs:
+        e = r.estimate
+        figures = (f"{e.mean:>9.2f} {e.std:>7.2f} {e.acceptance or float('nan'):>7.3f} {e.drift:>7.2f} "
+                   f"{e.r_hat:>6.3f}" if e else f"diverged: {r.error}")
+        print(f"{r.epsilon:>9.2g} {r.gamma:>9.3g} {r.steps:>7d} {figures}")
+    if choice.epsilon is None:
+        print(choice.reason)
+        return 1
+    print(f"chosen: epsilon {choice.epsilon:g}, gamma {choice.gamma:g} (acceptance "
+          f"{choice.estimate.acceptance:.3f} >= {args.target:g}), llc {choice.estimate.mean:.2f}")
     return 0
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))

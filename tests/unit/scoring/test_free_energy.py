@@ -18,7 +18,6 @@ from scoring.free_energy import (
     BackboneWithHead,
     FreeEnergyScorer,
     Reference,
-    calibration_sweep,
     detach_head,
     free_energy,
     gradient_norm,
@@ -247,13 +246,15 @@ def test_a_candidate_with_another_vocabulary_is_refused(models, corpus_file, tmp
         free_energy(tmp_path / "other", "o", ref, config(corpus_file))
 
 
-def test_calibration_sweep_flags_divergence_and_reports_each_setting(models, corpus_file):
+def test_the_step_rule_runs_on_a_masked_lm_and_counts_a_diverged_rung_as_failing(models, corpus_file):
+    from scoring.llc_calibration import choose_step
+
     cfg = config(corpus_file)
     ref = Reference(models["base"], cfg, local_root=None)
-    rows = calibration_sweep(models["base"], "b", ref, cfg, [1e-5, 1e3], [100.0])
-    assert [(r.epsilon, r.gamma) for r in rows] == [(1e-5, 100.0), (1e3, 100.0)]
-    assert math.isfinite(rows[0].llc) and not math.isfinite(rows[1].llc)
-    assert not rows[1].stable and "non-finite" in rows[1].diagnostics[0]
+    choice = choose_step(lambda sgld: free_energy(models["base"], "b", ref, replace(cfg, sgld=sgld)).llc,
+                         replace(SGLD, mala_every=1), ladder=(1e3, 1e-6), gammas=(100.0,), time=2e-5)
+    assert choice.rungs[0].estimate is None and "non-finite" in choice.rungs[0].error
+    assert choice.epsilon == 1e-6 and choice.estimate.acceptance >= 0.9  # a tiny step: nearly every move accepted
 
 
 def test_trace_summary_averages_equal_windows():

@@ -34,16 +34,13 @@ from scoring.llc import (
     split_r_hat,
     trace_drift,
 )
+from tests.helpers.linear_models import deep_linear_network, gaussian_nll
 
 REGULAR = SGLDConfig(epsilon=1e-4, gamma=1.0, num_chains=4, num_draws=2000, num_burnin=300, batch_size=256)
 
 
 def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(out, y)
-
-
-def gaussian_nll(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return 0.5 * ((out - y) ** 2).sum(-1).mean()
 
 
 def regression(n: int = 2000, d: int = 10, at_minimum: bool = True) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
@@ -81,22 +78,6 @@ def test_dln_learning_coefficient_known_values(widths, rank, expected):
 def test_dln_learning_coefficient_rejects_impossible_ranks():
     with pytest.raises(ValueError, match="narrowest width"):
         dln_learning_coefficient((4, 2, 4), 3)
-
-
-def deep_linear_network(widths: tuple[int, ...], rank: int, *, seed: int, n: int = 2000):
-    """A DLN whose every layer has rank ``rank`` and whose product is a rank-``rank`` map with unit singular
-    values (random orthonormal frames), and data y = f(x) + N(0, I)."""
-    gen = torch.Generator().manual_seed(seed)
-    frames = [torch.linalg.qr(torch.randn(h, h, generator=gen))[0] for h in widths]
-    layers = [nn.Linear(a, b, bias=False) for a, b in zip(widths[:-1], widths[1:], strict=True)]
-    with torch.no_grad():
-        for j, layer in enumerate(layers):
-            layer.weight.copy_(frames[j + 1][:, :rank] @ frames[j][:, :rank].T)
-    model = nn.Sequential(*layers)
-    x = torch.randn(n, widths[0], generator=gen)
-    with torch.no_grad():
-        y = model(x) + torch.randn(n, widths[-1], generator=gen)
-    return model, x, y
 
 
 @pytest.mark.slow

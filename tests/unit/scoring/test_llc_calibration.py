@@ -1,0 +1,90 @@
+"""The step-size rule (scoring/llc_calibration.py): its walk on fakes, then its λ̂ against Aoyagi's values.
+
+The rule was designed on the DESIGN cases (its acceptance target 0.9, simulated time 1.5, the ladders) and is
+checked unchanged on the HELD_OUT ones, which played no part in choosing it (other shapes, another data seed).
+With one step for every case (2e-4, gamma 1, 5,000 draws: tests/unit/scoring/test_llc.py) the wide networks come
+out 3-6x too high; under the rule 12 of the 13 cases land within 20% (design 0.86-1.06x, held out 0.90-1.14x),
+and one held-out deep narrow network does not (0.67x, MISSED below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from data.errors import ScoringError
+from scoring.config import SGLDConfig
+from scoring.llc import LLCEstimate, dln_learning_coefficient, estimate_llc
+from scoring.llc_calibration import choose_step, rung_config
+from tests.helpers.linear_models import deep_linear_network, gaussian_nll
+
+BASE = SGLDConfig(num_chains=4, batch_size=500)
+DESIGN = [((4, 3, 3, 4), 1, 0), ((3, 5, 5, 3), 1, 0), ((4, 4, 4, 4, 4), 2, 0), ((5, 3, 4, 2), 0, 0),
+          ((3, 12, 12, 3), 1, 0), ((3, 12, 12, 12, 3), 1, 0), ((2, 8, 8, 8, 2), 1, 0)]
+# the one held-out case the rule misses (0.67x: at gamma 1 no step reaches the target, and gamma 10 pulls this deep
+# narrow network's estimate down): a finding, kept as a strict xfail so that a better rule shows up as an XPASS
+MISSED = pytest.param((3, 6, 6, 6, 6, 3), 1, 1, marks=pytest.mark.xfail(strict=True, reason="the rule gives 0.67x"))
+HELD_OUT = [((5, 20, 5), 1, 1), MISSED, ((4, 16, 16, 4), 2, 1), ((5, 3, 5), 0, 1), ((6, 3, 4), 1, 1),
+            ((2, 10, 10, 10, 10, 2), 0, 1)]
+
+
+def fake(acceptance_of):
+    """An estimator whose acceptance is ``acceptance_of(cfg)`` (None: it diverges), recording what it ran."""
+    calls = []
+
+    def estimate_at(cfg: SGLDConfig) -> LLCEstimate:
+        calls.append((cfg.epsilon, cfg.gamma, cfg.num_burnin, cfg.num_draws))
+        acceptance = acceptance_of(cfg)
+        if acceptance is None:
+            raise ScoringError("SGLD diverged")
+        return LLCEstimate(mean=1.0, std=0.0, per_chain=(1.0,), init_loss=0.0, nbeta=1.0,
+                           loss_traces=torch.zeros(1, 4), acceptance=acceptance)
+
+    return estimate_at, calls
+
+
+def test_the_rule_takes_the_largest_step_of_the_weakest_localization_that_reaches_the_target():
+    estimate_at, calls = fake(lambda cfg: None if cfg.epsilon > 5e-4 else (0.95 if cfg.epsilon < 3e-4 else 0.8))
+    choice = choose_step(estimate_at, BASE, ladder=(1e-3, 5e-4, 2.5e-4, 1e-4), gammas=(1.0, 10.0))
+    assert (choice.epsilon, choice.gamma) == (2.5e-4, 1.0) and choice.reason == ""
+    assert [c[0] for c in calls] == [1e-3, 5e-4, 2.5e-4]  # it stops at the first rung that passes
+    assert choice.rungs[0].estimate is None and "diverged" in choice.rungs[0].error
+
+
+def test_the_rule_moves_to_stronger_localization_when_no_step_passes():
+    estimate_at, calls = fake(lambda cfg: 0.92 if cfg.gamma >= 10 and cfg.epsilon <= 5e-4 else 0.7)
+    choice = choose_step(estimate_at, BASE, ladder=(1e-3, 5e-4), gammas=(1.0, 10.0, 100.0))
+    assert (choice.epsilon, choice.gamma) == (5e-4, 10.0) and len(calls) == 4
+    none = choose_step(fake(lambda cfg: 0.5)[0], BASE, ladder=(1e-3,), gammas=(1.0,))
+    assert none.epsilon is None and "no (step, localization)" in none.reason
+
+
+def test_every_rung_runs_the_same_simulated_time():
+    for eps in (1e-3, 1e-4):
+        cfg = rung_config(BASE, eps, time=1.5)
+        assert cfg.num_burnin + cfg.num_draws == round(1.5 / eps) and cfg.num_burnin == round(1.5 / eps) // 4
+
+
+@pytest.mark.parametrize(("kwargs", "says"), [({"ladder": (1e-4, 1e-3)}, "step ladder"),
+                                              ({"gammas": (10.0, 1.0)}, "localization ladder"),
+                                              ({"target": 1.0}, "target")])
+def test_bad_ladders_and_targets_are_refused(kwargs, says):
+    with pytest.raises(ValueError, match=says):
+        choose_step(fake(lambda cfg: 1.0)[0], BASE, **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("widths", "rank", "seed"), DESIGN + HELD_OUT,
+                         ids=[f"design-{w}-r{r}" for w, r, _ in DESIGN]
+                         + [f"held-out-{(c.values if hasattr(c, 'values') else c)[0]}" for c in HELD_OUT])
+def test_the_rules_estimate_is_within_20_percent_of_aoyagi(widths, rank, seed):
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster, and the other core stays free
+    model, x, y = deep_linear_network(widths, rank, seed=seed)
+    choice = choose_step(lambda cfg: estimate_llc(model, (x, y), gaussian_nll, cfg, n=len(x)),
+                         replace(BASE, seed=seed))
+    truth = dln_learning_coefficient(widths, rank)
+    assert choice.estimate is not None, choice.reason
+    ladder = [(r.epsilon, r.gamma, r.estimate and r.estimate.mean) for r in choice.rungs]
+    assert choice.estimate.mean == pytest.approx(truth, rel=0.20), (choice.epsilon, choice.gamma, truth, ladder)
