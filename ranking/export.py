@@ -26,7 +26,7 @@ FORMATS = ("csv", "json", "parquet")
 LEADING = (
     "base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high", "beats_base",
     "mean_score", "n_targets", "n_seeds", "n_seen", "failed_runs",
-    "probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss",
+    "probe_accuracy", "free_energy", "free_energy_status", "llc_mean", "llc_std", "init_loss",
     "labels_saved",
     "downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline",
 )

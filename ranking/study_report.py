@@ -38,6 +38,7 @@ from data.records import Candidate, CandidateStatus, Score
 from ranking.additivity import FTest, ScaleFit, fit_target_scale, replicate_interaction, tukey
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
 from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci, t_quantile
+from ranking.study_runs import RunCounts, TargetProtocol, run_counts, target_protocols
 
 DATASET_TAG = "dataset:"
 INTERTRAINING, SAMPLE_EFFICIENCY = "intertraining", "sample_efficiency"
@@ -104,6 +105,8 @@ class StudyReport:
     dropout: DropoutComparison | None
     label_savings: pd.DataFrame | None
     exclude_diagonal: bool
+    targets: tuple[TargetProtocol, ...] = ()  # the lr sweep's choice (or drop) per target
+    runs: RunCounts | None = None  # stored and failed target runs of the ranked protocol
 
 
 def t_estimate(values) -> Estimate | None:
@@ -309,7 +312,8 @@ def study_report(board: Leaderboard, data, *, exclude_diagonal: bool = True, n_p
         free_energy_pearson=_correlation(pearson_with_ci(fe, gain)),
         dropout=dropout_comparison(intertraining),
         label_savings=label_savings([s for s in project if s.scorer == SAMPLE_EFFICIENCY], labels),
-        exclude_diagonal=exclude_diagonal)
+        exclude_diagonal=exclude_diagonal, targets=target_protocols(intertraining, board.base_id, chosen),
+        runs=run_counts(intertraining, board.base_id, chosen))
 
 
 def _additivity_lines(fit: AdditiveFit) -> list[str]:
@@ -359,11 +363,13 @@ def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
     others = "the other targets" if report.exclude_diagonal else "all targets"
     best = report.sources.dropna(subset=["mean"]).head(1)
     out = [f"### Source × target study: {_md(report.base_id)}", ""]
-    out.append(f"Gains in points (score ×100) over the base's mean over seeds; intertraining protocol "
+    out.append(f"Paired gains in points (score ×100: a candidate's run minus the base's run on the same seed, "
+               f"averaged over seeds); intertraining protocol "
                f"{_md(report.protocol)}. Intervals are 95%: Student t for means, percentile bootstrap over models "
                f"for correlations.\n")
     out.append(f"- **Beat the base beyond seed noise:** {report.n_beat_base} of {report.n_ranked} candidates "
                f"(interval of the mean gain above 0); mean gain > 0: {report.n_positive} of {report.n_ranked}.")
+    out += _protocol_lines(report)
     out.append("- **Best source:** " + (f"{_md(best['source'].iloc[0])}, {_pts_ci(_estimate_of(best.iloc[0]))} "
                                         f"over {others} (t-interval over targets)." if len(best) else
                                         f"{NOT_MEASURED}."))
@@ -416,6 +422,34 @@ def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
                 f"{_fixed(100 * r['reference_accuracy'])} | {_fixed(r['base_labels'], 0)} | "
                 f"{_fixed(r['candidate_labels'], 0)} |" for _, r in saved.iterrows()]
     return "\n".join(out) + "\n"
+
+
+def _protocol_lines(report: StudyReport) -> list[str]:
+    """The lr chosen (or the drop) per target, and the failed-run counts."""
+    out = []
+    if report.targets:
+        grid = ", ".join(f"{lr:g}" for lr in report.targets[0].lrs)
+        out.append(f"- **Learning rate per target** (the base swept over {grid}; scoring/lr_sweep.py): "
+                   + "; ".join(_target_line(t) for t in report.targets) + ".")
+    if report.runs is not None:
+        r = report.runs
+        why = ", ".join(f"{_md(name)} {n}" for name, n in r.reasons)
+        out.append(f"- **Failed runs** (stored with their reasons, rerun with the next seed, never in a mean): "
+                   f"base {r.base_failed} of {r.base_runs}, candidates {r.candidate_failed} of {r.candidate_runs}"
+                   + (f" ({why})" if why else "") + ".")
+    return out
+
+
+def _target_line(t: TargetProtocol) -> str:
+    if t.lr is None:
+        return f"{_md(t.target)} dropped — {_md(t.reason)}"
+    if t.majority_rate is None:
+        return f"{_md(t.target)} lr {t.lr:g}, base {_fixed(t.base_mean, 3)}"
+    return f"{_md(t.target)} lr {t.lr:g}, base {_pct(t.base_mean)} % vs majority class {_pct(t.majority_rate)} %"
+
+
+def _pct(value) -> str:
+    return _fixed(100 * value if _finite(value) else value, 1)
 
 
 def _estimate_of(row: pd.Series) -> Estimate:

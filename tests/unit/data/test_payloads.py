@@ -18,7 +18,6 @@ from data.payloads import (
     FreeEnergyRun,
     LabelsSaved,
     LoraRun,
-    LrSweep,
     PayloadError,
     PowerLawFit,
     ProbeRun,
@@ -114,8 +113,7 @@ def test_every_score_of_the_bundled_data_reads_its_payload_and_protocol():
             kinds.add(type(payload))
             assert (type(payload) is PublishedRow) == (score.source == PUBLISHED_SOURCE)
             read_protocol(score.config_json)
-    # LrSweep: the bundled study predates the learning-rate sweep (issue 17, point 7 reruns it)
-    assert kinds | {LrSweep} == {*PAYLOADS.values(), PublishedRow}
+    assert kinds == {*PAYLOADS.values(), PublishedRow}
 
 
 def test_old_intertraining_protocols_read_in_the_one_layout():

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from data.boards import read_board
+from data.payloads import payload_of
 from data.records import CandidateStatus
 from data.snapshot import DEFAULT_SNAPSHOT, MAX_SNAPSHOT_BYTES, read_snapshot, seed_store
 from data.store import Store
+from ranking.leaderboard import leaderboard_from
 from ranking.study_report import render_markdown
-from tests.helpers.boards import report_of
+from ranking.study_runs import target_protocols
+from tests.helpers.boards import load_leaderboard, report_of
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -43,9 +49,80 @@ def test_readme_reports_exactly_what_the_snapshot_holds(store):
     assert render_markdown(report_of(store, BASE)) == committed
 
 
-def test_every_candidate_was_scored_by_every_stage(store):
+def test_every_candidate_was_probed_and_the_top_k_intertrained(store):
+    snap = read_snapshot(DEFAULT_SNAPSHOT)
+    probed = {s.repo_id for s in snap.scores if s.metric == "probe_accuracy"}
+    assert set(snap.meta["sources"]) <= probed
     report = report_of(store, BASE)
-    assert report.n_ranked == len(read_snapshot(DEFAULT_SNAPSHOT).meta["sources"])
+    assert report.n_ranked == snap.meta["study"]["top_k"]  # stage 2: the K best by probe accuracy
     assert report.probe is not None and report.free_energy_spearman is not None
     assert report.dropout is not None and report.dropout.difference.n > 0
     assert report.label_savings is not None and len(report.label_savings) >= 1
+
+
+# --- issue 17's acceptance, on the committed snapshot ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def protocol_runs(store) -> tuple[str, list]:
+    """The ranked intertraining protocol's hash and its target runs (every status)."""
+    board = load_leaderboard(store, BASE)
+    chosen = board.config_hashes["intertraining"]
+    runs = [s for s in store.scores(base_id=BASE) if s.scorer == "intertraining" and s.metric == "target_score"
+            and s.config_hash == chosen]
+    return chosen, runs
+
+
+@pytest.mark.parametrize("include_seen", [False, True])
+def test_no_failed_run_enters_a_mean(store, include_seen):
+    """Take every failed run out of the scores: no mean, interval, cell or seed count of the board moves."""
+    data = read_board(store, BASE)
+    full = leaderboard_from(data, include_seen=include_seen)
+    ok = replace(data, scores=data.scores[data.scores["status"] != "failed"])
+    without = leaderboard_from(ok, config_hashes=full.config_hashes, include_seen=include_seen)
+    columns = [c for c in full.rows.columns if c.startswith(("gain:", "score:")) or c in (
+        "mean_gain", "gain_ci_low", "gain_ci_high", "mean_score", "n_seeds", "beats_base", "repo_id")]
+    assert len(full.rows) and columns
+    pd.testing.assert_frame_equal(full.rows[columns].reset_index(drop=True),
+                                  without.rows[columns].reset_index(drop=True))
+
+
+def test_failed_runs_are_stored_and_counted_where_the_report_says(store, protocol_runs):
+    _, runs = protocol_runs
+    failed = [s for s in runs if s.status == "failed"]
+    assert all(payload_of(s).failure for s in failed)  # each carries its reasons
+    report = report_of(store, BASE)
+    assert report.runs.base_failed + report.runs.candidate_failed == len(failed)
+    assert report.runs.base_runs + report.runs.candidate_runs == len(runs)
+
+
+def test_no_candidate_run_reproduces_a_base_run(protocol_runs):
+    """A candidate's run identical to the base's run on that target (same test and eval score, same training
+    losses) is a seed artefact, not a measurement: none is left among the ok runs."""
+    _, runs = protocol_runs
+
+    def fingerprint(s):
+        p = payload_of(s)
+        return s.target, s.value, p.eval_score, p.loss_start, p.loss_end
+
+    base = {fingerprint(s) for s in runs if s.repo_id == BASE}
+    candidates = [s for s in runs if s.repo_id != BASE and s.status == "ok"]
+    assert candidates and not [s for s in candidates if fingerprint(s) in base]
+
+
+def test_every_kept_target_has_the_base_well_above_the_majority_class(store, protocol_runs):
+    chosen, runs = protocol_runs
+    protocols = target_protocols(store.scores(base_id=BASE), BASE, chosen)
+    kept = [t for t in protocols if t.lr is not None]
+    assert kept and {t.target for t in kept} == set(load_leaderboard(store, BASE).targets)
+    for t in kept:
+        assert t.majority_rate is None or t.base_mean >= t.majority_rate + 0.10, t
+    assert all(t.reason for t in protocols if t.lr is None)
+    base_runs = [s for s in runs if s.repo_id == BASE and s.target in {t.target for t in kept}]
+    assert base_runs and all(s.status == "ok" for s in base_runs)  # the chosen rate is one no base seed fails at
+
+
+def test_ranked_candidates_rest_on_two_paired_seeds(store):
+    ranked = load_leaderboard(store, BASE).rows.dropna(subset=["mean_gain"])
+    assert len(ranked) and (ranked["n_seeds"] >= 2).all()
+    assert ranked["gain_ci_low"].notna().all()
