@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from data.__main__ import main as data_main
@@ -28,8 +29,9 @@ def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, monk
                            tags=("transformers", "bert"))  # no base_model tag: found by its config, or submitted
     db = tmp_path / "lb.db"
     monkeypatch.setenv("MRL_CACHE_DIR", str(tmp_path / "cache"))
-    # The free-energy scorer's "local" reference corpus (512 sequences of 62 tokens), instead of ../shared/datasets.
-    data = write_reference_text(tmp_path / "data", n_rows=4000)
+    # The free-energy scorer's "local" reference corpus (512 + 512 sequences of 62 tokens: splits A and B),
+    # instead of ../shared/datasets.
+    data = write_reference_text(tmp_path / "data", n_rows=8000)
     with hub:
         common = ["--db", str(db), "--endpoint", hub.url]
         assert data_main(["crawl", "--base", BASE, "--quiet", *common]) == 0
@@ -45,7 +47,10 @@ def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, monk
         assert "done, 0 failed" in capsys.readouterr().out
     store = Store(db)
     assert {j.status for j in store.jobs(scorer="free_energy")} == {JobStatus.DONE}
-    rows = load_leaderboard(store, BASE).to_frame()
-    scored = rows.dropna(subset=["free_energy"])
-    assert set(scored["repo_id"]) >= {BASE, "org/cand"}
-    assert (scored["llc_std"] >= 0).all()
+    rows = load_leaderboard(store, BASE).to_frame().set_index("repo_id")
+    for repo in (BASE, "org/cand"):  # shown: a value when the estimate passed its gate, else "unconverged"
+        fe = store.scores(repo_id=repo, scorer="free_energy")
+        assert {s.metric for s in fe} == {"free_energy", "llc_mean", "llc_std", "init_loss"}
+        passed = all(s.status == "ok" for s in fe)
+        assert (rows.loc[repo, "free_energy_status"] == "") == passed
+        assert pd.notna(rows.loc[repo, "free_energy"]) == passed and (rows["llc_std"].dropna() >= 0).all()
