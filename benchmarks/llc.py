@@ -87,7 +87,8 @@ def bert_case(n: int, seq_len: int, tmp: Path):
 
     rng = random.Random(0)
     corpus = tmp / "corpus.txt"
-    corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(4 * n)))
+    docs = (" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(8 * n))  # splits A and B
+    corpus.write_text("\n".join(docs))
     base_dir = build_base(TINY_BERT, tmp / "tiny-bert")
     cfg = FreeEnergyConfig(corpus=str(corpus), num_sequences=n, head_sequences=n, seq_len=seq_len)
     ref = Reference(base_dir, cfg, local_root=None)
