@@ -330,14 +330,15 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
             loss = loss_fn(functional_call(model, (params, buffers), (x,)), y)
             grads = torch.autograd.grad(loss, list(params.values()))
             traces[c, t] = loss.detach()
-            before = {k: p.detach().clone() for k, p in params.items()}
+            probe = every and t >= cfg.num_burnin and (t - cfg.num_burnin) % every == 0
+            before = {k: p.detach().clone() for k, p in params.items()} if probe else None
             with torch.no_grad():
                 parts = noise[0, t % chunk].split([p.numel() for p in params.values()]) if noise is not None else ()
                 for i, ((k, p), g) in enumerate(zip(params.items(), grads, strict=True)):
                     p.add_(-nbeta * g - cfg.gamma * (p - w_star[k]), alpha=cfg.epsilon / 2)
                     if parts:
                         p.add_(parts[i].view(p.shape))
-            if every and t >= cfg.num_burnin and (t - cfg.num_burnin) % every == 0:
+            if probe:
                 probes[c].append(_mala_direct(model, buffers, loss_fn, x, y, before, params, w_star, nbeta, cfg,
                                               noise[0, t % chunk]))
     accept = torch.tensor(probes, dtype=torch.float64) if every and probes[0] else None
