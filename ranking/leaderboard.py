@@ -29,6 +29,7 @@ SCORE_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "v
 OK = "ok"  # a score's status; any other ("failed") is counted in failed_runs and never enters a mean
 TARGET_METRIC = "target_score"
 Z_95 = 1.959963984540054
+LR_METRIC = "lr_choice"  # the base's learning-rate sweep per target (status "dropped": out of the suite)
 SUMMARY_METRICS = ("probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
 # Derived columns and their direction; stored metrics take theirs from data.metrics.
 DERIVED_DIRECTION = {"mean_gain": True, "mean_score": True, "gain_ci_low": True, "downloads": True, "likes": True}
@@ -160,7 +161,7 @@ def dropped_targets(scores: pd.DataFrame, base_names: Collection[str], chosen: M
     """The targets whose ``lr_choice`` for the base, under the chosen protocol, has status "dropped"."""
     if scores.empty:
         return ()
-    rows = scores[(scores["metric"] == "lr_choice") & (scores["status"] == "dropped")
+    rows = scores[(scores["metric"] == LR_METRIC) & (scores["status"] == "dropped")
                   & scores["repo_id"].isin(list(base_names))]
     rows = rows[np.array([chosen.get(scorer) == h for scorer, h in zip(rows["scorer"], rows["config_hash"],
                                                                       strict=True)], dtype=bool)]

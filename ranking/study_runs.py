@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 from data.payloads import payload_of
 from data.records import Score
-from ranking.leaderboard import TARGET_METRIC
-
-LR_METRIC = "lr_choice"
+from ranking.leaderboard import LR_METRIC, TARGET_METRIC
 
 
 @dataclass(frozen=True, slots=True)

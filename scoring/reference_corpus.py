@@ -60,8 +60,13 @@ def corpus_documents(spec: str, *, local_root: Path | None = None) -> tuple[list
     return docs, path.name
 
 
+def local_dataset_names(root: Path) -> list[str]:
+    """The datasets under a local root (each a folder with a dataset.json), sorted."""
+    return sorted(p.parent.name for p in root.glob("*/dataset.json"))
+
+
 def _local_documents(root: Path, names: list[str] | None) -> list[str]:
-    available = sorted(p.parent.name for p in root.glob("*/dataset.json"))
+    available = local_dataset_names(root)
     if names is not None:
         unknown = sorted(set(names) - set(available))
         if unknown or not names:

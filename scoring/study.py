@@ -92,10 +92,11 @@ class StudyConfig:
         if self.free_energy.corpus != "local":
             return self.free_energy
         from data.targets import default_local_root, suite
+        from scoring.reference_corpus import local_dataset_names
 
         root = Path(local_root) if local_root is not None else default_local_root()
         targets = {spec.name for spec in suite(self.targets, local_root=root)}
-        others = sorted(p.parent.name for p in root.glob("*/dataset.json") if p.parent.name not in targets)
+        others = [name for name in local_dataset_names(root) if name not in targets]
         return replace(self.free_energy, corpus="local:" + ",".join(others))
 
     def intertraining(self, *, guided: bool = False) -> IntertrainingConfig:
