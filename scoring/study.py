@@ -286,12 +286,15 @@ def write_study_snapshot(cfg: StudyConfig, store: Store, path: Path, timings: di
     import torch
 
     from data.snapshot import write_snapshot
+    from scoring.finetune import uses_bf16
 
     meta = {
         "study": json.loads(json.dumps(asdict(cfg), default=str)),
         "command": "python -m scoring study" + (" --device cuda" if device == "cuda" else ""),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": _device_name(device), "torch": torch.__version__, "python": platform.python_version(),
+        # what fine-tuning ran in (bf16 autocast only where the device multiplies bf16 natively; issue 18 noticed)
+        "finetune_precision": "bf16" if uses_bf16(device, cfg.target_finetune) else "fp32",
         "timings_s": {k: round(v, 1) for k, v in sorted(timings.items())},
         "sources": dict(sorted(sources.items())),
     }
