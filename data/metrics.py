@@ -35,6 +35,9 @@ METRICS: MappingProxyType[str, MetricSpec] = _specs(
                            "same protocol."),
     MetricSpec(key="probe_accuracy", label="probe", higher_is_better=True, unit="fraction",
                description="Accuracy of a linear classifier on frozen features (stage 1; the site's mnli_lp)."),
+    MetricSpec(key="knn_accuracy", label="kNN", higher_is_better=True, unit="fraction",
+               description="Accuracy of a k-nearest-neighbour vote (cosine, frozen mean-pooled features) on one "
+                           "target's test split, the train split as neighbours: a target-data baseline."),
     MetricSpec(key="free_energy", label="free energy", higher_is_better=False, unit="nats",
                description="n·L_n(w*) + λ̂·log n on the reference corpus: lower means more nearby parameters "
                            "fit well."),

@@ -105,6 +105,17 @@ class ProbeRun(Payload):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KnnRun(Payload):
+    """One kNN accuracy (scorer knn, metric knn_accuracy)."""
+
+    dataset_revision: str = ""
+    k: int = 0
+    train_examples: int = 0
+    test_examples: int = 0
+    feature_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FreeEnergyRun(Payload):
     """One free-energy estimate (all four metrics of a free_energy score share it)."""
 
@@ -203,6 +214,7 @@ PAYLOADS: typing.Mapping[tuple[str, str], type[Payload]] = types.MappingProxyTyp
     ("intertraining", "target_score"): FinetuneRun,
     ("intertraining", "lr_choice"): LrSweep,
     ("linear_probe", "probe_accuracy"): ProbeRun,
+    ("knn", "knn_accuracy"): KnnRun,
     **{("free_energy", m): FreeEnergyRun for m in ("free_energy", "llc_mean", "llc_std", "init_loss")},
     ("sample_efficiency", "lora_accuracy"): LoraRun,
     ("sample_efficiency", "labels_saved"): LabelsSaved,

@@ -1,5 +1,5 @@
 """python -m ranking export --base BASE_ID --format csv|json|parquet [--source ...] [--out PATH] [--db PATH]
-python -m ranking validity --base BASE_ID [--source ...] [--db PATH]"""
+python -m ranking validity --base BASE_ID [--source ...] [--db PATH] [--predictors-db PATH]"""
 
 from __future__ import annotations
 
@@ -49,15 +49,27 @@ def _no_scores(base: str, source: str, db_path: Path, available: list[tuple[str,
 
 
 def cmd_validity(args: argparse.Namespace, settings: Settings) -> int:
-    from ranking.stats import validity_lines
+    """Spearman (bootstrap 95% CI) of the mean gain with each predictor (ranking/validity.py); the predictors'
+    scores from ``--predictors-db`` when given (matched by repo id: the revisions are named when they differ)."""
+    from ranking.validity import predictor_frame, validity, validity_markdown
 
     store = Store(settings.db_path)
     resolve_base_arg(args, known=[b for b, _, _ in list_boards(store)])
     board = leaderboard_from(read_board(store, args.base, args.source))
-    rows = board.rows
-    for column, label in (("free_energy", "free energy"), ("llc_mean", "LLC"), ("probe_accuracy", "probe")):
-        for line in validity_lines(rows, column, label):
-            print(line)
+    ranked = board.rows[board.rows["mean_gain"].notna()] if "mean_gain" in board.rows else board.rows.iloc[:0]
+    if ranked.empty:
+        print(f"error: no mean gains for {args.base} in {settings.db_path}: nothing to validate against",
+              file=sys.stderr)
+        return 1
+    gains = {board.base_id: 0.0, **{r: 100 * g for r, g in zip(ranked["repo_id"], ranked["mean_gain"], strict=True)}}
+    source = Store(args.predictors_db) if args.predictors_db else store
+    scores = source.scores(base_id=board.base_id, source=PROJECT_SOURCE)
+    if args.predictors_db:
+        revisions = dict(zip(ranked["repo_id"], ranked["revision"], strict=True))
+        differ = sorted({s.repo_id for s in scores if s.repo_id in revisions and s.revision != revisions[s.repo_id]})
+        print(f"predictors from {args.predictors_db}; gains from {settings.db_path}; "
+              f"{len(differ)} of {len(revisions)} candidates were scored at another revision there")
+    print("\n".join(validity_markdown(validity(predictor_frame(scores, gains, targets=board.suite)))))
     return 0
 
 
@@ -72,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("validity", help="Spearman and Pearson (bootstrap CI) of free energy, LLC, probe vs mean gain")
+    p = sub.add_parser("validity", help="Spearman (bootstrap CI) of the mean gain with F, L_n, LLC, probe, kNN")
     p.add_argument("--base", required=True)
+    p.add_argument("--predictors-db", type=Path, help="read the predictors' scores from this store instead")
     p.add_argument("--source", choices=sorted(SOURCES), default=PROJECT_SOURCE)
     p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
     p.set_defaults(func=cmd_validity)

@@ -45,6 +45,9 @@ FIXED_COLUMNS: tuple[Column, ...] = (
            description="Mean target score over the suite ×100 (the model-recycling site's 'avg')."),
     Column(key="probe_accuracy", label="probe", group=OVERVIEW, higher_is_better=True, fmt="pct",
            description=METRICS["probe_accuracy"].description),
+    Column(key="knn_accuracy", label="kNN", group=OVERVIEW, higher_is_better=True, fmt="pct",
+           description="Mean over the suite's targets of the kNN accuracy on frozen features (k 10, cosine): a "
+                       "baseline reading target data, beside the probe."),
     Column(key="free_energy", label="free energy", group=OVERVIEW, higher_is_better=False, fmt="num", decimals=1,
            description=METRICS["free_energy"].description),
     Column(key="free_energy_status", label="free energy status", group=OVERVIEW, higher_is_better=None, fmt="text",

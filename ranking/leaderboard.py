@@ -30,7 +30,7 @@ OK = "ok"  # a score's status; any other ("failed") is counted in failed_runs an
 TARGET_METRIC = "target_score"
 Z_95 = 1.959963984540054
 LR_METRIC = "lr_choice"  # the base's learning-rate sweep per target (status "dropped": out of the suite)
-SUMMARY_METRICS = ("probe_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
+SUMMARY_METRICS = ("probe_accuracy", "knn_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
 # Derived columns and their direction; stored metrics take theirs from data.metrics.
 DERIVED_DIRECTION = {"mean_gain": True, "mean_score": True, "gain_ci_low": True, "downloads": True, "likes": True}
 

@@ -39,6 +39,7 @@ from ranking.additivity import FTest, ScaleFit, fit_target_scale, replicate_inte
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
 from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci, t_quantile
 from ranking.study_runs import RunCounts, TargetProtocol, run_counts, target_protocols
+from ranking.validity import Validity, predictor_frame, validity, validity_markdown
 
 DATASET_TAG = "dataset:"
 INTERTRAINING, SAMPLE_EFFICIENCY = "intertraining", "sample_efficiency"
@@ -107,6 +108,7 @@ class StudyReport:
     exclude_diagonal: bool
     targets: tuple[TargetProtocol, ...] = ()  # the lr sweep's choice (or drop) per target
     runs: RunCounts | None = None  # stored and failed target runs of the ranked protocol
+    validity: Validity | None = None  # each cheap score against the mean gain (ranking/validity.py)
 
 
 def t_estimate(values) -> Estimate | None:
@@ -313,7 +315,16 @@ def study_report(board: Leaderboard, data, *, exclude_diagonal: bool = True, n_p
         dropout=dropout_comparison(intertraining),
         label_savings=label_savings([s for s in project if s.scorer == SAMPLE_EFFICIENCY], labels),
         exclude_diagonal=exclude_diagonal, targets=target_protocols(intertraining, board.base_id, chosen),
-        runs=run_counts(intertraining, board.base_id, chosen))
+        runs=run_counts(intertraining, board.base_id, chosen),
+        validity=study_validity(board, ranked, project))
+
+
+def study_validity(board: Leaderboard, ranked: pd.DataFrame, scores: list[Score]) -> Validity | None:
+    """The validity table over the ranked candidates and the base (gain 0), kNN over the suite's targets."""
+    if ranked.empty:
+        return None
+    gains = {board.base_id: 0.0, **{r: 100 * g for r, g in zip(ranked["repo_id"], ranked["mean_gain"], strict=True)}}
+    return validity(predictor_frame(scores, gains, targets=board.suite))
 
 
 def _additivity_lines(fit: AdditiveFit) -> list[str]:
@@ -383,9 +394,6 @@ def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
         f"{_fixed(fit.shuffled_rmse)} pts; permutation p = {_fixed(fit.p_value, 3)} for an RMSE this low."))
     if fit is not None:
         out += _additivity_lines(fit)
-    out.append(f"- **Probe accuracy vs mean gain:** {_corr(report.probe)}.")
-    out.append(f"- **Free energy vs mean gain:** {_corr(report.free_energy_spearman)}; "
-               f"{_corr(report.free_energy_pearson)}.")
     out.append("- **Guided − standard dropout** (paired runs: same model, target and seed): " + (
         f"{_pts_ci(d.difference)} over {d.n_pairs} pairs ({d.n_models} models, {d.n_targets} targets; t-interval "
         f"over the {d.difference.n} {d.grouped_by}s' mean differences, as pairs sharing a {d.grouped_by} are not "
@@ -394,6 +402,8 @@ def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
     out.append("- **Labels saved (sample efficiency):** " + (
         f"{len(saved)} (candidate, target) measurement{'s' if len(saved) != 1 else ''}, table below."
         if saved is not None else f"{NOT_MEASURED}."))
+    if report.validity is not None:
+        out += ["", "**Does a cheap score predict the gain?**", "", *validity_markdown(report.validity)]
     if len(report.sources):
         effects = fit.source_effects if fit is not None else pd.Series(dtype=float)
         out += ["", f"| source | model | mean gain over {others} | targets | a_s | beats base |", "|---" * 6 + "|"]

@@ -139,6 +139,20 @@ class LinearProbeConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KnnConfig:
+    """kNN accuracy on frozen features of every classification target of a suite (scoring/knn.py): a baseline
+    that reads target data, as the linear probe does; the features are the probe's (mean-pooled, cached)."""
+
+    probe: ProbeConfig = PROBE  # feature extraction and train/test subsampling, shared with the probe's cache
+    k: int = 10  # neighbours voting (cosine similarity)
+    suite: str = "quick"
+
+    def __post_init__(self):
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SampleEfficiencyConfig:
     """LoRA accuracy against the number of labels (scoring/sample_efficiency.py).
 

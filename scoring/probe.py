@@ -102,13 +102,10 @@ def probe(model_dir: Path, target: TargetData, cfg: ProbeConfig, *, device: str 
         raise ScoringError(f"the linear probe needs a classification target; {target.name} is {target.metric}")
     if target.num_labels < 2:
         raise ScoringError(f"target {target.name} has {target.num_labels} class: nothing to probe")
-    train = _subsample(target.train, cfg.max_train_examples, cfg.seed)
-    test = _subsample(target.test, cfg.max_test_examples, cfg.seed)
     started = time.perf_counter()
-    train_x, test_x = _cached_features(model_dir, target, train, test, cfg, device, cache_dir, model_key)
+    (train_x, train_y), (test_x, test_y) = target_features(model_dir, target, cfg, device=device, cache_dir=cache_dir,
+                                                           model_key=model_key)
     feature_s = time.perf_counter() - started
-    train_y = torch.tensor([int(e.label) for e in train])
-    test_y = torch.tensor([int(e.label) for e in test])
     started = time.perf_counter()
     weight, bias, mean, std = fit_logistic(train_x, train_y, target.num_labels, cfg)
     fit_s = time.perf_counter() - started
@@ -118,8 +115,20 @@ def probe(model_dir: Path, target: TargetData, cfg: ProbeConfig, *, device: str 
         raise ScoringError(f"probe of {model_dir} on {target.name}: accuracy is not finite")
     logger.info("probe %s on %s: %.4f (train %.4f) in %.1fs features + %.1fs fit", model_key or model_dir,
                 target.name, accuracy, train_accuracy, feature_s, fit_s)
-    return ProbeResult(accuracy=accuracy, train_accuracy=train_accuracy, train_examples=len(train),
-                       test_examples=len(test), feature_seconds=feature_s, fit_seconds=fit_s)
+    return ProbeResult(accuracy=accuracy, train_accuracy=train_accuracy, train_examples=len(train_y),
+                       test_examples=len(test_y), feature_seconds=feature_s, fit_seconds=fit_s)
+
+
+def target_features(model_dir: Path, target: TargetData, cfg: ProbeConfig, *, device: str = "cpu",
+                    cache_dir: Path | None = None, model_key: str = ""
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """((train features, labels), (test features, labels)) of the frozen encoder on the target's splits, each
+    subsampled to the config's limits; the features are cached per (model, target revision, protocol)."""
+    train = _subsample(target.train, cfg.max_train_examples, cfg.seed)
+    test = _subsample(target.test, cfg.max_test_examples, cfg.seed)
+    train_x, test_x = _cached_features(model_dir, target, train, test, cfg, device, cache_dir, model_key)
+    return ((train_x, torch.tensor([int(e.label) for e in train])),
+            (test_x, torch.tensor([int(e.label) for e in test])))
 
 
 def _cached_features(model_dir, target, train, test, cfg, device, cache_dir, model_key):

@@ -8,7 +8,8 @@
 2. That directory is served by the project's local Hub-compatible server; the crawler finds the
    candidates through their ``base_model`` tags and queues probe and free-energy jobs in ``OUT/study.db``.
 3. A worker drains the queue stage by stage: linear probe (its last job queues intertraining for the
-   top-K = every candidate), free energy, intertraining gain on the target suite (several base seeds).
+   top-K), free energy, kNN accuracy on the targets (a baseline for the validity table), intertraining gain on
+   the target suite (several base seeds).
 4. The guided-dropout protocol for the base and the best candidates, and the sample-efficiency scorer
    for the best candidates (queued as jobs).
 5. The results go to the bundled snapshot (``data/snapshot.py``); the report is printed.
@@ -40,6 +41,7 @@ from scoring.config import (
     FinetuneConfig,
     FreeEnergyConfig,
     IntertrainingConfig,
+    KnnConfig,
     LinearProbeConfig,
     SampleEfficiencyConfig,
 )
@@ -47,7 +49,7 @@ from scoring.config import (
 logger = logging.getLogger(__name__)
 
 WORKER = "study"  # one fixed worker name, so a rerun can give back the job a killed run held
-STAGES = ("sources", "crawl", "linear_probe", "free_energy", "intertraining", "guided_dropout",
+STAGES = ("sources", "crawl", "linear_probe", "free_energy", "knn", "intertraining", "guided_dropout",
           "sample_efficiency", "snapshot")
 
 
@@ -76,6 +78,7 @@ class StudyConfig:
     free_energy: FreeEnergyConfig = replace(
         FreeEnergyConfig(), num_sequences=128, seq_len=32,
         sgld=replace(FREE_ENERGY_SGLD, num_chains=2, num_draws=40, num_burnin=10))
+    knn: KnnConfig = KnnConfig()  # on every target (its suite is the study's targets): the validity baseline
     guided_models: int = 1  # the base and this many best candidates (by mean gain) under guided dropout
     top_k: int | None = 5  # stage 2: intertraining for the K best by probe; None: every source
     guided_base_seeds: int = 2
@@ -173,7 +176,8 @@ def study_scorers(cfg: StudyConfig, local_root: Path | None) -> Callable[[str], 
     from scoring import registry
 
     configs = {"linear_probe": cfg.probe, "free_energy": cfg.free_energy_config(local_root),
-               "intertraining": cfg.intertraining(), "sample_efficiency": cfg.sample_efficiency}
+               "knn": replace(cfg.knn, suite=cfg.targets), "intertraining": cfg.intertraining(),
+               "sample_efficiency": cfg.sample_efficiency}
 
     def make(name: str):
         if name not in configs:
@@ -238,7 +242,11 @@ def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = 
 
         worker = Worker(store, s, device=device, snapshot=client.snapshot, name=WORKER, verbose=verbose,
                         scorer_factory=study_scorers(cfg, local_root))
-        for stage in ("linear_probe", "free_energy", "intertraining"):
+        for stage in ("linear_probe", "free_energy"):
+            _work(worker, stage, timings, report)
+        for c in store.candidates(cfg.base_id, CandidateStatus.OK):  # the validity baseline (the base with each)
+            store.enqueue(c.repo_id, c.sha, ("knn",), cfg.base_id)
+        for stage in ("knn", "intertraining"):
             _work(worker, stage, timings, report)
 
         started = time.perf_counter()

@@ -16,6 +16,7 @@ from data.payloads import (
     CurvePoint,
     FinetuneRun,
     FreeEnergyRun,
+    KnnRun,
     LabelsSaved,
     LoraRun,
     PayloadError,
@@ -113,7 +114,9 @@ def test_every_score_of_the_bundled_data_reads_its_payload_and_protocol():
             kinds.add(type(payload))
             assert (type(payload) is PublishedRow) == (score.source == PUBLISHED_SOURCE)
             read_protocol(score.config_json)
-    assert kinds == {*PAYLOADS.values(), PublishedRow}
+    # the study snapshot was measured before the knn scorer existed (issue 18): its models cannot be rebuilt bit
+    # for bit on another CPU, so it has no knn scores yet
+    assert kinds == {*PAYLOADS.values(), PublishedRow} - {KnnRun}
 
 
 def test_old_intertraining_protocols_read_in_the_one_layout():

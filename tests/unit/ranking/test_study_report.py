@@ -125,7 +125,9 @@ def test_correlations_equal_scipy_on_the_same_pairs(tmp_path):
     assert report.free_energy_pearson.rho == pytest.approx(stats.pearsonr(*fe).statistic)
     for c in (report.probe, report.free_energy_spearman, report.free_energy_pearson):
         assert c.low <= c.rho <= c.high
-    assert f"Pearson r = {report.free_energy_pearson.rho:+.2f}".replace("-", "−") in render_markdown(report)
+    [fe_row] = [r for r in report.validity.rows if r.metric == "free_energy"]  # the base has no free energy here
+    assert fe_row.spearman.rho == pytest.approx(stats.spearmanr(*fe).statistic)
+    assert f"| free energy F | {fe_row.spearman.rho:+.2f} |".replace("-", "−") in render_markdown(report)
 
 
 def test_guided_minus_standard_is_the_planted_shift(tmp_path):
@@ -179,8 +181,9 @@ def test_missing_parts_are_none_and_render_as_not_measured(tmp_path):
     report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
     assert report.probe is report.free_energy_spearman is report.dropout is report.label_savings is None
     text = render_markdown(report)
-    for line in ("Probe accuracy vs mean gain:** not measured.",
-                 "Free energy vs mean gain:** not measured; not measured.",
+    for line in ("| linear probe (its stage-1 target) | not measured | — | 0 | + |",
+                 "| free energy F | not measured | — | 0 | − |",
+                 "What λ̂ adds over L_n(w*): not measured (fewer than 3 models with both).",
                  "(paired runs: same model, target and seed): not measured.",
                  "Labels saved (sample efficiency):** not measured."):
         assert line in text

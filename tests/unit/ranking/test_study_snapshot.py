@@ -55,7 +55,7 @@ def test_every_candidate_was_probed_and_the_top_k_intertrained(store):
     assert set(snap.meta["sources"]) <= probed
     report = report_of(store, BASE)
     assert report.n_ranked == snap.meta["study"]["top_k"]  # stage 2: the K best by probe accuracy
-    assert report.probe is not None and report.free_energy_spearman is not None
+    assert report.probe is not None and report.validity is not None and report.validity.fe_total == 6
     assert report.dropout is not None and report.dropout.difference.n > 0
     assert report.label_savings is not None and len(report.label_savings) >= 1
 

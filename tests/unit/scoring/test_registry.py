@@ -20,7 +20,7 @@ DATA = [["cats", "a" * 40], ["dogs", "b" * 40]]
 
 
 def test_every_registered_scorer_declares_its_name_config_stage_and_metrics():
-    assert set(SCORERS) == {"intertraining", "free_energy", "sample_efficiency", "linear_probe"}
+    assert set(SCORERS) == {"intertraining", "free_energy", "sample_efficiency", "knn", "linear_probe"}
     for name, spec in SCORERS.items():
         cls = registry.scorer_class(name)
         assert cls.name == name and spec.stage in ("prefilter", "full")
