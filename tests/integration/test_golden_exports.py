@@ -4,8 +4,9 @@ The digests in tests/fixtures/golden_exports.json were first written at commit 8
 refactor of the registry, the protocol hash, the payloads and the ranking layer, which kept them all. They
 were re-recorded on purpose for issue 17 (paired gains for project runs, Welch t for published ones,
 failed runs, the zero-shot estimand; the n_seeds, n_seen and failed_runs columns), and again for issue 17's
-rerun of the study and issue 18's free_energy_status column (empty on every published board): the "commit" field
-says which behaviour they hold. Written by
+rerun of the study and issue 18's free_energy_status column (empty on every published board), and for issue
+18's knn_accuracy column, the re-gated free energy of the study snapshot and the report's validity table: the
+"commit" field says which behaviour they hold. Written by
 
     python -m tests.integration.test_golden_exports --write
 
