@@ -201,8 +201,11 @@ def best_candidates(store: Store, base_id: str, k: int) -> list[tuple[str, str]]
 
 def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = "cpu",
               local_root: Path | None = None, snapshot_path: Path | None = None, settings: Settings | None = None,
-              verbose: bool = False, hub_faults=None) -> StudyReport:
-    """Run (or resume) the study in ``out_dir``; write the snapshot to ``snapshot_path`` when given."""
+              verbose: bool = False, hub_faults=None, until: str | None = None) -> StudyReport:
+    """Run (or resume) the study in ``out_dir``; write the snapshot to ``snapshot_path`` when given. ``until``: stop
+    after that stage (one of ``STAGES`` from "linear_probe" to "sample_efficiency"; no snapshot is written then)."""
+    if until is not None and until not in STAGES[2:-1]:
+        raise ValueError(f"until must be one of {', '.join(STAGES[2:-1])}, got {until!r}")
     from data.crawler import crawl
     from data.hub import HubClient
     from data.local_hub import LocalHub
@@ -242,20 +245,30 @@ def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = 
 
         worker = Worker(store, s, device=device, snapshot=client.snapshot, name=WORKER, verbose=verbose,
                         scorer_factory=study_scorers(cfg, local_root))
-        for stage in ("linear_probe", "free_energy"):
-            _work(worker, stage, timings, report)
-        for c in store.candidates(cfg.base_id, CandidateStatus.OK):  # the validity baseline (the base with each)
-            store.enqueue(c.repo_id, c.sha, ("knn",), cfg.base_id)
-        for stage in ("knn", "intertraining"):
-            _work(worker, stage, timings, report)
 
-        started = time.perf_counter()
-        _guided_dropout(cfg, store, client, Path(s.cache_dir), local_root, device, verbose)
-        timings.add("guided_dropout", time.perf_counter() - started)
+        def guided():
+            started = time.perf_counter()
+            _guided_dropout(cfg, store, client, Path(s.cache_dir), local_root, device, verbose)
+            timings.add("guided_dropout", time.perf_counter() - started)
 
-        for repo_id, sha in best_candidates(store, cfg.base_id, cfg.sample_efficiency_models):
-            store.enqueue(repo_id, sha, ("sample_efficiency",), cfg.base_id)
-        _work(worker, "sample_efficiency", timings, report)
+        def knn():
+            for c in store.candidates(cfg.base_id, CandidateStatus.OK):  # the validity baseline (the base with each)
+                store.enqueue(c.repo_id, c.sha, ("knn",), cfg.base_id)
+            _work(worker, "knn", timings, report)
+
+        def sample_efficiency():
+            for repo_id, sha in best_candidates(store, cfg.base_id, cfg.sample_efficiency_models):
+                store.enqueue(repo_id, sha, ("sample_efficiency",), cfg.base_id)
+            _work(worker, "sample_efficiency", timings, report)
+
+        steps = {"linear_probe": lambda: _work(worker, "linear_probe", timings, report),
+                 "free_energy": lambda: _work(worker, "free_energy", timings, report), "knn": knn,
+                 "intertraining": lambda: _work(worker, "intertraining", timings, report),
+                 "guided_dropout": guided, "sample_efficiency": sample_efficiency}
+        for name, step in steps.items():
+            step()
+            if name == until:
+                return report
 
     if snapshot_path is not None:
         started = time.perf_counter()

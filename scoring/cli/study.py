@@ -22,6 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--snapshot", default=str(DEFAULT_SNAPSHOT_PATH), help="where to write the bundled snapshot, "
                    "or none")
     p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
+    p.add_argument("--until", choices=("linear_probe", "free_energy", "knn", "intertraining", "guided_dropout",
+                                       "sample_efficiency"),
+                   help="stop after this stage (resumable; no snapshot is written)")
     add_run_flags(p)
     p.set_defaults(seeds=1, base_seeds=1)
     return p
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     cfg = StudyConfig() if args.base_name is None else StudyConfig(base_id=args.base_name)
     snapshot = None if args.snapshot == "none" else Path(args.snapshot)
     report = run_study(cfg, args.out, base_dir, device=args.device, local_root=args.local_root,
-                       snapshot_path=snapshot, settings=settings, verbose=not args.quiet)
+                       snapshot_path=snapshot, settings=settings, verbose=not args.quiet, until=args.until)
     times = ", ".join(f"{k} {v:.0f}s" for k, v in report.timings.items())
     print(f"study in {args.out}: {report.candidates} candidates ({report.trained} trained now), "
           f"{report.jobs_done} jobs done, {report.jobs_failed} failed; wall {report.total_s:.0f}s ({times})")

@@ -40,6 +40,9 @@ def test_the_study_trains_serves_crawls_and_scores_every_candidate(finished):
         by_scorer.setdefault(s.scorer, set()).add(s.repo_id)
     ids = {c.repo_id for c in candidates}
     assert ids <= by_scorer["linear_probe"] and ids <= by_scorer["free_energy"] and ids <= by_scorer["intertraining"]
+    assert by_scorer["knn"] == ids | {BASE}  # the validity baseline: every model on every target
+    assert {(s.repo_id, s.target) for s in store.scores(scorer="knn")} == {
+        (m, t) for m in ids | {BASE} for t in ("cats", "dogs")}
     [(best, _)] = best_candidates(store, BASE, 1)
     assert by_scorer["sample_efficiency"] == {best, BASE}
     guided = [s for s in store.scores(scorer="intertraining") if '"dropout":"guided"' in s.config_json]
@@ -58,3 +61,15 @@ def test_a_second_run_redoes_nothing(finished):
     again = run_study(cfg, root / "out", world.base_dir, local_root=world.data_root)
     assert again.trained == 0 and again.jobs_done == 0
     assert score_keys(store) == before
+
+
+def test_a_study_stops_after_the_stage_it_is_told(tmp_path):
+    world = tiny_study_world(tmp_path)
+    cfg = tiny_study_config(world.corpus)
+    report = run_study(cfg, tmp_path / "out", world.base_dir, local_root=world.data_root, until="knn",
+                       snapshot_path=tmp_path / "snap.json")
+    store = Store(tmp_path / "out" / "study.db")
+    assert {s.scorer for s in store.scores()} == {"linear_probe", "free_energy", "knn"}
+    assert report.snapshot is None and not (tmp_path / "snap.json").exists()
+    with pytest.raises(ValueError, match="until must be one of"):
+        run_study(cfg, tmp_path / "out", world.base_dir, local_root=world.data_root, until="sources")
