@@ -133,6 +133,8 @@ class FreeEnergyRun(Payload):
     r_hat: float | None = None  # split R-hat across chains
     acceptance: float | None = None  # mean MALA acceptance probability
     gate: tuple[str, ...] = ()  # why the estimate failed the convergence gate; empty: it passed (or predates it)
+    localize_steps: int = 0  # steps of localized minimisation before sampling (0: sampled at the checkpoint)
+    start_grad_norm: float | None = None  # ‖∇L_n‖ at the checkpoint, before that minimisation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

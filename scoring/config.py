@@ -242,12 +242,18 @@ class FreeEnergyConfig:
     seq_len: int = 64  # tokens per sequence, special tokens included
     mask_prob: float = 0.15  # BERT's masking: of the chosen tokens 80% [MASK], 10% random, 10% kept
     head_steps: int = 300  # AdamW steps fitting each model's masked-LM head on split A
+    # before sampling: this many Adam steps (lr localize_lr) of min L_n(θ) + γ/(2nβ)·‖θ − θ*‖² on split B, the
+    # localized posterior's mode; F, L_n and the chains are then taken at its end point (0: sample at w* itself)
+    localize_steps: int = 0
+    localize_lr: float = 1e-4
     gate: ConvergenceGate = ConvergenceGate()
     seed: int = 0  # the replicate: corpus sample, masking, fitted head and SGLD chains (the scorer sets sgld.seed)
 
     def __post_init__(self):
         if self.num_sequences < 2 or self.head_sequences < 1 or self.seq_len < 4 or self.head_steps < 0:
             raise ValueError("num_sequences must be >= 2, head_sequences >= 1, seq_len >= 4 and head_steps >= 0")
+        if self.localize_steps < 0 or self.localize_lr <= 0:
+            raise ValueError("localize_steps must be >= 0 and localize_lr > 0")
         if not 0 < self.mask_prob < 1:
             raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
 

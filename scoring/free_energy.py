@@ -105,6 +105,7 @@ class FreeEnergy:
     seconds: float
     grad_norm: float  # ‖∇L_n(w*)‖ over the encoder's parameters: ~0 at a local minimum
     failures: tuple[str, ...]  # the convergence gate's reasons (scoring/llc_gate.py); empty: the estimate counts
+    start_grad_norm: float | None = None  # ‖∇L_n‖ at the checkpoint itself, before a localized minimisation
 
 
 def _load(cls, model_dir: Path, **kwargs):
@@ -243,12 +244,38 @@ def free_energy(model_dir: Path, revision: str, ref: Reference, cfg: FreeEnergyC
     model = scored_model(model_dir, revision, ref, cfg, cache_dir=cache_dir, device=device)
     corpus = ref.sample_split
     n = len(corpus)
-    grad_norm = gradient_norm(model, corpus, device)
+    grad_norm = start_grad_norm = gradient_norm(model, corpus, device)
+    if cfg.localize_steps:
+        localize(model, corpus, cfg, device)
+        grad_norm = gradient_norm(model, corpus, device)
     sgld = replace(cfg.sgld, init_loss_batches=math.ceil(n / cfg.sgld.batch_size))  # L_n(w*) over all n
     est = estimate_llc(model, (pack(corpus), corpus.targets), mlm_loss, sgld, n=n, device=device)
     value = n * est.init_loss + est.mean * math.log(n)
     return FreeEnergy(free_energy=value, llc=est, n=n, seconds=time.perf_counter() - started, grad_norm=grad_norm,
-                      failures=gate_failures(est, cfg.gate))
+                      failures=gate_failures(est, cfg.gate),
+                      start_grad_norm=start_grad_norm if cfg.localize_steps else None)
+
+
+def localize(model: nn.Module, corpus: MaskedCorpus, cfg: FreeEnergyConfig, device: str) -> None:
+    """``cfg.localize_steps`` Adam steps on L_B(θ) + γ/(2nβ)·‖θ − θ*‖² (minibatches of split B, seeded): towards
+    the mode of the localized tempered posterior SGLD samples, nβ and γ as the sampler's. The model moves in place."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    anchor = [p.detach().clone() for p in params]
+    n = len(corpus)
+    nbeta = cfg.sgld.nbeta if cfg.sgld.nbeta is not None else n / math.log(n)
+    pull = cfg.sgld.gamma / (2 * nbeta)
+    opt = torch.optim.Adam(params, lr=cfg.localize_lr)
+    x, y = pack(corpus).to(device), corpus.targets.to(device)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    for _ in range(cfg.localize_steps):
+        idx = torch.randint(n, (min(HEAD_BATCH, n),), generator=gen).to(device)
+        penalty = sum((p - a).pow(2).sum() for p, a in zip(params, anchor, strict=True))
+        loss = mlm_loss(model(x[idx]), y[idx]) + pull * penalty
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    logger.info("localized minimisation: %d steps, moved %.3g from the checkpoint", cfg.localize_steps,
+                float(sum((p.detach() - a).pow(2).sum() for p, a in zip(params, anchor, strict=True)).sqrt()))
 
 
 def trace_summary(traces: Tensor, points: int = TRACE_POINTS) -> list[list[float]]:
@@ -313,4 +340,5 @@ def run_payload(result: FreeEnergy, cfg: FreeEnergyConfig, ref: Reference) -> Fr
                          num_draws=cfg.sgld.num_draws, diagnostics=tuple(est.diagnostics),
                          trace=tuple(map(tuple, trace_summary(est.loss_traces))), head="refit", corpus=ref.name,
                          grad_norm=result.grad_norm, drift=est.drift, r_hat=est.r_hat, acceptance=est.acceptance,
-                         gate=result.failures)
+                         gate=result.failures, start_grad_norm=result.start_grad_norm,
+                         localize_steps=cfg.localize_steps)

@@ -192,6 +192,29 @@ def test_free_energy_is_n_times_the_loss_on_split_b_plus_llc_times_log_n(models,
     assert math.isfinite(result.grad_norm) and result.grad_norm > 0
 
 
+def test_a_localized_minimisation_lowers_the_penalised_loss_and_the_gradient_before_sampling(models, corpus_file):
+    from scoring.free_energy import localize
+
+    cfg = config(corpus_file, localize_steps=60, localize_lr=1e-3)
+    ref = Reference(models["base"], cfg, local_root=None)
+    b = ref.sample_split
+    model = scored_model(models["candidate"], "c", ref, cfg)
+    start = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        before = float(mlm_loss(model(pack(b)), b.targets))
+    localize(model, b, cfg, "cpu")
+    moved = sum(float((p.detach() - start[k]).pow(2).sum()) for k, p in model.named_parameters() if k in start)
+    with torch.no_grad():
+        after = float(mlm_loss(model(pack(b)), b.targets))
+    n = cfg.num_sequences
+    pull = cfg.sgld.gamma / (2 * n / math.log(n))
+    assert 0 < moved and after + pull * moved < before  # the localized objective went down from w*
+    result = free_energy(models["candidate"], "c", ref, cfg)  # F, L_n and the chains at the end point
+    assert result.start_grad_norm is not None and result.grad_norm < result.start_grad_norm
+    assert result.llc.init_loss == pytest.approx(after, rel=1e-4)
+    assert free_energy(models["candidate"], "c", ref, config(corpus_file)).start_grad_norm is None
+
+
 def test_gradient_norm_is_the_norm_of_the_full_batch_gradient(models, corpus_file):
     cfg = config(corpus_file)
     ref = Reference(models["base"], cfg, local_root=None)
