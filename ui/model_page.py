@@ -50,15 +50,21 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         *_trained_on(board, row),
         ("failed runs (stored, never averaged)", _int(row.get("failed_runs"))),
         ("probe accuracy", format_value(row.get("probe_accuracy"), "pct")),
+        ("kNN accuracy", format_value(row.get("knn_accuracy"), "pct")),
         ("free energy", format_value(row.get("free_energy"), "num")),
         ("downloads", format_value(row.get("downloads"), "int")),
         ("likes", format_value(row.get("likes"), "int")),
-        ("license", markdown_text(row.get("license") or "")),  # Hub text: no link, image or markup can form
+        ("license", markdown_text(_text(row.get("license")))),  # Hub text: no link, image or markup can form
         ("parameters", format_value(row.get("num_params"), "int")),
-        ("scored revision", markdown_text(row.get("revision") or "")),
+        ("scored revision", markdown_text(_text(row.get("revision")))),
     ]
     table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts)
     return f"{title}\n\n| | |\n|---|---|\n{table}\n"
+
+
+def _text(value) -> str:
+    """A text cell, empty when missing (None or a NaN the frame filled in: never the string "nan")."""
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
 def _trained_on(board: Leaderboard, row: pd.Series) -> list[tuple[str, str]]:
@@ -113,6 +119,9 @@ def _run_lines(run: FreeEnergyRun) -> list[str]:
              ("corpus", markdown_text(run.corpus)), ("head", markdown_text(run.head)))
     settings = [f"{k} {v}" for k, v in facts if v]
     lines = ["; ".join(settings)] if settings else []
+    if run.localize_steps:
+        start = f" (‖∇L_n‖ at the checkpoint {run.start_grad_norm:.3g})" if run.start_grad_norm is not None else ""
+        lines.append(f"sampled after {run.localize_steps} steps of localized minimisation from the checkpoint{start}")
     diverged = sum(not math.isfinite(c) for c in run.per_chain)
     if diverged:
         lines.append(f"{diverged} of {len(run.per_chain)} chains diverged (NaN)")

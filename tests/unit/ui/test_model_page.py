@@ -41,3 +41,17 @@ def test_a_published_models_page_reads_its_payloads_without_guided_rates_or_curv
     assert guided_dropout_rates(store, "ibm/x", "published-row-1").empty
     assert sample_efficiency_points(store, "ibm/x", "FacebookAI/roberta-base").empty
     assert free_energy_details(store, "ibm/x", "published-row-1")[0].startswith("No free-energy score")
+
+
+def test_a_missing_license_shows_as_a_dash_never_nan(tmp_path):
+    import math
+
+    from ui.model_page import find_row, header_markdown
+
+    board = load_leaderboard(build_store(tmp_path / "lb.db"), BASE, PROJECT_SOURCE)
+    row = find_row(board, "alice/strong").copy()
+    row["license"] = math.nan  # a candidate whose card names none: the frame fills in NaN
+    page = header_markdown(board, row, "alice/strong")
+    assert "| license | – |" in page and "nan" not in page.lower()
+    row["license"] = "mit"
+    assert "| license | mit |" in header_markdown(board, row, "alice/strong")
