@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.cli import resolve_base_arg
+from data.cli import resolve_base_arg, settings_from_env
 from data.errors import LeaderboardError
 from data.escape import csv_cell
 from data.records import CandidateStatus
@@ -215,12 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--concurrency must be positive")
     if getattr(args, "timeout_s", None) is not None and args.timeout_s <= 0:
         parser.error("--timeout-s must be positive")
-    try:
-        settings = Settings.from_env().with_overrides(
-            db_path=args.db, hub_endpoint=args.endpoint, crawl_concurrency=getattr(args, "concurrency", None)
-        )
-    except ValueError as e:
-        parser.error(str(e))
+    settings = settings_from_env(db_path=args.db, hub_endpoint=args.endpoint,
+                                 crawl_concurrency=getattr(args, "concurrency", None))  # one "error:" line, exit 2
     configure_logging(settings.log_level)
     resolve_base_arg(args)
     try:

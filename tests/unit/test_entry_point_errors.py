@@ -1,6 +1,6 @@
 """A bad ``MRL_*`` value ends every entry point the same way: one line ``error: <sentence naming the variable>`` on
-stderr, exit code 2, no traceback and no store created (python app.py | -m scoring | -m ranking; python -m data keeps
-its usage error, tests/unit/data/test_settings_env.py)."""
+stderr, exit code 2, no traceback and no store created (python app.py | -m scoring | -m ranking; python -m data in
+tests/unit/data/test_settings_env.py)."""
 
 from __future__ import annotations
 
