@@ -47,7 +47,7 @@ def regate_stored(scores: list[Score]) -> list[Score]:
     is returned as it is. Such an estimate was never checked, so it is never ranked."""
     out = []
     for s in scores:
-        run = payload_of(s) if s.scorer == "free_energy" else None
+        run = payload_of(s)  # the payload's type says which scores are free energies
         if isinstance(run, FreeEnergyRun) and run.acceptance is None and run.r_hat is None and s.status == "ok":
             chains = [c for c in run.per_chain if math.isfinite(c)]
             reasons = [PREDATES_GATE]

@@ -28,7 +28,8 @@ from data.submissions import submit
 from ranking.export import FORMATS, render
 from ranking.leaderboard import Leaderboard
 from ranking.stats import pearson_with_ci
-from ranking.study_report import render_markdown, source_labels, study_report, study_rows
+from ranking.study_markdown import render_markdown
+from ranking.study_report import source_labels, study_report, study_rows
 from ui import compare, insights, model_page
 from ui.service import LeaderboardService
 from ui.urls import page_query, share_markdown

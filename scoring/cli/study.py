@@ -50,7 +50,8 @@ def base_directory(base: Path | None) -> Path | None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from data.boards import read_board, read_study
     from ranking.leaderboard import leaderboard_from
-    from ranking.study_report import render_markdown, study_report
+    from ranking.study_markdown import render_markdown
+    from ranking.study_report import study_report
     from scoring.study import StudyConfig, run_study
 
     base_dir = base_directory(args.base)

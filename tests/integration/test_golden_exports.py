@@ -35,7 +35,8 @@ def golden_digests(db_path: Path) -> dict[str, str]:
     from data.store import Store
     from ranking.export import FORMATS, render
     from ranking.leaderboard import leaderboard_from
-    from ranking.study_report import render_markdown, study_report
+    from ranking.study_markdown import render_markdown
+    from ranking.study_report import study_report
 
     store = Store(db_path)
     seed_bundles(store, Settings(db_path=db_path))

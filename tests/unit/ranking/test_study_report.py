@@ -12,10 +12,9 @@ from scipy import stats  # pinned in requirements-dev.txt: a missing scipy is an
 
 from data.records import Candidate, CandidateStatus, Kind, Match, Score
 from ranking.leaderboard import Z_95
+from ranking.study_markdown import NOT_MEASURED, render_markdown
 from ranking.study_report import (
-    NOT_MEASURED,
     fit_additive,
-    render_markdown,
     source_labels,
     source_means,
     study_rows,

@@ -15,7 +15,7 @@ from data.records import CandidateStatus
 from data.snapshot import DEFAULT_SNAPSHOT, MAX_SNAPSHOT_BYTES, read_snapshot, seed_store
 from data.store import Store
 from ranking.leaderboard import leaderboard_from
-from ranking.study_report import render_markdown
+from ranking.study_markdown import render_markdown
 from ranking.study_runs import target_protocols
 from tests.helpers.boards import load_leaderboard, report_of
 
