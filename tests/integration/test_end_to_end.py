@@ -217,8 +217,10 @@ def test_the_submissions_were_queued_and_scored(disturbed):
     for repo_id in SUBMITTED:
         [candidate] = [c for c in store.candidates(BASE) if c.repo_id == repo_id]
         assert (candidate.status, candidate.match) == (CandidateStatus.OK, Match.CONFIG)
-        # crawl scorers, then stage 2's intertraining (its top K covers every model)
-        assert {s.scorer for s in store.scores(repo_id=repo_id)} == {"linear_probe", "free_energy", "intertraining"}
+        # crawl scorers, then stage 2's intertraining (its top K covers every model); the study's kNN baseline
+        # too when the submission was crawled before the study's kNN stage (a matter of timing)
+        assert {s.scorer for s in store.scores(repo_id=repo_id)} - {"knn"} == {"linear_probe", "free_energy",
+                                                                                "intertraining"}
 
 
 def test_the_disturbed_store_equals_the_undisturbed_one(disturbed, undisturbed):

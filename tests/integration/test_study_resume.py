@@ -142,7 +142,7 @@ def test_a_study_killed_partway_resumes_to_the_same_snapshot(tiny, point):
     got = comparable(out / "snapshot.json")
     assert got["scores"].keys() == reference["scores"].keys()
     assert len(reference["scores"]) > 20 and {k[3] for k in reference["scores"]} == {
-        "linear_probe", "free_energy", "intertraining", "sample_efficiency"}
+        "linear_probe", "free_energy", "knn", "intertraining", "sample_efficiency"}
     assert got == reference
     conn = sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True)
     try:
