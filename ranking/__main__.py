@@ -51,21 +51,21 @@ def _no_scores(base: str, source: str, db_path: Path, available: list[tuple[str,
 def cmd_validity(args: argparse.Namespace, settings: Settings) -> int:
     """Spearman (bootstrap 95% CI) of the mean gain with each predictor (ranking/validity.py); the predictors'
     scores from ``--predictors-db`` when given (matched by repo id: the revisions are named when they differ)."""
-    from ranking.validity import predictor_frame, validity, validity_markdown
+    from ranking.validity import board_gains, predictor_frame, validity, validity_markdown
 
     store = Store(settings.db_path)
     resolve_base_arg(args, known=[b for b, _, _ in list_boards(store)])
     board = leaderboard_from(read_board(store, args.base, args.source))
-    ranked = board.rows[board.rows["mean_gain"].notna()] if "mean_gain" in board.rows else board.rows.iloc[:0]
-    if ranked.empty:
+    gains = board_gains(board)
+    if not gains:
         print(f"error: no mean gains for {args.base} in {settings.db_path}: nothing to validate against",
               file=sys.stderr)
         return 1
-    gains = {board.base_id: 0.0, **{r: 100 * g for r, g in zip(ranked["repo_id"], ranked["mean_gain"], strict=True)}}
     source = Store(args.predictors_db) if args.predictors_db else store
     scores = source.scores(base_id=board.base_id, source=PROJECT_SOURCE)
     if args.predictors_db:
-        revisions = dict(zip(ranked["repo_id"], ranked["revision"], strict=True))
+        revisions = dict(zip(board.rows["repo_id"], board.rows["revision"], strict=True))
+        revisions = {r: v for r, v in revisions.items() if r in gains}
         differ = sorted({s.repo_id for s in scores if s.repo_id in revisions and s.revision != revisions[s.repo_id]})
         print(f"predictors from {args.predictors_db}; gains from {settings.db_path}; "
               f"{len(differ)} of {len(revisions)} candidates were scored at another revision there")

@@ -38,7 +38,7 @@ from ranking.additivity import FTest, ScaleFit, fit_target_scale, replicate_inte
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
 from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci, t_quantile
 from ranking.study_runs import RunCounts, TargetProtocol, run_counts, target_protocols
-from ranking.validity import Validity, predictor_frame, validity
+from ranking.validity import Validity, board_gains, predictor_frame, validity
 
 DATASET_TAG = "dataset:"
 INTERTRAINING, SAMPLE_EFFICIENCY = "intertraining", "sample_efficiency"
@@ -315,15 +315,13 @@ def study_report(board: Leaderboard, data, *, exclude_diagonal: bool = True, n_p
         label_savings=label_savings([s for s in project if s.scorer == SAMPLE_EFFICIENCY], labels),
         exclude_diagonal=exclude_diagonal, targets=target_protocols(intertraining, board.base_id, chosen),
         runs=run_counts(intertraining, board.base_id, chosen),
-        validity=study_validity(board, ranked, project))
+        validity=study_validity(board, project))
 
 
-def study_validity(board: Leaderboard, ranked: pd.DataFrame, scores: list[Score]) -> Validity | None:
+def study_validity(board: Leaderboard, scores: list[Score]) -> Validity | None:
     """The validity table over the ranked candidates and the base (gain 0), kNN over the suite's targets."""
-    if ranked.empty:
-        return None
-    gains = {board.base_id: 0.0, **{r: 100 * g for r, g in zip(ranked["repo_id"], ranked["mean_gain"], strict=True)}}
-    return validity(predictor_frame(scores, gains, targets=board.suite))
+    gains = board_gains(board)
+    return validity(predictor_frame(scores, gains, targets=board.suite)) if gains else None
 
 
 def seed_gains(scores: Iterable[Score], labels: Mapping[str, str], base_id: str, config_hash: str

@@ -28,6 +28,7 @@ PREDICTORS = (
     ("knn_accuracy", "kNN accuracy (targets' data, frozen features)", +1),
 )
 FREE_ENERGY = "free_energy"
+PREDICTOR_METRICS = frozenset(m for m, _, _ in PREDICTORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ def predictor_frame(scores: Iterable[Score], gains: Mapping[str, float], *, targ
     fe_ok: dict[str, bool] = {}
     fe_n: dict[str, float] = {}
     for s in scores:
-        if s.repo_id not in gains or s.metric not in {m for m, _, _ in PREDICTORS}:
+        if s.repo_id not in gains or s.metric not in PREDICTOR_METRICS:
             continue
         if s.metric == "knn_accuracy" and keep is not None and s.target not in keep:
             continue
@@ -77,6 +78,16 @@ def predictor_frame(scores: Iterable[Score], gains: Mapping[str, float], *, targ
     frame["fe_ok"] = [fe_ok.get(r) for r in repos]
     frame["fe_n"] = [fe_n.get(r, math.nan) for r in repos]
     return frame
+
+
+def board_gains(board) -> dict[str, float]:
+    """Mean gain in points of every candidate of ``board`` (a ranking.leaderboard.Leaderboard) that has one, and
+    the base at 0; empty when no candidate has a mean gain."""
+    rows = board.rows
+    if "mean_gain" not in rows or not rows["mean_gain"].notna().any():
+        return {}
+    ranked = rows[rows["mean_gain"].notna()]
+    return {board.base_id: 0.0, **{r: 100 * g for r, g in zip(ranked["repo_id"], ranked["mean_gain"], strict=True)}}
 
 
 def _n_of(score: Score) -> float:
