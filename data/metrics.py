@@ -38,6 +38,14 @@ METRICS: MappingProxyType[str, MetricSpec] = _specs(
     MetricSpec(key="knn_accuracy", label="kNN", higher_is_better=True, unit="fraction",
                description="Accuracy of a k-nearest-neighbour vote (cosine, frozen mean-pooled features) on one "
                            "target's test split, the train split as neighbours: a target-data baseline."),
+    MetricSpec(key="cv_probe_accuracy", label="probe (your data)", higher_is_better=True, unit="fraction",
+               description="Cross-validated accuracy of a linear classifier on frozen features of the user's own "
+                           "labelled rows (a personal ranking's estimator)."),
+    MetricSpec(key="cv_knn_accuracy", label="kNN (your data)", higher_is_better=True, unit="fraction",
+               description="Cross-validated accuracy of the kNN vote on frozen features of the user's own rows."),
+    MetricSpec(key="logme", label="LogME (your data)", higher_is_better=True, unit="nats",
+               description="LogME (You et al. 2021): the maximum log evidence per row of a Bayesian linear model "
+                           "of the user's labels on frozen features."),
     MetricSpec(key="free_energy", label="free energy", higher_is_better=False, unit="nats",
                description="n·L_n(w*) + λ̂·log n on the reference corpus: lower means more nearby parameters "
                            "fit well."),

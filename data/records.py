@@ -192,3 +192,26 @@ class AppliedBundle:
     applied_at: datetime
     added: int  # rows the store lacked and got
     skipped: int  # rows the store already had (its own data wins)
+
+
+PERSONAL_JOB = "personal"  # the jobs table's scorer column of a personal ranking's job (one job per request)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonalRequest:
+    """A personal ranking of a base's candidates on a user's own rows, and its job. The rows themselves live apart
+    (the store's ``personal_rows``, by content hash) only while the job needs them; this record holds none."""
+
+    id: str  # the shareable token (the results' URL): random, never shown in the public job list
+    job_id: int
+    base_id: str
+    data_hash: str  # sha256 of the rows (data.user_data.UserData.data_hash)
+    source: str  # "upload:<file name>" or "hub:<id>..."
+    summary: dict  # rows, classes, column names: counts and names, no row content
+    top_k: int
+    status: JobStatus  # the job's
+    error: str | None = None
+    progress: tuple[dict, ...] = ()  # one entry per model scored so far
+    result: dict | None = None  # the finished ranking (scoring/personal.py)
+    created_at: datetime | None = None
+    expires_at: datetime | None = None

@@ -45,6 +45,13 @@ class Settings:
     submit_limit_per_hour: int = 20  # accepted new models per submitter per hour
     submit_attempts_per_hour: int = 60  # submissions that reach the Hub (refused ones too) per submitter per hour
     submit_timeout_s: float = 10.0  # how long Submit waits for the Hub before telling the user to try again
+    # personal rankings (a user's own rows): candidates, how long results stay at their URL, how long the rows stay
+    personal_top_k: int = 10  # the base plus its top K of the general leaderboard
+    personal_ttl_s: float = 7 * 86400.0
+    personal_keep_rows_s: float = 0.0  # rows kept after the job ends (0: deleted when it ends)
+    personal_rows_max_s: float = 86400.0  # the cap: a job that never ends loses its rows after this
+    personal_max_rows: int = 20_000
+    personal_max_bytes: int = 20 * 2**20
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed (none: the peer address)
     # app
     host: str = "127.0.0.1"
@@ -73,11 +80,18 @@ class Settings:
             values["max_params"] = _positive_int(env, "MRL_MAX_PARAMS")
         for key, name in (("MRL_JOB_MAX_ATTEMPTS", "job_max_attempts"), ("MRL_TOP_K", "top_k"),
                           ("MRL_SUBMIT_LIMIT_PER_HOUR", "submit_limit_per_hour"),
-                          ("MRL_SUBMIT_ATTEMPTS_PER_HOUR", "submit_attempts_per_hour")):
+                          ("MRL_SUBMIT_ATTEMPTS_PER_HOUR", "submit_attempts_per_hour"),
+                          ("MRL_PERSONAL_TOP_K", "personal_top_k"), ("MRL_PERSONAL_MAX_ROWS", "personal_max_rows"),
+                          ("MRL_PERSONAL_MAX_BYTES", "personal_max_bytes")):
             if key in env:
                 values[name] = _positive_int(env, key)
         if "MRL_JOB_LEASE_S" in env:
             values["job_lease_s"] = _positive_float(env, "MRL_JOB_LEASE_S")
+        for key, name in (("MRL_PERSONAL_TTL_S", "personal_ttl_s"), ("MRL_PERSONAL_ROWS_MAX_S", "personal_rows_max_s")):
+            if key in env:
+                values[name] = _positive_float(env, key)
+        if "MRL_PERSONAL_KEEP_ROWS_S" in env:
+            values["personal_keep_rows_s"] = _non_negative_float(env, "MRL_PERSONAL_KEEP_ROWS_S")
         if "MRL_SUBMIT_TIMEOUT_S" in env:
             values["submit_timeout_s"] = _positive_float(env, "MRL_SUBMIT_TIMEOUT_S")
         if env.get("MRL_TRUSTED_PROXIES"):
@@ -122,6 +136,16 @@ def _positive_float(env: Mapping[str, str], name: str) -> float:
         raise ValueError(f"{name} must be a number, got {env[name]!r}") from None
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be positive and finite, got {value}")
+    return value
+
+
+def _non_negative_float(env: Mapping[str, str], name: str) -> float:
+    try:
+        value = float(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {env[name]!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be zero or more and finite, got {value}")
     return value
 
 

@@ -1,4 +1,5 @@
 """python -m scoring work [--once] [--scorers ...] [--device cpu|cuda] [--max-jobs N] [--ray ADDRESS]
+python -m scoring personal --base BASE --data FILE|HUB_ID [--top-k K] [--text-column C] [--label-column C]
 python -m scoring study [--out DIR] [--device cpu|cuda] [--snapshot PATH|none]
 python -m scoring score REPO_ID --scorer intertraining|linear_probe|free_energy|sample_efficiency
 [--base BASE] [--suite NAME] [--profile quick|published] [--seeds N] [--base-seeds K] [--device cpu|cuda] [--db PATH]
@@ -19,11 +20,12 @@ from collections.abc import Sequence
 
 from data.cli import resolve_base_arg, settings_from_env
 from data.errors import LeaderboardError
-from scoring.cli import dropout_study, intertrain, llc_sweep, score, stage, study, work
+from scoring.cli import dropout_study, intertrain, llc_sweep, personal, personal_study, score, stage, study, work
 
 logger = logging.getLogger("scoring")
 
-COMMANDS = (score, llc_sweep, work, dropout_study, stage, study, intertrain)  # in the order --help lists them
+COMMANDS = (score, llc_sweep, work, personal, personal_study, dropout_study, stage, study,
+            intertrain)  # in the order --help lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -259,6 +259,64 @@ class FreeEnergyConfig:
 
 
 # Fields that say which replicate a run is, not what it measures: never part of a protocol.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserFeatureConfig:
+    """Features of a user's own data (scoring/personal_features.py): the frozen encoder's mean-pooled last hidden
+    states, the rows sorted by length so each batch pads little; cached per (model sha, data hash, this config)."""
+
+    max_length: int = 128  # tokens per row (the pair included)
+    batch_size: int = 32
+
+    def __post_init__(self):
+        if self.max_length < 8 or self.batch_size < 1:
+            raise ValueError(f"max_length must be >= 8 and batch_size >= 1, got {self.max_length}, {self.batch_size}")
+
+
+USER_FEATURES = UserFeatureConfig()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CvProbeConfig:
+    """Cross-validated linear-probe accuracy on a user's data (scoring/personal_estimators.py)."""
+
+    features: UserFeatureConfig = USER_FEATURES
+    folds: int = 5  # stratified; fewer when the smallest class has fewer rows
+    l2: float = 1e-3  # as the prefilter's probe (ProbeConfig)
+    max_iter: int = 200
+    seed: int = 0  # which rows go to which fold
+
+    def __post_init__(self):
+        if self.folds < 2 or self.l2 < 0 or self.max_iter < 1:
+            raise ValueError("folds must be >= 2, l2 >= 0 and max_iter >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CvKnnConfig:
+    """Cross-validated kNN accuracy on a user's data (scoring/personal_estimators.py; the vote of scoring/knn.py)."""
+
+    features: UserFeatureConfig = USER_FEATURES
+    folds: int = 5
+    k: int = 10
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.folds < 2 or self.k < 1:
+            raise ValueError("folds must be >= 2 and k >= 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogmeConfig:
+    """LogME on a user's data (scoring/logme.py): the fixed point's iteration cap and tolerance."""
+
+    features: UserFeatureConfig = USER_FEATURES
+    max_iter: int = 100
+    tol: float = 1e-6
+
+    def __post_init__(self):
+        if self.max_iter < 1 or self.tol <= 0:
+            raise ValueError("max_iter must be >= 1 and tol > 0")
+
+
 REPLICATE_FIELDS = frozenset({"seed", "base_seeds", "candidate_seeds", "max_reruns"})
 
 

@@ -64,13 +64,18 @@ def max_evidence(features: Tensor, y: Tensor, *, max_iter: int = 100, tol: float
                     converged=converged)
 
 
-def logme(features: Tensor, labels: Tensor) -> float:
-    """LogME of ``labels`` (class indices) given ``features`` (n × d): the mean over classes of the maximum log
-    evidence of the one-vs-rest target, per example. Higher is a better fit of a linear model on these features."""
+def class_evidences(features: Tensor, labels: Tensor, *, max_iter: int = 100, tol: float = 1e-6) -> list[Evidence]:
+    """The fixed point of every class's one-vs-rest target (classes in ascending order)."""
     if len(features) != len(labels) or len(features) < 2:
         raise ValueError(f"features and labels must pair at least 2 examples, got {len(features)} and {len(labels)}")
     classes = labels.long().unique()
     if len(classes) < 2:
         raise ValueError("LogME needs at least 2 classes")
-    n = len(labels)
-    return sum(max_evidence(features, (labels == k).double()).log_evidence / n for k in classes) / len(classes)
+    return [max_evidence(features, (labels == k).double(), max_iter=max_iter, tol=tol) for k in classes]
+
+
+def logme(features: Tensor, labels: Tensor, *, max_iter: int = 100, tol: float = 1e-6) -> float:
+    """LogME of ``labels`` (class indices) given ``features`` (n × d): the mean over classes of the maximum log
+    evidence of the one-vs-rest target, per example. Higher is a better fit of a linear model on these features."""
+    evidences = class_evidences(features, labels, max_iter=max_iter, tol=tol)
+    return sum(e.log_evidence for e in evidences) / len(labels) / len(evidences)

@@ -20,6 +20,7 @@ from data.errors import LeaderboardError
 from data.records import BaseModel, Job, Score
 from data.settings import Settings
 from data.store import Store
+from scoring import registry
 from scoring.worker import ScorerFactory, WorkReport, default_scorer_factory, finish, record_failure, worker_name
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ class RayDriver:
         import ray
 
         self.ray, self.store, self.settings, self.device = ray, store, settings, device
-        self.scorers = tuple(scorers) if scorers else None
+        # personal rankings run on the driver's machine (``python -m scoring work``), never as Ray tasks
+        self.scorers = tuple(scorers) if scorers else tuple(registry.queued())
         self.num_gpus = num_gpus if num_gpus is not None else (1.0 if device == "cuda" else 0.0)
         self.scorer_factory, self.local_root = scorer_factory, local_root
         self.name = f"ray-driver:{worker_name()}"

@@ -1,7 +1,8 @@
 """The only way a scorer exists: a registered name, built by ``build(name, settings, ...)``. Imports no torch.
 
 A registration says where the class lives (imported lazily), its stage role (``prefilter``: a cheap stage 1
-whose results choose who gets the full runs; ``full``: a score shown on the leaderboard), the metrics it
+whose results choose who gets the full runs; ``full``: a score shown on the leaderboard; ``personal``: an
+estimator on a user's own rows, run by a personal ranking's job, never queued per model), the metrics it
 stores and one line for help texts. The class itself declares its ``name``, its ``config_type`` (a frozen
 dataclass in scoring/config.py), the ``Settings`` fields it reads (``settings_fields``) and builds itself:
 ``from_settings(settings, config=None, local_root=None)``. Adding a scorer is one module plus one
@@ -21,7 +22,7 @@ from typing import Literal
 from data.metrics import METRICS
 from data.settings import Settings
 
-Stage = Literal["prefilter", "full"]
+Stage = Literal["prefilter", "full", "personal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,8 @@ def register(spec: ScorerSpec) -> ScorerSpec:
     """Add a scorer; a name registered twice, an unknown stage or an undeclared metric raises ValueError."""
     if spec.name in _SPECS:
         raise ValueError(f"scorer {spec.name!r} is registered twice ({_SPECS[spec.name].target} and {spec.target})")
-    if spec.stage not in ("prefilter", "full"):
-        raise ValueError(f"scorer {spec.name!r}: stage must be 'prefilter' or 'full', got {spec.stage!r}")
+    if spec.stage not in ("prefilter", "full", "personal"):
+        raise ValueError(f"scorer {spec.name!r}: stage must be 'prefilter', 'full' or 'personal', got {spec.stage!r}")
     undeclared = [m for m in spec.metrics if m not in METRICS]
     if undeclared:
         raise ValueError(f"scorer {spec.name!r} writes undeclared metrics {undeclared} (declare them in "
@@ -63,6 +64,12 @@ register(ScorerSpec("knn", "scoring.knn:KnnScorer", "full", ("knn_accuracy",),
                     "kNN accuracy on frozen features of every target of the suite (reads target data; a baseline)"))
 register(ScorerSpec("linear_probe", "scoring.linear_probe:LinearProbeScorer", "prefilter", ("probe_accuracy",),
                     "stage 1: logistic regression on frozen features of the probe target"))
+register(ScorerSpec("cv_probe", "scoring.personal_estimators:CvProbeEstimator", "personal", ("cv_probe_accuracy",),
+                    "personal: cross-validated linear-probe accuracy on the user's rows"))
+register(ScorerSpec("cv_knn", "scoring.personal_estimators:CvKnnEstimator", "personal", ("cv_knn_accuracy",),
+                    "personal: cross-validated kNN accuracy on the user's rows"))
+register(ScorerSpec("logme", "scoring.personal_estimators:LogmeEstimator", "personal", ("logme",),
+                    "personal: LogME evidence of the user's labels on frozen features"))
 
 
 def spec(name: str) -> ScorerSpec:
@@ -93,6 +100,16 @@ def build(name: str, settings: Settings, *, config=None, options=None, local_roo
 def is_prefilter(name: str) -> bool:
     """Stage 1: after one of its jobs, the two-stage policy may queue full runs (scoring/stages.py)."""
     return spec(name).stage == "prefilter"
+
+
+def queued() -> list[str]:
+    """The scorers a job per model runs (stages prefilter and full): what a worker takes by default."""
+    return [name for name, s in _SPECS.items() if s.stage != "personal"]
+
+
+def personal() -> list[str]:
+    """The estimators a personal ranking runs on the user's rows, in registration order."""
+    return [name for name, s in _SPECS.items() if s.stage == "personal"]
 
 
 def unknown(names) -> list[str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data.errors import LeaderboardError, StoreError
-from data.records import Job, JobStatus, ModelRef, Score
+from data.records import PERSONAL_JOB, Job, JobStatus, ModelRef, Score
 from data.settings import Settings
 from data.store import Store
 from scoring import registry
@@ -99,6 +99,14 @@ def finish(store: Store, job: Job, scores: list[Score], worker: str, settings: S
 
         enqueue_stage2(store, job.base_id, settings.top_k)
     return JobStatus.DONE, f"{len(scores)} scores"
+
+
+def finish_personal(store: Store, job: Job, result: dict, worker: str, settings: Settings,
+                    report: WorkReport) -> tuple[JobStatus, str]:
+    """Write a personal ranking with DONE (raises StoreError when the lease was lost); its rows then go."""
+    store.finish_personal(job.id, worker, result, settings.personal_keep_rows_s)
+    report.done += 1
+    return JobStatus.DONE, f"{len(result['models'])} models ranked"
 
 
 class Heartbeat:
@@ -179,10 +187,13 @@ class Worker:
         status: JobStatus | None
         try:
             with Heartbeat(self.store, job.id, self.name, self.settings.job_lease_s) as beat:
-                scores = self.score(job)
+                outcome = self.personal(job) if job.scorer == PERSONAL_JOB else self.score(job)
             if beat.lost:
                 raise StoreError("the lease was lost while scoring (another worker may have the job)")
-            status, detail = finish(self.store, job, scores, self.name, self.settings, report)
+            if job.scorer == PERSONAL_JOB:
+                status, detail = finish_personal(self.store, job, outcome, self.name, self.settings, report)
+            else:
+                status, detail = finish(self.store, job, outcome, self.name, self.settings, report)
         except Stopping:
             released = self.store.release_job(job.id, self.name)
             report.released += int(released)
@@ -190,10 +201,19 @@ class Worker:
             raise
         except Exception as e:  # noqa: BLE001 (any scorer crash: record it, retry while attempts remain)
             status, detail = record_failure(self.store, job, self.name, e, self.settings.job_max_attempts, report)
+            if job.scorer == PERSONAL_JOB and status is JobStatus.FAILED:
+                self.store.release_personal_rows(job.id)  # failed for good: the user's rows are not needed
         line = f"{label}: {status.value if status else 'lost'} in {time.perf_counter() - started:.1f}s ({detail})"
         logger.info("%s", line)
         report.lines.append(line)
         return status
+
+    def personal(self, job: Job) -> dict:
+        """A personal ranking's job (scoring/personal.py): every candidate on the user's rows."""
+        from scoring.personal import run_personal
+
+        return run_personal(self.store, job, self.snapshot, self.settings, device=self.device,
+                            cache_dir=Path(self.settings.cache_dir))
 
     def score(self, job: Job) -> list[Score]:
         if job.scorer not in self._scorers:

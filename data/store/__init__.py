@@ -15,6 +15,7 @@ from datetime import datetime
 from data.records import AppliedBundle, BaseModel, Candidate, CandidateStatus, JobStatus, Score
 from data.store.db import Database
 from data.store.jobs import JobQueue
+from data.store.personal import PersonalRequests
 from data.store.rate import RateEvents
 from data.store.rows import base_of, candidate_of, candidate_params, score_of, ts, utcnow
 from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS, ScoreRow
@@ -28,7 +29,7 @@ def _score_row(cursor, row: tuple) -> ScoreRow:
     return ScoreRow._make(row)
 
 
-class Store(JobQueue, RateEvents, Database):
+class Store(JobQueue, PersonalRequests, RateEvents, Database):
     """SQLite-backed store of bases, candidates, jobs and scores (the file itself: ``Database``)."""
 
     def upsert_base(self, base: BaseModel) -> None:

@@ -114,6 +114,30 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE scores ADD COLUMN status TEXT NOT NULL DEFAULT 'ok';
     """,
+    # 7: personal rankings (a user's own rows ranked across a base's candidates): the request, which a random
+    # token names, and the rows by content hash, kept apart and only while a job needs them
+    """
+    CREATE TABLE personal_requests (
+        id TEXT PRIMARY KEY,
+        job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id),
+        base_id TEXT NOT NULL,
+        data_hash TEXT NOT NULL,
+        source TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '{}',
+        top_k INTEGER NOT NULL,
+        progress TEXT NOT NULL DEFAULT '[]',
+        result TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX personal_requests_data ON personal_requests(data_hash);
+    CREATE TABLE personal_rows (
+        data_hash TEXT PRIMARY KEY,
+        rows TEXT NOT NULL,
+        keep_until TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    """,
 )
 
 CANDIDATE_COLUMNS = (

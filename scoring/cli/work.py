@@ -13,7 +13,7 @@ from scoring.cli.common import DEVICES, ENDPOINT_HELP, LOCAL_ROOT_HELP, usage_er
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("work", help="claim queued jobs and score them (in-process, or on a Ray cluster)")
     p.add_argument("--once", action="store_true", help="stop when the queue is empty instead of waiting")
-    p.add_argument("--scorers", help="comma-separated scorers to take (default: all)")
+    p.add_argument("--scorers", help="comma-separated scorers to take, 'personal' for personal rankings (default: all)")
     p.add_argument("--max-jobs", type=int, help="stop after this many jobs")
     p.add_argument("--ray", metavar="ADDRESS", help="dispatch jobs as Ray tasks: a cluster address or 'auto'")
     p.add_argument("--gpus-per-task", type=float, default=None, help="Ray: GPUs per task (default 1 with "
@@ -31,7 +31,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from scoring import registry
 
     scorers = [s.strip() for s in args.scorers.split(",")] if args.scorers else None
-    unknown = registry.unknown(scorers or ())
+    from data.records import PERSONAL_JOB
+
+    unknown = [s for s in registry.unknown(scorers or ()) if s != PERSONAL_JOB]
     if unknown:
         return usage_error(f"unknown scorers {', '.join(unknown)}; known: {', '.join(registry.SCORERS)}")
     store = Store(settings.db_path)

@@ -38,6 +38,12 @@ GOOD = {
     "MRL_SNAPSHOT": ("/srv/study.json", "snapshot_path", Path("/srv/study.json")),
     "MRL_PUBLISHED": ("/srv/published", "published_path", Path("/srv/published")),
     "MRL_CRAWL_BACKOFF_BASE_S": ("0.25", "crawl_backoff_base_s", 0.25),
+    "MRL_PERSONAL_TOP_K": ("3", "personal_top_k", 3),
+    "MRL_PERSONAL_MAX_ROWS": ("500", "personal_max_rows", 500),
+    "MRL_PERSONAL_MAX_BYTES": ("4096", "personal_max_bytes", 4096),
+    "MRL_PERSONAL_TTL_S": ("60.5", "personal_ttl_s", 60.5),
+    "MRL_PERSONAL_ROWS_MAX_S": ("120", "personal_rows_max_s", 120.0),
+    "MRL_PERSONAL_KEEP_ROWS_S": ("30", "personal_keep_rows_s", 30.0),
 }
 
 # variable -> [(bad value, what the message must say after the variable's name)]
@@ -61,6 +67,13 @@ BAD = {
     "MRL_JOB_LEASE_S": _SECONDS,
     "MRL_SUBMIT_TIMEOUT_S": _SECONDS,
     "MRL_CRAWL_BACKOFF_BASE_S": _SECONDS,
+    "MRL_PERSONAL_TOP_K": _WHOLE,
+    "MRL_PERSONAL_MAX_ROWS": _WHOLE,
+    "MRL_PERSONAL_MAX_BYTES": _WHOLE,
+    "MRL_PERSONAL_TTL_S": _SECONDS,
+    "MRL_PERSONAL_ROWS_MAX_S": _SECONDS,
+    "MRL_PERSONAL_KEEP_ROWS_S": [("soon", "must be a number"), ("-1", "must be zero or more"),
+                                 ("inf", "must be zero or more and finite")],
     "MRL_TRUSTED_PROXIES": [("proxy.internal", ": 'proxy.internal' is not an IP address or network"),
                             ("10.0.0.1,10.0.0.l", ": '10.0.0.l' is not an IP address or network")],
 }

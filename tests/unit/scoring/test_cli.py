@@ -15,7 +15,8 @@ from scoring.__main__ import COMMANDS, build_parser, main
 from scoring.cli.stage import FULL_SCORER, prefilter_scorer
 
 ROOT = Path(__file__).resolve().parents[3]
-SUBCOMMANDS = ("score", "llc-sweep", "work", "dropout-study", "stage", "study", "intertrain")
+SUBCOMMANDS = ("score", "llc-sweep", "work", "personal", "personal-study", "dropout-study", "stage", "study",
+               "intertrain")
 
 
 def test_help_lists_every_subcommand_in_order(capsys):
@@ -40,7 +41,8 @@ def test_every_cli_module_is_a_subcommand_and_runs_its_own_command():
     assert modules == {c.__name__.rpartition(".")[2] for c in COMMANDS}
     parser = build_parser()
     required = {"score": ["m"], "llc-sweep": ["m", "--base", "b"], "dropout-study": ["m"],
-                "stage": ["probe", "--base", "b"], "intertrain": ["b", "--source", "s", "--out", "o"]}
+                "stage": ["probe", "--base", "b"], "intertrain": ["b", "--source", "s", "--out", "o"],
+                "personal": ["--base", "b", "--data", "d.csv"], "personal-study": ["--study-dir", "s"]}
     for command, name in zip(COMMANDS, SUBCOMMANDS, strict=True):
         args = parser.parse_args([name, *required.get(name, [])])
         assert args.func is command.run and args.seeds >= 1 and args.base_seeds >= 1, name

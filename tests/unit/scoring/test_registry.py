@@ -20,16 +20,29 @@ DATA = [["cats", "a" * 40], ["dogs", "b" * 40]]
 
 
 def test_every_registered_scorer_declares_its_name_config_stage_and_metrics():
-    assert set(SCORERS) == {"intertraining", "free_energy", "sample_efficiency", "knn", "linear_probe"}
+    assert set(SCORERS) == {"intertraining", "free_energy", "sample_efficiency", "knn", "linear_probe", "cv_probe",
+                            "cv_knn", "logme"}
     for name, spec in SCORERS.items():
         cls = registry.scorer_class(name)
-        assert cls.name == name and spec.stage in ("prefilter", "full")
+        assert cls.name == name and spec.stage in ("prefilter", "full", "personal")
         assert is_dataclass(cls.config_type) and cls.config_type.__dataclass_params__.frozen, name
         assert cls.config_type.__module__ == "scoring.config", f"{name}'s config lives outside scoring/config.py"
         assert all(m in METRICS for m in spec.metrics)
         scorer = registry.build(name, Settings())
         assert type(scorer) is cls and isinstance(scorer.cfg, cls.config_type)
     assert [n for n in SCORERS if registry.is_prefilter(n)] == ["linear_probe"]
+    assert registry.personal() == ["cv_probe", "cv_knn", "logme"]
+    assert set(registry.queued()) == set(SCORERS) - set(registry.personal())
+
+
+@pytest.mark.parametrize("name", registry.personal())
+def test_a_personal_estimators_protocol_holds_every_config_field_and_the_data(name):
+    config = registry.scorer_class(name).config_for(Settings())
+    reference = registry.build(name, Settings(), config=config).protocol(DATA).hash
+    for path in _leaf_paths(config):
+        other = registry.build(name, Settings(), config=_with_changed(config, path)).protocol(DATA).hash
+        assert (other == reference) == (path[-1] in REPLICATE_FIELDS), f"{name}: {'.'.join(path)}"
+    assert registry.build(name, Settings(), config=config).protocol([["user", "f" * 64]]).hash != reference
 
 
 def test_registering_a_name_twice_raises_and_leaves_the_first():
@@ -72,7 +85,7 @@ def test_the_settings_a_scorer_declares_are_the_settings_it_reads(name):
             assert changed == default, f"{name} reads Settings.{f.name} without declaring it"
 
 
-@pytest.mark.parametrize("name", sorted(SCORERS))
+@pytest.mark.parametrize("name", sorted(registry.queued()))
 def test_every_config_field_and_the_data_change_the_protocol_hash_and_seeds_do_not(name):
     cls = registry.scorer_class(name)
     config = cls.config_for(Settings())
@@ -102,8 +115,8 @@ def test_the_protocol_is_canonical_json_whose_sha256_is_the_hash():
 
 
 def test_every_metric_has_a_leaderboard_column():
-    for name, spec in SCORERS.items():
-        for metric in spec.metrics:
+    for name in registry.queued():  # a personal estimator's metric is a column of the personal ranking instead
+        for metric in SCORERS[name].metrics:
             if metric == "target_score":
                 assert column_for("score:sst2").group == "target scores"
             elif metric == "lr_choice":  # not a column: a dropped target is named under the board

@@ -1,0 +1,107 @@
+"""A personal ranking's table: per-estimator ranks, the general rank beside them, and the combined rank. Pure.
+
+Input: one entry per model, as scoring/personal.py writes them (repo_id, revision, role, general_rank, mean_gain,
+estimates: estimator name -> {metric, value, status, error, ...}, error). Every estimator's higher value is better.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pandas as pd
+
+COMBINED_RULE = ("Combined rank: the mean of a model's ranks under each estimator whose estimate passed its checks "
+                 "and of its general rank among these models (the general leaderboard's mean gain, the base at "
+                 "gain 0), lowest first; a tie goes to the better general rank. Each estimator and the general "
+                 "leaderboard have one vote; a model with no passing estimate gets no combined rank.")
+
+
+def general_positions(entries: list[dict]) -> list[int]:
+    """Each model's place among these models by general mean gain (the base at 0; a model without a gain after
+    those with one, in leaderboard order)."""
+    def key(i: int):
+        e = entries[i]
+        gain = e.get("mean_gain")
+        has = gain is not None and math.isfinite(gain)
+        return (not has, -(gain if has else 0.0), e.get("general_rank") or 0, e["repo_id"])
+
+    order = sorted(range(len(entries)), key=key)
+    places = [0] * len(entries)
+    for place, i in enumerate(order, start=1):
+        places[i] = place
+    return places
+
+
+def estimator_ranks(entries: list[dict], name: str) -> list[int | None]:
+    """Ranks (1 = highest value, ties share the better rank) among the models whose ``name`` estimate is ok."""
+    values = [e.get("estimates", {}).get(name) for e in entries]
+    ok = [v["value"] if v and v["status"] == "ok" else None for v in values]
+    scored = sorted(x for x in ok if x is not None)
+    return [None if x is None else 1 + sum(1 for y in scored if y > x) for x in ok]
+
+
+def combined_ranks(entries: list[dict], names: list[str]) -> list[int | None]:
+    """The rule of ``COMBINED_RULE``."""
+    general = general_positions(entries)
+    per = [estimator_ranks(entries, n) for n in names]
+    means = []
+    for i in range(len(entries)):
+        votes = [r[i] for r in per if r[i] is not None]
+        means.append((sum(votes) + general[i]) / (len(votes) + 1) if votes else None)
+    order = sorted((i for i, m in enumerate(means) if m is not None), key=lambda i: (means[i], general[i]))
+    ranks: list[int | None] = [None] * len(entries)
+    for place, i in enumerate(order, start=1):
+        ranks[i] = place
+    return ranks
+
+
+def personal_result(entries: list[dict], *, metrics: dict[str, str], protocols: dict[str, str], base_id: str,
+                    source: str, summary: dict) -> dict:
+    """The stored ranking: the entries with their ranks, ordered by combined rank (unranked last). ``metrics``:
+    estimator name -> the metric it writes, in column order; ``protocols``: name -> its protocol hash."""
+    names = list(metrics)
+    general, combined = general_positions(entries), combined_ranks(entries, names)
+    ranks = {n: estimator_ranks(entries, n) for n in names}
+    models = [{**e, "general_position": general[i], "combined_rank": combined[i],
+               "ranks": {n: ranks[n][i] for n in names}} for i, e in enumerate(entries)]
+    models.sort(key=lambda m: (m["combined_rank"] is None, m["combined_rank"] or 0, m["general_position"]))
+    return {"base_id": base_id, "source": source, "summary": summary, "estimators": metrics, "protocols": protocols,
+            "rule": COMBINED_RULE, "models": models}
+
+
+def personal_frame(result: dict) -> pd.DataFrame:
+    """One row per model: combined rank, model, role, general rank and gain, each estimator's value, rank and status."""
+    rows = []
+    for m in result["models"]:
+        row = {"combined_rank": m["combined_rank"], "repo_id": m["repo_id"], "revision": m["revision"],
+               "role": m["role"], "general_rank": m["general_position"], "mean_gain": m.get("mean_gain")}
+        for name, metric in result["estimators"].items():
+            est = m.get("estimates", {}).get(name) or {}
+            row[metric] = est.get("value") if est.get("status") == "ok" else None
+            row[f"{metric}_rank"] = m["ranks"].get(name)
+            row[f"{metric}_status"] = est.get("status", "not run")
+            if est.get("error"):
+                row[f"{metric}_status"] += f": {est['error']}"
+        row["error"] = m.get("error", "")
+        row["seconds"] = m.get("seconds")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in ("combined_rank", "general_rank", *[c for c in frame if c.endswith("_rank")]):
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def personal_csv(result: dict) -> bytes:
+    """The table as CSV; a text cell a spreadsheet would read as a formula opens as text (ranking/export.py)."""
+    from ranking.export import to_csv
+
+    return to_csv(personal_frame(result))
+
+
+def personal_json(result: dict) -> bytes:
+    """The whole stored ranking (diagnostics included), as JSON."""
+    buffer = io.StringIO()
+    json.dump(result, buffer, indent=1, allow_nan=False)
+    return buffer.getvalue().encode()

@@ -1,0 +1,142 @@
+"""A personal ranking: the base and its top K of the general leaderboard, scored on a user's own labelled rows.
+
+``submit`` checks the request and queues it (the store keeps the rows apart, by content hash, only while the job
+needs them); a worker's ``run_personal`` then takes each model in turn: its snapshot at the pinned sha, its frozen
+features of the rows (extracted once per (model sha, data hash) and cached, batched by length), and every
+estimator registered with stage ``personal`` on them (scoring/personal_estimators.py). Progress is written after
+each model; the finished ranking (ranking/personal.py orders it) and DONE are written in one transaction, and the
+rows go with it. Nothing here runs in the web process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from data.errors import LeaderboardError
+from data.records import Job, ModelRef
+from data.settings import Settings
+from data.store import Store
+from data.user_data import UserData
+from scoring import registry
+from scoring.config import UserFeatureConfig
+from scoring.examples import Example
+from scoring.personal_submit import MAX_TOP_K, PersonalError, submit  # noqa: F401 (re-exported: callers import them here)
+
+logger = logging.getLogger(__name__)
+
+Snapshot = Callable[[ModelRef], Path]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    repo_id: str
+    revision: str
+    role: str  # "base" or "candidate"
+    general_rank: int | None  # the candidate's rank on the general leaderboard (None: the base)
+    mean_gain: float | None
+
+
+def candidates(store: Store, base_id: str, top_k: int) -> list[Candidate]:
+    """The base at its stored sha, then the top ``top_k`` ranked rows of its general leaderboard."""
+    import math
+
+    from data.boards import read_board
+    from ranking.leaderboard import leaderboard_from
+
+    base = store.get_base(base_id)
+    if base is None:
+        raise PersonalError(f"There is no base model {base_id!r} on the leaderboard; pick one of the listed bases.")
+    rows = leaderboard_from(read_board(store, base.repo_id)).rows.head(top_k)
+    out = [Candidate(base.repo_id, base.sha, "base", None, 0.0)]
+    for row in rows.itertuples():
+        gain = float(row.mean_gain) if "mean_gain" in rows and math.isfinite(row.mean_gain) else None
+        out.append(Candidate(str(row.repo_id), str(row.revision), "candidate", int(row.rank), gain))
+    return out
+
+
+def user_features(model_dir: Path, data: UserData, cfg: UserFeatureConfig, *, device: str = "cpu",
+                  cache_dir: Path | None = None, model_key: str = "") -> torch.Tensor:
+    """Mean-pooled frozen features of every row (scoring/probe.py's extraction, rows sorted by length), cached per
+    (model, data hash, config)."""
+    from scoring.probe import extract_features, load_encoder
+
+    key = hashlib.sha256(f"{model_key or Path(model_dir).resolve()}|{data.data_hash}|{cfg.max_length}|"
+                         f"{cfg.batch_size}".encode()).hexdigest()[:32]
+    path = Path(cache_dir) / "personal-features" / f"{key}.pt" if cache_dir else None
+    if path is not None and path.exists():
+        return torch.load(path, weights_only=True)
+    pairs = data.pairs or (None,) * data.num_rows
+    examples = tuple(Example(t, p, y) for t, p, y in zip(data.texts, pairs, data.labels, strict=True))
+    model, tokenizer = load_encoder(model_dir)
+    features = extract_features(model, tokenizer, examples, cfg, device)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(features, path)
+    return features
+
+
+def estimators(settings: Settings) -> list:
+    """Every registered personal estimator, built; they share one feature config (extracted once)."""
+    built = [registry.build(name, settings) for name in registry.personal()]
+    if len({e.cfg.features for e in built}) != 1:
+        raise ValueError("the personal estimators must share one feature config (features are extracted once)")
+    return built
+
+
+def score_model(candidate: Candidate, model_dir: Path, data: UserData, built: list, *, device: str,
+                cache_dir: Path | None) -> dict:
+    """One model's entry of the ranking: its estimates with their diagnostics, and the seconds spent."""
+    started = time.perf_counter()
+    features = user_features(model_dir, data, built[0].cfg.features, device=device, cache_dir=cache_dir,
+                             model_key=f"{candidate.repo_id}@{candidate.revision}")
+    feature_s = time.perf_counter() - started
+    labels = torch.tensor(data.labels)
+    estimates = {}
+    for estimator in built:
+        result = estimator.checked(features, labels)
+        estimates[estimator.name] = {"metric": estimator.metric, "value": result.value, "status": result.status,
+                                     "error": result.error, "diagnostics": result.diagnostics,
+                                     "seconds": round(result.seconds, 3)}
+    return {**asdict(candidate), "estimates": estimates, "feature_seconds": round(feature_s, 3),
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings, *, device: str = "cpu",
+                 cache_dir: Path | None = None) -> dict:
+    """Score every candidate of the job's request on its rows; returns the ranking (ranking/personal.py) to be
+    written with DONE. A model that cannot be fetched or read gets an entry saying so, not a rank."""
+    from ranking.personal import personal_result
+
+    request = store.personal_of_job(job.id)
+    if request is None:
+        raise PersonalError(f"job {job.id}: its personal ranking has expired or does not exist")
+    rows = store.personal_rows(request.data_hash)
+    if rows is None:
+        raise PersonalError(f"job {job.id}: the rows of its personal ranking are no longer kept")
+    data = UserData.from_json(rows)
+    built = estimators(settings)
+    entries: list[dict] = []
+    for candidate in candidates(store, request.base_id, request.top_k):
+        try:
+            model_dir = snapshot(ModelRef(candidate.repo_id, candidate.revision))
+            entry = score_model(candidate, model_dir, data, built, device=device, cache_dir=cache_dir)
+        except LeaderboardError as e:  # a bad checkpoint: said, and the others still run
+            entry = {**asdict(candidate), "estimates": {}, "error": str(e), "feature_seconds": 0.0, "seconds": 0.0}
+        entries.append(entry)
+        store.set_personal_progress(request.id, [_progress(e) for e in entries])
+        logger.info("personal %s: %s (%d models done)", request.id[:8], candidate.repo_id, len(entries))
+    protocols = {e.name: e.protocol([["user", data.data_hash]]).hash for e in built}
+    return personal_result(entries, metrics={e.name: e.metric for e in built}, protocols=protocols,
+                           base_id=request.base_id, source=request.source, summary=request.summary)
+
+
+def _progress(entry: dict) -> dict:
+    return {"repo_id": entry["repo_id"], "role": entry["role"], "seconds": entry["seconds"],
+            "error": entry.get("error", "")}

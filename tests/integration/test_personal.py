@@ -1,0 +1,123 @@
+"""A personal ranking end to end: tiny real checkpoints on the local Hub, a crawled store whose general board ranks
+them, a user's CSV through ``python -m scoring personal`` (the queue and a worker), and what the store keeps."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from data.crawler import crawl
+from data.hub import HubClient
+from data.records import JobStatus, Score
+from data.store import Store
+from data.user_data import Columns, read_upload
+from scoring.personal import submit
+from scoring.worker import Worker
+from tests.helpers.tiny_models import WORDS, tiny_family_hub
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "tiny/bert-base"
+PROBE = {"org/cand-0": 0.6, "org/cand-1": 0.8, "org/cand-2": 0.7}  # the general board's order: 1, 2, 0
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("personal")
+    hub = tiny_family_hub(root, BASE)
+    with hub:
+        yield {"hub": hub, "root": root}
+
+
+def scored_store(world, settings, db: Path):
+    s = replace(settings, hub_endpoint=world["hub"].url, db_path=db, crawl_scorers=(), cache_dir=db.parent / "cache")
+    store = Store(db)
+    crawl(BASE, HubClient(s), store, s)
+    store.add_scores([Score(repo_id=c.repo_id, revision=c.sha, scorer="linear_probe", metric="probe_accuracy",
+                            value=PROBE[c.repo_id], config_hash="p", base_id=BASE) for c in store.candidates(BASE)])
+    return s, store
+
+
+def user_csv(path: Path, n: int = 60, seed: int = 0) -> Path:
+    """Rows whose label is whether the first word comes early in WORDS: learnable from the tokens."""
+    rng = random.Random(seed)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["sentence", "topic"])
+        for _ in range(n):
+            first = rng.randrange(40)
+            out.writerow([" ".join([WORDS[first], *rng.choices(WORDS, k=rng.randint(3, 9))]),
+                          "early" if first < 20 else "late"])
+    return path
+
+
+def test_the_command_ranks_the_base_and_its_top_k_and_keeps_no_rows(world, settings, tmp_path):
+    s, store = scored_store(world, settings, tmp_path / "lb.db")
+    data = user_csv(tmp_path / "mine.csv")
+    env = {**os.environ, "HF_ENDPOINT": world["hub"].url, "MRL_DB": str(s.db_path), "MRL_CACHE_DIR": str(s.cache_dir)}
+    out = tmp_path / "ranking.json"
+    done = subprocess.run([sys.executable, "-m", "scoring", "personal", "--base", BASE, "--data", str(data),
+                           "--text-column", "sentence", "--label-column", "topic", "--top-k", "2", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    models = {m["repo_id"]: m for m in result["models"]}
+    assert set(models) == {BASE, "org/cand-1", "org/cand-2"}  # the base and the general top 2
+    assert models["org/cand-1"]["general_rank"] == 1 and models[BASE]["role"] == "base"
+    assert sorted(m["combined_rank"] for m in result["models"]) == [1, 2, 3]
+    for m in result["models"]:
+        assert set(m["estimates"]) == {"cv_probe", "cv_knn", "logme"}
+        for est in m["estimates"].values():
+            assert est["status"] == "ok", est
+        assert 0 <= m["estimates"]["cv_probe"]["value"] <= 1 and m["estimates"]["cv_probe"]["diagnostics"]["folds"] == 5
+    assert "combined rank" in done.stdout.lower() and "org/cand-1" in done.stdout
+    assert store.personal_row_sets() == 0  # the rows went with the job
+    (job,) = store.jobs(scorer="personal")
+    assert job.status is JobStatus.DONE
+    assert len(list((s.cache_dir / "personal-features").glob("*.pt"))) == 3
+
+
+def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(world, settings, tmp_path):
+    s, store = scored_store(world, settings, tmp_path / "lb.db")
+    data = read_upload(user_csv(tmp_path / "mine.csv", seed=1), Columns(text="sentence", label="topic"))
+    results = []
+    for _ in range(2):
+        request = submit(store, s, base_id=BASE, data=data, top_k=3)
+        Worker(store, s, scorers=["personal"]).run(once=True)
+        results.append(store.personal(request.id).result)
+    first, second = ({m["repo_id"]: m for m in r["models"]} for r in results)
+    assert first.keys() == second.keys() and len(first) == 4
+    for repo, m in first.items():
+        assert m["combined_rank"] == second[repo]["combined_rank"]
+        assert m["estimates"]["logme"]["value"] == second[repo]["estimates"]["logme"]["value"]
+        assert second[repo]["feature_seconds"] < max(m["feature_seconds"], 0.05)  # read from the cache
+    assert store.personal_row_sets() == 0
+
+
+def test_a_candidate_that_cannot_be_read_is_said_and_the_others_are_ranked(world, settings, tmp_path):
+    s, store = scored_store(world, settings, tmp_path / "lb.db")
+    data = read_upload(user_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
+    request = submit(store, s, base_id=BASE, data=data, top_k=3)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    hub = HubClient(s)
+
+    def snapshot(ref):
+        return broken if ref.repo_id == "org/cand-0" else hub.snapshot(ref)
+
+    Worker(store, s, scorers=["personal"], snapshot=snapshot).run(once=True)
+    result = store.personal(request.id).result
+    bad = next(m for m in result["models"] if m["repo_id"] == "org/cand-0")
+    assert "no safetensors" in bad["error"] and bad["combined_rank"] is None and result["models"][-1] is bad
+    assert sorted(m["combined_rank"] for m in result["models"] if m is not bad) == [1, 2, 3]
+    assert len(store.personal(request.id).progress) == 4

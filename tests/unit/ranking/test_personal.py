@@ -1,0 +1,92 @@
+"""The personal ranking's table (ranking/personal.py): ranks per estimator, the general position, the combined
+rule on worked examples, and the exports' round trips."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from ranking.personal import (
+    combined_ranks,
+    estimator_ranks,
+    general_positions,
+    personal_csv,
+    personal_frame,
+    personal_json,
+    personal_result,
+)
+
+NAMES = ["cv_probe", "cv_knn", "logme"]
+METRICS = {"cv_probe": "cv_probe_accuracy", "cv_knn": "cv_knn_accuracy", "logme": "logme"}
+
+
+def entry(repo, gain, rank, values, *, status=None, role="candidate"):
+    status = status or {}
+    return {"repo_id": repo, "revision": "r" * 40, "role": role, "general_rank": rank, "mean_gain": gain,
+            "estimates": {n: {"metric": METRICS[n], "value": v, "status": status.get(n, "ok"),
+                              "error": "collapsed" if status.get(n) == "failed" else ""}
+                          for n, v in zip(NAMES, values, strict=True)}}
+
+
+def test_the_base_takes_its_place_at_gain_zero_and_a_model_without_a_gain_comes_after():
+    entries = [entry("b/base", 0.0, None, (0, 0, 0), role="base"), entry("a", 1.5, 1, (0, 0, 0)),
+               entry("c", None, 3, (0, 0, 0)), entry("d", -0.5, 2, (0, 0, 0))]
+    assert general_positions(entries) == [2, 1, 4, 3]
+
+
+def test_ties_share_the_better_rank_and_a_failed_estimate_has_none():
+    entries = [entry("a", 1, 1, (0.9, 0.5, -1)), entry("b", 1, 2, (0.9, 0.6, -2), status={"cv_knn": "failed"}),
+               entry("c", 1, 3, (0.7, 0.4, -3))]
+    assert estimator_ranks(entries, "cv_probe") == [1, 1, 3]
+    assert estimator_ranks(entries, "cv_knn") == [1, None, 2]
+
+
+def test_the_combined_rank_is_the_mean_of_the_votes_ties_to_the_general_rank():
+    # general positions 1, 2, 3; estimator ranks: a (3, 3, 3), b (1, 1, 1), c (2, 2, 2)
+    entries = [entry("a", 3.0, 1, (0.1, 0.1, -3)), entry("b", 2.0, 2, (0.9, 0.9, -1)),
+               entry("c", 1.0, 3, (0.5, 0.5, -2))]
+    # means: a (9 + 1) / 4 = 2.5, b (3 + 2) / 4 = 1.25, c (6 + 3) / 4 = 2.25
+    assert combined_ranks(entries, NAMES) == [3, 1, 2]
+    # a failed estimate is left out of the mean; no passing estimate: no combined rank
+    entries[1] = entry("b", 2.0, 2, (0.9, 0.9, -1), status={"cv_probe": "failed", "cv_knn": "failed"})
+    entries.append(entry("d", 0.5, 4, (1, 1, 1), status=dict.fromkeys(NAMES, "failed")))
+    # b: logme rank 1, general 2 -> 1.5; a: (3 + 3 + 3 + 1) / 4 = 2.5; c: (2 + 2 + 2 + 3) / 4 = 2.25
+    assert combined_ranks(entries, NAMES) == [3, 1, 2, None]
+
+
+def test_equal_means_go_to_the_better_general_rank():
+    entries = [entry("a", 2.0, 1, (0.5, 0.5, -2)), entry("b", 1.0, 2, (0.9, 0.9, -1))]
+    # a: (2 + 2 + 2 + 1) / 4 = 1.75; b: (1 + 1 + 1 + 2) / 4 = 1.25 -> b first; with one estimator they tie
+    assert combined_ranks(entries, NAMES) == [2, 1]
+    assert combined_ranks(entries, ["cv_probe"]) == [1, 2]  # a: (2 + 1) / 2 = b: (1 + 2) / 2; a is better in general
+
+
+def result():
+    entries = [entry("b/base", 0.0, None, (0.6, 0.55, -0.7), role="base"), entry("=cmd", 1.0, 1, (0.8, 0.7, -0.5)),
+               entry("x/y", 0.5, 2, (0.7, 0.6, -0.6), status={"logme": "failed"}),
+               {**entry("x/broken", 0.2, 3, (0, 0, 0)), "estimates": {}, "error": "no safetensors"}]
+    return personal_result(entries, metrics=METRICS, protocols=dict.fromkeys(NAMES, "h"), base_id="b/base",
+                           source="upload:mine.csv", summary={"rows": 10})
+
+
+def test_the_result_is_ordered_by_combined_rank_with_the_unranked_last():
+    r = result()
+    assert [m["repo_id"] for m in r["models"]] == ["=cmd", "x/y", "b/base", "x/broken"]
+    assert [m["combined_rank"] for m in r["models"]] == [1, 2, 3, None]
+    assert "one vote" in r["rule"] and list(r["estimators"]) == NAMES
+
+
+def test_the_frame_csv_and_json_round_trip():
+    r = result()
+    frame = personal_frame(r)
+    assert list(frame["repo_id"]) == ["=cmd", "x/y", "b/base", "x/broken"]
+    assert frame.loc[1, "logme_status"] == "failed: collapsed" and pd.isna(frame.loc[1, "logme"])
+    assert frame.loc[3, "cv_probe_accuracy_status"] == "not run" and frame.loc[3, "error"] == "no safetensors"
+    back = pd.read_csv(io.BytesIO(personal_csv(r)))
+    assert back.loc[0, "repo_id"] == "'=cmd"  # opens as text in a spreadsheet, not as a formula
+    assert back["cv_probe_accuracy"].iloc[:3].tolist() == pytest.approx([0.8, 0.7, 0.6])
+    assert list(back["combined_rank"].iloc[:3]) == [1, 2, 3] and pd.isna(back.loc[3, "combined_rank"])
+    assert json.loads(personal_json(r)) == r
