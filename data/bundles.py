@@ -112,3 +112,21 @@ def seed_bundles(store: Store, settings: Settings) -> list[BundleSeed]:
         logger.info("%s", seed.summary())
         seeds.append(seed)
     return seeds
+
+
+PERSONAL_VALIDATION = Path(__file__).resolve().parent / "snapshot" / "personal_validation.json"
+
+
+def read_personal_validation(path: Path = PERSONAL_VALIDATION) -> dict | None:
+    """The bundled "does personalising help?" figures (``python -m scoring personal-study``): the base they were
+    measured on and their rows, a null figure as NaN; None when the file is absent or unreadable (logged)."""
+    import json
+    import math
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        rows = [{k: math.nan if v is None else v for k, v in row.items()} for row in doc["rows"]]
+        return {"base_id": str(doc["base_id"]), "rows": rows, "generated": str(doc.get("generated", ""))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        logger.warning("personal validation %s not read: %s", path, e)
+        return None

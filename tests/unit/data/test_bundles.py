@@ -153,3 +153,15 @@ def test_app_main_seeds_its_store_before_serving(snapshot_path, tmp_path, monkey
     monkeypatch.setenv("MRL_PUBLISHED", "none")
     assert app.main(["--db", str(tmp_path / "c.db")]) == 0
     assert served[-1][0].bases() == [] and served[-1][1].published_path is None
+
+
+def test_the_bundled_personal_validation_is_read_and_a_bad_file_is_none(tmp_path):
+    from data.bundles import read_personal_validation
+
+    doc = read_personal_validation()
+    assert doc is not None and doc["base_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert {r["predictor"] for r in doc["rows"]} >= {"general", "cv_knn_accuracy", "combined"}
+    assert all(isinstance(r["rho"], float) for r in doc["rows"])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rows": 3}')
+    assert read_personal_validation(bad) is None and read_personal_validation(tmp_path / "missing.json") is None

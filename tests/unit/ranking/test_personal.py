@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -90,3 +91,20 @@ def test_the_frame_csv_and_json_round_trip():
     assert back["cv_probe_accuracy"].iloc[:3].tolist() == pytest.approx([0.8, 0.7, 0.6])
     assert list(back["combined_rank"].iloc[:3]) == [1, 2, 3] and pd.isna(back.loc[3, "combined_rank"])
     assert json.loads(personal_json(r)) == r
+
+
+def test_the_validation_table_correlates_each_predictor_with_the_gain_on_its_target():
+    from ranking.personal_validation import validation_markdown, validation_rows
+
+    gain = [0.0, 3.0, -1.0, 2.0, -4.0]
+    frame = pd.DataFrame({"repo_id": list("abcde"), "gain": gain, "general": [-g for g in gain],
+                          "cv_probe_accuracy": [0.5 + g / 10 for g in gain], "cv_knn_accuracy": [0.7] * 5,
+                          "logme": [float("nan")] + [g / 3 for g in gain[1:]]})
+    rows = {r["predictor"]: r for r in validation_rows({"t": frame}, n_boot=200)}
+    assert rows["cv_probe_accuracy"]["rho"] == pytest.approx(1.0) and rows["general"]["rho"] == pytest.approx(-1.0)
+    assert math.isnan(rows["cv_knn_accuracy"]["rho"])  # a constant predictor says nothing
+    assert rows["logme"]["n"] == 4 and rows["logme"]["rho"] == pytest.approx(1.0)  # the failed estimate left out
+    # combined: probe and logme agree with the gain, kNN ties everywhere, general is reversed
+    assert rows["combined"]["n"] == 5 and -1 < rows["combined"]["rho"] <= 1
+    table = validation_markdown(list(rows.values()))
+    assert table[0].startswith("| target |") and any("n/a" in line for line in table)
