@@ -61,15 +61,18 @@ def candidates(store: Store, base_id: str, top_k: int) -> list[Candidate]:
     return out
 
 
+FEATURES_DIR = "personal-features"  # under the cache dir: one folder per data hash, one file per (model, config)
+
+
 def user_features(model_dir: Path, data: UserData, cfg: UserFeatureConfig, *, device: str = "cpu",
                   cache_dir: Path | None = None, model_key: str = "") -> torch.Tensor:
     """Mean-pooled frozen features of every row (scoring/probe.py's extraction, rows sorted by length), cached per
-    (model, data hash, config)."""
+    (model, data hash, config) for as long as the store keeps the rows (``drop_unkept_features``)."""
     from scoring.probe import extract_features, load_encoder
 
-    key = hashlib.sha256(f"{model_key or Path(model_dir).resolve()}|{data.data_hash}|{cfg.max_length}|"
-                         f"{cfg.batch_size}".encode()).hexdigest()[:32]
-    path = Path(cache_dir) / "personal-features" / f"{key}.pt" if cache_dir else None
+    key = hashlib.sha256(f"{model_key or Path(model_dir).resolve()}|{cfg.max_length}|{cfg.batch_size}".encode()
+                         ).hexdigest()[:32]
+    path = Path(cache_dir) / FEATURES_DIR / data.data_hash / f"{key}.pt" if cache_dir else None
     if path is not None and path.exists():
         return torch.load(path, weights_only=True)
     pairs = data.pairs or (None,) * data.num_rows
@@ -80,6 +83,20 @@ def user_features(model_dir: Path, data: UserData, cfg: UserFeatureConfig, *, de
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(features, path)
     return features
+
+
+def drop_unkept_features(store: Store, cache_dir: Path | None) -> int:
+    """Delete the cached features of every data hash whose rows the store no longer keeps: features of a user's
+    rows (from which their text could be approximated) live no longer than the rows. Returns how many went."""
+    import shutil
+
+    root = Path(cache_dir) / FEATURES_DIR if cache_dir else None
+    if root is None or not root.is_dir():
+        return 0
+    gone = [d for d in root.iterdir() if d.is_dir() and store.personal_rows(d.name) is None]
+    for d in gone:
+        shutil.rmtree(d, ignore_errors=True)
+    return len(gone)
 
 
 def estimators(settings: Settings) -> list:

@@ -104,7 +104,10 @@ def finish(store: Store, job: Job, scores: list[Score], worker: str, settings: S
 def finish_personal(store: Store, job: Job, result: dict, worker: str, settings: Settings,
                     report: WorkReport) -> tuple[JobStatus, str]:
     """Write a personal ranking with DONE (raises StoreError when the lease was lost); its rows then go."""
+    from scoring.personal import drop_unkept_features
+
     store.finish_personal(job.id, worker, result, settings.personal_keep_rows_s)
+    drop_unkept_features(store, Path(settings.cache_dir))  # the rows went: their features go too
     report.done += 1
     return JobStatus.DONE, f"{len(result['models'])} models ranked"
 
@@ -203,6 +206,9 @@ class Worker:
             status, detail = record_failure(self.store, job, self.name, e, self.settings.job_max_attempts, report)
             if job.scorer == PERSONAL_JOB and status is JobStatus.FAILED:
                 self.store.release_personal_rows(job.id)  # failed for good: the user's rows are not needed
+                from scoring.personal import drop_unkept_features
+
+                drop_unkept_features(self.store, Path(self.settings.cache_dir))
         line = f"{label}: {status.value if status else 'lost'} in {time.perf_counter() - started:.1f}s ({detail})"
         logger.info("%s", line)
         report.lines.append(line)

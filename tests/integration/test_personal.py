@@ -83,11 +83,12 @@ def test_the_command_ranks_the_base_and_its_top_k_and_keeps_no_rows(world, setti
     assert store.personal_row_sets() == 0  # the rows went with the job
     (job,) = store.jobs(scorer="personal")
     assert job.status is JobStatus.DONE
-    assert len(list((s.cache_dir / "personal-features").glob("*.pt"))) == 3
+    assert list((s.cache_dir / "personal-features").rglob("*.pt")) == []  # the features went with the rows
 
 
 def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(world, settings, tmp_path):
     s, store = scored_store(world, settings, tmp_path / "lb.db")
+    s = replace(s, personal_keep_rows_s=60.0)  # a deployment that keeps rows (and features) a minute after a job
     data = read_upload(user_csv(tmp_path / "mine.csv", seed=1), Columns(text="sentence", label="topic"))
     results = []
     for _ in range(2):
@@ -100,7 +101,17 @@ def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(
         assert m["combined_rank"] == second[repo]["combined_rank"]
         assert m["estimates"]["logme"]["value"] == second[repo]["estimates"]["logme"]["value"]
         assert second[repo]["feature_seconds"] < max(m["feature_seconds"], 0.05)  # read from the cache
-    assert store.personal_row_sets() == 0
+    cached = s.cache_dir / "personal-features" / data.data_hash
+    assert len(list(cached.glob("*.pt"))) == 4 and store.personal_row_sets() == 1
+    store.create_personal(base_id=BASE, data_hash="f" * 64, rows_json="{}", source="x", summary={}, top_k=0,
+                          ttl_s=60, rows_max_s=60)  # any later write purges what is past its keep time
+    with store._write() as conn:  # the minute is over
+        conn.execute("UPDATE personal_rows SET keep_until = '2000-01-01T00:00:00+00:00' WHERE data_hash = ?",
+                     (data.data_hash,))
+    store.purge_personal()
+    from scoring.personal import drop_unkept_features
+
+    assert drop_unkept_features(store, s.cache_dir) == 1 and not cached.exists()
 
 
 def test_a_candidate_that_cannot_be_read_is_said_and_the_others_are_ranked(world, settings, tmp_path):
