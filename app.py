@@ -1,4 +1,4 @@
-"""The leaderboard app: browse per architecture, model pages, insights, submit, download.
+"""The leaderboard app: browse per architecture, model pages, insights, submit, download, rank on your own data.
 
     python app.py [--host 127.0.0.1] [--port 7860] [--db PATH] [--snapshot PATH|none] [--published PATH|none]
 
@@ -38,18 +38,22 @@ MEDIA_TYPES = {"csv": "text/csv", "json": "application/json", "parquet": "applic
 
 
 def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = None):
-    """The Gradio page: its components (ui/layout.py) wired to their event handlers (ui/wiring.py, ui/events.py)."""
+    """The Gradio page: its components (ui/layout.py) wired to their event handlers (ui/wiring.py, ui/events.py);
+    the "Your data" tab (ui/personal.py) only checks and queues personal rankings, a scoring worker runs them."""
     import gradio as gr
 
-    from ui.events import AppEvents
-    from ui.layout import build_layout
-    from ui.wiring import wire
+    from ui.events import AppEvents, PersonalEvents
+    from ui.layout import build_page
+    from ui.personal import PersonalHandlers
+    from ui.wiring import wire, wire_personal
 
     h = handlers or AppHandlers(store, settings)
+    personal = PersonalHandlers(store, settings, h.service)
     base0, source0 = h.default_selection()
     with gr.Blocks(title="Model Recycling Leaderboard") as demo:
-        layout = build_layout(h.service.bases(), base0, source0)
+        layout, personal_tab = build_page(h.service.bases(), base0, source0, personal.defaults(base0))
         wire(demo, layout, AppEvents(h))
+        wire_personal(demo, personal_tab, PersonalEvents(personal))
     return demo
 
 

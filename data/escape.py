@@ -28,5 +28,7 @@ def log_text(value: object, limit: int = 200) -> str:
 
 def markdown_text(value: object) -> str:
     """``value`` as literal text inside Markdown: HTML-escaped, then every Markdown special character
-    backslash-escaped, so no link, image, emphasis or markup can form."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=True))
+    backslash-escaped, so no link, image, emphasis or markup can form. Quotes stay quotes: with ``<`` and ``>``
+    escaped no tag (so no attribute) can open, and an entity such as ``&#x27;`` would show as its characters once
+    its ``#`` is escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))

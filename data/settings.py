@@ -52,6 +52,7 @@ class Settings:
     personal_rows_max_s: float = 86400.0  # the cap: a job that never ends loses its rows after this
     personal_max_rows: int = 20_000
     personal_max_bytes: int = 20 * 2**20
+    personal_limit_per_hour: int = 10  # personal rankings queued per client address per hour (the app)
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed (none: the peer address)
     # app
     host: str = "127.0.0.1"
@@ -82,7 +83,8 @@ class Settings:
                           ("MRL_SUBMIT_LIMIT_PER_HOUR", "submit_limit_per_hour"),
                           ("MRL_SUBMIT_ATTEMPTS_PER_HOUR", "submit_attempts_per_hour"),
                           ("MRL_PERSONAL_TOP_K", "personal_top_k"), ("MRL_PERSONAL_MAX_ROWS", "personal_max_rows"),
-                          ("MRL_PERSONAL_MAX_BYTES", "personal_max_bytes")):
+                          ("MRL_PERSONAL_MAX_BYTES", "personal_max_bytes"),
+                          ("MRL_PERSONAL_LIMIT_PER_HOUR", "personal_limit_per_hour")):
             if key in env:
                 values[name] = _positive_int(env, key)
         if "MRL_JOB_LEASE_S" in env:

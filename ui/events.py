@@ -10,7 +10,8 @@ annotations at runtime.
 
 import html
 import logging
-from dataclasses import replace
+from dataclasses import fields, replace
+from pathlib import Path
 
 import gradio as gr
 
@@ -19,7 +20,18 @@ from data.escape import markdown_text
 from ranking.columns import DEFAULT_GROUPS
 from ui.compare import CompareRejected
 from ui.handlers import AppHandlers
-from ui.layout import BoardView, CompareView, Filters, InsightsView, JobsView, ModelView, TableView
+from ui.layout import (
+    BoardView,
+    CompareView,
+    Filters,
+    InsightsView,
+    JobsView,
+    ModelView,
+    PersonalInputs,
+    PersonalView,
+    TableView,
+)
+from ui.personal import NO_PAIR, PersonalForm, PersonalHandlers, PersonalRefused, PersonalState, escaped
 from ui.urls import page_params
 from ui.views import SIZE_CHOICES, ViewQuery, column_widths, escape_markdown
 
@@ -195,3 +207,76 @@ class AppEvents:
             gr.Warning("Something went wrong while queueing the model; it has been logged.")
             message = "**Not queued.** Something went wrong; it has been logged."
         return message, *self.on_jobs()
+
+
+PERSONAL_FORM_FIELDS = tuple(f.name for f in fields(PersonalInputs))
+
+
+class PersonalEvents:
+    """The "Your data" tab's events over ``ui.personal.PersonalHandlers`` (one method per event)."""
+
+    def __init__(self, handlers: PersonalHandlers):
+        self.h = handlers
+
+    def show(self, state: PersonalState) -> PersonalView:
+        """The view of a request's state; the timer runs while the request is open."""
+        if state.table is not None:
+            table = gr.update(value=state.table, datatype=state.datatypes or "str",
+                              column_widths=column_widths(state.table))
+        else:
+            table = gr.update(value=None)
+        return PersonalView(share=state.share, status=state.status, table=table, rule=state.rule,
+                            csv_file=str(state.csv_path) if state.csv_path else None,
+                            json_file=str(state.json_path) if state.json_path else None,
+                            timer=gr.Timer(active=state.is_open))
+
+    def on_personal_load(self, request: gr.Request):
+        """The bases a ranking can run on, and the ranking a ``?personal=TOKEN`` URL names:
+        (base, token, *PersonalView)."""
+        params = page_params(dict(request.query_params) if request is not None else {})
+        base = gr.update(choices=self.h.bases(), value=self.h.default_base(params.base or None))
+        return base, params.personal, *self.show(self.h.state(params.personal)).as_list()
+
+    def on_personal_file(self, file_path):
+        """An uploaded (or cleared) file: its columns in the three pickers, or its problem:
+        (text column, pair column, label column, message)."""
+        try:
+            found = self.h.columns(file_path)
+        except PersonalRefused as e:
+            gr.Warning(html.escape(e.reason), duration=6)
+            empty = gr.update(choices=[], value="")
+            return empty, gr.update(choices=[("none", NO_PAIR)], value=NO_PAIR), empty, (
+                f"**Cannot use this file.** {escaped(e.reason)}")
+        columns = list(found.columns)
+        message = (f"Read {len(columns)} columns of **{escaped(Path(file_path).name)}**: check the text and "
+                   f"label columns, then press **Rank**.") if file_path else ""
+        return (gr.update(choices=columns, value=found.text),
+                gr.update(choices=[("none", NO_PAIR), *columns], value=found.pair),
+                gr.update(choices=columns, value=found.label), message)
+
+    def on_personal_rank(self, base_id, file_path, hub_id, hub_config, hub_split, hub_revision, text_column,
+                         pair_column, label_column, top_k, request: gr.Request = None):
+        """Check and queue the form's ranking, then watch it: (message, token, *PersonalView). A refusal is its
+        sentence (escaped: it can quote the file or the Hub) and leaves what is on show as it is. The hourly
+        limit counts by client address, as Submit's does."""
+        values = (base_id, file_path, hub_id, hub_config, hub_split, hub_revision, text_column, pair_column,
+                  label_column, top_k)
+        form = PersonalForm(**dict(zip(PERSONAL_FORM_FIELDS, values, strict=True)))
+        unchanged = [gr.update()] * len(fields(PersonalView))
+        submitter = getattr(getattr(request, "client", None), "host", None)
+        try:
+            request = self.h.rank(form, submitter=submitter)
+        except PersonalRefused as e:
+            gr.Warning(html.escape(e.reason), duration=6)
+            return f"**Not queued.** {escaped(e.reason)}", gr.update(), *unchanged
+        except Exception:
+            logger.exception("queueing a personal ranking on %r failed unexpectedly", form.base_id)
+            gr.Warning("Something went wrong while queueing the ranking; it has been logged.")
+            return "**Not queued.** Something went wrong; it has been logged.", gr.update(), *unchanged
+        message = ("**Queued.** The ranking below updates as each model is scored; its link opens it again "
+                   "later, from any browser.")
+        return message, request.id, *self.show(self.h.state(request.id)).as_list()
+
+    def on_personal_poll(self, token):
+        """The watched request's progress, then its ranking (*PersonalView); the timer stops once it ended."""
+        return self.show(self.h.state(token)).as_list()

@@ -60,6 +60,36 @@ def _prune(folder: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+def save_export(folder: Path, name: str, data: bytes, fmt: str) -> Path:
+    """``data`` as ``folder/<name>-<hash of data>.<fmt>`` (same bytes, same file), written whole or not at all; the
+    folder is pruned first (EXPORT_TTL_S, MAX_EXPORT_FILES). ``name`` must be a safe file name stem."""
+    path = folder / f"{name}-{hashlib.sha256(data).hexdigest()[:16]}.{fmt}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        _prune(folder)
+        tmp = path.with_suffix(f".{fmt}.part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
+
+
+def personal_validation_markdown(base_id: str) -> str:
+    """The bundled "does personalising help?" table (``python -m scoring personal-study``) under the study of the
+    base it was measured on; empty for any other base or when the file cannot be read."""
+    from data.bundles import read_personal_validation
+    from ranking.personal_validation import validation_markdown
+
+    doc = read_personal_validation()
+    if doc is None or doc["base_id"] != base_id:
+        return ""
+    intro = ("Spearman across the study's models between each personal estimator, computed on a target's training "
+             "rows, and the measured gain on that target, beside the general rank (mean gain on the other targets); "
+             "95% percentile bootstrap over models. Few models: read the intervals. README: \"Does personalising "
+             "help?\"")
+    return "\n\n#### Does personalising help? (the Your data tab's estimators)\n\n" + intro + "\n\n" + "\n".join(
+        validation_markdown(doc["rows"])) + "\n"
+
+
 class AppHandlers:
     def __init__(self, store: Store, settings: Settings, *, hub_factory: Callable[[], HubClient] | None = None):
         self.store = store
@@ -151,14 +181,7 @@ class AppHandlers:
         data = render(board, fmt, frame)
         estimand = "-include-seen" if include_seen else ""
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}{estimand}")
-        path = self._export_dir / f"{name}-{hashlib.sha256(data).hexdigest()[:16]}.{fmt}"  # same bytes, same file
-        self._export_dir.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            _prune(self._export_dir)
-            tmp = path.with_suffix(f".{fmt}.part")
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        return path
+        return save_export(self._export_dir, name, data, fmt)
 
     # ------------------------------------------------------------- model page
     def model_page(self, base: str | None, source: str, repo_id: str, *, include_seen: bool = False) -> dict:
@@ -250,7 +273,7 @@ class AppHandlers:
             labels = source_labels(self.store.candidates(board.base_id, CandidateStatus.OK))
             if labels and study_rows(board.rows, labels)["repo_id"].isin(labels.keys()).any():
                 report = study_report(board, read_study(self.store, board.base_id))
-                return {"study": render_markdown(report),
+                return {"study": render_markdown(report) + personal_validation_markdown(board.base_id),
                         "study_matrix": insights.study_gain_matrix(report.gain_matrix)}
         return {"study": "", "study_matrix": insights.empty_figure("no source × target study for this leaderboard")}
 

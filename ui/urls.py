@@ -5,6 +5,8 @@ read one back.
 
 Links are relative (``?base=...``), so they work wherever the app is served. Values are URL-encoded, keeping
 ``/`` (in every repo id) and the ``,`` between compared ids readable.
+
+``?personal=TOKEN`` opens the "Your data" tab on that personal ranking (its token is the only key to it).
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ class PageParams:
     model: str = ""
     compare: tuple[str, ...] = ()
     include_seen: bool = False  # mean gains include the targets a model was trained on
+    personal: str = ""  # a personal ranking's token
 
     @property
     def tab(self) -> str:
-        """The tab the URL opens: the comparison, else the model page, else the leaderboard."""
+        """The tab the URL opens: a personal ranking, else the comparison, else the model page, else the
+        leaderboard."""
+        if self.personal:
+            return "personal"
         return "compare" if self.compare else "model" if self.model else "leaderboard"
 
 
@@ -55,7 +61,8 @@ def page_params(query: Mapping[str, str] | None) -> PageParams:
         return text if len(text) <= MAX_PARAM_CHARS else ""
 
     return PageParams(base=value("base"), source=value("source"), model=value("model"),
-                      compare=parse_ids(value("compare")), include_seen=bool(parse_flag(value("include_seen"))))
+                      compare=parse_ids(value("compare")), include_seen=bool(parse_flag(value("include_seen"))),
+                      personal=value("personal"))
 
 
 def page_query(base: str, source: str, *, model: str = "", compare: Iterable[str] = (),
@@ -71,6 +78,11 @@ def page_query(base: str, source: str, *, model: str = "", compare: Iterable[str
     if ids:
         params.append(("compare", ",".join(ids)))
     return "?" + "&".join(f"{key}={quote(str(value), safe='/,')}" for key, value in params)
+
+
+def personal_query(token: str) -> str:
+    """The relative URL (``?personal=TOKEN``) of a personal ranking."""
+    return f"?personal={quote(str(token), safe='')}"
 
 
 def share_markdown(query: str, what: str = "this page") -> str:

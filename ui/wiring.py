@@ -1,15 +1,18 @@
 """Which event of which component runs which handler: ``wire(demo, layout, events)`` registers them all.
 
-Components come from ``ui.layout.Layout`` by name; the handlers are ``ui.events.AppEvents`` methods. Registered in
+Components come from ``ui.layout.Layout`` by name; the handlers are ``ui.events.AppEvents`` methods
+(``wire_personal``: the "Your data" tab's ``ui.layout.PersonalTab`` and ``ui.events.PersonalEvents``). Registered in
 a fixed order (Gradio numbers events by it), inside the Blocks context the layout was built in. The
 ``include_seen`` toggle is a filter (it rebuilds the table); the model page, comparison and insights read it too,
 as their last input, so every view is of the board the table shows.
 """
 
-from ui.events import AppEvents
-from ui.layout import Layout
+from ui.events import AppEvents, PersonalEvents
+from ui.layout import Layout, PersonalTab
 
 SUBMIT_CONCURRENCY = 8  # submissions checked at once (each waits on the Hub, not on the CPU)
+PERSONAL_CONCURRENCY = 2  # uploads read and checked at once (each parses a file of up to personal_max_bytes)
+POLL_CONCURRENCY = 16  # progress polls answered at once (each reads one request from the store)
 
 
 def wire(demo, layout: Layout, events: AppEvents) -> None:
@@ -85,3 +88,17 @@ def _wire_submit(layout: Layout, events: AppEvents) -> None:
                 outputs=[submit.result, *submit.jobs.as_list()], concurrency_limit=SUBMIT_CONCURRENCY,
                 concurrency_id="submit")
     submit.refresh.click(events.on_jobs, outputs=submit.jobs.as_list())
+
+
+def wire_personal(demo, tab: PersonalTab, events: PersonalEvents) -> None:
+    """The "Your data" tab: the URL's ranking on load, an upload's columns, Rank, and the timer's polls of the
+    request on show. Uploads and Rank share their own workers; polls have theirs, and show no progress spinner."""
+    form, view = tab.inputs, tab.view.as_list()
+    demo.load(events.on_personal_load, outputs=[form.base_id, tab.token, *view])
+    form.file_path.change(events.on_personal_file, inputs=[form.file_path],
+                          outputs=[form.text_column, form.pair_column, form.label_column, tab.message],
+                          concurrency_limit=PERSONAL_CONCURRENCY, concurrency_id="personal")
+    tab.button.click(events.on_personal_rank, inputs=form.as_list(), outputs=[tab.message, tab.token, *view],
+                     concurrency_limit=PERSONAL_CONCURRENCY, concurrency_id="personal")
+    tab.view.timer.tick(events.on_personal_poll, inputs=[tab.token], outputs=view, show_progress="hidden",
+                        concurrency_limit=POLL_CONCURRENCY, concurrency_id="personal-poll")

@@ -287,3 +287,12 @@ def test_the_model_page_comparison_and_insights_rank_as_the_table(trained):
     for include_seen, ranked, beating in ((False, 5, 4), (True, 4, 3)):
         bars = trained.insights(BASE, PROJECT_SOURCE, include_seen=include_seen)["beats_base"].data
         assert (tuple(bars[0].y), tuple(bars[1].y)) == ((ranked,), (beating,))
+
+
+def test_insights_show_the_personal_validation_under_the_study_of_its_base():
+    from ui.handlers import personal_validation_markdown
+
+    text = personal_validation_markdown("sentence-transformers/all-MiniLM-L6-v2")  # the bundled figures' base
+    assert "#### Does personalising help?" in text and "| target | predictor |" in text
+    assert "general rank: mean gain on the other targets" in text and "| sst2 |" in text
+    assert personal_validation_markdown("someone/else") == ""

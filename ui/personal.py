@@ -1,0 +1,365 @@
+"""The "Your data" tab's work as plain methods (no gradio): read a user's file's columns, check and queue a personal
+ranking, and show a request's state, ranking and downloads. ui/events.py turns these into Gradio updates.
+
+The web process only validates and queues (``scoring.personal_submit``, which imports no torch); a scoring worker
+(``python -m scoring work``) scores. A request is named by its random token, the key of its shareable URL
+(``?personal=TOKEN``). Everything that comes from a file, a user or the Hub is escaped for where it lands: Markdown
+through ``data.escape.markdown_text``, table text cells through ``html.escape``, model names through
+``ui.views.model_link``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from data.errors import StoreError
+from data.escape import markdown_text
+from data.metrics import METRICS, PROJECT_SOURCE
+from data.records import JobStatus, PersonalRequest
+from data.settings import Settings
+from data.store import Store
+from data.user_data import Columns, UploadLimits, UserData, UserDataError, read_columns, read_hub_dataset, read_upload
+from ranking.columns import column_for
+from ranking.personal import personal_csv, personal_frame, personal_json
+from scoring.personal_submit import MAX_TOP_K, PersonalError, submit
+from ui.handlers import save_export
+from ui.layout import PersonalDefaults
+from ui.service import LeaderboardService
+from ui.urls import personal_query, share_markdown
+from ui.views import model_link
+
+logger = logging.getLogger(__name__)
+
+NO_PAIR = ""  # the second-text picker's value for "none": a single-text task
+TEXT_GUESSES = ("text", "sentence", "sentence1", "review", "content", "question", "premise")
+PAIR_GUESSES = ("sentence2", "text_pair", "hypothesis")
+LABEL_GUESSES = ("label", "labels", "class", "category", "target", "topic")
+MAX_ERROR_CHARS = 500  # a failed job's error is cut to this many characters on the page
+DEFAULT_SPLIT = "train"
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def escaped(value: object) -> str:
+    """``value`` as literal Markdown text (``data.escape.markdown_text``)."""
+    return markdown_text(value)
+
+
+class PersonalRefused(ValueError):
+    """A personal ranking that is not queued; ``reason`` is one sentence for the user (not yet escaped)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonalForm:
+    """What the tab's controls hold when Rank is pressed; empty strings where nothing was given."""
+
+    base_id: str = ""
+    file_path: str | None = None  # the uploaded file where Gradio saved it (its name is the user's file name)
+    hub_id: str = ""
+    hub_config: str = ""
+    hub_split: str = ""
+    hub_revision: str = ""
+    text_column: str = ""
+    pair_column: str = NO_PAIR
+    label_column: str = ""
+    top_k: float | int | str | None = None  # None: settings.personal_top_k
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnChoices:
+    """An uploaded file's columns and the pickers' first guesses (``pair`` NO_PAIR: none)."""
+
+    columns: tuple[str, ...]
+    text: str
+    pair: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonalState:
+    """What the tab shows of one request: Markdown (escaped), the ranking once done, its files."""
+
+    share: str = ""  # the link to this ranking
+    status: str = ""  # what it is doing, per model
+    table: pd.DataFrame | None = None
+    datatypes: list[str] = field(default_factory=list)
+    rule: str = ""  # how the combined rank is made, and what each estimator measures
+    csv_path: Path | None = None
+    json_path: Path | None = None
+    is_open: bool = False  # PENDING or RUNNING: worth asking again
+
+
+class PersonalHandlers:
+    def __init__(self, store: Store, settings: Settings, service: LeaderboardService | None = None):
+        self.store = store
+        self.settings = settings
+        self.service = service or LeaderboardService(store)
+        self._export_dir = Path(settings.cache_dir) / "exports"
+
+    @property
+    def limits(self) -> UploadLimits:
+        return UploadLimits(max_rows=self.settings.personal_max_rows, max_bytes=self.settings.personal_max_bytes)
+
+    def bases(self) -> list[str]:
+        """The leaderboard's bases a personal ranking can run on (crawled here, so their candidates are known)."""
+        crawled = {b.repo_id for b in self.store.bases()}
+        return [b for b in self.service.bases() if b in crawled]
+
+    def default_base(self, shown: str | None = None) -> str | None:
+        bases = self.bases()
+        return shown if shown in bases else (bases[0] if bases else None)
+
+    def defaults(self, shown: str | None = None) -> PersonalDefaults:
+        """What the tab opens with: the bases, ``shown`` picked when a ranking can run on it, the default K."""
+        return PersonalDefaults(bases=self.bases(), base0=self.default_base(shown), top_k=self.settings.personal_top_k,
+                                max_top_k=MAX_TOP_K, intro=intro_markdown(self.settings))
+
+    # ------------------------------------------------------------------ form
+    def columns(self, file_path: str | None) -> ColumnChoices:
+        """The uploaded file's columns, with guesses for the pickers; raises PersonalRefused (the file's problem)."""
+        if not file_path:
+            return ColumnChoices(columns=(), text="", pair=NO_PAIR, label="")
+        path = Path(file_path)
+        try:
+            found = tuple(read_columns(path, path.name, limits=self.limits))
+        except UserDataError as e:
+            raise PersonalRefused(e.reason) from e
+        text = _guess(found, TEXT_GUESSES) or (found[0] if found else "")
+        label = _guess(found, LABEL_GUESSES, exclude=(text,)) or next((c for c in reversed(found) if c != text), "")
+        pair = _guess(found, PAIR_GUESSES, exclude=(text, label)) or NO_PAIR
+        return ColumnChoices(columns=found, text=text, pair=pair, label=label)
+
+    def read(self, form: PersonalForm) -> UserData:
+        """The form's data, read and validated (the file, or the Hub dataset); raises PersonalRefused."""
+        has_file, hub_id = bool(form.file_path), (form.hub_id or "").strip()
+        if has_file and hub_id:
+            raise PersonalRefused("Give either a file or a Hub dataset, not both: clear one of them.")
+        if not has_file and not hub_id:
+            raise PersonalRefused("Upload a CSV, JSON Lines or Parquet file, or name a Hub dataset, to rank the "
+                                  "models on.")
+        # column names exactly as the file has them (" text" is not "text"); blank means not picked
+        text, label, pair = (form.text_column or ""), (form.label_column or ""), (form.pair_column or "")
+        if has_file and not (text.strip() and label.strip()):
+            self.columns(form.file_path)  # a file that cannot be read says so before any picker is asked for
+        if not text.strip():
+            raise PersonalRefused("Pick the column that holds the text.")
+        if not label.strip():
+            raise PersonalRefused("Pick the column that holds the label.")
+        columns = Columns(text=text, label=label, pair=pair if pair.strip() else None)
+        try:
+            if has_file:
+                path = Path(form.file_path)
+                return read_upload(path, columns, name=path.name, limits=self.limits)
+            return read_hub_dataset(hub_id, columns=columns, config=(form.hub_config or "").strip() or None,
+                                    split=(form.hub_split or "").strip() or DEFAULT_SPLIT,
+                                    revision=(form.hub_revision or "").strip() or None, limits=self.limits,
+                                    cache_dir=Path(self.settings.cache_dir) / "user-datasets")
+        except UserDataError as e:
+            raise PersonalRefused(e.reason) from e
+
+    def rank(self, form: PersonalForm, submitter: str | None = None) -> PersonalRequest:
+        """Check the form and queue its personal ranking (one job); raises PersonalRefused and queues nothing.
+        A ``submitter`` (client address) queues at most ``settings.personal_limit_per_hour`` per hour."""
+        base_id = (form.base_id or "").strip()
+        if not base_id:
+            raise PersonalRefused("Pick a base model: its top candidates on the leaderboard are ranked on your data.")
+        top_k = self._top_k(form.top_k)
+        data = self.read(form)
+        slot = self._take_slot(submitter)
+        try:
+            request = submit(self.store, self.settings, base_id=base_id, data=data, top_k=top_k)
+        except (PersonalError, StoreError) as e:
+            if slot is not None:
+                self.store.release_slot(slot)
+            raise PersonalRefused(str(e)) from e
+        logger.info("personal %s queued: %s on %d rows, top %d", request.id[:8], request.base_id, data.num_rows,
+                    request.top_k)
+        return request
+
+    def _take_slot(self, submitter: str | None) -> int | None:
+        """One of the submitter's hourly personal rankings (its event id), or PersonalRefused saying when."""
+        if submitter is None:
+            return None
+        from datetime import UTC, datetime, timedelta
+
+        limit = self.settings.personal_limit_per_hour
+        slot, free_at = self.store.take_slot(submitter, "personal", limit, timedelta(hours=1), datetime.now(UTC))
+        if slot is None:
+            raise PersonalRefused(f"You have queued {limit} personal rankings in the last hour, the limit; the next "
+                                  f"can be queued at {free_at:%H:%M} UTC.")
+        return slot
+
+    def _top_k(self, value: float | int | str | None) -> int:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return self.settings.personal_top_k
+        refusal = PersonalRefused(f"The number of candidates must be a whole number from 0 to {MAX_TOP_K}.")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise refusal from None
+        if not math.isfinite(number) or not number.is_integer() or not 0 <= number <= MAX_TOP_K:
+            raise refusal
+        return int(number)
+
+    # ------------------------------------------------------------------ state
+    def state(self, token: str | None) -> PersonalState:
+        """What the tab shows of the request named ``token`` (nothing for no token; one sentence for an unknown
+        or expired one)."""
+        token = (token or "").strip()
+        if not token:
+            return PersonalState()
+        request = self.store.personal(token)
+        if request is None:
+            return PersonalState(status=f"**No ranking at this link.** It is unknown, or it has expired: a ranking "
+                                        f"is kept for {_duration(self.settings.personal_ttl_s)}.")
+        share = share_markdown(personal_query(request.id), "this ranking")
+        status = "\n\n".join([status_markdown(request, self.expected_models(request)),
+                              data_markdown(request)])
+        if request.status is not JobStatus.DONE or request.result is None:
+            return PersonalState(share=share, status=status,
+                                 is_open=request.status in (JobStatus.PENDING, JobStatus.RUNNING))
+        table, datatypes = ranking_table(request.result)
+        return PersonalState(share=share, status=status, table=table, datatypes=datatypes,
+                             rule=rule_markdown(request.result), csv_path=self._file(request, "csv"),
+                             json_path=self._file(request, "json"))
+
+    def expected_models(self, request: PersonalRequest) -> int:
+        """How many models the request's job scores: the base and up to ``top_k`` ranked candidates."""
+        if request.result is not None:
+            return len(request.result.get("models", ()))
+        ranked = len(self.service.board(request.base_id, PROJECT_SOURCE).rows)
+        return 1 + min(request.top_k, ranked)
+
+    def _file(self, request: PersonalRequest, fmt: str) -> Path:
+        data = personal_csv(request.result) if fmt == "csv" else personal_json(request.result)
+        return save_export(self._export_dir, _UNSAFE_NAME.sub("_", f"personal-{request.base_id}"), data, fmt)
+
+
+def _guess(columns: tuple[str, ...], names: tuple[str, ...], exclude: tuple[str, ...] = ()) -> str:
+    """The first column whose name (any case) is one of ``names``, else ""."""
+    lowered = {c.strip().lower(): c for c in reversed(columns) if c not in exclude}
+    return next((lowered[n] for n in names if n in lowered), "")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = round(seconds / size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{round(seconds)} seconds"
+
+
+def _size(n_bytes: int) -> str:
+    if n_bytes >= 2**20:
+        return f"{n_bytes / 2**20:g} MB"
+    return f"{n_bytes / 1024:g} KB" if n_bytes >= 1024 else f"{n_bytes} bytes"
+
+
+def _seconds(value) -> str:
+    return f"{value:.1f} s" if isinstance(value, int | float) and math.isfinite(value) else ""
+
+
+def progress_markdown(request: PersonalRequest, total: int) -> str:
+    """``3 of 11 models scored: a (1.2 s), b (failed: ...), ...``, each name escaped."""
+    done = [f"{escaped(p.get('repo_id', ''))}"
+            + (f" (failed: {escaped(p['error'])})" if p.get("error") else
+               f" ({_seconds(p.get('seconds'))})" if _seconds(p.get("seconds")) else "")
+            for p in request.progress]
+    line = f"{len(done)} of {max(total, len(done))} models scored"
+    return line + (": " + ", ".join(done) if done else ".")
+
+
+def status_markdown(request: PersonalRequest, total: int) -> str:
+    """One line: queued, scoring (per model), done, or failed with its error."""
+    progress = progress_markdown(request, total)
+    if request.status is JobStatus.PENDING:
+        return f"**Queued**: waiting for a scoring worker. {progress}"
+    if request.status is JobStatus.RUNNING:
+        return f"**Scoring**: {progress}"
+    if request.status is JobStatus.DONE:
+        return f"**Done**: {progress}"
+    error = (request.error or "no reason was recorded").strip()
+    if len(error) > MAX_ERROR_CHARS:
+        error = error[:MAX_ERROR_CHARS] + "…"
+    return f"**Failed**: {escaped(error)}"
+
+
+def data_markdown(request: PersonalRequest) -> str:
+    """Which data and base the ranking is of: rows, classes with their counts, where they came from."""
+    summary = request.summary or {}
+    classes = summary.get("classes") or {}
+    counts = ", ".join(f"{escaped(name)}: {n:,}" for name, n in classes.items())
+    kind, _, rest = (request.source or "").partition(":")
+    where = {"upload": "the file ", "hub": "the Hub dataset "}.get(kind, "")
+    pair = " (text pairs)" if summary.get("pair") else ""
+    return (f"Base **{escaped(request.base_id)}** and its top {request.top_k} candidates, on "
+            f"{summary.get('rows', 0):,} rows{pair} from {where}{escaped(rest or request.source)}, "
+            f"{len(classes)} classes ({counts}).")
+
+
+def rule_markdown(result: dict) -> str:
+    """The combined rank's rule and what each estimator measures."""
+    lines = [escaped(result.get("rule", ""))]
+    for name, key in (result.get("estimators") or {}).items():
+        spec = METRICS.get(key)
+        what = f"{spec.label}: {spec.description}" if spec else key
+        lines.append(f"- {escaped(what)} ({escaped(name)})")
+    return "\n".join(lines)
+
+
+def ranking_table(result: dict) -> tuple[pd.DataFrame, list[str]]:
+    """The ranking as the tab shows it (and each column's gr.Dataframe datatype): rank, model (linked, escaped),
+    general rank and mean gain, each estimator's value and rank, and a model's failures as escaped text."""
+    frame = personal_frame(result)
+    gain = column_for("mean_gain")
+    out = {
+        "rank": frame["combined_rank"],
+        "model": [model_link(r) + (" (base)" if role == "base" else "")
+                  for r, role in zip(frame["repo_id"], frame["role"], strict=True)],
+        "general rank": frame["general_rank"],
+        f"general {gain.label} (pts)": (pd.to_numeric(frame["mean_gain"], errors="coerce") * 100).round(gain.decimals),
+    }
+    datatypes = ["number", "markdown", "number", "number"]
+    notes = [[] for _ in range(len(frame))]
+    for key in (result.get("estimators") or {}).values():
+        spec = METRICS.get(key)
+        label = spec.label if spec else key
+        values = pd.to_numeric(frame[key], errors="coerce")
+        out[label] = (values * 100).round(2) if spec and spec.unit == "fraction" else values.round(3)
+        out[f"{label} rank"] = frame[f"{key}_rank"]
+        datatypes += ["number", "number"]
+        for i, status in enumerate(frame[f"{key}_status"]):
+            if status != "ok" and not frame["error"].iloc[i]:  # a model that could not be read ran none
+                notes[i].append(f"{label}: {status}")
+    for i, error in enumerate(frame["error"]):
+        if error:
+            notes[i].insert(0, str(error))
+    if any(notes):
+        out["notes"] = [html.escape("; ".join(n)) for n in notes]
+        datatypes.append("str")
+    out["seconds"] = pd.to_numeric(frame["seconds"], errors="coerce").round(1)
+    datatypes.append("number")
+    return pd.DataFrame(out), datatypes
+
+
+def intro_markdown(settings: Settings) -> str:
+    """What the tab does, and how long what is kept."""
+    rows = "as soon as the ranking ends" if settings.personal_keep_rows_s <= 0 else (
+        f"for {_duration(settings.personal_keep_rows_s)} after the ranking ends")
+    return (f"**Rank on your own data.** Pick a base model: it and its top candidates on the leaderboard are scored "
+            f"on your labelled rows (cross-validated probes and LogME on frozen features), so you see which "
+            f"checkpoint suits your task. Upload a CSV, JSON Lines or Parquet file with a header row, or name a "
+            f"dataset on the Hub; then pick its text column (and a second one for sentence pairs) and its label "
+            f"column. At most {settings.personal_max_rows:,} rows and "
+            f"{_size(settings.personal_max_bytes)} per file. Your rows are deleted {rows}; the ranking stays at its "
+            f"link for {_duration(settings.personal_ttl_s)}.")
