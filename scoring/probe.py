@@ -54,20 +54,52 @@ def load_encoder(model_dir: Path):
 @torch.inference_mode()
 def extract_features(model, tokenizer, examples: tuple[Example, ...], cfg: ProbeConfig,
                      device: str = "cpu") -> torch.Tensor:
-    """Mean-pooled last hidden states, one row per example (float32, on CPU)."""
+    """Mean-pooled last hidden states, one row per example (float32, on CPU).
+
+    Every example is tokenized once; batches are cut from the examples sorted by token count, each holding at
+    most ``cfg.batch_size × cfg.max_length`` padded tokens (the memory of a full batch of the longest rows), so
+    short rows go many to a batch and almost nothing is padding."""
     model.to(device)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].text) + len(examples[i].text_pair or ""))
+    encoded = _tokenized(tokenizer, examples, cfg.max_length)
     out = torch.empty(len(examples), model.config.hidden_size)
-    for start in range(0, len(order), cfg.batch_size):
-        index = order[start:start + cfg.batch_size]
-        batch = [examples[i] for i in index]
-        pairs = [e.text_pair for e in batch] if any(e.text_pair is not None for e in batch) else None
-        encoded = tokenizer([e.text for e in batch], [p or "" for p in pairs] if pairs else None, padding=True,
-                            truncation=True, max_length=cfg.max_length, return_tensors="pt").to(device)
-        hidden = model(**encoded).last_hidden_state.float()
-        mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    for index in token_batches([len(ids) for ids in encoded["input_ids"]], cfg.batch_size * cfg.max_length):
+        batch = tokenizer.pad({k: [v[i] for i in index] for k, v in encoded.items()}, return_tensors="pt").to(device)
+        hidden = model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         out[index] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
     return out
+
+
+def _tokenized(tokenizer, examples: tuple[Example, ...], max_length: int) -> dict[str, list]:
+    """Each example's token ids (and the tokenizer's other fields), unpadded, in order: a pair as a pair, a single
+    text as a single text."""
+    singles = [i for i, e in enumerate(examples) if e.text_pair is None]
+    pairs = [i for i, e in enumerate(examples) if e.text_pair is not None]
+    parts = []
+    if singles:
+        parts.append((singles, tokenizer([examples[i].text for i in singles], truncation=True, max_length=max_length)))
+    if pairs:
+        parts.append((pairs, tokenizer([examples[i].text for i in pairs], [examples[i].text_pair for i in pairs],
+                                       truncation=True, max_length=max_length)))
+    keys = set(parts[0][1].keys()).intersection(*(p[1].keys() for p in parts)) if parts else set()
+    encoded: dict[str, list] = {k: [None] * len(examples) for k in keys}
+    for index, part in parts:
+        for k in keys:
+            for i, value in zip(index, part[k], strict=True):
+                encoded[k][i] = value
+    return encoded
+
+
+def token_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Indices of ``lengths`` in ascending order of length, cut into batches whose padded size (rows × the
+    longest) stays within ``max_tokens`` (a row longer than that is a batch of its own)."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def fit_logistic(features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: ProbeConfig

@@ -12,7 +12,7 @@ import torch
 from data.errors import ScoringError
 from scoring.config import PROBE
 from scoring.examples import Example, TargetData
-from scoring.probe import extract_features, fit_logistic, load_encoder, predict, probe
+from scoring.probe import extract_features, fit_logistic, load_encoder, predict, probe, token_batches
 from tests.helpers.tiny_models import WORDS, tiny_checkpoints
 
 
@@ -57,6 +57,32 @@ def test_mean_pooling_ignores_padding(ckpt):
     with torch.no_grad():
         manual = model(**encoded).last_hidden_state.mean(1)[0]
     assert torch.allclose(alone[0], manual, atol=1e-5)
+
+
+def test_batches_are_cut_by_token_count_within_the_budget_and_cover_every_row_once():
+    lengths = [5, 1, 3, 10, 2, 2, 7, 1]
+    batches = token_batches(lengths, 8)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) * max(lengths[i] for i in b) <= 8 or len(b) == 1 for b in batches)
+    assert batches[0] == [1, 7, 4, 5]  # the shortest first, four of them fit: 4 x 2 = 8 tokens
+    assert [lengths[b[0]] for b in batches] == sorted(lengths[b[0]] for b in batches)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta"])
+def test_features_do_not_depend_on_the_batching_and_pairs_keep_their_segments(ckpt, model_type):
+    model, tokenizer = load_encoder(ckpt[f"{model_type}-base"])
+    rng = random.Random(1)
+    examples = tuple(Example(" ".join(rng.choices(WORDS[:150], k=rng.randint(1, 20))),
+                             " ".join(rng.choices(WORDS[:150], k=rng.randint(1, 6))) if i % 3 else None, 0)
+                     for i in range(23))
+    batched = extract_features(model, tokenizer, examples, replace(PROBE, batch_size=4))
+    for i in (0, 1, 2, 5, 22):  # one at a time: no padding at all
+        alone = extract_features(model, tokenizer, (examples[i],), PROBE)
+        assert torch.allclose(batched[i], alone[0], atol=1e-5), i
+    encoded = tokenizer(examples[1].text, examples[1].text_pair or "", return_tensors="pt")
+    with torch.no_grad():
+        manual = model(**encoded).last_hidden_state.mean(1)[0]  # the pair's token types as the tokenizer gives them
+    assert torch.allclose(batched[1], manual, atol=1e-5)
 
 
 def test_probe_learns_a_visible_task_and_caches_features(ckpt, tmp_path):
