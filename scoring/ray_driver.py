@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.errors import LeaderboardError
-from data.records import BaseModel, Job, Score
+from data.records import PERSONAL_JOB, BaseModel, Job, Score
 from data.settings import Settings
 from data.store import Store
-from scoring import registry
 from scoring.worker import ScorerFactory, WorkReport, default_scorer_factory, finish, record_failure, worker_name
 
 logger = logging.getLogger(__name__)
@@ -52,8 +51,7 @@ class RayDriver:
         import ray
 
         self.ray, self.store, self.settings, self.device = ray, store, settings, device
-        # personal rankings run on the driver's machine (``python -m scoring work``), never as Ray tasks
-        self.scorers = tuple(scorers) if scorers else tuple(registry.queued())
+        self.scorers = tuple(scorers) if scorers else None
         self.num_gpus = num_gpus if num_gpus is not None else (1.0 if device == "cuda" else 0.0)
         self.scorer_factory, self.local_root = scorer_factory, local_root
         self.name = f"ray-driver:{worker_name()}"
@@ -84,8 +82,9 @@ class RayDriver:
         claimed = 0
         while True:
             while len(in_flight) < self.max_in_flight and (max_jobs is None or claimed < max_jobs):
+                # personal rankings run in a worker process (``python -m scoring work``), never as Ray tasks
                 job = self.store.claim_job(self.name, self.scorers, self.settings.job_lease_s,
-                                           self.settings.job_max_attempts)
+                                           self.settings.job_max_attempts, exclude=(PERSONAL_JOB,))
                 if job is None:
                     break
                 claimed += 1

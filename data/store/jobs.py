@@ -82,15 +82,19 @@ class JobQueue:
                                                              JobStatus.FAILED, JobStatus.CANCELLED)))
 
     def claim_job(self, worker: str, scorers: Sequence[str] | None = None, lease_s: float = 600.0,
-                  max_attempts: int = 3) -> Job | None:
-        """Atomically move the oldest PENDING job (of the given scorers) to RUNNING for this worker, after
-        returning every RUNNING job whose lease has expired to PENDING (or FAILED at ``max_attempts``)."""
+                  max_attempts: int = 3, *, exclude: Sequence[str] = ()) -> Job | None:
+        """Atomically move the oldest PENDING job (of the given scorers, none of ``exclude``) to RUNNING for this
+        worker, after returning every RUNNING job whose lease has expired to PENDING (or FAILED at
+        ``max_attempts``)."""
         now = utcnow()
         sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = ?"
         params: list = [_PENDING]
         if scorers:
             sql += f" AND scorer IN ({','.join('?' * len(scorers))})"
             params.extend(scorers)
+        if exclude:
+            sql += f" AND scorer NOT IN ({','.join('?' * len(exclude))})"
+            params.extend(exclude)
         with self._write() as conn:
             self._expire_leases(conn, now, max_attempts)
             row = conn.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()

@@ -81,3 +81,11 @@ def test_rows_of_a_job_that_never_ends_go_at_their_cap_and_a_request_goes_at_its
 def test_an_unknown_token_finds_nothing(store):
     create(store)
     assert store.personal("0" * 32) is None and store.personal("' OR 1=1 --") is None
+
+
+def test_a_claim_can_leave_personal_jobs_to_others(store):
+    create(store)
+    store.enqueue("m/x", "c" * 40, ["noop"], "b/base")
+    claimed = store.claim_job("ray-driver", exclude=[PERSONAL_JOB])
+    assert claimed.scorer == "noop" and store.claim_job("ray-driver", exclude=[PERSONAL_JOB]) is None
+    assert store.claim_job("worker").scorer == PERSONAL_JOB  # a plain worker takes it
