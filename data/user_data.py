@@ -19,54 +19,45 @@ import json
 import math
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data.errors import LeaderboardError
+from data.user_hub import load_hub, resolved_revision
+from data.user_limits import (
+    DEFAULT_LIMITS,
+    Columns,
+    UploadLimits,
+    UserDataError,
+    capital,
+    check_columns,
+    check_decoded_size,
+    check_header,
+    check_rows,
+    check_unique,
+    file_named,
+    kind_of,
+    listing,
+    picked,
+    quote,
+    size,
+    where_of,
+)
+from data.user_parquet import read_parquet
+
+__all__ = ["DEFAULT_LIMITS", "Columns", "UploadLimits", "UserData", "UserDataError", "file_format", "read_columns",
+           "read_hub_dataset", "read_upload", "user_data"]
 
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".json-lines", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 PARQUET_MAGIC = b"PAR1"
 ACCEPTED = "a CSV (.csv), JSON Lines (.jsonl) or Parquet (.parquet) file"
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _CSV_WIDTH_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _CSV_QUOTE_RE = re.compile(r"EOF inside string starting at row (\d+)")
-_SHA_RE = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
-
-
-class UserDataError(LeaderboardError, ValueError):
-    """A user's data cannot be used; ``reason`` is one sentence to show the user."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UploadLimits:
-    """How much data one user may bring, and how little makes a usable classification task."""
-
-    max_bytes: int = 20 * 2**20
-    max_rows: int = 20_000
-    max_text_chars: int = 5_000  # per text cell
-    min_classes: int = 2
-    min_per_class: int = 2
-
-
-DEFAULT_LIMITS = UploadLimits()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Columns:
-    """Which columns hold the text, the label and (for sentence-pair tasks) the second text."""
-
-    text: str
-    label: str
-    pair: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +84,8 @@ class UserData:
         return {name: counts[i] for i, name in enumerate(self.label_names)}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":"))
+        """The record as UTF-8 JSON (not ASCII-escaped: a non-Latin text is stored at its own size)."""
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> UserData:
@@ -125,8 +117,8 @@ def file_format(path: Path, name: str | None = None) -> str:
     if suffix in CSV_SUFFIXES or suffix in JSONL_SUFFIXES:
         return "csv" if suffix in CSV_SUFFIXES else "jsonl"
     if b"\0" in head or not _is_utf8_start(head):
-        raise UserDataError(f"The file {_quote(name)} looks like a binary file, not {ACCEPTED}.")
-    raise UserDataError(f"The file {_quote(name)} is not {ACCEPTED}: save it in one of those formats.")
+        raise UserDataError(f"The file {quote(name)} looks like a binary file, not {ACCEPTED}.")
+    raise UserDataError(f"The file {quote(name)} is not {ACCEPTED}: save it in one of those formats.")
 
 
 def read_columns(path: Path, name: str | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> list[str]:
@@ -148,16 +140,19 @@ def read_hub_dataset(repo_id: str, *, columns: Columns, config: str | None = Non
                      cache_dir: Path | None = None) -> UserData:
     """A Hub dataset's split through the datasets library; ClassLabel ids become their names, -1 is no label."""
     _check_distinct(columns)
-    loaded = _load_hub(repo_id, config, revision, cache_dir)
+    loaded = load_hub(repo_id, config, revision, cache_dir, limits)
     name = repo_id + (f"/{config}" if config else "")
     if split not in loaded:
-        raise UserDataError(f"The dataset {_quote(name)} has no split {_quote(split)}; its splits are "
-                            f"{_listing(loaded)}.")
+        raise UserDataError(f"The dataset {quote(name)} has no split {quote(split)}; its splits are "
+                            f"{listing(loaded)}.")
     table = loaded[split]
-    source = f"hub:{name}:{split}@{_resolved_revision(table) or revision or 'main'}"
-    _check_rows(table.num_rows, _where(source), limits)
-    _check_columns(table.column_names, columns, _where(source))
-    values = table.select_columns(list(dict.fromkeys(_picked(columns)))).to_dict()
+    source = f"hub:{name}:{split}@{resolved_revision(table) or revision or 'main'}"
+    check_rows(table.num_rows, where_of(source), limits)
+    check_header(table.column_names, where_of(source), limits)
+    check_columns(table.column_names, columns, where_of(source))
+    chosen = table.select_columns(list(dict.fromkeys(picked(columns))))
+    check_decoded_size(chosen.data, where_of(source), limits)  # counted in Arrow, before any Python string
+    values = chosen.to_dict()
     names = getattr(table.features[columns.label], "names", None)
     if names is not None:  # ClassLabel: ids to names, -1 (no gold label) to missing
         values[columns.label] = [names[v] if isinstance(v, int) and 0 <= v < len(names) else None
@@ -168,14 +163,15 @@ def read_hub_dataset(repo_id: str, *, columns: Columns, config: str | None = Non
 def user_data(rows: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]], columns: Columns, *,
               source: str, limits: UploadLimits = DEFAULT_LIMITS) -> UserData:
     """The shared validation: rows (dicts) or a dict of columns, checked cell by cell, then class by class."""
-    where = _where(source)
+    where = where_of(source)
     _check_distinct(columns)
     table = _as_columns(rows, columns, where, limits)
     texts = tuple(_text(v, i, columns.text, where, limits) for i, v in enumerate(table[columns.text]))
     pairs = None if columns.pair is None else tuple(
         _text(v, i, columns.pair, where, limits) for i, v in enumerate(table[columns.pair]))
-    labels = [_label(v, i, columns.label, where) for i, v in enumerate(table[columns.label])]
+    labels = [_label(v, i, columns.label, where, limits) for i, v in enumerate(table[columns.label])]
     _check_classes(Counter(labels), columns.label, where, limits)
+    _check_text_bytes((texts, pairs or (), labels), where, limits)
     return _record(texts, pairs, labels, source)
 
 
@@ -202,17 +198,20 @@ def _strings(values: Any) -> tuple[str, ...]:
 def _read_file(path: Path, name: str, limits: UploadLimits, wanted: Columns | None) -> tuple[list[str], Any]:
     """(column names, rows or columns) of an uploaded file, after the checks every format shares."""
     try:
-        size = os.stat(path).st_size
+        found = os.stat(path)
     except OSError as e:
-        raise UserDataError(f"The file {_quote(name)} could not be opened.") from e
-    if size > limits.max_bytes:
-        raise UserDataError(f"The file {_quote(name)} is {_size(size)}, over the limit of {_size(limits.max_bytes)}.")
-    if size == 0:
-        raise UserDataError(f"The file {_quote(name)} is empty.")
+        raise UserDataError(f"The file {quote(name)} could not be opened.") from e
+    if not stat.S_ISREG(found.st_mode):  # a device, a pipe or a folder is never read
+        raise UserDataError(f"The file {quote(name)} could not be opened.")
+    if found.st_size > limits.max_bytes:
+        raise UserDataError(f"The file {quote(name)} is {size(found.st_size)}, over the limit of "
+                            f"{size(limits.max_bytes)}.")
+    if found.st_size == 0:
+        raise UserDataError(f"The file {quote(name)} is empty.")
     kind = file_format(path, name)
     if kind == "parquet":
-        return _read_parquet(path, name, limits, wanted)
-    text = _decode(_read_bytes(path, name), name)
+        return read_parquet(path, name, limits, wanted)
+    text = _decode(_read_bytes(path, name, limits.max_bytes + 1), name)
     return (_read_csv if kind == "csv" else _read_jsonl)(text, name, limits, wanted)
 
 
@@ -221,7 +220,7 @@ def _read_bytes(path: Path, name: str, size: int = -1) -> bytes:
         with open(path, "rb") as f:
             return f.read(size)
     except OSError as e:
-        raise UserDataError(f"The file {_quote(name)} could not be read.") from e
+        raise UserDataError(f"The file {quote(name)} could not be read.") from e
 
 
 def _is_utf8_start(head: bytes) -> bool:
@@ -236,14 +235,14 @@ def _is_utf8_start(head: bytes) -> bool:
 def _decode(data: bytes, name: str) -> str:
     """UTF-8 text (a byte order mark is dropped); NUL bytes mean a binary file, bad bytes are located for the user."""
     if b"\0" in data:
-        raise UserDataError(f"The file {_quote(name)} looks like a binary file, not {ACCEPTED}.")
+        raise UserDataError(f"The file {quote(name)} looks like a binary file, not {ACCEPTED}.")
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
         return data[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
         at = bom + e.start
         line = data[:at].count(b"\n") + 1
-        raise UserDataError(f"The file {_quote(name)} is not UTF-8 text: byte {at} (line {line}) cannot be read; "
+        raise UserDataError(f"The file {quote(name)} is not UTF-8 text: byte {at} (line {line}) cannot be read; "
                             f"save it as UTF-8 and try again.") from e
 
 
@@ -251,187 +250,105 @@ def _read_csv(text: str, name: str, limits: UploadLimits, wanted: Columns | None
     """Every cell a string; the header is read as a row so that a row wider than it is an error, not an index."""
     import pandas as pd
 
+    _check_csv_header(text, name, limits)
     try:
         frame = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False,
                             nrows=limits.max_rows + 2)
     except pd.errors.EmptyDataError as e:
-        raise UserDataError(f"The file {_quote(name)} is empty.") from e
+        raise UserDataError(f"The file {quote(name)} is empty.") from e
     except pd.errors.ParserError as e:
         raise UserDataError(_csv_problem(name, str(e))) from e
     header, *rows = frame.values.tolist()
-    _check_rows(len(rows), _file(name), limits)
-    for column in _picked(wanted) if wanted else ():
-        if header.count(column) > 1:
-            raise UserDataError(f"The file {_quote(name)} has more than one column named {_quote(column)}.")
-    first = {column: header.index(column) for column in dict.fromkeys(header)}
+    check_rows(len(rows), file_named(name), limits)
+    check_unique(header, wanted, file_named(name))
+    first: dict[str, int] = {}
+    for j, column in enumerate(header):
+        first.setdefault(column, j)
     return list(first), {column: [row[j] for row in rows] for column, j in first.items()}
+
+
+def _check_csv_header(text: str, name: str, limits: UploadLimits) -> None:
+    """The header row's width and names, read alone from the text's start before pandas parses any row: a header
+    that does not end within what ``max_columns`` names of ``max_column_name_chars`` can take is refused as such."""
+    import csv
+
+    head = text[: (limits.max_columns + 1) * (limits.max_column_name_chars + 3)]
+    rows = csv.reader(io.StringIO(head))
+    try:
+        names = next(rows, [])
+    except csv.Error:  # a field longer than the csv module's field limit
+        names = []
+    whole = len(head) == len(text) or rows.line_num <= head.count("\n")  # a line of the head is past the header
+    if not whole and len(names) > limits.max_columns:
+        raise UserDataError(f"The file {quote(name)} has more than {limits.max_columns:,} columns; the limit is "
+                            f"{limits.max_columns:,}.")
+    if not whole:
+        raise UserDataError(f"The header row of {file_named(name)} is longer than {limits.max_columns:,} column "
+                            f"names of at most {limits.max_column_name_chars:,} characters can be.")
+    check_header(names, file_named(name), limits)
 
 
 def _csv_problem(name: str, message: str) -> str:
     """The parser's complaint, in words: a row wider than the header, a quote never closed, or else a hint."""
-    width, quote = _CSV_WIDTH_RE.search(message), _CSV_QUOTE_RE.search(message)
+    width, unclosed = _CSV_WIDTH_RE.search(message), _CSV_QUOTE_RE.search(message)
     problem = "check its quotes and commas"
     if width:
         expected, line, saw = width.groups()
         problem = f"line {line} has {saw} fields but the header has {expected}"
-    elif quote:  # pandas counts this row from 0
-        problem = f"a quotation mark opened on line {int(quote.group(1)) + 1} is never closed"
-    return f"The file {_quote(name)} is not a well-formed CSV file: {problem}."
+    elif unclosed:  # pandas counts this row from 0
+        problem = f"a quotation mark opened on line {int(unclosed.group(1)) + 1} is never closed"
+    return f"The file {quote(name)} is not a well-formed CSV file: {problem}."
 
 
 def _read_jsonl(text: str, name: str, limits: UploadLimits, wanted: Columns | None) -> tuple[list[str], Any]:
-    """One JSON object per non-blank line."""
-    rows = []
+    """One JSON object per non-blank line; a line, an object's keys and the keys of all rows are bounded while
+    they are read."""
+    rows, keys = [], {}
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError):
-            row = None
-        if not isinstance(row, dict):
-            raise UserDataError(f"Line {number} of {_file(name)} is not a JSON object like "
-                                f'{{"text": "...", "label": "..."}}.')
+        if len(line) > limits.max_line_bytes:
+            raise UserDataError(f"Line {number} of {file_named(name)} is longer than the limit of "
+                                f"{size(limits.max_line_bytes)}.")
+        row = _json_object(line, number, name, limits)
+        keys.update(dict.fromkeys(row))
+        if len(keys) > limits.max_columns:
+            check_header(list(keys), file_named(name), limits)
         rows.append(row)
         if len(rows) > limits.max_rows:
             break
-    _check_rows(len(rows), _file(name), limits)
-    return list(dict.fromkeys(key for row in rows for key in row)), rows
+    check_rows(len(rows), file_named(name), limits)
+    check_header(list(keys), file_named(name), limits)
+    return list(keys), rows
 
 
-def _read_parquet(path: Path, name: str, limits: UploadLimits, wanted: Columns | None) -> tuple[list[str], Any]:
-    """Only the picked columns are read, after the footer's row count and sizes passed; dictionary-encoded columns
-    stay encoded until their longest value passed, so a small file cannot unpack into gigabytes."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    unreadable = f"The file {_quote(name)} could not be read as a Parquet file."
-    picked = list(dict.fromkeys(_picked(wanted))) if wanted else []
-    try:
-        parquet = pq.ParquetFile(path)
-        available, metadata = list(dict.fromkeys(parquet.schema_arrow.names)), parquet.metadata
-    except (pa.ArrowException, OSError, ValueError) as e:
-        raise UserDataError(unreadable) from e
-    with parquet:
-        _check_rows(metadata.num_rows, _file(name), limits)
-        if wanted is None:
-            return available, None
-        _check_columns(available, wanted, _file(name))
-        _check_parquet_types(parquet.schema_arrow, picked, name)
-        _check_unpacked_size(metadata, picked, name, limits)
-        try:
-            with pq.ParquetFile(path, read_dictionary=picked) as flat:  # the picked columns are flat now
-                table = flat.read(columns=picked)
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise UserDataError(unreadable) from e
-        _check_longest_values(table, name, limits)
-        return available, table.to_pydict()
-
-
-def _check_parquet_types(schema: Any, picked: list[str], name: str) -> None:
-    """Text, whole numbers or nulls only: a nested or binary column is refused before any of it is read."""
-    import pyarrow as pa
-
-    for column in picked:
-        kind = schema.field(column).type
-        kind = kind.value_type if pa.types.is_dictionary(kind) else kind
-        if not any(is_kind(kind) for is_kind in (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer,
-                                                 pa.types.is_floating, pa.types.is_boolean, pa.types.is_null)):
-            raise UserDataError(f"Column {_quote(column)} of {_file(name)} does not hold text or numbers.")
-
-
-def _check_unpacked_size(metadata: Any, picked: list[str], name: str, limits: UploadLimits) -> None:
-    """The picked columns' uncompressed size, from the footer, within what their rows may legitimately hold."""
-    total = 0
-    for r in range(metadata.num_row_groups):
-        group = metadata.row_group(r)
-        chunks = (group.column(c) for c in range(group.num_columns))
-        total += sum(chunk.total_uncompressed_size for chunk in chunks if chunk.path_in_schema in picked)
-    if total > metadata.num_rows * (4 * limits.max_text_chars + 16) * len(picked):
-        raise UserDataError(f"The file {_quote(name)} unpacks to {_size(total)}, more than {metadata.num_rows:,} "
-                            f"rows of at most {limits.max_text_chars:,} characters can hold.")
-
-
-def _check_longest_values(table: Any, name: str, limits: UploadLimits) -> None:
-    """No text value longer than 4 bytes per allowed character, checked while dictionary-encoded values are still
-    stored once (``to_pydict`` copies them into every row)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    for column, values in zip(table.column_names, table.columns, strict=True):
-        for chunk in values.chunks:
-            chunk = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
-            if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
-                continue
-            longest = pc.max(pc.binary_length(chunk)).as_py()
-            if longest is not None and longest > 4 * limits.max_text_chars:
-                raise UserDataError(f"A value in column {_quote(column)} of {_file(name)} is longer than the limit "
-                                    f"of {limits.max_text_chars:,} characters.")
-
-
-# -- hub --------------------------------------------------------------------------------------------------------
-
-def _load_hub(repo_id: str, config: str | None, revision: str | None, cache_dir: Path | None) -> Any:
-    """``datasets.load_dataset``, its errors turned into sentences; a local path is never loaded."""
-    if not _HUB_ID_RE.fullmatch(repo_id) or os.path.exists(repo_id):
-        raise UserDataError(f"{_quote(repo_id)} is not a Hub dataset id: write it as owner/name.")
-    import datasets
+def _json_object(line: str, number: int, name: str, limits: UploadLimits) -> dict:
+    def bounded(pairs: list) -> dict:
+        if len(pairs) > limits.max_columns:
+            raise UserDataError(f"Line {number} of {file_named(name)} has {len(pairs):,} keys; the limit is "
+                                f"{limits.max_columns:,} columns.")
+        return dict(pairs)
 
     try:
-        return datasets.load_dataset(repo_id, config, revision=revision,
-                                     cache_dir=str(cache_dir) if cache_dir is not None else None)
-    except (datasets.exceptions.DatasetsError, OSError, ValueError, RuntimeError, ImportError) as e:
-        raise UserDataError(_hub_problem(repo_id, config, revision, str(e))) from e
-
-
-def _hub_problem(repo_id: str, config: str | None, revision: str | None, message: str) -> str:
-    if revision and message.startswith("Revision "):
-        return f"The dataset {_quote(repo_id)} has no revision {_quote(revision)}."
-    if "doesn't exist on the Hub" in message:
-        return f"There is no dataset {_quote(repo_id)} on the Hub, or it is private."
-    if config and message.startswith("BuilderConfig "):
-        return f"The dataset {_quote(repo_id)} has no configuration {_quote(config)}."
-    if message.startswith("Config name is missing"):
-        return f"The dataset {_quote(repo_id)} has several configurations: pick one."
-    return f"The dataset {_quote(repo_id)} could not be loaded from the Hub ({_quote(message, 160)[1:-1]})."
-
-
-def _resolved_revision(split: Any) -> str:
-    """The commit sha: the datasets cache names a directory after it (best effort)."""
-    for cache_file in getattr(split, "cache_files", ()):
-        found = _SHA_RE.findall(str(cache_file.get("filename", "")))
-        if found:
-            return found[-1]
-    return ""
+        row = json.loads(line, object_pairs_hook=bounded)
+    except (ValueError, RecursionError) as e:
+        if isinstance(e, UserDataError):
+            raise
+        row = None
+    if not isinstance(row, dict):
+        raise UserDataError(f"Line {number} of {file_named(name)} is not a JSON object like "
+                            f'{{"text": "...", "label": "..."}}.')
+    return row
 
 
 # -- checks -----------------------------------------------------------------------------------------------------
 
-def _picked(columns: Columns) -> list[str]:
-    return [columns.text, *([columns.pair] if columns.pair is not None else []), columns.label]
-
-
 def _check_distinct(columns: Columns) -> None:
-    picked = _picked(columns)
-    for column in picked:
-        if picked.count(column) > 1:
-            raise UserDataError(f"The column {_quote(column)} was picked twice: the text, second text and label "
+    chosen = picked(columns)
+    for column in chosen:
+        if chosen.count(column) > 1:
+            raise UserDataError(f"The column {quote(column)} was picked twice: the text, second text and label "
                                 f"must be different columns.")
-
-
-def _check_columns(available: Sequence[str], columns: Columns, where: str) -> None:
-    for column in _picked(columns):
-        if column not in available:
-            raise UserDataError(f"{_capital(where)} has no column {_quote(column)}; its columns are "
-                                f"{_listing(available)}.")
-
-
-def _check_rows(count: int, where: str, limits: UploadLimits) -> None:
-    if count == 0:
-        raise UserDataError(f"{_capital(where)} has no data rows.")
-    if count > limits.max_rows:
-        raise UserDataError(f"{_capital(where)} has more than {limits.max_rows:,} rows; the limit is "
-                            f"{limits.max_rows:,}.")
 
 
 def _as_columns(rows: Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]], columns: Columns,
@@ -442,37 +359,40 @@ def _as_columns(rows: Sequence[Mapping[str, object]] | Mapping[str, Sequence[obj
     else:
         available = list(dict.fromkeys(key for row in rows for key in row))
         count = len(rows)
-    _check_rows(count, where, limits)
-    _check_columns(available, columns, where)
+    check_rows(count, where, limits)
+    check_columns(available, columns, where)
     if isinstance(rows, Mapping):
-        return {column: list(rows[column]) for column in _picked(columns)}
-    return {column: [row.get(column) for row in rows] for column in _picked(columns)}
+        return {column: list(rows[column]) for column in picked(columns)}
+    return {column: [row.get(column) for row in rows] for column in picked(columns)}
 
 
 def _text(value: object, i: int, column: str, where: str, limits: UploadLimits) -> str:
     at = f"Row {i + 1} of {where}"
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise UserDataError(f"{at} has no text in column {_quote(column)}.")
+        raise UserDataError(f"{at} has no text in column {quote(column)}.")
     if not isinstance(value, str):
-        raise UserDataError(f"{at} has {_kind(value)} in column {_quote(column)}, where text was expected.")
+        raise UserDataError(f"{at} has {kind_of(value)} in column {quote(column)}, where text was expected.")
     if len(value) > limits.max_text_chars:
-        raise UserDataError(f"{at} has {len(value):,} characters of text in column {_quote(column)}; the limit "
+        raise UserDataError(f"{at} has {len(value):,} characters of text in column {quote(column)}; the limit "
                             f"is {limits.max_text_chars:,}.")
     return _valid_unicode(value, at, column)
 
 
-def _label(value: object, i: int, column: str, where: str) -> str:
+def _label(value: object, i: int, column: str, where: str, limits: UploadLimits) -> str:
     at = f"Row {i + 1} of {where}"
     if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str)
                                                                             and not value.strip()):
-        raise UserDataError(f"{at} has no label in column {_quote(column)}.")
+        raise UserDataError(f"{at} has no label in column {quote(column)}.")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
-        raise UserDataError(f"{at} has {_kind(value)} in column {_quote(column)}; a label must be text or a whole "
+        raise UserDataError(f"{at} has {kind_of(value)} in column {quote(column)}; a label must be text or a whole "
                             f"number.")
+    if len(value) > limits.max_label_chars:
+        raise UserDataError(f"{at} has a label of {len(value):,} characters in column {quote(column)}; the limit "
+                            f"is {limits.max_label_chars:,}: is it the label column?")
     return _valid_unicode(value, at, column)
 
 
@@ -480,69 +400,29 @@ def _valid_unicode(value: str, at: str, column: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:  # a lone surrogate, possible in JSON ("\ud800")
-        raise UserDataError(f"{at} has an invalid character in column {_quote(column)}.") from e
+        raise UserDataError(f"{at} has an invalid character in column {quote(column)}.") from e
     return value
+
+
+def _check_text_bytes(columns: tuple[Sequence[str], ...], where: str, limits: UploadLimits) -> None:
+    total = 0
+    for values in columns:
+        total += sum(len(v.encode("utf-8", "surrogatepass")) for v in values)
+        if total > limits.max_decoded_bytes:
+            raise UserDataError(f"{capital(where)} holds more than {size(limits.max_decoded_bytes)} of text in the "
+                                f"picked columns, the limit.")
 
 
 def _check_classes(counts: Counter[str], column: str, where: str, limits: UploadLimits) -> None:
     if len(counts) < limits.min_classes:
-        raise UserDataError(f"{_capital(where)} has {len(counts)} distinct label(s) in column {_quote(column)} "
-                            f"({_listing(sorted(counts))}); at least {limits.min_classes} are needed.")
+        raise UserDataError(f"{capital(where)} has {len(counts)} distinct label(s) in column {quote(column)} "
+                            f"({listing(sorted(counts))}); at least {limits.min_classes} are needed.")
+    if len(counts) > limits.max_classes:
+        raise UserDataError(f"{capital(where)} has {len(counts):,} distinct labels in column {quote(column)}; the "
+                            f"limit is {limits.max_classes:,} classes: is it the label column?")
     rare = sorted(label for label, n in counts.items() if n < limits.min_per_class)
     if rare:
-        raise UserDataError(f"In {where}, the class(es) {_listing(rare)} have fewer than {limits.min_per_class} "
+        raise UserDataError(f"In {where}, the class(es) {listing(rare)} have fewer than {limits.min_per_class} "
                             f"examples each; every class needs at least {limits.min_per_class}.")
 
 
-# -- wording ----------------------------------------------------------------------------------------------------
-
-def _where(source: str) -> str:
-    """How a sentence names the data: "the file 'reviews.csv'" or "the 'train' split of 'org/name'"."""
-    kind, _, rest = source.partition(":")
-    if kind == "upload":
-        return _file(rest)
-    if kind == "hub" and ":" in rest:
-        name, _, split = rest.rsplit("@", 1)[0].rpartition(":")
-        return f"the {_quote(split)} split of {_quote(name)}"
-    return _quote(source)
-
-
-def _file(name: str) -> str:
-    return f"the file {_quote(name)}"
-
-
-def _capital(where: str) -> str:
-    return where[:1].upper() + where[1:]
-
-
-def _quote(value: object, limit: int = 60) -> str:
-    """``repr`` (control and invisible characters escaped), cut to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 2] + "…" + text[-1]
-
-
-def _listing(values: Sequence[object] | Mapping[str, object], limit: int = 300) -> str:
-    values = list(values)
-    shown: list[str] = []
-    for value in values:
-        if sum(len(s) + 2 for s in shown) > limit:
-            break
-        shown.append(_quote(value))
-    more = len(values) - len(shown)
-    return (", ".join(shown) or "none") + (f" and {more} more" if more else "")
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a true/false value"
-    if isinstance(value, int | float):
-        return f"the number {_quote(value, 30)}"
-    if isinstance(value, list | tuple | dict):
-        return "a list" if not isinstance(value, dict) else "an object"
-    return f"a value of type {type(value).__name__}"
-
-
-def _size(n_bytes: int) -> str:
-    if n_bytes < 1024:
-        return f"{n_bytes} bytes"
-    return f"{n_bytes / 1024:.1f} KB" if n_bytes < 2**20 else f"{n_bytes / 2**20:.1f} MB"
