@@ -77,3 +77,15 @@ class StoreFull(StoreError):
 
 class SnapshotError(LeaderboardError, ValueError):
     """A results snapshot file is missing, unreadable, of an unknown format, or has a malformed record."""
+
+
+def public_sentence(error: StoreError) -> str:
+    """What a user is told of a store fault: one sentence per kind, naming no path or host (the log has the
+    message itself)."""
+    if isinstance(error, StoreBusy):
+        return "The leaderboard is busy saving other work: nothing was saved; try again in a minute."
+    if isinstance(error, StoreReadOnly):
+        return "The leaderboard is read-only just now: it can be browsed, but nothing can be queued."
+    if isinstance(error, StoreFull):
+        return "The server's disk is full: nothing was saved; try again later."
+    return "The leaderboard cannot save anything just now: nothing was saved; it has been logged."

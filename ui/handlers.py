@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from data.boards import read_study
-from data.errors import StoreError, SubmissionRejected
+from data.errors import StoreError, SubmissionRejected, public_sentence
 from data.escape import markdown_text
 from data.hub import HubClient
 from data.metrics import PROJECT_SOURCE
@@ -283,8 +283,9 @@ class AppHandlers:
         hourly limit)."""
         try:
             result = submit(repo_id, revision, self._hub_factory(), self.store, self.settings, submitter=submitter)
-        except StoreError as e:  # busy, read-only, damaged, full: its sentence, not a generic failure
-            raise SubmissionRejected(str(e)) from e
+        except StoreError as e:  # busy, read-only, damaged, full: its sentence (no path), not a generic failure
+            logger.error("queueing %r failed: %s", repo_id, e)
+            raise SubmissionRejected(public_sentence(e)) from e
         self.service.invalidate()
         scorers = ", ".join(j.scorer for j in result.jobs)
         if not result.is_new:
@@ -295,15 +296,14 @@ class AppHandlers:
                 f"(jobs: {scorers}).{position}")
 
     def jobs(self, limit: int = 200) -> pd.DataFrame:
-        """The newest jobs with their status and, for failures, the error."""
-        jobs = sorted(self.store.jobs(), key=lambda j: j.id, reverse=True)[:limit]
+        """The newest jobs with their status and, for failures, the error (no personal ranking's job)."""
+        jobs = self.store.public_jobs(limit)
         rows = [[j.id, j.repo_id, j.revision[:8], j.scorer, j.status.value, j.attempts, j.error or "",
                  j.created_at.isoformat(timespec="seconds") if j.created_at else "",
                  j.finished_at.isoformat(timespec="seconds") if j.finished_at else ""] for j in jobs]
         return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
     def job_counts(self) -> str:
-        counts = dict.fromkeys(JobStatus, 0)
-        for job in self.store.jobs():
-            counts[job.status] += 1
+        stats = self.store.queue_stats()  # personal rankings' jobs left out, as in ``jobs``
+        counts = {status: getattr(stats, status.value.lower()) for status in JobStatus}
         return " · ".join(f"{status.value.lower()} {n}" for status, n in counts.items() if n) or "no jobs yet"

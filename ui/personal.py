@@ -4,22 +4,24 @@ ranking, and show a request's state, ranking and downloads. ui/events.py turns t
 The web process only validates and queues (``scoring.personal_submit``, which imports no torch); a scoring worker
 (``python -m scoring work``) scores. A request is named by its random token, the key of its shareable URL
 (``?personal=TOKEN``). Everything that comes from a file, a user or the Hub is escaped for where it lands: Markdown
-through ``data.escape.markdown_text``, table text cells through ``html.escape``, model names through
+through ``data.escape.markdown_text``, table text cells as "str" cells (shown as text by the page), model names through
 ``ui.views.model_link``.
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import logging
 import math
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from data.errors import StoreError
+from data.errors import StoreError, public_sentence
 from data.escape import markdown_text
 from data.metrics import METRICS, PROJECT_SOURCE
 from data.records import JobStatus, PersonalRequest
@@ -29,9 +31,11 @@ from data.user_data import Columns, UploadLimits, UserData, UserDataError, read_
 from ranking.columns import column_for
 from ranking.personal import personal_csv, personal_frame, personal_json
 from scoring.personal_submit import MAX_TOP_K, PersonalError, submit
+from ui import sandbox
 from ui.handlers import save_export
 from ui.layout import PersonalDefaults
 from ui.service import LeaderboardService
+from ui.uploads import delete_upload, upload_root, uploaded_file
 from ui.urls import personal_query, share_markdown
 from ui.views import model_link
 
@@ -100,10 +104,13 @@ class PersonalState:
 
 
 class PersonalHandlers:
-    def __init__(self, store: Store, settings: Settings, service: LeaderboardService | None = None):
+    def __init__(self, store: Store, settings: Settings, service: LeaderboardService | None = None, *,
+                 uploads: Path | None = None):
+        """``uploads``: the only folder a file payload may name (default: Gradio's upload folder)."""
         self.store = store
         self.settings = settings
         self.service = service or LeaderboardService(store)
+        self.uploads = (uploads or upload_root()).resolve()
         self._export_dir = Path(settings.cache_dir) / "exports"
 
     @property
@@ -129,9 +136,10 @@ class PersonalHandlers:
         """The uploaded file's columns, with guesses for the pickers; raises PersonalRefused (the file's problem)."""
         if not file_path:
             return ColumnChoices(columns=(), text="", pair=NO_PAIR, label="")
-        path = Path(file_path)
         try:
-            found = tuple(read_columns(path, path.name, limits=self.limits))
+            path = uploaded_file(file_path, self.uploads)
+            found = tuple(sandbox.run_bounded(functools.partial(read_columns, path, path.name, limits=self.limits),
+                                              what="the file"))
         except UserDataError as e:
             raise PersonalRefused(e.reason) from e
         text = _guess(found, TEXT_GUESSES) or (found[0] if found else "")
@@ -158,14 +166,28 @@ class PersonalHandlers:
         columns = Columns(text=text, label=label, pair=pair if pair.strip() else None)
         try:
             if has_file:
-                path = Path(form.file_path)
-                return read_upload(path, columns, name=path.name, limits=self.limits)
-            return read_hub_dataset(hub_id, columns=columns, config=(form.hub_config or "").strip() or None,
-                                    split=(form.hub_split or "").strip() or DEFAULT_SPLIT,
-                                    revision=(form.hub_revision or "").strip() or None, limits=self.limits,
-                                    cache_dir=Path(self.settings.cache_dir) / "user-datasets")
+                path = uploaded_file(form.file_path, self.uploads)
+                return sandbox.run_bounded(functools.partial(read_upload, path, columns, name=path.name,
+                                                             limits=self.limits), what="the file")
+            return self._read_hub(hub_id, columns, form)
         except UserDataError as e:
             raise PersonalRefused(e.reason) from e
+
+    def _read_hub(self, hub_id: str, columns: Columns, form: PersonalForm) -> UserData:
+        """The Hub dataset, downloaded into a folder of its own that goes as soon as its rows are read (whether
+        they are used or refused): the datasets cache never keeps a user's data."""
+        root = Path(self.settings.cache_dir) / "user-datasets"
+        root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=root))
+        try:
+            read = functools.partial(read_hub_dataset, hub_id, columns=columns,
+                                     config=(form.hub_config or "").strip() or None,
+                                     split=(form.hub_split or "").strip() or DEFAULT_SPLIT,
+                                     revision=(form.hub_revision or "").strip() or None, limits=self.limits,
+                                     cache_dir=folder)
+            return sandbox.run_bounded(read, what="the dataset", time_s=sandbox.HUB_TIME_BUDGET_S)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def rank(self, form: PersonalForm, submitter: str | None = None) -> PersonalRequest:
         """Check the form and queue its personal ranking (one job); raises PersonalRefused and queues nothing.
@@ -174,17 +196,32 @@ class PersonalHandlers:
         if not base_id:
             raise PersonalRefused("Pick a base model: its top candidates on the leaderboard are ranked on your data.")
         top_k = self._top_k(form.top_k)
-        data = self.read(form)
-        slot = self._take_slot(submitter)
         try:
+            slot = self._take_slot(submitter)  # before any parse or Hub request: a client at its limit costs nothing
+        except StoreError as e:
+            logger.error("no hourly slot for a personal ranking: %s", e)
+            raise PersonalRefused(public_sentence(e)) from e
+        try:
+            data = self.read(form)
             request = submit(self.store, self.settings, base_id=base_id, data=data, top_k=top_k)
-        except (PersonalError, StoreError) as e:
-            if slot is not None:
-                self.store.release_slot(slot)
-            raise PersonalRefused(str(e)) from e
+        except BaseException as e:
+            self._release_slot(slot)
+            refusal = _refusal(e)
+            if refusal is e:
+                raise
+            raise refusal from e
+        if form.file_path:  # its rows are in the store now: the uploaded copy goes
+            delete_upload(uploaded_file(form.file_path, self.uploads), self.uploads)
         logger.info("personal %s queued: %s on %d rows, top %d", request.id[:8], request.base_id, data.num_rows,
                     request.top_k)
         return request
+
+    def _release_slot(self, slot: int | None) -> None:
+        if slot is not None:
+            try:
+                self.store.release_slot(slot)
+            except StoreError:
+                logger.exception("could not give back a refused request's hourly slot")
 
     def _take_slot(self, submitter: str | None) -> int | None:
         """One of the submitter's hourly personal rankings (its event id), or PersonalRefused saying when."""
@@ -243,6 +280,18 @@ class PersonalHandlers:
     def _file(self, request: PersonalRequest, fmt: str) -> Path:
         data = personal_csv(request.result) if fmt == "csv" else personal_json(request.result)
         return save_export(self._export_dir, _UNSAFE_NAME.sub("_", f"personal-{request.base_id}"), data, fmt)
+
+
+def _refusal(error: BaseException) -> BaseException:
+    """A refused request's sentence: its own, a store fault's public one; anything else passes as it is."""
+    if isinstance(error, PersonalRefused):
+        return error
+    if isinstance(error, StoreError):
+        logger.error("queueing a personal ranking failed: %s", error)
+        return PersonalRefused(public_sentence(error))
+    if isinstance(error, PersonalError):
+        return PersonalRefused(str(error))
+    return error
 
 
 def _guess(columns: tuple[str, ...], names: tuple[str, ...], exclude: tuple[str, ...] = ()) -> str:
@@ -345,7 +394,7 @@ def ranking_table(result: dict) -> tuple[pd.DataFrame, list[str]]:
         if error:
             notes[i].insert(0, str(error))
     if any(notes):
-        out["notes"] = [html.escape("; ".join(n)) for n in notes]
+        out["notes"] = ["; ".join(n) for n in notes]  # a "str" cell: shown as text, never as markup
         datatypes.append("str")
     out["seconds"] = pd.to_numeric(frame["seconds"], errors="coerce").round(1)
     datatypes.append("number")

@@ -200,7 +200,7 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
         links = values.map(model_link)
         return links.where(~frame["is_baseline"].astype(bool), links + " (base)")
     if spec.key == "revision":  # a commit sha reads fine as its first 8 characters; exports keep all 40
-        return values.map(lambda v: str(v)[:8] if isinstance(v, str) and SHA.match(v) else html.escape(str(v)))
+        return values.map(lambda v: str(v)[:8] if isinstance(v, str) and SHA.match(v) else str(v))
     if spec.key == "beats_base":
         return values.map(_yes_no).where(~frame["is_baseline"].astype(bool), "")
     if spec.fmt in ("pct", "pts"):
@@ -209,7 +209,8 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
         return pd.to_numeric(values, errors="coerce").round(spec.decimals)
     if spec.fmt == "int":
         return pd.to_numeric(values, errors="coerce").round().astype("Int64")
-    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else html.escape(str(v)))
+    # a "str" cell is shown by the Dataframe as text (the browser escapes it): escaping here showed "&lt;" to users
+    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
 
 
 def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str:

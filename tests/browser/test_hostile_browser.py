@@ -66,6 +66,16 @@ def test_hub_text_renders_as_text_on_the_model_page(browser, hostile_app, reques
     assert not [u for u in fetched if EVIL in u]
 
 
+def test_hub_text_in_a_table_cell_is_shown_once_escaped_as_the_characters_it_is(browser, hostile_app, request):
+    url, _, _ = hostile_app
+    with open_page(browser, url, request) as page:
+        page.goto(f"{url}/?base={BASE}&source=project")
+        table = page.locator("#leaderboard-table")
+        expect(table).to_contain_text("<img src=x onerror=alert(1)>")  # the characters, not "&lt;img"
+        assert "&lt;" not in table.inner_text()
+        assert table.locator("img").count() == 0 and table.locator(f'a[href*="{EVIL}"]').count() == 0
+
+
 def test_a_refusal_quoting_hub_markup_shows_it_as_text_in_the_toast_and_the_result(browser, hostile_app, request):
     url, _, _ = hostile_app
     with open_page(browser, url, request) as page:

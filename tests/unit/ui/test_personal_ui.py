@@ -47,8 +47,8 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def handlers(store, settings):
-    return PersonalHandlers(store, replace(settings, personal_top_k=2))
+def handlers(store, settings, tmp_path):
+    return PersonalHandlers(store, replace(settings, personal_top_k=2), uploads=tmp_path)
 
 
 def form(path: Path | None, **values) -> PersonalForm:
@@ -129,10 +129,10 @@ def test_a_refusal_gives_its_sentence_and_queues_nothing(handlers, store, tmp_pa
 
 def test_the_size_and_row_limits_of_the_settings_hold(store, settings, tmp_path):
     path = reviews(tmp_path / "mine.csv", n=30)
-    small = PersonalHandlers(store, replace(settings, personal_max_bytes=100))
+    small = PersonalHandlers(store, replace(settings, personal_max_bytes=100), uploads=tmp_path)
     with pytest.raises(PersonalRefused, match="over the limit of 100 bytes"):
         small.rank(form(path))
-    few = PersonalHandlers(store, replace(settings, personal_max_rows=10))
+    few = PersonalHandlers(store, replace(settings, personal_max_rows=10), uploads=tmp_path)
     with pytest.raises(PersonalRefused, match="has more than 10 rows; the limit is 10"):
         few.rank(form(path))
     assert personal_jobs(store) == [] and store.personal_row_sets() == 0
@@ -185,7 +185,7 @@ def test_an_unknown_or_expired_token_says_so_in_one_sentence(handlers, store, se
     assert handlers.state("0" * 32).status == ("**No ranking at this link.** It is unknown, or it has expired: a "
                                                "ranking is kept for 7 days.")
     assert handlers.state("").status == "" and not handlers.state(None).is_open
-    brief = PersonalHandlers(store, replace(settings, personal_ttl_s=0.2))
+    brief = PersonalHandlers(store, replace(settings, personal_ttl_s=0.2), uploads=tmp_path)
     request = brief.rank(form(reviews(tmp_path / "mine.csv")))
     time.sleep(0.25)
     assert brief.state(request.id).status.startswith("**No ranking at this link.**")
@@ -320,19 +320,28 @@ def test_column_names_are_used_exactly_as_the_file_has_them(handlers, store, tmp
     path = write_csv(tmp_path / "spaced.csv", [" text", "label "], [[f"row {i}", "ab"[i % 2]] for i in range(6)])
     found = handlers.columns(str(path))
     assert (found.text, found.label) == (" text", "label ")
-    assert handlers.rank(form(path, text_column=" text", label_column="label ")).summary["rows"] == 6
     with pytest.raises(PersonalRefused, match="has no column 'text'"):
         handlers.rank(form(path, label_column="label "))
+    assert handlers.rank(form(path, text_column=" text", label_column="label ")).summary["rows"] == 6
+    assert not path.exists()  # queued: its rows are in the store, the uploaded copy is gone
 
 
 def test_a_client_queues_at_most_its_hourly_limit_and_a_refusal_spends_none(store, settings, tmp_path):
-    handlers = PersonalHandlers(store, replace(settings, personal_top_k=2, personal_limit_per_hour=2))
-    good = form(reviews(tmp_path / "mine.csv"))
+    handlers = PersonalHandlers(store, replace(settings, personal_top_k=2, personal_limit_per_hour=2),
+                                uploads=tmp_path)
+    def good():  # each upload is deleted once queued: a new one every time
+        return form(reviews(tmp_path / "mine.csv"))
+
     with pytest.raises(PersonalRefused):
         handlers.rank(form(reviews(tmp_path / "one.csv", labels=("pos",))), submitter="10.0.0.1")  # not counted
     for _ in range(2):
-        handlers.rank(good, submitter="10.0.0.1")
+        handlers.rank(good(), submitter="10.0.0.1")
+    wide = write_csv(tmp_path / "wide.csv", [f"c{i}" for i in range(40_000)], [["x"] * 40_000])
+    reading = []
+    handlers.read = lambda f: reading.append(f)  # a client at its limit gets its sentence before any file is read
     with pytest.raises(PersonalRefused, match="queued 2 personal rankings in the last hour"):
-        handlers.rank(good, submitter="10.0.0.1")
-    handlers.rank(good, submitter="10.0.0.2")  # another client has its own limit
+        handlers.rank(form(wide), submitter="10.0.0.1")
+    assert reading == []
+    del handlers.read
+    handlers.rank(good(), submitter="10.0.0.2")  # another client has its own limit
     assert len(personal_jobs(store)) == 3
