@@ -50,6 +50,8 @@ class Settings:
     personal_ttl_s: float = 7 * 86400.0
     personal_keep_rows_s: float = 0.0  # rows kept after the job ends (0: deleted when it ends)
     personal_rows_max_s: float = 86400.0  # the cap: a job that never ends loses its rows after this
+    personal_purge_every_s: float = 60.0  # how often the app and an idle worker delete what is past its time
+    personal_upload_keep_s: float = 3600.0  # an uploaded file never queued is deleted after this (a queued one at once)
     personal_max_rows: int = 20_000
     personal_max_bytes: int = 20 * 2**20
     personal_limit_per_hour: int = 10  # personal rankings queued per client address per hour (the app)
@@ -57,6 +59,8 @@ class Settings:
     # app
     host: str = "127.0.0.1"
     port: int = 7860
+    header_timeout_s: float = 10.0  # a request's headers must arrive within this (ui/http_timeouts.py)
+    body_timeout_s: float = 30.0  # then its body within this; else 408 and the connection is closed
     snapshot_path: Path | None = DEFAULT_SNAPSHOT  # seeds an app's store with what it lacks; None: don't seed
     published_path: Path | None = DEFAULT_PUBLISHED  # the same for IBM's published results; None: don't seed
 
@@ -89,13 +93,17 @@ class Settings:
                 values[name] = _positive_int(env, key)
         if "MRL_JOB_LEASE_S" in env:
             values["job_lease_s"] = _positive_float(env, "MRL_JOB_LEASE_S")
-        for key, name in (("MRL_PERSONAL_TTL_S", "personal_ttl_s"), ("MRL_PERSONAL_ROWS_MAX_S", "personal_rows_max_s")):
+        for key, name in (("MRL_PERSONAL_TTL_S", "personal_ttl_s"), ("MRL_PERSONAL_ROWS_MAX_S", "personal_rows_max_s"),
+                          ("MRL_PERSONAL_PURGE_EVERY_S", "personal_purge_every_s"),
+                          ("MRL_PERSONAL_UPLOAD_KEEP_S", "personal_upload_keep_s")):
             if key in env:
                 values[name] = _positive_float(env, key)
         if "MRL_PERSONAL_KEEP_ROWS_S" in env:
             values["personal_keep_rows_s"] = _non_negative_float(env, "MRL_PERSONAL_KEEP_ROWS_S")
-        if "MRL_SUBMIT_TIMEOUT_S" in env:
-            values["submit_timeout_s"] = _positive_float(env, "MRL_SUBMIT_TIMEOUT_S")
+        for key, name in (("MRL_SUBMIT_TIMEOUT_S", "submit_timeout_s"), ("MRL_HEADER_TIMEOUT_S", "header_timeout_s"),
+                          ("MRL_BODY_TIMEOUT_S", "body_timeout_s")):
+            if key in env:
+                values[name] = _positive_float(env, key)
         if env.get("MRL_TRUSTED_PROXIES"):
             values["trusted_proxies"] = _proxies(env, "MRL_TRUSTED_PROXIES")
         if env.get("MRL_SUITE"):

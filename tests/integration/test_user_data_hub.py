@@ -27,12 +27,14 @@ UNKNOWN_SHA = "0123456789abcdef0123456789abcdef01234567"
 READER = r"""
 import json, sys
 from pathlib import Path
-from data.user_data import Columns, UserDataError, read_hub_dataset
+from data.user_data import Columns, UploadLimits, UserDataError, read_hub_dataset
 
 for case in json.loads(sys.argv[1]):
     columns = Columns(**case.pop("columns"))
+    limits = UploadLimits(max_bytes=case.pop("max_bytes", 20 * 2**20))
     try:
-        data = read_hub_dataset(case.pop("repo_id"), columns=columns, cache_dir=Path(sys.argv[2]), **case)
+        data = read_hub_dataset(case.pop("repo_id"), columns=columns, cache_dir=Path(sys.argv[2]), limits=limits,
+                                **case)
     except UserDataError as e:
         print(json.dumps({"reason": e.reason}), flush=True)
     else:
@@ -101,6 +103,8 @@ def world(tmp_path_factory):
         old = hub.add_dataset("someone/reviews", files=review_files("old", 6))
         new = hub.add_dataset("someone/reviews", files=review_files("new", 8))  # main moves on: other rows
         multi = hub.add_dataset("someone/multi", files=multi_files())
+        hub.add_dataset("someone/bigdata", files={"data/train.parquet": parquet(
+            [f"review {i} " + "x" * 200 for i in range(200)], [i % 2 for i in range(200)], ["neg", "pos"])})
         cases = {
             "pinned": {"repo_id": "someone/reviews", "revision": old},
             "unpinned": {"repo_id": "someone/reviews"},
@@ -112,9 +116,11 @@ def world(tmp_path_factory):
             "config": {"repo_id": "someone/multi", "config": "long"},
             "unknown config": {"repo_id": "someone/multi", "config": "medium"},
             "no config": {"repo_id": "someone/multi"},
+            "too large": {"repo_id": "someone/bigdata", "max_bytes": 4096},
         }
         results = read_in_child([{"columns": COLUMNS, **case} for case in cases.values()], tmp, hub.url)
-        yield {"results": dict(zip(cases, results, strict=True)), "old": old, "new": new, "multi": multi}
+        yield {"results": dict(zip(cases, results, strict=True)), "old": old, "new": new, "multi": multi,
+               "tmp": tmp}
 
 
 def loaded(world, case: str) -> UserData:
@@ -155,3 +161,10 @@ def test_a_config_is_read_and_named_in_the_source(world):
 ])
 def test_what_the_hub_lacks_is_one_sentence(world, case, reason):
     assert world["results"][case] == {"reason": reason}
+
+
+def test_a_dataset_over_the_size_limit_is_refused_from_the_hubs_listing_before_any_download(world):
+    reason = world["results"]["too large"]["reason"]
+    assert reason.startswith("The dataset 'someone/bigdata' has ") and "over the limit of 4.0 KB" in reason
+    fetched = [p for p in world["tmp"].rglob("*") if "bigdata" in str(p)]
+    assert fetched == []  # nothing of it was downloaded, so nothing of it is cached
