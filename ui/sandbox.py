@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import resource
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,9 @@ logger = logging.getLogger(__name__)
 PRELOAD = ["data.user_data", "pandas", "pyarrow.parquet", "pyarrow.compute"]
 TIME_BUDGET_S = 30.0  # one upload read
 HUB_TIME_BUDGET_S = 120.0  # one Hub dataset: the listing, the download and the read
-MEMORY_CAP_BYTES = 1536 * 2**20  # on top of what the forkserver's child starts with
+MEMORY_CAP_BYTES = 1024 * 2**20  # resident memory of the child (the largest accepted upload peaks near 400 MB)
+BACKSTOP_BYTES = 4 * 2**30  # writable memory the kernel lets the child map at all, on top of what it starts with
+WATCH_EVERY_S = 0.02
 _lock = threading.Lock()
 _context: Any = None
 
@@ -52,11 +55,12 @@ def run_bounded(fn: Callable[..., Any], *args: Any, what: str = "the file", time
     if ctx is None:
         return fn(*args)
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(send, fn, args, memory_bytes), daemon=True, name="upload-reader")
+    child = ctx.Process(target=_child, args=(send, fn, args, BACKSTOP_BYTES), daemon=True, name="upload-reader")
     child.start()
     send.close()
     try:
-        return _outcome(receive, child, what, time_s)
+        _watch(receive, child, what, time_s, memory_bytes)
+        return _outcome(receive, child, what)
     finally:
         receive.close()
         if child.is_alive():
@@ -64,16 +68,38 @@ def run_bounded(fn: Callable[..., Any], *args: Any, what: str = "the file", time
         child.join(5)
 
 
-def _outcome(receive: Any, child: Any, what: str, time_s: float) -> Any:
-    if not receive.poll(time_s):
-        logger.warning("reading %s took over %.0f s: the reader was stopped", what, time_s)
-        raise SandboxFailed(f"Reading {what} took longer than {time_s:.0f} seconds, the limit; try a smaller file.")
+def _watch(receive: Any, child: Any, what: str, time_s: float, memory_bytes: int) -> None:
+    """Wait for the child's answer, killing it past the time budget or when its resident memory passes the cap."""
+    deadline = time.monotonic() + time_s
+    while not receive.poll(WATCH_EVERY_S):
+        if time.monotonic() > deadline:
+            logger.warning("reading %s took over %.0f s: the reader was stopped", what, time_s)
+            raise SandboxFailed(f"Reading {what} took longer than {time_s:.0f} seconds, the limit; try a smaller "
+                                f"file.")
+        if _resident_bytes(child.pid) > memory_bytes:
+            child.kill()
+            logger.warning("reading %s passed %d MB: the reader was stopped", what, memory_bytes // 2**20)
+            raise SandboxFailed(f"Reading {what} needed more memory than an upload may use; try a smaller file.")
+        if not child.is_alive() and not receive.poll(0):
+            return  # died without a word: _outcome says so
+
+
+def _resident_bytes(pid: int | None) -> int:
     try:
-        kind, value = receive.recv()
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) * 1024
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def _outcome(receive: Any, child: Any, what: str) -> Any:
+    try:
+        kind, value, peak_mb = receive.recv()
     except (EOFError, OSError) as e:
         child.join(5)
         logger.warning("the reader of %s died (exit code %s)", what, child.exitcode)
         raise SandboxFailed(f"Reading {what} needed more memory than an upload may use; try a smaller file.") from e
+    logger.info("read %s in a child that peaked at %.0f MB", what, peak_mb)
     if kind == "ok":
         return value
     if kind == "refused":
@@ -94,7 +120,7 @@ def _child(send: Any, fn: Callable[..., Any], args: tuple, memory_bytes: int) ->
         outcome = ("failed", traceback.format_exc(limit=20))
     if outcome is not None:
         try:
-            send.send(outcome)
+            send.send((*outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
         except MemoryError:
             pass
     send.close()
@@ -102,11 +128,16 @@ def _child(send: Any, fn: Callable[..., Any], args: tuple, memory_bytes: int) ->
 
 
 def _cap_memory(extra: int) -> None:
-    """The child's address space: what it holds now (the preloaded modules) plus ``extra``."""
+    """A backstop for a spike faster than the parent's watch: the child's writable private memory (RLIMIT_DATA)
+    may grow by ``extra`` at most; Arrow reads on one thread, with the system allocator."""
     try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[0])
-        now = pages * os.sysconf("SC_PAGE_SIZE")
-        resource.setrlimit(resource.RLIMIT_AS, (now + extra, now + extra))
-    except (OSError, ValueError):
+        import pyarrow
+
+        pyarrow.set_cpu_count(1)
+        pyarrow.set_io_thread_count(1)
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # jemalloc reserves far more than it uses
+        with open("/proc/self/status") as f:  # VmData: the private writable memory the limit counts
+            now = next(int(line.split()[1]) for line in f if line.startswith("VmData:")) * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (now + extra, now + extra))
+    except (OSError, ValueError, ImportError, StopIteration):
         logger.warning("could not cap an upload reader's memory")

@@ -201,3 +201,39 @@ def test_rank_on_a_read_only_store_says_so_in_one_sentence(tmp_path):
     assert store.read_only
     assert refused.value.reason == ("The leaderboard is read-only just now: it can be browsed, but nothing can be "
                                     "queued.")
+
+
+# -- the largest upload the limits accept -----------------------------------------------------------------------
+
+def test_the_largest_upload_the_limits_accept_costs_the_app_under_500_mb(app, caplog):
+    """20,000 rows of 397 emoji (1.6 KB of UTF-8 each): 32 MB of text in a 2 MB Parquet file, just under every
+    limit. The app grows by less than 500 MB, and the child that reads it stays under 500 MB in all."""
+    import logging
+    import threading
+
+    url, store, settings, _, ids = app
+    rows = 20_000
+    texts = pa.array([f"{i:05d}" + "\U0001f600" * 397 for i in range(rows)])
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"text": texts, "label": [f"c{i % 7}" for i in range(rows)]}), sink, compression="zstd")
+    content = sink.getvalue().to_pybytes()
+    assert len(content) <= MAX_BYTES
+    before, peak, done = rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with caplog.at_level(logging.INFO, logger="ui.sandbox"):
+        payload = file_payload(upload(url, "max.parquet", content).json()[0], "max.parquet")
+        answer = call_event(url, ids["rank"], rank_data(payload), timeout=120)
+    done.set()
+    sampler.join()
+    assert answer.success and "Queued" in answer.text, answer.text[-500:]
+    assert peak[0] - before < 500
+    child_peaks = [float(r.getMessage().rsplit("peaked at ", 1)[1].split()[0]) for r in caplog.records
+                   if "peaked at" in r.getMessage()]
+    print(f"app: {before:.0f} MB before, {peak[0]:.0f} MB at peak; reading children peaked at {child_peaks} MB")
+    assert child_peaks and max(child_peaks) < 500  # the whole child, preloaded modules included
