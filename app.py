@@ -10,7 +10,9 @@ data always takes precedence.
 Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet[&limit=N]
 [&include_seen=1]`` serves a ranking (the base's row and the top N models, or all) as a file; by default each
 model's mean gain leaves out the suite targets its model card says it was trained on (the zero-shot estimand),
-``include_seen=1|true`` puts them back. ``build_app(store, settings)``
+``include_seen=1|true`` puts them back. Each such file is rendered once per store version and kept under
+``<cache_dir>/api`` with a gzip copy: answers carry a strong ETag (``If-None-Match`` gets 304) and are gzipped
+for clients that accept it. A store fault on the API is a 503 with its sentence. ``build_app(store, settings)``
 returns the Blocks: the page's components (``ui/layout.py``) wired (``ui/wiring.py``) to their event handlers
 (``ui/events.py``) over ``ui.handlers.AppHandlers``; ``create_server`` mounts it with the API on one FastAPI
 app. Importing this module imports neither torch nor gradio.
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.cli import settings_from_env
-from data.errors import LeaderboardError
+from data.errors import LeaderboardError, StoreBusy, StoreError, public_sentence
 from data.metrics import SOURCES
 from data.settings import Settings
 from data.store import Store
@@ -58,15 +60,28 @@ def build_app(store: Store, settings: Settings, handlers: AppHandlers | None = N
 
 
 def create_server(store: Store, settings: Settings, handlers: AppHandlers | None = None):
-    """One FastAPI app: the JSON/CSV/Parquet API under /api and the Gradio page at /."""
+    """One FastAPI app: the JSON/CSV/Parquet API under /api and the Gradio page at /. A store fault while
+    answering (busy, read-only, full, damaged) is a 503 whose ``detail`` is its sentence, without the store's path.
+    Rankings are served from files rendered once per store version (ui/export_files.py), with ETags, gzipped
+    for clients that accept it."""
     import gradio as gr
-    from fastapi import FastAPI, HTTPException, Response
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse
+
+    from ui.export_files import ExportFiles, export_response
 
     h = handlers or AppHandlers(store, settings)
+    files = ExportFiles(settings.cache_dir / "api")
     api = FastAPI(title="Model Recycling Leaderboard")
 
+    @api.exception_handler(StoreError)
+    async def store_fault(request: Request, error: StoreError):
+        headers = {"Retry-After": "5"} if isinstance(error, StoreBusy) else None
+        logger.error("the API could not answer: %s", error)
+        return JSONResponse({"detail": public_sentence(error)}, status_code=503, headers=headers)
+
     @api.get("/api/leaderboard")
-    def leaderboard(base: str, source: str = "project", format: str = "json",  # noqa: A002 (query name)
+    def leaderboard(request: Request, base: str, source: str = "project", format: str = "json",  # noqa: A002 (query name)
                     limit: int | None = None, include_seen: str = "false"):
         seen = parse_flag(include_seen)
         if seen is None:
@@ -78,11 +93,10 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
             raise HTTPException(400, f"format must be one of {', '.join(MEDIA_TYPES)}")
         if source not in SOURCES:
             raise HTTPException(400, f"source must be one of {', '.join(SOURCES)}")
-        board = h.service.board(base, source, seen)
+        version, board = h.service.versioned_board(base, source, seen)
         if board.rows.empty and board.baseline.empty:
             raise HTTPException(404, f"no {source} scores for {base}")
-        return Response(h.service.rendered(base, source, format, limit, include_seen=seen),
-                        media_type=MEDIA_TYPES[format])
+        return export_response(files, request, version, board, format, limit, MEDIA_TYPES[format])
 
     @api.get("/api/leaderboards")
     def leaderboards():
@@ -92,7 +106,13 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
     def read_only_api(path: str):  # the API is read-only; without this Gradio's mount answers 404
         raise HTTPException(405, "the API is read-only: use GET", headers={"Allow": "GET"})
 
-    return gr.mount_gradio_app(api, build_app(store, settings, h), path="/", footer_links=[], css=APP_CSS)
+    demo = build_app(store, settings, h)
+    server = gr.mount_gradio_app(api, demo, path="/", footer_links=[], css=APP_CSS,
+                                 max_file_size=settings.personal_max_bytes)  # an upload is cut off as it streams
+    # mount_gradio_app leaves the Blocks "not launched", and Gradio then skips its check of the paths a request's
+    # file payload names: any server file could be read as an upload. Mark it launched so the check holds.
+    demo.has_launched = True
+    return server
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,14 +126,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaderboardError as e:
         logger.error("%s", e)  # one sentence: busy, read-only at an old schema, damaged, cannot be opened
         return 1
+    uploads = _own_upload_folder(settings)
     _seed_beside_gradio_import(store, settings)
     server = create_server(store, settings)
+    _start_housekeeping(store, settings, uploads)
     logger.info("app built in %.2fs; serving %s on http://%s:%d", time.perf_counter() - started,
                 settings.db_path, settings.host, settings.port)
     import uvicorn
 
     uvicorn.run(server, host=settings.host, port=settings.port, **server_options(settings))
     return 0
+
+
+def _own_upload_folder(settings: Settings) -> Path:
+    """Gradio's upload folder (``GRADIO_TEMP_DIR``, set before gradio is imported): by default one of this app's
+    own under its cache dir, so the periodic sweep deletes only this app's uploads and downloads."""
+    import os
+
+    from ui.uploads import upload_root
+
+    os.environ.setdefault("GRADIO_TEMP_DIR", str((Path(settings.cache_dir) / "gradio").resolve()))
+    return upload_root()
+
+
+def _start_housekeeping(store: Store, settings: Settings, uploads: Path) -> None:
+    """The periodic purge (ui/housekeeping.py): now, then every ``settings.personal_purge_every_s`` seconds."""
+    import functools
+
+    from ui.housekeeping import Housekeeper, purge_once
+
+    Housekeeper(functools.partial(purge_once, store, settings, uploads), settings.personal_purge_every_s).start()
 
 
 def _seed_beside_gradio_import(store: Store, settings: Settings) -> None:
@@ -141,10 +183,13 @@ def _seed_beside_gradio_import(store: Store, settings: Settings) -> None:
 def server_options(settings: Settings) -> dict:
     """uvicorn options beyond host and port. X-Forwarded-For is believed only from ``settings.trusted_proxies``
     (MRL_TRUSTED_PROXIES): uvicorn's default trusts it from 127.0.0.1, which lets any local client choose the
-    address the submission rate limit counts."""
+    address the submission rate limit counts. A request's headers must arrive within ``settings.header_timeout_s``
+    and its body within ``settings.body_timeout_s`` (ui/http_timeouts.py); responses are not timed."""
+    from ui.http_timeouts import timed_protocol
+
     trusted = ",".join(settings.trusted_proxies)
     return {"log_level": "warning", "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or "",
-            "server_header": False}
+            "server_header": False, "http": timed_protocol(settings.header_timeout_s, settings.body_timeout_s)}
 
 
 def _parser() -> argparse.ArgumentParser:

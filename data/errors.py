@@ -88,4 +88,6 @@ def public_sentence(error: StoreError) -> str:
         return "The leaderboard is read-only just now: it can be browsed, but nothing can be queued."
     if isinstance(error, StoreFull):
         return "The server's disk is full: nothing was saved; try again later."
-    return "The leaderboard cannot save anything just now: nothing was saved; it has been logged."
+    if isinstance(error, StoreDamaged):
+        return "The leaderboard's data cannot be read just now; it has been logged and will be repaired."
+    return "The leaderboard's store failed just now: nothing was saved; it has been logged."

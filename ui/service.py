@@ -80,9 +80,14 @@ class LeaderboardService:
     def board(self, base_id: str, source: str, include_seen: bool = False) -> Leaderboard:
         """The leaderboard of (base, source); ``include_seen``: mean gains include the targets each model was
         trained on (default: left out, the zero-shot estimand)."""
+        return self.versioned_board(base_id, source, include_seen)[1]
+
+    def versioned_board(self, base_id: str, source: str, include_seen: bool = False) -> tuple[int, Leaderboard]:
+        """(the store's data version the board was built at, the board), as ``board`` serves it; an unknown
+        board's version is -1."""
         key = (canonical_id(base_id), source, bool(include_seen))
         if key[:2] not in {(b, s) for b, s, _ in self.available()}:  # unknown: an empty board, never kept
-            return dataclasses.replace(_empty_board(key[1]), base_id=key[0], include_seen=key[2])
+            return -1, dataclasses.replace(_empty_board(key[1]), base_id=key[0], include_seen=key[2])
         with self._lock:
             version = self._current_version()
             cached = self._boards.get(key)
@@ -90,23 +95,21 @@ class LeaderboardService:
                 if cached[0] != version and key not in self._building:
                     self._building.add(key)
                     threading.Thread(target=self._rebuild, args=(key, version), daemon=True).start()
-                return cached[1]
-        return self._rebuild(key, version)
+                return cached
+        return version, self._rebuild(key, version)
 
     def rendered(self, base_id: str, source: str, fmt: str, limit: int | None = None,
                  include_seen: bool = False) -> bytes:
         """The ranking (baseline + the top ``limit`` models, or all) as CSV, JSON or Parquet bytes,
         rendered once per built leaderboard (``include_seen`` as for ``board``)."""
         board = self.board(base_id, source, include_seen)
-        if limit is not None and limit >= len(board.rows):
-            limit = None  # every limit past the end is the same file
+        limit = normal_limit(board, limit)
         key = ((board.base_id, source, bool(include_seen)), f"{fmt}:{limit}")
         with self._lock:
             cached = self._renders.get(key)
             if cached is not None and cached[0] == id(board):
                 return cached[1]
-        frame = None if limit is None else board.to_frame().head(max(0, limit) + (0 if board.baseline.empty else 1))
-        data = render(board, fmt, frame)
+        data = render_board(board, fmt, limit)
         with self._lock:
             self._renders.put(key, (id(board), data), len(data))
         return data
@@ -125,6 +128,17 @@ class LeaderboardService:
         logger.info("built leaderboard %s (%s%s): %d models in %.2fs", key[0], key[1],
                     ", trained-on targets included" if key[2] else "", len(board.rows), time.perf_counter() - started)
         return board
+
+
+def normal_limit(board: Leaderboard, limit: int | None) -> int | None:
+    """``limit`` with every limit at or past the board's end as None (all): the same file."""
+    return None if limit is None or limit >= len(board.rows) else limit
+
+
+def render_board(board: Leaderboard, fmt: str, limit: int | None = None) -> bytes:
+    """The board's baseline and top ``limit`` models (None: all) as ``fmt`` bytes (ranking/export.py)."""
+    frame = None if limit is None else board.to_frame().head(max(0, limit) + (0 if board.baseline.empty else 1))
+    return render(board, fmt, frame)
 
 
 @functools.lru_cache(maxsize=8)
