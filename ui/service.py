@@ -46,6 +46,7 @@ class LeaderboardService:
         self._boards = BoundedCache(MAX_BOARDS, MAX_BOARD_BYTES)  # key -> (data version built at, board)
         self._renders = BoundedCache(MAX_RENDERS, MAX_RENDER_BYTES)  # (key, "fmt:limit") -> (id(board), bytes)
         self._building: set[Key] = set()
+        self._gates: dict[Key, threading.Lock] = {}  # per board: its cold build runs once
         self._version: int | None = None
         self._checked_at = 0.0
         self._available: tuple[int, list[tuple[str, str, int]]] | None = None
@@ -96,7 +97,11 @@ class LeaderboardService:
                     self._building.add(key)
                     threading.Thread(target=self._rebuild, args=(key, version), daemon=True).start()
                 return cached
-        return version, self._rebuild(key, version)
+            gate = self._gates.setdefault(key, threading.Lock())
+        with gate:  # one cold build per board: concurrent first requests wait for it instead of each building it
+            with self._lock:
+                cached = self._boards.get(key)
+            return cached if cached is not None else (version, self._rebuild(key, version))
 
     def rendered(self, base_id: str, source: str, fmt: str, limit: int | None = None,
                  include_seen: bool = False) -> bytes:

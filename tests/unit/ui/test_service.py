@@ -71,3 +71,14 @@ def test_include_seen_is_part_of_every_key_and_the_default_is_the_zero_shot_boar
 
     unknown = service.board("nobody/nothing", PROJECT_SOURCE, include_seen=True)
     assert unknown.include_seen and unknown.rows.empty and unknown.base_id == "nobody/nothing"
+
+
+def test_concurrent_first_requests_build_a_cold_board_once(tmp_path, caplog):
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = LeaderboardService(build_store(tmp_path / "lb.db"))
+    with caplog.at_level(logging.INFO, logger="ui.service"), ThreadPoolExecutor(8) as pool:
+        boards = list(pool.map(lambda _: service.board(BASE, PROJECT_SOURCE), range(16)))
+    assert all(b is boards[0] for b in boards)
+    assert sum("built leaderboard" in r.getMessage() for r in caplog.records) == 1
