@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from data.atomic import atomic_write_bytes
 from scoring.config import GUIDED, GuidedDropoutConfig
 
 logger = logging.getLogger(__name__)
@@ -189,7 +190,11 @@ def model_fisher_scores(model_dir: Path, cfg: GuidedDropoutConfig | None = None,
     key = hashlib.sha256(json.dumps([revision, asdict(cfg)]).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "fisher" / f"{key}.json" if cache_dir else None
     if path is not None and path.exists():
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, OSError) as e:  # a damaged cache file is rebuilt, never fatal
+            logger.warning("a cached Fisher file is damaged (%s): it is rebuilt", e)
+            path.unlink(missing_ok=True)
     fe_cfg = FreeEnergyConfig(num_sequences=cfg.num_examples, head_sequences=max(1, cfg.num_examples // 4),
                               seq_len=cfg.seq_len, seed=cfg.sample_seed, corpus=cfg.corpus)
     ref = Reference(model_dir, fe_cfg, local_root=local_root)  # its own head fitted on split A, Fisher on B
@@ -203,6 +208,5 @@ def model_fisher_scores(model_dir: Path, cfg: GuidedDropoutConfig | None = None,
     fisher = {k.removeprefix("backbone."): v for k, v in fisher.items()}
     scores = module_scores(fisher, dropout_groups(encoder))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(scores, indent=1, sort_keys=True))
+        atomic_write_bytes(path, json.dumps(scores, indent=1, sort_keys=True).encode())
     return scores

@@ -5,13 +5,15 @@ needs them); a worker's ``run_personal`` then takes each model in turn: its snap
 features of the rows (extracted once per (model sha, data hash) and cached, batched by length), and every
 estimator registered with stage ``personal`` on them (scoring/personal_estimators.py). Progress is written after
 each model; the finished ranking (ranking/personal.py orders it) and DONE are written in one transaction, and the
-rows go with it. Nothing here runs in the web process.
+rows go with it. ``purge_personal_data`` deletes what is past its time (the app and idle workers call it). Nothing
+else here runs in the web process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,7 +21,9 @@ from pathlib import Path
 
 import torch
 
+from data.atomic import atomic_path
 from data.errors import LeaderboardError
+from data.personal_cache import FEATURES_DIR, drop_unkept_features, purge_personal_data  # noqa: F401 (re-exported)
 from data.records import Job, ModelRef
 from data.settings import Settings
 from data.store import Store
@@ -27,6 +31,7 @@ from data.user_data import UserData
 from scoring import registry
 from scoring.config import UserFeatureConfig
 from scoring.examples import Example
+from scoring.job_errors import public_error
 from scoring.personal_submit import MAX_TOP_K, PersonalError, submit  # noqa: F401 (re-exported: callers import them here)
 
 logger = logging.getLogger(__name__)
@@ -61,42 +66,47 @@ def candidates(store: Store, base_id: str, top_k: int) -> list[Candidate]:
     return out
 
 
-FEATURES_DIR = "personal-features"  # under the cache dir: one folder per data hash, one file per (model, config)
-
-
 def user_features(model_dir: Path, data: UserData, cfg: UserFeatureConfig, *, device: str = "cpu",
                   cache_dir: Path | None = None, model_key: str = "") -> torch.Tensor:
     """Mean-pooled frozen features of every row (scoring/probe.py's extraction, rows sorted by length), cached per
-    (model, data hash, config) for as long as the store keeps the rows (``drop_unkept_features``)."""
+    (model, data hash, config) for as long as the store keeps the rows (``drop_unkept_features``). The cache file is
+    written atomically; one that cannot be read back whole is deleted and rebuilt."""
     from scoring.probe import extract_features, load_encoder
 
     key = hashlib.sha256(f"{model_key or Path(model_dir).resolve()}|{cfg.max_length}|{cfg.batch_size}".encode()
                          ).hexdigest()[:32]
     path = Path(cache_dir) / FEATURES_DIR / data.data_hash / f"{key}.pt" if cache_dir else None
-    if path is not None and path.exists():
-        return torch.load(path, weights_only=True)
+    cached = _cached_features(path, data.num_rows) if path is not None else None
+    if cached is not None:
+        return cached
     pairs = data.pairs or (None,) * data.num_rows
     examples = tuple(Example(t, p, y) for t, p, y in zip(data.texts, pairs, data.labels, strict=True))
     model, tokenizer = load_encoder(model_dir)
     features = extract_features(model, tokenizer, examples, cfg, device)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(features, path)
+        with atomic_path(path) as tmp:
+            torch.save(features, tmp)
     return features
 
 
-def drop_unkept_features(store: Store, cache_dir: Path | None) -> int:
-    """Delete the cached features of every data hash whose rows the store no longer keeps: features of a user's
-    rows (from which their text could be approximated) live no longer than the rows. Returns how many went."""
-    import shutil
-
-    root = Path(cache_dir) / FEATURES_DIR if cache_dir else None
-    if root is None or not root.is_dir():
-        return 0
-    gone = [d for d in root.iterdir() if d.is_dir() and store.personal_rows(d.name) is None]
-    for d in gone:
-        shutil.rmtree(d, ignore_errors=True)
-    return len(gone)
+def _cached_features(path: Path, num_rows: int) -> torch.Tensor | None:
+    """The cached features at ``path``: a floating (rows, dim) tensor with one row per data row. None when there are
+    none; a file that is truncated, damaged or of another shape is deleted (with a warning) and None returned."""
+    try:
+        features = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        return None
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:
+        problem = f"cannot be read ({type(e).__name__}: {str(e)[:200]})"
+    else:
+        if (isinstance(features, torch.Tensor) and features.ndim == 2 and features.shape[0] == num_rows
+                and features.is_floating_point()):
+            return features
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        problem = f"holds {shape}, not {num_rows} rows of features"
+    logger.warning("cached features %s %s: deleted, extracting again", path, problem)
+    path.unlink(missing_ok=True)
+    return None
 
 
 def estimators(settings: Settings) -> list:
@@ -145,7 +155,8 @@ def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings,
             model_dir = snapshot(ModelRef(candidate.repo_id, candidate.revision))
             entry = score_model(candidate, model_dir, data, built, device=device, cache_dir=cache_dir)
         except LeaderboardError as e:  # a bad checkpoint: said, and the others still run
-            entry = {**asdict(candidate), "estimates": {}, "error": str(e), "feature_seconds": 0.0, "seconds": 0.0}
+            entry = {**asdict(candidate), "estimates": {}, "error": public_error(e), "feature_seconds": 0.0,
+                     "seconds": 0.0}
         entries.append(entry)
         store.set_personal_progress(request.id, [_progress(e) for e in entries])
         logger.info("personal %s: %s (%d models done)", request.id[:8], candidate.repo_id, len(entries))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from data.atomic import atomic_path
 from data.errors import ScoringError
 from scoring.config import ProbeConfig
 from scoring.examples import Example, TargetData
@@ -168,12 +170,17 @@ def _cached_features(model_dir, target, train, test, cfg, device, cache_dir, mod
                          f"{cfg.max_length}|{len(train)}|{len(test)}|{cfg.seed}".encode()).hexdigest()[:24]
     path = Path(cache_dir) / "probe-features" / f"{key}.pt" if cache_dir else None
     if path is not None and path.exists():
-        cached = torch.load(path, weights_only=True)
-        return cached["train"], cached["test"]
+        try:
+            cached = torch.load(path, weights_only=True)
+            if len(cached["train"]) == len(train) and len(cached["test"]) == len(test):
+                return cached["train"], cached["test"]
+        except (RuntimeError, EOFError, OSError, KeyError, TypeError, pickle.UnpicklingError) as e:
+            logger.warning("a cached probe feature file is damaged (%s): it is rebuilt", e)
+        path.unlink(missing_ok=True)
     model, tokenizer = load_encoder(model_dir)
     train_x = extract_features(model, tokenizer, train, cfg, device)
     test_x = extract_features(model, tokenizer, test, cfg, device)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"train": train_x, "test": test_x}, path)
+        with atomic_path(path) as tmp:  # a full disk or a kill leaves no partial file to fail the next run
+            torch.save({"train": train_x, "test": test_x}, tmp)
     return train_x, test_x

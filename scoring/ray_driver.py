@@ -90,9 +90,8 @@ class RayDriver:
                 claimed += 1
                 try:
                     in_flight[self._submit(job)] = (job, time.perf_counter())
-                except LeaderboardError as e:
-                    self.store.fail_job(job.id, str(e), worker=self.name)
-                    report.failed += 1
+                except LeaderboardError as e:  # failed for good, its error made public as a worker's is
+                    record_failure(self.store, job, self.name, e, self.settings.job_max_attempts, report)
             if not in_flight:
                 if once or (max_jobs is not None and claimed >= max_jobs):
                     break

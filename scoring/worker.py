@@ -5,9 +5,11 @@ one), download both snapshots through huggingface_hub into the cache, run the sc
 the job's scores with DONE in one transaction. A heartbeat thread renews the lease while the scorer runs;
 a worker that died leaves a lease that expires, and the next claim puts the job back (``data/store/jobs``).
 A scorer's LeaderboardError (a bad checkpoint, a model it cannot score) fails the job at once; anything
-else (out of memory, the Hub down) is retried until ``job_max_attempts``. SIGTERM/SIGINT release the
-running job untouched and stop the loop. After a probe job the two-stage policy may queue intertraining
-for the base's top-K (scoring/stages.py).
+else (out of memory, the Hub down) is retried until ``job_max_attempts``. The error stored with the job is one
+sentence for users (scoring/job_errors.py); the traceback goes to the log. A failure the store cannot record (full,
+read-only, busy) leaves the job to its lease. SIGTERM/SIGINT release the running job untouched and stop the loop.
+After a probe job the two-stage policy may queue intertraining for the base's top-K (scoring/stages.py). While the
+queue is empty the worker purges personal data past its time every ``personal_purge_every_s``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from data.settings import Settings
 from data.store import Store
 from scoring import registry
 from scoring.base import ScoringContext, ScoringJob
+from scoring.job_errors import public_error
 
 logger = logging.getLogger(__name__)
 
@@ -74,15 +76,23 @@ def record_failure(store: Store, job: Job, worker: str, error: BaseException, ma
                    report: WorkReport) -> tuple[JobStatus | None, str]:
     """Map a job's exception to the queue: a StoreError means the result was not written (the lease was
     lost); a LeaderboardError (also inside a Ray task error's ``cause``) fails the job for good; anything
-    else goes back to PENDING while attempts remain. Returns (new status, detail for the log line)."""
+    else goes back to PENDING while attempts remain. The job stores one public sentence (``public_error``), the log
+    the whole error. When the store refuses the failure itself (StoreError: full, read-only, busy) the job is left
+    to its lease, which the next claim after it expires retries or fails. Returns (new status, detail for the log)."""
     cause = getattr(error, "cause", None) or error
     if isinstance(cause, StoreError):
         report.failed += 1
         return None, f"not written: {cause}"
     permanent = isinstance(cause, LeaderboardError)
     text = f"{type(cause).__name__}: {cause}"
-    stored = text if permanent else f"{text}\n{''.join(traceback.format_exception(cause, limit=8))}"
-    status = store.fail_job(job.id, stored, worker=worker, retry=not permanent, max_attempts=max_attempts)
+    if not permanent:
+        logger.error("job %d crashed", job.id, exc_info=cause)
+    try:
+        status = store.fail_job(job.id, public_error(cause, hide=(worker,)), worker=worker, retry=not permanent,
+                                max_attempts=max_attempts)
+    except StoreError as e:
+        report.failed += 1
+        return None, f"failure not recorded, the job is left to its lease ({e}): {text}"
     report.retried += int(status is JobStatus.PENDING)
     report.failed += int(status is not JobStatus.PENDING)
     return status, f"{'will retry' if status is JobStatus.PENDING else 'failed'}: {text}"
@@ -94,7 +104,7 @@ def finish(store: Store, job: Job, scores: list[Score], worker: str, settings: S
     two-stage policy may queue full runs for the base's top-K (scoring/stages.py)."""
     store.finish_job(job.id, scores, worker=worker)
     report.done += 1
-    if job.base_id and registry.is_prefilter(job.scorer):
+    if job.base_id and not registry.unknown([job.scorer]) and registry.is_prefilter(job.scorer):
         from scoring.stages import enqueue_stage2
 
         enqueue_stage2(store, job.base_id, settings.top_k)
@@ -104,10 +114,10 @@ def finish(store: Store, job: Job, scores: list[Score], worker: str, settings: S
 def finish_personal(store: Store, job: Job, result: dict, worker: str, settings: Settings,
                     report: WorkReport) -> tuple[JobStatus, str]:
     """Write a personal ranking with DONE (raises StoreError when the lease was lost); its rows then go."""
-    from scoring.personal import drop_unkept_features
+    from scoring.personal import purge_personal_data
 
     store.finish_personal(job.id, worker, result, settings.personal_keep_rows_s)
-    drop_unkept_features(store, Path(settings.cache_dir))  # the rows went: their features go too
+    purge_personal_data(store, Path(settings.cache_dir))  # the rows went: their features go too
     report.done += 1
     return JobStatus.DONE, f"{len(result['models'])} models ranked"
 
@@ -154,6 +164,7 @@ class Worker:
         self.make_scorer = scorer_factory or default_scorer_factory(settings, local_root=local_root)
         self._scorers: dict[str, object] = {}
         self._stopping = False
+        self._purged_at = -float("inf")
 
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum, frame) -> None:
@@ -173,6 +184,7 @@ class Worker:
                 job = self.store.claim_job(self.name, self.scorers, self.settings.job_lease_s,
                                            self.settings.job_max_attempts)
                 if job is None:
+                    self.purge()
                     if once:
                         break
                     time.sleep(poll_s)
@@ -198,21 +210,44 @@ class Worker:
             else:
                 status, detail = finish(self.store, job, outcome, self.name, self.settings, report)
         except Stopping:
-            released = self.store.release_job(job.id, self.name)
-            report.released += int(released)
+            report.released += int(self._release(job))
             logger.info("%s: released on signal", label)
             raise
         except Exception as e:  # noqa: BLE001 (any scorer crash: record it, retry while attempts remain)
             status, detail = record_failure(self.store, job, self.name, e, self.settings.job_max_attempts, report)
             if job.scorer == PERSONAL_JOB and status is JobStatus.FAILED:
-                self.store.release_personal_rows(job.id)  # failed for good: the user's rows are not needed
-                from scoring.personal import drop_unkept_features
-
-                drop_unkept_features(self.store, Path(self.settings.cache_dir))
+                self._release_personal(job)
         line = f"{label}: {status.value if status else 'lost'} in {time.perf_counter() - started:.1f}s ({detail})"
         logger.info("%s", line)
         report.lines.append(line)
         return status
+
+    def _release(self, job: Job) -> bool:
+        """Give the job back untouched; False when the store refused (the job is then left to its lease)."""
+        try:
+            return self.store.release_job(job.id, self.name)
+        except StoreError as e:
+            logger.error("job %d could not be released, it is left to its lease: %s", job.id, e)
+            return False
+
+    def _release_personal(self, job: Job) -> None:
+        """A personal job failed for good: the user's rows go now, and their features with them."""
+        from scoring.personal import purge_personal_data
+
+        try:
+            self.store.release_personal_rows(job.id)
+        except StoreError as e:  # the purge or the rows' cap deletes them later
+            logger.warning("job %d: its personal rows could not be released now: %s", job.id, e)
+        purge_personal_data(self.store, Path(self.settings.cache_dir))
+
+    def purge(self) -> None:
+        """At most every ``personal_purge_every_s``: delete personal data past its time (scoring/personal.py)."""
+        from scoring.personal import purge_personal_data
+
+        now = time.monotonic()
+        if now - self._purged_at >= self.settings.personal_purge_every_s:
+            self._purged_at = now
+            purge_personal_data(self.store, Path(self.settings.cache_dir))
 
     def personal(self, job: Job) -> dict:
         """A personal ranking's job (scoring/personal.py): every candidate on the user's rows."""

@@ -21,10 +21,9 @@ logger = logging.getLogger(__name__)
 
 def purge_once(store: Store, settings: Settings, uploads: Path) -> int:
     """One purge of the store, the feature cache and the upload folder; returns how many files went."""
-    from data.personal_cache import drop_unkept_features
+    from data.personal_cache import purge_personal_data
 
-    store.purge_personal()
-    gone = drop_unkept_features(store, Path(settings.cache_dir))
+    gone = purge_personal_data(store, Path(settings.cache_dir))
     return gone + sweep(uploads, settings.personal_upload_keep_s)
 
 

@@ -47,6 +47,8 @@ PAIR_GUESSES = ("sentence2", "text_pair", "hypothesis")
 LABEL_GUESSES = ("label", "labels", "class", "category", "target", "topic")
 MAX_ERROR_CHARS = 500  # a failed job's error is cut to this many characters on the page
 DEFAULT_SPLIT = "train"
+MAX_CLASSES_SHOWN = 20  # classes named in a ranking's data line; the rest counted
+MAX_NAME_CHARS = 40  # a class name is cut to this where it is shown
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -294,6 +296,12 @@ def _refusal(error: BaseException) -> BaseException:
     return error
 
 
+def clipped(name: object, limit: int = MAX_NAME_CHARS) -> str:
+    """A label or class name cut to ``limit`` characters where it is shown (the ranking's files keep it whole)."""
+    text = str(name)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _guess(columns: tuple[str, ...], names: tuple[str, ...], exclude: tuple[str, ...] = ()) -> str:
     """The first column whose name (any case) is one of ``names``, else ""."""
     lowered = {c.strip().lower(): c for c in reversed(columns) if c not in exclude}
@@ -347,12 +355,15 @@ def data_markdown(request: PersonalRequest) -> str:
     """Which data and base the ranking is of: rows, classes with their counts, where they came from."""
     summary = request.summary or {}
     classes = summary.get("classes") or {}
-    counts = ", ".join(f"{escaped(name)}: {n:,}" for name, n in classes.items())
+    shown = list(classes.items())[:MAX_CLASSES_SHOWN]
+    counts = ", ".join(f"{escaped(clipped(name))}: {n:,}" for name, n in shown)
+    if len(classes) > len(shown):
+        counts += f" and {len(classes) - len(shown):,} more"
     kind, _, rest = (request.source or "").partition(":")
     where = {"upload": "the file ", "hub": "the Hub dataset "}.get(kind, "")
     pair = " (text pairs)" if summary.get("pair") else ""
     return (f"Base **{escaped(request.base_id)}** and its top {request.top_k} candidates, on "
-            f"{summary.get('rows', 0):,} rows{pair} from {where}{escaped(rest or request.source)}, "
+            f"{summary.get('rows', 0):,} rows{pair} from {where}{escaped(clipped(rest or request.source, 120))}, "
             f"{len(classes)} classes ({counts}).")
 
 

@@ -3,7 +3,9 @@
 Opening a store takes no write lock when its schema is current: reads never wait for a writer (WAL mode), and a
 store on a read-only file or volume opens read-only (browsable; every write raises ``StoreReadOnly``). Every
 sqlite3 error leaves here as a ``StoreError`` subclass whose message is one sentence for a person: busy
-(locked), read-only, damaged, full, or cannot be opened.
+(locked), read-only, damaged, full, or cannot be opened. Every connection sets ``secure_delete``: a deleted row's
+bytes are overwritten with zeros in the file, not left in free space; older copies in the WAL go when it is emptied
+(``truncate_wal``, or SQLite's own checkpoint when the last connection closes).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class Database:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")  # deleted rows (a user's personal rows) are overwritten
             self._configure(conn)
             yield conn
         except sqlite3.Error as e:
@@ -124,6 +127,15 @@ class Database:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def truncate_wal(self) -> bool:
+        """Copy the WAL into the file and empty it, without waiting (so the bytes of deleted rows leave the WAL
+        too): False when a reader or writer is in the way (a later call does it) or the store is read-only."""
+        if self.read_only:
+            return False
+        with self._connect() as conn:
+            conn.execute("PRAGMA busy_timeout = 0")
+            return conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
 
     # ---------------------------------------------------------------- schema
     def migrate(self) -> int:

@@ -3,20 +3,26 @@
 A worker claims a job atomically (one ``BEGIN IMMEDIATE`` transaction: two workers never get the same job),
 holds it under a lease that it renews by heartbeats, and finishes it by writing all of the job's scores
 and DONE in one transaction. A job whose lease runs out (its worker died) goes back to PENDING when the
-next claim runs; after ``max_attempts`` attempts it is FAILED with the last error. Only the worker named on
-a RUNNING job may heartbeat, finish, fail or release it, so a worker that lost its lease cannot write.
+next claim runs; after ``max_attempts`` attempts it is FAILED with the last error (a personal ranking's job then
+releases its rows in the same transaction). Only the worker named on a RUNNING job may heartbeat, finish, fail or
+release it, so a worker that lost its lease cannot write. The public list (``public_jobs``, ``queue_stats``) leaves
+personal rankings' jobs out; the claim takes them like any other.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from data.errors import StoreError
-from data.records import Job, JobStatus, Score
+from data.records import PERSONAL_JOB, Job, JobStatus, Score
+from data.store.personal import purge, release_rows
 from data.store.rows import job_of, ts, utcnow
 from data.store.schema import JOB_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 _RUNNING, _PENDING = JobStatus.RUNNING.value, JobStatus.PENDING.value
 
@@ -70,14 +76,23 @@ class JobQueue:
         with self._connect() as conn:
             return [job_of(r) for r in conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY id", params)]
 
+    def public_jobs(self, limit: int = 200) -> list[Job]:
+        """The newest ``limit`` jobs, newest first, without personal rankings' jobs (the app's Jobs view)."""
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE scorer != ? ORDER BY id DESC LIMIT ?",
+                                (PERSONAL_JOB, limit))
+            return [job_of(r) for r in rows]
+
     def get_job(self, job_id: int) -> Job | None:
         with self._connect() as conn:
             row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return job_of(row) if row else None
 
     def queue_stats(self) -> QueueStats:
+        """Jobs per status, personal rankings' jobs left out (what the public job list shows)."""
         with self._connect() as conn:
-            counts = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+            counts = dict(conn.execute("SELECT status, COUNT(*) FROM jobs WHERE scorer != ? GROUP BY status",
+                                       (PERSONAL_JOB,)).fetchall())
         return QueueStats(*(counts.get(s.value, 0) for s in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DONE,
                                                              JobStatus.FAILED, JobStatus.CANCELLED)))
 
@@ -110,18 +125,24 @@ class JobQueue:
 
     @staticmethod
     def _expire_leases(conn, now, max_attempts: int) -> None:
-        expired = conn.execute("SELECT id, attempts, worker, error FROM jobs WHERE status = ? AND lease_until < ?",
-                               (_RUNNING, ts(now))).fetchall()
-        for job_id, attempts, worker, error in expired:
-            note = f"lease expired: worker {worker} stopped before finishing (attempt {attempts})"
-            if attempts >= max_attempts:
-                last = f"; last error: {error}" if error else ""
-                conn.execute("UPDATE jobs SET status = ?, finished_at = ?, lease_until = NULL, error = ? WHERE id = ?",
-                             (JobStatus.FAILED.value, ts(now), f"{note}; gave up after {attempts} attempts{last}",
-                              job_id))
-            else:
+        """Every RUNNING job whose lease ran out goes back to PENDING, or FAILED at ``max_attempts`` (a personal
+        job's rows are then released and purged here). The stored note names no worker (host and pid)."""
+        expired = conn.execute("SELECT id, attempts, worker, error, scorer FROM jobs WHERE status = ? AND "
+                               "lease_until < ?", (_RUNNING, ts(now))).fetchall()
+        for job_id, attempts, worker, error, scorer in expired:
+            logger.warning("job %d: the lease of worker %s expired (attempt %d)", job_id, worker, attempts)
+            note = f"lease expired: its worker stopped before finishing (attempt {attempts})"
+            if attempts < max_attempts:
                 conn.execute("UPDATE jobs SET status = ?, lease_until = NULL, worker = NULL, error = ? WHERE id = ?",
                              (_PENDING, note, job_id))
+                continue
+            last = f"; last error: {error}" if error else ""
+            conn.execute("UPDATE jobs SET status = ?, finished_at = ?, lease_until = NULL, error = ? WHERE id = ?",
+                         (JobStatus.FAILED.value, ts(now), f"{note}; gave up after {attempts} attempts{last}"[:4000],
+                          job_id))
+            if scorer == PERSONAL_JOB:
+                release_rows(conn, job_id, now)
+                purge(conn, now)
 
     def heartbeat(self, job_id: int, worker: str, lease_s: float = 600.0) -> bool:
         """Extend the lease; False when the job is no longer this worker's (it expired and was reclaimed)."""

@@ -2,8 +2,10 @@
 
 The rows (``personal_rows``, one entry per content hash, shared by requests of the same data) are kept while a
 request that needs them is open (its job PENDING or RUNNING) or until their ``keep_until``, never past their
-``expires_at`` (a cap for a job that never ends); ``purge_personal`` runs at every create and read, so nothing
-outlives what it was kept for. A request and its job disappear at the request's ``expires_at``.
+``expires_at`` (a cap for a job that never ends); ``purge`` runs at every create and finish, when a lease expiry
+fails a personal job for good, and periodically (``purge_personal``: every idle worker, the app's purge thread), so
+nothing outlives what it was kept for by more than that period. A request and its job disappear at the request's
+``expires_at``; reads never return a request or rows past their ``expires_at``, purged or not.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class PersonalRequests:
         """A new request, its PENDING job and (unless held already) its rows, in one transaction."""
         now, token = utcnow(), secrets.token_hex(16)
         with self._write() as conn:
-            self._purge(conn, now)
+            purge(conn, now)
             # the job's revision is a hash of the token: the public job list never shows the token itself
             cur = conn.execute("INSERT INTO jobs (repo_id, revision, scorer, base_id, status, created_at) "
                                "VALUES (?, ?, ?, ?, ?, ?)",
@@ -96,34 +98,42 @@ class PersonalRequests:
                 raise StoreError(f"job {job_id} is not RUNNING for {worker}: its ranking cannot be written")
             conn.execute("UPDATE personal_requests SET result = ? WHERE job_id = ?",
                          (json.dumps(result, allow_nan=False), job_id))
-            self._release_rows(conn, job_id, now + timedelta(seconds=keep_rows_s))
-            self._purge(conn, now)
+            release_rows(conn, job_id, now + timedelta(seconds=keep_rows_s))
+            purge(conn, now)
 
     def release_personal_rows(self, job_id: int) -> None:
         """A job that failed for good: its rows go now (unless another open request needs them)."""
         now = utcnow()
         with self._write(bump_version=False) as conn:
-            self._release_rows(conn, job_id, now)
-            self._purge(conn, now)
+            release_rows(conn, job_id, now)
+            purge(conn, now)
 
-    def purge_personal(self) -> None:
+    def purge_personal(self) -> int:
+        """Delete what is past its time now; returns how many row sets went."""
         with self._write(bump_version=False) as conn:
-            self._purge(conn, utcnow())
+            return purge(conn, utcnow())
 
-    @staticmethod
-    def _release_rows(conn, job_id: int, keep_until: datetime) -> None:
-        conn.execute("UPDATE personal_rows SET keep_until = MIN(expires_at, ?) WHERE data_hash = "
-                     "(SELECT data_hash FROM personal_requests WHERE job_id = ?)", (ts(keep_until), job_id))
+    def personal_data_hashes(self) -> set[str]:
+        """The data hashes whose rows the store keeps now (their cached features may stay)."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT data_hash FROM personal_rows WHERE expires_at > ?", (ts(utcnow()),))
+            return {row["data_hash"] for row in rows}
 
-    @staticmethod
-    def _purge(conn, now: datetime) -> None:
-        """Drop expired requests (and their jobs), and rows no open request needs past their keep time."""
-        expired = [r[0] for r in conn.execute("SELECT job_id FROM personal_requests WHERE expires_at <= ?",
-                                              (ts(now),))]
-        conn.execute("DELETE FROM personal_requests WHERE expires_at <= ?", (ts(now),))
-        conn.executemany("DELETE FROM jobs WHERE id = ? AND scorer = ?", [(j, PERSONAL_JOB) for j in expired])
-        marks = ",".join("?" * len(_OPEN))
-        conn.execute(f"""DELETE FROM personal_rows WHERE expires_at <= ? OR (keep_until <= ? AND NOT EXISTS (
-                             SELECT 1 FROM personal_requests r JOIN jobs j ON j.id = r.job_id
-                             WHERE r.data_hash = personal_rows.data_hash AND j.status IN ({marks})))""",
-                     (ts(now), ts(now), *_OPEN))
+
+def release_rows(conn, job_id: int, keep_until: datetime) -> None:
+    """The job's rows are no longer needed by it after ``keep_until`` (``purge`` deletes them then)."""
+    conn.execute("UPDATE personal_rows SET keep_until = MIN(expires_at, ?) WHERE data_hash = "
+                 "(SELECT data_hash FROM personal_requests WHERE job_id = ?)", (ts(keep_until), job_id))
+
+
+def purge(conn, now: datetime) -> int:
+    """Drop expired requests (and their jobs), and rows no open request needs past their keep time; returns how
+    many row sets went."""
+    expired = [r[0] for r in conn.execute("SELECT job_id FROM personal_requests WHERE expires_at <= ?", (ts(now),))]
+    conn.execute("DELETE FROM personal_requests WHERE expires_at <= ?", (ts(now),))
+    conn.executemany("DELETE FROM jobs WHERE id = ? AND scorer = ?", [(j, PERSONAL_JOB) for j in expired])
+    marks = ",".join("?" * len(_OPEN))
+    return conn.execute(f"""DELETE FROM personal_rows WHERE expires_at <= ? OR (keep_until <= ? AND NOT EXISTS (
+                                SELECT 1 FROM personal_requests r JOIN jobs j ON j.id = r.job_id
+                                WHERE r.data_hash = personal_rows.data_hash AND j.status IN ({marks})))""",
+                        (ts(now), ts(now), *_OPEN)).rowcount

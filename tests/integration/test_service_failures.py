@@ -107,7 +107,8 @@ def test_a_worker_that_lost_its_lease_writes_nothing(tmp_path, rescuer_finishes)
         assert final.status is JobStatus.DONE and values == [RESCUER_VALUE]  # the rescuer's, not overwritten
     else:
         assert final.status is JobStatus.RUNNING and values == []
-        assert final.error.startswith("lease expired: worker stalled stopped before finishing (attempt 1)")
+        assert final.error.startswith("lease expired: its worker stopped before finishing (attempt 1)")
+        assert "stalled" not in final.error  # no worker's name (host:pid) in what users see
     assert GATED_VALUE not in values
 
 
@@ -140,8 +141,8 @@ def ray_store(ray_world, settings, tmp_path: Path) -> tuple:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "error_text"), [("raises", "RuntimeError: CUDA out of memory"),
-                                                   ("dies", "WorkerCrashedError")])
+@pytest.mark.parametrize(("kind", "error_text"), [("raises", "failed unexpectedly (RuntimeError)"),
+                                                   ("dies", "failed unexpectedly (WorkerCrashedError)")])
 def test_a_failed_or_lost_ray_task_counts_as_one_attempt(ray_world, settings, tmp_path, kind, error_text):
     from scoring.ray_driver import RayDriver
 
@@ -179,5 +180,5 @@ def test_a_ray_task_s_scoring_error_fails_its_job_at_once(ray_world, settings, t
     driver = RayDriver(store, s, address="local", scorer_factory=RaisingFactory(ScoringError("no weights"), str(log)))
     report = driver.run(once=True)
     [job] = store.jobs()
-    assert (job.status, job.attempts) == (JobStatus.FAILED, 1) and "ScoringError: no weights" in job.error
+    assert (job.status, job.attempts) == (JobStatus.FAILED, 1) and job.error == "no weights"
     assert (report.failed, report.retried) == (1, 0) and sum(runs_per_job(log).values()) == 1

@@ -4,9 +4,11 @@ SIGTERM)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from data.crawler import crawl
-from data.errors import ScoringError
+from data.errors import ScoringError, StoreFull
 from data.hub import HubClient
 from data.records import JobStatus
 from data.store import Store
 from scoring.worker import Worker, WorkReport
-from tests.helpers.scorers import TinyScorers, dummy_snapshot, seed_noop_jobs
+from tests.helpers.scorers import BASE as BASE_ID
+from tests.helpers.scorers import NoopFactory, TinyScorers, dummy_snapshot, seed_noop_jobs
 from tests.helpers.tiny_models import WORDS, tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite
 
@@ -115,8 +118,83 @@ def test_scorer_errors_fail_at_once_and_crashes_retry_until_max_attempts(setting
                     scorer_factory=_Raises(error))
     report = worker.run(once=True)
     [job] = store.jobs()
-    assert job.status is final and job.attempts == attempts and str(error) in job.error
+    shown = str(error) if isinstance(error, ScoringError) else "failed unexpectedly (RuntimeError)"
+    assert job.status is final and job.attempts == attempts and shown in job.error
     assert report.failed == 1 and report.retried == attempts - 1
+
+
+def _deep_crash():
+    return {}["/root/secret/path.py"]  # a KeyError whose message is a server path, with a traceback
+
+
+class _Crashes(_Raises):
+    def score(self, job, ctx):
+        try:
+            _deep_crash()
+        except KeyError as e:
+            raise self.error from e
+
+
+@pytest.mark.parametrize("error", [RuntimeError(f"failed in /root/secret/path.py on {socket.gethostname()}"),
+                                   ScoringError(f"/root/secret/path.py failed on {socket.gethostname()}\nline 2")])
+def test_the_stored_error_is_one_sentence_without_path_host_or_traceback(settings, tmp_path, caplog, error):
+    store = seed_noop_jobs(tmp_path / "q.db", 1)
+    worker = Worker(store, replace(settings, job_max_attempts=1), snapshot=dummy_snapshot,
+                    scorer_factory=_Crashes(error))
+    with caplog.at_level(logging.ERROR, logger="scoring.worker"):
+        worker.run(once=True)
+    [job] = store.jobs()
+    assert job.status is JobStatus.FAILED and job.error and "\n" not in job.error
+    for secret in ("/", "Traceback", "secret", socket.gethostname(), worker.name, str(os.getpid())):
+        assert secret not in job.error, secret
+    if isinstance(error, RuntimeError):  # a crash: its class, and the whole of it in the log
+        assert job.error == "The scoring worker failed unexpectedly (RuntimeError); it has been logged."
+        assert "Traceback" in caplog.text and "/root/secret/path.py" in caplog.text
+    else:
+        assert job.error == "<path> failed on <worker>"
+
+
+class _FullStore(Store):
+    """A real store whose disk is full when a failure is recorded: ``fail_job`` writes nothing and raises."""
+
+    def fail_job(self, job_id, error, **kwargs):
+        raise StoreFull(f"The disk holding the store {self.db_path} is full: nothing was written.")
+
+
+@pytest.mark.parametrize(("max_attempts", "after_lease"), [(2, JobStatus.RUNNING), (1, JobStatus.FAILED)])
+def test_a_failure_the_store_cannot_record_leaves_the_job_to_its_lease(settings, tmp_path, max_attempts,
+                                                                      after_lease):
+    seed_noop_jobs(tmp_path / "q.db", 1)
+    s = replace(settings, job_lease_s=0.3, job_max_attempts=max_attempts)
+    worker = Worker(_FullStore(tmp_path / "q.db"), s, snapshot=dummy_snapshot,
+                    scorer_factory=_Raises(RuntimeError("CUDA out of memory")))
+    report = worker.run(once=True)  # returns: the worker does not crash
+    assert report.failed == 1 and "left to its lease" in report.lines[0]
+    store = Store(tmp_path / "q.db")
+    [job] = store.jobs()
+    assert job.status is JobStatus.RUNNING and job.attempts == 1  # nothing recorded: its lease will tell
+    time.sleep(0.4)
+    reclaimed = store.claim_job("w2", lease_s=60, max_attempts=max_attempts)  # any claim expires the lease
+    job = store.get_job(job.id)
+    assert job.status is after_lease
+    if after_lease is JobStatus.RUNNING:
+        assert reclaimed.id == job.id and job.attempts == 2 and job.worker == "w2"
+    else:
+        assert reclaimed is None and "gave up after 1 attempts" in job.error
+
+
+def test_an_idle_worker_purges_personal_data_past_its_time(settings, tmp_path):
+    from scoring.personal import FEATURES_DIR
+
+    store = seed_noop_jobs(tmp_path / "q.db", 0)
+    store.create_personal(base_id=BASE_ID, data_hash="a" * 64, rows_json="{}", source="upload:x.csv", summary={},
+                          top_k=1, ttl_s=3600.0, rows_max_s=0.01)
+    orphan = settings.cache_dir / FEATURES_DIR / ("a" * 64)
+    orphan.mkdir(parents=True)
+    (orphan / "m.pt").write_bytes(b"features")
+    time.sleep(0.02)
+    Worker(store, settings, scorers=["noop"], snapshot=dummy_snapshot, scorer_factory=NoopFactory()).run(once=True)
+    assert store.personal_row_sets() == 0 and not orphan.exists()
 
 
 # ---------------------------------------------------------------- real worker processes
@@ -172,7 +250,7 @@ def test_several_workers_on_one_store_do_every_job_exactly_once(tmp_path):
     counts = runs_per_job(log)
     assert len(counts) == 60 and set(counts.values()) == {1}
     assert all(j.status is JobStatus.DONE and j.attempts == 1 for j in store.jobs())
-    assert sum(int(o.split()[1]) for o in outputs) == 60  # the workers' own counts add up
+    assert sum(int(o.splitlines()[-1].split()[1]) for o in outputs) == 60  # the workers' own counts add up
     pids = {line.split()[1] for line in log.read_text().splitlines()}
     assert len(pids) >= 2  # the work really was shared
 

@@ -89,3 +89,77 @@ def test_a_claim_can_leave_personal_jobs_to_others(store):
     claimed = store.claim_job("ray-driver", exclude=[PERSONAL_JOB])
     assert claimed.scorer == "noop" and store.claim_job("ray-driver", exclude=[PERSONAL_JOB]) is None
     assert store.claim_job("worker").scorer == PERSONAL_JOB  # a plain worker takes it
+
+
+def test_a_personal_job_failed_by_its_lease_releases_its_rows_in_that_transaction(store):
+    request = create(store)
+    store.claim_job("dead-worker", [PERSONAL_JOB], lease_s=0.05, max_attempts=1)
+    time.sleep(0.1)
+    assert store.claim_job("w2", ["noop"], max_attempts=1) is None  # any claim expires the lease
+    failed = store.personal(request.id)
+    assert failed.status is JobStatus.FAILED and "lease expired" in failed.error and "dead-worker" not in failed.error
+    assert store.personal_row_sets() == 0 and store.personal_data_hashes() == set()
+
+
+def test_a_personal_job_back_to_pending_by_its_lease_keeps_its_rows(store):
+    request = create(store)
+    store.claim_job("dead-worker", [PERSONAL_JOB], lease_s=0.05, max_attempts=2)
+    time.sleep(0.1)
+    again = store.claim_job("w2", [PERSONAL_JOB], max_attempts=2)
+    assert again.id == request.job_id and again.attempts == 2
+    assert store.personal_data_hashes() == {HASH_A}
+
+
+def test_the_public_job_list_and_counts_leave_personal_jobs_out(store):
+    create(store)
+    store.enqueue("m/x", "c" * 40, ["noop"], "b/base")
+    assert [j.scorer for j in store.public_jobs()] == ["noop"]
+    assert store.queue_stats().pending == 1
+    assert {j.scorer for j in store.jobs()} == {"noop", PERSONAL_JOB}  # the queue itself holds both
+    assert store.claim_job("w1", [PERSONAL_JOB]).scorer == PERSONAL_JOB
+
+
+def test_the_public_job_list_is_newest_first_and_limited(store):
+    for i in range(5):
+        store.enqueue(f"m/x{i}", "c" * 40, ["noop"], "b/base")
+    create(store)
+    assert [j.repo_id for j in store.public_jobs(limit=3)] == ["m/x4", "m/x3", "m/x2"]
+
+
+class _InsecureStore(Store):
+    """The control: a store whose connections leave deleted bytes in place (SQLite's usual default)."""
+
+    def _configure(self, conn):
+        conn.execute("PRAGMA secure_delete = OFF")
+
+
+@pytest.mark.parametrize(("store_class", "wiped"), [(Store, True), (_InsecureStore, False)])
+def test_deleted_rows_leave_no_trace_in_the_file(tmp_path, store_class, wiped):
+    store = store_class(tmp_path / "lb.db")
+    marker = "zebra-7f3a1c-unique-user-text"
+    short = '{"texts": ["' + marker + '"]}'
+    long = '{"texts": ["' + " ".join([marker] * 200) + '"]}'  # over a page: overflow pages are wiped too
+    for data_hash, rows in ((HASH_A, short), (HASH_B, long)):
+        request = store.create_personal(base_id="b/base", data_hash=data_hash, rows_json=rows, source="upload:x.csv",
+                                        summary={}, top_k=2, ttl_s=3600.0, rows_max_s=3600.0)
+        store.finish_personal(store.claim_job("w1", [PERSONAL_JOB]).id, "w1", {"models": []})
+        assert store.personal(request.id).status is JobStatus.DONE
+    assert store.personal_row_sets() == 0
+    with store._connect() as conn:
+        assert conn.execute("PRAGMA secure_delete").fetchone()[0] == int(wiped)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("lb.db")]
+    assert files and any(marker.encode() in p.read_bytes() for p in files) is not wiped
+
+
+def test_truncate_wal_empties_the_wal_without_waiting(store):
+    create(store)
+    wal = store.db_path.parent / "lb.db-wal"
+    assert store.truncate_wal() and (not wal.exists() or wal.stat().st_size == 0)
+    with store._connect() as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM jobs").fetchone()
+        create(store, HASH_B)  # written after the reader's snapshot began
+        assert store.truncate_wal() is False  # a reader is in the way: it says so at once
+        reader.execute("COMMIT")
+    assert store.truncate_wal()

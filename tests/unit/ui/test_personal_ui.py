@@ -204,11 +204,12 @@ def test_the_finished_ranking_has_its_table_and_downloads(handlers, store, tmp_p
     assert list(table["model"][:2]) == ["[alice/strong](https://huggingface.co/alice/strong)",
                                         "[org/base](https://huggingface.co/org/base) (base)"]
     assert list(table["probe (your data)"][:2]) == [90.0, 60.0] and list(table["general mean gain (pts)"][:2]) == [7, 0]
-    assert list(table["notes"][:2]) == ["LogME (your data): failed: &lt;b&gt;not finite&lt;/b&gt;", ""]
+    # a "str" cell: the page shows its characters as text (tests/browser/test_hostile_browser.py), escaped once
+    assert list(table["notes"][:2]) == ["LogME (your data): failed: <b>not finite</b>", ""]
     assert str(table["LogME (your data) rank"][0]) == "<NA>" and table["LogME (your data)"].isna()[0]
     evil = table.iloc[2]
     assert evil["model"] == markdown_text(EVIL) and "<img" not in evil["model"]  # escaped, not linked
-    assert evil["notes"] == "cannot read &lt;img src=y onerror=alert(2)&gt;" and str(evil["rank"]) == "<NA>"
+    assert evil["notes"] == "cannot read <img src=y onerror=alert(2)>" and str(evil["rank"]) == "<NA>"
     rows = list(csv.DictReader(io.StringIO(state.csv_path.read_text())))
     assert [r["repo_id"] for r in rows] == ["alice/strong", BASE, EVIL]
     document = json.loads(state.json_path.read_text())
@@ -345,3 +346,14 @@ def test_a_client_queues_at_most_its_hourly_limit_and_a_refusal_spends_none(stor
     del handlers.read
     handlers.rank(good(), submitter="10.0.0.2")  # another client has its own limit
     assert len(personal_jobs(store)) == 3
+
+
+def test_the_data_line_clips_class_names_and_counts_past_twenty(handlers, store, tmp_path):
+    from ui.personal import data_markdown
+
+    labels = [f"{'L' * 190}{i:03d}" for i in range(30)]
+    request = handlers.rank(form(write_csv(tmp_path / "wide.csv", ["text", "label"],
+                                           [[f"row {i}", labels[i % 30]] for i in range(60)])))
+    line = data_markdown(request)
+    assert "30 classes" in line and "and 10 more" in line and len(line) < 2_000
+    assert "L" * 41 not in line and "…" in line
