@@ -298,7 +298,7 @@ class AppHandlers:
     def jobs(self, limit: int = 200) -> pd.DataFrame:
         """The newest jobs with their status and, for failures, the error (no personal ranking's job)."""
         jobs = self.store.public_jobs(limit)
-        rows = [[j.id, j.repo_id, j.revision[:8], j.scorer, j.status.value, j.attempts, j.error or "",
+        rows = [[j.id, j.repo_id, j.revision[:8], j.scorer, j.status.value, j.attempts, _first_line(j.error),
                  j.created_at.isoformat(timespec="seconds") if j.created_at else "",
                  j.finished_at.isoformat(timespec="seconds") if j.finished_at else ""] for j in jobs]
         return pd.DataFrame(rows, columns=JOB_COLUMNS)
@@ -307,3 +307,8 @@ class AppHandlers:
         stats = self.store.queue_stats()  # personal rankings' jobs left out, as in ``jobs``
         counts = {status: getattr(stats, status.value.lower()) for status in JobStatus}
         return " · ".join(f"{status.value.lower()} {n}" for status, n in counts.items() if n) or "no jobs yet"
+
+
+def _first_line(error: str | None) -> str:
+    """A job's error as the Jobs view shows it: its first line (a sentence; an old row may hold a traceback)."""
+    return (error or "").strip().split("\n", 1)[0]

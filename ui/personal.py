@@ -345,7 +345,7 @@ def status_markdown(request: PersonalRequest, total: int) -> str:
         return f"**Scoring**: {progress}"
     if request.status is JobStatus.DONE:
         return f"**Done**: {progress}"
-    error = (request.error or "no reason was recorded").strip()
+    error = ((request.error or "").strip().splitlines() or ["no reason was recorded"])[0]  # an old row's traceback too
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + "…"
     return f"**Failed**: {escaped(error)}"
