@@ -4,7 +4,9 @@ Users upload a CSV, JSON Lines or Parquet file (or name a Hub dataset) to rank m
 check here refuses bad input with a ``UserDataError`` whose ``reason`` is one sentence for a non-programmer,
 naming the file, column, row or number involved. Nothing in a file is ever evaluated: CSV is read as strings
 (``dtype=str``, ``keep_default_na=False``), JSON Lines with ``json.loads``, Parquet with pyarrow (no pandas
-metadata), and a Hub id must look like ``owner/name`` so the datasets library never reads a local path.
+metadata), and a Hub id must look like ``owner/name`` so the datasets library never reads a local path. The readers
+live beside this module (``user_text``: CSV and JSON Lines; ``user_parquet``; ``user_hub``), the limits and the
+wording in ``user_limits``: each bound is checked before the work it bounds.
 
 Rows are counted as a user counts data rows: row 1 is the first row under the header. Labels become strings
 (``str(int)`` for whole numbers); ``label_names`` are their sorted distinct forms and ``labels`` ids into them.
@@ -14,11 +16,9 @@ Rows are counted as a user counts data rows: row 1 is the first row under the he
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
-import re
 import stat
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -37,8 +37,6 @@ from data.user_limits import (
     check_decoded_size,
     check_header,
     check_rows,
-    check_unique,
-    file_named,
     kind_of,
     listing,
     picked,
@@ -47,6 +45,7 @@ from data.user_limits import (
     where_of,
 )
 from data.user_parquet import read_parquet
+from data.user_text import read_csv, read_jsonl
 
 __all__ = ["DEFAULT_LIMITS", "Columns", "UploadLimits", "UserData", "UserDataError", "file_format", "read_columns",
            "read_hub_dataset", "read_upload", "user_data"]
@@ -56,8 +55,6 @@ JSONL_SUFFIXES = (".jsonl", ".json-lines", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 PARQUET_MAGIC = b"PAR1"
 ACCEPTED = "a CSV (.csv), JSON Lines (.jsonl) or Parquet (.parquet) file"
-_CSV_WIDTH_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-_CSV_QUOTE_RE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,7 +209,7 @@ def _read_file(path: Path, name: str, limits: UploadLimits, wanted: Columns | No
     if kind == "parquet":
         return read_parquet(path, name, limits, wanted)
     text = _decode(_read_bytes(path, name, limits.max_bytes + 1), name)
-    return (_read_csv if kind == "csv" else _read_jsonl)(text, name, limits, wanted)
+    return (read_csv if kind == "csv" else read_jsonl)(text, name, limits, wanted)
 
 
 def _read_bytes(path: Path, name: str, size: int = -1) -> bytes:
@@ -244,101 +241,6 @@ def _decode(data: bytes, name: str) -> str:
         line = data[:at].count(b"\n") + 1
         raise UserDataError(f"The file {quote(name)} is not UTF-8 text: byte {at} (line {line}) cannot be read; "
                             f"save it as UTF-8 and try again.") from e
-
-
-def _read_csv(text: str, name: str, limits: UploadLimits, wanted: Columns | None) -> tuple[list[str], Any]:
-    """Every cell a string; the header is read as a row so that a row wider than it is an error, not an index."""
-    import pandas as pd
-
-    _check_csv_header(text, name, limits)
-    try:
-        frame = pd.read_csv(io.StringIO(text), header=None, dtype=str, keep_default_na=False,
-                            nrows=limits.max_rows + 2)
-    except pd.errors.EmptyDataError as e:
-        raise UserDataError(f"The file {quote(name)} is empty.") from e
-    except pd.errors.ParserError as e:
-        raise UserDataError(_csv_problem(name, str(e))) from e
-    header, *rows = frame.values.tolist()
-    check_rows(len(rows), file_named(name), limits)
-    check_unique(header, wanted, file_named(name))
-    first: dict[str, int] = {}
-    for j, column in enumerate(header):
-        first.setdefault(column, j)
-    return list(first), {column: [row[j] for row in rows] for column, j in first.items()}
-
-
-def _check_csv_header(text: str, name: str, limits: UploadLimits) -> None:
-    """The header row's width and names, read alone from the text's start before pandas parses any row: a header
-    that does not end within what ``max_columns`` names of ``max_column_name_chars`` can take is refused as such."""
-    import csv
-
-    head = text[: (limits.max_columns + 1) * (limits.max_column_name_chars + 3)]
-    rows = csv.reader(io.StringIO(head))
-    try:
-        names = next(rows, [])
-    except csv.Error:  # a field longer than the csv module's field limit
-        names = []
-    whole = len(head) == len(text) or rows.line_num <= head.count("\n")  # a line of the head is past the header
-    if not whole and len(names) > limits.max_columns:
-        raise UserDataError(f"The file {quote(name)} has more than {limits.max_columns:,} columns; the limit is "
-                            f"{limits.max_columns:,}.")
-    if not whole:
-        raise UserDataError(f"The header row of {file_named(name)} is longer than {limits.max_columns:,} column "
-                            f"names of at most {limits.max_column_name_chars:,} characters can be.")
-    check_header(names, file_named(name), limits)
-
-
-def _csv_problem(name: str, message: str) -> str:
-    """The parser's complaint, in words: a row wider than the header, a quote never closed, or else a hint."""
-    width, unclosed = _CSV_WIDTH_RE.search(message), _CSV_QUOTE_RE.search(message)
-    problem = "check its quotes and commas"
-    if width:
-        expected, line, saw = width.groups()
-        problem = f"line {line} has {saw} fields but the header has {expected}"
-    elif unclosed:  # pandas counts this row from 0
-        problem = f"a quotation mark opened on line {int(unclosed.group(1)) + 1} is never closed"
-    return f"The file {quote(name)} is not a well-formed CSV file: {problem}."
-
-
-def _read_jsonl(text: str, name: str, limits: UploadLimits, wanted: Columns | None) -> tuple[list[str], Any]:
-    """One JSON object per non-blank line; a line, an object's keys and the keys of all rows are bounded while
-    they are read."""
-    rows, keys = [], {}
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        if len(line) > limits.max_line_bytes:
-            raise UserDataError(f"Line {number} of {file_named(name)} is longer than the limit of "
-                                f"{size(limits.max_line_bytes)}.")
-        row = _json_object(line, number, name, limits)
-        keys.update(dict.fromkeys(row))
-        if len(keys) > limits.max_columns:
-            check_header(list(keys), file_named(name), limits)
-        rows.append(row)
-        if len(rows) > limits.max_rows:
-            break
-    check_rows(len(rows), file_named(name), limits)
-    check_header(list(keys), file_named(name), limits)
-    return list(keys), rows
-
-
-def _json_object(line: str, number: int, name: str, limits: UploadLimits) -> dict:
-    def bounded(pairs: list) -> dict:
-        if len(pairs) > limits.max_columns:
-            raise UserDataError(f"Line {number} of {file_named(name)} has {len(pairs):,} keys; the limit is "
-                                f"{limits.max_columns:,} columns.")
-        return dict(pairs)
-
-    try:
-        row = json.loads(line, object_pairs_hook=bounded)
-    except (ValueError, RecursionError) as e:
-        if isinstance(e, UserDataError):
-            raise
-        row = None
-    if not isinstance(row, dict):
-        raise UserDataError(f"Line {number} of {file_named(name)} is not a JSON object like "
-                            f'{{"text": "...", "label": "..."}}.')
-    return row
 
 
 # -- checks -----------------------------------------------------------------------------------------------------

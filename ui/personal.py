@@ -3,9 +3,9 @@ ranking, and show a request's state, ranking and downloads. ui/events.py turns t
 
 The web process only validates and queues (``scoring.personal_submit``, which imports no torch); a scoring worker
 (``python -m scoring work``) scores. A request is named by its random token, the key of its shareable URL
-(``?personal=TOKEN``). Everything that comes from a file, a user or the Hub is escaped for where it lands: Markdown
-through ``data.escape.markdown_text``, table text cells as "str" cells (shown as text by the page), model names through
-``ui.views.model_link``.
+(``?personal=TOKEN``). A file payload names only a regular file in Gradio's upload folder (``ui/uploads.py``), and
+every read runs in a child process with a time budget and a memory cap (``ui/sandbox.py``), after the client's hourly
+slot was taken. What the tab shows is rendered in ``ui/personal_views.py``.
 """
 
 from __future__ import annotations
@@ -22,22 +22,28 @@ from pathlib import Path
 import pandas as pd
 
 from data.errors import StoreError, public_sentence
-from data.escape import markdown_text
-from data.metrics import METRICS, PROJECT_SOURCE
+from data.metrics import PROJECT_SOURCE
 from data.records import JobStatus, PersonalRequest
 from data.settings import Settings
 from data.store import Store
 from data.user_data import Columns, UploadLimits, UserData, UserDataError, read_columns, read_hub_dataset, read_upload
-from ranking.columns import column_for
-from ranking.personal import personal_csv, personal_frame, personal_json
+from ranking.personal import personal_csv, personal_json
 from scoring.personal_submit import MAX_TOP_K, PersonalError, submit
 from ui import sandbox
 from ui.handlers import save_export
 from ui.layout import PersonalDefaults
+from ui.personal_views import (  # noqa: F401 (escaped, data_markdown: re-exported for ui/events.py and tests)
+    data_markdown,
+    duration,
+    escaped,
+    intro_markdown,
+    ranking_table,
+    rule_markdown,
+    status_markdown,
+)
 from ui.service import LeaderboardService
 from ui.uploads import delete_upload, upload_root, uploaded_file
 from ui.urls import personal_query, share_markdown
-from ui.views import model_link
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +51,8 @@ NO_PAIR = ""  # the second-text picker's value for "none": a single-text task
 TEXT_GUESSES = ("text", "sentence", "sentence1", "review", "content", "question", "premise")
 PAIR_GUESSES = ("sentence2", "text_pair", "hypothesis")
 LABEL_GUESSES = ("label", "labels", "class", "category", "target", "topic")
-MAX_ERROR_CHARS = 500  # a failed job's error is cut to this many characters on the page
 DEFAULT_SPLIT = "train"
-MAX_CLASSES_SHOWN = 20  # classes named in a ranking's data line; the rest counted
-MAX_NAME_CHARS = 40  # a class name is cut to this where it is shown
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def escaped(value: object) -> str:
-    """``value`` as literal Markdown text (``data.escape.markdown_text``)."""
-    return markdown_text(value)
 
 
 class PersonalRefused(ValueError):
@@ -260,7 +258,7 @@ class PersonalHandlers:
         request = self.store.personal(token)
         if request is None:
             return PersonalState(status=f"**No ranking at this link.** It is unknown, or it has expired: a ranking "
-                                        f"is kept for {_duration(self.settings.personal_ttl_s)}.")
+                                        f"is kept for {duration(self.settings.personal_ttl_s)}.")
         share = share_markdown(personal_query(request.id), "this ranking")
         status = "\n\n".join([status_markdown(request, self.expected_models(request)),
                               data_markdown(request)])
@@ -296,130 +294,9 @@ def _refusal(error: BaseException) -> BaseException:
     return error
 
 
-def clipped(name: object, limit: int = MAX_NAME_CHARS) -> str:
-    """A label or class name cut to ``limit`` characters where it is shown (the ranking's files keep it whole)."""
-    text = str(name)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 def _guess(columns: tuple[str, ...], names: tuple[str, ...], exclude: tuple[str, ...] = ()) -> str:
     """The first column whose name (any case) is one of ``names``, else ""."""
     lowered = {c.strip().lower(): c for c in reversed(columns) if c not in exclude}
     return next((lowered[n] for n in names if n in lowered), "")
 
 
-def _duration(seconds: float) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = round(seconds / size)
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{round(seconds)} seconds"
-
-
-def _size(n_bytes: int) -> str:
-    if n_bytes >= 2**20:
-        return f"{n_bytes / 2**20:g} MB"
-    return f"{n_bytes / 1024:g} KB" if n_bytes >= 1024 else f"{n_bytes} bytes"
-
-
-def _seconds(value) -> str:
-    return f"{value:.1f} s" if isinstance(value, int | float) and math.isfinite(value) else ""
-
-
-def progress_markdown(request: PersonalRequest, total: int) -> str:
-    """``3 of 11 models scored: a (1.2 s), b (failed: ...), ...``, each name escaped."""
-    done = [f"{escaped(p.get('repo_id', ''))}"
-            + (f" (failed: {escaped(p['error'])})" if p.get("error") else
-               f" ({_seconds(p.get('seconds'))})" if _seconds(p.get("seconds")) else "")
-            for p in request.progress]
-    line = f"{len(done)} of {max(total, len(done))} models scored"
-    return line + (": " + ", ".join(done) if done else ".")
-
-
-def status_markdown(request: PersonalRequest, total: int) -> str:
-    """One line: queued, scoring (per model), done, or failed with its error."""
-    progress = progress_markdown(request, total)
-    if request.status is JobStatus.PENDING:
-        return f"**Queued**: waiting for a scoring worker. {progress}"
-    if request.status is JobStatus.RUNNING:
-        return f"**Scoring**: {progress}"
-    if request.status is JobStatus.DONE:
-        return f"**Done**: {progress}"
-    error = ((request.error or "").strip().splitlines() or ["no reason was recorded"])[0]  # an old row's traceback too
-    if len(error) > MAX_ERROR_CHARS:
-        error = error[:MAX_ERROR_CHARS] + "…"
-    return f"**Failed**: {escaped(error)}"
-
-
-def data_markdown(request: PersonalRequest) -> str:
-    """Which data and base the ranking is of: rows, classes with their counts, where they came from."""
-    summary = request.summary or {}
-    classes = summary.get("classes") or {}
-    shown = list(classes.items())[:MAX_CLASSES_SHOWN]
-    counts = ", ".join(f"{escaped(clipped(name))}: {n:,}" for name, n in shown)
-    if len(classes) > len(shown):
-        counts += f" and {len(classes) - len(shown):,} more"
-    kind, _, rest = (request.source or "").partition(":")
-    where = {"upload": "the file ", "hub": "the Hub dataset "}.get(kind, "")
-    pair = " (text pairs)" if summary.get("pair") else ""
-    return (f"Base **{escaped(request.base_id)}** and its top {request.top_k} candidates, on "
-            f"{summary.get('rows', 0):,} rows{pair} from {where}{escaped(clipped(rest or request.source, 120))}, "
-            f"{len(classes)} classes ({counts}).")
-
-
-def rule_markdown(result: dict) -> str:
-    """The combined rank's rule and what each estimator measures."""
-    lines = [escaped(result.get("rule", ""))]
-    for name, key in (result.get("estimators") or {}).items():
-        spec = METRICS.get(key)
-        what = f"{spec.label}: {spec.description}" if spec else key
-        lines.append(f"- {escaped(what)} ({escaped(name)})")
-    return "\n".join(lines)
-
-
-def ranking_table(result: dict) -> tuple[pd.DataFrame, list[str]]:
-    """The ranking as the tab shows it (and each column's gr.Dataframe datatype): rank, model (linked, escaped),
-    general rank and mean gain, each estimator's value and rank, and a model's failures as escaped text."""
-    frame = personal_frame(result)
-    gain = column_for("mean_gain")
-    out = {
-        "rank": frame["combined_rank"],
-        "model": [model_link(r) + (" (base)" if role == "base" else "")
-                  for r, role in zip(frame["repo_id"], frame["role"], strict=True)],
-        "general rank": frame["general_rank"],
-        f"general {gain.label} (pts)": (pd.to_numeric(frame["mean_gain"], errors="coerce") * 100).round(gain.decimals),
-    }
-    datatypes = ["number", "markdown", "number", "number"]
-    notes = [[] for _ in range(len(frame))]
-    for key in (result.get("estimators") or {}).values():
-        spec = METRICS.get(key)
-        label = spec.label if spec else key
-        values = pd.to_numeric(frame[key], errors="coerce")
-        out[label] = (values * 100).round(2) if spec and spec.unit == "fraction" else values.round(3)
-        out[f"{label} rank"] = frame[f"{key}_rank"]
-        datatypes += ["number", "number"]
-        for i, status in enumerate(frame[f"{key}_status"]):
-            if status != "ok" and not frame["error"].iloc[i]:  # a model that could not be read ran none
-                notes[i].append(f"{label}: {status}")
-    for i, error in enumerate(frame["error"]):
-        if error:
-            notes[i].insert(0, str(error))
-    if any(notes):
-        out["notes"] = ["; ".join(n) for n in notes]  # a "str" cell: shown as text, never as markup
-        datatypes.append("str")
-    out["seconds"] = pd.to_numeric(frame["seconds"], errors="coerce").round(1)
-    datatypes.append("number")
-    return pd.DataFrame(out), datatypes
-
-
-def intro_markdown(settings: Settings) -> str:
-    """What the tab does, and how long what is kept."""
-    rows = "as soon as the ranking ends" if settings.personal_keep_rows_s <= 0 else (
-        f"for {_duration(settings.personal_keep_rows_s)} after the ranking ends")
-    return (f"**Rank on your own data.** Pick a base model: it and its top candidates on the leaderboard are scored "
-            f"on your labelled rows (cross-validated probes and LogME on frozen features), so you see which "
-            f"checkpoint suits your task. Upload a CSV, JSON Lines or Parquet file with a header row, or name a "
-            f"dataset on the Hub; then pick its text column (and a second one for sentence pairs) and its label "
-            f"column. At most {settings.personal_max_rows:,} rows and "
-            f"{_size(settings.personal_max_bytes)} per file. Your rows are deleted {rows}; the ranking stays at its "
-            f"link for {_duration(settings.personal_ttl_s)}.")
