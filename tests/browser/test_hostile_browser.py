@@ -114,6 +114,7 @@ def test_a_forged_forwarded_for_header_is_not_the_counted_address(browser, hosti
     with open_page(browser, url, request) as page:
         page.context.set_extra_http_headers({"X-Forwarded-For": "203.0.113.66"})
         page.reload()
+        expect(page.locator("#status")).to_contain_text("models ranked")  # loaded: a tab clicked now stays open
         page.get_by_role("tab", name="Submit").click()
         page.locator("#submit-id textarea, #submit-id input").first.fill("nobody/nothing")
         page.locator("#submit-button").click()
