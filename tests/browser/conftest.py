@@ -112,10 +112,10 @@ def live_app(tmp_path_factory) -> Iterator[LiveApp]:
     """The known-answer store served by ``create_server`` on a free port, its Hub a LocalHub holding
     the base, a valid tiny finetune of it (``CANDIDATE``) and a pickle-only repo (``PICKLE_ONLY``)."""
 
-    from tests.helpers.tiny_models import ARCHITECTURE_FIELDS, tiny_checkpoints
+    from tests.helpers.tiny_models import ARCHITECTURE_FIELDS, shared_root, tiny_checkpoints
 
     tmp = tmp_path_factory.mktemp("browser-app")
-    checkpoints = tiny_checkpoints(tmp_path_factory.mktemp("tiny-models"))
+    checkpoints = tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
     config = json.loads((checkpoints["bert-candidate"] / "config.json").read_text())
     assert {f: config[f] for f in ARCHITECTURE_FIELDS} == {f: getattr(SIG, f) for f in ARCHITECTURE_FIELDS}, (
         "the tiny BERT candidate no longer matches the architecture of the store's base")

@@ -30,7 +30,7 @@ from data.store import Store
 from data.user_data import Columns, read_upload
 from scoring.personal_submit import submit
 from tests.browser.conftest import open_page, serve_app
-from tests.helpers.tiny_models import WORDS, tiny_family_hub
+from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
 
 pytestmark = pytest.mark.browser
 
@@ -89,7 +89,7 @@ def scoring_worker(settings: Settings, folder: Path):
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    with tiny_family_hub(tmp_path_factory.mktemp("personal-hub"), BASE) as hub:
+    with tiny_family_hub(tmp_path_factory.mktemp("personal-hub"), BASE, models=shared_root(tmp_path_factory)) as hub:
         yield hub
 
 

@@ -323,16 +323,26 @@ def tiny_checkpoints(root: Path) -> dict[str, Path]:
     return checkpoints
 
 
-def tiny_family_hub(root: Path, base_id: str = "tiny/bert-base", n_candidates: int = 3):
+def shared_root(tmp_path_factory) -> Path:
+    """Where this test run (each xdist worker its own) keeps the tiny checkpoints it builds once: pytest's base
+    temp folder. What lies there is read-only to tests; a test that changes a checkpoint copies it first."""
+    return tmp_path_factory.getbasetemp() / "tiny-shared"
+
+
+def tiny_family_hub(root: Path, base_id: str = "tiny/bert-base", n_candidates: int = 3, *,
+                    models: Path | None = None):
     """A LocalHub (not started) with a tiny BERT base and ``n_candidates`` finetunes tagged as its
-    descendants (``org/cand-i``: seed i, 3 + i steps, i downloads)."""
+    descendants (``org/cand-i``: seed i, 3 + i steps, i downloads). The checkpoints are built under ``models``
+    (default ``root``), each once: pass ``shared_root(tmp_path_factory)`` to share them across a test run."""
     from data.local_hub import LocalHub
 
-    ckpt = tiny_checkpoints(root / "tiny")
+    models = models or root
+    ckpt = tiny_checkpoints(models / "tiny")
     tags = ("transformers", "bert", f"base_model:{base_id}", f"base_model:finetune:{base_id}")
     hub = LocalHub()
     hub.add_files_from_dir(base_id, ckpt["bert-base"], tags=("transformers", "bert"))
     for i in range(n_candidates):
-        model = build_candidate(ckpt["bert-base"], root / f"cand-{i}", seed=i, steps=3 + i)
+        build = functools.partial(build_candidate, ckpt["bert-base"], seed=i, steps=3 + i)
+        model = _build_once(models / f"cand-{i}", build)
         hub.add_files_from_dir(f"org/cand-{i}", model, tags=tags, downloads=i)
     return hub

@@ -12,7 +12,7 @@ from data.hub import HubClient
 from data.local_hub import LocalHub
 from data.records import CandidateStatus, Match, SkipReason
 from data.store import Store
-from tests.helpers.tiny_models import build_candidate, tiny_checkpoints
+from tests.helpers.tiny_models import build_candidate, shared_root, tiny_checkpoints
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ BASE = "tiny/bert-base"
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    ckpt = tiny_checkpoints(root)
+    ckpt = tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
     second = build_candidate(ckpt["bert-base"], root / "bert-candidate-2", seed=1, task="first_word")
     hub = LocalHub()
     hub.add_files_from_dir(BASE, ckpt["bert-base"], tags=("transformers", "bert", "fill-mask"), downloads=1000)

@@ -21,7 +21,7 @@ from scoring.config import QUICK, IntertrainingConfig
 from scoring.intertrain import train_source_model
 from scoring.intertraining import IntertrainingScorer
 from scoring.target_data import load_target
-from tests.helpers.tiny_models import tiny_checkpoints
+from tests.helpers.tiny_models import shared_root, tiny_checkpoints
 from tests.helpers.tiny_suite import write_tiny_suite
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ FAILING = replace(TINY, lr=1e-3, max_epochs=2, max_train_examples=200)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
-    ckpt = tiny_checkpoints(root / "tiny")
+    ckpt = tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
     data = write_tiny_suite(root / "datasets")
     [source] = suite("cats", local_root=data)
     related = root / "bert-cats"

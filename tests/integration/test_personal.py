@@ -21,7 +21,7 @@ from data.store import Store
 from data.user_data import Columns, read_upload
 from scoring.personal import submit
 from scoring.worker import Worker
-from tests.helpers.tiny_models import WORDS, tiny_family_hub
+from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ PROBE = {"org/cand-0": 0.6, "org/cand-1": 0.8, "org/cand-2": 0.7}  # the general
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("personal")
-    hub = tiny_family_hub(root, BASE)
+    hub = tiny_family_hub(root, BASE, models=shared_root(tmp_path_factory))
     with hub:
         yield {"hub": hub, "root": root}
 

@@ -11,7 +11,7 @@ from data.records import JobStatus
 from data.store import Store
 from scoring.__main__ import main as scoring_main
 from tests.helpers.boards import load_leaderboard
-from tests.helpers.tiny_models import build_candidate, tiny_checkpoints
+from tests.helpers.tiny_models import build_candidate, shared_root, tiny_checkpoints
 from tests.helpers.tiny_suite import write_reference_text
 
 pytestmark = pytest.mark.slow
@@ -20,8 +20,8 @@ BASE = "tiny/bert-base"
 TAGS = ("transformers", "bert", f"base_model:{BASE}", f"base_model:finetune:{BASE}")
 
 
-def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, monkeypatch, capsys):
-    ckpt = tiny_checkpoints(tmp_path / "tiny")
+def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, tmp_path_factory, monkeypatch, capsys):
+    ckpt = tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
     hub = LocalHub()
     hub.add_files_from_dir(BASE, ckpt["bert-base"], tags=("transformers", "bert"))
     hub.add_files_from_dir("org/cand", build_candidate(ckpt["bert-base"], tmp_path / "cand", seed=1), tags=TAGS)

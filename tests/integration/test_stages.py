@@ -15,7 +15,7 @@ from scoring.config import PROBE, QUICK, IntertrainingConfig, LinearProbeConfig
 from scoring.intertraining import IntertrainingScorer
 from scoring.linear_probe import LinearProbeScorer
 from scoring.stages import probe_candidates, score_top_k, top_by_probe
-from tests.helpers.tiny_models import tiny_family_hub
+from tests.helpers.tiny_models import shared_root, tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ TINY = replace(QUICK, lr=1e-3, max_train_examples=64, max_eval_examples=50, eval
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
-    hub = tiny_family_hub(root, BASE)
+    hub = tiny_family_hub(root, BASE, models=shared_root(tmp_path_factory))
     with hub:
         yield {"hub": hub, "data": write_tiny_suite(root / "data", n_train=120, n_test=60)}
 

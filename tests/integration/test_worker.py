@@ -25,7 +25,7 @@ from data.store import Store
 from scoring.worker import Worker, WorkReport
 from tests.helpers.scorers import BASE as BASE_ID
 from tests.helpers.scorers import NoopFactory, TinyScorers, dummy_snapshot, seed_noop_jobs
-from tests.helpers.tiny_models import WORDS, tiny_family_hub
+from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ SCORERS = ("linear_probe", "free_energy")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("worker")
-    hub = tiny_family_hub(root, BASE)
+    hub = tiny_family_hub(root, BASE, models=shared_root(tmp_path_factory))
     rng = random.Random(0)
     corpus = root / "corpus.txt"
     corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(200)))

@@ -23,6 +23,7 @@ from tests.helpers.tiny_models import (
     TinySpec,
     build_base,
     build_candidate,
+    shared_root,
     tiny_checkpoints,
     write_word_tokenizer,
 )
@@ -33,7 +34,7 @@ SPECS = pytest.mark.parametrize("spec", [TINY_BERT, TINY_ROBERTA], ids=lambda sp
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+    return tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
 
 
 def _config_json(checkpoint_dir: Path) -> dict:

@@ -37,7 +37,7 @@ from scoring.finetune import (
     train_step,
     uses_bf16,
 )
-from tests.helpers.tiny_models import WORDS, tiny_checkpoints
+from tests.helpers.tiny_models import WORDS, shared_root, tiny_checkpoints
 
 MODEL_TYPES = pytest.mark.parametrize("model_type", ["bert", "roberta"])
 OTHER_WORDS = tuple(w for w in WORDS if w != "cat")
@@ -93,7 +93,7 @@ CAT_COUNT = TargetData(name="cat_count", train=_cat_count(480, 1), eval=_cat_cou
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    return tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+    return tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
 
 
 def _scores(result: FinetuneResult) -> tuple:

@@ -13,12 +13,12 @@ from data.errors import ScoringError
 from scoring.config import PROBE
 from scoring.examples import Example, TargetData
 from scoring.probe import extract_features, fit_logistic, load_encoder, predict, probe, token_batches
-from tests.helpers.tiny_models import WORDS, tiny_checkpoints
+from tests.helpers.tiny_models import WORDS, shared_root, tiny_checkpoints
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    return tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+    return tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
 
 
 def word_task(n: int, seed: int) -> tuple[Example, ...]:

@@ -16,7 +16,7 @@ from data.records import JobStatus
 from tests.helpers.leaderboard_store import BASE, EVIL, build_store
 from tests.helpers.study_store import BASE as STUDY_BASE
 from tests.helpers.study_store import build_study_store
-from tests.helpers.tiny_models import tiny_checkpoints
+from tests.helpers.tiny_models import shared_root, tiny_checkpoints
 from ui import compare
 from ui.handlers import AppHandlers
 from ui.views import ViewQuery
@@ -26,7 +26,7 @@ FINETUNE_TAGS = ("transformers", "bert", f"base_model:{BASE}", f"base_model:fine
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    ckpt = tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+    ckpt = tiny_checkpoints(shared_root(tmp_path_factory) / "tiny")
     hub = LocalHub()
     hub.add_files_from_dir(BASE, ckpt["bert-base"], tags=("transformers", "bert"))
     hub.add_files_from_dir("eve/tiny-bert", ckpt["bert-candidate"], tags=FINETUNE_TAGS, downloads=3)
