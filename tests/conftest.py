@@ -12,6 +12,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: any stray default-endpoint call fails fast
 os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
 os.environ.pop("HF_TOKEN", None)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core: each on one thread (and so the processes it starts),
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # or OpenMP's spinning threads of
+        os.environ.setdefault(_var, "1")  # two workers oversubscribe the cores and a 15 s test takes 115 s
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +41,15 @@ def settings(tmp_path):
         crawl_backoff_base_s=0.01,
         crawl_backoff_max_s=0.05,
     )
+
+
+SPREAD_MODULES = {"tests.unit.scoring.test_llc_calibration"}  # long independent cases: spread over the workers
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``), each test module runs on one worker, so its module-scoped fixtures
+    (a live app, a tiny Hub, a trained world) are built once; the cases of SPREAD_MODULES go to either worker."""
+    for item in items:
+        module = getattr(item.module, "__name__", "")
+        if module not in SPREAD_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))

@@ -1,7 +1,7 @@
 """A live app for the browser tests: the known-answer store, a local Hub, uvicorn on 127.0.0.1, headless Chromium.
 
-The server and the browser are started once per module; every test gets a fresh page. Chromium is
-Debian's package (``/usr/bin/chromium``, installed by ``.ci/run``), never ``playwright install``.
+The server and the browser are started once per module; every test gets a fresh page. Chromium is Debian's
+package (``/usr/bin/chromium``, installed by ``.ci/run``), never ``playwright install``.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def chromium_browser():
             browser.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # per module: test_app_browser queues a submission in its store
 def live_app(tmp_path_factory) -> Iterator[LiveApp]:
     """The known-answer store served by ``create_server`` on a free port, its Hub a LocalHub holding
     the base, a valid tiny finetune of it (``CANDIDATE``) and a pickle-only repo (``PICKLE_ONLY``)."""
@@ -145,8 +145,8 @@ def _patient_expect():
     yield
 
 
-@pytest.fixture(scope="module")
-def browser():
+@pytest.fixture(scope="module")  # not per session: Playwright's sync API would then hold an event loop open
+def browser():  # through every later test, and a test that starts Playwright itself fails inside it
     with chromium_browser() as browser:
         yield browser
 

@@ -11,6 +11,7 @@ caller is left untouched.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import tempfile
@@ -228,6 +229,18 @@ _SENTENCE_WORDS = 12
 _LR = 1e-3
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Torch on one thread for the block: a sum's order, and so a trained checkpoint's bytes, does not depend on
+    how many threads the session happens to use (a test may have set 1; an xdist worker does)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def build_candidate(
     base_dir: Path,
     out_dir: Path,
@@ -261,7 +274,7 @@ def build_candidate(
     labels = TASKS[task](word_idx, len(words), num_labels)
     batch = tokenizer([" ".join(words[i] for i in row) for row in word_idx.tolist()], return_tensors="pt")
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), one_thread():  # the same bytes whatever the session's thread count
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(
             base_dir, id2label={i: f"{task}_{i}" for i in range(num_labels)}, use_safetensors=True
