@@ -25,6 +25,7 @@ from typing import Any
 
 from data.errors import LeaderboardError
 from data.targets import TargetSpec
+from data.user_hub import resolved_revision
 from scoring.examples import Example, TargetData
 
 logger = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ def _read_hub(spec: TargetSpec, cache_dir: Path | None
                                        cache_dir=str(cache_dir) if cache_dir is not None else None)
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         raise TargetError(f"target {spec.name}: could not load {where} from the Hub: {e}") from e
-    revision = _resolved_revision(loaded[spec.train_split]) if spec.train_split in loaded else ""
+    revision = resolved_revision(loaded[spec.train_split]) if spec.train_split in loaded else ""
     if _SHA_RE.fullmatch(spec.revision) and revision and revision != spec.revision:
         # datasets falls back to "the latest cached version" when the Hub is offline or unreachable, whatever
         # revision was asked for: a pinned target is never scored on another revision's rows
@@ -216,12 +217,3 @@ def _hub_label_names(spec: TargetSpec, train: Any) -> tuple[str, ...]:
     if all(isinstance(v, int) for v in values):
         return tuple(str(i) for i in range(max(values) + 1)) if values else ()
     return tuple(sorted(str(v) for v in values))
-
-
-def _resolved_revision(split: Any) -> str:
-    """The dataset commit sha: datasets caches Hub datasets under a directory named by it (best effort)."""
-    for cache_file in getattr(split, "cache_files", ()):
-        found = _SHA_RE.findall(str(cache_file.get("filename", "")))
-        if found:
-            return found[-1]
-    return ""
