@@ -38,6 +38,9 @@ METRICS: MappingProxyType[str, MetricSpec] = _specs(
     MetricSpec(key="knn_accuracy", label="kNN", higher_is_better=True, unit="fraction",
                description="Accuracy of a k-nearest-neighbour vote (cosine, frozen mean-pooled features) on one "
                            "target's test split, the train split as neighbours: a target-data baseline."),
+    MetricSpec(key="logme_target", label="LogME", higher_is_better=True, unit="nats",
+               description="LogME (You et al. 2021) of one target's train labels on frozen mean-pooled features "
+                           "(the kNN's): the maximum log evidence per example of a Bayesian linear model."),
     MetricSpec(key="cv_probe_accuracy", label="probe (your data)", higher_is_better=True, unit="fraction",
                description="Cross-validated accuracy of a linear classifier on frozen features of the user's own "
                            "labelled rows (a personal ranking's estimator)."),

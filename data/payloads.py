@@ -217,6 +217,7 @@ PAYLOADS: typing.Mapping[tuple[str, str], type[Payload]] = types.MappingProxyTyp
     ("intertraining", "lr_choice"): LrSweep,
     ("linear_probe", "probe_accuracy"): ProbeRun,
     ("knn", "knn_accuracy"): KnnRun,
+    ("knn", "logme_target"): KnnRun,
     **{("free_energy", m): FreeEnergyRun for m in ("free_energy", "llc_mean", "llc_std", "init_loss")},
     ("sample_efficiency", "lora_accuracy"): LoraRun,
     ("sample_efficiency", "labels_saved"): LabelsSaved,

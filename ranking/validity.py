@@ -1,6 +1,6 @@
 """Does a cheap score predict the intertraining gain? Spearman (bootstrap 95% CI) of the mean gain with each
 predictor, over the models having both, whatever the sign: free energy F, its two terms L_n(w*) and λ̂, the
-linear probe and kNN accuracy on frozen features.
+linear probe, kNN accuracy and LogME on frozen features.
 
 Pure functions over stored ``Score`` records and a gain per model; no torch, no gradio. The base is a model
 with gain 0 (its gain over itself, exactly). Free-energy estimates that failed the convergence gate are *used*
@@ -26,9 +26,11 @@ PREDICTORS = (
     ("llc_mean", "λ̂ alone", -1),
     ("probe_accuracy", "linear probe (its stage-1 target)", +1),
     ("knn_accuracy", "kNN accuracy (targets' data, frozen features)", +1),
+    ("logme_target", "LogME (targets' data, frozen features)", +1),
 )
 FREE_ENERGY = "free_energy"
 PREDICTOR_METRICS = frozenset(m for m, _, _ in PREDICTORS)
+PER_TARGET = frozenset({"knn_accuracy", "logme_target"})  # averaged over the kept targets only
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ def predictor_frame(scores: Iterable[Score], gains: Mapping[str, float], *, targ
     for s in scores:
         if s.repo_id not in gains or s.metric not in PREDICTOR_METRICS:
             continue
-        if s.metric == "knn_accuracy" and keep is not None and s.target not in keep:
+        if s.metric in PER_TARGET and keep is not None and s.target not in keep:
             continue
         if s.status not in ("ok", "unconverged"):
             continue

@@ -41,6 +41,7 @@ class ScoringContext:
     device: str = "cpu"
     verbose: bool = False
     cache_dir: Path | None = None
+    run_workers: int = 1  # fine-tuning runs side by side in child processes (scoring/run_pool.py); 1: in this one
     has_score: HasScore = lambda *args: False  # noqa: E731 (a default that knows nothing)
     score_status: ScoreStatus = lambda *args: None  # noqa: E731
     stored_score: StoredScore = lambda *args: None  # noqa: E731 (the stored Score of a key, or None)

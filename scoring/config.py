@@ -121,12 +121,17 @@ class IntertrainingConfig:
     # majority-class rate (Spearman: under min_base_margin), is dropped from the suite with a stored reason.
     lrs: tuple[float, ...] = ()
     min_base_margin: float = 0.10
+    # keep at most this many targets: swept in the suite's order until this many pass, the rest dropped unswept
+    # (None: every target that passes)
+    max_targets: int | None = None
 
     def __post_init__(self):
         if any(lr <= 0 for lr in self.lrs) or len(set(self.lrs)) != len(self.lrs):
             raise ValueError(f"lrs must be distinct positive learning rates, got {self.lrs}")
         if not 0 <= self.min_base_margin < 1:
             raise ValueError(f"min_base_margin must be in [0, 1), got {self.min_base_margin}")
+        if self.max_targets is not None and self.max_targets < 1:
+            raise ValueError(f"max_targets must be >= 1 or None, got {self.max_targets}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,9 @@
 """kNN accuracy on frozen features: a target-data baseline beside the linear probe (issue 18's validity table;
 the personal ranking's estimators build on it).
 
+Beside it, LogME (scoring/logme.py) of the target's train labels on the same features: the third frozen-feature
+predictor of the study's validity table.
+
 Each test example takes the labels of its ``k`` most cosine-similar training examples (mean-pooled features of
 the frozen encoder, the probe's, cached); the class with the most votes wins, a tie going to the tied class whose
 voters are the more similar in sum (then the lower class index). Accuracy is over the target's test split.
@@ -20,6 +23,7 @@ from data.records import Score
 from data.targets import suite
 from scoring.base import RegisteredScorer, ScoringContext, ScoringJob, check_finite
 from scoring.config import KnnConfig
+from scoring.logme import logme
 from scoring.probe import target_features
 from scoring.target_data import load_target
 
@@ -71,20 +75,23 @@ class KnnScorer(RegisteredScorer):
                 job.base_id, job.base_revision, self.name, "knn_accuracy", first.name, self.cfg.probe.seed,
                 self.protocol([first.name, first.revision]).hash):
             models.append((job.base_id, job.base_revision, job.base_dir))
-        scores = [self._one(repo_id, revision, model_dir, target, job.base_id, ctx)
-                  for repo_id, revision, model_dir in models for target in targets]
+        scores = [score for repo_id, revision, model_dir in models for target in targets
+                  for score in self._one(repo_id, revision, model_dir, target, job.base_id, ctx)]
         return check_finite(scores, f"kNN of {job.repo_id}")
 
-    def _one(self, repo_id, revision, model_dir, target, base_id, ctx) -> Score:
+    def _one(self, repo_id, revision, model_dir, target, base_id, ctx) -> list[Score]:
+        """kNN accuracy on the test split and LogME of the train split, on the same cached features."""
         proto = self.protocol([target.name, target.revision])
         started = time.perf_counter()
         (train_x, train_y), (test_x, test_y) = target_features(
             model_dir, target, self.cfg.probe, device=ctx.device, cache_dir=ctx.cache_dir,
             model_key=f"{repo_id}@{revision}")
         feature_s = time.perf_counter() - started
-        value = knn_accuracy(train_x, train_y, test_x, test_y, self.cfg.k)
-        return Score(repo_id=repo_id, revision=revision, scorer=self.name, metric="knn_accuracy", target=target.name,
-                     seed=self.cfg.probe.seed, value=value, config_hash=proto.hash, config_json=proto.json,
-                     duration_s=time.perf_counter() - started, base_id=base_id,
-                     extra=KnnRun(dataset_revision=target.revision, k=self.cfg.k, train_examples=len(train_y),
-                                  test_examples=len(test_y), feature_seconds=feature_s).to_json())
+        extra = KnnRun(dataset_revision=target.revision, k=self.cfg.k, train_examples=len(train_y),
+                       test_examples=len(test_y), feature_seconds=feature_s).to_json()
+        values = {"knn_accuracy": knn_accuracy(train_x, train_y, test_x, test_y, self.cfg.k),
+                  "logme_target": logme(train_x.double(), train_y)}
+        return [Score(repo_id=repo_id, revision=revision, scorer=self.name, metric=metric, target=target.name,
+                      seed=self.cfg.probe.seed, value=value, config_hash=proto.hash, config_json=proto.json,
+                      duration_s=time.perf_counter() - started, base_id=base_id, extra=extra)
+                for metric, value in values.items()]

@@ -60,8 +60,9 @@ register(ScorerSpec("free_energy", "scoring.free_energy:FreeEnergyScorer", "full
 register(ScorerSpec("sample_efficiency", "scoring.sample_efficiency:SampleEfficiencyScorer", "full",
                     ("lora_accuracy", "labels_saved"),
                     "LoRA accuracy vs number of labels; labels saved against the base"))
-register(ScorerSpec("knn", "scoring.knn:KnnScorer", "full", ("knn_accuracy",),
-                    "kNN accuracy on frozen features of every target of the suite (reads target data; a baseline)"))
+register(ScorerSpec("knn", "scoring.knn:KnnScorer", "full", ("knn_accuracy", "logme_target"),
+                    "kNN accuracy and LogME on frozen features of every target of the suite (reads target data; "
+                    "baselines)"))
 register(ScorerSpec("linear_probe", "scoring.linear_probe:LinearProbeScorer", "prefilter", ("probe_accuracy",),
                     "stage 1: logistic regression on frozen features of the probe target"))
 register(ScorerSpec("cv_probe", "scoring.personal_estimators:CvProbeEstimator", "personal", ("cv_probe_accuracy",),

@@ -60,9 +60,9 @@ def load_target(spec: TargetSpec, *, max_train: int | None = None, max_eval: int
         _check_classes(spec, train, label_names)
     data = TargetData(
         name=spec.name, label_names=label_names, metric=spec.metric, revision=revision,
-        train=_subsample(train, max_train, f"{spec.name}/train/{seed}"),
-        eval=_subsample(eval_, max_eval, f"{spec.name}/eval/{seed}"),
-        test=_subsample(test, max_test, f"{spec.name}/test/{seed}"),
+        train=subsample(train, max_train, f"{spec.name}/train/{seed}"),
+        eval=subsample(eval_, max_eval, f"{spec.name}/eval/{seed}"),
+        test=subsample(test, max_test, f"{spec.name}/test/{seed}"),
     )
     logger.info("target %s@%s: %d train, %d eval, %d test, %d labels", spec.name, revision or "unpinned",
                 len(data.train), len(data.eval), len(data.test), data.num_labels)
@@ -98,7 +98,8 @@ def _check_classes(spec: TargetSpec, train: Sequence[Example], label_names: tupl
                           f"label_names {list(label_names)}, train uses {sorted(seen)}")
 
 
-def _subsample(examples: tuple[Example, ...], k: int | None, key: str) -> tuple[Example, ...]:
+def subsample(examples: tuple[Example, ...], k: int | None, key: str) -> tuple[Example, ...]:
+    """A seeded random subset of ``k`` examples in source order (all of them when there are no more than ``k``)."""
     if k is None or k >= len(examples):
         return examples
     return tuple(examples[i] for i in sorted(random.Random(key).sample(range(len(examples)), k)))

@@ -152,8 +152,10 @@ class Heartbeat:
 class Worker:
     def __init__(self, store: Store, settings: Settings, *, scorers: Sequence[str] | None = None,
                  device: str = "cpu", snapshot: Snapshot | None = None, scorer_factory: ScorerFactory | None = None,
-                 name: str | None = None, local_root: Path | None = None, verbose: bool = False):
+                 name: str | None = None, local_root: Path | None = None, verbose: bool = False,
+                 run_workers: int = 1):
         self.store, self.settings, self.device, self.verbose = store, settings, device, verbose
+        self.run_workers = run_workers  # fine-tuning runs side by side (scoring/run_pool.py)
         self.scorers = tuple(scorers) if scorers else None
         self.name = name or worker_name()
         if snapshot is None:
@@ -261,5 +263,5 @@ class Worker:
             self._scorers[job.scorer] = self.make_scorer(job.scorer)
         scorer = self._scorers[job.scorer]
         ctx = ScoringContext.for_store(self.store, device=self.device, verbose=self.verbose,
-                                       cache_dir=Path(self.settings.cache_dir))
+                                       cache_dir=Path(self.settings.cache_dir), run_workers=self.run_workers)
         return scorer.score(scoring_job(self.store, job, self.snapshot), ctx)

@@ -49,6 +49,7 @@ def base_directory(base: Path | None) -> Path | None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from data.boards import read_board, read_study
+    from data.snapshot import read_snapshot
     from ranking.leaderboard import leaderboard_from
     from ranking.study_markdown import render_markdown
     from ranking.study_report import study_report
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"snapshot: {report.snapshot}")
     store = Store(Path(args.out) / "study.db")
     board = leaderboard_from(read_board(store, cfg.base_id))
-    print(render_markdown(study_report(board, read_study(store, board.base_id))))
+    meta = read_snapshot(report.snapshot).meta if report.snapshot else None
+    print(render_markdown(study_report(board, read_study(store, board.base_id), meta=meta)))
     return 0 if report.jobs_failed == 0 else 1
 

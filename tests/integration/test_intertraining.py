@@ -202,3 +202,28 @@ def test_the_lr_sweep_picks_a_rate_once_per_target_and_drops_targets_near_chance
     assert {(s.metric, s.status) for s in dropped} == {("lr_choice", "dropped")} and len(dropped) == 2
     assert all("near chance" in s.extra["reason"] for s in dropped)
     assert ranked(dropped).dropped == ("cats", "dogs") and ranked(scores).dropped == ()
+
+
+def test_max_targets_sweeps_in_suite_order_and_two_processes_give_the_runs_of_one(world, tmp_path):
+    """With max_targets 1 the sweep stops at the first target it keeps (cats): dogs is stored as dropped, unswept,
+    with its reason, and gets no run. The same job with its runs in two child processes (one thread each) stores
+    the same runs, statuses and scores as in this process on one thread."""
+    from tests.helpers.tiny_models import one_thread
+
+    cfg = IntertrainingConfig(finetune=replace(TINY, lr=5e-5), suite="cats,dogs", base_seeds=2, candidate_seeds=1,
+                              lrs=(1e-3, 1e-2), max_targets=1)
+    scorer = IntertrainingScorer(cfg, local_root=world["data"])
+    job = job_for(world, world["related"], "tiny/bert-cats")
+    pooled = scorer.score(job, ScoringContext(run_workers=2))
+    choices = {s.target: (s.value, s.status, s.extra["reason"]) for s in pooled if s.metric == "lr_choice"}
+    unswept = "not swept: max_targets = 1 were already kept, earlier in the suite's order"
+    assert choices == {"cats": (1e-2, "ok", ""), "dogs": (0.0, "dropped", unswept)}
+    assert {s.target for s in pooled if s.metric == "target_score"} == {"cats"}
+    assert ranked(pooled).dropped == ("dogs",)
+    with one_thread():
+        alone = scorer.score(job, ScoringContext())
+
+    def runs(scores):
+        return sorted((s.repo_id, s.metric, s.target, s.seed, s.status, round(s.value, 9)) for s in scores)
+
+    assert runs(pooled) == runs(alone)

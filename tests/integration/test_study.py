@@ -73,3 +73,47 @@ def test_a_study_stops_after_the_stage_it_is_told(tmp_path):
     assert report.snapshot is None and not (tmp_path / "snap.json").exists()
     with pytest.raises(ValueError, match="until must be one of"):
         run_study(cfg, tmp_path / "out", world.base_dir, local_root=world.data_root, until="sources")
+
+
+def test_the_snapshot_keeps_every_sources_check_and_every_checkpoints_sha256(finished, tmp_path):
+    import hashlib
+
+    from data.snapshot import read_snapshot
+
+    root, world, cfg = finished["root"], finished["world"], finished["cfg"]
+    path = tmp_path / "snap.json"
+    run_study(cfg, root / "out", world.base_dir, local_root=world.data_root, snapshot_path=path)
+    meta = read_snapshot(path).meta
+    checks = {c["source"]: c for c in meta["source_checks"]}
+    assert set(checks) == {"cats", "dogs"} and {c["status"] for c in checks.values()} == {"ok"}
+    hub = root / "out" / "hub"
+    for c in checks.values():
+        weights = (hub / c["repo_id"] / "model.safetensors").read_bytes()
+        assert c["sha256"] == hashlib.sha256(weights).hexdigest() == meta["checkpoints"][c["repo_id"]]
+        assert set(c["removed"]) == {"cats", "dogs"} and c["remaining_overlap"] == 0
+        assert c["test_score"] > c["majority_rate"] + 0.02
+    assert set(meta["checkpoints"]) == {BASE, *(c["repo_id"] for c in checks.values())}
+    assert set(meta["target_overlap"]) == {"cats|dogs", "dogs|cats"}
+
+
+def test_a_source_that_did_not_learn_its_task_is_rejected_and_never_served(tmp_path):
+    """At lr 1e-5 for a few steps the tiny base predicts one class on its source task: the source is kept under
+    rejected/ with its check and reason, and is not a candidate."""
+    from dataclasses import replace
+
+    from scoring.study import prepare_repos
+
+    world = tiny_study_world(tmp_path)
+    cfg = tiny_study_config(world.corpus)
+    cfg = replace(cfg, sources="cats", source_finetune=replace(cfg.source_finetune, lr=1e-5, max_epochs=1,
+                                                               max_train_examples=32))
+    hub = tmp_path / "out" / "hub"
+    sources, trained = prepare_repos(cfg, world.base_dir, hub, device="cpu", local_root=world.data_root)
+    assert (sources, trained) == ({}, 1)
+    rejected = tmp_path / "out" / "rejected" / cfg.candidate_id("cats")
+    assert (rejected / "model.safetensors").is_file() and not (hub / cfg.candidate_id("cats")).exists()
+    import json
+
+    check = json.loads((rejected / "training.json").read_text())["check"]
+    assert check["status"] == "rejected" and "majority-class rate" in check["reason"]
+    assert prepare_repos(cfg, world.base_dir, hub, device="cpu", local_root=world.data_root) == ({}, 0)

@@ -65,7 +65,7 @@ def test_the_markdown_has_every_predictor_and_says_what_was_not_measured(scores)
     text = "\n".join(lines)
     assert "4 of 5 free-energy estimates passed the convergence gate; the unconverged ones are used" in text
     assert "| linear probe (its stage-1 target) | not measured | — | 0 | + |" in text
-    assert text.count("\n| ") == 6  # header + 5 predictors
+    assert text.count("\n| ") == 7  # header + 6 predictors
 
 
 def test_too_few_models_say_so():

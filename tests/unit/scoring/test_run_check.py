@@ -38,3 +38,12 @@ def test_a_regression_has_no_majority_rate_but_a_constant_prediction_fails():
     assert failure_reasons(reg, "spearman") == ()
     constant = replace(reg, test_classes=1)
     assert failure_reasons(constant, "spearman") == ("predicted the same value for every test example",)
+
+
+def test_a_training_loss_that_fell_by_less_than_ten_percent_fails_and_ten_percent_passes():
+    """The review's mrpc run on sst2 (0.704 -> 0.665, 72% accuracy) passed the old check; it fails this one."""
+    barely = replace(HEALTHY, loss_start=0.704, loss_end=0.665, test_score=0.72)
+    assert failure_reasons(barely, "accuracy") == (
+        "training loss fell by less than 10% (0.7040 at the start, 0.6650 at the end)",)
+    assert failure_reasons(replace(HEALTHY, loss_start=1.0, loss_end=0.9), "accuracy") == ()
+    assert failure_reasons(replace(HEALTHY, loss_start=1.0, loss_end=0.9001), "accuracy") != ()

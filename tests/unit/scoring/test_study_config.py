@@ -22,8 +22,12 @@ def test_the_free_energy_corpus_holds_no_target_text(tmp_path):
     assert given.free_energy_config(root).corpus == "/data/wiki.txt"  # a corpus chosen by hand is kept
 
 
-def test_the_default_study_sweeps_the_rate_and_pairs_two_seeds():
+def test_the_default_study_is_issue_29s_design():
+    """Every source a candidate, sst2 and trec then two more targets by the sweep, 5 paired seeds per cell."""
     cfg = StudyConfig()
     it = cfg.intertraining()
-    assert it.lrs == (1e-4, 3e-4) and it.candidate_seeds == 2 and it.finetune.min_steps == 120
-    assert cfg.intertraining(guided=True).finetune.dropout == "guided"
+    assert it.lrs == (1e-4, 3e-4) and it.finetune.min_steps == 120
+    assert (it.base_seeds, it.candidate_seeds, it.max_targets) == (5, 5, 4) and cfg.top_k is None
+    assert it.suite.split(",")[:2] == ["sst2", "trec"] and "subj" not in it.suite  # subj shares sst2's text
+    guided = cfg.intertraining(guided=True)
+    assert guided.finetune.dropout == "guided" and guided.base_seeds == guided.candidate_seeds == 2
