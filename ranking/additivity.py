@@ -7,6 +7,9 @@
   seeds (each cell's paired gains over its seeds): F(n − p, Σ(n_cell − 1)); needs ≥ 2 seeds in some cells.
 - ``fit_target_scale``: gain[s,t] ≈ μ_t + λ_t·a_s (the intertraining paper's model: a per-target scale of
   one source effect), alternating least squares, a_s standardized; RMSE on its residual degrees of freedom.
+
+Each is computed whenever it has a residual degree of freedom, but reported (ranking/study_markdown.py) only
+from ``MIN_RESIDUAL_DF`` on: with a few residual df an F test or an R² says nothing either way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ranking.stats import f_sf
+
+MIN_RESIDUAL_DF = 10  # fewer residual degrees of freedom than this: the fit or test is reported as not tested
+
+
+def is_testable(df: float) -> bool:
+    """Whether a fit or test with ``df`` residual (or pure-error) degrees of freedom is worth reporting."""
+    return df >= MIN_RESIDUAL_DF
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,10 @@ class ScaleFit:
     rmse: float  # on residual degrees of freedom, points
     n_cells: int
     n_params: int
+
+    @property
+    def residual_df(self) -> int:
+        return self.n_cells - self.n_params
 
 
 def tukey(y: np.ndarray, design: np.ndarray, a: np.ndarray, b: np.ndarray, rows: np.ndarray,

@@ -36,8 +36,9 @@ FIXED_COLUMNS: tuple[Column, ...] = (
                        "base's run on the same seed for the project's runs, against the base's mean over seeds for "
                        "published ones."),
     Column(key="gain_ci_low", label="gain CI low", group=OVERVIEW, higher_is_better=True, fmt="pts",
-           description="Lower end of the 95% interval of the mean gain (Student t over paired seeds; none below "
-                       "2 seeds), Welch–Satterthwaite t for published runs."),
+           description="Lower end of the 95% interval of the mean gain: for the project's runs Student t with the "
+                       "paired differences' seed variance pooled within targets, df = Σ_t (n_t − 1), none below 2 "
+                       "df; for published runs Welch–Satterthwaite t."),
     Column(key="gain_ci_high", label="gain CI high", group=OVERVIEW, higher_is_better=True, fmt="pts"),
     Column(key="beats_base", label="beats base", group=OVERVIEW, higher_is_better=None, fmt="text",
            description="The whole 95% interval of the mean gain lies above 0."),
@@ -48,6 +49,9 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="knn_accuracy", label="kNN", group=OVERVIEW, higher_is_better=True, fmt="pct",
            description="Mean over the suite's targets of the kNN accuracy on frozen features (k 10, cosine): a "
                        "baseline reading target data, beside the probe."),
+    Column(key="logme_target", label="LogME", group=OVERVIEW, higher_is_better=True, fmt="num", decimals=3,
+           description="Mean over the suite's targets of LogME (nats per example) of the train labels on frozen "
+                       "features: a baseline reading target data."),
     Column(key="free_energy", label="free energy", group=OVERVIEW, higher_is_better=False, fmt="num", decimals=1,
            description=METRICS["free_energy"].description),
     Column(key="free_energy_status", label="free energy status", group=OVERVIEW, higher_is_better=None, fmt="text",
@@ -57,8 +61,11 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="n_targets", label="targets", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Suite targets scored; the mean needs all of them."),
     Column(key="n_seeds", label="seeds", group=OVERVIEW, higher_is_better=None, fmt="int",
-           description="Seeds the interval rests on: paired seeds complete on the suite (project runs), or the "
-                       "fewest runs on a suite target (published)."),
+           description="Seeds paired on every suite target the mean counts (project runs; the interval also uses "
+                       "seeds paired on only some, see df), or the fewest runs on a suite target (published)."),
+    Column(key="gain_df", label="df", group=OVERVIEW, higher_is_better=None, fmt="num", decimals=1,
+           description="Degrees of freedom of the gain's interval: Σ_t (n_t − 1) over the paired seeds n_t of each "
+                       "counted target (project runs; below 2: no interval), Welch–Satterthwaite (published)."),
     Column(key="n_seen", label="trained on", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Suite targets the model was trained on (its card's datasets): left out of its mean gain "
                        "unless 'include the targets a model was trained on' is ticked."),
@@ -106,6 +113,34 @@ def columns_in(keys, groups=GROUPS) -> list[Column]:
 def _fixed_position(key: str) -> int:
     keys = list(FIXED)
     return keys.index(key) if key in FIXED else len(keys)
+
+
+def interval_text(low, high, *, df=None, n_seeds=None) -> str:
+    """The mean gain's 95% interval in points with what it rests on, as the study report writes it: "95% CI
+    −0.40 to +2.90; n = 5 seeds, df = 8", and where there is none "n = 2 seeds, df = 1: no interval" (either part
+    left out when not given; "no interval" alone when neither is)."""
+    basis = ", ".join(part for part in (_seeds_text(n_seeds), _df_text(df)) if part)
+    if _is_number(low) and _is_number(high):
+        return f"95% CI {format_value(low, 'pts')} to {format_value(high, 'pts')}" + (f"; {basis}" if basis else "")
+    return f"{basis}: no interval" if basis else "no interval"
+
+
+def _seeds_text(n_seeds) -> str:
+    if not _is_number(n_seeds):
+        return ""
+    n = round(float(n_seeds))
+    return f"n = {n} seed{'' if n == 1 else 's'}"
+
+
+def _df_text(df) -> str:
+    return f"df = {round(float(df), 1):g}" if _is_number(df) else ""
+
+
+def _is_number(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def format_value(value, fmt: str, decimals: int | None = None) -> str:

@@ -1,11 +1,14 @@
 """Exports of a leaderboard: CSV, JSON and Parquet with stable column names and natural units.
 
 Columns (README documents them): base_id, source, rank (0 = the base's own row), repo_id, revision,
-mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, n_seen, failed_runs,
+mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, gain_df, n_seen, failed_runs,
 probe_accuracy, knn_accuracy, free_energy_status,
 free_energy, llc_mean, llc_std, init_loss, labels_saved, downloads, likes, license, num_params, last_modified,
 pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target, sorted.
 Scores and gains are fractions (0.0123 = 1.23 points); missing values are empty (CSV) or null.
+gain_ci_low/high: the 95% interval of mean_gain with gain_df degrees of freedom (ranking/gains.py; the JSON
+header's ``gain_interval`` says it in one sentence): for the project's paired runs, Student t with the paired
+differences' variance pooled within targets, df = Σ_t (n_t − 1); empty (null) below 2 df, gain_df saying why.
 
 CSV text cells that a spreadsheet would evaluate as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab
 or a carriage return: OWASP's CSV-injection rule) get a leading ``'``, so they open as text. Numbers are
@@ -20,12 +23,13 @@ import json
 import pandas as pd
 
 from data.escape import csv_cell
+from ranking.gains import INTERVALS
 from ranking.leaderboard import Leaderboard
 
 FORMATS = ("csv", "json", "parquet")
 LEADING = (
     "base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high", "beats_base",
-    "mean_score", "n_targets", "n_seeds", "n_seen", "failed_runs",
+    "mean_score", "n_targets", "n_seeds", "gain_df", "n_seen", "failed_runs",
     "probe_accuracy", "knn_accuracy", "free_energy", "free_energy_status", "llc_mean", "llc_std", "init_loss",
     "labels_saved",
     "downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline",
@@ -60,6 +64,7 @@ def to_json(board: Leaderboard, frame: pd.DataFrame) -> bytes:
         "suite": list(board.suite),
         "config_hashes": dict(board.config_hashes),
         "seed_design": board.seed_design,
+        "gain_interval": INTERVALS.get(board.seed_design, ""),
         "include_seen": board.include_seen,
         "dropped_targets": list(board.dropped),
         "columns": list(frame.columns),

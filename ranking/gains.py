@@ -1,16 +1,76 @@
 """The intertraining gain and its 95% interval, under the two seed designs the scores come in. Pure numpy.
 
 - **paired** (the project's own runs): candidate seed s and base seed s share the head initialisation and
-  the data order (scoring/finetune.py), so a gain is measured per seed: d_s = mean over the suite of
-  (c_{s,t} − b_{s,t}). The mean gain is the mean over targets of each target's mean paired difference (an
-  identical candidate gains exactly 0); its interval is Student's t on the d_s of the seeds the candidate
-  and the base both ran on every suite target, with n_s − 1 degrees of freedom — none below 2 such seeds.
-  Base seeds without a candidate partner do not enter that candidate's gain. A failed run's rerun at
-  s + 1000 (data.metrics.RERUN_STRIDE) is paired on its own seed and counted in seed slot s.
+  the data order (scoring/finetune.py), so a gain is measured per seed: d_{t,s} = c_{t,s} − b_{t,s}. A target's
+  gain d̄_t is the mean of its n_t paired differences, the mean gain the mean of d̄_t over the T counted suite
+  targets (an identical candidate gains exactly 0). Its interval (``pooled_interval``) is
+
+      mean gain ± t_{0.975, df} · √(s_p² · Σ_t 1/n_t) / T,   s_p² = Σ_t Σ_s (d_{t,s} − d̄_t)² / df,
+      df = Σ_t (n_t − 1),
+
+  Student t with the paired differences' variance pooled within targets; the targets are fixed (the estimand
+  is the gain averaged over these targets, in expectation over seeds). No interval below 2 degrees of
+  freedom. Every paired seed counts, even one a failed run left incomplete on another target (n_t differ);
+  ``n_seeds`` is the number of seeds paired on every counted target. Base seeds without a candidate partner
+  do not enter. A failed run never enters; its rerun at s + 1000 (data.metrics.RERUN_STRIDE) is paired with
+  the base's run at s + 1000 and fills seed slot s (a slot holding two pairs counts their mean once).
 - **independent** (IBM's published runs: one candidate run against 20 base seeds, not coupled): gain =
   mean score − the base's mean; the variance adds the base's σ²_t/K_t and the candidate's own σ²/n (its
   sample variance with ≥ 2 runs on a target, else the base's σ²_t as one run's noise), and the interval
   is Student's t with Welch–Satterthwaite degrees of freedom.
+
+Why pooled within targets (issue 29): a coverage simulation at the study's designs (T targets × S paired seeds,
+40,000 draws per cell, `python -m tests.unit.ranking.test_gains` prints it; tests/unit/ranking/test_gains.py
+checks the deciding rows) compared (a) Student t over the seeds' suite means d_s (df = S − 1, this module's
+interval before), (b) this pooled interval and (c) Welch–Satterthwaite with each target's own variance
+(SE² = Σ_t s_t²/n_t / T²). A paired difference's seed SD is 2 points on every target unless said otherwise
+(heteroscedastic: 1, 1.5, 2.5, 4, ×8: 0.5, 1, 2, 4; 2 targets: the first and last), the true gain 1 point
+(target effects: −2, 0, 1, 5), noise normal (heavy tails: t with 4 df), every seed paired (unbalanced: one run
+of the first target missing; "noisiest target unbalanced": of the noisiest). The first five scenarios decide;
+the last three show where the assumptions bend. Cells: coverage / mean width (points); no interval below 2 df.
+The Monte Carlo error of a coverage is about ±0.001 (one standard error).
+
+    | design | scenario | (a) t over seed means | (b) pooled within targets | (c) Welch–Satterthwaite |
+    |---|---|---|---|---|
+    | 4 × 5 | homoscedastic | 0.951 / 2.34 | 0.950 / 1.87 | 0.955 / 1.92 |
+    | 4 × 5 | heteroscedastic | 0.950 / 2.95 | 0.938 / 2.33 | 0.950 / 2.55 |
+    | 4 × 5 | target effects | 0.951 / 2.34 | 0.950 / 1.87 | 0.955 / 1.92 |
+    | 4 × 5 | unbalanced | 0.959 / 2.94 | 0.950 / 1.93 | 0.956 / 2.01 |
+    | 4 × 5 | heavy tails | 0.954 / 2.27 | 0.953 / 1.81 | 0.960 / 1.90 |
+    | 4 × 5 | heteroscedastic, noisiest target unbalanced | 0.955 / 3.71 | 0.912 / 2.29 | 0.946 / 2.93 |
+    | 4 × 5 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | 0.950 / 2.69 | 0.930 / 2.11 | 0.948 / 2.41 |
+    | 4 × 5 | seed effect shared across targets (ρ = 0.3) | 0.949 / 3.21 | 0.851 / 1.86 | 0.860 / 1.91 |
+    | 4 × 3 | homoscedastic | 0.950 / 4.42 | 0.951 / 2.59 | 0.967 / 2.90 |
+    | 4 × 3 | heteroscedastic | 0.951 / 5.57 | 0.932 / 3.19 | 0.957 / 4.08 |
+    | 4 × 3 | target effects | 0.950 / 4.42 | 0.951 / 2.59 | 0.967 / 2.90 |
+    | 4 × 3 | unbalanced | no interval | 0.950 / 2.80 | 0.964 / 3.25 (92% have one) |
+    | 4 × 3 | heavy tails | 0.953 / 4.26 | 0.955 / 2.48 | 0.971 / 2.94 |
+    | 4 × 3 | heteroscedastic, noisiest target unbalanced | no interval | 0.882 / 3.05 | 0.900 / 3.60 (60% have one) |
+    | 4 × 3 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | 0.951 / 5.08 | 0.918 / 2.87 | 0.952 / 4.00 |
+    | 4 × 3 | seed effect shared across targets (ρ = 0.3) | 0.950 / 6.05 | 0.859 / 2.56 | 0.893 / 2.85 |
+    | 4 × 2 | homoscedastic | no interval | 0.951 / 3.70 | 0.975 / 4.75 (60% have one) |
+    | 4 × 2 | heteroscedastic | no interval | 0.925 / 4.51 | 0.940 / 4.96 (39% have one) |
+    | 4 × 2 | target effects | no interval | 0.951 / 3.70 | 0.975 / 4.75 (60% have one) |
+    | 4 × 2 | unbalanced | no interval | 0.950 / 4.64 | no interval |
+    | 4 × 2 | heavy tails | no interval | 0.956 / 3.51 | 0.976 / 4.19 (52% have one) |
+    | 4 × 2 | heteroscedastic, noisiest target unbalanced | no interval | 0.832 / 4.02 | no interval |
+    | 4 × 2 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | no interval | 0.904 / 4.02 | 0.898 / 3.87 (27% have one) |
+    | 4 × 2 | seed effect shared across targets (ρ = 0.3) | no interval | 0.876 / 3.66 | 0.933 / 4.77 (62% have one) |
+    | 2 × 5 | homoscedastic | 0.951 / 3.30 | 0.951 / 2.83 | 0.957 / 2.93 |
+    | 2 × 5 | heteroscedastic | 0.949 / 4.82 | 0.927 / 4.04 | 0.945 / 4.64 |
+    | 2 × 5 | target effects | 0.951 / 3.30 | 0.951 / 2.83 | 0.957 / 2.93 |
+    | 2 × 5 | unbalanced | 0.957 / 4.15 | 0.950 / 3.06 | 0.957 / 3.25 |
+    | 2 × 5 | heavy tails | 0.957 / 3.16 | 0.956 / 2.70 | 0.964 / 2.85 |
+    | 2 × 5 | heteroscedastic, noisiest target unbalanced | 0.951 / 6.06 | 0.894 / 4.05 | 0.943 / 5.74 |
+    | 2 × 5 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | 0.949 / 4.71 | 0.920 / 3.92 | 0.948 / 4.65 |
+    | 2 × 5 | seed effect shared across targets (ρ = 0.3) | 0.949 / 3.76 | 0.920 / 2.82 | 0.928 / 2.92 |
+
+At 4 × 5 all three cover 93–97% in the five deciding scenarios and (b) is the shortest (1.81–2.33 points
+against 1.90–2.55 for (c) and 2.27–2.95 for (a)), so (b) it is. At 4 × 2 (a) has 1 df and no interval, (c)
+has one in 39–60% of draws, (b) always has one (df 4, or 3 with a run missing) and covers 0.93–0.96 except
+with unequal noise (0.925). Its assumptions, from the last three rows: seed noise roughly alike across
+targets (unequal SDs ×8: 0.930; a missing run on the noisiest target: 0.912), and no seed effect shared across
+targets (ρ = 0.3: 0.851, where only (a) holds its 95%).
 """
 
 from __future__ import annotations
@@ -24,6 +84,14 @@ from data.metrics import RERUN_STRIDE
 from ranking.stats import t_quantiles
 
 SeedDesign = Literal["paired", "independent"]
+MIN_DF = 2  # no paired interval below this many degrees of freedom (t_{0.975, 1} = 12.7)
+INTERVALS = {  # the interval of each design in one sentence (exports' headers, docs)
+    "paired": "mean gain ± t_{0.975, df} · √(s_p² · Σ_t 1/n_t) / T over the T counted targets, s_p² the paired "
+              "differences' (candidate run − base run, same seed) variance pooled within targets, df = "
+              "Σ_t (n_t − 1); no interval below 2 df",
+    "independent": "mean gain ± t_{0.975, df} · √(Σ_t (σ²_t/K_t + σ²_c,t/n_t)) / T, the base's seed variance plus "
+                   "the candidate's own, Welch–Satterthwaite df",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +100,8 @@ class Gains:
     mean: np.ndarray  # mean gain over the suite (NaN: a suite target missing)
     low: np.ndarray
     high: np.ndarray
-    n_seeds: np.ndarray  # paired: seeds complete on the suite; independent: the fewest runs on a suite target
+    n_seeds: np.ndarray  # paired: seeds complete on the counted suite targets; independent: the fewest runs on one
+    df: np.ndarray  # the interval's degrees of freedom (NaN: no mean gain, or no variance to estimate)
 
 
 def paired(cand: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], base: tuple[np.ndarray, np.ndarray,
@@ -43,14 +112,36 @@ def paired(cand: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], base: tu
     model, column, seed, value = cand
     diff = value - _base_run(base, column, seed, n_targets)
     ok = np.isfinite(diff)
-    per_target = _cell_mean(model[ok], column[ok], diff[ok], n_models, n_targets)
+    cells = _slot_cells(model[ok], column[ok], seed[ok] % RERUN_STRIDE, diff[ok], n_targets)
+    per_target, squares, count = _target_stats(cells, n_models, n_targets)
     counted = _counted(seen, in_suite, n_models)
-    mean = _masked_mean(_take(per_target, in_suite), counted)
-    if seen is not None:
-        ok &= ~seen[model, column]
-    d, n = _seed_means(model[ok], column[ok], seed[ok], diff[ok], n_models, in_suite, counted.sum(axis=1))
-    low, high = _t_interval(mean, d, n)
-    return Gains(per_target=per_target, mean=mean, low=low, high=high, n_seeds=n)
+    mean, low, high, df = pooled_interval(_take(per_target, in_suite), _take(squares, in_suite),
+                                          np.nan_to_num(_take(count, in_suite)), counted)
+    n_seeds = _complete_seeds(cells, counted, in_suite, n_models, n_targets)
+    return Gains(per_target=per_target, mean=mean, low=low, high=high, n_seeds=n_seeds, df=df)
+
+
+def pooled_interval(mean_t: np.ndarray, squares_t: np.ndarray, n_t: np.ndarray, counted: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The mean gain, its 95% interval and the interval's degrees of freedom per row (model), from each target's
+    paired differences d_ts (rows x targets: ``mean_t`` d̄_t, ``squares_t`` Σ_s (d_ts − d̄_t)², ``n_t``) over the
+    ``counted`` targets, T of them:
+
+        mean = Σ_t d̄_t / T,   df = Σ_t (n_t − 1),   s_p² = Σ_t squares_t / df,
+        interval = mean ± t_{0.975, df} · √(s_p² · Σ_t 1/n_t) / T.
+
+    Mean and df are NaN where a counted target has no pair (or none is counted); the interval is NaN below
+    MIN_DF degrees of freedom. Returns (mean, low, high, df)."""
+    n_counted = counted.sum(axis=1)
+    complete = ~(counted & (n_t < 1)).any(axis=1) & (n_counted > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counted, mean_t, 0.0).sum(axis=1) / n_counted
+        df = np.where(counted, n_t - 1, 0.0).sum(axis=1)
+        variance = np.where(counted, squares_t, 0.0).sum(axis=1) / df
+        se = np.sqrt(variance * np.where(counted, 1 / n_t, 0.0).sum(axis=1)) / n_counted
+    mean, df = np.where(complete, mean, np.nan), np.where(complete, df, np.nan)
+    half = np.where(df >= MIN_DF, _t95(df) * se, np.nan)
+    return mean, mean - half, mean + half, df
 
 
 def independent(cand_mean: np.ndarray, cand_var: np.ndarray, cand_n: np.ndarray, base_mean: np.ndarray,
@@ -62,7 +153,7 @@ def independent(cand_mean: np.ndarray, cand_var: np.ndarray, cand_n: np.ndarray,
     n_models = len(cand_mean)
     nothing = np.full(n_models, np.nan)
     if not in_suite or min(in_suite) < 0:
-        return Gains(per_target, nothing, nothing, nothing.copy(), np.zeros(n_models))
+        return Gains(per_target, nothing, nothing, nothing.copy(), np.zeros(n_models), nothing.copy())
     cols = np.asarray(in_suite)
     counted = _counted(seen, in_suite, n_models)
     mean = _masked_mean(per_target[:, cols], counted)
@@ -71,7 +162,8 @@ def independent(cand_mean: np.ndarray, cand_var: np.ndarray, cand_n: np.ndarray,
     cn = cand_n[:, cols]
     fewest = np.where(counted, cn, np.inf).min(axis=1)
     if (bn < 2).any() or not np.isfinite(bv).all():
-        return Gains(per_target, mean, nothing, nothing.copy(), np.where(np.isfinite(fewest), fewest, 0))
+        return Gains(per_target, mean, nothing, nothing.copy(), np.where(np.isfinite(fewest), fewest, 0),
+                     nothing.copy())
     cv = np.where(cn >= 2, cand_var[:, cols], bv[None, :])
     cv_df = np.where(cn >= 2, cn - 1, bn[None, :] - 1)  # degrees of freedom of each variance estimate
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -80,7 +172,8 @@ def independent(cand_mean: np.ndarray, cand_var: np.ndarray, cand_n: np.ndarray,
         var = (parts_c + parts_b).sum(axis=1)
         df = var**2 / ((parts_c**2 / cv_df) + (parts_b**2 / (bn[None, :] - 1))).sum(axis=1)
         half = t_quantiles(df) * np.sqrt(var)
-    return Gains(per_target, mean, mean - half, mean + half, np.where(np.isfinite(fewest), fewest, 0))
+    return Gains(per_target, mean, mean - half, mean + half, np.where(np.isfinite(fewest), fewest, 0),
+                 np.where(np.isfinite(mean), df, np.nan))
 
 
 def _counted(seen: np.ndarray | None, in_suite: list[int], n_models: int) -> np.ndarray:
@@ -116,14 +209,6 @@ def _base_run(base, column, seed, n_targets: int) -> np.ndarray:
     return runs[key(column, seed)]
 
 
-def _cell_mean(rows, cols, values, n_rows: int, n_cols: int) -> np.ndarray:
-    cell = rows.astype(np.int64) * n_cols + cols
-    count = np.bincount(cell, minlength=n_rows * n_cols)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(cell, weights=values, minlength=n_rows * n_cols) / count
-    return mean.reshape(n_rows, n_cols)
-
-
 def _take(matrix: np.ndarray, cols: list[int]) -> np.ndarray:
     out = np.full((len(matrix), len(cols)), np.nan)
     for j, c in enumerate(cols):
@@ -132,30 +217,48 @@ def _take(matrix: np.ndarray, cols: list[int]) -> np.ndarray:
     return out
 
 
-def _seed_means(model, column, seed, diff, n_models: int, in_suite: list[int], need: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(models x seeds) d_s over the model's counted suite targets (``need`` of them), NaN where a seed misses
-    one; and the complete seeds per model."""
-    suite_cols = np.asarray([c for c in in_suite if c >= 0], dtype=np.int64)
-    seeds, seed_code = np.unique(seed % RERUN_STRIDE, return_inverse=True)  # a rerun belongs to its seed slot
-    if len(suite_cols) < len(in_suite) or not len(seeds):
-        return np.full((n_models, 1), np.nan), np.zeros(n_models)
-    use = np.isin(column, suite_cols)
-    cell = model[use].astype(np.int64) * len(seeds) + seed_code[use]
-    size = n_models * len(seeds)
-    count = np.bincount(cell, minlength=size).reshape(n_models, len(seeds))
-    sums = np.bincount(cell, weights=diff[use], minlength=size).reshape(n_models, len(seeds))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        d = np.where((count == need[:, None]) & (need[:, None] > 0), sums / need[:, None], np.nan)
-    return d, np.isfinite(d).sum(axis=1).astype(np.float64)
+def _slot_cells(model, column, slot, diff, n_targets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One paired difference per (model, target column, seed slot): (model, column, slot, d), d the mean of the
+    slot's pairs when it holds more than one (a rerun paired beside an earlier pair)."""
+    slots, slot_code = np.unique(slot, return_inverse=True)
+    key = (model.astype(np.int64) * n_targets + column) * max(len(slots), 1) + slot_code
+    keys, cell = np.unique(key, return_inverse=True)
+    d = np.bincount(cell, weights=diff, minlength=len(keys)) / np.bincount(cell, minlength=len(keys))
+    model_column, code = np.divmod(keys, max(len(slots), 1))
+    return model_column // n_targets, model_column % n_targets, slots[code] if len(slots) else code, d
 
 
-def _t_interval(mean: np.ndarray, d: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """mean ± t_{n−1} · sd(d_s)/√n per model; NaN with fewer than 2 complete seeds."""
-    ok = np.isfinite(d)
+def _target_stats(cells, n_models: int, n_targets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """models x target columns: the mean d̄_t of the slot cells (NaN: none), Σ_s (d_ts − d̄_t)², and their count."""
+    model, column, _, d = cells
+    cell = model * n_targets + column
+    size = n_models * n_targets
+    count = np.bincount(cell, minlength=size).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        centre = np.where(ok, d, 0.0).sum(axis=1) / n
-        sd = np.sqrt(np.where(ok, (d - centre[:, None]) ** 2, 0.0).sum(axis=1) / (n - 1))
-        half = t_quantiles(np.maximum(n - 1, 1)) * sd / np.sqrt(n)
-    half = np.where(n >= 2, half, np.nan)
-    return mean - half, mean + half
+        mean = np.bincount(cell, weights=d, minlength=size) / count
+    squares = np.bincount(cell, weights=(d - mean[cell]) ** 2, minlength=size)
+    shape = (n_models, n_targets)
+    return mean.reshape(shape), squares.reshape(shape), count.reshape(shape)
+
+
+def _complete_seeds(cells, counted: np.ndarray, in_suite: list[int], n_models: int, n_targets: int) -> np.ndarray:
+    """Per model, the seed slots with a paired difference on every counted suite target (0 with none counted)."""
+    model, column, slot, _ = cells
+    position = np.full(n_targets + 1, -1, dtype=np.int64)  # column -> suite position (-1: not in the suite)
+    for j, c in enumerate(in_suite):
+        if c >= 0:
+            position[c] = j
+    need = counted.sum(axis=1)
+    at = position[column]
+    use = (at >= 0) & counted[model, np.maximum(at, 0)] if len(in_suite) else np.zeros(len(model), bool)
+    slots, slot_code = np.unique(slot[use], return_inverse=True)
+    width = max(len(slots), 1)
+    per_slot = np.bincount(model[use] * width + slot_code, minlength=n_models * width).reshape(n_models, width)
+    complete = (per_slot == need[:, None]) & (need[:, None] > 0)
+    return complete.sum(axis=1).astype(np.float64)
+
+
+def _t95(df: np.ndarray) -> np.ndarray:
+    """t_{0.975, df} per value, computed once per distinct df (NaN below 1)."""
+    values, index = np.unique(df, return_inverse=True)
+    return t_quantiles(values)[index.reshape(np.shape(df))]

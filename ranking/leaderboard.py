@@ -5,10 +5,12 @@ Rules (the README documents them for users):
   one that covers the most models). A source is never mixed with another.
 - The suite is the set of targets the base model has scores for. A candidate missing any suite target
   gets no mean score and no mean gain (never a partial average).
-- gain(m, t) = score(m, t) − mean over seeds of score(base, t); mean gain = mean over the suite.
-- The 95% confidence interval of the mean gain combines the base's seed variance (σ²_t / K_t) with the
-  candidate's own (its sample variance when it has ≥ 2 seeds on a target, else the base's σ²_t as the
-  best estimate of one run's noise). "beats_base" means the interval lies above 0.
+- gain(m, t) and its 95% interval follow the seed design (ranking/gains.py). Paired (the project's runs):
+  gain(m, t) = mean over seeds of score(m, t, s) − score(base, t, s); mean gain = mean over the suite; the
+  interval is Student t on the paired differences' variance pooled within targets, df = Σ_t (n_t − 1), and
+  none below 2 df. Independent (published runs): gain(m, t) = score(m, t) − mean over seeds of score(base,
+  t); the interval combines the base's seed variance with the candidate's own, Welch–Satterthwaite df.
+  ``gain_df`` is the interval's degrees of freedom; "beats_base" means the interval lies above 0.
 - Order: the sort metric in its declared direction (missing last), then probe accuracy, then repo_id,
   then revision. The base's own row is kept apart and always shown first.
 """
@@ -30,7 +32,8 @@ OK = "ok"  # a score's status; any other ("failed") is counted in failed_runs an
 TARGET_METRIC = "target_score"
 Z_95 = 1.959963984540054
 LR_METRIC = "lr_choice"  # the base's learning-rate sweep per target (status "dropped": out of the suite)
-SUMMARY_METRICS = ("probe_accuracy", "knn_accuracy", "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
+SUMMARY_METRICS = ("probe_accuracy", "knn_accuracy", "logme_target",
+                   "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
 # Derived columns and their direction; stored metrics take theirs from data.metrics.
 DERIVED_DIRECTION = {"mean_gain": True, "mean_score": True, "gain_ci_low": True, "downloads": True, "likes": True}
 
@@ -184,8 +187,8 @@ def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[st
 def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tuple[np.ndarray, np.ndarray],
                         model_of_row: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign,
                         trained_on: Mapping[str, Collection[str]], include_seen: bool) -> tuple[str, ...]:
-    """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base and n_seeds (under
-    the seed design, ranking/gains.py); returns the suite."""
+    """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base, n_seeds and gain_df
+    (under the seed design, ranking/gains.py); returns the suite."""
     base_rows, cand_rows = rows
     n_models = len(columns["repo_id"])
     target_rows = cand_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
@@ -221,6 +224,7 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     columns["mean_gain"], columns["gain_ci_low"], columns["gain_ci_high"] = g.mean, g.low, g.high
     columns["beats_base"] = np.nan_to_num(g.low, nan=-np.inf) > 0
     columns["n_seeds"] = g.n_seeds.astype(np.int64)
+    columns["gain_df"] = g.df
     in_suite_cols = [c for c in in_suite if c >= 0]
     columns["n_seen"] = (flagged[:, in_suite_cols].sum(axis=1) if in_suite_cols else np.zeros(n_models)
                          ).astype(np.int64)

@@ -146,33 +146,37 @@ def correlation_text(c: Correlation, x_label: str, y_label: str) -> str:
     return f"{subject}: {name} = {c.rho:.2f} ({c.level:.0%} CI {c.low:.2f} to {c.high:.2f}, n = {c.n})"
 
 
-def t_quantile(df: float) -> float:
-    """Student's t 0.975 quantile (two-sided 95%) for any real df >= 1 (Welch–Satterthwaite gives fractional
+def t_quantile(df: float, p: float = 0.975) -> float:
+    """Student's t quantile at probability ``p`` in [0.5, 1) (default 0.975: a two-sided 95% interval; 0.80: the
+    one-sided quantile of a power calculation) for any real df >= 1 (Welch–Satterthwaite gives fractional
     ones): bisection on P(T > x) = I_{df/(df+x²)}(df/2, 1/2) / 2, the regularized incomplete beta by its
     continued fraction (Numerical Recipes 6.4). Agrees with scipy.stats.t.ppf to 1e-6 (tests)."""
     if not df >= 1:
         raise ValueError(f"a t interval needs at least 1 degree of freedom, got {df}")
-    return _t_quantile_rounded(round(float(df), 3))
+    if not 0.5 <= p < 1:
+        raise ValueError(f"a t quantile here needs p in [0.5, 1), got {p}")
+    return _t_quantile_rounded(round(float(df), 3), float(p))
 
 
-def t_quantiles(df) -> np.ndarray:
-    """``t_quantile`` of each df (NaN where df is NaN or below 1)."""
+def t_quantiles(df, p: float = 0.975) -> np.ndarray:
+    """``t_quantile`` of each df at ``p`` (NaN where df is NaN or below 1)."""
     df = np.asarray(df, dtype=np.float64)
     out = np.full(df.shape, np.nan)
     for i, v in np.ndenumerate(df):
         if v >= 1:
-            out[i] = t_quantile(float(v))
+            out[i] = t_quantile(float(v), p)
     return out
 
 
 @functools.lru_cache(maxsize=4096)
-def _t_quantile_rounded(df: float) -> float:
+def _t_quantile_rounded(df: float, p: float) -> float:
+    upper = 1 - p
     lo, hi = 0.0, 1.0
-    while _t_upper(hi, df) > 0.025:
+    while _t_upper(hi, df) > upper:
         hi *= 2
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if _t_upper(mid, df) > 0.025 else (lo, mid)
+        lo, hi = (mid, hi) if _t_upper(mid, df) > upper else (lo, mid)
     return (lo + hi) / 2
 
 

@@ -6,6 +6,7 @@ them. The table, its downloads, the model page, the comparison and the insights 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from data.boards import read_study
-from data.errors import StoreError, SubmissionRejected, public_sentence
+from data.errors import LeaderboardError, StoreError, SubmissionRejected, public_sentence
 from data.escape import markdown_text
 from data.hub import HubClient
 from data.metrics import PROJECT_SOURCE
@@ -28,7 +29,6 @@ from data.submissions import submit
 from ranking.export import FORMATS, render
 from ranking.leaderboard import Leaderboard
 from ranking.stats import pearson_with_ci
-from ranking.study_markdown import render_markdown
 from ranking.study_report import source_labels, study_report, study_rows
 from ui import compare, insights, model_page
 from ui.service import LeaderboardService
@@ -88,6 +88,30 @@ def personal_validation_markdown(base_id: str) -> str:
              "help?\"")
     return "\n\n#### Does personalising help? (the Your data tab's estimators)\n\n" + intro + "\n\n" + "\n".join(
         validation_markdown(doc["rows"])) + "\n"
+
+
+def study_meta(path: Path | None, base_id: str) -> dict | None:
+    """The bundled snapshot's meta when its study ran on ``base_id``: the study report's design, source checks,
+    checkpoints and contamination come from it, as the README's block does. None without a snapshot, when it cannot
+    be read, or when its study is another base's."""
+    if path is None:
+        return None
+    try:
+        stat = Path(path).stat()
+        meta = _snapshot_meta(str(path), stat.st_mtime_ns, stat.st_size)
+    except (OSError, LeaderboardError) as e:
+        logger.warning("the study snapshot's meta was not read: %s", e)
+        return None
+    study = meta.get("study")
+    return meta if isinstance(study, dict) and study.get("base_id") == base_id else None
+
+
+@functools.lru_cache(maxsize=4)
+def _snapshot_meta(path: str, mtime_ns: int, size: int) -> dict:
+    """One read per version of the file (its path, modification time and size)."""
+    from data.snapshot import read_snapshot
+
+    return read_snapshot(Path(path)).meta
 
 
 class AppHandlers:
@@ -272,9 +296,9 @@ class AppHandlers:
         if board is not None and board.source == PROJECT_SOURCE:
             labels = source_labels(self.store.candidates(board.base_id, CandidateStatus.OK))
             if labels and study_rows(board.rows, labels)["repo_id"].isin(labels.keys()).any():
-                report = study_report(board, read_study(self.store, board.base_id))
-                return {"study": render_markdown(report) + personal_validation_markdown(board.base_id),
-                        "study_matrix": insights.study_gain_matrix(report.gain_matrix)}
+                report = study_report(board, read_study(self.store, board.base_id),
+                                      meta=study_meta(self.settings.snapshot_path, board.base_id))
+                return insights.study_view(report, personal_validation_markdown(board.base_id))
         return {"study": "", "study_matrix": insights.empty_figure("no source × target study for this leaderboard")}
 
     # ----------------------------------------------------------------- submit

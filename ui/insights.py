@@ -25,6 +25,8 @@ from ranking.stats import (  # noqa: F401 (re-exported for the app)
     pearson_with_ci,
     spearman_with_ci,
 )
+from ranking.study_markdown import render_markdown
+from ranking.study_report import StudyReport
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +133,13 @@ def study_gain_matrix(matrix: pd.DataFrame) -> go.Figure:
                              "title": {"text": "source (fine-tuned on)"}},
                       height=200 + 26 * len(sources), margin={"l": 20, "r": 20, "t": 60, "b": 80})
     return fig
+
+
+def study_view(report: StudyReport, after: str = "") -> dict:
+    """What the Insights tab shows of the offline study, all from the one report: its Markdown, which is the
+    README's study block (``ranking.study_markdown.render_markdown``: counts, design, power, sources, intervals,
+    validity), then ``after``, and the source × target figure of the same gain matrix."""
+    return {"study": render_markdown(report) + after, "study_matrix": study_gain_matrix(report.gain_matrix)}
 
 
 def beats_base_bars(summary: Sequence[tuple[str, int, int]]) -> go.Figure:

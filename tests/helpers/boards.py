@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from data.boards import read_board, read_study
 from data.metrics import PROJECT_SOURCE
 from data.store import Store
@@ -13,6 +15,8 @@ def load_leaderboard(store: Store, base_id: str, source: str = PROJECT_SOURCE, *
     return leaderboard_from(read_board(store, base_id, source), **options)
 
 
-def report_of(store: Store, base_id: str, **options) -> StudyReport:
+def report_of(store: Store, base_id: str, *, meta: Mapping | None = None, **options) -> StudyReport:
+    """The study report of ``base_id``'s project board as the app builds it; ``meta``: the snapshot's meta when the
+    store was seeded from one (its design, source checks and contamination), as the app's Insights tab passes it."""
     board = load_leaderboard(store, base_id)
-    return study_report(board, read_study(store, board.base_id), **options)
+    return study_report(board, read_study(store, board.base_id), meta=meta, **options)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from ranking.additivity import fit_target_scale, replicate_interaction, tukey
+from ranking.additivity import MIN_RESIDUAL_DF, fit_target_scale, is_testable, replicate_interaction, tukey
 from ranking.stats import f_sf
 
 
@@ -65,3 +65,11 @@ def test_lack_of_fit_against_replicates_by_hand():
 @pytest.mark.parametrize(("f", "d1", "d2"), [(0.5, 1, 3), (3.2, 2, 7.5), (10.0, 4, 40), (1.0, 30, 30)])
 def test_f_survival_matches_scipy(f, d1, d2):
     assert f_sf(f, d1, d2) == pytest.approx(scipy.stats.f.sf(f, d1, d2), abs=1e-9)
+
+
+def test_fits_and_tests_are_reported_from_ten_residual_degrees_of_freedom():
+    assert MIN_RESIDUAL_DF == 10 and is_testable(10) and not is_testable(9)
+    rng = np.random.default_rng(3)
+    rows, cols, _ = complete(6, 4)
+    fit = fit_target_scale(rng.normal(size=24), rows, cols, 6, 4)
+    assert fit.residual_df == 24 - (2 * 4 + 6 - 2) == 12

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ranking.columns import FIXED, column_for, format_value
+from ranking.columns import FIXED, column_for, format_value, interval_text
 
 
 def test_each_number_is_shown_to_the_precision_it_means():
@@ -21,3 +21,21 @@ def test_each_number_is_shown_to_the_precision_it_means():
 ])
 def test_format_value_takes_a_columns_decimals(value, fmt, decimals, text):
     assert format_value(value, fmt, decimals) == text
+
+
+def test_the_gain_interval_as_text_says_why_there_is_none():
+    assert interval_text(0.001, 0.0234) == "95% CI +0.10 to +2.34"
+    assert interval_text(-0.004, 0.029, df=8, n_seeds=5) == "95% CI -0.40 to +2.90; n = 5 seeds, df = 8"
+    assert interval_text(float("nan"), float("nan"), df=1.0, n_seeds=2) == "n = 2 seeds, df = 1: no interval"
+    assert interval_text(None, None, df=0) == "df = 0: no interval"
+    assert interval_text(None, None, n_seeds=1) == "n = 1 seed: no interval"
+    assert interval_text(None, None, df=float("nan"), n_seeds=2) == "n = 2 seeds: no interval"
+    assert interval_text(float("nan"), float("nan")) == "no interval"
+    assert interval_text(0.01, 0.02, df=8.6372) == "95% CI +1.00 to +2.00; df = 8.6"  # Welch–Satterthwaite's
+
+
+def test_the_degrees_of_freedom_column_sits_beside_seeds_and_says_the_rule():
+    keys = list(FIXED)
+    assert keys.index("gain_df") == keys.index("n_seeds") + 1 and FIXED["gain_df"].fmt == "num"
+    assert "below 2: no interval" in FIXED["gain_df"].description
+    assert "pooled within targets" in FIXED["gain_ci_low"].description

@@ -14,6 +14,7 @@ from data.store import Store
 from ranking.__main__ import main
 from ranking.columns import column_for, format_value
 from ranking.export import LEADING, export_frame, render
+from ranking.gains import INTERVALS
 from ranking.leaderboard import build_leaderboard, scores_frame
 from tests.unit.ranking.test_leaderboard import BASE, BASE_RUNS, rows_of
 
@@ -30,6 +31,7 @@ def board():
 def test_export_columns_are_the_documented_ones(board):
     frame = export_frame(board)
     assert list(frame.columns) == [*LEADING, "score:a", "score:b", "gain:a", "gain:b"]
+    assert LEADING.index("gain_df") == LEADING.index("n_seeds") + 1
     assert list(frame["repo_id"]) == [BASE, "m/good", "m/bad", "m/partial"] and list(frame["rank"]) == [0, 1, 2, 3]
     assert set(frame["base_id"]) == {BASE} and set(frame["source"]) == {PROJECT_SOURCE}
 
@@ -55,12 +57,26 @@ def test_json_document(board):
     assert good["repo_id"] == "m/good" and good["probe_accuracy"] == 0.7
     assert good["gain:a"] == pytest.approx(0.10) and doc["seed_design"] == "paired"  # paired with base seed 0
     assert doc["rows"][3]["mean_gain"] is None  # missing stays missing, as null
+    assert doc["gain_interval"] == INTERVALS["paired"] and "pooled within targets" in doc["gain_interval"]
+    # one paired seed per target: df = 0, so no interval (null), and gain_df says why
+    assert (good["gain_ci_low"], good["gain_ci_high"], good["gain_df"]) == (None, None, 0)
+    assert doc["rows"][0]["gain_df"] is None and doc["rows"][3]["gain_df"] is None  # the base; no mean gain
     with pytest.raises(ValueError, match="unknown export format"):
         render(board, "xlsx")
 
 
 def test_csv_format_snapshot(board, snapshot):
     assert render(board, "csv").decode() == snapshot
+
+
+def test_a_missing_interval_is_an_empty_cell_and_its_degrees_of_freedom_a_number():
+    rows = rows_of(BASE_RUNS) + rows_of({"m/two": {"a": [0.80, 0.78], "b": [0.60]},
+                                         "m/three": {"a": [0.80, 0.78, 0.77], "b": [0.60, 0.56]}})
+    table = pd.read_csv(io.BytesIO(render(build_leaderboard(scores_frame(rows), base_id=BASE,
+                                                            source=PROJECT_SOURCE), "csv"))).set_index("repo_id")
+    assert table.loc["m/two", "gain_df"] == 1 and table.loc["m/two", ["gain_ci_low", "gain_ci_high"]].isna().all()
+    assert table.loc["m/three", "gain_df"] == 3 and table.loc["m/three", "gain_ci_low"] < table.loc["m/three",
+                                                                                                       "mean_gain"]
 
 
 def test_display_formats():

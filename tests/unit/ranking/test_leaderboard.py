@@ -41,15 +41,17 @@ def test_gains_means_and_ci_by_hand():  # independent seeds (published runs); pa
     assert good["mean_score"] == pytest.approx(0.70) and good["mean_gain"] == pytest.approx(0.08)
     # var(mean gain) = (1/T²) Σ_t σ²_t (1/K + 1/1), σ²_a = 0.0004, σ²_b = 0.0012, K = 3; Welch–Satterthwaite df
     parts = np.array([0.0004, 0.0004 / 3, 0.0012, 0.0012 / 3]) / 4
-    half = t_quantile(parts.sum() ** 2 / (parts**2 / 2).sum()) * math.sqrt(parts.sum())
+    df = parts.sum() ** 2 / (parts**2 / 2).sum()
+    half = t_quantile(df) * math.sqrt(parts.sum())
     assert good["gain_ci_low"] == pytest.approx(0.08 - half) and good["gain_ci_high"] == pytest.approx(0.08 + half)
+    assert good["gain_df"] == pytest.approx(df)
     assert bool(good["beats_base"]) is (0.08 - half > 0) is True
     bad = lb.rows.set_index("repo_id").loc["m/bad"]
     assert bad["mean_gain"] == pytest.approx(-0.06) and not bad["beats_base"]
     assert list(lb.rows["repo_id"]) == ["m/good", "m/bad"] and list(lb.rows["rank"]) == [1, 2]
     base = lb.baseline.iloc[0]
     assert base["repo_id"] == BASE and base["rank"] == 0 and base["mean_score"] == pytest.approx(0.62)
-    assert base["mean_gain"] == 0.0 and base["is_baseline"]
+    assert base["mean_gain"] == 0.0 and base["is_baseline"] and math.isnan(base["gain_df"])
     assert list(lb.to_frame()["repo_id"]) == [BASE, "m/good", "m/bad"]
 
 
@@ -124,7 +126,24 @@ def test_only_the_current_revision_of_a_crawled_model_is_ranked():
 
 def test_empty_scores_give_an_empty_leaderboard():
     lb = board([])
-    assert lb.rows.empty and lb.baseline.empty and lb.suite == ()
+    assert lb.rows.empty and lb.baseline.empty and lb.suite == () and "gain_df" in lb.rows
+
+
+@pytest.mark.parametrize("design", ["paired", "independent"])
+def test_every_row_says_the_degrees_of_freedom_of_its_interval(design):
+    """Paired: Σ_t (n_t − 1) over the paired seeds, shown even where it is too few for an interval; none without a
+    mean gain. Independent: Welch–Satterthwaite's, none where the base has fewer than 2 runs on a target."""
+    table = {"m/three": {"a": [0.80, 0.78, 0.77], "b": [0.60, 0.56, 0.58]}, "m/two": {"a": [0.8, 0.7], "b": [0.6]},
+             "m/partial": {"a": [0.9, 0.8]}}
+    rows = board(rows_of(BASE_RUNS) + rows_of(table), seed_design=design).rows.set_index("repo_id")
+    assert math.isnan(rows.loc["m/partial", "gain_df"]) and math.isnan(rows.loc["m/partial", "gain_ci_low"])
+    if design == "paired":
+        assert (rows.loc["m/three", "gain_df"], rows.loc["m/two", "gain_df"]) == (4, 1)
+        assert math.isnan(rows.loc["m/two", "gain_ci_low"]) and not rows.loc["m/two", "beats_base"]
+    else:
+        assert rows.loc["m/three", "gain_df"] > 2 and rows.loc["m/two", "gain_df"] > 1
+        one_base_run = board(rows_of({BASE: {"a": [0.7], "b": [0.5]}}) + rows_of(table), seed_design=design).rows
+        assert one_base_run["gain_df"].isna().all() and one_base_run["gain_ci_low"].isna().all()
 
 
 def test_a_baseline_revision_keeps_the_bases_own_single_run_as_a_candidate():

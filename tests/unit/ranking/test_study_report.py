@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats  # pinned in requirements-dev.txt: a missing scipy is an error, never a skip
 
+from data.payloads import FinetuneRun
 from data.records import Candidate, CandidateStatus, Kind, Match, Score
-from ranking.leaderboard import Z_95
-from ranking.study_markdown import NOT_MEASURED, render_markdown
+from ranking.power import minimum_detectable_gain, pooled_sd
+from ranking.study_markdown import NOT_MEASURED, NOT_RECORDED, render_markdown
 from ranking.study_report import (
+    StudyMeta,
     fit_additive,
+    read_meta,
     source_labels,
-    source_means,
+    source_table,
     study_rows,
-    t_quantile,
 )
-from tests.helpers.boards import report_of
+from tests.helpers.boards import load_leaderboard, report_of
 from tests.helpers.study_store import (
     BASE,
     BASE_SCORES,
     SEED_NOISE,
     SEED_OFFSETS,
     build_study_store,
+    protocol,
     repo_of,
     sha,
     target_scores,
@@ -37,6 +41,7 @@ SOURCES = ["mnli", *TARGETS]  # mnli is a source only; the others are also targe
 A = {s: 0.01 * i - 0.02 for i, s in enumerate(SOURCES)}  # planted source effects (fractions)
 B = {t: 0.007 * (j % 3) - 0.004 for j, t in enumerate(TARGETS)}  # planted target effects
 ADDITIVE = {s: {t: 0.003 + A[s] + B[t] for t in TARGETS} for s in SOURCES}
+CHASH, CJSON = protocol(TARGETS)  # the protocol build_study_store stores its runs under
 
 
 def centred(effects: dict[str, float]) -> pd.Series:
@@ -80,31 +85,62 @@ def test_diagonal_cells_are_left_out_unless_asked():
     assert fit_additive(matrix.iloc[:2, :2]) is None  # 2 off-diagonal cells, 3 parameters
 
 
-def test_a_known_source_effect_comes_first_with_its_known_mean(tmp_path):
+def test_a_known_source_effect_comes_first_with_the_leaderboards_own_interval(tmp_path):
     pattern = [0.004, -0.006, 0.001, 0.005, -0.002]
     gains = {s: {t: pattern[(i + j) % 5] for j, t in enumerate(TARGETS)} for i, s in enumerate(TARGETS)}
     gains["mnli"] = dict.fromkeys(TARGETS, 0.03)
-    report = report_of(build_study_store(tmp_path / "s.db", gains), BASE)
+    store = build_study_store(tmp_path / "s.db", gains)
+    report, board = report_of(store, BASE), load_leaderboard(store, BASE).rows.set_index("repo_id")
     first = report.sources.iloc[0]
-    assert first["source"] == "mnli" and first["repo_id"] == repo_of("mnli")
-    assert (first["mean"], first["low"], first["high"], first["n_targets"]) == pytest.approx((3.0, 3.0, 3.0, 5))
+    assert first["source"] == "mnli" and first["repo_id"] == repo_of("mnli") and first["n_targets"] == 5
+    for _, row in report.sources.iterrows():  # one interval: the board's, in points
+        on_board = board.loc[row["repo_id"]]
+        assert (row["mean"], row["low"], row["high"]) == pytest.approx(
+            (100 * on_board["mean_gain"], 100 * on_board["gain_ci_low"], 100 * on_board["gain_ci_high"]))
+        assert row["n_seeds"] == on_board["n_seeds"] == 3 and bool(row["beats_base"]) == bool(on_board["beats_base"])
     sick = report.sources.set_index("source").loc["sick"]
-    off_diagonal = [100 * gains["sick"][t] for t in TARGETS if t != "sick"]
-    half = t_quantile(3) * np.std(off_diagonal, ddof=1) / 2
-    assert (sick["mean"], sick["low"], sick["high"]) == pytest.approx(
-        (np.mean(off_diagonal), np.mean(off_diagonal) - half, np.mean(off_diagonal) + half))
-    assert "**Best source:** mnli, +3.00 pts (95% CI +3.00 to +3.00) over the other targets" in render_markdown(report)
+    off_diagonal = [100 * gains["sick"][t] for t in TARGETS if t != "sick"]  # the zero-shot estimand
+    assert sick["mean"] == pytest.approx(np.mean(off_diagonal)) and sick["n_targets"] == 4
+    assert first["low"] < 3.0 < first["high"] and first["high"] - first["low"] < 2  # seed noise ± 0.3 pts
+    text = render_markdown(report)
+    best = f"**Best source:** mnli, +3.00 pts (95% CI {first['low']:+.2f} to {first['high']:+.2f}; n = 3 seeds"
+    assert best.replace("-", "−") in text and "over the other targets (the leaderboard's interval)." in text
 
 
-def test_beats_base_counts(tmp_path):
+def test_the_source_table_is_the_boards_rows_and_says_when_there_is_no_interval():
+    rows = pd.DataFrame({"repo_id": ["o/a", "o/b", "o/c"], "source": ["a", "b", "c"],
+                         "mean_gain": [0.02, 0.01, np.nan], "gain_ci_low": [0.01, np.nan, np.nan],
+                         "gain_ci_high": [0.03, np.nan, np.nan], "n_seeds": [5, 2, 0], "n_targets": [4, 4, 3],
+                         "n_seen": [1, 0, 0], "beats_base": [True, False, False], "gain_df": [12.0, 1.0, np.nan]})
+    table = source_table(rows, include_seen=False)
+    assert list(table["source"]) == ["a", "b", "c"] and list(table["n_targets"]) == [3, 4, 3]
+    assert table.iloc[0][["mean", "low", "high", "df"]].tolist() == pytest.approx([2.0, 1.0, 3.0, 12.0])
+    assert source_table(rows, include_seen=True)["n_targets"].tolist() == [4, 4, 3]
+    without_df = source_table(rows.drop(columns="gain_df"), include_seen=False)
+    assert without_df["df"].isna().all()
+
+
+def test_rows_without_an_interval_print_their_seeds_and_df(tmp_path):
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
+    sources = report.sources.copy()
+    sources.loc[0, ["low", "high"]] = np.nan
+    sources.loc[0, ["n_seeds", "df"]] = (2, 1.0)
+    source, mean = sources.loc[0, "source"], sources.loc[0, "mean"]
+    text = render_markdown(replace(report, sources=sources))
+    assert f"**Best source:** {source}, {mean:+.2f} pts (n = 2 seeds, df = 1: no interval)".replace("-", "−") in text
+    sources["df"] = np.nan  # a board without gain_df
+    text = render_markdown(replace(report, sources=sources))
+    assert f"{mean:+.2f} pts (n = 2 seeds: no interval) |".replace("-", "−") in text
+
+
+def test_beats_base_counts_are_the_boards(tmp_path):
     means = {"anli": 0.03, "boolq": 0.02, "cola": 0.005, "qnli": -0.01, "wnli": -0.02}
-    report = report_of(build_study_store(tmp_path / "s.db", {s: dict.fromkeys(TARGETS, g)
-                                                                for s, g in means.items()}), BASE)
-    # interval half-width by hand: base variance 1e-4 over 3 seeds + one candidate run (the base's variance)
-    half = Z_95 * math.sqrt(len(TARGETS) * (1e-4 / 3 + 1e-4)) / len(TARGETS)
-    assert 0.005 < half < 0.02
-    assert (report.n_ranked, report.n_beat_base, report.n_positive) == (5, 2, 3)
-    assert "**Beat the base beyond seed noise:** 2 of 5 candidates" in render_markdown(report)
+    store = build_study_store(tmp_path / "s.db", {s: dict.fromkeys(TARGETS, g) for s, g in means.items()})
+    report, rows = report_of(store, BASE), load_leaderboard(store, BASE).rows
+    beating = set(rows.loc[rows["beats_base"].eq(True), "repo_id"])
+    assert {repo_of("anli"), repo_of("boolq")} <= beating <= {repo_of(s) for s in ("anli", "boolq", "cola")}
+    assert (report.n_ranked, report.n_beat_base, report.n_positive) == (5, len(beating), 3)
+    assert f"**Beat the base beyond seed noise:** {len(beating)} of 5 candidates" in render_markdown(report)
     assert "mean gain > 0: 3 of 5" in render_markdown(report)
 
 
@@ -202,17 +238,116 @@ def test_untagged_candidates_fall_back_to_their_repo_id(tmp_path):
 def test_rendering_is_deterministic_and_formats_numbers_one_way(tmp_path):
     texts = [render_markdown(report_of(build_study_store(tmp_path / f"{i}.db", ADDITIVE), BASE)) for i in (1, 2)]
     assert texts[0] == texts[1]
-    assert re.search(r"[+−]\d+\.\d\d pts \(95% CI [+−]\d+\.\d\d to [+−]\d+\.\d\d\)", texts[0])
+    assert re.search(r"[+−]\d+\.\d\d pts \(95% CI [+−]\d+\.\d\d to [+−]\d+\.\d\d; n = 3 seeds", texts[0])
     assert not re.search(r"(?<![\w/-])-\d", texts[0])  # negative numbers carry a real minus sign
     assert "(+0.60)" in texts[0]  # rte on rte, a diagonal cell, in parentheses
     assert "R² 1.00, RMSE 0.00 pts" in texts[0] and "permutation p = 0.001" in texts[0]
 
 
-def test_source_means_follow_the_diagonal_choice():
-    matrix = pd.DataFrame([[9.0, 1.0, 2.0]], index=["a"], columns=["a", "b", "c"])
-    assert source_means(matrix).iloc[0]["mean"] == pytest.approx(1.5)
-    assert source_means(matrix, exclude_diagonal=False).iloc[0]["mean"] == pytest.approx(4.0)
-    assert t_quantile(1) == pytest.approx(12.7062) and t_quantile(40) == pytest.approx(2.0211, abs=1e-4)
+def test_the_additive_fit_and_its_tests_are_reported_only_from_ten_residual_degrees_of_freedom(tmp_path):
+    few = {s: {t: ADDITIVE[s][t] for t in TARGETS} for s in ("mnli", "sick", "trec")}  # 13 cells, 7 parameters
+    report = report_of(build_study_store(tmp_path / "s.db", few), BASE)
+    assert report.additive.residual_df == 6 and report.additive.tukey is not None  # computed, not reported
+    text = render_markdown(report)
+    assert ("per-target scale model (13 cells, 7 parameters): not tested: 6 residual degrees of freedom (< 10)."
+            in text)
+    assert "R²" not in text and "Non-additivity" not in text and "Target effects b_t" not in text
+    assert "| a_s |" not in text
+    # 10 residual df: the additive fit is reported, Tukey's test (9) and the per-target scale (8) are not
+    matrix = pd.DataFrame(np.add.outer(np.arange(6.0), [0.0, 1.0, 3.0]) + np.tile([[0.1, -0.1, 0.0]], (6, 1)),
+                          index=[f"s{i}" for i in range(6)], columns=["x", "y", "z"])
+    fit = fit_additive(matrix, n_permutations=20)
+    assert (fit.residual_df, fit.tukey.df2, fit.scale.residual_df) == (10, 9, 8)
+    text = render_markdown(replace(report, additive=fit))
+    assert "RMSE" in text and "on 10 residual degrees of freedom" in text
+    assert "Tukey's one-degree-of-freedom test not tested: 9 residual degrees of freedom (< 10)" in text
+    assert "(18 cells, 10 parameters): not tested: 8 residual degrees of freedom (< 10)." in text
+
+
+def test_failed_runs_are_counted_per_check_for_the_base_and_the_candidates(tmp_path):
+    small = "training loss fell by less than 10% (0.7041 at the start, 0.6649 at the end)"
+    flat = "training loss did not fall (0.6734 at the start, 0.6904 at the end)"
+    failed = [Score(repo_id=repo, revision=sha(repo), scorer="intertraining", metric="target_score", target="sst2",
+                    seed=seed, value=0.6, config_hash=CHASH, config_json=CJSON, base_id=BASE, status="failed",
+                    extra=FinetuneRun(failure=reasons).to_json())
+              for repo, seed, reasons in ((repo_of("sick"), 1000, (small,)), (repo_of("rte"), 1000, (small,)),
+                                          (BASE, 2000, (flat,)))]
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE, extra_scores=failed), BASE)
+    assert (report.runs.base_failed, report.runs.candidate_failed) == (1, 2)
+    text = render_markdown(report)
+    assert "base 1 of 16, candidates 2 of 92." in text
+    assert ("one class predicted: base 0, candidates 0; within the margin of the majority-class rate: base 0, "
+            "candidates 0; training loss did not fall: base 1, candidates 0; training loss fell by less than 10%: "
+            "base 0, candidates 2.") in text
+
+
+def test_power_is_computed_from_the_runs_by_hand(tmp_path):
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
+    power = report.power
+    # the base: three runs at mean ± 1 point on each of the five targets (no sweep stored: every target kept)
+    assert power.targets == tuple(TARGETS) and power.base_sd.df == 10 and power.base_sd.sd == pytest.approx(1.0)
+    design = {m.seeds[0]: m for m in power.design}
+    assert set(design) == {3, 5, 8} and design[5].df == 20 and design[5].n_targets == 5
+    t = stats.t.ppf(0.975, 20) + stats.t.ppf(0.80, 20)
+    assert design[5].mde == pytest.approx(t * math.sqrt(2) * math.sqrt(5 / 5) / 5)
+    # the candidates: each paired seed is the planted gain + (0.3, −0.3, 0) points, in every cell
+    assert power.paired_sd.sd == pytest.approx(0.3) and power.paired_sd.n_groups == 6 * 5
+    assert power.measured.seeds == (3,) * 5 and power.measured.mde == pytest.approx(
+        minimum_detectable_gain(0.3, [3] * 5).mde)
+    text = render_markdown(report)
+    assert f"5 seeds × 5 targets {design[5].mde:.2f} pts (df = 20)" in text
+    assert f"5 seeds × 5 targets reach ≤ 2.5 pts: yes ({design[5].mde:.2f} pts)" in text
+    assert f"the minimum detectable mean gain was {power.measured.mde:.2f} pts (df = 10)." in text
+    assert pooled_sd([[1.0, 2.0, 3.0], [5.0]]).df == 2
+
+
+META = {
+    "study": {"targets": "sst2,trec,sick", "max_targets": 2, "base_seeds": 5, "candidate_seeds": 5,
+              "sources": "local"},
+    "source_checks": [
+        {"source": "sick", "repo_id": repo_of("sick"), "metric": "accuracy", "test_score": 0.853,
+         "majority_rate": 0.509, "status": "ok", "reason": "", "train_rows": 997,
+         "removed": {"sst2": 3, "trec": 0, "sick": 12}, "remaining_overlap": 0, "sha256": "ab" * 32},
+        {"source": "rte", "repo_id": repo_of("rte"), "metric": "accuracy", "test_score": 0.52,
+         "majority_rate": 0.527, "status": "rejected",
+         "reason": "test accuracy 52.00% is within 2% of the majority-class rate 52.70%", "train_rows": 1000,
+         "removed": {"sst2": 0, "trec": 1}, "remaining_overlap": 0, "sha256": "cd" * 32},
+    ],
+    "checkpoints": {BASE: "ef" * 32, repo_of("sick"): "ab" * 32},
+    "target_overlap": {"sst2|trec": 0, "sick|sst2": 4},
+}
+
+
+def test_design_sources_and_contamination_come_from_the_snapshots_meta(tmp_path):
+    store = build_study_store(tmp_path / "s.db", ADDITIVE)
+    report = report_of(store, BASE, meta=META)
+    assert report.meta.config.max_targets == 2 and report.meta.source_checks[1].status == "rejected"
+    c = report.contamination
+    assert (c.rows_removed, c.pairs_with_removals, c.pairs_checked, c.remaining) == (16, 3, 5, 0)
+    text = render_markdown(report)
+    assert "Seeds configured: base 5, candidates 5 per target; ok runs stored: base mrpc 3, rte 3, sick 3, " in text
+    assert f"Base checkpoint sha256 {'ef' * 6}." in text
+    assert "2 fine-tuned, 1 passed, 1 rejected (table below)." in text
+    assert "16 training rows removed across 3 (source, target) pairs (of 5 checked); 0 remain." in text
+    assert "Overlap between the targets' own texts: sick and sst2 4." in text
+    header = ("| source | own-task test score | majority class | status | rows removed: mrpc | rows removed: rte | "
+              "rows removed: sick | rows removed: sst2 | rows removed: trec | train rows | sha256 |")
+    assert header in text
+    assert f"| sick | 85.3 % | 50.9 % | ok | – | – | 12 | 3 | 0 | 997 | {'ab' * 6} |" in text
+    assert ("| rte | 52.0 % | 52.7 % | rejected: test accuracy 52.00% is within 2% of the majority-class rate "
+            f"52.70% | – | – | – | 0 | 1 | 1000 | {'cd' * 6} |") in text
+
+
+def test_a_snapshot_without_those_keys_says_so(tmp_path):
+    assert read_meta(None) == StudyMeta() == read_meta({"study": "not a mapping", "source_checks": {}})
+    report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
+    assert report.contamination is None and report.meta == StudyMeta()
+    text = render_markdown(report)
+    assert f"Seeds configured: {NOT_RECORDED};" in text and f"Base checkpoint sha256: {NOT_RECORDED}." in text
+    assert f"before it became a candidate): {NOT_RECORDED}." in text
+    assert f"removed before the source was trained): {NOT_RECORDED}." in text
+    assert "no learning-rate sweep: every target of the suite quick is kept; kept 5 (mrpc, rte, sick, sst2, trec)" \
+        in text
 
 
 def test_source_labels_come_from_dataset_tags_and_stay_unique():

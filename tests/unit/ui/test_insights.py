@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -282,3 +284,80 @@ def test_compare_gains_are_grouped_bars_one_colour_per_model_in_points(frame):
     assert "<img" not in all_strings(fig) and all("%{fullData.name}" in t.hovertemplate for t in fig.data)
     assert annotations(compare_gains_figure(rows.drop(columns=["gain:a", "gain:b"]))) == [
         "no per-target gains for these models yet"]
+
+
+# --- the study report in Insights: the README's numbers --------------------------------------------------------
+
+NUMBER = re.compile(r"[+−-]?\d+(?:\.\d+)?")
+
+
+def headline_numbers(markdown: str) -> dict[str, list[str]]:
+    """Every number of each headline line ("- **Label:** ..."), by label."""
+    lines = [line for line in markdown.splitlines() if line.startswith("- **")]
+    return {line[4:line.index("**", 4)]: NUMBER.findall(line) for line in lines}
+
+
+def matrix_numbers(markdown: str) -> list[list[float]]:
+    """The gain matrix table's cells (points; a diagonal cell's parentheses dropped)."""
+    table = markdown.split("Gain matrix (pts")[1].split("\n\n")[1].splitlines()[2:]
+    return [[float(cell.strip(" ()").replace("−", "-")) for cell in row.split("|")[2:-1]]
+            for row in table if row.startswith("|")]
+
+
+def test_insights_shows_the_bundled_studys_report_with_the_readmes_numbers(tmp_path, settings):
+    from data.metrics import PROJECT_SOURCE
+    from data.snapshot import DEFAULT_SNAPSHOT, read_snapshot, seed_store
+    from data.store import Store
+    from ranking.study_markdown import render_markdown
+    from tests.helpers.boards import report_of
+    from ui.handlers import AppHandlers
+
+    base = "sentence-transformers/all-MiniLM-L6-v2"
+    store = Store(tmp_path / "snapshot.db")
+    seed_store(store, DEFAULT_SNAPSHOT)
+    out = AppHandlers(store, replace(settings, snapshot_path=DEFAULT_SNAPSHOT)).insights(base, PROJECT_SOURCE)
+    report = report_of(store, base, meta=read_snapshot(DEFAULT_SNAPSHOT).meta)
+    markdown = render_markdown(report)
+    assert out["study"].startswith(markdown)  # the whole block, then the personal-validation table
+    shown, readme = headline_numbers(out["study"]), headline_numbers(markdown)
+    assert shown == readme and {"Beat the base beyond seed noise:", "Design:", "Failed runs", "Power by design",
+                                "Power as measured", "Best source:", "Sources", "Contamination"} <= set(shown)
+    assert shown["Beat the base beyond seed noise:"][:2] == [str(report.n_beat_base), str(report.n_ranked)]
+    best, line = report.sources.iloc[0], next(x for x in out["study"].splitlines() if x.startswith("- **Best source"))
+    found = re.search(r"([+−]\d+\.\d\d) pts \((?:95% CI ([+−]\d+\.\d\d) to ([+−]\d+\.\d\d); )?n = (\d+) seeds", line)
+    mean, low, high = (float(x.replace("−", "-")) if x else math.nan for x in found.groups()[:3])
+    assert [mean, low, high] == pytest.approx([best["mean"], best["low"], best["high"]], abs=0.006, nan_ok=True)
+    assert int(found.group(4)) == best["n_seeds"]
+    # the figures beside it: the same gain matrix, and the same count of candidates beating the base
+    heat = out["study_matrix"].data[0]
+    np.testing.assert_allclose(np.asarray(heat.z, dtype=float), matrix_numbers(markdown), atol=0.006)
+    assert list(heat.y) == list(report.gain_matrix.index) and list(heat.x) == list(report.gain_matrix.columns)
+    bars = out["beats_base"].data
+    assert (bars[0].y[0], bars[1].y[0]) == (report.n_ranked, report.n_beat_base)
+
+
+def test_insights_reads_design_sources_and_contamination_from_the_snapshot_it_was_seeded_from(tmp_path, settings):
+    from data.metrics import PROJECT_SOURCE
+    from data.snapshot import write_snapshot
+    from ranking.study_markdown import NOT_RECORDED, render_markdown
+    from tests.helpers.boards import report_of
+    from tests.helpers.study_store import BASE, build_study_store, repo_of
+    from ui.handlers import AppHandlers
+
+    gains = {s: {t: 0.01 * i - 0.004 * j for j, t in enumerate(("mrpc", "rte", "sick", "sst2", "trec"))}
+             for i, s in enumerate(("mnli", "rte", "sick"))}
+    store = build_study_store(tmp_path / "study.db", gains)
+    meta = {"study": {"base_id": BASE, "targets": "mrpc,rte,sick,sst2,trec", "base_seeds": 3, "candidate_seeds": 3},
+            "source_checks": [{"source": "sick", "repo_id": repo_of("sick"), "metric": "accuracy", "test_score": 0.8,
+                               "majority_rate": 0.5, "status": "ok", "reason": "", "train_rows": 990,
+                               "removed": {"sst2": 10}, "remaining_overlap": 0, "sha256": "0123456789abcdef" * 4}],
+            "checkpoints": {BASE: "fedcba9876543210" * 4}, "target_overlap": {"rte|sst2": 0}}
+    snapshot = write_snapshot(store, tmp_path / "study.json", base_ids=[BASE], meta=meta)
+    study = AppHandlers(store, replace(settings, snapshot_path=snapshot)).insights(BASE, PROJECT_SOURCE)["study"]
+    assert study == render_markdown(report_of(store, BASE, meta=meta))
+    assert "Seeds configured: base 3, candidates 3 per target" in study and "sha256 fedcba987654." in study
+    assert "| sick | 80.0 % | 50.0 % | ok |" in study and "0123456789ab |" in study
+    assert "10 training rows removed across 1 (source, target) pair (of 1 checked); 0 remain." in study
+    assert NOT_RECORDED not in study
+    elsewhere = AppHandlers(store, replace(settings, snapshot_path=None)).insights(BASE, PROJECT_SOURCE)["study"]
+    assert f"Sources** (each source model's own-task check before it became a candidate): {NOT_RECORDED}." in elsewhere
