@@ -26,6 +26,12 @@ def log_text(value: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def table_text(value: object) -> str:
+    """A repo id or label as readable text in a Markdown table cell: HTML escaped, table pipes and emphasis stars
+    neutralised (lighter than ``markdown_text``, for the project's reports where ids stay legible)."""
+    return html.escape(str(value), quote=False).replace("|", "\\|").replace("*", "\\*")
+
+
 def markdown_text(value: object) -> str:
     """``value`` as literal text inside Markdown: HTML-escaped, then every Markdown special character
     backslash-escaped, so no link, image, emphasis or markup can form. Quotes stay quotes: with ``<`` and ``>``

@@ -2,7 +2,7 @@
 
 Columns (README documents them): base_id, source, rank (0 = the base's own row), repo_id, revision,
 mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, gain_df, n_seen, failed_runs,
-probe_accuracy, knn_accuracy, free_energy_status,
+probe_accuracy, knn_accuracy, logme_target, free_energy_status,
 free_energy, llc_mean, llc_std, init_loss, labels_saved, downloads, likes, license, num_params, last_modified,
 pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target, sorted.
 Scores and gains are fractions (0.0123 = 1.23 points); missing values are empty (CSV) or null.
@@ -30,8 +30,8 @@ FORMATS = ("csv", "json", "parquet")
 LEADING = (
     "base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high", "beats_base",
     "mean_score", "n_targets", "n_seeds", "gain_df", "n_seen", "failed_runs",
-    "probe_accuracy", "knn_accuracy", "free_energy", "free_energy_status", "llc_mean", "llc_std", "init_loss",
-    "labels_saved",
+    "probe_accuracy", "knn_accuracy", "logme_target", "free_energy", "free_energy_status", "llc_mean", "llc_std",
+    "init_loss", "labels_saved",
     "downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline",
 )
 

@@ -4,12 +4,12 @@ number here is a field of that one object, so the README and the app cannot disa
 
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
 import pandas as pd
 
+from data.escape import table_text
 from ranking.additivity import MIN_RESIDUAL_DF, FTest, is_testable
 from ranking.power import REFERENCE_SEEDS, Mde, PowerAnalysis
 from ranking.stats import Correlation
@@ -324,7 +324,7 @@ def _corr(c: Correlation | None) -> str:
 
 def _md(text) -> str:
     """Hub strings shown as text in Markdown: HTML escaped, table pipes and emphasis stars neutralised."""
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("*", "\\*")
+    return table_text(text)
 
 
 def _additivity_lines(fit: AdditiveFit) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data.escape import table_text
 from data.records import Score
 from ranking.stats import Correlation, spearman_with_ci
 
@@ -51,6 +52,7 @@ class Validity:
     lambda_term: tuple[float, float]  # range of λ̂·log n over the models (nats)
     loss_term: tuple[float, float]  # range of n·L_n(w*)
     f_vs_loss: Correlation | None  # Spearman of F with L_n(w*) alone: how much λ̂ reorders
+    frame: pd.DataFrame | None = None  # the predictor_frame the table was computed from (one row per model)
 
 
 def predictor_frame(scores: Iterable[Score], gains: Mapping[str, float], *, targets: Iterable[str] | None = None
@@ -115,7 +117,7 @@ def validity(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> Valid
     passed = int(frame.loc[has_fe, "fe_ok"].eq(True).sum())
     return Validity(rows=rows, n_models=int(gain.notna().sum()), fe_passed=passed, fe_total=int(has_fe.sum()),
                     n_log_n=log_n, lambda_term=_range(lam), loss_term=_range(loss),
-                    f_vs_loss=f_vs_loss if f_vs_loss.n >= 3 else None)
+                    f_vs_loss=f_vs_loss if f_vs_loss.n >= 3 else None, frame=frame)
 
 
 def _range(values: pd.Series) -> tuple[float, float]:
@@ -154,4 +156,23 @@ def validity_markdown(v: Validity) -> list[str]:
         rho = _signed(c.rho) if math.isfinite(c.rho) else "not measured"
         ci = f"{_signed(c.low)} … {_signed(c.high)}" if math.isfinite(c.low) and math.isfinite(c.rho) else "—"
         out.append(f"| {r.label} | {rho} | {ci} | {c.n} | {'+' if r.expected_sign > 0 else '−'} |")
-    return [*out, "", lambda_verdict(v)]
+    return [*out, "", lambda_verdict(v), *_model_table(v.frame)]
+
+
+def _model_table(frame: pd.DataFrame | None) -> list[str]:
+    """Every model's predictors beside its mean gain: the numbers the correlations above were computed from."""
+    if frame is None or frame.empty:
+        return []
+    out = ["", "| model | mean gain (pts) | probe (%) | kNN (%) | LogME | L_n(w*) | λ̂ | F | free energy gate |",
+           "|---" * 9 + "|"]
+    for _, r in frame.sort_values(["mean_gain", "repo_id"], ascending=[False, True], kind="mergesort").iterrows():
+        gate = "—" if r["fe_ok"] is None or not np.isfinite(r[FREE_ENERGY]) else (
+            "passed" if r["fe_ok"] else "failed")
+        out.append(f"| {table_text(r['repo_id'])} | {_signed(r['mean_gain'])} | {_num(100 * r['probe_accuracy'], 1)} | "
+                   f"{_num(100 * r['knn_accuracy'], 1)} | {_num(r['logme_target'], 3)} | {_num(r['init_loss'], 3)} | "
+                   f"{_num(r['llc_mean'], 2)} | {_num(r[FREE_ENERGY], 1)} | {gate} |")
+    return out
+
+
+def _num(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}".replace("-", "−") if math.isfinite(value) else "—"

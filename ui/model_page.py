@@ -10,7 +10,7 @@ import pandas as pd
 from data.escape import markdown_text
 from data.payloads import FinetuneRun, FreeEnergyRun, LoraRun, PayloadError, payload_of
 from data.store import Store
-from ranking.columns import column_for, format_value
+from ranking.columns import column_for, format_value, interval_text
 from ranking.leaderboard import Leaderboard
 from ui.views import model_link
 
@@ -196,11 +196,9 @@ def _gain_with_ci(row: pd.Series) -> str:
     gain = row.get("mean_gain")
     if gain is None or (isinstance(gain, float) and math.isnan(gain)):
         return "– (needs every target of the suite)"
-    low, high = row.get("gain_ci_low"), row.get("gain_ci_high")
-    text = format_value(gain, "pts")
-    if low is not None and not (isinstance(low, float) and math.isnan(low)):
-        text += f" (95% CI {format_value(low, 'pts')} to {format_value(high, 'pts')})"
-    return text
+    interval = interval_text(row.get("gain_ci_low"), row.get("gain_ci_high"), df=row.get("gain_df"),
+                             n_seeds=row.get("n_seeds"))
+    return f"{format_value(gain, 'pts')} ({interval})"
 
 
 def _is_true(value) -> bool:

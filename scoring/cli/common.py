@@ -86,7 +86,7 @@ def probe_gain_line(store: Store, base_id: str) -> str:
 def summary_table(store: Store, base_id: str, repo_id: str, revision: str) -> str:
     """Per-target base mean ± std, candidate score and gain; then the mean gain, its CI and the flag."""
     from data.boards import read_board
-    from ranking.columns import format_value
+    from ranking.columns import format_value, interval_text
     from ranking.leaderboard import leaderboard_from
 
     board = leaderboard_from(read_board(store, base_id))
@@ -105,7 +105,9 @@ def summary_table(store: Store, base_id: str, repo_id: str, revision: str) -> st
     def pts(key: str) -> str:
         return format_value(row[key], "pts") or "–"
 
-    lines.append(f"mean gain {pts('mean_gain')} (95% CI {pts('gain_ci_low')} to {pts('gain_ci_high')}); "
+    interval = interval_text(row.get("gain_ci_low"), row.get("gain_ci_high"), df=row.get("gain_df"),
+                             n_seeds=row.get("n_seeds"))
+    lines.append(f"mean gain {pts('mean_gain')} ({interval}); "
                  f"beats the base beyond seed noise: {'yes' if bool(row['beats_base']) else 'no'}; "
                  f"probe {format_value(row['probe_accuracy'], 'pct') or '–'}")
     return "\n".join(lines)

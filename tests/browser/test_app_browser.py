@@ -130,7 +130,8 @@ def test_clicking_a_row_opens_its_model_page(page: Page):
     expect(page.get_by_role("tab", name="Model")).to_have_attribute("aria-selected", "true")
     header = page.locator("#model-header")
     expect(header).to_contain_text(f"alice/strong — rank 1 on {BASE}")
-    expect(header).to_contain_text("+6.00 (95% CI +5.50 to +6.50)")  # 3 paired seeds, ±0.2 pts each
+    # 3 paired seeds on 2 targets, ±0.2 pts each: the seed variance pooled within targets, df 4
+    expect(header).to_contain_text("+6.00 (95% CI +5.77 to +6.23; n = 3 seeds, df = 4)")
     plot = page.locator("#model-gains .js-plotly-plot")
     expect(plot).to_be_visible()
     expect(plot).to_contain_text("Per-target gain over the base: alice/strong")

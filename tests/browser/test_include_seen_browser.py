@@ -86,7 +86,7 @@ def test_ticking_the_toggle_includes_the_trained_on_target_and_unticking_leaves_
     page.get_by_role("tab", name="Model").click()
     header = page.locator("#model-header")
     expect(header).to_contain_text("alice/strong — rank 1 on org/base")
-    expect(header).to_contain_text("+6.00 (95% CI +5.50 to +6.50)")
+    expect(header).to_contain_text("+6.00 (95% CI +5.77 to +6.23; n = 3 seeds, df = 4)")
     expect(page.locator("#model-share a")).to_have_attribute(
         "href", page_query(BASE, "project", model="alice/strong", include_seen=True))
 
@@ -95,7 +95,7 @@ def test_ticking_the_toggle_includes_the_trained_on_target_and_unticking_leaves_
     expect_alice(page, "7", "6.5", "7.5")
     assert downloaded_alice(page, tmp_path) == pytest.approx(0.07)
     page.get_by_role("tab", name="Model").click()
-    expect(header).to_contain_text("+7.00 (95% CI +6.50 to +7.50)")
+    expect(header).to_contain_text("+7.00 (95% CI +6.50 to +7.50; n = 3 seeds, df = 2)")
     expect(header).to_contain_text("suite targets trained on (left out of the mean gain)")
     page.screenshot(path=str(tmp_path / "include-seen.png"), full_page=True)
 

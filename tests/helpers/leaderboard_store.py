@@ -25,11 +25,12 @@ PARAMS = {"alice/strong": 110_000_000, "bob/middling": 30_000_000, "carol/weak":
 BASE_RUNS = {"sst2": [0.84, 0.86, 0.85], "trec": [0.72, 0.74, 0.73]}  # means 0.85, 0.73
 # A candidate's listed score is its mean over three seeds: each seed runs as the base's run on that seed (shared
 # head init and data order) plus the gain, plus this noise of its own; so each paired seed gains the listed
-# score minus the base's mean ± 0.002, and the 95% interval is ± t_2 · 0.002 / √3 ≈ ± 0.005.
+# score minus the base's mean ± 0.002. The 95% interval pools the seed variance within targets (ranking/gains.py):
+# on two targets ± t_4 · √(0.002² · 2/3) / 2 ≈ ± 0.0023, on one ± t_2 · 0.002 / √3 ≈ ± 0.005.
 SEED_NOISE = (0.002, -0.002, 0.0)
 # build_store(path, tags=TRAINED_ON): alice/strong's card says it was trained on sst2, a suite target. Its mean gain
 # leaves sst2 out by default: +7.00 points (trec: 0.80 - 0.73), interval ± t_2 · 0.002 / √3 ≈ ± 0.50; with the
-# targets it was trained on included it is the plain mean, +6.00 ((5.00 + 7.00) / 2), interval the same width.
+# targets it was trained on included it is the plain mean, +6.00 ((5.00 + 7.00) / 2), interval ± 0.23.
 TRAINED_ON = {"alice/strong": ("transformers", "dataset:sst2")}
 
 

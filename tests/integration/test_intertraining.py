@@ -101,9 +101,13 @@ def test_a_related_source_gains_and_the_table_matches_a_hand_computation(world):
     by_slot = {t: {seed % RERUN_STRIDE: g for seed, g in pairs.items()} for t, pairs in per_seed.items()}
     both = sorted(set(by_slot["cats_again"]) & set(by_slot["dogs"]))  # slots paired on every target
     assert row["n_seeds"] == len(both)
-    d = np.array([(by_slot["cats_again"][s] + by_slot["dogs"][s]) / 2 for s in both])
-    if len(both) >= 2:
-        half = t_quantile(len(both) - 1) * d.std(ddof=1) / math.sqrt(len(both))
+    # the pooled within-target interval (ranking/gains.py): seed variance pooled over the two targets
+    cells = [np.array(list(by_slot[t].values())) for t in ("cats_again", "dogs")]
+    df = sum(len(c) - 1 for c in cells)
+    assert row["gain_df"] == df
+    if df >= 2:
+        pooled = sum(((c - c.mean()) ** 2).sum() for c in cells) / df
+        half = t_quantile(df) * math.sqrt(pooled * sum(1 / len(c) for c in cells)) / len(cells)
         assert row["gain_ci_low"] == pytest.approx(row["mean_gain"] - half)
     else:
         assert math.isnan(row["gain_ci_low"])

@@ -65,7 +65,11 @@ def test_the_markdown_has_every_predictor_and_says_what_was_not_measured(scores)
     text = "\n".join(lines)
     assert "4 of 5 free-energy estimates passed the convergence gate; the unconverged ones are used" in text
     assert "| linear probe (its stage-1 target) | not measured | — | 0 | + |" in text
-    assert text.count("\n| ") == 7  # header + 6 predictors
+    table, models = text.split("\n\n| model |")
+    assert table.count("\n| ") == 7  # header + 6 predictors
+    rows = models.splitlines()[2:]  # then every model's numbers, by mean gain
+    assert [r.split(" | ")[0].strip("| ") for r in rows] == ["d", "b", "a", "base", "c"]
+    assert rows[-1].endswith("| failed |") and rows[0].endswith("| passed |")  # c's estimate is unconverged
 
 
 def test_too_few_models_say_so():

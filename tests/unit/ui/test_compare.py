@@ -49,12 +49,13 @@ def test_compared_rows_refuse_too_few_too_many_and_unknown_ids(board, ids, reaso
 def test_compare_table_has_the_mean_gain_its_interval_and_every_target_gain(board):
     table, datatypes = compare_table(compared_rows(board, ["alice/strong", "dave/partial"]))
     assert list(table.columns) == ["rank", "model", "mean gain", "gain CI low", "gain CI high", "beats base",
-                                   "mean score", "probe", "free energy", "targets", "seeds", "trained on",
+                                   "mean score", "probe", "free energy", "targets", "seeds", "df", "trained on",
                                    "failed runs", "Δ sst2", "Δ trec"]
     assert list(table["model"]) == [model_link("alice/strong"), model_link("dave/partial")]
     alice = table.iloc[0]
     assert (alice["mean gain"], alice["Δ sst2"], alice["Δ trec"], alice["beats base"]) == (6.0, 5.0, 7.0, "yes")
-    half = 100 * t_quantile(2) * 0.002 / 3**0.5  # three paired seeds, each 6 ± 0.2 pts (leaderboard_store)
+    # three paired seeds on each of two targets, seed SD 0.2 pts (leaderboard_store): pooled over targets, df 4
+    half = 100 * t_quantile(4) * (0.002**2 * 2 / 3) ** 0.5 / 2
     assert alice["gain CI low"] == pytest.approx(6.0 - half, abs=0.005)
     assert alice["gain CI high"] == pytest.approx(6.0 + half, abs=0.005)
     assert table.iloc[1]["Δ sst2"] == 10.0 and str(table.iloc[1]["mean gain"]) in ("nan", "<NA>")  # one target missing

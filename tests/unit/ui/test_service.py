@@ -54,7 +54,8 @@ def test_include_seen_is_part_of_every_key_and_the_default_is_the_zero_shot_boar
     assert alice["zero-shot"]["mean_gain"] == pytest.approx(0.07) and alice["zero-shot"]["n_seen"] == 1
     assert alice["zero-shot"]["gain_ci_low"] == pytest.approx(0.07 - 4.302653 * 0.002 / 3**0.5, abs=1e-6)
     assert alice["included"]["mean_gain"] == pytest.approx(0.06)
-    assert alice["included"]["gain_ci_low"] == pytest.approx(0.06 - 4.302653 * 0.002 / 3**0.5, abs=1e-6)
+    # two targets x 3 seeds, each seed SD 0.002: the seed variance pooled over targets (df 4), SE = sqrt(s² · 2/3) / 2
+    assert alice["included"]["gain_ci_low"] == pytest.approx(0.06 - 2.776445 * (4e-6 * 2 / 3) ** 0.5 / 2, abs=1e-6)
 
     plain = service.rendered(BASE, PROJECT_SOURCE, "json")
     with_seen = service.rendered(BASE, PROJECT_SOURCE, "json", include_seen=True)
