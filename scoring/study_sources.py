@@ -65,8 +65,25 @@ def sha256_of(path: Path) -> str:
 
 def prepare_source(spec: TargetSpec, repo_id: str, base_copy: Path, base_id: str, ft: FinetuneConfig,
                    held: dict[str, set[str]], out_dir: Path, *, device: str, local_root: Path | None,
-                   verbose: bool = False) -> dict:
-    """Clean, train, check and place one source (hub/ when it passes, rejected/ when not); its check record."""
+                   verbose: bool = False, fallback: FinetuneConfig | None = None, first: dict | None = None) -> dict:
+    """Clean, train, check and place one source (hub/ when it passes, rejected/ when not); its check record. A
+    source that fails under ``ft`` is trained once more under ``fallback`` (when given) before it is rejected;
+    ``first``: the check of a failed first attempt stored by an earlier run (only the fallback is then run)."""
+    if first is None:
+        first = _train_and_check(spec, repo_id, base_copy, base_id, ft, held, out_dir, device=device,
+                                 local_root=local_root, verbose=verbose)
+        if first["status"] == "ok" or fallback is None:
+            return first
+    logger.info("source %s failed its check (%s): trained again with the fallback recipe", spec.name,
+                first["reason"])
+    second = _train_and_check(spec, repo_id, base_copy, base_id, fallback, held, out_dir, device=device,
+                              local_root=local_root, verbose=verbose, first=first)
+    return second
+
+
+def _train_and_check(spec: TargetSpec, repo_id: str, base_copy: Path, base_id: str, ft: FinetuneConfig,
+                     held: dict[str, set[str]], out_dir: Path, *, device: str, local_root: Path | None,
+                     verbose: bool, first: dict | None = None) -> dict:
     from scoring.intertrain import train_source_model
 
     clean = clean_source(spec, ft, held, local_root)
@@ -78,12 +95,16 @@ def prepare_source(spec: TargetSpec, repo_id: str, base_copy: Path, base_id: str
              "majority_rate": result.majority_rate, "status": "rejected" if reasons else "ok",
              "reason": "; ".join(reasons), "train_rows": len(clean.data.train), "removed": clean.removed,
              "remaining_overlap": clean.remaining_overlap, "loss_start": result.loss_start,
-             "loss_end": result.loss_end, "sha256": sha256_of(partial / WEIGHTS)}
+             "loss_end": result.loss_end, "sha256": sha256_of(partial / WEIGHTS),
+             "recipe": "fallback" if first is not None else "standard", "epochs": ft.max_epochs, "lr": ft.lr}
+    if first is not None:
+        check["first_attempt"] = {k: first[k] for k in ("test_score", "reason", "train_rows", "epochs", "lr")}
     record = json.loads((partial / "training.json").read_text())
     (partial / "training.json").write_text(json.dumps({**record, "check": check}, indent=1))
     final = out_dir / ("rejected" if reasons else "hub") / repo_id
     final.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(final, ignore_errors=True)
+    for place in ("hub", "rejected"):  # this attempt replaces an earlier one wherever it was kept
+        shutil.rmtree(out_dir / place / repo_id, ignore_errors=True)
     os.replace(partial, final)
     logger.info("source %s: test %.4f (majority %.4f), %s; removed %s", spec.name, result.test_score,
                 result.majority_rate, check["status"] + (f" ({check['reason']})" if reasons else ""), clean.removed)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import replace
+
 import pytest
 
 from data.metrics import RERUN_STRIDE
 from data.records import CandidateStatus, JobStatus
+from data.snapshot import read_snapshot
 from data.store import Store
-from scoring.study import STAGES, best_candidates, run_study
+from scoring.study import STAGES, best_candidates, prepare_repos, run_study
 from tests.helpers.tiny_study import BASE, tiny_study_config, tiny_study_world
 
 pytestmark = pytest.mark.slow
@@ -76,10 +81,6 @@ def test_a_study_stops_after_the_stage_it_is_told(tmp_path):
 
 
 def test_the_snapshot_keeps_every_sources_check_and_every_checkpoints_sha256(finished, tmp_path):
-    import hashlib
-
-    from data.snapshot import read_snapshot
-
     root, world, cfg = finished["root"], finished["world"], finished["cfg"]
     path = tmp_path / "snap.json"
     run_study(cfg, root / "out", world.base_dir, local_root=world.data_root, snapshot_path=path)
@@ -96,24 +97,38 @@ def test_the_snapshot_keeps_every_sources_check_and_every_checkpoints_sha256(fin
     assert set(meta["target_overlap"]) == {"cats|dogs", "dogs|cats"}
 
 
-def test_a_source_that_did_not_learn_its_task_is_rejected_and_never_served(tmp_path):
-    """At lr 1e-5 for a few steps the tiny base predicts one class on its source task: the source is kept under
-    rejected/ with its check and reason, and is not a candidate."""
-    from dataclasses import replace
-
-    from scoring.study import prepare_repos
-
-    world = tiny_study_world(tmp_path)
+def _failing_source_config(world):
     cfg = tiny_study_config(world.corpus)
-    cfg = replace(cfg, sources="cats", source_finetune=replace(cfg.source_finetune, lr=1e-5, max_epochs=1,
-                                                               max_train_examples=32))
+    return replace(cfg, sources="cats", source_finetune=replace(cfg.source_finetune, lr=1e-5, max_epochs=1,
+                                                                max_train_examples=32))
+
+
+def test_a_source_that_did_not_learn_its_task_is_rejected_and_never_served(tmp_path):
+    """At lr 1e-5 for a few steps the tiny base predicts one class on its source task, and with no fallback recipe
+    the source is kept under rejected/ with its check and reason, and is not a candidate."""
+    world = tiny_study_world(tmp_path)
+    cfg = _failing_source_config(world)
     hub = tmp_path / "out" / "hub"
     sources, trained = prepare_repos(cfg, world.base_dir, hub, device="cpu", local_root=world.data_root)
     assert (sources, trained) == ({}, 1)
     rejected = tmp_path / "out" / "rejected" / cfg.candidate_id("cats")
     assert (rejected / "model.safetensors").is_file() and not (hub / cfg.candidate_id("cats")).exists()
-    import json
-
     check = json.loads((rejected / "training.json").read_text())["check"]
     assert check["status"] == "rejected" and "majority-class rate" in check["reason"]
     assert prepare_repos(cfg, world.base_dir, hub, device="cpu", local_root=world.data_root) == ({}, 0)
+
+
+def test_a_source_that_fails_its_first_recipe_is_trained_once_more_with_the_fallback(tmp_path):
+    """The failing recipe, then the fallback (the tiny protocol, which learns): the source is a candidate, and its
+    check keeps the first attempt's reason. A study killed between the two attempts runs only the fallback."""
+    world = tiny_study_world(tmp_path)
+    failing = _failing_source_config(world)
+    hub = tmp_path / "out" / "hub"
+    prepare_repos(failing, world.base_dir, hub, device="cpu", local_root=world.data_root)  # first attempt only
+    cfg = replace(failing, source_fallback=tiny_study_config(world.corpus).source_finetune)
+    sources, trained = prepare_repos(cfg, world.base_dir, hub, device="cpu", local_root=world.data_root)
+    assert sources == {cfg.candidate_id("cats"): "cats"} and trained == 1
+    check = json.loads((hub / cfg.candidate_id("cats") / "training.json").read_text())["check"]
+    assert check["status"] == "ok" and check["recipe"] == "fallback"
+    assert "one class" in check["first_attempt"]["reason"] and check["first_attempt"]["train_rows"] == 32
+    assert not (tmp_path / "out" / "rejected" / cfg.candidate_id("cats")).exists()
