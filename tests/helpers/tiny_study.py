@@ -52,7 +52,8 @@ def tiny_study_config(corpus: Path) -> StudyConfig:
     se_ft = replace(TINY_FT, max_epochs=1, batch_size=8, micro_batch_size=8)
     return StudyConfig(
         base_id=BASE, org="study", sources="cats,dogs", targets="cats,dogs", source_finetune=TINY_FT,
-        source_fallback=None, target_finetune=TINY_FT, base_seeds=2, candidate_seeds=1, lrs=(),  # the sweep has its own tests
+        source_fallback=None, target_finetune=TINY_FT, base_seeds=2, candidate_seeds=1,
+        lrs=(),  # the sweep has its own tests
         probe=LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
         free_energy=FreeEnergyConfig(sgld=sgld, corpus=str(corpus), num_sequences=32, seq_len=16, head_sequences=32,
                                      head_steps=5),
