@@ -3,8 +3,9 @@
     python benchmarks/study.py [--snapshot data/snapshot/study.json] [--wall-s SECONDS]
 
 Reads the stage timings, device and versions the study stored in the snapshot's ``meta`` and appends them
-to ``benchmarks/RESULTS.md``; the anchor is the budget for the full study on 2 CPU cores (120 min),
-printed as a ratio. ``--wall-s`` adds the process's own wall time (start-up included) when you measured it.
+to ``benchmarks/RESULTS.md``; the anchor is the budget on 2 CPU cores (issue 29: every stage but the free energy,
+whose protocol issue 30 changes, within 150 min), printed as a ratio. ``--wall-s`` adds the process's own wall
+time (start-up included) when you measured it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S = 120 * 60  # the study's budget on 2 CPU cores (issue 17: at most 120 min)
-ORDER = ("sources", "crawl", "linear_probe", "free_energy", "intertraining", "guided_dropout", "sample_efficiency",
-         "snapshot")
+BUDGET_S = 150 * 60  # the study's budget on 2 CPU cores, the free energy left out (issue 29)
+ORDER = ("sources", "crawl", "linear_probe", "free_energy", "knn", "intertraining", "guided_dropout",
+         "sample_efficiency", "snapshot")
+OUTSIDE_BUDGET = ("free_energy",)
 
 
 def main() -> None:
@@ -30,6 +32,7 @@ def main() -> None:
     meta = json.loads(args.snapshot.read_text())["meta"]
     timings = meta["timings_s"]
     total = sum(timings.values())
+    budgeted = sum(v for k, v in timings.items() if k not in OUTSIDE_BUDGET)
     stages = ", ".join(f"{k} {timings[k]:.0f}s" for k in ORDER if k in timings)
     lines = [
         (f"## study — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {meta['device']}, Python {meta['python']}, "
@@ -37,8 +40,9 @@ def main() -> None:
         f"`{meta['command']}`" + (f" — {args.note}" if args.note else ""),
         "",
         f"- stages: {stages}",
-        (f"- total of the stages: {total:.0f}s ({total / 60:.1f} min); budget on 2 CPU cores {BUDGET_S // 60} min: "
-        f"{total / BUDGET_S:.2f}x the budget"),
+        f"- total of the stages: {total:.0f}s ({total / 60:.1f} min)",
+        (f"- every stage but the free energy: {budgeted:.0f}s ({budgeted / 60:.1f} min); budget on 2 CPU cores "
+         f"{BUDGET_S // 60} min: {budgeted / BUDGET_S:.2f}x the budget"),
     ]
     if args.wall_s:
         lines.append(f"- process wall time (imports and start-up included): {args.wall_s:.0f}s")
