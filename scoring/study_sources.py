@@ -98,7 +98,7 @@ def _train_and_check(spec: TargetSpec, repo_id: str, base_copy: Path, base_id: s
              "loss_end": result.loss_end, "sha256": sha256_of(partial / WEIGHTS),
              "recipe": "fallback" if first is not None else "standard", "epochs": ft.max_epochs, "lr": ft.lr}
     if first is not None:
-        check["first_attempt"] = {k: first[k] for k in ("test_score", "reason", "train_rows", "epochs", "lr")}
+        check["first_attempt"] = {k: first.get(k) for k in ("test_score", "reason", "train_rows", "epochs", "lr")}
     record = json.loads((partial / "training.json").read_text())
     (partial / "training.json").write_text(json.dumps({**record, "check": check}, indent=1))
     final = out_dir / ("rejected" if reasons else "hub") / repo_id
