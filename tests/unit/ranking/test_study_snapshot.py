@@ -1,8 +1,12 @@
-"""The study's scientific claims, recomputed from the committed snapshot: README must say what it holds."""
+"""The study's scientific claims, recomputed from the committed snapshot: README must say what it holds.
+
+After a new study is bundled, ``python -m tests.unit.ranking.test_study_snapshot --write`` rewrites README's block
+(between the study-report markers) from the snapshot; this module's test then holds it to the snapshot."""
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,9 +48,14 @@ def test_the_snapshot_is_the_study_and_small():
     assert {s.scorer for s in snap.scores} >= {"linear_probe", "free_energy", "intertraining", "sample_efficiency"}
 
 
+def readme_block(store: Store) -> str:
+    """README's study block as the bundled snapshot gives it (the app's Insights renders the same report)."""
+    return render_markdown(report_of(store, BASE, meta=read_snapshot(DEFAULT_SNAPSHOT).meta))
+
+
 def test_readme_reports_exactly_what_the_snapshot_holds(store):
     [committed] = MARKERS.findall(README.read_text())
-    assert render_markdown(report_of(store, BASE, meta=read_snapshot(DEFAULT_SNAPSHOT).meta)) == committed
+    assert readme_block(store) == committed
 
 
 def test_every_candidate_was_probed_and_intertrained(store):
@@ -153,3 +162,16 @@ def test_every_kept_run_was_checked(protocol_runs):
     assert runs and all(p.loss_start is not None and p.loss_end is not None for p in payloads)
     for s, p in zip(runs, payloads, strict=True):
         assert (s.status == "failed") == bool(p.failure)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seeded = Store(Path(tmp) / "lb.db")
+        seed_store(seeded, DEFAULT_SNAPSHOT)
+        block = readme_block(seeded)
+    text = README.read_text()
+    assert len(MARKERS.findall(text)) == 1
+    README.write_text(MARKERS.sub(lambda _: f"<!-- study-report:start -->\n{block}\n<!-- study-report:end -->", text))
+    print(f"README's study block rewritten from {DEFAULT_SNAPSHOT.name} ({len(block.splitlines())} lines)")
