@@ -194,7 +194,8 @@ def _source_check_table(checks: tuple[SourceCheck, ...], kept: tuple[str, ...]) 
         score = (f"{_pct(c.test_score)} %" if c.metric == "accuracy" else
                  f"{_fixed(c.test_score, 3)} ({_md(c.metric)})" if c.metric else _fixed(c.test_score, 3))
         majority = f"{_pct(c.majority_rate)} %" if _finite(c.majority_rate) else "–"
-        status = _md(c.status) + (f": {_md(c.reason)}" if c.reason else "")
+        status = _md(c.status) + (f": {_md(c.reason)}" if c.reason else "") + (
+            f" (fallback recipe; {_md(c.first_attempt)})" if c.first_attempt else "")
         removed = [_count(c.removed_for(t)) for t in kept]
         out.append("| " + " | ".join([_md(c.source), score, majority, status, *removed, _count(c.train_rows),
                                       _md(c.sha256[:SHA_PREFIX]) or "–"]) + " |")

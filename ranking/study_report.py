@@ -124,6 +124,8 @@ class SourceCheck:
     removed: tuple[tuple[str, int], ...]  # (target, training rows dropped as overlapping its eval or test split)
     remaining_overlap: int | None  # training rows still overlapping a target after the removal (0 expected)
     sha256: str  # of its model.safetensors; "" when not recorded
+    first_attempt: str = ""  # when the fallback recipe made this model: what the first recipe's model scored, and why
+    # it failed
 
     def removed_for(self, target: str) -> int | None:
         return next((n for t, n in self.removed if t == target), None)
@@ -230,7 +232,17 @@ def _source_check(c: Mapping) -> SourceCheck:
         train_rows=_int_or_none(c.get("train_rows")),
         removed=tuple((str(t), _int_or_none(n) or 0) for t, n in removed.items())
         if isinstance(removed, Mapping) else (),
-        remaining_overlap=_int_or_none(c.get("remaining_overlap")), sha256=str(c.get("sha256") or ""))
+        remaining_overlap=_int_or_none(c.get("remaining_overlap")), sha256=str(c.get("sha256") or ""),
+        first_attempt=_first_attempt(c.get("first_attempt")))
+
+
+def _first_attempt(first) -> str:
+    """"the first recipe: 65.2 %, <reason>" for a source made by the fallback recipe; "" otherwise."""
+    if not isinstance(first, Mapping):
+        return ""
+    score = _float_or_none(first.get("test_score"))
+    return "the first recipe: " + ", ".join(
+        part for part in (f"{100 * score:.1f} %" if score is not None else "", str(first.get("reason") or "")) if part)
 
 
 def _int_or_none(value) -> int | None:

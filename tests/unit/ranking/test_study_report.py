@@ -307,7 +307,9 @@ META = {
     "source_checks": [
         {"source": "sick", "repo_id": repo_of("sick"), "metric": "accuracy", "test_score": 0.853,
          "majority_rate": 0.509, "status": "ok", "reason": "", "train_rows": 997,
-         "removed": {"sst2": 3, "trec": 0, "sick": 12}, "remaining_overlap": 0, "sha256": "ab" * 32},
+         "removed": {"sst2": 3, "trec": 0, "sick": 12}, "remaining_overlap": 0, "sha256": "ab" * 32,
+         "recipe": "fallback", "first_attempt": {"test_score": 0.509, "reason": "predicted one class for every test "
+                                                 "example", "train_rows": 1000, "epochs": 2, "lr": 2e-4}},
         {"source": "rte", "repo_id": repo_of("rte"), "metric": "accuracy", "test_score": 0.52,
          "majority_rate": 0.527, "status": "rejected",
          "reason": "test accuracy 52.00% is within 2% of the majority-class rate 52.70%", "train_rows": 1000,
@@ -333,7 +335,8 @@ def test_design_sources_and_contamination_come_from_the_snapshots_meta(tmp_path)
     header = ("| source | own-task test score | majority class | status | rows removed: mrpc | rows removed: rte | "
               "rows removed: sick | rows removed: sst2 | rows removed: trec | train rows | sha256 |")
     assert header in text
-    assert f"| sick | 85.3 % | 50.9 % | ok | – | – | 12 | 3 | 0 | 997 | {'ab' * 6} |" in text
+    assert (f"| sick | 85.3 % | 50.9 % | ok (fallback recipe; the first recipe: 50.9 %, predicted one class for every "
+            f"test example) | – | – | 12 | 3 | 0 | 997 | {'ab' * 6} |") in text
     assert ("| rte | 52.0 % | 52.7 % | rejected: test accuracy 52.00% is within 2% of the majority-class rate "
             f"52.70% | – | – | – | 0 | 1 | 1000 | {'cd' * 6} |") in text
 
