@@ -13,6 +13,14 @@ no interval, and there is no MDE (NaN).
 Two uses in the study report: by design, σ_d = √2 · σ_base, the pooled within-target SD of the base's own runs
 (a paired difference of two independent runs: its variance is twice a run's); as measured, σ_d = the pooled SD of
 the candidates' paired differences within each (candidate, target) cell. Values in points (fractions ×100).
+
+The pooled interval assumes a seed moves a candidate's paired differences on different targets independently; a
+seed effect shared across targets would make it too narrow (coverage 85% at a correlation of 0.3 in the
+simulation of ranking/gains.py). ``seed_effect`` tests that on the study's own runs: within each candidate, a
+two-way layout target × seed slot over the slots paired on every one of its targets; the seed mean square
+(T · Σ_s (m_s − m̄)² / (S − 1), m_s the slot's mean over targets) against the target × seed residual mean square,
+both pooled over candidates: F with Σ (S − 1) and Σ (T − 1)(S − 1) degrees of freedom. Under no shared seed
+effect F ≈ 1.
 """
 
 from __future__ import annotations
@@ -22,10 +30,11 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from data.metrics import RERUN_STRIDE
 from data.payloads import payload_of
 from data.records import Score
 from ranking.leaderboard import TARGET_METRIC
-from ranking.stats import t_quantile
+from ranking.stats import f_sf, t_quantile
 
 ALPHA, POWER = 0.05, 0.80
 MIN_DF = 2  # the leaderboard gives no interval below this many degrees of freedom
@@ -144,3 +153,52 @@ def _paired_cells(runs: list[Score], base_id: str) -> dict[tuple[str, str, str],
         if s.repo_id != base_id and (s.target, s.seed) in base:
             cells.setdefault((s.repo_id, s.revision, s.target), []).append(100 * (s.value - base[(s.target, s.seed)]))
     return cells
+
+
+@dataclass(frozen=True, slots=True)
+class SeedEffect:
+    """The test of a seed effect shared across targets (module doc): F, its degrees of freedom and p."""
+
+    f: float
+    df_seed: int
+    df_residual: int
+    p: float
+    n_candidates: int  # candidates with >= 2 complete slots on >= 2 targets
+
+
+def seed_effect(scores: Iterable[Score], base_id: str, config_hash: str) -> SeedEffect | None:
+    """The F test over the ok paired runs of ``config_hash``; None when no candidate has 2 targets × 2 slots."""
+    runs = [s for s in scores if s.metric == TARGET_METRIC and s.config_hash == config_hash and s.status == "ok"]
+    base = {(s.target, s.seed): s.value for s in runs if s.repo_id == base_id}
+    cells: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+    for s in runs:
+        if s.repo_id != base_id and (s.target, s.seed) in base:
+            slot = cells.setdefault((s.repo_id, s.revision), {}).setdefault(s.target, {})
+            slot[s.seed % RERUN_STRIDE] = 100 * (s.value - base[(s.target, s.seed)])
+    ss_seed = ss_resid = 0.0
+    df_seed = df_resid = n = 0
+    for by_target in cells.values():
+        slots = sorted(set.intersection(*(set(d) for d in by_target.values())))
+        if len(by_target) < 2 or len(slots) < 2:
+            continue
+        table = [[d[slot] for slot in slots] for d in by_target.values()]  # targets × slots
+        seed, resid = _two_way(table)
+        ss_seed, ss_resid = ss_seed + seed, ss_resid + resid
+        df_seed += len(slots) - 1
+        df_resid += (len(table) - 1) * (len(slots) - 1)
+        n += 1
+    if not n or ss_resid <= 0:
+        return None
+    f = (ss_seed / df_seed) / (ss_resid / df_resid)
+    return SeedEffect(f=f, df_seed=df_seed, df_residual=df_resid, p=f_sf(f, df_seed, df_resid), n_candidates=n)
+
+
+def _two_way(table: list[list[float]]) -> tuple[float, float]:
+    """(seed sum of squares, residual sum of squares) of a targets × slots table with one value per cell."""
+    n_t, n_s = len(table), len(table[0])
+    grand = math.fsum(map(math.fsum, table)) / (n_t * n_s)
+    rows = [math.fsum(r) / n_s for r in table]
+    cols = [math.fsum(table[t][s] for t in range(n_t)) / n_t for s in range(n_s)]
+    ss_seed = n_t * math.fsum((c - grand) ** 2 for c in cols)
+    ss_resid = math.fsum((table[t][s] - rows[t] - cols[s] + grand) ** 2 for t in range(n_t) for s in range(n_s))
+    return ss_seed, ss_resid

@@ -11,7 +11,7 @@ import pandas as pd
 
 from data.escape import table_text
 from ranking.additivity import MIN_RESIDUAL_DF, FTest, is_testable
-from ranking.power import REFERENCE_SEEDS, Mde, PowerAnalysis
+from ranking.power import REFERENCE_SEEDS, Mde, PowerAnalysis, SeedEffect
 from ranking.stats import Correlation
 from ranking.study_report import (
     AdditiveFit,
@@ -47,6 +47,7 @@ def render_markdown(report: StudyReport, *, matrix: bool = True) -> str:
     out.append(_design_line(report.design))
     out += _protocol_lines(report)
     out += _power_lines(report.power)
+    out.append(_seed_effect_line(report.seed_effect))
     out.append("- **Best source:** " + (f"{_md(best['source'].iloc[0])}, {_board_gain(best.iloc[0])} "
                                         f"over {others} (the leaderboard's interval)." if len(best) else
                                         f"{NOT_MEASURED}."))
@@ -159,6 +160,15 @@ def _power_lines(power: PowerAnalysis | None) -> list[str]:
                     f"with the study's typical {_seeds_of(m)} seeds × {m.n_targets} targets the minimum detectable "
                     f"mean gain was {_mde_value(m)}.")
     return [design, measured]
+
+
+def _seed_effect_line(e: SeedEffect | None) -> str:
+    head = ("- **A seed effect shared across targets** (the pooled interval assumes none; target × seed mean squares "
+            "within each candidate, pooled: ranking/power.py): ")
+    if e is None:
+        return head + f"{NOT_MEASURED} (no candidate with 2 seeds on 2 targets)."
+    return head + (f"F({e.df_seed}, {e.df_residual}) = {_fixed(e.f)}, p = {e.p:.3f} over {e.n_candidates} "
+                   f"candidate{'s' if e.n_candidates != 1 else ''} (F ≈ 1 when there is none).")
 
 
 def _mde(m: Mde) -> str:

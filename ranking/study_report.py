@@ -41,7 +41,7 @@ from data.payloads import LabelsSaved, PayloadError, payload_of, read_protocol
 from data.records import Candidate, CandidateStatus, Score
 from ranking.additivity import FTest, ScaleFit, fit_target_scale, replicate_interaction, tukey
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
-from ranking.power import PowerAnalysis, study_power
+from ranking.power import PowerAnalysis, SeedEffect, seed_effect, study_power
 from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci, t_quantile
 from ranking.study_runs import RunCounts, TargetProtocol, run_counts, target_protocols
 from ranking.validity import Validity, board_gains, predictor_frame, validity
@@ -198,6 +198,7 @@ class StudyReport:
     include_seen: bool = False  # the board's estimand: True when a mean gain includes the source's own target
     design: StudyDesign | None = None  # None without a ranked protocol
     power: PowerAnalysis | None = None  # None without a kept target
+    seed_effect: SeedEffect | None = None  # the pooled interval's assumption tested (ranking/power.py)
     meta: StudyMeta = StudyMeta()
     contamination: Contamination | None = None  # None when the snapshot records no source checks
 
@@ -532,6 +533,7 @@ def study_report(board: Leaderboard, data, *, meta: Mapping | None = None, exclu
         runs=run_counts(intertraining, board.base_id, chosen),
         validity=study_validity(board, project), include_seen=board.include_seen, design=design,
         power=study_power(intertraining, board.base_id, chosen, rates), meta=typed,
+        seed_effect=seed_effect(intertraining, board.base_id, chosen),
         contamination=contamination(typed))
 
 
