@@ -114,6 +114,11 @@ def _snapshot_meta(path: str, mtime_ns: int, size: int) -> dict:
     return read_snapshot(Path(path)).meta
 
 
+# the scatter's models are not the study report's: say so under it, so the two correlations are not read as one
+FE_SCOPE = ("Over this board's candidates whose free energy passed its convergence gate (the base, at gain 0 by "
+            "definition, and unconverged estimates left out); the study report's validity table counts both.")
+
+
 class AppHandlers:
     def __init__(self, store: Store, settings: Settings, *, hub_factory: Callable[[], HubClient] | None = None):
         self.store = store
@@ -282,7 +287,7 @@ class AppHandlers:
             "free_energy": fe_fig,
             "free_energy_text": "  \n".join([insights.correlation_text(fe_corr, "free energy", "mean gain"),
                                                insights.correlation_text(pearson_with_ci(*fe_pairs), "free energy",
-                                                                         "mean gain")]),
+                                                                         "mean gain"), FE_SCOPE]),
             "probe": probe_fig,
             "probe_text": insights.correlation_text(probe_corr, "probe accuracy", "mean gain"),
             "heatmap": insights.gain_heatmap(frame),
