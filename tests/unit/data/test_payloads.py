@@ -16,7 +16,6 @@ from data.payloads import (
     CurvePoint,
     FinetuneRun,
     FreeEnergyRun,
-    KnnRun,
     LabelsSaved,
     LoraRun,
     PayloadError,
@@ -114,9 +113,7 @@ def test_every_score_of_the_bundled_data_reads_its_payload_and_protocol():
             kinds.add(type(payload))
             assert (type(payload) is PublishedRow) == (score.source == PUBLISHED_SOURCE)
             read_protocol(score.config_json)
-    # the study snapshot was measured before the knn scorer existed (issue 18): its models cannot be rebuilt bit
-    # for bit on another CPU, so it has no knn scores yet
-    assert kinds == {*PAYLOADS.values(), PublishedRow} - {KnnRun}
+    assert kinds == {*PAYLOADS.values(), PublishedRow}  # the study (issue 29) scores kNN and LogME too
 
 
 def test_old_intertraining_protocols_read_in_the_one_layout():
