@@ -43,12 +43,14 @@ crawl its finetuned descendants and score them.
 
 ## The bundled study
 A fresh install shows the offline study (`python -m scoring study`): all-MiniLM-L6-v2 fine-tuned on each of
-12 local datasets as a *source* task, giving 12 intermediate models that go through the whole pipeline
-(local Hub, crawl, probe, free energy, intertraining on 4 targets with 3 base seeds, guided dropout and
-sample efficiency for the best one). Insights reports what it found, with 95% intervals whatever their
-sign: how many models beat the base, the source × target gain matrix, which sources help, how well
-gain = source effect + target effect fits compared with shuffled gains, and how probe and free energy
-track the mean gain. Your own scores always take precedence over the bundled ones.
+the 12 local datasets as a *source* task, every source row that shares text with a target's eval or test split
+removed first. Each source model is checked on its own task's test split; the ones that learned it (10 of 12 in
+the bundled run) are the candidates, intertrained on 4 targets with 5 paired seeds against 5 base seeds, and
+every predictor (probe, kNN, LogME, free energy) is computed on those same checkpoints. Insights reports what
+it found, with one 95% interval (Student t on the paired differences, seed variance pooled within targets; none
+below 2 degrees of freedom) whatever its sign: how many models beat the base, the power of the design, the
+source x target gain matrix, the runs each check failed, and how each predictor tracks the mean gain.
+Your own scores always take precedence over the bundled ones.
 
 ## Protocols never mix
 Every score carries the hash of its full configuration (hyper-parameters, suite, seeds). A leaderboard
