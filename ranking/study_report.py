@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -42,9 +42,10 @@ from data.records import Candidate, CandidateStatus, Score
 from ranking.additivity import FTest, ScaleFit, fit_target_scale, replicate_interaction, tukey
 from ranking.leaderboard import TARGET_METRIC, Leaderboard
 from ranking.power import PowerAnalysis, SeedEffect, seed_effect, study_power
+from ranking.reliability import reliability
 from ranking.stats import Correlation, pearson_with_ci, spearman_with_ci, t_quantile
 from ranking.study_runs import RunCounts, TargetProtocol, run_counts, target_protocols
-from ranking.validity import Validity, board_gains, predictor_frame, validity
+from ranking.validity import Validity, board_gains, predictor_frame, published_baseline, validity
 
 DATASET_TAG = "dataset:"
 INTERTRAINING, SAMPLE_EFFICIENCY = "intertraining", "sample_efficiency"
@@ -498,10 +499,12 @@ def _correlation(c: Correlation) -> Correlation | None:
 
 
 def study_report(board: Leaderboard, data, *, meta: Mapping | None = None, exclude_diagonal: bool = True,
-                 n_permutations: int = 1000, seed: int = 0) -> StudyReport:
+                 n_permutations: int = 1000, seed: int = 0, published: Leaderboard | None = None) -> StudyReport:
     """Every number of the study on ``board`` (its project leaderboard); ``data``: a ``data.boards.StudyData``
     (the base's project scores and crawled candidates, read by the caller); ``meta``: the snapshot's meta when
-    the study's snapshot is the one read (its design, source checks and checkpoints), else None."""
+    the study's snapshot is the one read (its design, source checks and checkpoints), else None; ``published``:
+    IBM's 2023 board of ``ranking.validity.PUBLISHED_BASELINE_BASE`` (read by the caller), whose probe-vs-gain τ
+    the validity section prints as the published baseline (None: "not computed here")."""
     labels = source_labels(c for c in data.candidates if c.status is CandidateStatus.OK)
     ranked = board.rows[_column(board.rows, "mean_gain").notna()]
     rows = study_rows(board.rows, labels)
@@ -531,16 +534,21 @@ def study_report(board: Leaderboard, data, *, meta: Mapping | None = None, exclu
         label_savings=label_savings([s for s in project if s.scorer == SAMPLE_EFFICIENCY], labels),
         exclude_diagonal=exclude_diagonal, targets=targets,
         runs=run_counts(intertraining, board.base_id, chosen),
-        validity=study_validity(board, project), include_seen=board.include_seen, design=design,
+        validity=study_validity(board, project, published), include_seen=board.include_seen, design=design,
         power=study_power(intertraining, board.base_id, chosen, rates), meta=typed,
         seed_effect=seed_effect(intertraining, board.base_id, chosen),
         contamination=contamination(typed))
 
 
-def study_validity(board: Leaderboard, scores: list[Score]) -> Validity | None:
-    """The validity table over the ranked candidates and the base (gain 0), kNN over the suite's targets."""
+def study_validity(board: Leaderboard, scores: list[Score], published: Leaderboard | None = None) -> Validity | None:
+    """The validity table over the ranked candidates and the base (gain 0), kNN over the suite's targets; the free
+    energy's reliability over its replicates (the same models); the published baseline when ``published`` is given."""
     gains = board_gains(board)
-    return validity(predictor_frame(scores, gains, targets=board.suite)) if gains else None
+    if not gains:
+        return None
+    return replace(validity(predictor_frame(scores, gains, targets=board.suite)),
+                   reliability=reliability(scores, models=gains),
+                   published=published_baseline(published) if published is not None else None)
 
 
 def seed_gains(scores: Iterable[Score], labels: Mapping[str, str], base_id: str, config_hash: str

@@ -138,7 +138,8 @@ def study_gain_matrix(matrix: pd.DataFrame) -> go.Figure:
 def study_view(report: StudyReport, after: str = "") -> dict:
     """What the Insights tab shows of the offline study, all from the one report: its Markdown, which is the
     README's study block (``ranking.study_markdown.render_markdown``: counts, design, power, sources, intervals,
-    validity), then ``after``, and the source × target figure of the same gain matrix."""
+    validity with its exact p-values, the free energy's reliability over replicates and the published baseline),
+    then ``after``, and the source × target figure of the same gain matrix."""
     return {"study": render_markdown(report) + after, "study_matrix": study_gain_matrix(report.gain_matrix)}
 
 

@@ -216,9 +216,12 @@ def test_missing_parts_are_none_and_render_as_not_measured(tmp_path):
     report = report_of(build_study_store(tmp_path / "s.db", ADDITIVE), BASE)
     assert report.probe is report.free_energy_spearman is report.dropout is report.label_savings is None
     text = render_markdown(report)
-    for line in ("| linear probe (its stage-1 target) | not measured | — | 0 | + |",
-                 "| free energy F | not measured | — | 0 | − |",
+    for line in ("| linear probe (its stage-1 target) | not measured | — | — | 0 | + | — |",
+                 "| free energy F | not measured | — | — | 0 | − | primary (named before the run) |",
+                 "| weight distance ‖w − w_base‖ | not measured | — | — | 0 | − | — |",
                  "What λ̂ adds over L_n(w*): not measured (fewer than 3 models with both).",
+                 "not computed here (the 2023 board was not given to this report).",
+                 "not measured (no free-energy estimates; it needs at least 2 models with ≥ 2 replicates each).",
                  "(paired runs: same model, target and seed): not measured.",
                  "Labels saved (sample efficiency):** not measured."):
         assert line in text
@@ -364,3 +367,28 @@ def test_source_labels_come_from_dataset_tags_and_stay_unique():
     rows = pd.DataFrame({"repo_id": ["a/one", "a/two", "a/three", "a/four", "a/none"],
                          "gain:x": [0.01, 0.02, 0.03, 0.04, np.nan]})
     assert list(study_rows(rows, labels)["source"]) == ["a/four", "glue+mnli", "sick (a/one)", "sick (a/two)"]
+
+
+def test_the_validity_section_shows_the_replicates_reliability_and_the_published_baseline(tmp_path):
+    from types import SimpleNamespace
+
+    gains = {s: {t: 0.01 * ((3 * i + j) % 7) - 0.03 for j, t in enumerate(TARGETS)} for i, s in enumerate(SOURCES)}
+    replicated = [Score(repo_id=repo_of(s), revision=sha(repo_of(s)), scorer="free_energy", metric=metric, seed=seed,
+                        value=value + 0.5 * seed, config_hash="fe3", base_id=BASE)
+                  for i, s in enumerate(SOURCES) for seed in range(3)
+                  for metric, value in (("llc_mean", 2.0 + i), ("init_loss", 5.0 - 0.1 * i),
+                                        ("free_energy", 500.0 - 10 * i + 4.6 * i), ("weight_distance", 1.0 + i))]
+    store = build_study_store(tmp_path / "s.db", gains, extra_scores=replicated)
+    rows = pd.DataFrame({"probe_accuracy": [0.1, 0.2, 0.3, 0.4], "mean_gain": [0.01, 0.03, 0.02, 0.04]})
+    published = SimpleNamespace(base_id="FacebookAI/roberta-base", rows=rows, suite=("a", "b"))
+    report = report_of(store, BASE, published=published)
+    v = report.validity
+    assert (v.fe_total, v.fe_replicates, v.published.tau) == (18, 3, pytest.approx(4 / 6))
+    lam = v.reliability.row("llc_mean")  # each model's replicates differ by the same 0, 0.5, 1: MSW = 0.25
+    assert (lam.n_models, lam.n_runs, lam.within) == (6, 18, pytest.approx(0.25))
+    assert lam.between == pytest.approx(3.5 - 0.25 / 3)  # the models' means 2..7: variance 3.5, minus MSW / k
+    text = render_markdown(report)
+    assert "τ +0.67 over 4 models with both." in text
+    assert "| λ̂ | " in text and "λ̂ tells these models apart beyond its own noise" in text
+    assert "| weight distance ‖w − w_base‖ | " in text and "| weight distance ‖w − w_base‖ | not measured" not in text
+    assert "not computed here" in render_markdown(report_of(store, BASE))  # no 2023 board given

@@ -361,3 +361,32 @@ def test_insights_reads_design_sources_and_contamination_from_the_snapshot_it_wa
     assert NOT_RECORDED not in study
     elsewhere = AppHandlers(store, replace(settings, snapshot_path=None)).insights(BASE, PROJECT_SOURCE)["study"]
     assert f"Sources** (each source model's own-task check before it became a candidate): {NOT_RECORDED}." in elsewhere
+
+
+def test_insights_shows_the_validity_sections_exact_p_values_reliability_and_published_baseline(tmp_path):
+    from types import SimpleNamespace
+
+    from data.records import Score
+    from ranking.study_markdown import render_markdown
+    from tests.helpers.boards import report_of
+    from tests.helpers.study_store import BASE, build_study_store, repo_of, sha
+    from ui.insights import study_view
+
+    sources = ("mnli", "rte", "sick", "sst2")
+    gains = {s: {t: 0.01 * (i - j) for j, t in enumerate(("mrpc", "rte", "sick", "sst2", "trec"))}
+             for i, s in enumerate(sources)}
+    noise = (0.0, 0.4, -0.4)  # λ̂'s replicates differ more than its models: the verdict says F is L_n plus noise
+    replicated = [Score(repo_id=repo_of(s), revision=sha(repo_of(s)), scorer="free_energy", metric=metric,
+                        seed=seed, value=value, config_hash="fe3", base_id=BASE)
+                  for i, s in enumerate(sources) for seed in range(3)
+                  for metric, value in (("llc_mean", 2.0 + 0.01 * i + noise[(seed + i) % 3]),
+                                        ("init_loss", 5.0 - 0.1 * i), ("free_energy", 500.0 - 10 * i))]
+    store = build_study_store(tmp_path / "study.db", gains, extra_scores=replicated)
+    board = SimpleNamespace(base_id="FacebookAI/roberta-base", suite=("a",),
+                            rows=pd.DataFrame({"probe_accuracy": [0.1, 0.2, 0.3], "mean_gain": [0.1, 0.3, 0.2]}))
+    report = report_of(store, BASE, published=board)
+    shown = study_view(report)["study"]
+    assert shown == render_markdown(report)  # the same report object: the README's text
+    assert "| free energy F | " in shown and "p (two-sided permutation)" in shown
+    assert "τ +0.33 over 3 models with both." in shown  # 3 pairs, one discordant: (2 − 1) / 3
+    assert "**Reliability of the free energy over replicates**" in shown and "F is then L_n plus noise." in shown
