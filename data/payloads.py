@@ -133,8 +133,23 @@ class FreeEnergyRun(Payload):
     r_hat: float | None = None  # split R-hat across chains
     acceptance: float | None = None  # mean MALA acceptance probability
     gate: tuple[str, ...] = ()  # why the estimate failed the convergence gate; empty: it passed (or predates it)
-    localize_steps: int = 0  # steps of localized minimisation before sampling (0: sampled at the checkpoint)
-    start_grad_norm: float | None = None  # ‖∇L_n‖ at the checkpoint, before that minimisation
+    localize_steps: int = 0  # (before issue 30) steps of localized minimisation on split B before sampling
+    start_grad_norm: float | None = None  # (before issue 30) ‖∇L_n‖ at the checkpoint, before that minimisation
+    sampled: str = ""  # "last_block" or "encoder" ("": the whole encoder, before issue 30)
+    head_steps: int | None = None  # Adam steps the head took to converge on split A
+    head_converged: bool | None = None
+    head_loss: float | None = None  # the fitted head's loss over split A
+    unigram_ce: float | None = None  # the corpus's unigram cross-entropy on split B's masked tokens
+    checkpoint_grad_norm: float | None = None  # ‖∇L_n‖ over the sampled weights at the checkpoint
+    critical_ratio: float | None = None  # nβ²‖∇L_n(w*)‖²/γ over λ̂, at the sampled w*
+    recentre_steps: int = 0  # Adam steps of the sampled weights on split A before sampling (0: at the checkpoint)
+    mc_se: float | None = None  # Monte-Carlo standard error of λ̂ (chains' λ̂)
+    half_gap: float | None = None  # λ̂(second half of the draws) - λ̂(first half), in standard errors
+    burnin_relaxations: float | None = None  # burn-in over the relaxation time 2/(εγ)
+    halving_llc: float | None = None  # λ̂ at ε/2 with twice the steps (the base's first replicate only)
+    halving_gap: float | None = None  # (λ̂ at ε/2 - λ̂) in standard errors of the difference
+    weight_distance: float | None = None  # ‖w - w_base‖ over the encoder's weights
+    seconds: dict[str, float] | None = None  # wall time per stage (features, head, recentre, sampling, halving)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

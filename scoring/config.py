@@ -201,6 +201,15 @@ class SGLDConfig:
     init_loss_batches: int = 16  # L_n(w*) is averaged over this many batches, not one (devinterp issue #39)
     noise: bool = True  # False only for the known-answer test: SGLD without noise is gradient descent
     mala_every: int = 10  # one kept step in this many gets its MALA acceptance probed (one more forward+backward)
+    # "none": plain SGLD; "rmsprop": RMSProp-preconditioned SGLD (Li et al. 2016; Hitchcock & Hoogland, arXiv
+    # 2507.21449): V <- alpha V + (1 - alpha) g^2 with g the minibatch gradient of nbeta * L, G = 1 / (sqrt(V) + eps),
+    # w <- w + (epsilon/2) G * drift + N(0, epsilon G). G <= 1 / rmsprop_eps: with eps 1 a preconditioned step is
+    # never larger than the plain one (where the gradient vanishes, as at a rank-0 w*, G = 1), only smaller where
+    # nbeta * L is steep. devinterp's rmsprop_sgld squares the gradient of L itself (its eps 0.1): ours at
+    # (epsilon, eps) is devinterp's at lr epsilon / nbeta and eps / nbeta.
+    preconditioner: str = "none"
+    rmsprop_alpha: float = 0.99
+    rmsprop_eps: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
@@ -212,53 +221,88 @@ class SGLDConfig:
             raise ValueError("num_chains, num_draws, batch_size and init_loss_batches must be >= 1, num_burnin >= 0")
         if self.mala_every < 0:
             raise ValueError(f"mala_every must be >= 0 (0: no acceptance probes), got {self.mala_every}")
+        if self.preconditioner not in ("none", "rmsprop"):
+            raise ValueError(f"preconditioner must be 'none' or 'rmsprop', got {self.preconditioner!r}")
+        if not 0 <= self.rmsprop_alpha < 1 or self.rmsprop_eps <= 0:
+            raise ValueError(f"rmsprop_alpha must lie in [0, 1) and rmsprop_eps be positive, got "
+                             f"{self.rmsprop_alpha}, {self.rmsprop_eps}")
 
 
-# Free-energy defaults for BERT-size encoders on CPU, from the calibration sweep in README ("Calibrating
-# SGLD"): nbeta = n / log n over 512 sequences, step and localization chosen where the loss traces are flat.
-FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-6, gamma=1000.0, num_chains=4, num_draws=100, num_burnin=20, batch_size=8)
+# Free-energy defaults for the last encoder block of a MiniLM-size model on CPU (README, "Free energy"): εγ = 0.01,
+# so the localization relaxes in 2/(εγ) = 200 steps and the burn-in is 3 of those; nβ = n / log n.
+FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-5, gamma=1000.0, num_chains=8, num_draws=1000, num_burnin=600, batch_size=8,
+                              mala_every=20)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConvergenceGate:
     """When an LLC estimate counts (scoring/llc_gate.py); one that fails a check is stored as unconverged, shown
-    as such and never ranked."""
+    as such and never ranked. Every check is taken on the draws after burn-in."""
 
-    max_drift: float = 0.1  # |relative trace drift| (scoring/llc.py trace_drift): the draws are stationary
-    max_r_hat: float = 1.1  # split R-hat across chains: the chains sample one distribution
-    min_acceptance: float = 0.9  # mean MALA acceptance (devinterp's check of the step size)
+    min_chains: int = 4  # split R-hat and the chains' standard error need several chains
+    max_r_hat: float = 1.05  # split R-hat across chains: the chains sample one distribution
+    max_rel_se: float = 0.1  # Monte-Carlo standard error of λ̂ (from the chains' λ̂) over λ̂
+    min_acceptance: float = 0.8  # mean MALA acceptance, probed after burn-in only (the step's discretisation error)
+    min_burnin_relaxations: float = 3.0  # burn-in >= this many localization relaxation times 2/(εγ)
+    max_half_gap: float = 2.0  # λ̂ of the draws' first and second halves within this many standard errors
+    # nβ²‖∇L_n(w*)‖²/γ over λ̂: how far w* is from a critical point, in units of λ̂ (the quadratic picture's
+    # gradient term, scoring/llc_gate.py); None: not gated
+    max_critical_ratio: float | None = None
 
     def __post_init__(self):
-        if self.max_drift <= 0 or self.max_r_hat <= 1 or not 0 <= self.min_acceptance <= 1:
-            raise ValueError("max_drift must be > 0, max_r_hat > 1 and min_acceptance in [0, 1]")
+        if self.min_chains < 2 or self.max_r_hat <= 1 or self.max_rel_se <= 0 or self.max_half_gap <= 0:
+            raise ValueError("min_chains must be >= 2, max_r_hat > 1, max_rel_se > 0 and max_half_gap > 0")
+        if not 0 <= self.min_acceptance <= 1 or self.min_burnin_relaxations < 0:
+            raise ValueError("min_acceptance must lie in [0, 1] and min_burnin_relaxations be >= 0")
+        if self.max_critical_ratio is not None and self.max_critical_ratio <= 0:
+            raise ValueError(f"max_critical_ratio must be positive or None, got {self.max_critical_ratio}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FreeEnergyConfig:
-    """The free-energy scorer (scoring/free_energy.py): SGLD settings, the masked-LM reference corpus, its two
-    splits (A: every model's head is fitted there; B: L_n and SGLD) and the convergence gate."""
+    """The free-energy scorer (scoring/free_energy.py): what is sampled, SGLD settings, the masked-LM reference
+    corpus, its two splits (A: every model's head is fitted there; B: L_n and SGLD), the head fit, the optional
+    re-centring of the sampled block and the convergence gate."""
 
+    # "last_block": the encoder's last layer, on cached lower-layer states (scoring/llc_block.py; CPU-sized);
+    # "encoder": every encoder weight (a GPU's job)
+    sampled: str = "last_block"
     sgld: SGLDConfig = FREE_ENERGY_SGLD
     # "local" = the train text of every dataset of ../shared/datasets; "local:a,b" = those datasets only;
     # otherwise a UTF-8 file, one document per line (scoring/reference_corpus.py)
     corpus: str = "local"
-    num_sequences: int = 512  # n: sequences of split B
-    head_sequences: int = 512  # sequences of split A, disjoint from B
-    seq_len: int = 64  # tokens per sequence, special tokens included
+    num_sequences: int = 128  # n: sequences of split B (each replicate its own windows)
+    head_sequences: int = 2048  # sequences of split A, disjoint from every B
+    seq_len: int = 32  # tokens per sequence, special tokens included
     mask_prob: float = 0.15  # BERT's masking: of the chosen tokens 80% [MASK], 10% random, 10% kept
-    head_steps: int = 300  # AdamW steps fitting each model's masked-LM head on split A
-    # before sampling: this many Adam steps (lr localize_lr) of min L_n(θ) + γ/(2nβ)·‖θ − θ*‖² on split B, the
-    # localized posterior's mode; F, L_n and the chains are then taken at its end point (0: sample at w* itself)
-    localize_steps: int = 0
-    localize_lr: float = 1e-4
+    # the head (scoring/mlm_head.py): starts as the unigram model, Adam at head_lr until split A's loss moves by
+    # < head_tol nats between checks head_check_every steps apart, at most head_max_steps
+    head_lr: float = 1e-3
+    head_tol: float = 0.01
+    head_check_every: int = 50
+    head_max_steps: int = 3000
+    head_fit_bias: bool = False  # also fit the decoder bias (False: it stays at the log unigram frequencies)
+    # before sampling: this many Adam steps (lr recentre_lr) of the sampled weights on split A's loss; w* is then
+    # their end point (0: sample at the checkpoint)
+    recentre_steps: int = 0
+    recentre_lr: float = 1e-4
     gate: ConvergenceGate = ConvergenceGate()
-    seed: int = 0  # the replicate: corpus sample, masking, fitted head and SGLD chains (the scorer sets sgld.seed)
+    # the base's first replicate also runs at ε/2 for twice the steps: λ̂ must agree within 2 standard errors
+    halving_check: bool = True
+    replicates: int = 1  # replicates 0 .. replicates-1 of every model (its split B, masks and chains), scored together
+    seed: int = 0  # the replicate: split B's windows and masks, the SGLD chains (the scorer sets sgld.seed)
 
     def __post_init__(self):
-        if self.num_sequences < 2 or self.head_sequences < 1 or self.seq_len < 4 or self.head_steps < 0:
-            raise ValueError("num_sequences must be >= 2, head_sequences >= 1, seq_len >= 4 and head_steps >= 0")
-        if self.localize_steps < 0 or self.localize_lr <= 0:
-            raise ValueError("localize_steps must be >= 0 and localize_lr > 0")
+        if self.sampled not in ("last_block", "encoder"):
+            raise ValueError(f"sampled must be 'last_block' or 'encoder', got {self.sampled!r}")
+        if self.num_sequences < 2 or self.head_sequences < 1 or self.seq_len < 4 or self.head_max_steps < 0:
+            raise ValueError("num_sequences must be >= 2, head_sequences >= 1, seq_len >= 4 and head_max_steps >= 0")
+        if self.head_lr <= 0 or self.head_tol <= 0 or self.head_check_every < 1:
+            raise ValueError("head_lr and head_tol must be positive and head_check_every >= 1")
+        if self.replicates < 1:
+            raise ValueError(f"replicates must be >= 1, got {self.replicates}")
+        if self.recentre_steps < 0 or self.recentre_lr <= 0:
+            raise ValueError("recentre_steps must be >= 0 and recentre_lr > 0")
         if not 0 < self.mask_prob < 1:
             raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
 
@@ -322,7 +366,7 @@ class LogmeConfig:
             raise ValueError("max_iter must be >= 1 and tol > 0")
 
 
-REPLICATE_FIELDS = frozenset({"seed", "base_seeds", "candidate_seeds", "max_reruns"})
+REPLICATE_FIELDS = frozenset({"seed", "base_seeds", "candidate_seeds", "max_reruns", "replicates"})
 
 
 @dataclass(frozen=True, slots=True)

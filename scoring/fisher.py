@@ -180,7 +180,8 @@ def model_fisher_scores(model_dir: Path, cfg: GuidedDropoutConfig | None = None,
                         ) -> dict[str, float]:
     """Per-dropout-module Fisher scores of a checkpoint under its masked-LM loss on the reference corpus."""
     from scoring.config import FreeEnergyConfig
-    from scoring.free_energy import Reference, mlm_loss, pack, scored_model
+    from scoring.free_energy import scored_model
+    from scoring.mlm import Reference, mlm_loss, pack
 
     cfg = cfg or GUIDED
     if not revision:

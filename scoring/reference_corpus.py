@@ -85,13 +85,14 @@ def _local_documents(root: Path, names: list[str] | None) -> list[str]:
 
 
 def masked_corpus(tokenizer, documents: list[str], name: str, *, num_sequences: int, seq_len: int,
-                  mask_prob: float, seed: int) -> MaskedCorpus:
-    """Pack ``documents`` into ``num_sequences`` windows of ``seq_len`` tokens and mask them (seeded)."""
+                  mask_prob: float, seed: int, skip: int = 0) -> MaskedCorpus:
+    """Pack ``documents`` into windows of ``seq_len`` tokens, leave out the first ``skip`` and mask the next
+    ``num_sequences`` (seeded)."""
     cls_id, sep_id, mask_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id
     if None in (cls_id, sep_id, mask_id):
         raise ScoringError("the base's tokenizer has no [CLS]/[SEP]/[MASK] tokens; masked-LM scoring needs them")
     body = seq_len - 2
-    needed, stream, used = num_sequences * body, [], 0
+    needed, stream, used = (skip + num_sequences) * body, [], 0
     for start in range(0, len(documents), 256):
         batch = documents[start:start + 256]
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
@@ -100,13 +101,15 @@ def masked_corpus(tokenizer, documents: list[str], name: str, *, num_sequences: 
         if len(stream) >= needed:
             break
     if len(stream) < needed:
-        raise ScoringError(f"reference corpus {name!r} has {len(stream)} tokens; {num_sequences} sequences of "
-                           f"{seq_len} need {needed}")
-    body_ids = torch.tensor(stream[:needed], dtype=torch.long).view(num_sequences, body)
+        raise ScoringError(f"reference corpus {name!r} has {len(stream)} tokens; {skip + num_sequences} sequences "
+                           f"of {seq_len} need {needed}")
+    body_ids = torch.tensor(stream[skip * body:needed], dtype=torch.long).view(num_sequences, body)
     n = num_sequences
     ids = torch.cat([torch.full((n, 1), cls_id), body_ids, torch.full((n, 1), sep_id)], dim=1)
     digest = hashlib.sha256("\n".join(documents[:used]).encode())
     digest.update(f"{len(tokenizer)}:{num_sequences}:{seq_len}:{mask_prob}:{seed}".encode())
+    if skip:
+        digest.update(f":skip {skip}".encode())  # revisions of unskipped corpora stay as they were
     masked, positions = _mask(ids, tokenizer, mask_prob, seed)
     return MaskedCorpus(input_ids=masked, positions=positions, targets=ids.gather(1, positions), name=name,
                         revision=digest.hexdigest()[:16])

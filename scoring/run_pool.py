@@ -59,6 +59,11 @@ def _executor(workers: int) -> ProcessPoolExecutor:
     return _executors[workers]
 
 
+def map_all(fn, items: Sequence, workers: int) -> list:
+    """``fn`` (a module-level function) over ``items`` in the pool's processes, results in order."""
+    return list(_executor(workers).map(fn, items))
+
+
 def run_all(calls: Sequence[RunCall], workers: int = 1) -> list:
     """The ``FinetuneResult`` of every call, in order; an exception in any run is raised here."""
     if workers <= 1 or len(calls) <= 1:

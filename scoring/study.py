@@ -36,7 +36,6 @@ from data.records import CandidateStatus, JobStatus
 from data.settings import Settings
 from data.store import Store
 from scoring.config import (
-    FREE_ENERGY_SGLD,
     QUICK,
     FinetuneConfig,
     FreeEnergyConfig,
@@ -86,10 +85,8 @@ class StudyConfig:
     candidate_seeds: int = 5
     run_workers: int = 2  # fine-tuning runs side by side, one thread each (scoring/run_pool.py); 1 on a GPU
     probe: LinearProbeConfig = field(default_factory=lambda: LinearProbeConfig(target="sick"))
-    # 32-token windows: half the SGLD cost of 64 on CPU (~1 s per step at 64), so the study fits 90 min on 2 cores.
-    free_energy: FreeEnergyConfig = replace(
-        FreeEnergyConfig(), num_sequences=128, seq_len=32,
-        sgld=replace(FREE_ENERGY_SGLD, num_chains=2, num_draws=40, num_burnin=10))
+    # the last encoder block on cached states (README, "Free energy"), 3 replicates per model (its reliability)
+    free_energy: FreeEnergyConfig = FreeEnergyConfig(replicates=3)
     knn: KnnConfig = KnnConfig()  # on every target (its suite is the study's targets): the validity baseline
     guided_models: int = 1  # the base and this many best candidates (by mean gain) under guided dropout
     top_k: int | None = None  # stage 2: intertraining for the K best by probe; None: every source
@@ -209,6 +206,18 @@ def best_candidates(store: Store, base_id: str, k: int) -> list[tuple[str, str]]
         return []
     rows = rows[rows["mean_gain"].notna()].sort_values(["mean_gain", "repo_id"], ascending=[False, True])
     return [(r.repo_id, r.revision) for r in rows.head(k).itertuples()]
+
+
+def redo_stage(out_dir: Path, scorer: str) -> int:
+    """Queue every finished job of ``scorer`` in the study at ``out_dir`` again and restart its stage time."""
+    store = Store(Path(out_dir) / "study.db")
+    count = store.requeue_finished(scorer)
+    path = Path(out_dir) / "timings.json"
+    if path.exists():
+        timings = json.loads(path.read_text())
+        timings.pop(scorer, None)
+        path.write_text(json.dumps(timings, indent=1))
+    return count
 
 
 def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = "cpu",

@@ -302,7 +302,8 @@ class AppHandlers:
             labels = source_labels(self.store.candidates(board.base_id, CandidateStatus.OK))
             if labels and study_rows(board.rows, labels)["repo_id"].isin(labels.keys()).any():
                 report = study_report(board, read_study(self.store, board.base_id),
-                                      meta=study_meta(self.settings.snapshot_path, board.base_id))
+                                      meta=study_meta(self.settings.snapshot_path, board.base_id),
+                                      published=published_baseline_board(self.store))
                 return insights.study_view(report, personal_validation_markdown(board.base_id))
         return {"study": "", "study_matrix": insights.empty_figure("no source × target study for this leaderboard")}
 
@@ -341,3 +342,15 @@ class AppHandlers:
 def _first_line(error: str | None) -> str:
     """A job's error as the Jobs view shows it: its first line (a sentence; an old row may hold a traceback)."""
     return (error or "").strip().split("\n", 1)[0]
+
+
+def published_baseline_board(store) -> Leaderboard | None:
+    """IBM's 2023 board whose probe-vs-gain τ the study's validity table prints as the published baseline; None
+    when this store has not imported it."""
+    from data.boards import read_board
+    from data.metrics import PUBLISHED_SOURCE
+    from ranking.leaderboard import leaderboard_from
+    from ranking.validity import PUBLISHED_BASELINE_BASE
+
+    data = read_board(store, PUBLISHED_BASELINE_BASE, PUBLISHED_SOURCE)
+    return leaderboard_from(data) if not data.scores.empty else None

@@ -100,8 +100,13 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
 
 def _gate_lines(run: FreeEnergyRun) -> list[str]:
     """The convergence gate's verdict and the figures it read (absent from estimates stored before the gate)."""
-    checks = (("‖∇L_n(w*)‖", run.grad_norm, ".3g"), ("trace drift", run.drift, "+.2f"),
-              ("split R-hat", run.r_hat, ".2f"), ("MALA acceptance", run.acceptance, ".2f"))
+    checks = (("‖∇L_n(w*)‖", run.grad_norm, ".3g"), ("at the checkpoint", run.checkpoint_grad_norm, ".3g"),
+              ("nβ²‖∇L_n‖²/γ over λ̂", run.critical_ratio, ".3g"), ("trace drift", run.drift, "+.2f"),
+              ("split R-hat", run.r_hat, ".3f"), ("MALA acceptance after burn-in", run.acceptance, ".2f"),
+              ("Monte-Carlo SE of λ̂", run.mc_se, ".3g"), ("halves differ by (SE)", run.half_gap, "+.2f"),
+              ("burn-in (relaxation times)", run.burnin_relaxations, ".2g"), ("λ̂ at ε/2", run.halving_llc, ".3g"),
+              ("ε/2 differs by (SE)", run.halving_gap, "+.2f"), ("L_n(w*) of the unigram model", run.unigram_ce, ".3f"),
+              ("head fit (steps)", run.head_steps, "d"), ("‖w − w_base‖", run.weight_distance, ".3g"))
     figures = [f"{name} {value:{fmt}}" for name, value, fmt in checks if value is not None and math.isfinite(value)]
     if not figures and not run.gate:
         return []
@@ -119,6 +124,11 @@ def _run_lines(run: FreeEnergyRun) -> list[str]:
              ("corpus", markdown_text(run.corpus)), ("head", markdown_text(run.head)))
     settings = [f"{k} {v}" for k, v in facts if v]
     lines = ["; ".join(settings)] if settings else []
+    if run.sampled:
+        lines.append("sampled: " + ("the encoder's last layer, on cached lower-layer states" if run.sampled ==
+                                    "last_block" else "every encoder weight"))
+    if run.recentre_steps:
+        lines.append(f"w*: the sampled weights after {run.recentre_steps} Adam steps on split A from the checkpoint")
     if run.localize_steps:
         start = f" (‖∇L_n‖ at the checkpoint {run.start_grad_norm:.3g})" if run.start_grad_norm is not None else ""
         lines.append(f"sampled after {run.localize_steps} steps of localized minimisation from the checkpoint{start}")

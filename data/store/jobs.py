@@ -194,6 +194,15 @@ class JobQueue:
                 (_PENDING, job_id, _RUNNING, worker))
         return cur.rowcount == 1
 
+    def requeue_finished(self, scorer: str) -> int:
+        """Every DONE or FAILED job of ``scorer`` back to PENDING with its attempts reset (its scores are kept:
+        a new protocol's scores are stored beside them)."""
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE jobs SET status = ?, attempts = 0, finished_at = NULL, worker = NULL, lease_until = NULL "
+                "WHERE scorer = ? AND status IN (?, ?)",
+                (_PENDING, scorer, JobStatus.DONE.value, JobStatus.FAILED.value)).rowcount
+
     def requeue_failed(self, scorer: str | None = None) -> int:
         """Give FAILED jobs (of one scorer) a fresh start: PENDING with their attempts reset."""
         with self._write() as conn:

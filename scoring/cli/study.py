@@ -25,6 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--until", choices=("linear_probe", "free_energy", "knn", "intertraining", "guided_dropout",
                                        "sample_efficiency"),
                    help="stop after this stage (resumable; no snapshot is written)")
+    p.add_argument("--redo", choices=("free_energy",), help="score every model again with this scorer's current "
+                   "protocol (its earlier scores stay in the store under their own protocol; its stage time restarts)")
     add_run_flags(p)
     p.set_defaults(seeds=1, base_seeds=1)
     return p
@@ -60,6 +62,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     cfg = StudyConfig() if args.base_name is None else StudyConfig(base_id=args.base_name)
     snapshot = None if args.snapshot == "none" else Path(args.snapshot)
+    if args.redo:
+        from scoring.study import redo_stage
+
+        print(f"{redo_stage(Path(args.out), args.redo)} {args.redo} jobs queued again")
     report = run_study(cfg, args.out, base_dir, device=args.device, local_root=args.local_root,
                        snapshot_path=snapshot, settings=settings, verbose=not args.quiet, until=args.until)
     times = ", ".join(f"{k} {v:.0f}s" for k, v in report.timings.items())

@@ -18,5 +18,8 @@ def load_leaderboard(store: Store, base_id: str, source: str = PROJECT_SOURCE, *
 def report_of(store: Store, base_id: str, *, meta: Mapping | None = None, **options) -> StudyReport:
     """The study report of ``base_id``'s project board as the app builds it; ``meta``: the snapshot's meta when the
     store was seeded from one (its design, source checks and contamination), as the app's Insights tab passes it."""
+    from ui.handlers import published_baseline_board
+
     board = load_leaderboard(store, base_id)
-    return study_report(board, read_study(store, board.base_id), meta=meta, **options)
+    return study_report(board, read_study(store, board.base_id), meta=meta,
+                        published=published_baseline_board(store), **options)

@@ -59,7 +59,7 @@ class TinyScorers:
         sgld = SGLDConfig(epsilon=1e-4, gamma=100.0, num_chains=2, num_draws=10, num_burnin=2, batch_size=8)
         configs = {"linear_probe": LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
                    "free_energy": FreeEnergyConfig(sgld=sgld, corpus=self.corpus_path, num_sequences=32, seq_len=16,
-                                                   head_sequences=32, head_steps=5)}
+                                                   head_sequences=32, head_max_steps=5, halving_check=False)}
         return registry.build(name, Settings(), config=configs[name], local_root=Path(self.data_root))
 
 

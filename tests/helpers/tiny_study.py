@@ -56,7 +56,7 @@ def tiny_study_config(corpus: Path) -> StudyConfig:
         lrs=(),  # the sweep has its own tests
         probe=LinearProbeConfig(probe=replace(PROBE, max_train_examples=120), target="cats"),
         free_energy=FreeEnergyConfig(sgld=sgld, corpus=str(corpus), num_sequences=32, seq_len=16, head_sequences=32,
-                                     head_steps=5),
+                                     head_max_steps=5, halving_check=False),
         guided_base_seeds=1, run_workers=1,
         top_k=4,  # every model the tests put on the Hub (2 sources + the end-to-end test's 2 submissions), so stage
         # 2 never depends on the order in which probe jobs finish

@@ -90,3 +90,19 @@ def test_jobs_filter_by_scorer_and_base(store):
     assert [j.repo_id for j in store.jobs(scorer="linear_probe")] == ["a/y"]
     assert {j.repo_id for j in store.jobs(base_id="org/base")} == {"a/x"}
     assert store.queue_stats().pending == 3
+
+
+def test_requeue_finished_puts_one_scorers_done_and_failed_jobs_back_and_keeps_the_rest(tmp_path):
+    from data.store import Store
+
+    store = Store(tmp_path / "q.db")
+    store.enqueue("org/a", "a" * 40, ["free_energy", "linear_probe"], base_id="org/base")
+    store.enqueue("org/b", "b" * 40, ["free_energy"], base_id="org/base")
+    done, failed, other = (store.claim_job("w", scorers=[s]) for s in ("free_energy", "free_energy", "linear_probe"))
+    store.finish_job(done.id, [], worker="w")
+    store.fail_job(failed.id, "broken", worker="w")
+    store.finish_job(other.id, [], worker="w")
+    assert store.requeue_finished("free_energy") == 2
+    assert {(j.scorer, j.status) for j in store.jobs()} == {
+        ("free_energy", JobStatus.PENDING), ("linear_probe", JobStatus.DONE)}
+    assert all(j.attempts == 0 for j in store.jobs(scorer="free_energy"))

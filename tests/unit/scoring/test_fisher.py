@@ -137,7 +137,8 @@ def test_guided_dropout_fine_tunes_with_the_fisher_rates(tiny_base, tmp_path):
 def test_layer_hook_fisher_equals_the_loop_on_a_tiny_bert_masked_lm(tiny_base):
     from scoring.config import FreeEnergyConfig
     from scoring.fisher import empirical_fisher_hooks
-    from scoring.free_energy import Reference, mlm_loss, pack, scored_model
+    from scoring.free_energy import scored_model
+    from scoring.mlm import Reference, mlm_loss, pack
 
     base, corpus = tiny_base
     cfg = FreeEnergyConfig(corpus=str(corpus), num_sequences=10, head_sequences=10, seq_len=16)

@@ -1,4 +1,4 @@
-"""The convergence gate on hand-made estimates: each check fails alone, with its own sentence."""
+"""The convergence gate on hand-made estimates and draws: each check fails alone, with its own sentence."""
 
 from __future__ import annotations
 
@@ -8,42 +8,87 @@ from dataclasses import replace
 import pytest
 import torch
 
-from scoring.config import ConvergenceGate
+from scoring.config import ConvergenceGate, SGLDConfig
 from scoring.llc import LLCEstimate
-from scoring.llc_gate import gate_failures
+from scoring.llc_gate import Checks, gate_failures
 
-GOOD = LLCEstimate(mean=5.0, std=0.2, per_chain=(4.8, 5.2), init_loss=1.0, nbeta=100.0,
-                   loss_traces=torch.zeros(2, 8), drift=0.02, r_hat=1.01, acceptance=0.95)
+GOOD = LLCEstimate(mean=5.0, std=0.2, per_chain=(4.8, 5.2, 4.9, 5.1), init_loss=1.0, nbeta=100.0,
+                   loss_traces=torch.zeros(4, 8), drift=0.02, r_hat=1.01, acceptance=0.95)
 GATE = ConvergenceGate()
+SGLD = SGLDConfig(epsilon=1e-5, gamma=1000.0, num_burnin=600, num_draws=8)
 
 
 def test_a_good_estimate_passes():
     assert gate_failures(GOOD, GATE) == ()
-    assert gate_failures(replace(GOOD, acceptance=None), GATE) == ()  # no noise, no acceptance to check
 
 
 def test_a_negative_llc_fails_with_its_chains():
-    reasons = gate_failures(replace(GOOD, mean=-1.0, per_chain=(-1.0, -1.0)), GATE)
-    assert reasons == ("λ̂ = -1 < 0", "2 of 2 chains below L_n(w*)")
+    reasons = gate_failures(replace(GOOD, mean=-1.0, per_chain=(-1.0, -1.0, -1.0, -1.0)), GATE)
+    assert reasons == ("λ̂ = -1 < 0", "4 of 4 chains below L_n(w*)")
 
 
 @pytest.mark.parametrize(("change", "says"), [
-    ({"per_chain": (-0.5, 10.5)}, "1 of 2 chains below L_n(w*)"),
-    ({"drift": 0.4}, "trace drift +0.40"),
-    ({"drift": -0.4}, "trace drift -0.40"),
-    ({"r_hat": 1.3}, "split R-hat 1.30 > 1.1"),
+    ({"per_chain": (-0.5, 10.5, 5.0, 5.0)}, "1 of 4 chains below L_n(w*)"),
+    ({"per_chain": (4.8, 5.2)}, "2 chains: at least 4 are needed"),
+    ({"r_hat": 1.06}, "split R-hat 1.060 > 1.05"),
     ({"r_hat": math.nan}, "too few draws for R-hat"),
-    ({"acceptance": 0.5}, "MALA acceptance 0.50 < 0.9"),
+    ({"acceptance": 0.5}, "MALA acceptance 0.50 < 0.8"),
+    ({"acceptance": None}, "no MALA acceptance was probed"),
 ])
-def test_each_check_fails_on_its_own(change, says):
+def test_each_check_on_the_estimate_fails_on_its_own(change, says):
     [reason] = gate_failures(replace(GOOD, **change), GATE)
     assert says in reason
 
 
+def traces(first: float, second: float, chains: int = 4, draws: int = 100, spread: float = 0.01) -> torch.Tensor:
+    """Draw losses whose first and second halves average ``first`` and ``second`` in every chain (chain c offset by
+    c x spread, so the chains' λ̂ differ a little)."""
+    offsets = torch.arange(chains, dtype=torch.float64).unsqueeze(1) * spread
+    return torch.cat([torch.full((chains, draws // 2), first), torch.full((chains, draws // 2), second)], 1) + offsets
+
+
+def estimate(draws: torch.Tensor, init_loss: float = 1.0, nbeta: float = 100.0) -> LLCEstimate:
+    per_chain = tuple(float(nbeta * (m - init_loss)) for m in draws.mean(dim=1))
+    t = torch.tensor(per_chain)
+    return replace(GOOD, mean=float(t.mean()), std=float(t.std()), per_chain=per_chain, loss_traces=draws,
+                   init_loss=init_loss, nbeta=nbeta)
+
+
+def test_the_sampler_checks_are_computed_from_the_draws_by_their_definitions():
+    est = estimate(traces(1.05, 1.05))  # chains' λ̂ 5, 6, 7, 8: SE = sd / 2
+    checks = Checks.of(est, SGLD, grad_norm=0.1)
+    assert checks.mc_se == pytest.approx(float(torch.tensor([5.0, 6, 7, 8]).std()) / 2)
+    assert checks.half_gap == pytest.approx(0.0, abs=1e-9)
+    assert checks.burnin_relaxations == pytest.approx(600 / (2 / (1e-5 * 1000)))  # 3 relaxation times
+    assert checks.critical_term == pytest.approx(100.0 ** 2 * 0.1 ** 2 / 1000)
+    assert checks.halving_llc is None and checks.halving_gap is None
+
+
+@pytest.mark.parametrize(("est", "sgld", "kw", "says"), [
+    (estimate(traces(1.05, 1.05, spread=0.05)), SGLD, {}, "Monte-Carlo standard error"),
+    (estimate(traces(1.04, 1.06)), SGLD, {}, "two halves differ by +"),
+    (estimate(traces(1.05, 1.05)), replace(SGLD, num_burnin=100), {}, "burn-in of 0.5 relaxation times"),
+    (estimate(traces(1.05, 1.05)), SGLD, {"halving": estimate(traces(1.09, 1.09))}, "λ̂ at ε/2 (10.5) differs"),
+])
+def test_each_sampler_check_fails_on_its_own(est, sgld, kw, says):
+    [reason] = gate_failures(est, GATE, Checks.of(est, sgld, grad_norm=0.0, **kw))
+    assert says in reason
+
+
+def test_the_critical_point_is_gated_only_when_asked():
+    est = estimate(traces(1.05, 1.05))  # λ̂ 6.5
+    checks = Checks.of(est, SGLD, grad_norm=1.0)  # nβ²‖g‖²/γ = 10
+    assert gate_failures(est, GATE, checks) == ()
+    [reason] = gate_failures(est, replace(GATE, max_critical_ratio=1.0), checks)
+    assert "w* is not near a critical point" in reason
+    assert gate_failures(est, replace(GATE, max_critical_ratio=2.0), checks) == ()
+
+
 def test_thresholds_come_from_the_config_and_are_validated():
-    assert gate_failures(replace(GOOD, drift=0.3), ConvergenceGate(max_drift=0.5)) == ()
-    with pytest.raises(ValueError):
-        ConvergenceGate(max_r_hat=1.0)
+    assert gate_failures(replace(GOOD, acceptance=0.6), ConvergenceGate(min_acceptance=0.5)) == ()
+    for bad in ({"max_r_hat": 1.0}, {"min_chains": 1}, {"max_rel_se": 0}, {"max_critical_ratio": -1.0}):
+        with pytest.raises(ValueError):
+            ConvergenceGate(**bad)
 
 
 def _fe_score(run, status="ok", scorer="free_energy"):

@@ -1,0 +1,90 @@
+"""SGLD chains spread over worker processes of one torch thread each (scoring/run_pool.py's pool).
+
+A MiniLM block's step is small matrices: one thread per chain keeps two cores busier than one process with two
+threads or all chains vmapped in one (benchmarks/free_energy.py measures the three). Chain c always draws from
+generator seed + c, whichever process runs it, so the estimate does not depend on how many workers there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from scoring.config import SGLDConfig
+from scoring.llc import LLCEstimate, estimate_llc_loop, split_r_hat, trace_drift
+
+
+def _run(args) -> LLCEstimate:
+    model, data, loss_fn, cfg, n, device = args
+    return estimate_llc_loop(model, data, loss_fn, cfg, n=n, device=device)
+
+
+def chain_groups(chains: int, workers: int) -> list[tuple[int, int]]:
+    """(first chain, count) per worker: ``chains`` split as evenly as possible over at most ``workers``."""
+    workers = max(1, min(workers, chains))
+    sizes = [chains // workers + (w < chains % workers) for w in range(workers)]
+    starts = [sum(sizes[:w]) for w in range(workers)]
+    return list(zip(starts, sizes, strict=True))
+
+
+def sample_chains(model: nn.Module, data: tuple[Tensor, Tensor], loss_fn: Callable, cfg: SGLDConfig, *, n: int,
+                  device: str = "cpu", workers: int = 1) -> LLCEstimate:
+    """``estimate_llc_loop`` with its chains over ``workers`` processes (one: in this process), merged."""
+    groups = chain_groups(cfg.num_chains, workers)
+    if len(groups) == 1:
+        return _run((model, data, loss_fn, cfg, n, device))
+    from scoring.run_pool import map_all
+
+    sent = picklable(model)
+    calls = [(sent, data, loss_fn, _group_config(cfg, first, count), n, device) for first, count in groups]
+    return merge(map_all(_run, calls, len(calls)), cfg)
+
+
+def picklable(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` without module hooks (transformers installs closures, which cannot be pickled; the
+    sampled forward does not use them), its non-module attributes copied too."""
+    import copy
+
+    clone = copy.deepcopy(model)
+    _strip_hooks(clone, set())
+    return clone
+
+
+def _strip_hooks(module: nn.Module, seen: set[int]) -> None:
+    """Clear the hooks of ``module``, its submodules and the modules held as plain attributes, recursively."""
+    for sub in module.modules():
+        if id(sub) in seen:
+            continue
+        seen.add(id(sub))
+        for hooks in (sub._forward_hooks, sub._forward_pre_hooks, sub._forward_hooks_with_kwargs,
+                      sub._forward_pre_hooks_with_kwargs):
+            hooks.clear()
+        for value in vars(sub).values():
+            if isinstance(value, nn.Module):
+                _strip_hooks(value, seen)
+
+
+def _group_config(cfg: SGLDConfig, first: int, count: int) -> SGLDConfig:
+    from dataclasses import replace
+
+    return replace(cfg, seed=cfg.seed + first, num_chains=count)
+
+
+def merge(parts: list[LLCEstimate], cfg: SGLDConfig) -> LLCEstimate:
+    """One estimate from groups of chains that share w*, L_n(w*) and nβ."""
+    per_chain = tuple(c for p in parts for c in p.per_chain)
+    draws = torch.cat([p.loss_traces for p in parts])
+    init_loss, nbeta = parts[0].init_loss, parts[0].nbeta
+    means = torch.tensor(per_chain, dtype=torch.float64)
+    accepted = [(p.acceptance, len(p.per_chain)) for p in parts if p.acceptance is not None]
+    acceptance = (sum(a * k for a, k in accepted) / sum(k for _, k in accepted)) if accepted else None
+    mean = float(means.mean())
+    diagnostics = tuple(f"chain {c} went below the initial loss (its λ̂ {v:.3g} < 0)"
+                        for c, v in enumerate(per_chain) if v < 0)
+    if mean < 0:
+        diagnostics += (f"negative LLC ({mean:.3g}): w* is not a local minimum",)
+    return LLCEstimate(mean=mean, std=float(means.std()) if len(means) > 1 else 0.0, per_chain=per_chain,
+                       init_loss=init_loss, nbeta=nbeta, loss_traces=draws, diagnostics=diagnostics,
+                       drift=trace_drift(draws, init_loss), r_hat=split_r_hat(draws), acceptance=acceptance)
