@@ -163,7 +163,7 @@ def test_an_unconverged_free_energy_is_shown_as_such_and_never_ranked(tmp_path):
                       for repo, v, payload in (("a/x", 330.25, run), ("a/y", 310.0, ok))])
     text, _ = free_energy_details(store, "a/x", "r" * 40)
     assert "**unconverged** (not ranked): trace drift" in text and "&lt;too&gt;" in text  # reasons escaped
-    assert "trace drift +0.42; split R-hat 1.31; MALA acceptance 0.50" in text
+    assert "trace drift +0.42; split R-hat 1.310; MALA acceptance after burn-in 0.50" in text
     assert "convergence gate: passed" in free_energy_details(store, "a/y", "r" * 40)[0]
     rows = leaderboard_from(read_board(store, "b/base")).rows.set_index("repo_id")
     assert rows.loc["a/x", "free_energy_status"] == "unconverged" and pd.isna(rows.loc["a/x", "free_energy"])
