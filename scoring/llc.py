@@ -2,13 +2,16 @@
 
 Each chain runs ``w <- w + (eps/2) * (-(nbeta/B) * sum_batch grad l_i - gamma * (w - w*)) + N(0, eps)`` from w*,
 and ``lambda_hat = nbeta * (E_posterior[L_n(w)] - L_n(w*))`` with ``nbeta = n / log n`` by default (REFERENCE
-sections 2 and 3). ``loss_fn(output, target)`` must return the *mean* loss over the batch. Burn-in steps are
-excluded from the average; L_n(w*) is averaged over ``cfg.init_loss_batches`` batches. From tensors each
-chain draws its minibatches with replacement (unbiased for L_n(w)); a DataLoader is cycled, one iterator per
-chain. ``estimate_llc`` stacks the chains with ``torch.func`` and keeps every trace on the device, checking
-for NaN once per chunk of steps; ``estimate_llc_loop`` is the same math in a plain per-chain loop (reference
-for tests and benchmarks). With the same seed and tensor data both draw the same minibatches and noise, so
-they agree up to floating-point error.
+sections 2 and 3). With ``cfg.preconditioner == "rmsprop"`` the drift and the noise's variance are both multiplied
+by RMSProp's diagonal G = 1 / (sqrt(V) + eps), V the running mean of the squared minibatch gradient of nbeta * L
+(pSGLD, Li et al. 2016, without its correction term). ``loss_fn(output, target)`` must return the *mean* loss over
+the batch. Burn-in steps are excluded from the average and from the MALA acceptance probes; L_n(w*) is averaged
+over ``cfg.init_loss_batches`` batches. From tensors each chain draws its minibatches with replacement (unbiased
+for L_n(w)); a DataLoader is cycled, one iterator per chain. ``estimate_llc`` stacks the chains with
+``torch.func`` and keeps every trace on the device, checking for NaN once per chunk of steps;
+``estimate_llc_loop`` is the same math in a plain per-chain loop (reference for tests and benchmarks). With the
+same seed and tensor data both draw the same minibatches and noise, so they agree up to floating-point error,
+with or without the preconditioner.
 """
 
 from __future__ import annotations
@@ -239,7 +242,8 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
     # vmap the forward only; the chains are independent, so autograd of the summed loss gives each its gradient
     losses_fn = vmap(batch_loss, in_dims=(0, 0, 0), randomness="different")
     traces = torch.empty(C, steps, device=device)
-    mala = _Mala(C, steps, nbeta, cfg, device) if cfg.noise and cfg.mala_every else None
+    mala = _Mala(nbeta, cfg) if cfg.noise and cfg.mala_every else None
+    square_avg = torch.zeros_like(flat) if cfg.preconditioner == "rmsprop" else None
 
     def loss_and_grad(point: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         point.requires_grad_(True)
@@ -264,27 +268,48 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
         with torch.no_grad():
             traces[:, t] = losses
             offset = flat - flat_star
+            scale = _rmsprop_scale(square_avg, grad, nbeta, cfg) if square_avg is not None else None
             drift = grad.mul_(-nbeta).sub_(offset, alpha=cfg.gamma)
-            flat.add_(drift, alpha=cfg.epsilon / 2)
-            if noise is not None:
-                flat.add_(noise[:, t % chunk])
+            kick = _move(flat, drift, None if noise is None else noise[:, t % chunk], scale, cfg.epsilon)
             if mala is not None and mala.due(t):
                 with torch.enable_grad():
                     next_losses, next_grad = loss_and_grad(flat.detach().clone(), x, y)
-                mala.record(losses, offset, drift, noise[:, t % chunk], next_losses, flat - flat_star, next_grad)
+                mala.record(losses, offset, drift, kick, next_losses, flat - flat_star, next_grad, scale)
     return _finish(traces, init_loss, nbeta, cfg, mala.values() if mala else None)
+
+
+def _rmsprop_scale(square_avg: Tensor, grad: Tensor, nbeta: float, cfg: SGLDConfig) -> Tensor:
+    """RMSProp's preconditioner for this step: V <- alpha V + (1 - alpha) (nbeta g)^2 in place (g the minibatch
+    gradient of L), then G = 1 / (sqrt(V) + eps)."""
+    square_avg.mul_(cfg.rmsprop_alpha).addcmul_(grad, grad, value=(1 - cfg.rmsprop_alpha) * nbeta**2)
+    return square_avg.sqrt().add_(cfg.rmsprop_eps).reciprocal_()
+
+
+def _move(point: Tensor, drift: Tensor, noise: Tensor | None, scale: Tensor | None, epsilon: float) -> Tensor | None:
+    """One SGLD move in place, point += (eps/2) G drift + sqrt(G) noise with noise ~ N(0, eps) and G = 1 without
+    a preconditioner; returns the noise added (N(0, eps G)), or None without noise."""
+    point.add_(drift if scale is None else drift * scale, alpha=epsilon / 2)
+    if noise is not None and scale is not None:
+        noise = noise * scale.sqrt()
+    if noise is not None:
+        point.add_(noise)
+    return noise
 
 
 class _Mala:
     """The Metropolis-adjusted Langevin acceptance probability of one SGLD transition in every ``mala_every``,
-    never used to reject: a diagnostic of the step size (devinterp's MalaAcceptanceRate). The potential is
-    U = nbeta * L_B(w) + gamma/2 * |w - w*|^2 on *one* minibatch B at both ends of the move (the step's own batch,
-    evaluated again at the new point: between two batches the difference of losses is sampling noise that swamps
-    the discretisation error), the drift d = -grad U, proposals Gaussian of variance epsilon. For the move from w
-    to w' = w + eps/2 d + xi, log alpha = U(w) - U(w') + (|xi|^2 - |w - w' - eps/2 d'|^2) / (2 eps), and the
-    difference of squares is computed as -(eps/2) s.(2 xi + eps/2 s) with s = d + d', free of cancellation."""
+    never used to reject: a diagnostic of the step size (devinterp's MalaAcceptanceRate), probed on kept steps
+    only (t >= num_burnin: a probe during the localization's relaxation measures the chain's age, not the step).
+    The potential is U = nbeta * L_B(w) + gamma/2 * |w - w*|^2 on *one* minibatch B at both ends of the move (the
+    step's own batch, evaluated again at the new point: between two batches the difference of losses is sampling
+    noise that swamps the discretisation error), the drift d = -grad U, proposals Gaussian of covariance eps G
+    (G = 1 plain; RMSProp's diagonal G frozen at the move, the same for the reverse proposal). For the move from w
+    to w' = w + eps/2 G d + xi, log alpha = U(w) - U(w') + sum((xi^2 - (w - w' - eps/2 G d')^2) / G) / (2 eps),
+    and that difference of squares over G is computed as -(eps/2) s.(2 xi + eps/2 G s) with s = d + d', free of
+    cancellation (w - w' - eps/2 G d' = -(xi + eps/2 G s); the normalisers of the two Gaussians cancel, G being
+    shared)."""
 
-    def __init__(self, chains: int, steps: int, nbeta: float, cfg: SGLDConfig, device):
+    def __init__(self, nbeta: float, cfg: SGLDConfig):
         self.nbeta, self.eps, self.gamma, self.every = nbeta, cfg.epsilon, cfg.gamma, cfg.mala_every
         self.start = cfg.num_burnin  # kept steps only
         self.probes: list[Tensor] = []
@@ -293,12 +318,13 @@ class _Mala:
         return t >= self.start and (t - self.start) % self.every == 0
 
     def record(self, losses: Tensor, offset: Tensor, drift: Tensor, noise: Tensor, next_losses: Tensor,
-               next_offset: Tensor, next_grad: Tensor) -> None:
+               next_offset: Tensor, next_grad: Tensor, scale: Tensor | None = None) -> None:
         u = self.nbeta * losses.double() + self.gamma / 2 * offset.pow(2).sum(dim=1, dtype=torch.float64)
         u_next = self.nbeta * next_losses.double() + self.gamma / 2 * next_offset.pow(2).sum(dim=1,
                                                                                               dtype=torch.float64)
         s = drift + next_grad.mul_(-self.nbeta).sub_(next_offset, alpha=self.gamma)
-        squares = (s * (2 * noise + self.eps / 2 * s)).sum(dim=1, dtype=torch.float64)
+        half = self.eps / 2 * s if scale is None else self.eps / 2 * scale * s
+        squares = (s * (2 * noise + half)).sum(dim=1, dtype=torch.float64)
         self.probes.append((u - u_next - squares / 4).clamp(max=0).exp())
 
     def values(self) -> Tensor | None:
@@ -318,6 +344,7 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
     every = cfg.mala_every if cfg.noise else 0
     for c in range(cfg.num_chains):
         params = {k: p.clone().requires_grad_(True) for k, p in w_star.items()}
+        square_avg = {k: torch.zeros_like(p) for k, p in w_star.items()} if cfg.preconditioner == "rmsprop" else None
         for t in range(steps):
             if t % chunk == 0:
                 _check_finite(traces[c:c + 1, max(0, t - chunk):t], cfg, chain0=c, step0=max(0, t - chunk))
@@ -333,22 +360,34 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
             probe = every and t >= cfg.num_burnin and (t - cfg.num_burnin) % every == 0
             before = {k: p.detach().clone() for k, p in params.items()} if probe else None
             with torch.no_grad():
-                parts = noise[0, t % chunk].split([p.numel() for p in params.values()]) if noise is not None else ()
-                for i, ((k, p), g) in enumerate(zip(params.items(), grads, strict=True)):
-                    p.add_(-nbeta * g - cfg.gamma * (p - w_star[k]), alpha=cfg.epsilon / 2)
-                    if parts:
-                        p.add_(parts[i].view(p.shape))
+                scale = _loop_move(params, grads, w_star, None if noise is None else noise[0, t % chunk], square_avg,
+                                   nbeta, cfg)
             if probe:
                 probes[c].append(_mala_direct(model, buffers, loss_fn, x, y, before, params, w_star, nbeta, cfg,
-                                              noise[0, t % chunk]))
+                                              scale))
     accept = torch.tensor(probes, dtype=torch.float64) if every and probes[0] else None
     return _finish(traces, init_loss, nbeta, cfg, accept)
 
 
+def _loop_move(params: dict, grads: Sequence[Tensor], w_star: dict, noise: Tensor | None, square_avg: dict | None,
+               nbeta: float, cfg: SGLDConfig) -> Tensor | None:
+    """The loop's move of one chain, parameter by parameter, in place (``noise``: the step's flat N(0, eps) draw);
+    returns RMSProp's G of the move, flat (None for plain SGLD)."""
+    parts = noise.split([p.numel() for p in params.values()]) if noise is not None else [None] * len(params)
+    scales = []
+    for (k, p), g, part in zip(params.items(), grads, parts, strict=True):
+        scale = _rmsprop_scale(square_avg[k], g, nbeta, cfg) if square_avg is not None else None
+        _move(p, -nbeta * g - cfg.gamma * (p - w_star[k]), None if part is None else part.view(p.shape), scale,
+              cfg.epsilon)
+        scales.append(scale)
+    return torch.cat([s.flatten() for s in scales]) if square_avg is not None else None
+
+
 def _mala_direct(model, buffers, loss_fn, x, y, before: dict, after: dict, w_star: dict, nbeta: float,
-                 cfg: SGLDConfig, noise: Tensor) -> float:
+                 cfg: SGLDConfig, scale: Tensor | None) -> float:
     """The loop's MALA acceptance of one move, from the textbook formula in float64: U and its gradient at both
-    ends on the step's own batch (x, y), log alpha = U(w) - U(w') + log q(w | w') - log q(w' | w)."""
+    ends on the step's own batch (x, y), log alpha = U(w) - U(w') + log q(w | w') - log q(w' | w) with
+    q(b | a) = N(b; a + eps/2 G d(a), eps G) (``scale``: G, flat and frozen at the move; None: G = 1)."""
     def potential(point: dict) -> tuple[float, Tensor, Tensor]:
         params = {k: v.detach().clone().requires_grad_(True) for k, v in point.items()}
         loss = loss_fn(functional_call(model, (params, buffers), (x,)), y)
@@ -360,7 +399,8 @@ def _mala_direct(model, buffers, loss_fn, x, y, before: dict, after: dict, w_sta
 
     u, w, drift = potential(before)
     u_next, w_next, drift_next = potential(after)
-    forward = w_next - w - cfg.epsilon / 2 * drift  # = the noise drawn
-    backward = w - w_next - cfg.epsilon / 2 * drift_next
-    log_alpha = u - u_next + (float(forward @ forward) - float(backward @ backward)) / (2 * cfg.epsilon)
+    g = torch.ones_like(w) if scale is None else scale.double()
+    forward = w_next - w - cfg.epsilon / 2 * g * drift  # = the noise drawn
+    backward = w - w_next - cfg.epsilon / 2 * g * drift_next
+    log_alpha = u - u_next + (float(forward @ (forward / g)) - float(backward @ (backward / g))) / (2 * cfg.epsilon)
     return math.exp(min(0.0, log_alpha))

@@ -1,6 +1,8 @@
 """python -m scoring llc-sweep REPO_ID --base BASE: calibrate SGLD for the free energy by the stated rule
-(scoring/llc_calibration.py): down a ladder of steps, for each localization from the weakest, each rung run for the
-same simulated time; the first rung whose MALA acceptance reaches the target is chosen. One row per rung."""
+(scoring/llc_calibration.py): down a ladder of steps, for each localization from the weakest, each rung keeping
+draws for the same simulated time after a burn-in of at least three relaxation times 2/(epsilon gamma), the MALA
+acceptance probed on kept steps only; the first rung whose acceptance reaches the target is chosen. One row per
+rung (its steps: burn-in + draws)."""
 
 from __future__ import annotations
 
@@ -18,10 +20,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("repo_id", help=MODEL_HELP)
     p.add_argument("--base", required=True, help="the base model, whose tokenizer cuts the reference corpus (Hub id "
                    "or directory)")
-    p.add_argument("--epsilon", default="4e-6,2e-6,1e-6,5e-7", help="step ladder, descending (comma-separated)")
+    p.add_argument("--epsilon", default="4e-5,2e-5,1e-5,5e-6", help="step ladder, descending (comma-separated); "
+                   "the default brackets the free energy's 1e-5 for its default sampled block, the last encoder "
+                   "layer (for the whole encoder this command's former ladder was 4e-6,2e-6,1e-6,5e-7)")
     p.add_argument("--gamma", default="1000,10000", help="localization ladder, ascending (comma-separated)")
-    p.add_argument("--time", type=float, default=0.005, help="simulated time per rung: epsilon x steps per chain "
-                   "(0.005 at gamma 1000 is 2.5 relaxation times 2/(epsilon gamma))")
+    p.add_argument("--time", type=float, default=0.01, help="simulated time per rung, epsilon x steps: three "
+                   "quarters of time/epsilon steps are kept as draws, after a burn-in of the other quarter or of 3 "
+                   "relaxation times 3 x 2/(epsilon gamma) steps, whichever is longer; MALA is probed on the draws "
+                   "only (0.01 at gamma 1000, epsilon 1e-5: 600 burn-in steps, then 750 draws spanning 3.75 "
+                   "relaxation times)")
+    p.add_argument("--preconditioner", choices=("none", "rmsprop"), default="none",
+                   help="plain SGLD or RMSProp-preconditioned SGLD (scoring/config.py SGLDConfig)")
     p.add_argument("--target", type=float, default=0.9, help="mean MALA acceptance to reach")
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--local-root", type=Path)
@@ -38,7 +47,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     _, revision, model_dir = resolve_model(args.repo_id, settings)
     _, _, base_dir = resolve_model(args.base, settings)
     cfg = FreeEnergyConfig(corpus=settings.reference_corpus)
-    cfg = replace(cfg, sgld=replace(cfg.sgld, num_chains=args.chains))
+    cfg = replace(cfg, sgld=replace(cfg.sgld, num_chains=args.chains, preconditioner=args.preconditioner))
     ref = Reference(base_dir, cfg, local_root=args.local_root)
 
     def estimate_at(sgld):

@@ -13,10 +13,16 @@ Calibration (2 CPU cores, seeds fixed so every test is deterministic):
 - Reduced-rank regression (5, 3, 5), r = 0, at the true zero matrix, n = 2,000, loss = 0.5 * ||y - BAx||^2:
   the flat valley mixes slowly, so it needs larger steps: epsilon = 1e-3, gamma = 1, batch 500,
   4 x (500 + 3,000) gives 6.26 +- 0.17 (truth 6.5); epsilon 1e-4 gives 4.7, 3e-4 5.3, 2e-3 6.8.
+- RMSProp-preconditioned SGLD (``SGLDConfig.preconditioner``) scales the steep directions' steps by G ~ 1/|nbeta g|
+  (about 1/20 on the regular model), so it needs a larger epsilon for the same mixing: 3e-3 gives 5.09 +- 0.21,
+  1e-4 gives 3.7 (unmixed). Without noise it is torch's RMSprop, and its MALA probe is checked like the plain one.
+- MALA is probed on kept steps only: from the mode a move's acceptance is about exp(-d (eps gamma)^2 / 8), which
+  measures the chain's age, not the step; after three relaxation times 2/(eps gamma) the same step is near 1.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -83,6 +89,7 @@ def test_dln_learning_coefficient_rejects_impossible_ranks():
 @pytest.mark.slow
 @pytest.mark.parametrize(("widths", "rank"), [((4, 3, 3, 4), 1), ((6, 4, 5), 2), ((3, 5, 5, 3), 1)])
 def test_deep_linear_network_llc_matches_aoyagi(widths, rank):
+    torch.set_num_threads(1)  # tiny matrices: two threads on two shared cores ran one case 25x slower, same values
     estimates = []
     for seed in range(3):
         model, x, y = deep_linear_network(widths, rank, seed=seed)
@@ -94,17 +101,23 @@ def test_deep_linear_network_llc_matches_aoyagi(widths, rank):
 
 
 @pytest.mark.parametrize("estimator", [estimate_llc, estimate_llc_loop])
-def test_sgld_without_noise_localization_and_temperature_is_gradient_descent(estimator):
+@pytest.mark.parametrize("preconditioner", ["none", "rmsprop"])
+def test_sgld_without_noise_localization_and_temperature_is_gradient_descent(estimator, preconditioner):
+    """Without noise, at gamma 0 and nbeta 1, plain SGLD is SGD at lr eps/2 and RMSProp-SGLD is torch's RMSprop."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
     x, y = torch.randn(64, 3), torch.randn(64, 1)
     cfg = SGLDConfig(epsilon=0.2, gamma=0.0, nbeta=1.0, noise=False, num_chains=2, num_draws=15, num_burnin=0,
-                     batch_size=64, init_loss_batches=1)
+                     batch_size=64, init_loss_batches=1, preconditioner=preconditioner, rmsprop_alpha=0.9,
+                     rmsprop_eps=1e-3)
+    if preconditioner == "rmsprop":
+        cfg = replace(cfg, epsilon=0.02)  # RMSprop's steps are ~lr per coordinate whatever the gradient
     est = estimator(model, (x, y), mse, cfg, n=64)
 
     gd = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
     gd.load_state_dict(model.state_dict())
-    opt = torch.optim.SGD(gd.parameters(), lr=cfg.epsilon / 2)
+    opt = (torch.optim.SGD(gd.parameters(), lr=cfg.epsilon / 2) if preconditioner == "none" else
+           torch.optim.RMSprop(gd.parameters(), lr=cfg.epsilon / 2, alpha=cfg.rmsprop_alpha, eps=cfg.rmsprop_eps))
     expected = []
     for _ in range(cfg.num_draws):
         opt.zero_grad()
@@ -130,6 +143,16 @@ def test_regular_model_llc_is_half_the_dimension():
 
 
 @pytest.mark.slow
+def test_rmsprop_sgld_llc_of_a_regular_model_is_half_the_dimension():
+    """RMSProp shrinks the steep directions' steps by G ~ 1 / |nbeta g| (about 1/20 here), so it takes a larger
+    epsilon than plain SGLD for the same mixing: at 1e-4 its chains have not spread (3.7), at 3e-3 they give 5.1."""
+    model, x, y = regression()
+    est = estimate_llc(model, (x, y), mse, replace(REGULAR, epsilon=3e-3, preconditioner="rmsprop"), n=len(x))
+    assert est.mean == pytest.approx(5.0, rel=0.10), est
+    assert est.acceptance > 0.99
+
+
+@pytest.mark.slow
 def test_reduced_rank_regression_at_true_zero_matches_aoyagi_watanabe():
     M, H, N, n = 5, 3, 5, 2000  # noqa: N806 (the paper's names)
     gen = torch.Generator().manual_seed(0)
@@ -143,12 +166,28 @@ def test_reduced_rank_regression_at_true_zero_matches_aoyagi_watanabe():
     assert est.mean == pytest.approx(rrr_learning_coefficient(M, H, N, 0), rel=0.10), est
 
 
-def test_vmapped_and_loop_draw_the_same_chains_with_the_same_seed():
+@pytest.mark.parametrize("preconditioner", ["none", "rmsprop"])
+def test_vmapped_and_loop_draw_the_same_chains_with_the_same_seed(preconditioner):
     model, x, y = regression(n=300)
-    cfg = replace(REGULAR, num_draws=60, num_burnin=10, batch_size=32)
+    cfg = replace(REGULAR, num_draws=60, num_burnin=10, batch_size=32, preconditioner=preconditioner)
     a, b = estimate_llc(model, (x, y), mse, cfg, n=300), estimate_llc_loop(model, (x, y), mse, cfg, n=300)
     torch.testing.assert_close(a.loss_traces, b.loss_traces, rtol=1e-4, atol=1e-5)
     assert a.init_loss == b.init_loss
+    assert a.acceptance == pytest.approx(b.acceptance, abs=1e-3)
+
+
+def test_rmsprop_chains_differ_from_plain_ones_and_agree_on_a_deep_network():
+    """The preconditioner changes the chains (the option is not ignored), and the two implementations still draw
+    the same chains on a multi-layer model, whose parameters the loop visits one tensor at a time."""
+    model, x, y = deep_linear_network((3, 4, 4, 2), 1, seed=0, n=200)
+    cfg = SGLDConfig(epsilon=1e-3, num_chains=2, num_draws=40, num_burnin=10, batch_size=50, preconditioner="rmsprop",
+                     mala_every=5)
+    a = estimate_llc(model, (x, y), gaussian_nll, cfg, n=200)
+    b = estimate_llc_loop(model, (x, y), gaussian_nll, cfg, n=200)
+    plain = estimate_llc(model, (x, y), gaussian_nll, replace(cfg, preconditioner="none"), n=200)
+    torch.testing.assert_close(a.loss_traces, b.loss_traces, rtol=1e-4, atol=1e-5)
+    assert a.acceptance == pytest.approx(b.acceptance, abs=1e-3)
+    assert not torch.allclose(a.loss_traces, plain.loss_traces)
 
 
 @pytest.mark.slow
@@ -190,14 +229,41 @@ def test_negative_llc_away_from_a_minimum_is_flagged():
 # --- convergence diagnostics: MALA acceptance, split R-hat, trace drift --------------------------------------------
 
 
-def test_mala_acceptance_of_the_vmapped_chains_matches_the_direct_formula():
+@pytest.mark.parametrize(("preconditioner", "epsilon"), [("none", 3e-4), ("rmsprop", 0.3)])
+def test_mala_acceptance_of_the_vmapped_chains_matches_the_direct_formula(preconditioner, epsilon):
     """The vmapped estimator's cancellation-free acceptance and the loop's textbook float64 formula, on the
-    same chains (same seed, same batches and noise)."""
+    same chains (same seed, same batches and noise); under RMSProp both with proposals of covariance eps G."""
     model, x, y = regression(n=300)
-    cfg = replace(REGULAR, epsilon=3e-4, num_draws=60, num_burnin=10, batch_size=32)
+    cfg = replace(REGULAR, epsilon=epsilon, num_draws=60, num_burnin=10, batch_size=32, preconditioner=preconditioner)
     a, b = estimate_llc(model, (x, y), mse, cfg, n=300), estimate_llc_loop(model, (x, y), mse, cfg, n=300)
     assert a.acceptance is not None and 0 < a.acceptance < 1
     assert a.acceptance == pytest.approx(b.acceptance, abs=2e-3)
+
+
+@pytest.mark.parametrize(("preconditioner", "epsilon"), [("none", 0.02), ("rmsprop", 0.01)])
+def test_mala_acceptance_at_the_mode_measures_the_chains_age_and_is_probed_after_burn_in(preconditioner, epsilon):
+    """A flat loss leaves U = gamma/2 |w - w*|^2. From w* one move of step h has log alpha = -h gamma^2 |xi|^2 / 8,
+    about -d (h gamma)^2 / 8 (the science review's transient); after three relaxation times 2/(h gamma) the same
+    step is accepted nearly always. Only kept steps are probed, so the burn-in decides which of the two is seen.
+    Under RMSProp the gradient is 0, so G = 1 / rmsprop_eps = 2 and h = 2 eps: the probe must use the proposal's
+    covariance eps G to give the same answer as plain SGLD at twice the step."""
+    d, gamma = 20_000, 1.0
+    model = nn.Linear(d, 1, bias=False)
+    x, y = torch.zeros(16, d), torch.zeros(16, 1)  # loss 0 everywhere
+    cfg = SGLDConfig(epsilon=epsilon, gamma=gamma, num_chains=4, num_draws=1, num_burnin=0, batch_size=16,
+                     mala_every=1, init_loss_batches=1, preconditioner=preconditioner, rmsprop_eps=0.5)
+    h = 0.02  # epsilon x G
+    for estimator in (estimate_llc, estimate_llc_loop):
+        at_mode = estimator(model, (x, y), mse, cfg, n=16).acceptance
+        assert at_mode == pytest.approx(math.exp(-d * (h * gamma) ** 2 / 8), rel=0.05)  # 0.37
+    relaxed = replace(cfg, num_burnin=math.ceil(3 * 2 / (h * gamma)), num_draws=100)
+    assert estimate_llc(model, (x, y), mse, relaxed, n=16).acceptance > 0.9
+
+
+def test_rmsprop_constants_are_checked():
+    for bad in ({"preconditioner": "adam"}, {"rmsprop_alpha": 1.0}, {"rmsprop_alpha": -0.1}, {"rmsprop_eps": 0.0}):
+        with pytest.raises(ValueError, match="preconditioner|rmsprop"):
+            SGLDConfig(**bad)
 
 
 def test_mala_acceptance_falls_as_the_step_grows_and_is_absent_without_noise():
