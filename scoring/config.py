@@ -207,7 +207,7 @@ class SGLDConfig:
     # never larger than the plain one (where the gradient vanishes, as at a rank-0 w*, G = 1), only smaller where
     # nbeta * L is steep. devinterp's rmsprop_sgld squares the gradient of L itself (its eps 0.1): ours at
     # (epsilon, eps) is devinterp's at lr epsilon / nbeta and eps / nbeta.
-    preconditioner: str = "none"
+    preconditioner: Literal["none", "rmsprop"] = "none"
     rmsprop_alpha: float = 0.99
     rmsprop_eps: float = 1.0
     seed: int = 0
@@ -266,7 +266,7 @@ class FreeEnergyConfig:
 
     # "last_block": the encoder's last layer, on cached lower-layer states (scoring/llc_block.py; CPU-sized);
     # "encoder": every encoder weight (a GPU's job)
-    sampled: str = "last_block"
+    sampled: Literal["last_block", "encoder"] = "last_block"
     sgld: SGLDConfig = FREE_ENERGY_SGLD
     # "local" = the train text of every dataset of ../shared/datasets; "local:a,b" = those datasets only;
     # otherwise a UTF-8 file, one document per line (scoring/reference_corpus.py)

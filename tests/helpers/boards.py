@@ -21,5 +21,5 @@ def report_of(store: Store, base_id: str, *, meta: Mapping | None = None, **opti
     from ui.handlers import published_baseline_board
 
     board = load_leaderboard(store, base_id)
-    return study_report(board, read_study(store, board.base_id), meta=meta,
-                        published=published_baseline_board(store), **options)
+    options.setdefault("published", published_baseline_board(store))
+    return study_report(board, read_study(store, board.base_id), meta=meta, **options)

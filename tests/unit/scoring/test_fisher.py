@@ -21,7 +21,7 @@ from scoring.fisher import (
     model_fisher_scores,
     module_scores,
 )
-from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
+from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base, pretrain_mlm
 
 
 def quadratic(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -95,9 +95,9 @@ def test_rates_are_applied_to_a_classifier_s_encoder_and_its_head_dropout_is_lef
 def tiny_base(tmp_path_factory):
     root = tmp_path_factory.mktemp("fisher")
     rng = random.Random(0)
-    corpus = root / "ref.txt"
-    corpus.write_text("\n".join(" ".join(rng.choices(WORDS, k=rng.randint(5, 15))) for _ in range(300)))
-    return build_base(TINY_BERT, root / "base"), corpus
+    corpus = root / "ref.txt"  # one word repeated per document: an MLM learns to read a masked token's neighbours
+    corpus.write_text("\n".join(" ".join([rng.choice(WORDS)] * rng.randint(6, 12)) for _ in range(2000)))
+    return pretrain_mlm(build_base(TINY_BERT, root / "random"), corpus, root / "base"), corpus
 
 
 def test_model_fisher_scores_cover_every_dropout_module_and_are_cached(tiny_base, tmp_path):

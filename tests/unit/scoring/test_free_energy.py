@@ -18,7 +18,15 @@ from scoring.config import FreeEnergyConfig, SGLDConfig
 from scoring.free_energy import FreeEnergyScorer, free_energy, gradient_norm, prepare, scored_model, trace_summary
 from scoring.mlm import BackboneWithHead, Reference, detach_head, mlm_loss, pack
 from scoring.reference_corpus import corpus_documents, masked_corpus
-from tests.helpers.tiny_models import TINY_BERT, WORDS, TinySpec, build_base, build_candidate, write_word_tokenizer
+from tests.helpers.tiny_models import (
+    TINY_BERT,
+    WORDS,
+    TinySpec,
+    build_base,
+    build_candidate,
+    pretrain_mlm,
+    write_word_tokenizer,
+)
 
 SGLD = SGLDConfig(epsilon=1e-4, gamma=100.0, num_chains=2, num_draws=20, num_burnin=5, batch_size=8, mala_every=5)
 
@@ -30,29 +38,6 @@ def corpus_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("echo") / "echo.txt"
     path.write_text("\n".join(" ".join([rng.choice(WORDS)] * rng.randint(6, 12)) for _ in range(2000)))
     return path
-
-
-def pretrain_mlm(base: Path, corpus: Path, out: Path, *, steps: int = 300) -> Path:
-    """The tiny base trained as a masked LM on ``corpus`` (seeded): its features name a masked token's
-    neighbours, so a head fitted on them beats the unigram model."""
-    tok = AutoTokenizer.from_pretrained(base)
-    docs, name = corpus_documents(str(corpus))
-    data = masked_corpus(tok, docs, name, num_sequences=400, seq_len=24, mask_prob=0.15, seed=7)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = AutoModelForMaskedLM.from_pretrained(base).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-        for _ in range(steps):
-            rows = torch.randint(len(data), (16,))
-            logits = model(input_ids=data.input_ids[rows]).logits
-            picked = logits.gather(1, data.positions[rows].unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-            loss = mlm_loss(picked, data.targets[rows])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.save_pretrained(out)
-    write_word_tokenizer(out, TINY_BERT.vocab, "bert")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -277,10 +262,11 @@ def test_chains_over_two_processes_are_the_chains_of_one(models, corpus_file):
     scored = prepare(models["candidate"], "c", ref, cfg, cache_dir=None, device="cpu")
     sgld = replace(SGLD, num_chains=3, init_loss_batches=6)
     one, two = (sample_chains(scored.model, scored.data, mlm_loss, sgld, n=48, workers=w) for w in (1, 2))
-    assert one.per_chain == pytest.approx(two.per_chain, rel=1e-5)
+    # the same chains, up to the order of float sums (one thread per worker here, the session's threads there)
+    assert one.per_chain == pytest.approx(two.per_chain, rel=1e-3, abs=1e-4)
     assert one.init_loss == pytest.approx(two.init_loss, rel=1e-6)
-    torch.testing.assert_close(one.loss_traces, two.loss_traces)
-    assert one.acceptance == pytest.approx(two.acceptance, rel=1e-5) and one.r_hat == pytest.approx(two.r_hat)
+    torch.testing.assert_close(one.loss_traces, two.loss_traces, rtol=1e-4, atol=1e-5)
+    assert one.acceptance == pytest.approx(two.acceptance, rel=1e-3) and one.r_hat == pytest.approx(two.r_hat, rel=1e-3)
 
 
 def test_scorer_stores_every_replicate_of_candidate_and_base_under_one_protocol(models, corpus_file):
