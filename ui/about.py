@@ -32,12 +32,13 @@ crawl its finetuned descendants and score them.
 - **Probe**: accuracy of a linear classifier trained on frozen features (MNLI on the published
   leaderboard, `mnli_lp`): the cheap stage-1 filter that picks which models get the full run.
 - **Free energy** (lower is better): F = n·L_n(w*) + λ̂·log n on the pretraining objective (masked-LM
-  loss) over a reference corpus, λ̂ the local learning coefficient estimated by SGLD at the checkpoint
-  (Munn & Wei 2025). It needs no downstream data. A finetuned classifier has no LM head: its backbone is
-  evaluated with the base model's LM head, and only the backbone is sampled. A base whose checkpoint ships no
-  LM head (e.g. a sentence-transformers export) gets one fitted on its frozen encoder over the same corpus,
-  and every candidate of that base is scored with it. λ̂ (± its spread over SGLD chains) and L_n(w*) are
-  shown beside F; Insights reports Spearman and Pearson of F against mean gain, whatever their sign.
+  loss) over a reference corpus, λ̂ the local learning coefficient of the encoder's last layer estimated by SGLD
+  at the checkpoint (Munn & Wei 2025; the layers below held fixed). It needs no downstream data. Every model,
+  the base included, gets its own head: it starts as the corpus's unigram model and is fitted on its frozen
+  encoder's features until held-out windows stop improving. An estimate counts only when it passes every check
+  of its convergence gate (chains that agree, a Monte-Carlo error under 10% of λ̂, a step accepted after burn-in,
+  a loss below the unigram model's); otherwise it is shown as unconverged and never ranked. λ̂ (± its standard
+  error) and L_n(w*) are shown beside F; Insights reports how each predictor tracks the mean gain.
 - **Labels saved**: how many target labels a LoRA fine-tune of the candidate saves against the base at
   the same accuracy (sample efficiency).
 
