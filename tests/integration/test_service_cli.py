@@ -50,7 +50,7 @@ def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, tmp_
     rows = load_leaderboard(store, BASE).to_frame().set_index("repo_id")
     for repo in (BASE, "org/cand"):  # shown: a value when the estimate passed its gate, else "unconverged"
         fe = store.scores(repo_id=repo, scorer="free_energy")
-        assert {s.metric for s in fe} == {"free_energy", "llc_mean", "llc_std", "init_loss"}
+        assert {s.metric for s in fe} == {"free_energy", "llc_mean", "llc_std", "init_loss", "weight_distance"}
         passed = all(s.status == "ok" for s in fe)
         assert (rows.loc[repo, "free_energy_status"] == "") == passed
         assert pd.notna(rows.loc[repo, "free_energy"]) == passed and (rows["llc_std"].dropna() >= 0).all()
