@@ -39,7 +39,7 @@ def sample_chains(model: nn.Module, data: tuple[Tensor, Tensor], loss_fn: Callab
 
     sent = picklable(model)
     calls = [(sent, data, loss_fn, _group_config(cfg, first, count), n, device) for first, count in groups]
-    return merge(map_all(_run, calls, len(calls)), cfg)
+    return merge(map_all(_run, calls, len(calls)))
 
 
 def picklable(model: nn.Module) -> nn.Module:
@@ -72,7 +72,7 @@ def _group_config(cfg: SGLDConfig, first: int, count: int) -> SGLDConfig:
     return replace(cfg, seed=cfg.seed + first, num_chains=count)
 
 
-def merge(parts: list[LLCEstimate], cfg: SGLDConfig) -> LLCEstimate:
+def merge(parts: list[LLCEstimate]) -> LLCEstimate:
     """One estimate from groups of chains that share w*, L_n(w*) and nβ."""
     per_chain = tuple(c for p in parts for c in p.per_chain)
     draws = torch.cat([p.loss_traces for p in parts])
