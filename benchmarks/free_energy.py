@@ -4,7 +4,7 @@ one SGLD step of the sampled block three ways (one chain per process, a plain lo
     python benchmarks/free_energy.py [--models DIR ...] [--replicate 0] [--halving] [--no-record]
 
 Each model is scored by ``scoring.free_energy.free_energy`` under the study's config (StudyConfig.free_energy:
-the last encoder block on cached states, 128 windows of split B, 8 chains x (600 + 1000) steps at ε 1e-5, γ 1000),
+the last encoder block on cached states, 128 windows of split B, 4 chains x (600 + 500) steps at ε 1e-5, γ 1000),
 its chains over 2 worker processes. The anchor is the issue's budget, 5 min per model on 2 cores, printed as a
 ratio. The step timing runs 40 steps per way on the first model (after 5 warm-up steps). Appends to RESULTS.md.
 """

