@@ -20,7 +20,7 @@ import logging
 import os
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -72,9 +72,11 @@ def score_key(s: Score) -> tuple:
 
 
 # ------------------------------------------------------------------------------------------------------ write
-def write_snapshot(store: Store, path: Path, *, base_ids: Sequence[str], meta: Mapping) -> Path:
+def write_snapshot(store: Store, path: Path, *, base_ids: Sequence[str], meta: Mapping,
+                   superseded: Collection[str] = ()) -> Path:
     """Write the bases ``base_ids``, all their candidates (every status) and every score of their
-    leaderboards or of the bases themselves to ``path``, atomically; returns ``path``."""
+    leaderboards or of the bases themselves, except those of the protocols ``superseded``, to ``path``,
+    atomically; returns ``path``."""
     bases = {}
     for base_id in base_ids:
         if (base := store.get_base(base_id)) is None:
@@ -85,7 +87,8 @@ def write_snapshot(store: Store, path: Path, *, base_ids: Sequence[str], meta: M
     ids = sorted(bases)
     candidates = [c for base_id in ids for c in store.candidates(base_id)]
     scores = {score_key(s): s for base_id in ids
-              for s in (*store.scores(base_id=base_id), *store.scores(repo_id=base_id))}
+              for s in (*store.scores(base_id=base_id), *store.scores(repo_id=base_id))
+              if s.config_hash not in superseded}
     configs: dict[str, str] = {}
     score_rows = []
     for key in sorted(scores):

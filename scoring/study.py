@@ -210,6 +210,8 @@ def best_candidates(store: Store, base_id: str, k: int) -> list[tuple[str, str]]
 
 def redo_stage(out_dir: Path, scorer: str) -> int:
     """Queue every finished job of ``scorer`` in the study at ``out_dir`` again and restart its stage time."""
+    if scorer not in REDOABLE:
+        raise ValueError(f"only {', '.join(REDOABLE)} can be redone, not {scorer!r}")
     store = Store(Path(out_dir) / "study.db")
     count = store.requeue_finished(scorer)
     path = Path(out_dir) / "timings.json"
@@ -344,7 +346,24 @@ def write_study_snapshot(cfg: StudyConfig, store: Store, path: Path, timings: di
         "sources": dict(sorted(sources.items())),
         **study_records(cfg, hub_dir, local_root),
     }
-    return write_snapshot(store, Path(path), base_ids=[cfg.base_id], meta=meta)
+    return write_snapshot(store, Path(path), base_ids=[cfg.base_id], meta=meta,
+                          superseded=superseded_protocols(store, cfg.base_id))
+
+
+REDOABLE = ("free_energy",)  # scorers a study can score again under a new protocol (``--redo``)
+
+
+def superseded_protocols(store: Store, base_id: str) -> set[str]:
+    """The protocols of a redoable scorer other than that of its newest score: a redo replaced them. Their scores
+    stay in the study's store but not in its snapshot, so a board never compares two protocols of one scorer."""
+    out: set[str] = set()
+    for scorer in REDOABLE:
+        scores = list(store.scores(base_id=base_id, scorer=scorer)
+                  + store.scores(repo_id=base_id, scorer=scorer))
+        if scores:
+            newest = max(scores, key=lambda s: (s.created_at is not None, s.created_at or 0)).config_hash
+            out |= {s.config_hash for s in scores} - {newest}
+    return out
 
 
 def study_records(cfg: StudyConfig, hub_dir: Path, local_root: Path | None) -> dict:
