@@ -245,9 +245,10 @@ class ConvergenceGate:
     min_acceptance: float = 0.8  # mean MALA acceptance, probed after burn-in only (the step's discretisation error)
     min_burnin_relaxations: float = 3.0  # burn-in >= this many localization relaxation times 2/(εγ)
     max_half_gap: float = 2.0  # λ̂ of the draws' first and second halves within this many standard errors
-    # nβ²‖∇L_n(w*)‖²/γ over λ̂: how far w* is from a critical point, in units of λ̂ (the quadratic picture's
-    # gradient term, scoring/llc_gate.py); None: not gated
-    max_critical_ratio: float | None = None
+    # nβ²‖∇L_n(w*)‖²/γ over λ̂: how far w* is from a critical point, in units of λ̂. In the quadratic picture the
+    # gradient pulls λ̂ down by that term (scoring/llc_gate.py): at 1 the curvature part is twice λ̂ and λ̂ is a
+    # difference of two terms of its own size. Set before the study's run of 2026-12-07; None: not gated
+    max_critical_ratio: float | None = 1.0
 
     def __post_init__(self):
         if self.min_chains < 2 or self.max_r_hat <= 1 or self.max_rel_se <= 0 or self.max_half_gap <= 0:

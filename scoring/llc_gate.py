@@ -108,19 +108,34 @@ def _sampler_failures(est: LLCEstimate, gate: ConvergenceGate, c: Checks) -> lis
         reasons.append(f"λ̂ at ε/2 ({c.halving_llc:.3g}) differs from λ̂ by {c.halving_gap:+.2f} standard errors: "
                        "the step biases λ̂")
     if gate.max_critical_ratio is not None and not c.critical_term <= gate.max_critical_ratio * abs(est.mean):
-        reasons.append(f"nβ²‖∇L_n(w*)‖²/γ = {c.critical_term:.3g} > {gate.max_critical_ratio:g} × λ̂: w* is not "
-                       "near a critical point")
+        reasons.append(critical_reason(c.critical_term / abs(est.mean) if est.mean else math.inf, gate))
     return reasons
 
 
-def regate_stored(scores: list[Score]) -> list[Score]:
+def critical_reason(ratio: float, gate: ConvergenceGate) -> str:
+    return (f"nβ²‖∇L_n(w*)‖²/γ = {ratio:.2f} λ̂ > {gate.max_critical_ratio:g} λ̂: w* is not near a critical point "
+            "(the gradient term is as large as the estimate)")
+
+
+def critical_failure(run: FreeEnergyRun, gate: ConvergenceGate) -> str | None:
+    """The critical-ratio check on a stored estimate's figures; None when it passes or was not measured."""
+    if gate.max_critical_ratio is None or run.critical_ratio is None or run.critical_ratio <= gate.max_critical_ratio:
+        return None
+    return critical_reason(run.critical_ratio, gate)
+
+
+def regate_stored(scores: list[Score], gate: ConvergenceGate | None = None) -> list[Score]:
     """Free-energy scores stored before the gate existed (their payload has no MALA acceptance and no R-hat) become
-    ``unconverged`` with the reason, and any λ̂ < 0 / chain below L_n(w*) of their stored chains; every other score
-    is returned as it is. Such an estimate was never checked, so it is never ranked."""
+    ``unconverged`` with the reason, and any λ̂ < 0 / chain below L_n(w*) of their stored chains; a score whose
+    stored critical ratio exceeds ``gate.max_critical_ratio`` (default: the current gate's) gets that reason too;
+    every other score is returned as it is. Such an estimate was never checked, so it is never ranked."""
+    gate = gate or ConvergenceGate()
     out = []
     for s in scores:
         run = payload_of(s)  # the payload's type says which scores are free energies
-        if isinstance(run, FreeEnergyRun) and run.acceptance is None and run.r_hat is None and s.status == "ok":
+        if isinstance(run, FreeEnergyRun) and (reason := critical_failure(run, gate)) and reason not in run.gate:
+            s = replace(s, status="unconverged", extra=replace(run, gate=(*run.gate, reason)).to_json())
+        elif isinstance(run, FreeEnergyRun) and run.acceptance is None and run.r_hat is None and s.status == "ok":
             chains = [c for c in run.per_chain if math.isfinite(c)]
             reasons = [PREDATES_GATE]
             if chains and sum(chains) / len(chains) < 0:

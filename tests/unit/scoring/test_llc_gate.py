@@ -75,13 +75,26 @@ def test_each_sampler_check_fails_on_its_own(est, sgld, kw, says):
     assert says in reason
 
 
-def test_the_critical_point_is_gated_only_when_asked():
+def test_the_critical_point_is_gated_at_the_configured_ratio():
     est = estimate(traces(1.05, 1.05))  # λ̂ 6.5
-    checks = Checks.of(est, SGLD, grad_norm=1.0)  # nβ²‖g‖²/γ = 10
-    assert gate_failures(est, GATE, checks) == ()
-    [reason] = gate_failures(est, replace(GATE, max_critical_ratio=1.0), checks)
-    assert "w* is not near a critical point" in reason
+    checks = Checks.of(est, SGLD, grad_norm=1.0)  # nβ²‖g‖²/γ = 10 = 1.54 λ̂
+    assert gate_failures(est, replace(GATE, max_critical_ratio=None), checks) == ()
+    [reason] = gate_failures(est, GATE, checks)  # the default gates at 1 λ̂
+    assert "1.54 λ̂ > 1 λ̂: w* is not near a critical point" in reason
     assert gate_failures(est, replace(GATE, max_critical_ratio=2.0), checks) == ()
+
+
+def test_a_stored_estimate_is_regated_on_its_critical_ratio():
+    from data.payloads import FreeEnergyRun, payload_of
+    from scoring.llc_gate import regate_stored
+
+    far = _fe_score(FreeEnergyRun(per_chain=(4.0, 5.0), r_hat=1.0, acceptance=0.9, critical_ratio=1.5))
+    near = _fe_score(FreeEnergyRun(per_chain=(4.0, 5.0), r_hat=1.0, acceptance=0.9, critical_ratio=0.5))
+    [after, kept] = regate_stored([far, near])
+    assert after.status == "unconverged" and after.value == far.value and kept == near
+    assert "1.50 λ̂ > 1 λ̂" in payload_of(after).gate[0]
+    assert regate_stored([after]) == [after]  # the reason is added once
+    assert regate_stored([far], replace(GATE, max_critical_ratio=None)) == [far]
 
 
 def test_thresholds_come_from_the_config_and_are_validated():
