@@ -164,6 +164,42 @@ def test_every_kept_run_was_checked(protocol_runs):
         assert (s.status == "failed") == bool(p.failure)
 
 
+# --- issue 30's acceptance, on the committed snapshot ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def free_energies() -> list:
+    """Every free-energy estimate of the snapshot: one F score per (model, replicate)."""
+    return [s for s in read_snapshot(DEFAULT_SNAPSHOT).scores
+            if s.scorer == "free_energy" and s.metric == "free_energy"]
+
+
+def test_every_model_has_three_free_energy_replicates_of_one_protocol(free_energies):
+    snap = read_snapshot(DEFAULT_SNAPSHOT)
+    models = set(snap.meta["sources"]) | {BASE}
+    assert {(s.repo_id, s.seed) for s in free_energies} == {(m, r) for m in models for r in range(3)}
+    assert len({s.config_hash for s in free_energies}) == 1  # a redo leaves the older protocol out
+
+
+def test_every_free_energy_carries_the_gates_figures_and_its_verdict(free_energies):
+    from scoring.config import ConvergenceGate
+    from scoring.llc_gate import critical_failure
+
+    gate = ConvergenceGate()
+    for s in free_energies:
+        run = payload_of(s)
+        assert run.sampled == "last_block" and run.head_converged is not None and run.unigram_ce is not None
+        assert None not in (run.mc_se, run.half_gap, run.burnin_relaxations, run.r_hat, run.acceptance)
+        assert run.burnin_relaxations >= gate.min_burnin_relaxations
+        assert (s.status == "ok") == (not run.gate), s.repo_id  # failed: stored with its reasons, never ok
+        if s.status == "ok":  # what the gate let through meets every threshold it states
+            assert run.r_hat <= gate.max_r_hat and run.acceptance >= gate.min_acceptance
+            assert run.mc_se <= gate.max_rel_se * sum(run.per_chain) / len(run.per_chain)
+            assert abs(run.half_gap) <= gate.max_half_gap and critical_failure(run, gate) is None
+    halved = [payload_of(s) for s in free_energies if s.repo_id == BASE and s.seed == 0]
+    assert halved[0].halving_llc is not None and halved[0].halving_gap is not None  # the ε-halving check ran
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     import tempfile
 
