@@ -175,8 +175,12 @@ def _finish(traces: Tensor, init_loss: float, nbeta: float, cfg: SGLDConfig,
     the MALA acceptance probability of the probed transitions (kept steps only)."""
     traces = traces.detach().cpu()
     _check_finite(traces, cfg)
-    draws = traces[:, cfg.num_burnin:]
     acceptance = float(accept.double().mean()) if accept is not None and accept.numel() else None
+    return summarise(traces[:, cfg.num_burnin:], init_loss, nbeta, acceptance)
+
+
+def summarise(draws: Tensor, init_loss: float, nbeta: float, acceptance: float | None) -> LLCEstimate:
+    """The estimate from the chains' kept draws (chains, draws): λ̂ per chain, its mean and spread, diagnostics."""
     chain_means = draws.mean(dim=1)
     per_chain = tuple(float(nbeta * (m - init_loss)) for m in chain_means)
     mean_t = torch.tensor(per_chain, dtype=torch.float64)

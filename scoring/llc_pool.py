@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from scoring.config import SGLDConfig
-from scoring.llc import LLCEstimate, estimate_llc_loop, split_r_hat, trace_drift
+from scoring.llc import LLCEstimate, estimate_llc_loop, summarise
 
 
 def _run(args) -> LLCEstimate:
@@ -73,18 +73,8 @@ def _group_config(cfg: SGLDConfig, first: int, count: int) -> SGLDConfig:
 
 
 def merge(parts: list[LLCEstimate]) -> LLCEstimate:
-    """One estimate from groups of chains that share w*, L_n(w*) and nβ."""
-    per_chain = tuple(c for p in parts for c in p.per_chain)
-    draws = torch.cat([p.loss_traces for p in parts])
-    init_loss, nbeta = parts[0].init_loss, parts[0].nbeta
-    means = torch.tensor(per_chain, dtype=torch.float64)
+    """One estimate from groups of chains that share w*, L_n(w*) and nβ (each group's acceptance weighted by its
+    chains: every chain is probed alike)."""
     accepted = [(p.acceptance, len(p.per_chain)) for p in parts if p.acceptance is not None]
     acceptance = (sum(a * k for a, k in accepted) / sum(k for _, k in accepted)) if accepted else None
-    mean = float(means.mean())
-    diagnostics = tuple(f"chain {c} went below the initial loss (its λ̂ {v:.3g} < 0)"
-                        for c, v in enumerate(per_chain) if v < 0)
-    if mean < 0:
-        diagnostics += (f"negative LLC ({mean:.3g}): w* is not a local minimum",)
-    return LLCEstimate(mean=mean, std=float(means.std()) if len(means) > 1 else 0.0, per_chain=per_chain,
-                       init_loss=init_loss, nbeta=nbeta, loss_traces=draws, diagnostics=diagnostics,
-                       drift=trace_drift(draws, init_loss), r_hat=split_r_hat(draws), acceptance=acceptance)
+    return summarise(torch.cat([p.loss_traces for p in parts]), parts[0].init_loss, parts[0].nbeta, acceptance)
