@@ -222,14 +222,24 @@ def redo_stage(out_dir: Path, scorer: str) -> int:
     return count
 
 
+@dataclass(frozen=True, slots=True)
+class Restored:
+    queued: int  # jobs of the redone scorer queued
+    rebased: tuple[str, ...]  # same weights, other files: their records moved to the rebuilt commit
+
+
 def restore_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, snapshot_path: Path, *, device: str = "cpu",
-                  local_root: Path | None = None, verbose: bool = False) -> int:
+                  local_root: Path | None = None, verbose: bool = False) -> Restored:
     """Rebuild a lost working directory from the study's snapshot, so that a scorer can be redone on the same
-    weights: the sources are trained again (seeded, so each checkpoint's sha256 must equal the snapshot's, else
-    ScoringError and no record is seeded), then a fresh store gets the snapshot's records and a PENDING job of each
-    redoable scorer for every model the snapshot scored with it. Returns the number of jobs queued."""
+    weights: the sources are trained again where they are missing (seeded, so each checkpoint's sha256 must equal
+    the snapshot's, else ScoringError and no record is seeded), then a fresh store gets the snapshot's records and a
+    PENDING job of each redoable scorer for every model the snapshot scored with it. A candidate whose weights match
+    but whose other files do not (a README or training record written by an earlier version) is served under
+    another commit: its records move to that commit, so the crawl finds it unchanged."""
     from data.errors import ScoringError
-    from data.snapshot import read_snapshot, seed_store
+    from data.local_hub import LocalHub
+    from data.local_hub.directory import load_directory
+    from data.snapshot import read_snapshot
 
     out_dir = Path(out_dir)
     if (out_dir / "study.db").exists():
@@ -243,16 +253,21 @@ def restore_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, snapshot_path
                         if rebuilt.get(k) != snapshot.meta["checkpoints"].get(k)):
         raise ScoringError(f"the rebuilt checkpoints of {', '.join(differ)} differ from the snapshot's (sha256): "
                            "a scorer redone on them would score other weights than the rest of the study")
+    hub = LocalHub()
+    load_directory(hub, hub_dir)
+    moved = {(c.repo_id, c.sha): sha for c in snapshot.candidates if (sha := hub.sha_of(c.repo_id)) != c.sha}
+    candidates = [replace(c, sha=moved.get((c.repo_id, c.sha), c.sha)) for c in snapshot.candidates]
+    scores = [replace(s, revision=moved.get((s.repo_id, s.revision), s.revision)) for s in snapshot.scores]
     store = Store(out_dir / "study.db")
-    seed_store(store, Path(snapshot_path))
+    store.add_missing(snapshot.bases, candidates, scores)
     timings = Timings(out_dir / "timings.json")
     for stage, seconds in snapshot.meta.get("timings_s", {}).items():
         if stage in STAGES:
             timings.add(stage, seconds)
     queued = 0
-    for s in {(s.repo_id, s.revision, s.scorer, s.base_id) for s in snapshot.scores if s.scorer in REDOABLE}:
-        queued += len(store.enqueue(s[0], s[1], (s[2],), s[3]))
-    return queued
+    for key in sorted({(s.repo_id, s.revision, s.scorer, s.base_id) for s in scores if s.scorer in REDOABLE}):
+        queued += len(store.enqueue(key[0], key[1], (key[2],), key[3]))
+    return Restored(queued=queued, rebased=tuple(sorted(repo_id for repo_id, _ in moved)))
 
 
 def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = "cpu",

@@ -73,12 +73,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from scoring.study import restore_study
 
         try:
-            queued = restore_study(cfg, args.out, base_dir, snapshot, device=args.device, local_root=args.local_root,
-                                   verbose=not args.quiet)
+            restored = restore_study(cfg, args.out, base_dir, snapshot, device=args.device,
+                                     local_root=args.local_root, verbose=not args.quiet)
         except ScoringError as e:
             usage_error(str(e))
             return 2
-        print(f"restored {args.out} from {snapshot}: {queued} {args.redo} jobs queued")
+        print(f"restored {args.out} from {snapshot}: {restored.queued} {args.redo} jobs queued")
+        if restored.rebased:
+            print(f"same weights, other files, so a new commit: {', '.join(restored.rebased)}")
     elif args.redo:
         from scoring.study import redo_stage
 

@@ -8,11 +8,12 @@ from dataclasses import replace
 
 import pytest
 
+from data.errors import ScoringError
 from data.metrics import RERUN_STRIDE
 from data.records import CandidateStatus, JobStatus
 from data.snapshot import read_snapshot
 from data.store import Store
-from scoring.study import STAGES, best_candidates, prepare_repos, run_study
+from scoring.study import STAGES, best_candidates, prepare_repos, restore_study, run_study
 from tests.helpers.tiny_study import BASE, tiny_study_config, tiny_study_world
 
 pytestmark = pytest.mark.slow
@@ -95,6 +96,42 @@ def test_the_snapshot_keeps_every_sources_check_and_every_checkpoints_sha256(fin
         assert c["test_score"] > c["majority_rate"] + 0.02
     assert set(meta["checkpoints"]) == {BASE, *(c["repo_id"] for c in checks.values())}
     assert set(meta["target_overlap"]) == {"cats|dogs", "dogs|cats"}
+
+
+def test_a_lost_study_is_restored_from_its_snapshot_and_one_scorer_redone(finished, tmp_path):
+    root, world, cfg = finished["root"], finished["world"], finished["cfg"]
+    path = tmp_path / "snap.json"
+    run_study(cfg, root / "out", world.base_dir, local_root=world.data_root, snapshot_path=path)
+    snapshot = read_snapshot(path)
+    out = tmp_path / "restored"
+    restored = restore_study(cfg, out, world.base_dir, path, local_root=world.data_root)
+    scored = {(s.repo_id, s.revision) for s in snapshot.scores if s.scorer == "free_energy"}
+    assert restored.queued == len(scored) == 3 and restored.rebased == ()
+    store = Store(out / "study.db")
+    assert score_keys(store) == {(s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, s.config_hash): s.value
+                                 for s in snapshot.scores}
+    report = run_study(cfg, out, world.base_dir, local_root=world.data_root, only="free_energy",
+                       snapshot_path=tmp_path / "again.json")
+    assert report.trained == 0 and report.jobs_done == 3 and report.jobs_failed == 0
+    assert {(j.repo_id, j.revision, j.scorer) for j in store.jobs()} == {(*k, "free_energy") for k in scored}
+    assert {(c.repo_id, c.sha) for c in store.candidates(BASE)} == {(c.repo_id, c.sha) for c in snapshot.candidates}
+    again = read_snapshot(tmp_path / "again.json")
+    assert again.meta["checkpoints"] == snapshot.meta["checkpoints"]
+    assert again.meta["timings_s"]["intertraining"] == snapshot.meta["timings_s"]["intertraining"]
+    with pytest.raises(ScoringError, match="already holds a study"):
+        restore_study(cfg, out, world.base_dir, path, local_root=world.data_root)
+
+
+def test_a_study_whose_rebuilt_weights_differ_from_its_snapshot_is_not_restored(finished, tmp_path):
+    root, world, cfg = finished["root"], finished["world"], finished["cfg"]
+    path = tmp_path / "snap.json"
+    run_study(cfg, root / "out", world.base_dir, local_root=world.data_root, snapshot_path=path)
+    data = json.loads(path.read_text())
+    data["meta"]["checkpoints"]["study/bert-base-cats"] = "0" * 64
+    path.write_text(json.dumps(data))
+    with pytest.raises(ScoringError, match="study/bert-base-cats differ from the snapshot"):
+        restore_study(cfg, tmp_path / "restored", world.base_dir, path, local_root=world.data_root)
+    assert not (tmp_path / "restored" / "study.db").exists()
 
 
 def _failing_source_config(world):
