@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -295,7 +296,17 @@ def _label(value: object, i: int, column: str, where: str, limits: UploadLimits)
     if len(value) > limits.max_label_chars:
         raise UserDataError(f"{at} has a label of {len(value):,} characters in column {quote(column)}; the limit "
                             f"is {limits.max_label_chars:,}: is it the label column?")
+    if _FRACTION.fullmatch(value.strip()) and not _is_whole(float(value)):  # text cells (a CSV's) kept verbatim
+        raise UserDataError(f"{at} has the number {value.strip()} in column {quote(column)}; a label must be text "
+                            f"or a whole number.")
     return _valid_unicode(value, at, column)
+
+
+_FRACTION = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")  # a decimal numeral (no words: "nan" stays)
+
+
+def _is_whole(number: float) -> bool:
+    return math.isfinite(number) and number.is_integer()
 
 
 def _valid_unicode(value: str, at: str, column: str) -> str:

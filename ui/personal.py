@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 NO_PAIR = ""  # the second-text picker's value for "none": a single-text task
 TEXT_GUESSES = ("text", "sentence", "sentence1", "review", "content", "question", "premise")
 PAIR_GUESSES = ("sentence2", "text_pair", "hypothesis")
-LABEL_GUESSES = ("label", "labels", "class", "category", "target", "topic")
+LABEL_GUESSES = ("label", "labels", "gold_label", "class", "category", "target", "topic", "sentiment", "polarity",
+                 "emotion", "intent", "stance", "y")
 DEFAULT_SPLIT = "train"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -180,6 +180,8 @@ CELL_REFUSALS = {
     "list label": ("jsonl", '{"text": "a", "label": ["x"]}\n', COLS, ["Row 1", "a list", "text or a whole number"]),
     "object label": ("jsonl", '{"text": "a", "label": {"x": 1}}\n', COLS, ["Row 1", "an object", "whole number"]),
     "fractional label": ("jsonl", '{"text": "a", "label": 1.5}\n', COLS, ["Row 1", "the number 1.5", "whole number"]),
+    "fractional label in a CSV": ("csv", "text,label\na,0.5\nb,1.5\n", COLS,
+                                  ["Row 1", "the number 0.5", "whole number"]),
     "infinite label": ("jsonl", '{"text": "a", "label": Infinity}\n', COLS, ["Row 1", "the number inf"]),
     "bool label": ("jsonl", '{"text": "a", "label": true}\n', COLS, ["Row 1", "a true/false value"]),
     "lone surrogate": ("jsonl", '{"text": "a\\ud800", "label": "x"}\n', COLS, ["Row 1", "invalid character"]),
@@ -330,9 +332,9 @@ def test_whole_float_labels_are_integers_and_strings_are_kept_verbatim(tmp_path)
 
 def test_csv_cells_are_never_interpreted(tmp_path):
     rows = [{"text": "=1+1", "label": "null"}, {"text": "NaN", "label": "null"}, {"text": "1e3", "label": "True"},
-            {"text": " 007 ", "label": "True"}]
+            {"text": " 007 ", "label": "True"}, {"text": "x", "label": "1.0"}, {"text": "y", "label": "1.0"}]
     data = read_upload(write(tmp_path, "a.csv", csv_text(rows)), COLS)
-    assert data.texts == ("=1+1", "NaN", "1e3", " 007 ") and data.label_names == ("True", "null")
+    assert data.texts == ("=1+1", "NaN", "1e3", " 007 ", "x", "y") and data.label_names == ("1.0", "True", "null")
 
 
 def test_the_pair_column_is_optional(tmp_path):

@@ -88,6 +88,9 @@ def test_an_uploaded_files_columns_fill_the_pickers_with_guesses(handlers, tmp_p
     plain = handlers.columns(str(write_csv(tmp_path / "plain.csv", ["body", "stars"], [["good", "5"]])))
     assert (plain.text, plain.pair, plain.label) == ("body", NO_PAIR, "stars")
     assert handlers.columns(None).columns == ()
+    scored = handlers.columns(str(write_csv(tmp_path / "scored.csv", ["text", "sentiment", "score"],
+                                            [["good", "pos", "0.9"]])))
+    assert scored.label == "sentiment"  # a named label column, not the float column after it
 
 
 def test_a_file_that_cannot_be_read_is_refused_when_uploaded(handlers, tmp_path):
