@@ -7,7 +7,7 @@ published 2023 results (``data/published_2023``; ``--published`` / ``$MRL_PUBLIS
 (``data/snapshot/study.json``; ``--snapshot`` / ``$MRL_SNAPSHOT``); ``none`` turns one off. The store's own
 data always takes precedence.
 
-Besides the Gradio page, ``GET /api/leaderboard?base=...&source=...&format=json|csv|parquet[&limit=N]
+Besides the Gradio page, ``GET /api/leaderboard?base=...[&source=...]&format=json|csv|parquet[&limit=N]
 [&include_seen=1]`` serves a ranking (the base's row and the top N models, or all) as a file; by default each
 model's mean gain leaves out the suite targets its model card says it was trained on (the zero-shot estimand),
 ``include_seen=1|true`` puts them back. Each such file is rendered once per store version and kept under
@@ -27,7 +27,8 @@ from pathlib import Path
 
 from data.cli import settings_from_env
 from data.errors import LeaderboardError, StoreBusy, StoreError, public_sentence
-from data.metrics import SOURCES
+from data.metrics import PROJECT_SOURCE, SOURCES
+from data.selection import canonical_id
 from data.settings import Settings
 from data.store import Store
 from ui.handlers import AppHandlers
@@ -81,7 +82,7 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
         return JSONResponse({"detail": public_sentence(error)}, status_code=503, headers=headers)
 
     @api.get("/api/leaderboard")
-    def leaderboard(request: Request, base: str, source: str = "project", format: str = "json",  # noqa: A002 (query name)
+    def leaderboard(request: Request, base: str, source: str | None = None, format: str = "json",  # noqa: A002
                     limit: int | None = None, include_seen: str = "false"):
         seen = parse_flag(include_seen)
         if seen is None:
@@ -91,11 +92,16 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
             raise HTTPException(400, "limit must be a non-negative number of models")
         if format not in MEDIA_TYPES:
             raise HTTPException(400, f"format must be one of {', '.join(MEDIA_TYPES)}")
-        if source not in SOURCES:
+        if source is not None and source not in SOURCES:
             raise HTTPException(400, f"source must be one of {', '.join(SOURCES)}")
+        held = [s for b, s, _ in h.service.available() if b == canonical_id(base)]
+        if source is None and len(held) > 1:
+            raise HTTPException(400, f"{base} has {len(held)} leaderboards: add source={' or source='.join(held)}")
+        source = source or (held[0] if held else PROJECT_SOURCE)
         version, board = h.service.versioned_board(base, source, seen)
         if board.rows.empty and board.baseline.empty:
-            raise HTTPException(404, f"no {source} scores for {base}")
+            known = f"; its scores are under source={' or source='.join(held)}" if held else ""
+            raise HTTPException(404, f"no {source} scores for {base}{known}")
         return export_response(files, request, version, board, format, limit, MEDIA_TYPES[format])
 
     @api.get("/api/leaderboards")
