@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from data.metrics import SOURCES
 from ranking.columns import DEFAULT_GROUPS, GROUPS
 from ui.about import ABOUT, EMPTY_STATE
+from ui.compare import MAX_MODELS, MIN_MODELS
 from ui.in_order import InOrder as _InOrder
 from ui.personal_layout import (  # noqa: F401 (the "Your data" tab's groups, re-exported beside the others)
     PersonalDefaults,
@@ -293,8 +294,8 @@ def _size_filter(gr):
 def _compare_picker(gr):
     """The leaderboard's way into a comparison: pick 2-4 of its models (the model page can add one too)."""
     with gr.Row():
-        pick = gr.Dropdown(label="compare models (pick 2–4)", choices=[], multiselect=True, allow_custom_value=True,
-                           elem_id="compare-pick", scale=5)
+        pick = gr.Dropdown(label=f"compare models (pick {MIN_MODELS}–{MAX_MODELS})", choices=[], multiselect=True,
+                           allow_custom_value=True, max_choices=MAX_MODELS, elem_id="compare-pick", scale=5)
         button = gr.Button("Compare", elem_id="compare-button", scale=0, min_width=160)
     return pick, button
 

@@ -113,3 +113,10 @@ def test_each_handler_returns_one_value_per_output(wired):
     for name, returned in calls.items():
         outputs = {len(fn.outputs) for fn in demo.fns.values() if fn.name == name}
         assert outputs == {len(returned)}, name
+
+
+def test_the_compare_picker_stops_at_the_most_a_comparison_takes(wired):
+    from ui.compare import MAX_MODELS
+
+    _, layout = wired
+    assert layout.leaderboard.compare_pick.max_choices == MAX_MODELS == 4
