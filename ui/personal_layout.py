@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ui.in_order import InOrder
+from ui.personal_views import empty_headers
 
 T = TypeVar("T")
 
@@ -94,7 +95,8 @@ def build_personal_tab(tabs, defaults: PersonalDefaults) -> PersonalTab:
         message = gr.Markdown(elem_id="personal-message")
         share = gr.Markdown(elem_id="personal-share")
         status = gr.Markdown(elem_id="personal-status")
-        table = gr.Dataframe(interactive=False, wrap=True, max_height=640, elem_id="personal-table")
+        table = gr.Dataframe(headers=empty_headers(), interactive=False, wrap=True, max_height=640,
+                             elem_id="personal-table")
         rule = gr.Markdown(elem_id="personal-rule")
         with gr.Row():
             csv_file = gr.File(label="ranking (CSV)", interactive=False, elem_id="personal-download-csv")

@@ -102,6 +102,11 @@ def rule_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def empty_headers() -> list[str]:
+    """The table's headers before any ranking (an empty gr.Dataframe otherwise shows "1 2 3")."""
+    return ["rank", "model", "general rank", f"general {column_for('mean_gain').label} (pts)", "seconds"]
+
+
 def ranking_table(result: dict) -> tuple[pd.DataFrame, list[str]]:
     """The ranking as the tab shows it (and each column's gr.Dataframe datatype): rank, model (linked, escaped),
     general rank and mean gain, each estimator's value and rank, and a model's failures as escaped text."""

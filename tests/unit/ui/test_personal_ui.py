@@ -204,6 +204,9 @@ def test_the_finished_ranking_has_its_table_and_downloads(handlers, store, tmp_p
                                    "probe (your data) rank", "LogME (your data)", "LogME (your data) rank", "notes",
                                    "seconds"]
     assert state.datatypes[1] == "markdown" and state.datatypes[-2] == "str" and len(state.datatypes) == 10
+    from ui.personal_views import empty_headers
+
+    assert set(empty_headers()) <= set(table.columns)  # before a ranking the table shows these, not "1 2 3"
     assert list(table["model"][:2]) == ["[alice/strong](https://huggingface.co/alice/strong)",
                                         "[org/base](https://huggingface.co/org/base) (base)"]
     assert list(table["probe (your data)"][:2]) == [90.0, 60.0] and list(table["general mean gain (pts)"][:2]) == [7, 0]
