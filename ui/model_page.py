@@ -94,7 +94,7 @@ def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str,
     lines += _run_lines(run)
     chains = pd.DataFrame({"chain": list(range(len(run.per_chain))),
                            "llc": [round(c, LLC_DECIMALS) if math.isfinite(c) else None for c in run.per_chain],
-                           "status": ["ok" if math.isfinite(c) else "diverged (NaN)" for c in run.per_chain]})
+                           "status": [_chain_status(c) for c in run.per_chain]})
     return "  \n".join(lines), chains
 
 
@@ -220,3 +220,11 @@ def _int(value) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def _chain_status(llc: float) -> str:
+    """A chain's own verdict: diverged, below L_n(w*) (its mean draw loss under the loss it started from: λ̂ < 0,
+    the gate's reason), else ok."""
+    if not math.isfinite(llc):
+        return "diverged (NaN)"
+    return "below L_n(w*) (λ̂ < 0)" if llc < 0 else "ok"

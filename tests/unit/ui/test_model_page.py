@@ -55,3 +55,19 @@ def test_a_missing_license_shows_as_a_dash_never_nan(tmp_path):
     assert "| license | – |" in page and "nan" not in page.lower()
     row["license"] = "mit"
     assert "| license | mit |" in header_markdown(board, row, "alice/strong")
+
+
+def test_each_chain_shows_its_own_verdict(tmp_path):
+    """A chain whose mean draw loss fell below L_n(w*) (λ̂ < 0) is not "ok" (an earlier page said so)."""
+    from data.payloads import FreeEnergyRun
+    from data.records import Score
+    from data.store import Store
+    from ui.model_page import free_energy_details
+
+    store = Store(tmp_path / "fe.db")
+    run = FreeEnergyRun(per_chain=(3.1, -2.28, float("nan")), gate=("1 of 3 chains below L_n(w*)",))
+    store.add_scores([Score(repo_id="a/m", revision="r", scorer="free_energy", metric=metric, value=value,
+                            config_hash="f", base_id="org/base", status="unconverged", extra=run.to_json())
+                      for metric, value in (("free_energy", 900.0), ("llc_mean", 0.4))])
+    _, chains = free_energy_details(store, "a/m", "r")
+    assert list(chains["status"]) == ["ok", "below L_n(w*) (λ̂ < 0)", "diverged (NaN)"]
