@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from data.escape import markdown_text
+from data.metrics import PUBLISHED_SOURCE
 from data.payloads import FinetuneRun, FreeEnergyRun, LoraRun, PayloadError, payload_of
 from data.store import Store
 from ranking.columns import column_for, format_value, interval_text
@@ -33,7 +34,12 @@ def top_model(board: Leaderboard | None) -> str | None:
     return str(board.rows.sort_values("rank", kind="mergesort")["repo_id"].iloc[0])
 
 
+ALWAYS_SHOWN = frozenset({"mean gain", "beats the base beyond seed noise", "mean score", "suite targets scored"})
+
+
 def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> str:
+    """The model's title and a table of what is known about it (a fact this board lacks, e.g. downloads of a
+    published 2023 row, is left out rather than shown empty)."""
     name = model_link(repo_id)
     if row is None:
         return (f"### {markdown_text(repo_id)}\nNot on the {markdown_text(board.base_id)} leaderboard "
@@ -56,10 +62,11 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         ("likes", format_value(row.get("likes"), "int")),
         ("license", markdown_text(_text(row.get("license")))),  # Hub text: no link, image or markup can form
         ("parameters", format_value(row.get("num_params"), "int")),
+        ("last modified on the Hub", markdown_text(_text(row.get("last_modified")))),
         ("scored revision", markdown_text(_text(row.get("revision")))),
     ]
-    table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts)
-    return f"{title}\n\n| | |\n|---|---|\n{table}\n"
+    table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts if v or k in ALWAYS_SHOWN)
+    return f"{title}\n\n| measure | value |\n|---|---|\n{table}\n"
 
 
 def _text(value) -> str:
@@ -194,9 +201,7 @@ def scored_revisions(store: Store, repo_id: str) -> pd.DataFrame:
     if not scores:
         return pd.DataFrame(columns=["revision", "scorer", "source", "scores", "last scored"])
     frame = pd.DataFrame({"revision": [s.revision for s in scores], "scorer": [s.scorer for s in scores],
-                          "source": [s.source for s in scores],
-                          "created": [s.created_at.isoformat(timespec="seconds") if s.created_at else ""
-                                      for s in scores]})
+                          "source": [s.source for s in scores], "created": [_scored_when(s) for s in scores]})
     grouped = frame.groupby(["revision", "scorer", "source"], as_index=False).agg(
         scores=("created", "size"), last_scored=("created", "max"))
     return grouped.rename(columns={"last_scored": "last scored"}).sort_values("last scored", ascending=False)
@@ -228,3 +233,12 @@ def _chain_status(llc: float) -> str:
     if not math.isfinite(llc):
         return "diverged (NaN)"
     return "below L_n(w*) (λ̂ < 0)" if llc < 0 else "ok"
+
+
+def _scored_when(score) -> str:
+    """When a score was made: its store time for the project's own runs; a published run was scored by its
+    authors (the store time is only when it was imported)."""
+    stored = score.created_at.isoformat(timespec="seconds") if score.created_at else ""
+    if score.source == PUBLISHED_SOURCE:
+        return f"by IBM, 2023 (imported {stored[:10]})" if stored else "by IBM, 2023"
+    return stored

@@ -41,9 +41,12 @@ def test_a_published_models_page_reads_its_payloads_without_guided_rates_or_curv
     assert guided_dropout_rates(store, "ibm/x", "published-row-1").empty
     assert sample_efficiency_points(store, "ibm/x", "FacebookAI/roberta-base").empty
     assert free_energy_details(store, "ibm/x", "published-row-1")[0].startswith("No free-energy score")
+    from ui.model_page import scored_revisions
+
+    assert scored_revisions(store, "ibm/x")["last scored"].iloc[0].startswith("by IBM, 2023 (imported ")
 
 
-def test_a_missing_license_shows_as_a_dash_never_nan(tmp_path):
+def test_a_missing_license_is_left_out_never_nan(tmp_path):
     import math
 
     from ui.model_page import find_row, header_markdown
@@ -52,7 +55,8 @@ def test_a_missing_license_shows_as_a_dash_never_nan(tmp_path):
     row = find_row(board, "alice/strong").copy()
     row["license"] = math.nan  # a candidate whose card names none: the frame fills in NaN
     page = header_markdown(board, row, "alice/strong")
-    assert "| license | – |" in page and "nan" not in page.lower()
+    assert "| license |" not in page and "nan" not in page.lower() and "| | |" not in page
+    assert "| mean gain |" in page and "| measure | value |" in page
     row["license"] = "mit"
     assert "| license | mit |" in header_markdown(board, row, "alice/strong")
 
