@@ -1,5 +1,6 @@
 """python -m ranking export --base BASE_ID --format csv|json|parquet [--source ...] [--out PATH] [--db PATH]
-python -m ranking validity --base BASE_ID [--source ...] [--db PATH] [--predictors-db PATH]"""
+python -m ranking validity --base BASE_ID [--source ...] [--db PATH] [--predictors-db PATH]
+python -m ranking card --base BASE_ID --model REPO_ID [--source ...] [--url URL] [--out-dir DIR] [--db PATH]"""
 
 from __future__ import annotations
 
@@ -73,6 +74,31 @@ def cmd_validity(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_card(args: argparse.Namespace, settings: Settings) -> int:
+    """One model's scores in the Hub's .eval_results format (written under --out-dir) and its model-card section
+    (printed), as of today."""
+    from datetime import UTC, datetime
+
+    from ranking.hub_card import hub_card
+
+    store = Store(settings.db_path)
+    available = list_boards(store)
+    resolve_base_arg(args, known=[b for b, _, _ in available])
+    board = leaderboard_from(read_board(store, args.base, args.source))
+    try:
+        card = hub_card(board, args.model, date=datetime.now(UTC).date().isoformat(), url=args.url)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    path = args.out_dir / ".eval_results" / "model-recycling-leaderboard.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(card.yaml())
+    left = f"; left out (no Hub dataset): {', '.join(card.left_out)}" if card.left_out else ""
+    print(f"wrote {len(card.entries)} results to {path}{left}", file=sys.stderr)
+    print(card.section)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ranking", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=sorted(SOURCES), default=PROJECT_SOURCE)
     p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
     p.set_defaults(func=cmd_validity)
+    p = sub.add_parser("card", help="one model's scores as the Hub's .eval_results YAML, and a model-card section")
+    p.add_argument("--base", required=True)
+    p.add_argument("--model", required=True, help="the model's repo id on that leaderboard")
+    p.add_argument("--source", choices=sorted(SOURCES), default=PROJECT_SOURCE)
+    p.add_argument("--url", default="http://127.0.0.1:7860", help="where the leaderboard is served (cited)")
+    p.add_argument("--out-dir", type=Path, default=Path("."), help="the model repo's folder (default: here)")
+    p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    p.set_defaults(func=cmd_card)
     return parser
 
 
