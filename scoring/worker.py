@@ -34,6 +34,7 @@ from scoring.base import ScoringContext, ScoringJob
 from scoring.job_errors import public_error
 
 logger = logging.getLogger(__name__)
+MARK_EVERY_S = 10.0  # an idle worker's sign of life in the store (Store.worker_alive allows 60 s)
 
 Snapshot = Callable[[ModelRef], Path]
 ScorerFactory = Callable[[str], object]
@@ -167,6 +168,7 @@ class Worker:
         self._scorers: dict[str, object] = {}
         self._stopping = False
         self._purged_at = -float("inf")
+        self._marked = -float("inf")
 
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum, frame) -> None:
@@ -189,6 +191,7 @@ class Worker:
                     self.purge()
                     if once:
                         break
+                    self._mark_alive()
                     time.sleep(poll_s)
                     continue
                 self.run_job(job, report)
@@ -196,6 +199,13 @@ class Worker:
             pass
         report.seconds = time.perf_counter() - started
         return report
+
+    def _mark_alive(self) -> None:
+        """Tell the store (and so the page) that a worker is waiting, at most every ``MARK_EVERY_S``."""
+        now = time.monotonic()
+        if now - self._marked >= MARK_EVERY_S:
+            self.store.mark_worker_alive()
+            self._marked = now
 
     def run_job(self, job: Job, report: WorkReport) -> JobStatus | None:
         """Run one claimed job to DONE, FAILED, back to PENDING (retry or release); one log line."""

@@ -261,7 +261,8 @@ class PersonalHandlers:
             return PersonalState(status=f"**No ranking at this link.** It is unknown, or it has expired: a ranking "
                                         f"is kept for {duration(self.settings.personal_ttl_s)}.")
         share = share_markdown(personal_query(request.id), "this ranking")
-        status = "\n\n".join([status_markdown(request, self.expected_models(request)),
+        alive = request.status is not JobStatus.PENDING or self.store.worker_alive()
+        status = "\n\n".join([status_markdown(request, self.expected_models(request), worker_alive=alive),
                               data_markdown(request)])
         if request.status is not JobStatus.DONE or request.result is None:
             return PersonalState(share=share, status=status,

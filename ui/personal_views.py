@@ -61,9 +61,16 @@ def progress_markdown(request: PersonalRequest, total: int) -> str:
     return line + (": " + ", ".join(done) if done else ".")
 
 
-def status_markdown(request: PersonalRequest, total: int) -> str:
-    """One line: queued, scoring (per model), done, or failed with its error."""
+START_WORKER = "python -m scoring work"
+
+
+def status_markdown(request: PersonalRequest, total: int, *, worker_alive: bool = True) -> str:
+    """One line: queued (and, with no live worker, the command that starts one), scoring (per model), done, or
+    failed with its error."""
     progress = progress_markdown(request, total)
+    if request.status is JobStatus.PENDING and not worker_alive:
+        return (f"**Queued**, but no scoring worker is running: start one beside the app with `{START_WORKER}` "
+                f"(it picks this ranking up). {progress}")
     if request.status is JobStatus.PENDING:
         return f"**Queued**: waiting for a scoring worker. {progress}"
     if request.status is JobStatus.RUNNING:

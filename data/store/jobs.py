@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from data.errors import StoreError
 from data.records import PERSONAL_JOB, Job, JobStatus, Score
@@ -25,6 +25,7 @@ from data.store.schema import JOB_COLUMNS
 logger = logging.getLogger(__name__)
 
 _RUNNING, _PENDING = JobStatus.RUNNING.value, JobStatus.PENDING.value
+WORKER_ALIVE_S = 60.0  # an idle worker marks itself every MARK_EVERY_S (scoring/worker.py); this allows misses
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,23 @@ class JobQueue:
                 "attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = ? AND worker = ?",
                 (_PENDING, job_id, _RUNNING, worker))
         return cur.rowcount == 1
+
+    def mark_worker_alive(self, now: datetime | None = None) -> None:
+        """A worker's sign of life while it waits for work (``worker_alive`` reads it)."""
+        stamp = int((now or utcnow()).timestamp())
+        with self._write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('worker_seen', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (stamp,))
+
+    def worker_alive(self, within_s: float = WORKER_ALIVE_S, now: datetime | None = None) -> bool:
+        """True when a worker polled the queue in the last ``within_s`` seconds or holds a job under a live lease."""
+        now = now or utcnow()
+        with self._connect() as conn:
+            seen = conn.execute("SELECT value FROM meta WHERE key = 'worker_seen'").fetchone()
+            if seen is not None and now.timestamp() - seen[0] <= within_s:
+                return True
+            return conn.execute("SELECT 1 FROM jobs WHERE status = ? AND lease_until > ? LIMIT 1",
+                                (_RUNNING, ts(now))).fetchone() is not None
 
     def requeue_finished(self, scorer: str) -> int:
         """Every DONE or FAILED job of ``scorer`` back to PENDING with its attempts reset (its scores are kept:

@@ -106,3 +106,18 @@ def test_requeue_finished_puts_one_scorers_done_and_failed_jobs_back_and_keeps_t
     assert {(j.scorer, j.status) for j in store.jobs()} == {
         ("free_energy", JobStatus.PENDING), ("linear_probe", JobStatus.DONE)}
     assert all(j.attempts == 0 for j in store.jobs(scorer="free_energy"))
+
+
+def test_a_worker_is_alive_while_it_polls_or_holds_a_live_lease(store):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    assert not store.worker_alive(now=now)  # nobody ever polled
+    store.mark_worker_alive(now=now - timedelta(seconds=120))
+    assert not store.worker_alive(within_s=60, now=now)  # it stopped two minutes ago
+    store.mark_worker_alive(now=now - timedelta(seconds=5))
+    assert store.worker_alive(within_s=60, now=now)
+    store.mark_worker_alive(now=now - timedelta(seconds=600))
+    job = store.claim_job("busy", lease_s=60)  # a long job: no polling, but a lease its heartbeats renew
+    assert store.worker_alive(within_s=60) and job is not None
+    assert not store.worker_alive(within_s=60, now=now + timedelta(seconds=120))  # the lease ran out: it died

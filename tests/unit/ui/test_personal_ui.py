@@ -156,6 +156,10 @@ def test_a_good_file_queues_one_job_and_links_to_its_token(handlers, store, tmp_
 # ---------------------------------------------------------------------------------------------------- the state
 def test_the_status_follows_the_job_queued_scoring_done_and_failed(handlers, store, tmp_path):
     request = handlers.rank(form(reviews(tmp_path / "mine.csv")))
+    alone = handlers.state(request.id).status  # no worker has polled this store
+    assert alone.startswith("**Queued**, but no scoring worker is running: start one beside the app with "
+                            "`python -m scoring work`")
+    store.mark_worker_alive()
     queued = handlers.state(request.id).status
     assert queued.startswith("**Queued**: waiting for a scoring worker. 0 of 3 models scored.")  # base + top 2
     assert "Base **org/base** and its top 2 candidates, on 6 rows from the file mine\\.csv" in queued
