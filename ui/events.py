@@ -71,13 +71,21 @@ class AppEvents:
         comparison picker on ``compared`` (default: empty). Filter values the board lacks fall back."""
         base, source = self.h.default_selection(base, source)
         controls = self.h.controls(base, source, include_seen=bool(filters.include_seen))
+        off = controls["empty_filters"]  # a filter whose column this board lacks: off, with the reason
         licenses = [v for v in (filters.licenses or []) if v in controls["licenses"]]
         sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls["sort"]] else "mean_gain"
-        shown = self.show_table(base, source, replace(filters, licenses=licenses, sort_by=sort_by))
+        downloads = 0 if "min_downloads" in off else filters.min_downloads
+        sizes = [] if "sizes" in off else filters.sizes
+        shown = self.show_table(base, source, replace(filters, licenses=licenses, sort_by=sort_by,
+                                                      min_downloads=downloads, sizes=sizes))
         return BoardView(source=gr.update(choices=controls["sources"], value=source),
-                         licenses=gr.update(choices=controls["licenses"], value=licenses),
+                         licenses=gr.update(choices=controls["licenses"], value=licenses,
+                                            interactive="licenses" not in off, info=off.get("licenses")),
+                         min_downloads=gr.update(value=downloads, interactive="min_downloads" not in off,
+                                                 info=off.get("min_downloads")),
                          sort_by=gr.update(choices=controls["sort"], value=sort_by),
-                         sizes=gr.update(choices=controls["sizes"]),
+                         sizes=gr.update(choices=controls["sizes"], value=sizes, interactive="sizes" not in off,
+                                         info=off.get("sizes")),
                          model=gr.update(choices=controls["models"], value=model or controls["top_model"] or ""),
                          compare_pick=gr.update(choices=controls["models"], value=list(compared)),
                          table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source))

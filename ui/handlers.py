@@ -37,6 +37,7 @@ from ui.views import (
     ViewQuery,
     column_widths,
     display_frame,
+    empty_filters,
     filter_rows,
     license_choices,
     size_choices,
@@ -189,6 +190,7 @@ class AppHandlers:
             "sort": sort_choices(board) if board else [("mean gain", "mean_gain")],
             "models": list(board.to_frame()["repo_id"]) if board else [],
             "sizes": size_choices(board),
+            "empty_filters": empty_filters(board),
             "top_model": model_page.top_model(board),  # the model page opens on it
         }
 

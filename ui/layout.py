@@ -72,6 +72,7 @@ class BoardView(_InOrder, Generic[T]):
 
     source: T
     licenses: T
+    min_downloads: T
     sort_by: T
     sizes: T
     model: T
@@ -188,7 +189,8 @@ class Layout:
 
     def board_view(self) -> BoardView:
         lb, f = self.leaderboard, self.filters
-        return BoardView(source=lb.source, licenses=f.licenses, sort_by=f.sort_by, sizes=f.sizes,
+        return BoardView(source=lb.source, licenses=f.licenses, min_downloads=f.min_downloads, sort_by=f.sort_by,
+                         sizes=f.sizes,
                          model=self.model.model, compare_pick=lb.compare_pick, table=lb.table, status=lb.status,
                          shown_ids=lb.shown_ids, shown_board=lb.shown_board)
 

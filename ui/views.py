@@ -240,14 +240,28 @@ def _estimand_note(board: Leaderboard) -> str:
 
 
 def sort_choices(board: Leaderboard) -> list[tuple[str, str]]:
-    """(label, key) of every column a user can sort by."""
-    keys = [c for c in board.rows.columns if c not in ("rank", "repo_id", "revision", "is_baseline", "pipeline_tag")]
-    choices = []
-    for key in keys:
-        spec = column_for(key)
-        if spec.higher_is_better is not None:
-            choices.append((f"{spec.label} ({spec.group})" if ":" in key else spec.label, key))
-    return choices
+    """(label, key) of every column a user can sort this board by: mean gain first, then the other columns in their
+    declared order, then each target's gain (its score sorts alike); a column no model has a value in, or one value
+    for all, is left out (sorting by it would do nothing)."""
+    rows = board.rows
+    keys = [c for c in rows.columns if c not in NOT_SORTABLE and not c.startswith("score:")
+            and column_for(c).higher_is_better is not None and rows[c].nunique(dropna=True) > 1]
+    keys.sort(key=lambda k: (k != "mean_gain", ":" in k))  # stable: the declared order within each part
+    return [(f"{column_for(k).label} ({column_for(k).group})" if ":" in k else column_for(k).label, k) for k in keys]
+
+
+NOT_SORTABLE = ("rank", "repo_id", "revision", "is_baseline", "pipeline_tag")
+
+
+def empty_filters(board: Leaderboard | None) -> dict[str, str]:
+    """{filter: why it is off} for each filter whose column has no value on this board."""
+    rows = board.rows if board is not None else pd.DataFrame()
+    reasons = {}
+    for name, column, what in (("licenses", "license", "license"), ("min_downloads", "downloads", "download counts"),
+                               ("sizes", "num_params", "parameter counts")):
+        if column not in rows or rows[column].dropna().empty:
+            reasons[name] = f"This board has no {what} (its source does not record them)."
+    return reasons
 
 
 def license_choices(board: Leaderboard) -> list[str]:

@@ -48,12 +48,12 @@ def test_a_new_board_drops_the_filter_values_it_lacks_and_opens_its_top_model(ev
 def test_the_url_opens_its_comparison(events):
     request = SimpleNamespace(query_params={"base": BASE, "compare": "alice/strong,bob/middling"})
     out = events.on_load(request, *_filters().as_list())
-    base, board, compared, tabs, include_seen = out[0], BoardView(*out[1:11]), CompareView(*out[11:15]), *out[15:]
+    base, board, compared, tabs, include_seen = out[0], BoardView(*out[1:12]), CompareView(*out[12:16]), *out[16:]
     assert base["value"] == BASE and board.compare_pick["value"] == ["alice/strong", "bob/middling"]
     assert compared.header.startswith("### Comparing 2 models") and tabs.selected == "compare"
     assert include_seen["value"] is False
     plain = events.on_load(None, *_filters().as_list())
-    assert CompareView(*plain[11:15]).header == {"__type__": "update"} and plain[15].selected == "leaderboard"
+    assert CompareView(*plain[12:16]).header == {"__type__": "update"} and plain[16].selected == "leaderboard"
 
 
 def test_a_filter_change_filters_the_board_on_show_and_a_clicked_row_opens_its_model(events):
@@ -104,8 +104,8 @@ def test_a_url_with_include_seen_ticks_the_toggle_and_opens_that_board(tmp_path,
     request = SimpleNamespace(query_params={"base": BASE, "include_seen": "1",
                                             "compare": "dave/partial,alice/strong"})
     out = events.on_load(request, *_filters().as_list())
-    board, compared, include_seen = BoardView(*out[1:11]), CompareView(*out[11:15]), out[-1]
+    board, compared, include_seen = BoardView(*out[1:12]), CompareView(*out[12:16]), out[-1]
     assert include_seen["value"] is True and board.model["value"] == "alice/strong"  # the top model of that board
     assert board.shown_ids[:2] == [BASE, "alice/strong"] and "rank 5, mean gain no mean gain" in compared.header
     plain = events.on_load(SimpleNamespace(query_params={"base": BASE}), *_filters().as_list())
-    assert plain[-1]["value"] is False and BoardView(*plain[1:11]).shown_ids[:2] == [BASE, "dave/partial"]
+    assert plain[-1]["value"] is False and BoardView(*plain[1:12]).shown_ids[:2] == [BASE, "dave/partial"]

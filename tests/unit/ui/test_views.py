@@ -68,7 +68,22 @@ def test_status_and_sort_choices(board):
     text = status_line(board, filter_rows(board, ViewQuery(search="a")), ViewQuery(search="a"))
     assert "**5** models ranked, **4** with every target" in text and "Showing" in text
     keys = [key for _, key in sort_choices(board)]
-    assert {"mean_gain", "free_energy", "probe_accuracy", "score:sst2", "gain:trec", "downloads"} <= set(keys)
+    assert {"mean_gain", "free_energy", "probe_accuracy", "gain:sst2", "gain:trec", "downloads"} <= set(keys)
+    assert keys[0] == "mean_gain" and not any(k.startswith("score:") for k in keys)  # a score sorts as its gain
+    assert keys.index("free_energy") < keys.index("gain:sst2")  # the board's columns before the per-target ones
+
+
+def test_a_filter_or_sort_whose_column_is_empty_on_the_board_is_offered_with_its_reason(board):
+    import dataclasses
+
+    from ui.views import empty_filters
+
+    assert empty_filters(board) == {}  # the project board has licenses, downloads and sizes
+    bare = dataclasses.replace(board, rows=board.rows.assign(license=None, downloads=float("nan"),
+                                                             num_params=float("nan")))
+    off = empty_filters(bare)
+    assert set(off) == {"licenses", "min_downloads", "sizes"} and "no download counts" in off["min_downloads"]
+    assert "downloads" not in [key for _, key in sort_choices(bare)]  # sorting by it would do nothing
 
 
 def test_whole_number_columns_round_fractional_values_and_keep_gaps():
