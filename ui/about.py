@@ -23,12 +23,14 @@ crawl its finetuned descendants and score them.
 ## The scores
 - **Target score**: accuracy on a target dataset after fine-tuning the model on it (Spearman for STS-B),
   stored as a fraction and shown ×100.
-- **Intertraining gain** (points): score of the candidate minus the mean over seeds of the base model's
-  score on the same target with the same protocol. **Mean gain** is its mean over the whole suite; a
-  model missing any target gets no mean (never a partial average).
-- **95% interval and "beats base"**: the interval of the mean gain combines the seed variance of the
-  base (σ²/K per target) with the candidate's own (its seeds, or the base's σ² for a single run). A model
-  "beats the base" when the whole interval lies above 0.
+- **Intertraining gain** (points): for the project's runs, the candidate's run minus the base's run on the same
+  seed, averaged over the seeds both ran; for published runs, the score minus the base's mean over its seeds.
+  **Mean gain** is its mean over the suite's targets, leaving out by default a target the model's card says it
+  was trained on (the zero-shot estimand; "Include the targets a model was trained on" puts them back). A model with
+  no score on a target it was not trained on gets no mean gain: it is listed, never ranked on a partial average.
+- **95% interval and "beats base"**: for the project's runs, Student t on the paired differences with their seed
+  variance pooled within targets (no interval below 2 degrees of freedom); for published runs, Welch–Satterthwaite
+  t from the seed variances of base and candidate. A model "beats the base" when the whole interval lies above 0.
 - **Probe**: accuracy of a linear classifier trained on frozen features (MNLI on the published
   leaderboard, `mnli_lp`): the cheap stage-1 filter that picks which models get the full run.
 - **Free energy** (lower is better): F = n·L_n(w*) + λ̂·log n on the pretraining objective (masked-LM
@@ -37,8 +39,9 @@ crawl its finetuned descendants and score them.
   the base included, gets its own head: it starts as the corpus's unigram model and is fitted on its frozen
   encoder's features until held-out windows stop improving. An estimate counts only when it passes every check
   of its convergence gate (chains that agree, a Monte-Carlo error under 10% of λ̂, a step accepted after burn-in,
-  a loss below the unigram model's); otherwise it is shown as unconverged and never ranked. λ̂ (± its standard
-  error) and L_n(w*) are shown beside F; Insights reports how each predictor tracks the mean gain.
+  the draws' two halves in agreement, a checkpoint near a critical point, a loss below the unigram model's);
+  otherwise it is shown as unconverged and never ranked. λ̂ (± its standard error) and L_n(w*) are shown beside F;
+  Insights reports how each predictor tracks the mean gain.
 - **Labels saved**: how many target labels a LoRA fine-tune of the candidate saves against the base at
   the same accuracy (sample efficiency).
 
