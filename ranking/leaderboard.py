@@ -34,6 +34,7 @@ Z_95 = 1.959963984540054
 LR_METRIC = "lr_choice"  # the base's learning-rate sweep per target (status "dropped": out of the suite)
 SUMMARY_METRICS = ("probe_accuracy", "knn_accuracy", "logme_target",
                    "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
+FREE_ENERGY_METRICS = ("free_energy", "llc_mean", "llc_std", "init_loss")  # one estimate's values, gated together
 # Derived columns and their direction; stored metrics take theirs from data.metrics.
 DERIVED_DIRECTION = {"mean_gain": True, "mean_score": True, "gain_ci_low": True, "downloads": True, "likes": True}
 
@@ -143,9 +144,12 @@ def build_leaderboard(
         m, _, _ = _cell_stats(model_of_row[rows_of_metric], np.zeros(int(rows_of_metric.sum()), np.int64),
                               codes.value[rows_of_metric], len(repos), 1)
         columns[metric_key] = m[:, 0]
-    # a free energy whose estimate failed the convergence gate: shown as such, its value never ranked
+    # a free energy any of whose replicates failed the convergence gate: shown as such, never averaged or ranked
+    # (the replicates read different windows: a mean over the passing ones alone would mix their levels)
     gated = np.bincount(model_of_row[unconverged], minlength=len(repos)) > 0
-    columns["free_energy_status"] = np.where(gated & np.isnan(columns["free_energy"]), "unconverged", "")
+    for metric_key in FREE_ENERGY_METRICS:
+        columns[metric_key] = np.where(gated, np.nan, columns[metric_key])
+    columns["free_energy_status"] = np.where(gated, "unconverged", "")
 
     rows = pd.DataFrame(columns)
     if metadata is not None and not rows.empty:

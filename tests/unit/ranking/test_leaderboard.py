@@ -164,3 +164,17 @@ def test_a_score_that_is_not_ok_never_enters_a_column_or_a_mean():
     x = board(rows).rows.iloc[0]
     assert x["failed_runs"] == 1 and x["score:a"] == pytest.approx(0.80)  # the failed 0.99 is not averaged in
     assert math.isnan(x["labels_saved"])  # a bound is not shown as a measurement
+
+
+def test_a_free_energy_with_any_failed_replicate_is_unconverged_and_never_averaged():
+    """Replicate r reads its own windows (a level shift shared by every model): a mean over the passing replicates
+    alone would put a model whose low-level replicate passed ahead of one whose did not."""
+    runs = rows_of(BASE_RUNS) + rows_of({m: {"a": [0.75], "b": [0.55]} for m in ("m/all", "m/one")})
+    fe = [(m, "r", "free_energy", metric, "corpus", seed, value, "fe", status)
+          for m, statuses in (("m/all", ("ok", "ok")), ("m/one", ("unconverged", "ok")))
+          for seed, status in enumerate(statuses)
+          for metric, value in (("free_energy", (910.0, 880.0)[seed]), ("llc_mean", 8.0), ("init_loss", 6.8))]
+    rows = board([(*r, "ok") for r in runs] + fe).rows.set_index("repo_id")
+    assert rows.loc["m/all", "free_energy"] == pytest.approx(895.0) and rows.loc["m/all", "free_energy_status"] == ""
+    assert pd.isna(rows.loc["m/one", "free_energy"]) and pd.isna(rows.loc["m/one", "llc_mean"])
+    assert rows.loc["m/one", "free_energy_status"] == "unconverged"  # not 880, the mean of its passing replicate
