@@ -11,6 +11,14 @@ Interval at level 1 − α: F0 = MSB / MSW on (a − 1, N − a) df, F_L = F0 / 
 F_U = F0 · F_{1−α/2}(N − a, a − 1), ICC ∈ ((F_L − 1) / (F_L + k0 − 1), (F_U − 1) / (F_U + k0 − 1)); exact for
 balanced normal data (tests: its coverage by simulation), approximate with k0 otherwise.
 
+Replicate r reads the same split-B windows and masks for every model (scoring/free_energy.py), so the replicates
+are crossed with the models: a window set that is easier for every model shifts all of a replicate's F by the same
+amount, which ICC(1) counts as noise although it changes no ranking. Beside it, the consistency ICC(C,1) of the
+two-way model (McGraw & Wong 1996, case 3A; Shrout & Fleiss ICC(3,1)) over the models with every replicate:
+MSR = k Σ_i (ȳ_i· − ȳ)² / (n − 1), MSE = Σ Σ (y_ij − ȳ_i· − ȳ_·j + ȳ)² / ((n − 1)(k − 1)),
+ICC(C,1) = (MSR − MSE) / (MSR + (k − 1)·MSE), its interval as ICC(1)'s with F0 = MSR / MSE on (n − 1, (n − 1)(k − 1))
+df. It measures whether the replicates order the models alike, which is what a ranking needs.
+
 Only models with ≥ 2 replicates enter; unconverged estimates are used and counted, as in the validity table.
 Pure: no torch, no store.
 """
@@ -49,6 +57,9 @@ class Icc:
     n_runs: int
     k0: float
     level: float = 0.95
+    consistency: float = math.nan  # ICC(C,1) over the models with every replicate (replicate effects removed)
+    consistency_low: float = math.nan
+    consistency_high: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,27 @@ def icc1(groups: Sequence[Sequence[float]], *, level: float = 0.95) -> tuple[flo
     return icc, low, high, (msb - msw) / k0, msw, k0
 
 
+def icc_consistency(groups: Sequence[Sequence[float]], *, level: float = 0.95) -> tuple[float, float, float]:
+    """(ICC(C,1), low, high) over the groups of the most common length ≥ 2 (a complete models × replicates table,
+    replicate j of every model read on the same windows); NaNs below 2 such models."""
+    lengths = [len(g) for g in groups if len(g) >= 2]
+    if not lengths:
+        return (math.nan,) * 3
+    k = max(set(lengths), key=lambda n: (lengths.count(n), n))
+    table = np.array([g for g in groups if len(g) == k], dtype=np.float64)
+    n = len(table)
+    if n < 2:
+        return (math.nan,) * 3
+    grand = table.mean()
+    msr = float(k * ((table.mean(axis=1) - grand) ** 2).sum() / (n - 1))
+    resid = table - table.mean(axis=1, keepdims=True) - table.mean(axis=0, keepdims=True) + grand
+    mse = float((resid ** 2).sum() / ((n - 1) * (k - 1)))
+    if msr + (k - 1) * mse <= 0:
+        return (math.nan,) * 3
+    low, high = _f_interval(msr, mse, n - 1, (n - 1) * (k - 1), k, level)
+    return (msr - mse) / (msr + (k - 1) * mse), low, high
+
+
 def _f_interval(msb: float, msw: float, df1: float, df2: float, k0: float, level: float) -> tuple[float, float]:
     if msw == 0:
         return 1.0, 1.0
@@ -113,8 +145,9 @@ def reliability(scores: Iterable[Score], *, models: Iterable[str] | None = None,
         groups = replicates(scores, metric, models)
         icc, low, high, between, within, k0 = icc1(list(groups.values()), level=level)
         replicated = [g for g in groups.values() if len(g) >= 2]
+        consistency = icc_consistency(list(groups.values()), level=level)
         rows.append(Icc(metric, label, icc, low, high, between, within, len(replicated),
-                        sum(map(len, replicated)), k0, level))
+                        sum(map(len, replicated)), k0, level, *consistency))
     f_groups = replicates(scores, "free_energy", models)
     replicated = {r for r, g in f_groups.items() if len(g) >= 2}
     gate = [s.status == "ok" for s in scores if s.scorer == SCORER and s.metric == "free_energy"
@@ -154,14 +187,23 @@ def reliability_markdown(r: Reliability) -> list[str]:
         return [f"{head}: not measured ({_replicate_count(r)}; it needs at least 2 models with ≥ 2 replicates each)."]
     gate = f"{r.passed} of {r.runs} replicated F estimates passed the convergence gate; all are used here."
     out = [f"{head}: {_replicate_count(r)}. {gate}", "",
-           "| quantity | ICC(1) | 95% CI | between-model variance | between-replicate variance | models | runs |",
-           "|---" * 7 + "|"]
+           ("| quantity | ICC(1) | 95% CI | ICC(C,1), windows shared | 95% CI | between-model variance | "
+           "between-replicate variance | models | runs |"),
+           "|---" * 9 + "|"]
     for row in r.rows:
-        icc = _signed(row.icc) if math.isfinite(row.icc) else "not measured"
-        ci = f"{_signed(row.low)} … {_signed(row.high)}" if math.isfinite(row.low) else "—"
-        out.append(f"| {row.label} | {icc} | {ci} | {_var(row.between)} | {_var(row.within)} | {row.n_models} | "
-                   f"{row.n_runs} |")
-    return [*out, "", reliability_verdict(r)]
+        out.append(f"| {row.label} | {_icc(row.icc)} | {_ci(row.low, row.high)} | {_icc(row.consistency)} | "
+                   f"{_ci(row.consistency_low, row.consistency_high)} | {_var(row.between)} | {_var(row.within)} | "
+                   f"{row.n_models} | {row.n_runs} |")
+    return [*out, "", ("ICC(C,1) removes each replicate's shared shift (every model reads replicate r's windows): "
+            "it asks whether the replicates order the models alike."), "", reliability_verdict(r)]
+
+
+def _icc(value: float) -> str:
+    return _signed(value) if math.isfinite(value) else "not measured"
+
+
+def _ci(low: float, high: float) -> str:
+    return f"{_signed(low)} … {_signed(high)}" if math.isfinite(low) else "—"
 
 
 def _signed(value: float) -> str:

@@ -273,7 +273,7 @@ def empty_filters(board: Leaderboard | None) -> dict[str, str]:
     """{filter: why it is off} for each filter whose column has no value on this board."""
     rows = board.rows if board is not None else pd.DataFrame()
     reasons = {}
-    for name, column, what in (("licenses", "license", "license"), ("min_downloads", "downloads", "download counts"),
+    for name, column, what in (("licenses", "license", "licenses"), ("min_downloads", "downloads", "download counts"),
                                ("sizes", "num_params", "parameter counts")):
         if column not in rows or rows[column].dropna().empty:
             reasons[name] = f"This board has no {what} (its source does not record them)."

@@ -10,7 +10,15 @@ import pytest
 from scipy import stats  # pinned in requirements-dev.txt: a missing scipy is an error, never a skip
 
 from data.records import Score
-from ranking.reliability import NOISE_VERDICT, icc1, reliability, reliability_markdown, reliability_verdict, replicates
+from ranking.reliability import (
+    NOISE_VERDICT,
+    icc1,
+    icc_consistency,
+    reliability,
+    reliability_markdown,
+    reliability_verdict,
+    replicates,
+)
 
 
 def test_a_small_table_by_hand():
@@ -52,6 +60,32 @@ def test_the_f_interval_covers_the_truth_95_percent_of_the_time_at_the_studys_si
     sims = 600
     covered = sum(low <= 0.5 <= high for low, high in (icc1(simulate(rng, 0.5, 11, 3))[1:3] for _ in range(sims)))
     assert 0.925 <= covered / sims <= 0.975  # 0.95 ± 2.7 binomial SE
+
+
+def test_the_consistency_icc_by_hand_and_blind_to_a_replicates_shared_shift():
+    # 3 models × 2 replicates [[1, 3], [4, 6], [8, 8]]: row means 2, 5, 8, column means 13/3, 17/3, grand 5
+    # MSR = 2·18 / 2 = 18; residuals ±1/3 … : SS_E = 4/3 over (2)(1) df, MSE = 2/3
+    icc, low, high = icc_consistency([[1, 3], [4, 6], [8, 8]])
+    msr, mse = 18.0, 2 / 3
+    assert icc == pytest.approx((msr - mse) / (msr + mse))
+    f0 = msr / mse  # on (2, 2) df
+    f_low, f_high = f0 / stats.f.ppf(0.975, 2, 2), f0 * stats.f.ppf(0.975, 2, 2)
+    assert (low, high) == (pytest.approx((f_low - 1) / (f_low + 1)), pytest.approx((f_high - 1) / (f_high + 1)))
+    rng = np.random.default_rng(3)
+    table = simulate(rng, 0.7, 11, 3)
+    shifted = table + np.array([0.0, 3.0, -3.0])  # replicate 1's windows easier for every model, replicate 2's harder
+    assert icc_consistency(shifted)[0] == pytest.approx(icc_consistency(table)[0])
+    assert icc1(shifted)[0] < icc1(table)[0] - 0.3  # one-way ICC counts the shared shift as noise
+
+
+def test_the_consistency_interval_covers_the_truth_95_percent_of_the_time_with_replicate_shifts():
+    rng = np.random.default_rng(4)
+    sims, covered = 600, 0
+    for _ in range(sims):
+        table = simulate(rng, 0.5, 11, 3) + rng.normal(scale=2.0, size=(1, 3))  # a random shift per replicate
+        _, low, high = icc_consistency(table)
+        covered += low <= 0.5 <= high
+    assert 0.925 <= covered / sims <= 0.975
 
 
 def score(repo, metric, value, seed, status="ok", scorer="free_energy"):
