@@ -12,7 +12,9 @@ Rules (the README documents them for users):
   t); the interval combines the base's seed variance with the candidate's own, Welch–Satterthwaite df.
   ``gain_df`` is the interval's degrees of freedom; "beats_base" means the interval lies above 0.
 - Order: the sort metric in its declared direction (missing last), then probe accuracy, then repo_id,
-  then revision. The base's own row is kept apart and always shown first.
+  then revision. ``rank`` counts only the models with a value of the sort metric (by default those with a mean
+  gain); the others are listed after them unranked (<NA>: "probe only" on a published board). The base's own
+  row is kept apart, rank 0, and always shown first.
 """
 
 from __future__ import annotations
@@ -343,7 +345,9 @@ def _rank(rows: pd.DataFrame, sort_by: str) -> pd.DataFrame:
     keys += ["repo_id", "revision"]
     ascending += [True, True]
     rows = rows.sort_values(keys, ascending=ascending, na_position="last", kind="mergesort").reset_index(drop=True)
-    rows.insert(0, "rank", np.arange(1, len(rows) + 1))
+    ranked = rows[sort_by].notna().to_numpy()  # a model with no value of the key is listed, never ranked
+    rows.insert(0, "rank", pd.array([int(r) if ok else pd.NA for r, ok in zip(np.cumsum(ranked), ranked,
+                                                                              strict=True)], dtype="Int64"))
     rows["is_baseline"] = False
     return rows
 
@@ -366,5 +370,5 @@ def _baseline(base_id: str, base_scores: pd.DataFrame, base_stats: pd.DataFrame,
     others = base_scores[base_scores["metric"].isin(SUMMARY_METRICS) & (base_scores["status"] == OK)]
     for metric_key, value in others.groupby("metric")["value"].mean().items():
         row[metric_key] = value
-    return pd.DataFrame([row]).reindex(columns=columns).astype({"rank": "int64"})
+    return pd.DataFrame([row]).reindex(columns=columns).astype({"rank": "Int64"})
 

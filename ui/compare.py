@@ -16,7 +16,7 @@ from data.errors import LeaderboardError
 from ranking.columns import OVERVIEW, TARGET_GAINS, format_value
 from ranking.leaderboard import Leaderboard
 from ui.urls import parse_ids
-from ui.views import escape_markdown, model_link, shape_rows
+from ui.views import escape_markdown, model_link, rank_text, shape_rows
 
 MIN_MODELS, MAX_MODELS = 2, 4
 COMPARE_GROUPS = (OVERVIEW, TARGET_GAINS)
@@ -60,7 +60,7 @@ def compare_header(board: Leaderboard, rows: pd.DataFrame) -> str:
     lines = [f"### Comparing {len(rows)} models on {board_name}"]
     for _, row in rows.iterrows():
         gain = format_value(row.get("mean_gain"), "pts") or "no mean gain (not every target scored)"
-        where = "the base model" if bool(row.get("is_baseline")) else f"rank {int(row['rank'])}"
+        where = "the base model" if bool(row.get("is_baseline")) else rank_text(row)
         lines.append(f"- {model_link(row['repo_id'])}: {where}, mean gain {gain}")
     lines.append("\nGains are in points over the base's mean over seeds, target by target.")
     return "\n".join(lines)

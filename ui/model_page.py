@@ -13,7 +13,7 @@ from data.payloads import FinetuneRun, FreeEnergyRun, LoraRun, PayloadError, pay
 from data.store import Store
 from ranking.columns import column_for, format_value, interval_text
 from ranking.leaderboard import Leaderboard
-from ui.views import model_link
+from ui.views import model_link, rank_text
 
 logger = logging.getLogger(__name__)
 SAMPLE_EFFICIENCY_SCORER = "sample_efficiency"
@@ -47,10 +47,10 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
     if bool(row.get("is_baseline")):
         title = f"### {name} — the base model\nEvery gain on this leaderboard is measured against its mean over seeds."
     else:
-        title = f"### {name} — rank {int(row['rank'])} on {markdown_text(board.base_id)}"
+        title = f"### {name} — {rank_text(row)} on {markdown_text(board.base_id)}"
     facts = [
         ("mean gain", _gain_with_ci(row)),
-        ("beats the base beyond seed noise", "yes" if _is_true(row.get("beats_base")) else "no"),
+        ("beats the base beyond seed noise", _beats(row)),
         ("mean score", format_value(row.get("mean_score"), "pct")),
         ("suite targets scored", f"{_int(row.get('n_targets'))} of {len(board.suite)}"),
         *_trained_on(board, row),
@@ -67,6 +67,14 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
     ]
     table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts if v or k in ALWAYS_SHOWN)
     return f"{title}\n\n| measure | value |\n|---|---|\n{table}\n"
+
+
+def _beats(row: pd.Series) -> str:
+    """yes / no, or nothing when there is no mean gain to test."""
+    gain = row.get("mean_gain")
+    if gain is None or pd.isna(gain):
+        return ""
+    return "yes" if _is_true(row.get("beats_base")) else "no"
 
 
 def _text(value) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from data.escape import markdown_text
+from data.metrics import PROJECT_SOURCE
 from ranking.columns import DEFAULT_GROUPS, GROUPS, Column, column_for, columns_in
 from ranking.leaderboard import Leaderboard, direction
 
@@ -202,7 +203,10 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     if spec.key == "revision":  # a commit sha reads fine as its first 8 characters; exports keep all 40
         return values.map(lambda v: str(v)[:8] if isinstance(v, str) and SHA.match(v) else str(v))
     if spec.key == "beats_base":
-        return values.map(_yes_no).where(~frame["is_baseline"].astype(bool), "")
+        measured = ~frame["is_baseline"].astype(bool)
+        if "mean_gain" in frame:
+            measured &= frame["mean_gain"].notna()  # no mean gain: not "no", unmeasured
+        return values.map(_yes_no).where(measured, "")
     if spec.fmt in ("pct", "pts"):
         return (pd.to_numeric(values, errors="coerce") * 100).round(spec.decimals)
     if spec.fmt == "num":
@@ -213,11 +217,23 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
 
 
+def rank_text(row: pd.Series) -> str:
+    """"rank 3", or why the model is listed without a rank (no mean gain: not every suite target scored)."""
+    rank = row.get("rank")
+    if rank is None or pd.isna(rank):
+        return "unranked (no mean gain: not every suite target is scored)"
+    return f"rank {int(rank)}"
+
+
 def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str:
     shown = len(view) if query.max_rows == "all" else min(len(view), int(query.max_rows))
     full = int(board.rows["mean_score"].notna().sum()) if len(board.rows) else 0
     beating = int(board.rows["beats_base"].fillna(False).astype(bool).sum()) if len(board.rows) else 0
-    parts = [(f"**{len(board.rows):,}** models ranked, **{full:,}** with every target of the suite "
+    ranked = int(board.rows["rank"].notna().sum()) if len(board.rows) else 0
+    unranked = len(board.rows) - ranked
+    why = "probe only" if board.source != PROJECT_SOURCE else "not every target scored"
+    listed = f", **{unranked:,}** listed unranked ({why}: no mean gain)" if unranked else ""
+    parts = [(f"**{ranked:,}** models ranked{listed}, **{full:,}** with every target of the suite "
              f"({len(board.suite)} targets), **{beating:,}** beat the base beyond seed noise.")]
     if len(view) != len(board.rows) or shown != len(view):
         parts.append(f"Showing {shown:,} of {len(view):,} matching models.")

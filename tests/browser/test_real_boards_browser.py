@@ -70,7 +70,7 @@ def header_lines(page: Page) -> dict[str, float]:
 
 def test_the_published_board_reads_well_at_1400px(page: Page, tmp_path):
     expect(page.locator("#base input")).to_have_value(ROBERTA)
-    expect(page.locator("#status")).to_contain_text("1,278 models ranked")
+    expect(page.locator("#status")).to_contain_text("386 models ranked, 892 listed unranked (probe only")
     # the 2023 rows recorded their parameter counts: every roberta-base finetune is 50-150M, none unknown
     expect(page.locator("#size-filter").get_by_label("50–150M (1,278)")).to_be_checked()
     expect(page.locator("#size-filter").get_by_label("unknown (0)")).to_be_checked()
@@ -105,7 +105,7 @@ def test_study_numbers_are_rounded_to_what_they_mean(page: Page, real_app, tmp_p
     best = board.rows[board.rows["mean_gain"].notna()].sort_values("rank").iloc[0]
     page.locator("#base input").click()
     page.get_by_role("option", name=STUDY_BASE, exact=True).click()
-    expect(page.locator("#status")).to_contain_text(f"{len(board.rows)} models ranked")
+    expect(page.locator("#status")).to_contain_text(f"{int(board.rows['rank'].notna().sum())} models ranked")
     expect(page.locator("#leaderboard-table thead")).to_contain_text("free energy status")
     expect(page.get_by_test_id("toast-body")).to_have_count(0)  # the board change raised no error
     row = page.locator('#leaderboard-table [role="row"]').filter(has_text=best["repo_id"])
@@ -124,7 +124,8 @@ def test_the_page_opens_on_the_roberta_published_board_and_every_board_is_one_cl
     expect(page.locator("#base input")).to_have_value(ROBERTA)
     expect(page.locator("#source input:checked")).to_have_attribute("value", PUBLISHED_SOURCE)
     board = load_leaderboard(store, ROBERTA, PUBLISHED_SOURCE)
-    expect(page.locator("#status")).to_contain_text(f"{len(board.rows):,} models ranked")
+    ranked = int(board.rows["rank"].notna().sum())
+    expect(page.locator("#status")).to_contain_text(f"{ranked:,} models ranked, {len(board.rows) - ranked:,} listed")
     links = page.locator("#board-links a")
     expect(links).to_have_count(7)  # six published bases and the study
     expect(links.first).to_contain_text("1,279 scored")  # 1,278 candidates and the base itself

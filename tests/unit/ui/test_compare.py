@@ -67,7 +67,7 @@ def test_compare_header_names_the_models_escaped(board):
     assert header.startswith("### Comparing 3 models on org/base (project scores)")
     assert "<img" not in header and "&lt;img src=x onerror=alert\\(1\\)&gt;: rank 3, mean gain +1.00" in header
     assert f"{model_link(BASE)}: the base model" in header
-    assert "dave/partial](https://huggingface.co/dave/partial): rank 5, mean gain no mean gain" in header
+    assert "dave/partial](https://huggingface.co/dave/partial): unranked (no mean gain" in header
 
 
 def test_with_model_adds_once_and_refuses_a_fifth():

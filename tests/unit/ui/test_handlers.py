@@ -244,7 +244,7 @@ def test_the_table_and_its_controls_follow_include_seen(trained):
         assert f"**{beating}** beat the base beyond seed noise" in status
         assert trained.controls(BASE, PROJECT_SOURCE, include_seen=include_seen)["top_model"] == top
         if include_seen:
-            assert pd.isna(dave["mean gain"]) and dave["rank"] == 5
+            assert pd.isna(dave["mean gain"]) and pd.isna(dave["rank"])  # listed, not ranked
             assert "Mean gains include the targets a model was trained on." in status
         else:
             assert (dave["rank"], dave["mean gain"], dave["gain CI low"], dave["trained on"]) == (1, 10.0, 9.5, 1)
@@ -260,7 +260,7 @@ def test_downloads_are_of_the_board_shown(trained):
             dave = {r["repo_id"]: r for r in doc["rows"]}["dave/partial"]
             assert doc["include_seen"] is include_seen and path.name.count("-include-seen") == include_seen
             assert dave["mean_gain"] == (pytest.approx(dave_gain) if dave_gain else None)
-            assert dave["rank"] == (5 if include_seen else 1)
+            assert dave["rank"] == (None if include_seen else 1)
     csv_view = trained.export(BASE, PROJECT_SOURCE, ViewQuery(search="alice"), "csv", include_seen=True)
     assert pd.read_csv(csv_view)["mean_gain"].tolist() == pytest.approx([0.0, 0.06])
 
@@ -271,8 +271,8 @@ def test_the_model_page_comparison_and_insights_rank_as_the_table(trained):
     assert "rank 1 on org/base" in zero_shot["header"]
     assert "| mean gain | +10.00 (95% CI +9.50 to +10.50; n = 3 seeds, df = 2) |" in zero_shot["header"]
     assert "| suite targets trained on (left out of the mean gain) | 1 |" in zero_shot["header"]
-    assert "rank 5 on org/base" in included["header"] and "| beats the base beyond seed noise | no |" in (
-        included["header"])
+    assert "unranked (no mean gain: not every suite target is scored) on org/base" in included["header"]
+    assert "| beats the base beyond seed noise | – |" in included["header"]  # unmeasured, not "no"
     assert "trained on" not in included["header"]
     assert "include_seen" not in zero_shot["share"]
     assert "?base=org/base&source=project&include_seen=1&model=dave/partial" in included["share"]
@@ -280,7 +280,7 @@ def test_the_model_page_comparison_and_insights_rank_as_the_table(trained):
     ids = ["dave/partial", "alice/strong"]
     assert "dave/partial): rank 1, mean gain +10.00" in trained.compare(BASE, PROJECT_SOURCE, ids)["header"]
     compared = trained.compare(BASE, PROJECT_SOURCE, ids, include_seen=True)
-    assert "dave/partial): rank 5, mean gain no mean gain" in compared["header"]
+    assert "dave/partial): unranked (no mean gain" in compared["header"]
     assert "alice/strong): rank 1, mean gain +6.00" in compared["header"]
     assert "&include_seen=1&compare=dave/partial,alice/strong" in compared["share"]
 
