@@ -44,13 +44,15 @@ class Candidate:
     repo_id: str
     revision: str
     role: str  # "base" or "candidate"
-    general_rank: int | None  # the candidate's rank on the general leaderboard (None: the base)
+    general_rank: int | None  # its rank on the general leaderboard (None: the base, or listed but unranked)
     mean_gain: float | None
 
 
 def candidates(store: Store, base_id: str, top_k: int) -> list[Candidate]:
     """The base at its stored sha, then the top ``top_k`` ranked rows of its general leaderboard."""
     import math
+
+    import pandas as pd
 
     from data.boards import read_board
     from ranking.leaderboard import leaderboard_from
@@ -62,7 +64,8 @@ def candidates(store: Store, base_id: str, top_k: int) -> list[Candidate]:
     out = [Candidate(base.repo_id, base.sha, "base", None, 0.0)]
     for row in rows.itertuples():
         gain = float(row.mean_gain) if "mean_gain" in rows and math.isfinite(row.mean_gain) else None
-        out.append(Candidate(str(row.repo_id), str(row.revision), "candidate", int(row.rank), gain))
+        rank = None if pd.isna(row.rank) else int(row.rank)  # listed but unranked: no mean gain on the board
+        out.append(Candidate(str(row.repo_id), str(row.revision), "candidate", rank, gain))
     return out
 
 

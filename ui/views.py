@@ -256,12 +256,12 @@ def _estimand_note(board: Leaderboard) -> str:
 
 
 def sort_choices(board: Leaderboard) -> list[tuple[str, str]]:
-    """(label, key) of every column a user can sort this board by: mean gain first, then the other columns in their
-    declared order, then each target's gain (its score sorts alike); a column no model has a value in, or one value
-    for all, is left out (sorting by it would do nothing)."""
+    """(label, key) of every column a user can sort this board by: mean gain first (always: the board's own order),
+    then the other columns in their declared order, then each target's gain (its score sorts alike); another column
+    no model has a value in, or one value for all, is left out (sorting by it would do nothing)."""
     rows = board.rows
     keys = [c for c in rows.columns if c not in NOT_SORTABLE and not c.startswith("score:")
-            and column_for(c).higher_is_better is not None and rows[c].nunique(dropna=True) > 1]
+            and column_for(c).higher_is_better is not None and (c == "mean_gain" or rows[c].nunique(dropna=True) > 1)]
     keys.sort(key=lambda k: (k != "mean_gain", ":" in k))  # stable: the declared order within each part
     return [(f"{column_for(k).label} ({column_for(k).group})" if ":" in k else column_for(k).label, k) for k in keys]
 

@@ -52,9 +52,10 @@ def choose(page: Page, elem_id: str, label: str) -> None:
 
 def test_browse_shows_the_ranking_under_its_baseline(page: Page, tmp_path, record_property):
     expect(model_cells(page)).to_have_text(BY_MEAN_GAIN)
-    expect(page.locator("#status strong").first).to_have_text("5")
+    expect(page.locator("#status strong").first).to_have_text("4")
     expect(page.locator("#status")).to_contain_text(
-        "5 models ranked, 4 with every target of the suite (2 targets), 3 beat the base beyond seed noise.")
+        "4 models ranked, 1 listed unranked (not every target scored: no mean gain), 4 with every target of the "
+        "suite (2 targets), 3 beat the base beyond seed noise.")
     expect(table_row(page, "alice/strong").locator('[role="gridcell"][data-col="0"]')).to_have_text("1")
     expect(table_row(page, BASE_ROW).locator('[role="gridcell"][data-col="0"]')).to_have_text("0")
     expect(page.locator("#leaderboard-table").get_by_role("link", name="alice/strong")).to_have_attribute(
@@ -104,8 +105,9 @@ def test_sort_follows_each_columns_direction(page: Page):
     expect(page.locator("#status")).to_contain_text("Sorted by downloads")
     expect(model_cells(page)).to_have_text([BASE_ROW, "dave/partial", "alice/strong", "bob/middling", "carol/weak",
                                             EVIL])
-    # the rank column still tells the mean-gain rank
-    expect(table_row(page, "dave/partial").locator('[role="gridcell"][data-col="0"]')).to_have_text("5")
+    # the rank column still tells the mean-gain rank: none for dave/partial (no mean gain), 1 for alice/strong
+    expect(table_row(page, "dave/partial").locator('[role="gridcell"][data-col="0"]')).to_have_text("")
+    expect(table_row(page, "alice/strong").locator('[role="gridcell"][data-col="0"]')).to_have_text("1")
 
 
 def test_a_model_named_like_html_is_shown_as_text(page: Page):
