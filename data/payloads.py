@@ -233,7 +233,8 @@ PAYLOADS: typing.Mapping[tuple[str, str], type[Payload]] = types.MappingProxyTyp
     ("linear_probe", "probe_accuracy"): ProbeRun,
     ("knn", "knn_accuracy"): KnnRun,
     ("knn", "logme_target"): KnnRun,
-    **{("free_energy", m): FreeEnergyRun for m in ("free_energy", "llc_mean", "llc_std", "init_loss")},
+    **{("free_energy", m): FreeEnergyRun
+       for m in ("free_energy", "llc_mean", "llc_std", "init_loss", "weight_distance")},
     ("sample_efficiency", "lora_accuracy"): LoraRun,
     ("sample_efficiency", "labels_saved"): LabelsSaved,
 })

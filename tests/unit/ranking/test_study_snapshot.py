@@ -65,7 +65,7 @@ def test_every_candidate_was_probed_and_intertrained(store):
     report = report_of(store, BASE)
     assert snap.meta["study"]["top_k"] is None and report.n_ranked == len(snap.meta["sources"])  # every candidate
     assert report.probe is not None and report.validity is not None
-    assert report.validity.fe_total == len(snap.meta["sources"]) + 1  # every candidate and the base
+    assert report.validity.fe_total == 3 * (len(snap.meta["sources"]) + 1)  # 3 replicates: every candidate, the base
     assert report.dropout is not None and report.dropout.difference.n > 0
     assert report.label_savings is not None and len(report.label_savings) >= 1
 
