@@ -208,6 +208,9 @@ class SGLDConfig:
     # nbeta * L is steep. devinterp's rmsprop_sgld squares the gradient of L itself (its eps 0.1): ours at
     # (epsilon, eps) is devinterp's at lr epsilon / nbeta and eps / nbeta.
     preconditioner: Literal["none", "rmsprop"] = "none"
+    # each kept minibatch loss L_B(w_t) enters λ̂ as L_B(w_t) − L_B(w*) + L_n(w*) (scoring/llc.py): the same
+    # expectation, without the spread of which rows a batch drew. Tensor data with batch_size < n only
+    control_variate: bool = False
     rmsprop_alpha: float = 0.99
     rmsprop_eps: float = 1.0
     seed: int = 0
@@ -229,9 +232,11 @@ class SGLDConfig:
 
 
 # Free-energy defaults for the last encoder block of a MiniLM-size model on CPU (README, "Free energy"): εγ = 0.01,
-# so the localization relaxes in 2/(εγ) = 200 steps and the burn-in is 3 of those; nβ = n / log n.
+# so the localization relaxes in 2/(εγ) = 200 steps and the burn-in is 3 of those; nβ = n / log n. Batches of 8 of
+# the 128 windows: the control variate removes the spread of which windows a batch drew (on the base, replicate 1,
+# the same chains: the Monte-Carlo SE of λ̂ fell from 0.45 to 0.28).
 FREE_ENERGY_SGLD = SGLDConfig(epsilon=1e-5, gamma=1000.0, num_chains=4, num_draws=500, num_burnin=600, batch_size=8,
-                              mala_every=20)
+                              mala_every=20, control_variate=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,10 @@ by RMSProp's diagonal G = 1 / (sqrt(V) + eps), V the running mean of the squared
 (pSGLD, Li et al. 2016, without its correction term). ``loss_fn(output, target)`` must return the *mean* loss over
 the batch. Burn-in steps are excluded from the average and from the MALA acceptance probes; L_n(w*) is averaged
 over ``cfg.init_loss_batches`` batches. From tensors each chain draws its minibatches with replacement (unbiased
-for L_n(w)); a DataLoader is cycled, one iterator per chain. ``estimate_llc`` stacks the chains with
+for L_n(w)); a DataLoader is cycled, one iterator per chain. With ``cfg.control_variate`` (tensor data, minibatches)
+every row's loss at w* is computed once, L_n(w*) is their mean, and the trace holds L_B(w_t) − L_B(w*) + L_n(w*):
+the batch B is drawn independently of w_t, so its expectation is still L_n(w_t), but the spread of which rows a
+batch holds (shared by w_t and w*) cancels. ``estimate_llc`` stacks the chains with
 ``torch.func`` and keeps every trace on the device, checking for NaN once per chunk of steps;
 ``estimate_llc_loop`` is the same math in a plain per-chain loop (reference for tests and benchmarks). With the
 same seed and tensor data both draw the same minibatches and noise, so they agree up to floating-point error,
@@ -140,10 +143,12 @@ class _Loader:
 
 
 def _setup(model: nn.Module, data: Data, loss_fn: LossFn, cfg: SGLDConfig, n: int, device) -> tuple:
-    """Tensors on the device (or per-chain loaders), generators, w*, buffers, nbeta and L_n(w*).
+    """Tensors on the device (or per-chain loaders), generators, w*, buffers, nbeta, L_n(w*) and, with the
+    control variate, every row's loss at w* (else None).
 
     For tensors L_n(w*) is the mean over ``init_loss_batches`` consecutive batches of one seeded permutation
-    (the whole data set once they cover it); for a loader, over its next ``init_loss_batches`` batches."""
+    (the whole data set once they cover it), or with the control variate the mean of every row's loss; for a
+    loader, over its next ``init_loss_batches`` batches."""
     gens = [torch.Generator(device=device).manual_seed(cfg.seed + c) for c in range(cfg.num_chains)]
     w_star = {k: p.detach().to(device) for k, p in model.named_parameters()}
     buffers = {k: b.detach().to(device) for k, b in model.named_buffers()}
@@ -154,8 +159,13 @@ def _setup(model: nn.Module, data: Data, loss_fn: LossFn, cfg: SGLDConfig, n: in
     def loss_at_w_star(x: Tensor, y: Tensor) -> Tensor:
         return loss_fn(functional_call(model, (w_star, buffers), (x,)), y) * len(x)
 
+    row_losses = None
     with torch.no_grad():
-        if isinstance(data, tuple):
+        if isinstance(data, tuple) and cfg.control_variate and cfg.batch_size < len(data[0]):
+            data = (data[0].to(device), data[1].to(device))
+            row_losses = torch.stack([loss_at_w_star(data[0][i:i + 1], data[1][i:i + 1]) for i in range(len(data[0]))])
+            init_loss, sources = float(row_losses.double().mean()), data
+        elif isinstance(data, tuple):
             data = (data[0].to(device), data[1].to(device))
             perm = torch.randperm(len(data[0]), generator=torch.Generator().manual_seed(cfg.seed + cfg.num_chains))
             perm = perm[: cfg.batch_size * cfg.init_loss_batches].to(device)
@@ -166,7 +176,15 @@ def _setup(model: nn.Module, data: Data, loss_fn: LossFn, cfg: SGLDConfig, n: in
             pairs = [init_loader() for _ in range(cfg.init_loss_batches)]
             init_loss = float(sum(loss_at_w_star(x, y) for x, y in pairs)) / sum(len(x) for x, _ in pairs)
             sources = [_Loader(data, device) for _ in range(cfg.num_chains)]
-    return sources, gens, w_star, buffers, nbeta, init_loss
+    return sources, gens, w_star, buffers, nbeta, init_loss, row_losses
+
+
+def _traced(losses: Tensor, idx: Tensor | None, row_losses: Tensor | None, init_loss: float) -> Tensor:
+    """What the trace keeps of a step's minibatch losses (one per chain, rows ``idx`` (chains, B)): the losses
+    themselves, or with the control variate L_B(w_t) − L_B(w*) + L_n(w*)."""
+    if row_losses is None or idx is None:
+        return losses
+    return losses - row_losses[idx].mean(dim=-1) + init_loss
 
 
 def _finish(traces: Tensor, init_loss: float, nbeta: float, cfg: SGLDConfig,
@@ -231,7 +249,8 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
     Parameters live in one flat (chains, dim) tensor; batch indices and noise are drawn ``chunk`` steps at
     a time. Raises ScoringError naming the chain and step if a loss becomes NaN or infinite.
     """
-    sources, gens, w_star, buffers, nbeta, init_loss = _setup(model, loader_or_tensors, loss_fn, cfg, n, device)
+    sources, gens, w_star, buffers, nbeta, init_loss, rows = _setup(model, loader_or_tensors, loss_fn, cfg, n,
+                                                                     device)
     C, steps = cfg.num_chains, cfg.num_burnin + cfg.num_draws
     stacked, _ = stack_module_state([model] * C)
     flat = torch.cat([p.detach().to(device).reshape(C, -1) for p in stacked.values()], dim=1)
@@ -270,7 +289,7 @@ def estimate_llc(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn, cfg
             x, y = (torch.stack(z) for z in zip(*(s() for s in sources), strict=True))
         losses, grad = loss_and_grad(flat, x, y)
         with torch.no_grad():
-            traces[:, t] = losses
+            traces[:, t] = _traced(losses, None if idx is None else idx[:, t % chunk], rows, init_loss)
             offset = flat - flat_star
             scale = _rmsprop_scale(square_avg, grad, nbeta, cfg) if square_avg is not None else None
             drift = grad.mul_(-nbeta).sub_(offset, alpha=cfg.gamma)
@@ -339,7 +358,8 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
                       device: str | torch.device = "cpu", chunk: int = 256) -> LLCEstimate:
     """Same estimate as ``estimate_llc``, one chain after another with autograd (reference implementation).
     With tensor data and the same ``chunk`` it draws exactly the batches and noise that ``estimate_llc`` does."""
-    sources, gens, w_star, buffers, nbeta, init_loss = _setup(model, loader_or_tensors, loss_fn, cfg, n, device)
+    sources, gens, w_star, buffers, nbeta, init_loss, rows = _setup(model, loader_or_tensors, loss_fn, cfg, n,
+                                                                     device)
     steps = cfg.num_burnin + cfg.num_draws
     traces = torch.empty(cfg.num_chains, steps, device=device)
     dim = sum(p.numel() for p in w_star.values())
@@ -360,7 +380,8 @@ def estimate_llc_loop(model: nn.Module, loader_or_tensors: Data, loss_fn: LossFn
                 x, y = sources[c]()
             loss = loss_fn(functional_call(model, (params, buffers), (x,)), y)
             grads = torch.autograd.grad(loss, list(params.values()))
-            traces[c, t] = loss.detach()
+            traces[c, t] = _traced(loss.detach()[None], None if idx is None else idx[:, t % chunk], rows,
+                                   init_loss)[0]
             probe = every and t >= cfg.num_burnin and (t - cfg.num_burnin) % every == 0
             before = {k: p.detach().clone() for k, p in params.items()} if probe else None
             with torch.no_grad():

@@ -293,3 +293,40 @@ def test_trace_drift_is_near_zero_when_stationary_and_large_while_rising():
     rising = 1.0 + torch.linspace(0, 2, 400).expand(2, 400)  # the 2nd quarter at ~1.75, the 4th at ~2.75
     # the mean draw is 2.0, a rise of 1.0 over L_n(w*), and the 4th quarter sits 1.0 above the 2nd
     assert trace_drift(rising, init_loss=1.0) == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.parametrize("estimator", [estimate_llc, estimate_llc_loop])
+def test_control_variate_keeps_the_chains_and_subtracts_each_batchs_loss_at_w_star(estimator):
+    """The control variate changes what the trace records, not the chains: the same seed gives the same moves (MALA
+    probes alike), L_n(w*) becomes the mean of every row's loss, and each kept loss is shifted by exactly
+    L_n(w*) − L_B(w*) for the batch B that step drew (recomputed here from the seeded batch indices)."""
+    model, x, y = regression(n=300)
+    cfg = replace(REGULAR, num_chains=2, num_draws=40, num_burnin=10, batch_size=16, mala_every=5,
+                  init_loss_batches=1)
+    raw = estimator(model, (x, y), mse, cfg, n=300)
+    cv = estimator(model, (x, y), mse, replace(cfg, control_variate=True), n=300)
+    with torch.no_grad():
+        rows = ((x @ model.weight.T - y) ** 2).squeeze(1)
+    assert cv.init_loss == pytest.approx(float(rows.mean()), rel=1e-5)
+    assert cv.acceptance == pytest.approx(raw.acceptance, abs=1e-6)
+    gens = [torch.Generator().manual_seed(cfg.seed + c) for c in range(cfg.num_chains)]
+    idx = torch.stack([torch.randint(300, (50, 16), generator=g) for g in gens])[:, cfg.num_burnin:]
+    torch.testing.assert_close(cv.loss_traces, raw.loss_traces - rows[idx].mean(dim=-1) + cv.init_loss,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_control_variate_gives_the_same_llc_with_a_smaller_spread_between_chains():
+    """Regular model (truth d/2 = 5). Batches of 64 rows, whose mean loss spreads by ~0.17 (× nβ 263 per draw):
+    the plain chains' λ̂ spread by ~1.3, with the control variate by several times less, and the two estimates
+    of the same chains agree within 2 of the plain one's standard errors (the same expectation; small batches also
+    push SGLD's own spread, hence λ̂, up by ~10%). At the calibrated batch of 256 the control variate's λ̂ is 5
+    within 10%. L_n(w*) of the plain estimate is taken over every row, as the free energy does."""
+    model, x, y = regression()
+    cfg = replace(REGULAR, num_chains=8, batch_size=64, init_loss_batches=32)
+    raw = estimate_llc(model, (x, y), mse, cfg, n=len(x))
+    cv = estimate_llc(model, (x, y), mse, replace(cfg, control_variate=True), n=len(x))
+    assert cv.init_loss == pytest.approx(raw.init_loss, rel=1e-5)
+    assert abs(cv.mean - raw.mean) <= 2 * raw.std / math.sqrt(8), (cv, raw)
+    assert cv.std < raw.std / 3, (cv.per_chain, raw.per_chain)
+    calibrated = estimate_llc(model, (x, y), mse, replace(REGULAR, control_variate=True), n=len(x))
+    assert calibrated.mean == pytest.approx(5.0, rel=0.10), calibrated
