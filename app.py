@@ -8,9 +8,10 @@ published 2023 results (``data/published_2023``; ``--published`` / ``$MRL_PUBLIS
 data always takes precedence.
 
 Besides the Gradio page, ``GET /api/leaderboard?base=...[&source=...]&format=json|csv|parquet[&limit=N]
-[&include_seen=1]`` serves a ranking (the base's row and the top N models, or all) as a file; by default each
-model's mean gain leaves out the suite targets its model card says it was trained on (the zero-shot estimand),
-``include_seen=1|true`` puts them back. Each such file is rendered once per store version and kept under
+[&include_seen=1][&include_suspect=1]`` serves a ranking (the base's row and the top N models, or all) as a file;
+by default each model's mean gain leaves out the suite targets its model card says it was trained on (the zero-shot
+estimand) and its suspect imported cells, ``include_seen=1|true`` and ``include_suspect=1|true`` put them back.
+Each such file is rendered once per store version and kept under
 ``<cache_dir>/api`` with a gzip copy: answers carry a strong ETag (``If-None-Match`` gets 304) and are gzipped
 for clients that accept it. A store fault on the API is a 503 with its sentence. ``build_app(store, settings)``
 returns the Blocks: the page's components (``ui/layout.py``) wired (``ui/wiring.py``) to their event handlers
@@ -83,11 +84,14 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
 
     @api.get("/api/leaderboard")
     def leaderboard(request: Request, base: str, source: str | None = None, format: str = "json",  # noqa: A002
-                    limit: int | None = None, include_seen: str = "false"):
-        seen = parse_flag(include_seen)
+                    limit: int | None = None, include_seen: str = "false", include_suspect: str = "false"):
+        seen, suspect = parse_flag(include_seen), parse_flag(include_suspect)
         if seen is None:
             raise HTTPException(400, "include_seen must be 1, true, 0 or false (default false: each model's mean "
                                      "gain leaves out the targets it was trained on)")
+        if suspect is None:
+            raise HTTPException(400, "include_suspect must be 1, true, 0 or false (default false: each model's mean "
+                                     "gain leaves out its suspect imported cells)")
         if limit is not None and limit < 0:
             raise HTTPException(400, "limit must be a non-negative number of models")
         if format not in MEDIA_TYPES:
@@ -98,7 +102,7 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
         if source is None and len(held) > 1:
             raise HTTPException(400, f"{base} has {len(held)} leaderboards: add source={' or source='.join(held)}")
         source = source or (held[0] if held else PROJECT_SOURCE)
-        version, board = h.service.versioned_board(base, source, seen)
+        version, board = h.service.versioned_board(base, source, seen, suspect)
         if board.rows.empty and board.baseline.empty:
             known = f"; its scores are under source={' or source='.join(held)}" if held else ""
             raise HTTPException(404, f"no {source} scores for {base}{known}")

@@ -65,6 +65,8 @@ METRICS: MappingProxyType[str, MetricSpec] = _specs(
 )
 
 PUBLISHED_SOURCE = "published-2023"
+# the status of an imported cell that looks column-shifted (data/quality.py): shown, out of the mean by default
+SUSPECT = "suspect"
 PROJECT_SOURCE = "project"
 SOURCES = MappingProxyType({
     PROJECT_SOURCE: "this project's scores",

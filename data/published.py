@@ -36,8 +36,10 @@ from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
+import pandas as pd
+
 from data.errors import LeaderboardError
-from data.metrics import PUBLISHED_SOURCE
+from data.metrics import PUBLISHED_SOURCE, SUSPECT
 from data.records import Score
 from data.settings import DEFAULT_PUBLISHED
 from data.store import Store
@@ -121,11 +123,14 @@ class BaseCounts:
     scores: int  # candidate scores (targets and probes)
     baseline_scores: int  # at most 36 x 20
     baseline_missing: int  # baseline rows with an empty score (failed runs), not stored
+    suspect_rows: int = 0  # column-shifted rows (data/quality.py): their misplaced cells are stored as suspect
+    suspect_cells: int = 0
 
     def summary(self) -> str:
         return (f"{self.base_id}: {self.models} models | {self.fully_tested} fully tested | "
                 f"{self.probe_zero} with mnli_lp = 0 | {self.scores} scores | "
-                f"{self.baseline_scores} baseline scores ({self.baseline_missing} runs missing)")
+                f"{self.baseline_scores} baseline scores ({self.baseline_missing} runs missing) | "
+                f"{self.suspect_rows} column-shifted rows ({self.suspect_cells} suspect cells)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,7 +297,32 @@ def _parse_models_tested(text: str) -> tuple[list[Score], dict[str, BaseCounts],
         for base_id, t in tallies.items()
     }
     duplicates = tuple(sorted(name for name, n in names.items() if n > 1))
+    scores, suspects = flag_suspect_cells(scores)
+    counts = {b: replace(c, suspect_rows=suspects[b][0], suspect_cells=suspects[b][1]) for b, c in counts.items()}
     return scores, counts, duplicates
+
+
+def flag_suspect_cells(scores: list[Score]) -> tuple[list[Score], dict[str, tuple[int, int]]]:
+    """Each base's target scores as a models × targets table in the file's column order; the cells of its
+    column-shifted rows (data/quality.py) get status ``SUSPECT``. Returns the scores and, per base id, (rows, cells)
+    flagged."""
+    from data.quality import suspect_cells
+
+    targets = [s for s in scores if s.metric == "target_score"]
+    flagged: set[tuple[str, str]] = set()
+    found: dict[str, tuple[int, int]] = {}
+    for base_id, _ in PUBLISHED_BASES.values():
+        mine = [s for s in targets if s.base_id == base_id]
+        table = pd.DataFrame([(s.revision, s.target, s.value) for s in mine], columns=["row", "target", "value"])
+        table = table.pivot(index="row", columns="target", values="value").reindex(columns=list(DATASET_COLUMNS))
+        flags = suspect_cells(table) if len(table) else None
+        found[base_id] = (flags.rows, flags.cells) if flags is not None else (0, 0)
+        if flags is not None and flags.rows:
+            cells = flags.suspect.stack()
+            flagged.update((row, target) for (row, target), bad in cells.items() if bad)
+    out = [replace(s, status=SUSPECT) if s.metric == "target_score" and (s.revision, s.target) in flagged else s
+           for s in scores]
+    return out, found
 
 
 def _row_scores(row: Mapping[str, str], i: int, repo_id: str, base_id: str, where: str) -> list[Score]:

@@ -69,6 +69,10 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="n_seen", label="trained on", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Suite targets the model was trained on (its card's datasets): left out of its mean gain "
                        "unless 'include the targets a model was trained on' is ticked."),
+    Column(key="n_suspect", label="suspect cells", group=OVERVIEW, higher_is_better=None, fmt="int",
+           description="Imported target scores that look column-shifted (the row's values fit a neighbouring "
+                       "column of the published file: data/quality.py): shown, left out of the mean gain unless "
+                       "'include suspect cells' is ticked."),
     Column(key="failed_runs", label="failed runs", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Fine-tuning runs that failed a check (one class predicted, no better than the majority "
                        "class, training loss not falling): stored and counted, never in a mean."),

@@ -1,7 +1,8 @@
 """Exports of a leaderboard: CSV, JSON and Parquet with stable column names and natural units.
 
 Columns (README documents them): base_id, source, rank (0 = the base's own row), repo_id, revision,
-mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, gain_df, n_seen, failed_runs,
+mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, gain_df, n_seen, n_suspect,
+failed_runs,
 probe_accuracy, knn_accuracy, logme_target, free_energy_status,
 free_energy, llc_mean, llc_std, init_loss, labels_saved, downloads, likes, license, num_params, last_modified,
 pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target, sorted.
@@ -29,7 +30,7 @@ from ranking.leaderboard import Leaderboard
 FORMATS = ("csv", "json", "parquet")
 LEADING = (
     "base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high", "beats_base",
-    "mean_score", "n_targets", "n_seeds", "gain_df", "n_seen", "failed_runs",
+    "mean_score", "n_targets", "n_seeds", "gain_df", "n_seen", "n_suspect", "failed_runs",
     "probe_accuracy", "knn_accuracy", "logme_target", "free_energy", "free_energy_status", "llc_mean", "llc_std",
     "init_loss", "labels_saved",
     "downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline",
@@ -66,6 +67,7 @@ def to_json(board: Leaderboard, frame: pd.DataFrame) -> bytes:
         "seed_design": board.seed_design,
         "gain_interval": INTERVALS.get(board.seed_design, ""),
         "include_seen": board.include_seen,
+        "include_suspect": board.include_suspect,
         "dropped_targets": list(board.dropped),
         "columns": list(frame.columns),
     }

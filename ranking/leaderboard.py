@@ -15,6 +15,10 @@ Rules (the README documents them for users):
   then revision. ``rank`` counts only the models with a value of the sort metric (by default those with a mean
   gain); the others are listed after them unranked (<NA>: "probe only" on a published board). The base's own
   row is kept apart, rank 0, and always shown first.
+- Cells left out of a mean gain by default, each counted in its own column and put back by its own toggle: the
+  targets a model was trained on (``n_seen``, ``include_seen``) and imported cells stored as suspect
+  (``n_suspect``, ``include_suspect``: a column-shifted row of a published file, data/quality.py). The mean is then
+  over the suite's other targets. A suspect cell's score is shown either way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from data.metrics import METADATA_COLUMNS, METRICS
+from data.metrics import METADATA_COLUMNS, METRICS, SUSPECT
 from ranking import gains
 from ranking.gains import SeedDesign
 
@@ -51,6 +55,7 @@ class Leaderboard:
     config_hashes: Mapping[str, str] = field(default_factory=dict)  # scorer -> protocol used
     seed_design: str = "paired"  # how gains and intervals pair the runs (ranking/gains.py)
     include_seen: bool = False  # True: a model's mean gain includes the targets it was trained on
+    include_suspect: bool = False  # True: a model's mean gain includes its suspect imported cells
     dropped: tuple[str, ...] = ()  # targets the base's learning-rate sweep dropped (scoring/lr_sweep.py)
 
     def to_frame(self) -> pd.DataFrame:
@@ -83,13 +88,13 @@ def scores_frame(rows) -> pd.DataFrame:
 
 
 def leaderboard_from(data, *, sort_by: str = "mean_gain", config_hashes: Mapping[str, str] | None = None,
-                     include_seen: bool = False) -> Leaderboard:
+                     include_seen: bool = False, include_suspect: bool = False) -> Leaderboard:
     """The leaderboard of a ``data.boards.BoardData`` (read by the service layer; any object with its fields)."""
     return build_leaderboard(scores_frame(data.scores), base_id=data.base_id, source=data.source,
                              base_aliases=data.aliases, metadata=data.metadata, config_hashes=config_hashes,
                              sort_by=sort_by, baseline_revision=data.baseline_revision,
                              seed_design=getattr(data, "seed_design", "paired"), seen=getattr(data, "seen", None),
-                             include_seen=include_seen)
+                             include_seen=include_seen, include_suspect=include_suspect)
 
 
 def typed_scores(frame: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +120,7 @@ def build_leaderboard(
     seed_design: SeedDesign = "paired",
     seen: Mapping[str, Collection[str]] | None = None,
     include_seen: bool = False,
+    include_suspect: bool = False,
 ) -> Leaderboard:
     """Rank the candidates of ``base_id`` from one source's scores (a frame with SCORE_COLUMNS).
 
@@ -136,10 +142,11 @@ def build_leaderboard(
     model_of_row[cand_rows] = model_codes
     failed = cand_rows & ~codes.ok & (codes.metric == codes.metric_code(TARGET_METRIC))
     unconverged = cand_rows & ~codes.ok & (codes.metric == codes.metric_code("free_energy"))
+    suspect = cand_rows & codes.suspect & (codes.metric == codes.metric_code(TARGET_METRIC))
     cand_rows = cand_rows & codes.ok
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
-    suite = _add_target_columns(columns, codes, (base_rows, cand_rows), model_of_row, base_stats, seed_design,
-                                seen or {}, include_seen)
+    suite = _add_target_columns(columns, codes, (base_rows, cand_rows, suspect), model_of_row, base_stats,
+                                seed_design, seen or {}, (include_seen, include_suspect))
     columns["failed_runs"] = np.bincount(model_of_row[failed], minlength=len(repos)).astype(np.int64)
     for metric_key in SUMMARY_METRICS:
         rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
@@ -160,9 +167,10 @@ def build_leaderboard(
     base_scores = scores[base_all] if base_all.any() else scores.iloc[:0]  # its failed runs too: counted
     baseline = _baseline(base_id, base_scores, base_stats, suite, rows.columns)
     if not baseline.empty:
-        baseline["failed_runs"], baseline["n_seen"] = int(failed_base.sum()), 0
+        baseline["failed_runs"], baseline["n_seen"], baseline["n_suspect"] = int(failed_base.sum()), 0, 0
     return Leaderboard(base_id=base_id, source=source, rows=rows, baseline=baseline, suite=suite,
                        config_hashes=chosen, seed_design=seed_design, include_seen=include_seen,
+                       include_suspect=include_suspect,
                        dropped=dropped_targets(scores, {base_id, *base_aliases}, chosen))
 
 
@@ -190,14 +198,17 @@ def _base_and_candidate_rows(codes: _Codes, keep: np.ndarray, base_names: set[st
     return base_rows, cand_rows
 
 
-def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tuple[np.ndarray, np.ndarray],
-                        model_of_row: np.ndarray, base_stats: pd.DataFrame, seed_design: SeedDesign,
-                        trained_on: Mapping[str, Collection[str]], include_seen: bool) -> tuple[str, ...]:
-    """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base, n_seeds and gain_df
-    (under the seed design, ranking/gains.py); returns the suite."""
-    base_rows, cand_rows = rows
+def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes,
+                        rows: tuple[np.ndarray, np.ndarray, np.ndarray], model_of_row: np.ndarray,
+                        base_stats: pd.DataFrame, seed_design: SeedDesign,
+                        trained_on: Mapping[str, Collection[str]], include: tuple[bool, bool]) -> tuple[str, ...]:
+    """score:/gain: per target, n_targets, mean_score, mean_gain, its interval, beats_base, n_seeds, gain_df
+    (under the seed design, ranking/gains.py), n_seen and n_suspect; returns the suite. ``rows``: the base's,
+    the candidates' usable and the candidates' suspect rows; ``include``: (include_seen, include_suspect)."""
+    base_rows, cand_rows, suspect_rows = rows
+    include_seen, include_suspect = include
     n_models = len(columns["repo_id"])
-    target_rows = cand_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
+    target_rows = (cand_rows | suspect_rows) & (codes.metric == codes.metric_code(TARGET_METRIC))
     used = np.unique(codes.target[target_rows])
     target_names = [codes.targets[i] for i in used]
     column_of = np.full(len(codes.targets) + 1, -1, dtype=np.int64)
@@ -209,16 +220,20 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     has_base = bool(suite) and set(suite) <= set(base_stats.index)
     flagged = np.array([[t in trained_on.get(repo, ()) for t in target_names] for repo in columns["repo_id"]],
                        dtype=bool).reshape(n_models, len(target_names))
-    seen = None if include_seen else flagged  # n_seen counts them either way; the mean leaves them out by default
+    suspect = np.zeros((n_models, len(target_names)), dtype=bool)
+    suspect[model_of_row[suspect_rows], column_of[codes.target[suspect_rows]]] = True
+    # n_seen and n_suspect count them either way; the mean leaves them out by default
+    left_out = (flagged if not include_seen else np.zeros_like(flagged)) | (
+        suspect if not include_suspect else np.zeros_like(suspect))
     if seed_design == "paired":
         b = base_rows & (codes.metric == codes.metric_code(TARGET_METRIC))
         g = gains.paired((cand_model, cand_column, codes.seed[target_rows], codes.value[target_rows]),
                          (column_of[codes.target[b]], codes.seed[b], codes.value[b]), n_models, len(target_names),
-                         in_suite if has_base else [], seen)
+                         in_suite if has_base else [], left_out)
     else:
         stats = base_stats.reindex(target_names)
         g = gains.independent(mean, var, count, stats["mean"].to_numpy(), stats["var"].to_numpy(),
-                              stats["count"].fillna(0).to_numpy(), in_suite if has_base else [], seen)
+                              stats["count"].fillna(0).to_numpy(), in_suite if has_base else [], left_out)
     for j, target in enumerate(target_names):
         columns[f"score:{target}"] = mean[:, j]
     for j, target in enumerate(target_names):
@@ -234,6 +249,8 @@ def _add_target_columns(columns: dict[str, np.ndarray], codes: _Codes, rows: tup
     in_suite_cols = [c for c in in_suite if c >= 0]
     columns["n_seen"] = (flagged[:, in_suite_cols].sum(axis=1) if in_suite_cols else np.zeros(n_models)
                          ).astype(np.int64)
+    columns["n_suspect"] = (suspect[:, in_suite_cols].sum(axis=1) if in_suite_cols else np.zeros(n_models)
+                            ).astype(np.int64)
     return suite
 
 
@@ -249,7 +266,8 @@ class _Codes:
         self.hash, self.hashes = _factorize(scores["config_hash"])
         self.value = scores["value"].to_numpy(dtype=np.float64)
         self.seed = scores["seed"].to_numpy(dtype=np.int64)
-        self.ok = scores["status"].to_numpy(dtype=object) == OK if "status" in scores else np.ones(len(scores), bool)
+        status = scores["status"].to_numpy(dtype=object) if "status" in scores else np.full(len(scores), OK, object)
+        self.ok, self.suspect = status == OK, status == SUSPECT
 
     def widest_protocols(self) -> dict[str, str]:
         """For each scorer, the config hash that covers the most models (ties: the smallest hash)."""

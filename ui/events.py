@@ -47,6 +47,11 @@ def view_query(filters: Filters) -> ViewQuery:
                      sizes=SIZE_CHOICES if filters.sizes is None else tuple(filters.sizes))
 
 
+def estimand(include_seen, include_suspect) -> dict[str, bool]:
+    """The two toggles' values as the handlers' keywords (a toggle Gradio has not sent yet is False)."""
+    return {"include_seen": bool(include_seen), "include_suspect": bool(include_suspect)}
+
+
 def _unchanged_compare() -> CompareView:
     """Leave the Compare tab as it is."""
     return CompareView(header=gr.update(), share=gr.update(), gains=gr.update(), table=gr.update())
@@ -60,17 +65,16 @@ class AppEvents:
 
     # ------------------------------------------------------------ leaderboard
     def show_table(self, base, source, filters: Filters) -> TableView:
-        query, include_seen = view_query(filters), bool(filters.include_seen)
-        frame, datatypes, status = self.h.leaderboard(base, source, query, include_seen=include_seen)
+        query, extras = view_query(filters), estimand(filters.include_seen, filters.include_suspect)
+        frame, datatypes, status = self.h.leaderboard(base, source, query, **extras)
         table = gr.update(value=frame, datatype=datatypes or "str", column_widths=column_widths(frame))
-        return TableView(table=table, status=status,
-                         shown_ids=self.h.shown_ids(base, source, query, include_seen=include_seen))
+        return TableView(table=table, status=status, shown_ids=self.h.shown_ids(base, source, query, **extras))
 
     def board_change(self, base, source, filters: Filters, *, model: str = "", compared=()) -> BoardView:
         """A new board: its choices, its table, the model page on ``model`` (default: its top model) and the
         comparison picker on ``compared`` (default: empty). Filter values the board lacks fall back."""
         base, source = self.h.default_selection(base, source)
-        controls = self.h.controls(base, source, include_seen=bool(filters.include_seen))
+        controls = self.h.controls(base, source, **estimand(filters.include_seen, filters.include_suspect))
         off = controls["empty_filters"]  # a filter whose column this board lacks: off, with the reason
         licenses = [v for v in (filters.licenses or []) if v in controls["licenses"]]
         sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls["sort"]] else "mean_gain"
@@ -92,19 +96,20 @@ class AppEvents:
 
     def on_load(self, request: gr.Request, *filters):
         """The board, model page or comparison that the URL names (``ui.urls``), else the default board, under the
-        estimand it names (``include_seen=1``): (base, *BoardView, *CompareView, tabs, include_seen)."""
+        estimand it names (``include_seen=1``, ``include_suspect=1``): (base, *BoardView, *CompareView, tabs,
+        include_seen, include_suspect)."""
         params = page_params(dict(request.query_params) if request is not None else {})
         base, source = self.h.default_selection(params.base or None, params.source or None)
         note = self.h.url_note(params.base, base)  # ?base=roberta-base: say which board this is
         if note:
             gr.Info(html.escape(note), duration=8)
-        include_seen = params.include_seen
-        board = self.board_change(base, source, replace(Filters(*filters), include_seen=include_seen),
+        seen, suspect = params.include_seen, params.include_suspect
+        board = self.board_change(base, source, replace(Filters(*filters), include_seen=seen, include_suspect=suspect),
                                   model=params.model, compared=params.compare)
-        compared = (self.show_compare(base, source, params.compare, include_seen)[0] if params.compare
+        compared = (self.show_compare(base, source, params.compare, seen, suspect)[0] if params.compare
                     else _unchanged_compare())
         return (gr.update(choices=self.h.service.bases(), value=base), *board.as_list(), *compared.as_list(),
-                gr.Tabs(selected=params.tab), gr.update(value=include_seen))
+                gr.Tabs(selected=params.tab), gr.update(value=seen), gr.update(value=suspect))
 
     def on_base_input(self, base, shown_board, *filters):
         """A user's pick of base: the source on show stays when the new base has it (BoardView)."""
@@ -129,7 +134,8 @@ class AppEvents:
         chosen = Filters(*filters)
         query = view_query(chosen) if scope == "current view" else None
         try:  # the board shown: its estimand, whichever the scope
-            return str(self.h.export(*shown_board, query, fmt, include_seen=bool(chosen.include_seen)))
+            return str(self.h.export(*shown_board, query, fmt, **estimand(chosen.include_seen,
+                                                                          chosen.include_suspect)))
         except SubmissionRejected as e:
             gr.Warning(e.reason)
             return None
@@ -138,16 +144,17 @@ class AppEvents:
         return self.h.board_links()
 
     # --------------------------------------------------- model page, compare
-    def on_model(self, shown_board, repo_id, include_seen=False):
-        page = self.h.model_page(*shown_board, repo_id, include_seen=bool(include_seen))
+    def on_model(self, shown_board, repo_id, include_seen=False, include_suspect=False):
+        page = self.h.model_page(*shown_board, repo_id, **estimand(include_seen, include_suspect))
         return ModelView(header=page["header"], share=page["share"], gains=page["gains"],
                          free_energy=page["free_energy"], chains=page["chains"], dropout=page["dropout"],
                          sample_efficiency=page["sample_efficiency"], revisions=page["revisions"]).as_list()
 
-    def show_compare(self, base, source, picked, include_seen=False) -> tuple[CompareView, bool]:
+    def show_compare(self, base, source, picked, include_seen=False, include_suspect=False
+                     ) -> tuple[CompareView, bool]:
         """The comparison, and whether it was made; a refusal is a warning and its reason in the header."""
         try:
-            out = self.h.compare(base, source, picked, include_seen=bool(include_seen))
+            out = self.h.compare(base, source, picked, **estimand(include_seen, include_suspect))
         except CompareRejected as e:
             gr.Warning(html.escape(e.reason), duration=6)
             return CompareView(header=f"**Not compared.** {escape_markdown(e.reason)}", share="", gains=None,
@@ -155,31 +162,33 @@ class AppEvents:
         table = gr.update(value=out["table"], datatype=out["datatypes"], column_widths=out["widths"])
         return CompareView(header=out["header"], share=out["share"], gains=out["gains"], table=table), True
 
-    def on_compare(self, shown_board, picked, include_seen=False):
+    def on_compare(self, shown_board, picked, include_seen=False, include_suspect=False):
         """(*CompareView, tabs): the Compare tab opens when the comparison was made."""
-        compared, made = self.show_compare(*shown_board, picked, include_seen)
+        compared, made = self.show_compare(*shown_board, picked, include_seen, include_suspect)
         return (*compared.as_list(), gr.Tabs(selected="compare") if made else gr.update())
 
-    def on_add_to_compare(self, shown_board, picked, repo_id, include_seen=False):
+    def on_add_to_compare(self, shown_board, picked, repo_id, include_seen=False, include_suspect=False):
         """Add the model page's model to the comparison; from 2 models on, show the comparison:
         (compare_pick, *CompareView, tabs)."""
         try:
-            ids = self.h.add_to_compare(*shown_board, picked, repo_id, include_seen=bool(include_seen))
+            ids = self.h.add_to_compare(*shown_board, picked, repo_id, **estimand(include_seen, include_suspect))
         except CompareRejected as e:
             gr.Warning(html.escape(e.reason), duration=6)
             return gr.update(), *_unchanged_compare().as_list(), gr.update()
         if len(ids) < 2:
             gr.Info(f"{html.escape(ids[0])} is in the comparison: add one more model to compare.")
             return gr.update(value=list(ids)), *_unchanged_compare().as_list(), gr.update()
-        return gr.update(value=list(ids)), *self.on_compare(shown_board, ids, include_seen)
+        return gr.update(value=list(ids)), *self.on_compare(shown_board, ids, include_seen, include_suspect)
 
-    def on_include_seen(self, shown_board, repo_id, picked, include_seen):
-        """The toggle changed the board shown: the model page and a comparison of the picked models (when there
-        are 2 to 4 of the board's) follow it, so their ranks and gains agree with the table (*ModelView,
-        *CompareView). A pick that cannot be compared leaves the Compare tab as it is, without a warning."""
-        page = self.on_model(shown_board, repo_id, include_seen)
+    def on_include_seen(self, shown_board, repo_id, picked, include_seen, include_suspect=False):
+        """A toggle (trained-on targets, suspect cells) changed the board shown: the model page and a comparison
+        of the picked models (when there are 2 to 4 of the board's) follow it, so their ranks and gains agree with
+        the table (*ModelView, *CompareView). A pick that cannot be compared leaves the Compare tab as it is,
+        without a warning."""
+        page = self.on_model(shown_board, repo_id, include_seen, include_suspect)
         try:
-            out = self.h.compare(*shown_board, picked, include_seen=bool(include_seen)) if picked else None
+            out = (self.h.compare(*shown_board, picked, **estimand(include_seen, include_suspect)) if picked
+                   else None)
         except CompareRejected:
             out = None
         if out is None:
@@ -189,8 +198,8 @@ class AppEvents:
         return *page, *compared.as_list()
 
     # --------------------------------------------------------------- insights
-    def on_insights(self, shown_board, include_seen=False):
-        out = self.h.insights(*shown_board, include_seen=bool(include_seen))
+    def on_insights(self, shown_board, include_seen=False, include_suspect=False):
+        out = self.h.insights(*shown_board, **estimand(include_seen, include_suspect))
         view = InsightsView(free_energy=out["free_energy"], free_energy_text=out["free_energy_text"],
                             probe=out["probe"], probe_text=out["probe_text"], heatmap=out["heatmap"],
                             beats_base=out["beats_base"], study=out["study"], study_matrix=out["study_matrix"])

@@ -29,7 +29,8 @@ from pathlib import Path
 from ranking.leaderboard import Leaderboard
 from ui.service import normal_limit, render_board
 
-Key = tuple[str, str, bool, int, str, int | None]  # (base, source, include_seen, version, format, limit)
+Key = tuple[str, str, bool, bool, int, str, int | None]  # (base, source, include_seen, include_suspect, version,
+# format, limit)
 MAX_FILES = 64
 
 
@@ -55,7 +56,8 @@ class ExportFiles:
     def read(self, version: int, board: Leaderboard, fmt: str, limit: int | None, *,
              gzip: bool) -> tuple[bytes, str]:
         """(the export's bytes, their ETag): gzip-compressed when ``gzip``."""
-        key = (board.base_id, board.source, board.include_seen, version, fmt, normal_limit(board, limit))
+        key = (board.base_id, board.source, board.include_seen, board.include_suspect, version, fmt,
+               normal_limit(board, limit))
         for _ in range(3):
             export = self.get(key, board)
             try:
@@ -73,7 +75,7 @@ class ExportFiles:
         with self._render_lock:
             found = self._lookup(key)
             if found is None:
-                found = self._write(key, render_board(board, key[4], key[5]))
+                found = self._write(key, render_board(board, key[5], key[6]))
                 self._keep(key, found)
         return found
 
@@ -89,7 +91,7 @@ class ExportFiles:
 
     def _write(self, key: Key, data: bytes) -> ExportFile:
         self.folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{hashlib.sha256(repr(key).encode()).hexdigest()[:32]}.{key[4]}"
+        stem = f"{hashlib.sha256(repr(key).encode()).hexdigest()[:32]}.{key[5]}"
         packed = gzip.compress(data, compresslevel=6, mtime=0)
         path, gzip_path = self.folder / stem, self.folder / f"{stem}.gz"
         write_atomically(gzip_path, packed)
@@ -100,7 +102,7 @@ class ExportFiles:
         """Index ``export``; drop the board's older versions, then the least recently used past ``max_files``."""
         with self._lock:
             self._files[key] = export
-            older = [k for k in self._files if k[:3] == key[:3] and k[3] < key[3]]
+            older = [k for k in self._files if k[:4] == key[:4] and k[4] < key[4]]
             dropped = [self._files.pop(k) for k in older]
             while len(self._files) > max(1, self.max_files):
                 dropped.append(self._files.popitem(last=False)[1])

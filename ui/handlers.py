@@ -1,8 +1,9 @@
 """Every UI action as a plain method: ui/events.py turns them into Gradio updates, tests call them directly.
 
-Each action on a board takes ``include_seen`` (keyword, default False): the board shown either leaves out of each
-model's mean gain the suite targets its model card says it was trained on (the zero-shot estimand) or includes
-them. The table, its downloads, the model page, the comparison and the insights all read the same one."""
+Each action on a board takes ``include_seen`` and ``include_suspect`` (keywords, default False): the board shown
+either leaves out of each model's mean gain the suite targets its model card says it was trained on (the zero-shot
+estimand) and its suspect imported cells (column-shifted rows of a published file), or includes them. The table,
+its downloads, the model page, the comparison and the insights all read the same one."""
 
 from __future__ import annotations
 
@@ -157,23 +158,25 @@ class AppHandlers:
             return note and f"{note}."
         return f"There is no leaderboard for {requested_base.strip()[:200]}; showing {shown_base}."
 
-    def board(self, base: str | None, source: str, *, include_seen: bool = False) -> Leaderboard | None:
-        return None if not base else self.service.board(base, source, include_seen)
+    def board(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
+              ) -> Leaderboard | None:
+        return None if not base else self.service.board(base, source, include_seen, include_suspect)
 
-    def leaderboard(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False
-                    ) -> tuple[pd.DataFrame, list[str], str]:
+    def leaderboard(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False,
+                    include_suspect: bool = False) -> tuple[pd.DataFrame, list[str], str]:
         """(table, column datatypes, status line) of the current view."""
-        board = self.board(base, source, include_seen=include_seen)
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             return pd.DataFrame(), [], "No leaderboard yet."
         view = filter_rows(board, query)
         frame, datatypes = display_frame(board, view, query)
         return frame, datatypes, status_line(board, view, query)
 
-    def shown_ids(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False) -> list[str]:
+    def shown_ids(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False,
+                  include_suspect: bool = False) -> list[str]:
         """The repo ids of the view's rows in display order (baseline first), so a clicked row maps back to its
         model."""
-        board = self.board(base, source, include_seen=include_seen)
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             return []
         view = filter_rows(board, query)
@@ -181,9 +184,10 @@ class AppHandlers:
         ids = list(view["repo_id"] if limit is None else view["repo_id"].head(limit))
         return ([board.base_id] if not board.baseline.empty else []) + ids
 
-    def controls(self, base: str | None, source: str, *, include_seen: bool = False) -> dict:
+    def controls(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
+                 ) -> dict:
         """Choices that depend on the selected leaderboard."""
-        board = self.board(base, source, include_seen=include_seen)
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         return {
             "sources": self.service.sources(base) if base else [PROJECT_SOURCE],
             "licenses": license_choices(board) if board else [],
@@ -195,12 +199,12 @@ class AppHandlers:
         }
 
     def export(self, base: str | None, source: str, query: ViewQuery | None, fmt: str, *,
-               include_seen: bool = False) -> Path:
+               include_seen: bool = False, include_suspect: bool = False) -> Path:
         """Write the current view (``query``) or the full ranking (None) of the board shown as a file; returns its
         path."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown export format {fmt!r}")
-        board = self.board(base, source, include_seen=include_seen)
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             raise SubmissionRejected("There is no leaderboard to download yet.")
         frame = None
@@ -210,13 +214,14 @@ class AppHandlers:
             frame = pd.concat([board.baseline, view], ignore_index=True) if not board.baseline.empty else view
             scope = "view"
         data = render(board, fmt, frame)
-        estimand = "-include-seen" if include_seen else ""
+        estimand = "-include-seen" * include_seen + "-include-suspect" * include_suspect
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}{estimand}")
         return save_export(self._export_dir, name, data, fmt)
 
     # ------------------------------------------------------------- model page
-    def model_page(self, base: str | None, source: str, repo_id: str, *, include_seen: bool = False) -> dict:
-        board = self.board(base, source, include_seen=include_seen)
+    def model_page(self, base: str | None, source: str, repo_id: str, *, include_seen: bool = False,
+                   include_suspect: bool = False) -> dict:
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         repo_id = (repo_id or "").strip()
         if board is None or not repo_id:
             return {"header": "Pick a model on the leaderboard (click its row) or type its id.",
@@ -237,15 +242,16 @@ class AppHandlers:
             "dropout": model_page.guided_dropout_rates(self.store, repo_id, revision),
             "sample_efficiency": insights.sample_efficiency_figure(points),
             "revisions": model_page.scored_revisions(self.store, repo_id),
-            "share": share_markdown(page_query(board.base_id, source, model=repo_id, include_seen=include_seen),
-                                    "this model page"),
+            "share": share_markdown(page_query(board.base_id, source, model=repo_id, include_seen=include_seen,
+                                               include_suspect=include_suspect), "this model page"),
         }
 
     # ---------------------------------------------------------------- compare
-    def compare(self, base: str | None, source: str, ids, *, include_seen: bool = False) -> dict:
+    def compare(self, base: str | None, source: str, ids, *, include_seen: bool = False,
+                include_suspect: bool = False) -> dict:
         """2-4 models of one leaderboard side by side: header, grouped per-target gain bars, one table (with its
         datatypes and column widths) and the shareable link. Raises compare.CompareRejected with the reason."""
-        board = self.board(base, source, include_seen=include_seen)
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             raise compare.CompareRejected("There is no leaderboard to compare models on yet.")
         rows = compare.compared_rows(board, ids)
@@ -255,24 +261,26 @@ class AppHandlers:
             "gains": insights.compare_gains_figure(rows),
             "table": table, "datatypes": datatypes, "widths": column_widths(table),
             "share": share_markdown(page_query(board.base_id, source, compare=rows["repo_id"],
-                                               include_seen=include_seen), "this comparison"),
+                                               include_seen=include_seen, include_suspect=include_suspect),
+                                    "this comparison"),
         }
 
     def add_to_compare(self, base: str | None, source: str, picked, repo_id: str | None, *,
-                       include_seen: bool = False) -> tuple[str, ...]:
+                       include_seen: bool = False, include_suspect: bool = False) -> tuple[str, ...]:
         """The picked ids with this model page's model added; raises compare.CompareRejected when it is not on
         the leaderboard or the comparison is full."""
-        board = self.board(base, source, include_seen=include_seen)
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         repo_id = (repo_id or "").strip()
         if board is not None and repo_id and model_page.find_row(board, repo_id) is None:
             raise compare.CompareRejected(f"{repo_id} is not on the {board.base_id} leaderboard ({source} scores).")
         return compare.with_model(picked, repo_id)
 
     # --------------------------------------------------------------- insights
-    def insights(self, base: str | None, source: str, *, include_seen: bool = False) -> dict:
+    def insights(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
+                 ) -> dict:
         """Correlations, heatmap and study of the board shown; "beats the base" of every base's board under the
-        same estimand (``include_seen``)."""
-        board = self.board(base, source, include_seen=include_seen)
+        same estimand (``include_seen``, ``include_suspect``)."""
+        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         frame = board.to_frame() if board is not None else pd.DataFrame(columns=["is_baseline", "mean_gain"])
         fe_fig, fe_corr = insights.scatter_vs_gain(frame, "free_energy", "free energy")
         fe_pairs = insights.pairs_with_gain(frame, "free_energy")
@@ -281,7 +289,7 @@ class AppHandlers:
         for b in self.service.bases():
             sources = self.service.sources(b)
             chosen = source if source in sources else sources[0]
-            rows = self.service.board(b, chosen, include_seen).rows
+            rows = self.service.board(b, chosen, include_seen, include_suspect).rows
             ranked = int(rows["mean_gain"].notna().sum()) if len(rows) else 0
             beating = int(rows["beats_base"].fillna(False).astype(bool).sum()) if len(rows) else 0
             summary.append((f"{b} ({chosen})", beating, ranked))

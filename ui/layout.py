@@ -43,7 +43,8 @@ APP_CSS = "\n".join(
 @dataclass(frozen=True, slots=True)
 class Filters(_InOrder, Generic[T]):
     """The leaderboard's view controls: what a ``ui.views.ViewQuery`` is made of, and which estimand of the board is
-    shown (``include_seen``: mean gains include the targets a model was trained on)."""
+    shown (``include_seen``: mean gains include the targets a model was trained on; ``include_suspect``: and suspect
+    imported cells)."""
 
     search: T
     licenses: T
@@ -55,6 +56,7 @@ class Filters(_InOrder, Generic[T]):
     max_rows: T
     sizes: T
     include_seen: T
+    include_suspect: T
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +250,9 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
         with gr.Column(min_width=200):
             fully_scored = gr.Checkbox(label="fully scored only", elem_id="fully-scored")
             hide_below = gr.Checkbox(label="hide models below the base", elem_id="hide-below")
-        include_seen = _include_seen_toggle(gr)
+        with gr.Column(scale=2, min_width=260):
+            include_seen = _include_seen_toggle(gr)
+            include_suspect = _include_suspect_toggle(gr)
     with gr.Row():
         groups = gr.CheckboxGroup(label="columns", choices=list(GROUPS), value=list(DEFAULT_GROUPS), elem_id="groups")
         sort_by = gr.Dropdown(label="sort by", choices=[("mean gain", "mean_gain")], value="mean_gain",
@@ -271,7 +275,7 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
                          download_format=fmt, export_button=export_button, export_file=export_file)
     filters = Filters(search=search, licenses=licenses, min_downloads=min_downloads, fully_scored=fully_scored,
                       hide_below=hide_below, groups=groups, sort_by=sort_by, max_rows=max_rows, sizes=sizes,
-                      include_seen=include_seen)
+                      include_seen=include_seen, include_suspect=include_suspect)
     return tab, filters
 
 
@@ -283,8 +287,17 @@ INCLUDE_SEEN_INFO = ("By default a model's mean gain leaves out the suite target
 
 def _include_seen_toggle(gr):
     """The estimand shown: unticked (default), the zero-shot mean gain; ticked, every suite target counts."""
-    return gr.Checkbox(label=INCLUDE_SEEN_LABEL, info=INCLUDE_SEEN_INFO, value=False, elem_id="include-seen",
-                       scale=2)
+    return gr.Checkbox(label=INCLUDE_SEEN_LABEL, info=INCLUDE_SEEN_INFO, value=False, elem_id="include-seen")
+
+
+INCLUDE_SUSPECT_LABEL = "Include suspect imported cells"
+INCLUDE_SUSPECT_INFO = ("A published row whose scores fit a neighbouring column of IBM's file (column-shifted) has "
+                        "those cells marked suspect and left out of its mean gain; tick to put them back in.")
+
+
+def _include_suspect_toggle(gr):
+    """Unticked (default): suspect imported cells are shown but left out of mean gains; ticked, they count."""
+    return gr.Checkbox(label=INCLUDE_SUSPECT_LABEL, info=INCLUDE_SUSPECT_INFO, value=False, elem_id="include-suspect")
 
 
 def _size_filter(gr):

@@ -54,6 +54,7 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         ("mean score", format_value(row.get("mean_score"), "pct")),
         ("suite targets scored", f"{_int(row.get('n_targets'))} of {len(board.suite)}"),
         *_trained_on(board, row),
+        *_suspect(board, row),
         ("failed runs (stored, never averaged)", _int(row.get("failed_runs"))),
         ("probe accuracy", format_value(row.get("probe_accuracy"), "pct")),
         ("kNN accuracy", format_value(row.get("knn_accuracy"), "pct")),
@@ -88,6 +89,16 @@ def _trained_on(board: Leaderboard, row: pd.Series) -> list[tuple[str, str]]:
     if board.include_seen or n is None or pd.isna(n) or int(n) <= 0:
         return []
     return [("suite targets trained on (left out of the mean gain)", str(int(n)))]
+
+
+def _suspect(board: Leaderboard, row: pd.Series) -> list[tuple[str, str]]:
+    """How many of its imported target scores look column-shifted (data/quality.py), and whether they count."""
+    n = row.get("n_suspect")
+    if n is None or pd.isna(n) or int(n) <= 0:
+        return []
+    counted = "counted in the mean gain" if board.include_suspect else "left out of the mean gain"
+    return [(f"suspect cells (this row's scores fit a neighbouring column of the published file; {counted})",
+             str(int(n)))]
 
 
 def free_energy_details(store: Store, repo_id: str, revision: str) -> tuple[str, pd.DataFrame]:

@@ -4,9 +4,10 @@ The store's data version is checked at most every ``recheck_s`` seconds. When it
 leaderboard already built keeps being served while a fresh one is built in the background
 (stale-while-revalidate), so a busy scoring worker never makes the page wait for a rebuild.
 
-A board is built per (base, source, include_seen): ``include_seen`` False (the default) is the zero-shot
-estimand, each model's mean gain leaving out the suite targets its model card says it was trained on; True puts
-them back (``ranking.leaderboard.build_leaderboard``). Either is cached and served on its own.
+A board is built per (base, source, include_seen, include_suspect): ``include_seen`` False (the default) is the
+zero-shot estimand, each model's mean gain leaving out the suite targets its model card says it was trained on;
+True puts them back; ``include_suspect`` likewise for imported cells stored as suspect (column-shifted rows of a
+published file). ``ranking.leaderboard.build_leaderboard``; each is cached and served on its own.
 
 Both caches are bounded (least recently used out, by entries and by bytes) and hold only leaderboards that
 exist: a request for an unknown base gets an empty board that is not kept, and an export's row limit is
@@ -31,7 +32,7 @@ from ui.cache import BoundedCache
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str, bool]  # (canonical base id, source, include_seen)
+Key = tuple[str, str, bool, bool]  # (canonical base id, source, include_seen, include_suspect)
 MAX_BOARDS, MAX_BOARD_BYTES = 32, 512 * 2**20
 MAX_RENDERS, MAX_RENDER_BYTES = 128, 256 * 2**20
 
@@ -78,17 +79,21 @@ class LeaderboardService:
         found = [source for base, source, _ in self.available() if base == canonical_id(base_id)]
         return found or [PROJECT_SOURCE]
 
-    def board(self, base_id: str, source: str, include_seen: bool = False) -> Leaderboard:
+    def board(self, base_id: str, source: str, include_seen: bool = False, include_suspect: bool = False
+              ) -> Leaderboard:
         """The leaderboard of (base, source); ``include_seen``: mean gains include the targets each model was
-        trained on (default: left out, the zero-shot estimand)."""
-        return self.versioned_board(base_id, source, include_seen)[1]
+        trained on (default: left out, the zero-shot estimand); ``include_suspect``: and its suspect imported
+        cells (default: left out)."""
+        return self.versioned_board(base_id, source, include_seen, include_suspect)[1]
 
-    def versioned_board(self, base_id: str, source: str, include_seen: bool = False) -> tuple[int, Leaderboard]:
+    def versioned_board(self, base_id: str, source: str, include_seen: bool = False, include_suspect: bool = False
+                        ) -> tuple[int, Leaderboard]:
         """(the store's data version the board was built at, the board), as ``board`` serves it; an unknown
         board's version is -1."""
-        key = (canonical_id(base_id), source, bool(include_seen))
+        key = (canonical_id(base_id), source, bool(include_seen), bool(include_suspect))
         if key[:2] not in {(b, s) for b, s, _ in self.available()}:  # unknown: an empty board, never kept
-            return -1, dataclasses.replace(_empty_board(key[1]), base_id=key[0], include_seen=key[2])
+            return -1, dataclasses.replace(_empty_board(key[1]), base_id=key[0], include_seen=key[2],
+                                           include_suspect=key[3])
         with self._lock:
             version = self._current_version()
             cached = self._boards.get(key)
@@ -104,12 +109,12 @@ class LeaderboardService:
             return cached if cached is not None else (version, self._rebuild(key, version))
 
     def rendered(self, base_id: str, source: str, fmt: str, limit: int | None = None,
-                 include_seen: bool = False) -> bytes:
+                 include_seen: bool = False, include_suspect: bool = False) -> bytes:
         """The ranking (baseline + the top ``limit`` models, or all) as CSV, JSON or Parquet bytes,
-        rendered once per built leaderboard (``include_seen`` as for ``board``)."""
-        board = self.board(base_id, source, include_seen)
+        rendered once per built leaderboard (``include_seen`` and ``include_suspect`` as for ``board``)."""
+        board = self.board(base_id, source, include_seen, include_suspect)
         limit = normal_limit(board, limit)
-        key = ((board.base_id, source, bool(include_seen)), f"{fmt}:{limit}")
+        key = ((board.base_id, source, bool(include_seen), bool(include_suspect)), f"{fmt}:{limit}")
         with self._lock:
             cached = self._renders.get(key)
             if cached is not None and cached[0] == id(board):
@@ -122,7 +127,8 @@ class LeaderboardService:
     def _rebuild(self, key: Key, version: int) -> Leaderboard:
         started = time.perf_counter()
         try:
-            board = leaderboard_from(read_board(self.store, key[0], key[1]), include_seen=key[2])
+            board = leaderboard_from(read_board(self.store, key[0], key[1]), include_seen=key[2],
+                                     include_suspect=key[3])
         finally:
             with self._lock:
                 self._building.discard(key)
@@ -130,8 +136,9 @@ class LeaderboardService:
             current = self._boards.get(key)
             if current is None or current[0] <= version:
                 self._boards.put(key, (version, board), _size_of(board))
-        logger.info("built leaderboard %s (%s%s): %d models in %.2fs", key[0], key[1],
-                    ", trained-on targets included" if key[2] else "", len(board.rows), time.perf_counter() - started)
+        extras = ", trained-on targets included" * key[2] + ", suspect cells included" * key[3]
+        logger.info("built leaderboard %s (%s%s): %d models in %.2fs", key[0], key[1], extras, len(board.rows),
+                    time.perf_counter() - started)
         return board
 
 

@@ -1,6 +1,7 @@
 """Shareable page URLs: ``?base=...&source=...`` opens a leaderboard, ``&model=ID`` its model page and
 ``&compare=A,B,C`` a comparison; ``&include_seen=1`` shows mean gains that include the targets a model was
-trained on (by default they are left out: the zero-shot estimand). Pure functions: build the query of a view,
+trained on (by default they are left out: the zero-shot estimand), ``&include_suspect=1`` ones that include
+suspect imported cells (left out by default). Pure functions: build the query of a view,
 read one back.
 
 Links are relative (``?base=...``), so they work wherever the app is served. Values are URL-encoded, keeping
@@ -28,6 +29,7 @@ class PageParams:
     model: str = ""
     compare: tuple[str, ...] = ()
     include_seen: bool = False  # mean gains include the targets a model was trained on
+    include_suspect: bool = False  # mean gains include suspect imported cells
     personal: str = ""  # a personal ranking's token
 
     @property
@@ -62,16 +64,18 @@ def page_params(query: Mapping[str, str] | None) -> PageParams:
 
     return PageParams(base=value("base"), source=value("source"), model=value("model"),
                       compare=parse_ids(value("compare")), include_seen=bool(parse_flag(value("include_seen"))),
-                      personal=value("personal"))
+                      include_suspect=bool(parse_flag(value("include_suspect"))), personal=value("personal"))
 
 
 def page_query(base: str, source: str, *, model: str = "", compare: Iterable[str] = (),
-               include_seen: bool = False) -> str:
-    """The relative URL (``?base=...&source=...[&include_seen=1][&model=...|&compare=...]``) that reopens this
-    view."""
+               include_seen: bool = False, include_suspect: bool = False) -> str:
+    """The relative URL (``?base=...&source=...[&include_seen=1][&include_suspect=1][&model=...|&compare=...]``)
+    that reopens this view."""
     params = [("base", base), ("source", source)]
     if include_seen:
         params.append(("include_seen", "1"))
+    if include_suspect:
+        params.append(("include_suspect", "1"))
     if model:
         params.append(("model", model))
     ids = parse_ids(compare)

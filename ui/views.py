@@ -248,11 +248,27 @@ def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str
 
 def _estimand_note(board: Leaderboard) -> str:
     """Which mean gain the board ranks by, when it is not the plain mean over every suite target."""
+    notes = []
     if board.include_seen:
-        return "Mean gains include the targets a model was trained on."
-    trained = int((board.rows["n_seen"] > 0).sum()) if "n_seen" in board.rows else 0
-    return (f"Mean gains leave out the suite targets a model was trained on ({trained:,} "
-            f"{'model' if trained == 1 else 'models'})." if trained else "")
+        notes.append("Mean gains include the targets a model was trained on.")
+    elif trained := _models_with(board, "n_seen"):
+        notes.append(f"Mean gains leave out the suite targets a model was trained on ({_models(trained)}).")
+    suspect = _models_with(board, "n_suspect")
+    cells = int(board.rows["n_suspect"].sum()) if suspect else 0
+    if suspect and board.include_suspect:
+        notes.append(f"Mean gains include {cells:,} suspect imported cells ({_models(suspect)}).")
+    elif suspect:
+        notes.append(f"Mean gains leave out {cells:,} suspect imported cells: {_models(suspect)} whose published "
+                     "scores fit a neighbouring column of the file (column-shifted rows).")
+    return " ".join(notes)
+
+
+def _models_with(board: Leaderboard, column: str) -> int:
+    return int((board.rows[column] > 0).sum()) if column in board.rows else 0
+
+
+def _models(n: int) -> str:
+    return f"{n:,} {'model' if n == 1 else 'models'}"
 
 
 def sort_choices(board: Leaderboard) -> list[tuple[str, str]]:

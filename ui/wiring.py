@@ -3,8 +3,8 @@
 Components come from ``ui.layout.Layout`` by name; the handlers are ``ui.events.AppEvents`` methods
 (``wire_personal``: the "Your data" tab's ``ui.layout.PersonalTab`` and ``ui.events.PersonalEvents``). Registered in
 a fixed order (Gradio numbers events by it), inside the Blocks context the layout was built in. The
-``include_seen`` toggle is a filter (it rebuilds the table); the model page, comparison and insights read it too,
-as their last input, so every view is of the board the table shows.
+``include_seen`` and ``include_suspect`` toggles are filters (they rebuild the table); the model page, comparison
+and insights read them too, as their last inputs, so every view is of the board the table shows.
 """
 
 from ui.events import AppEvents, PersonalEvents
@@ -28,7 +28,7 @@ def _wire_page_load(demo, layout: Layout, events: AppEvents) -> None:
     lb = layout.leaderboard
     demo.load(events.on_load, inputs=layout.filters.as_list(),
               outputs=[lb.base, *layout.board_view().as_list(), *layout.compare.as_list(), layout.tabs,
-                       layout.filters.include_seen])
+                       layout.filters.include_seen, layout.filters.include_suspect])
     demo.load(events.on_jobs, outputs=layout.submit.jobs.as_list())
     demo.load(events.board_links, outputs=[layout.board_links])
 
@@ -52,19 +52,19 @@ def _wire_board(layout: Layout, events: AppEvents) -> None:
 
 
 def _wire_model_and_compare(layout: Layout, events: AppEvents) -> None:
-    lb, model, include_seen = layout.leaderboard, layout.model, layout.filters.include_seen
-    model.model.change(events.on_model, inputs=[lb.shown_board, model.model, include_seen],
-                       outputs=model.view.as_list())
-    model.show.click(events.on_model, inputs=[lb.shown_board, model.model, include_seen],
-                     outputs=model.view.as_list())
-    lb.compare_button.click(events.on_compare, inputs=[lb.shown_board, lb.compare_pick, include_seen],
+    lb, model = layout.leaderboard, layout.model
+    toggles = [layout.filters.include_seen, layout.filters.include_suspect]
+    model.model.change(events.on_model, inputs=[lb.shown_board, model.model, *toggles], outputs=model.view.as_list())
+    model.show.click(events.on_model, inputs=[lb.shown_board, model.model, *toggles], outputs=model.view.as_list())
+    lb.compare_button.click(events.on_compare, inputs=[lb.shown_board, lb.compare_pick, *toggles],
                             outputs=[*layout.compare.as_list(), layout.tabs])
     model.add_to_compare.click(events.on_add_to_compare,
-                               inputs=[lb.shown_board, lb.compare_pick, model.model, include_seen],
+                               inputs=[lb.shown_board, lb.compare_pick, model.model, *toggles],
                                outputs=[lb.compare_pick, *layout.compare.as_list(), layout.tabs])
-    # the toggle changes the board shown: the model page and the comparison follow (the table: _wire_board)
-    include_seen.change(events.on_include_seen, inputs=[lb.shown_board, model.model, lb.compare_pick, include_seen],
-                        outputs=[*model.view.as_list(), *layout.compare.as_list()], trigger_mode="always_last")
+    # a toggle changes the board shown: the model page and the comparison follow (the table: _wire_board)
+    for toggle in toggles:
+        toggle.change(events.on_include_seen, inputs=[lb.shown_board, model.model, lb.compare_pick, *toggles],
+                      outputs=[*model.view.as_list(), *layout.compare.as_list()], trigger_mode="always_last")
 
 
 def _wire_export(layout: Layout, events: AppEvents) -> None:
@@ -75,7 +75,8 @@ def _wire_export(layout: Layout, events: AppEvents) -> None:
 
 def _wire_insights(layout: Layout, events: AppEvents) -> None:
     """Computed when asked (Refresh) and whenever a tab is picked."""
-    inputs, outputs = [layout.leaderboard.shown_board, layout.filters.include_seen], layout.insights.view.as_list()
+    inputs = [layout.leaderboard.shown_board, layout.filters.include_seen, layout.filters.include_suspect]
+    outputs = layout.insights.view.as_list()
     layout.insights.refresh.click(events.on_insights, inputs=inputs, outputs=outputs)
     layout.tabs.select(events.on_insights, inputs=inputs, outputs=outputs)
 

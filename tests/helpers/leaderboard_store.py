@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Kind, Match, Score
@@ -32,6 +33,7 @@ SEED_NOISE = (0.002, -0.002, 0.0)
 # leaves sst2 out by default: +7.00 points (trec: 0.80 - 0.73), interval ± t_2 · 0.002 / √3 ≈ ± 0.50; with the
 # targets it was trained on included it is the plain mean, +6.00 ((5.00 + 7.00) / 2), interval ± 0.23.
 TRAINED_ON = {"alice/strong": ("transformers", "dataset:sst2")}
+SUSPECT = {("alice/strong", "sst2")}
 
 
 def candidate_runs(target: str, score: float) -> list[tuple[int, float]]:
@@ -44,8 +46,11 @@ def sha(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def build_store(path: Path, *, tags: Mapping[str, tuple[str, ...]] | None = None) -> Store:
-    """The known-answer store; ``tags``: repo -> its Hub tags (a card's ``dataset:X`` marks X as trained on)."""
+def build_store(path: Path, *, tags: Mapping[str, tuple[str, ...]] | None = None,
+                suspect: Collection[tuple[str, str]] = ()) -> Store:
+    """The known-answer store; ``tags``: repo -> its Hub tags (a card's ``dataset:X`` marks X as trained on);
+    ``suspect``: (repo, target) cells stored with status "suspect" (SUSPECT: alice/strong's sst2 as a suspect cell
+    gives it a mean gain of +7.00 points by default, trec's alone, and +6.00 with suspect cells included)."""
     store = Store(path)
     store.upsert_base(BaseModel(repo_id=BASE, sha=sha(BASE), aliases=(BASE,), signature=SIG))
     store.save_candidates([
@@ -71,5 +76,5 @@ def build_store(path: Path, *, tags: Mapping[str, tuple[str, ...]] | None = None
                 Score(repo_id=repo, revision=sha(repo), scorer="free_energy", metric="llc_mean", value=5.0,
                       config_hash="fe1", base_id=BASE),
             ]
-    store.add_scores(scores)
+    store.add_scores([replace(s, status="suspect") if (s.repo_id, s.target) in set(suspect) else s for s in scores])
     return store

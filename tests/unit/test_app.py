@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from data.store import Store
-from tests.helpers.leaderboard_store import BASE, TRAINED_ON, build_store
+from tests.helpers.leaderboard_store import BASE, SUSPECT, TRAINED_ON, build_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +77,21 @@ def test_the_api_serves_either_estimand_and_refuses_other_include_seen_values(tm
         response = client.get("/api/leaderboard", params={"base": BASE, "include_seen": bad})
         assert response.status_code == 400, bad
         assert response.json()["detail"].startswith("include_seen must be 1, true, 0 or false"), bad
+
+
+
+def test_the_api_puts_suspect_cells_back_with_include_suspect(tmp_path, settings):
+    """alice/strong's sst2 is a suspect cell: by default its mean gain is trec's, 0.07; include_suspect=1 gives the
+    mean over both, 0.06; another value is refused with its sentence."""
+    from fastapi.testclient import TestClient
+
+    import app
+
+    client = TestClient(app.create_server(build_store(tmp_path / "lb.db", suspect=SUSPECT), settings))
+    for params, expected in (({}, (False, 0.07)), ({"include_suspect": "1"}, (True, 0.06))):
+        doc = client.get("/api/leaderboard", params={"base": BASE, **params}).json()
+        row = {r["repo_id"]: r for r in doc["rows"]}["alice/strong"]
+        assert (doc["include_suspect"], row["mean_gain"], row["n_suspect"]) == (
+            expected[0], pytest.approx(expected[1]), 1)
+    response = client.get("/api/leaderboard", params={"base": BASE, "include_suspect": "maybe"})
+    assert response.status_code == 400 and response.json()["detail"].startswith("include_suspect must be 1, true")

@@ -46,6 +46,12 @@ README_FULLY_TESTED = {
     "FacebookAI/roberta-base": 386, "google-bert/bert-base-uncased": 439, "google-bert/bert-base-cased": 241,
     "google-t5/t5-base": 84, "google/t5-v1_1-base": 45, "microsoft/deberta-v3-base": 78,
 }
+# README "column-shifted rows (suspect cells)" per board (data/quality.py's rule)
+README_SUSPECT = {
+    "FacebookAI/roberta-base": (53, 681), "google-bert/bert-base-uncased": (63, 729),
+    "google-bert/bert-base-cased": (56, 673), "google-t5/t5-base": (40, 453), "google/t5-v1_1-base": (13, 156),
+    "microsoft/deberta-v3-base": (5, 47),
+}
 EMPTY_BASELINE_RUNS = {"t5-base": {3, 7, 14, 17}, "google/t5-v1_1-base": {12, 17}}  # STS-B stages with no spearmanr
 ROBERTA_BASELINE = "results/models_results_roberta_base_pretrain.csv"
 
@@ -327,3 +333,15 @@ def test_cli_reports_an_unreachable_source_and_fails(tmp_path, capsys):
     code = main(["import-published", "--source", "http://127.0.0.1:9", "--db", str(tmp_path / "x.db"),
                  "--timeout-s", "5"])
     assert code == 1
+
+
+def test_column_shifted_cells_are_stored_as_suspect_and_counted_per_board(imported):
+    """The rule of data/quality.py on each base's own rows, in the file's column order: the import stores the
+    flagged cells with status "suspect" (shown, out of the mean by default) and reports rows and cells per board,
+    the figures README gives; the row issue 31 names is among them."""
+    store, report = imported
+    assert {c.base_id: (c.suspect_rows, c.suspect_cells) for c in report.per_base} == README_SUSPECT
+    rows = [r for r in _rows(store, "FacebookAI/roberta-base") if r["status"] == "suspect"]
+    assert len(rows) == 681 and {r["metric"] for r in rows} == {"target_score"}
+    cold = {r["target"] for r in rows if r["repo_id"] == "ibm/ColD-Fusion-itr11-seed3"}
+    assert {"sst_5bins", "sst2"} <= cold

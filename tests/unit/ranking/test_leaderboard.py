@@ -178,3 +178,22 @@ def test_a_free_energy_with_any_failed_replicate_is_unconverged_and_never_averag
     assert rows.loc["m/all", "free_energy"] == pytest.approx(895.0) and rows.loc["m/all", "free_energy_status"] == ""
     assert pd.isna(rows.loc["m/one", "free_energy"]) and pd.isna(rows.loc["m/one", "llc_mean"])
     assert rows.loc["m/one", "free_energy_status"] == "unconverged"  # not 880, the mean of its passing replicate
+
+
+def test_a_suspect_cell_is_shown_left_out_of_the_mean_by_default_and_put_back_by_its_toggle():
+    rows = [(*r, "ok") for r in rows_of(BASE_RUNS)] + [
+        ("m/x", "r", "intertraining", "target_score", "a", 0, 0.80, "h1", "ok"),
+        ("m/x", "r", "intertraining", "target_score", "b", 0, 0.95, "h1", "suspect"),
+        ("m/y", "r", "intertraining", "target_score", "a", 0, 0.74, "h1", "ok"),
+        ("m/y", "r", "intertraining", "target_score", "b", 0, 0.54, "h1", "ok"),
+    ]
+    default = board(rows, seed_design="independent").rows.set_index("repo_id")
+    x = default.loc["m/x"]
+    assert x["score:b"] == pytest.approx(0.95) and x["gain:b"] == pytest.approx(0.43)  # shown
+    assert x["n_suspect"] == 1 and default.loc["m/y", "n_suspect"] == 0
+    assert x["mean_gain"] == pytest.approx(0.08)  # target a alone: the suspect b is left out
+    assert list(default.index) == ["m/x", "m/y"]
+    put_back = board(rows, seed_design="independent", include_suspect=True)
+    assert put_back.include_suspect
+    x = put_back.rows.set_index("repo_id").loc["m/x"]
+    assert x["mean_gain"] == pytest.approx((0.08 + 0.43) / 2) and x["n_suspect"] == 1

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from data.metrics import PROJECT_SOURCE
-from tests.helpers.leaderboard_store import BASE, EVIL, build_store
+from tests.helpers.leaderboard_store import BASE, EVIL, SUSPECT, build_store
 from ui.events import AppEvents, view_query
 from ui.handlers import AppHandlers
 from ui.layout import BoardView, CompareView, Filters, ModelView
@@ -18,7 +18,8 @@ BOARD = (BASE, PROJECT_SOURCE)
 
 def _filters(**values) -> Filters:
     defaults = {"search": "", "licenses": [], "min_downloads": 0, "fully_scored": False, "hide_below": False,
-                "groups": None, "sort_by": "mean_gain", "max_rows": "500", "sizes": None, "include_seen": False}
+                "groups": None, "sort_by": "mean_gain", "max_rows": "500", "sizes": None, "include_seen": False,
+                "include_suspect": False}
     return Filters(**{**defaults, **values})
 
 
@@ -48,10 +49,11 @@ def test_a_new_board_drops_the_filter_values_it_lacks_and_opens_its_top_model(ev
 def test_the_url_opens_its_comparison(events):
     request = SimpleNamespace(query_params={"base": BASE, "compare": "alice/strong,bob/middling"})
     out = events.on_load(request, *_filters().as_list())
-    base, board, compared, tabs, include_seen = out[0], BoardView(*out[1:12]), CompareView(*out[12:16]), *out[16:]
+    base, board, compared = out[0], BoardView(*out[1:12]), CompareView(*out[12:16])
+    tabs, include_seen, include_suspect = out[16:]
     assert base["value"] == BASE and board.compare_pick["value"] == ["alice/strong", "bob/middling"]
     assert compared.header.startswith("### Comparing 2 models") and tabs.selected == "compare"
-    assert include_seen["value"] is False
+    assert include_seen["value"] is False and include_suspect["value"] is False
     plain = events.on_load(None, *_filters().as_list())
     assert CompareView(*plain[12:16]).header == {"__type__": "update"} and plain[16].selected == "leaderboard"
 
@@ -104,8 +106,31 @@ def test_a_url_with_include_seen_ticks_the_toggle_and_opens_that_board(tmp_path,
     request = SimpleNamespace(query_params={"base": BASE, "include_seen": "1",
                                             "compare": "dave/partial,alice/strong"})
     out = events.on_load(request, *_filters().as_list())
-    board, compared, include_seen = BoardView(*out[1:12]), CompareView(*out[12:16]), out[-1]
+    board, compared, include_seen = BoardView(*out[1:12]), CompareView(*out[12:16]), out[-2]
     assert include_seen["value"] is True and board.model["value"] == "alice/strong"  # the top model of that board
     assert board.shown_ids[:2] == [BASE, "alice/strong"] and "unranked (no mean gain" in compared.header
     plain = events.on_load(SimpleNamespace(query_params={"base": BASE}), *_filters().as_list())
-    assert plain[-1]["value"] is False and BoardView(*plain[1:12]).shown_ids[:2] == [BASE, "dave/partial"]
+    assert plain[-2]["value"] is False and BoardView(*plain[1:12]).shown_ids[:2] == [BASE, "dave/partial"]
+
+
+def test_the_include_suspect_toggle_puts_suspect_cells_back_everywhere_the_board_is_read(tmp_path, settings):
+    """alice/strong's sst2 is a suspect cell: by default its mean gain is trec's alone, +7.00 points, and the status
+    line says what was left out; ticked (or from a URL's include_suspect=1) it is the plain mean, +6.00, in the
+    table, the download, the model page and its share link."""
+    events = AppEvents(AppHandlers(build_store(tmp_path / "lb.db", suspect=SUSPECT), settings))
+    default = events.on_filters(BOARD, *_filters().as_list())
+    included = events.on_filters(BOARD, *_filters(include_suspect=True).as_list())
+    gains = [dict(zip(t[2], t[0]["value"]["mean gain"], strict=False)) for t in (default, included)]
+    assert gains[0]["alice/strong"] == pytest.approx(7.0) and gains[1]["alice/strong"] == pytest.approx(6.0)
+    assert "leave out 1 suspect imported cells: 1 model" in default[1]
+    assert "include 1 suspect imported cells" in included[1]
+    for include_suspect in (False, True):
+        path = events.on_export(BOARD, "full ranking", "json", *_filters(include_suspect=include_suspect).as_list())
+        document = json.loads(Path(path).read_text())
+        assert document["include_suspect"] is include_suspect
+        alice = next(r for r in document["rows"] if r["repo_id"] == "alice/strong")
+        assert alice["n_suspect"] == 1
+    header, share, *_ = events.on_model(BOARD, "alice/strong", False, True)
+    assert "suspect cells" in header and "counted in the mean gain" in header and "include_suspect=1" in share
+    out = events.on_load(SimpleNamespace(query_params={"base": BASE, "include_suspect": "1"}), *_filters().as_list())
+    assert out[-1]["value"] is True and out[-2]["value"] is False

@@ -55,11 +55,13 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
     events = _events(demo)
     filters = layout.filters.as_list()
     assert [f.name for f in fields(Filters)] == ["search", "licenses", "min_downloads", "fully_scored", "hide_below",
-                                                 "groups", "sort_by", "max_rows", "sizes", "include_seen"]
+                                                 "groups", "sort_by", "max_rows", "sizes", "include_seen",
+                                                     "include_suspect"]
     for f in fields(Filters):
         control = getattr(layout.filters, f.name)
         on_change = [e for e in events if (control._id, "change") in e[0]]
-        also = ["on_include_seen"] if f.name == "include_seen" else []  # the model page and comparison follow it
+        also = ["on_include_seen"] if f.name in ("include_seen", "include_suspect") else []  # the model page and
+        # the comparison follow them
         assert [e[3] for e in on_change] == ["on_filters", *also], f.name
         assert on_change[0][1] == [layout.leaderboard.shown_board, *filters]
         assert on_change[0][2] == layout.table_view().as_list()
@@ -68,21 +70,26 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
         assert inputs[-len(filters):] == filters, name  # in Filters field order: the handler reads Filters(*values)
 
 
-def test_every_view_of_a_board_reads_the_include_seen_toggle_last(wired):
+def test_every_view_of_a_board_reads_the_two_estimand_toggles_last(wired):
     """The model page, comparison and insights read the board the table shows: its estimand too."""
     demo, layout = wired
-    toggle = layout.filters.include_seen
-    assert (toggle.label, toggle.value, toggle.elem_id) == ("Include the targets a model was trained on", False,
-                                                            "include-seen")
-    assert "zero-shot" in toggle.info and "trained on" in toggle.info
+    seen, suspect = layout.filters.include_seen, layout.filters.include_suspect
+    assert (seen.label, seen.value, seen.elem_id) == ("Include the targets a model was trained on", False,
+                                                      "include-seen")
+    assert "zero-shot" in seen.info and "trained on" in seen.info
+    assert (suspect.label, suspect.value, suspect.elem_id) == ("Include suspect imported cells", False,
+                                                               "include-suspect")
+    assert "column-shifted" in suspect.info
     events = _events(demo)
     for name in ("on_model", "on_compare", "on_add_to_compare", "on_insights", "on_include_seen"):
         inputs = [e[1] for e in events if e[3] == name]
-        assert inputs and all(i[0] is layout.leaderboard.shown_board and i[-1] is toggle for i in inputs), name
+        assert inputs and all(i[0] is layout.leaderboard.shown_board and i[-2:] == [seen, suspect]
+                              for i in inputs), name
     (load,) = [e for e in events if e[3] == "on_load"]
-    assert load[2][-1] is toggle  # a URL's include_seen=1 ticks it
-    (follow,) = [e for e in events if e[3] == "on_include_seen"]
-    assert follow[2] == [*layout.model.view.as_list(), *layout.compare.as_list()]
+    assert load[2][-2:] == [seen, suspect]  # a URL's include_seen=1 / include_suspect=1 ticks them
+    follow = [e for e in events if e[3] == "on_include_seen"]
+    assert len(follow) == 2 and all(e[2] == [*layout.model.view.as_list(), *layout.compare.as_list()]
+                                    for e in follow)
 
 
 def test_each_button_runs_its_handler(wired):
