@@ -29,10 +29,11 @@ from ui.layout import (
     ModelView,
     PersonalInputs,
     PersonalView,
+    RestoredView,
     TableView,
 )
 from ui.personal import NO_PAIR, PersonalForm, PersonalHandlers, PersonalRefused, PersonalState, escaped
-from ui.urls import page_params
+from ui.urls import page_params, page_query, parse_ids
 from ui.views import SIZE_CHOICES, ViewQuery, column_widths, escape_markdown
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,14 @@ def view_query(filters: Filters) -> ViewQuery:
                      hide_below_base=bool(filters.hide_below), groups=tuple(filters.groups or DEFAULT_GROUPS),
                      sort_by=filters.sort_by or "mean_gain", max_rows=filters.max_rows or "500",
                      sizes=SIZE_CHOICES if filters.sizes is None else tuple(filters.sizes))
+
+
+def filters_of(view: ViewQuery, include_seen: bool, include_suspect: bool) -> Filters:
+    """The filter controls' values that show ``view`` (the inverse of ``view_query``)."""
+    return Filters(search=view.search, licenses=list(view.licenses), min_downloads=view.min_downloads,
+                   fully_scored=view.fully_scored_only, hide_below=view.hide_below_base, groups=list(view.groups),
+                   sort_by=view.sort_by, max_rows=view.max_rows, sizes=list(view.sizes), include_seen=include_seen,
+                   include_suspect=include_suspect)
 
 
 def estimand(include_seen, include_suspect) -> dict[str, bool]:
@@ -96,20 +105,58 @@ class AppEvents:
 
     def on_load(self, request: gr.Request, *filters):
         """The board, model page or comparison that the URL names (``ui.urls``), else the default board, under the
-        estimand it names (``include_seen=1``, ``include_suspect=1``): (base, *BoardView, *CompareView, tabs,
-        include_seen, include_suspect)."""
+        estimand (``include_seen=1``, ``include_suspect=1``) and with the search, filters, columns, sort and rows it
+        names: (base, *BoardView, *CompareView, tabs, *RestoredView, page_url)."""
         params = page_params(dict(request.query_params) if request is not None else {})
         base, source = self.h.default_selection(params.base or None, params.source or None)
         note = self.h.url_note(params.base, base)  # ?base=roberta-base: say which board this is
         if note:
             gr.Info(html.escape(note), duration=8)
         seen, suspect = params.include_seen, params.include_suspect
-        board = self.board_change(base, source, replace(Filters(*filters), include_seen=seen, include_suspect=suspect),
-                                  model=params.model, compared=params.compare)
+        wanted = filters_of(params.view, seen, suspect)
+        board = self.board_change(base, source, wanted, model=params.model, compared=params.compare)
         compared = (self.show_compare(base, source, params.compare, seen, suspect)[0] if params.compare
                     else _unchanged_compare())
+        shown = replace(wanted, licenses=board.licenses["value"], min_downloads=board.min_downloads["value"],
+                        sort_by=board.sort_by["value"], sizes=board.sizes["value"])
+        url = self.page_url((base, source), shown, model=params.model if params.tab == "model" else "",
+                            compare=params.compare)
+        restored = RestoredView(*(gr.update(value=getattr(wanted, f.name)) for f in fields(RestoredView)))
         return (gr.update(choices=self.h.service.bases(), value=base), *board.as_list(), *compared.as_list(),
-                gr.Tabs(selected=params.tab), gr.update(value=seen), gr.update(value=suspect))
+                gr.Tabs(selected=params.tab), *restored.as_list(), url)
+
+    # ------------------------------------------------------------- the address
+    def page_url(self, shown_board, filters: Filters, *, model: str = "", compare=()) -> str:
+        """The address of the view on show (ui/urls.py): its board, estimand, search, filters, columns, sort and
+        rows, and the model page or comparison when one is open; "" before any board."""
+        base, source = shown_board
+        if not base:
+            return ""
+        ids = parse_ids(compare)
+        return page_query(base, source, model="" if len(ids) >= 2 else (model or "").strip(),
+                          compare=ids if len(ids) >= 2 else (), include_seen=bool(filters.include_seen),
+                          include_suspect=bool(filters.include_suspect), view=view_query(filters))
+
+    def on_url(self, shown_board, *filters) -> str:
+        """The leaderboard's address after a change of board, filter or sort, or on its tab."""
+        return self.page_url(shown_board, Filters(*filters))
+
+    def on_model_url(self, shown_board, repo_id, *filters) -> str:
+        """The address of the model page a user opened."""
+        return self.page_url(shown_board, Filters(*filters), model=repo_id or "")
+
+    def on_tab_url(self, shown_board, repo_id, picked, *filters, evt: gr.SelectData = None) -> str:
+        """The address of the tab picked: the model page's, the comparison's, else the leaderboard's."""
+        chosen = str(getattr(evt, "value", "") or "").lower()  # the tab's label
+        if chosen == "model":
+            return self.on_model_url(shown_board, repo_id, *filters)
+        if chosen == "compare":
+            return self.on_compare_url(shown_board, picked, *filters)
+        return self.on_url(shown_board, *filters)
+
+    def on_compare_url(self, shown_board, picked, *filters) -> str:
+        """The address of a comparison of 2 or more models (fewer: the leaderboard's)."""
+        return self.page_url(shown_board, Filters(*filters), compare=picked or ())
 
     def on_base_input(self, base, shown_board, *filters):
         """A user's pick of base: the source on show stays when the new base has it (BoardView)."""

@@ -129,6 +129,20 @@ class JobsView(_InOrder, Generic[T]):
     job_counts: T
 
 
+@dataclass(frozen=True, slots=True)
+class RestoredView(_InOrder, Generic[T]):
+    """The controls a page URL sets on load besides ``BoardView``'s: the two estimand toggles, then the search and
+    the filters no board resets."""
+
+    include_seen: T
+    include_suspect: T
+    search: T
+    fully_scored: T
+    hide_below: T
+    groups: T
+    max_rows: T
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LeaderboardTab:
     base: Any
@@ -178,6 +192,8 @@ class Layout:
 
     tabs: Any
     board_links: Any
+    page_url: Any  # hidden: the address of the view on show (ui/urls.py); the browser's address bar follows it
+    copy_link: Any  # copies the address bar's link to the clipboard
     leaderboard: LeaderboardTab
     filters: Filters
     model: ModelTab
@@ -188,6 +204,12 @@ class Layout:
     def table_view(self) -> TableView:
         lb = self.leaderboard
         return TableView(table=lb.table, status=lb.status, shown_ids=lb.shown_ids)
+
+    def restored_view(self) -> RestoredView:
+        f = self.filters
+        return RestoredView(include_seen=f.include_seen, include_suspect=f.include_suspect, search=f.search,
+                            fully_scored=f.fully_scored, hide_below=f.hide_below, groups=f.groups,
+                            max_rows=f.max_rows)
 
     def board_view(self) -> BoardView:
         lb, f = self.leaderboard, self.filters
@@ -219,7 +241,10 @@ def build_layout(bases: list[str], base0: str | None, source0: str, *, about: bo
                 "Finetuned models ranked by how much they improve on their base model as a starting point.")
     if base0 is None:
         gr.Markdown(EMPTY_STATE, elem_id="empty-state")
-    board_links = gr.Markdown(elem_id="board-links")  # every leaderboard one click away
+    with gr.Row():
+        board_links = gr.Markdown(elem_id="board-links")  # every leaderboard one click away
+        copy_link = gr.Button("Copy link to this view", elem_id="copy-link", scale=0, min_width=220, size="sm")
+    page_url = gr.Textbox(visible=False, elem_id="page-url")
     with gr.Tabs() as tabs:
         with gr.Tab("Leaderboard", id="leaderboard"):
             leaderboard, filters = _leaderboard_tab(gr, bases, base0, source0)
@@ -234,7 +259,8 @@ def build_layout(bases: list[str], base0: str | None, source0: str, *, about: bo
         if about:
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT, elem_id="about")
-    return Layout(tabs=tabs, board_links=board_links, leaderboard=leaderboard, filters=filters, model=model,
+    return Layout(tabs=tabs, board_links=board_links, page_url=page_url, copy_link=copy_link,
+                  leaderboard=leaderboard, filters=filters, model=model,
                   compare=compare, insights=insights, submit=submit)
 
 

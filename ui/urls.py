@@ -7,14 +7,23 @@ read one back.
 Links are relative (``?base=...``), so they work wherever the app is served. Values are URL-encoded, keeping
 ``/`` (in every repo id) and the ``,`` between compared ids readable.
 
+The leaderboard's view travels too, each parameter only when it differs from the default (``ViewQuery()``):
+``q`` (search), ``license`` (comma-separated), ``min_downloads``, ``fully_scored=1``, ``hide_below=1``,
+``columns`` (column groups), ``sort``, ``rows`` and ``sizes`` (``none``: no bucket). A value the page does not offer
+is ignored (the default stands), and a filter the board lacks falls back when the board is built.
+
 ``?personal=TOKEN`` opens the "Your data" tab on that personal ranking (its token is the only key to it).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
+
+from ranking.columns import GROUPS
+from ui.views import ROW_LIMITS, SIZE_CHOICES, ViewQuery
 
 MAX_PARAM_CHARS = 2000  # longer values are ignored (no Hub id is that long)
 FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}  # a yes/no query parameter, any case
@@ -31,6 +40,7 @@ class PageParams:
     include_seen: bool = False  # mean gains include the targets a model was trained on
     include_suspect: bool = False  # mean gains include suspect imported cells
     personal: str = ""  # a personal ranking's token
+    view: ViewQuery = field(default_factory=ViewQuery)  # the leaderboard's search, filters, columns, sort, rows
 
     @property
     def tab(self) -> str:
@@ -64,14 +74,60 @@ def page_params(query: Mapping[str, str] | None) -> PageParams:
 
     return PageParams(base=value("base"), source=value("source"), model=value("model"),
                       compare=parse_ids(value("compare")), include_seen=bool(parse_flag(value("include_seen"))),
-                      include_suspect=bool(parse_flag(value("include_suspect"))), personal=value("personal"))
+                      include_suspect=bool(parse_flag(value("include_suspect"))), personal=value("personal"),
+                      view=view_of(value))
+
+
+def view_of(value) -> ViewQuery:
+    """The view a URL's parameters name (``value(key)``: the parameter's text, "" when absent); what the page does
+    not offer is left at its default."""
+    default = ViewQuery()
+    downloads = _number(value("min_downloads"))
+    groups = tuple(g for g in parse_ids(value("columns")) if g in GROUPS)
+    sizes = () if value("sizes") == "none" else tuple(s for s in parse_ids(value("sizes")) if s in SIZE_CHOICES)
+    return ViewQuery(search=value("q")[:200], licenses=parse_ids(value("license")),
+                     min_downloads=downloads if downloads is not None and downloads >= 0 else 0,
+                     fully_scored_only=bool(parse_flag(value("fully_scored"))),
+                     hide_below_base=bool(parse_flag(value("hide_below"))),
+                     groups=groups or default.groups, sort_by=value("sort")[:200] or default.sort_by,
+                     max_rows=value("rows") if value("rows") in ROW_LIMITS else default.max_rows,
+                     sizes=sizes if sizes or value("sizes") == "none" else default.sizes)
+
+
+def view_params(view: ViewQuery | None) -> list[tuple[str, str]]:
+    """The URL parameters of ``view``: those that differ from the default, in a fixed order."""
+    if view is None:
+        return []
+    default, params = ViewQuery(), []
+    for key, value, base in (("q", view.search.strip(), default.search), ("license", ",".join(view.licenses), ""),
+                             ("min_downloads", _compact(view.min_downloads), _compact(default.min_downloads)),
+                             ("fully_scored", "1" if view.fully_scored_only else "", ""),
+                             ("hide_below", "1" if view.hide_below_base else "", ""),
+                             ("columns", ",".join(view.groups), ",".join(default.groups)),
+                             ("sort", view.sort_by, default.sort_by), ("rows", view.max_rows, default.max_rows),
+                             ("sizes", ",".join(view.sizes) or "none", ",".join(default.sizes))):
+        if value != base:
+            params.append((key, value))
+    return params
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _compact(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 def page_query(base: str, source: str, *, model: str = "", compare: Iterable[str] = (),
-               include_seen: bool = False, include_suspect: bool = False) -> str:
-    """The relative URL (``?base=...&source=...[&include_seen=1][&include_suspect=1][&model=...|&compare=...]``)
-    that reopens this view."""
-    params = [("base", base), ("source", source)]
+               include_seen: bool = False, include_suspect: bool = False, view: ViewQuery | None = None) -> str:
+    """The relative URL (``?base=...&source=...[&include_seen=1][&include_suspect=1][view...][&model=...|
+    &compare=...]``) that reopens this view."""
+    params = [("base", base), ("source", source), *view_params(view)]
     if include_seen:
         params.append(("include_seen", "1"))
     if include_suspect:

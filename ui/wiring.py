@@ -15,6 +15,24 @@ PERSONAL_CONCURRENCY = 2  # uploads read and checked at once (each parses a file
 POLL_CONCURRENCY = 16  # progress polls answered at once (each reads one request from the store)
 
 
+# The browser's address bar follows the hidden page_url (replace, not push: Back leaves the page, as before);
+# "Copy link" copies it (the clipboard API where the page is a secure context, else a selected textarea).
+REPLACE_URL_JS = "(url) => { if (url) { history.replaceState(history.state, '', url); } return url; }"
+COPY_LINK_JS = """() => {
+  const url = location.href;
+  const said = () => {
+    const b = document.querySelector('#copy-link');
+    if (!b) { return; }
+    const text = b.textContent;
+    b.textContent = 'Link copied';
+    setTimeout(() => { b.textContent = text; }, 1500);
+  };
+  if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(url).then(said); return; }
+  const area = document.createElement('textarea'); area.value = url; document.body.appendChild(area); area.select();
+  document.execCommand('copy'); area.remove(); said();
+}"""
+
+
 def wire(demo, layout: Layout, events: AppEvents) -> None:
     _wire_page_load(demo, layout, events)
     _wire_board(layout, events)
@@ -22,13 +40,14 @@ def wire(demo, layout: Layout, events: AppEvents) -> None:
     _wire_export(layout, events)
     _wire_insights(layout, events)
     _wire_submit(layout, events)
+    _wire_address(layout, events)
 
 
 def _wire_page_load(demo, layout: Layout, events: AppEvents) -> None:
     lb = layout.leaderboard
     demo.load(events.on_load, inputs=layout.filters.as_list(),
               outputs=[lb.base, *layout.board_view().as_list(), *layout.compare.as_list(), layout.tabs,
-                       layout.filters.include_seen, layout.filters.include_suspect])
+                       *layout.restored_view().as_list(), layout.page_url])
     demo.load(events.on_jobs, outputs=layout.submit.jobs.as_list())
     demo.load(events.board_links, outputs=[layout.board_links])
 
@@ -103,3 +122,25 @@ def wire_personal(demo, tab: PersonalTab, events: PersonalEvents) -> None:
                      concurrency_limit=PERSONAL_CONCURRENCY, concurrency_id="personal")
     tab.view.timer.tick(events.on_personal_poll, inputs=[tab.token], outputs=view, show_progress="hidden",
                         concurrency_limit=POLL_CONCURRENCY, concurrency_id="personal-poll")
+
+
+def _wire_address(layout: Layout, events: AppEvents) -> None:
+    """The address bar follows the view: after a change of board, filter, sort or toggle (the leaderboard's
+    address), a model page a user opened, a comparison, or a tab picked; "Copy link" copies it."""
+    lb, model, filters = layout.leaderboard, layout.model, layout.filters.as_list()
+    board_url = {"fn": events.on_url, "inputs": [lb.shown_board, *filters], "outputs": [layout.page_url]}
+    for trigger in (lb.base.input, lb.source.input, layout.filters.search.submit,
+                    *(control.change for control in filters)):
+        trigger(**board_url, trigger_mode="always_last")
+    model_url = {"fn": events.on_model_url, "inputs": [lb.shown_board, model.model, *filters],
+                 "outputs": [layout.page_url]}
+    for trigger in (lb.table.select, model.show.click, model.model.input):
+        trigger(**model_url)
+    compare_url = {"fn": events.on_compare_url, "inputs": [lb.shown_board, lb.compare_pick, *filters],
+                   "outputs": [layout.page_url]}
+    for trigger in (lb.compare_button.click, model.add_to_compare.click):
+        trigger(**compare_url)
+    layout.tabs.select(events.on_tab_url, inputs=[lb.shown_board, model.model, lb.compare_pick, *filters],
+                       outputs=[layout.page_url])
+    layout.page_url.change(None, inputs=[layout.page_url], js=REPLACE_URL_JS)
+    layout.copy_link.click(None, js=COPY_LINK_JS)

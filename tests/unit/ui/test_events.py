@@ -10,7 +10,7 @@ from data.metrics import PROJECT_SOURCE
 from tests.helpers.leaderboard_store import BASE, EVIL, SUSPECT, build_store
 from ui.events import AppEvents, view_query
 from ui.handlers import AppHandlers
-from ui.layout import BoardView, CompareView, Filters, ModelView
+from ui.layout import BoardView, CompareView, Filters, ModelView, RestoredView
 from ui.views import ViewQuery
 
 BOARD = (BASE, PROJECT_SOURCE)
@@ -50,7 +50,9 @@ def test_the_url_opens_its_comparison(events):
     request = SimpleNamespace(query_params={"base": BASE, "compare": "alice/strong,bob/middling"})
     out = events.on_load(request, *_filters().as_list())
     base, board, compared = out[0], BoardView(*out[1:12]), CompareView(*out[12:16])
-    tabs, include_seen, include_suspect = out[16:]
+    tabs, restored, url = out[16], RestoredView(*out[17:24]), out[24]
+    include_seen, include_suspect = restored.include_seen, restored.include_suspect
+    assert url == "?base=org/base&source=project&compare=alice/strong,bob/middling"
     assert base["value"] == BASE and board.compare_pick["value"] == ["alice/strong", "bob/middling"]
     assert compared.header.startswith("### Comparing 2 models") and tabs.selected == "compare"
     assert include_seen["value"] is False and include_suspect["value"] is False
@@ -106,11 +108,13 @@ def test_a_url_with_include_seen_ticks_the_toggle_and_opens_that_board(tmp_path,
     request = SimpleNamespace(query_params={"base": BASE, "include_seen": "1",
                                             "compare": "dave/partial,alice/strong"})
     out = events.on_load(request, *_filters().as_list())
-    board, compared, include_seen = BoardView(*out[1:12]), CompareView(*out[12:16]), out[-2]
+    board, compared = BoardView(*out[1:12]), CompareView(*out[12:16])
+    include_seen = RestoredView(*out[17:24]).include_seen
     assert include_seen["value"] is True and board.model["value"] == "alice/strong"  # the top model of that board
     assert board.shown_ids[:2] == [BASE, "alice/strong"] and "unranked (no mean gain" in compared.header
     plain = events.on_load(SimpleNamespace(query_params={"base": BASE}), *_filters().as_list())
-    assert plain[-2]["value"] is False and BoardView(*plain[1:12]).shown_ids[:2] == [BASE, "dave/partial"]
+    assert RestoredView(*plain[17:24]).include_seen["value"] is False
+    assert BoardView(*plain[1:12]).shown_ids[:2] == [BASE, "dave/partial"]
 
 
 def test_the_include_suspect_toggle_puts_suspect_cells_back_everywhere_the_board_is_read(tmp_path, settings):
@@ -133,4 +137,30 @@ def test_the_include_suspect_toggle_puts_suspect_cells_back_everywhere_the_board
     header, share, *_ = events.on_model(BOARD, "alice/strong", False, True)
     assert "suspect cells" in header and "counted in the mean gain" in header and "include_suspect=1" in share
     out = events.on_load(SimpleNamespace(query_params={"base": BASE, "include_suspect": "1"}), *_filters().as_list())
-    assert out[-1]["value"] is True and out[-2]["value"] is False
+    restored = RestoredView(*out[17:24])
+    assert restored.include_suspect["value"] is True and restored.include_seen["value"] is False
+    assert out[-1] == f"?base={BASE}&source=project&include_suspect=1"
+
+
+def test_a_url_restores_the_search_filters_sort_and_rows_and_the_address_follows_each_change(events):
+    """The address a view gets (page_url, which the browser's address bar follows) reopens that view: search,
+    filters, columns, sort, rows and the model page, on load; a filter change, an opened model page and a
+    comparison each give their own address."""
+    request = SimpleNamespace(query_params={"base": BASE, "source": "project", "q": "bob", "sort": "probe_accuracy",
+                                            "rows": "100", "fully_scored": "1", "model": "bob/middling"})
+    out = events.on_load(request, *_filters().as_list())
+    board, tabs, restored, url = BoardView(*out[1:12]), out[16], RestoredView(*out[17:24]), out[24]
+    assert restored.search["value"] == "bob" and restored.fully_scored["value"] is True
+    assert restored.max_rows["value"] == "100" and board.sort_by["value"] == "probe_accuracy"
+    assert board.shown_ids == [BASE, "bob/middling"] and tabs.selected == "model"
+    assert url == ("?base=org/base&source=project&q=bob&fully_scored=1&sort=probe_accuracy&rows=100"
+                   "&model=bob/middling")
+    searched = _filters(search="bob", sort_by="probe_accuracy", max_rows="100", fully_scored=True)
+    assert events.on_url(BOARD, *searched.as_list()) == url.split("&model=")[0]
+    assert events.on_model_url(BOARD, "bob/middling", *searched.as_list()) == url
+    both = events.on_compare_url(BOARD, ["alice/strong", "bob/middling"], *_filters().as_list())
+    assert both == "?base=org/base&source=project&compare=alice/strong,bob/middling"
+    assert events.on_compare_url(BOARD, ["alice/strong"], *_filters().as_list()) == "?base=org/base&source=project"
+    tab = SimpleNamespace(value="Model", index=1)
+    assert events.on_tab_url(BOARD, "bob/middling", [], *searched.as_list(), evt=tab) == url
+    assert events.on_url((None, PROJECT_SOURCE), *_filters().as_list()) == ""

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ui.urls import MAX_PARAM_CHARS, PageParams, page_params, page_query, parse_flag, parse_ids, share_markdown
+from ui.views import ViewQuery
 
 
 def decoded(query: str) -> dict[str, str]:
@@ -74,3 +75,22 @@ def test_include_seen_is_a_shareable_flag():
                                              ("false", False), ("", None), ("yes", None), ("2", None), (None, None)])
 def test_parse_flag_says_yes_no_or_neither(value, flag):
     assert parse_flag(value) is flag
+
+
+def test_a_views_search_filters_columns_sort_and_rows_round_trip_through_its_url():
+    view = ViewQuery(search="ali ce&x=1", licenses=("mit", "apache-2.0"), min_downloads=10, fully_scored_only=True,
+                     hide_below_base=True, groups=("overview", "target gains"), sort_by="probe_accuracy",
+                     max_rows="all", sizes=())
+    query = page_query("org/base", "project", model="alice/strong", view=view, include_suspect=True)
+    assert query.startswith("?base=org/base&source=project&q=ali%20ce%26x%3D1&license=mit,apache-2.0"
+                            "&min_downloads=10&fully_scored=1&hide_below=1")
+    back = page_params(decoded(query))
+    assert back.view == view and back.model == "alice/strong" and back.include_suspect and back.tab == "model"
+
+
+def test_a_default_view_adds_nothing_and_what_the_page_does_not_offer_is_ignored():
+    assert page_query("org/base", "project", view=ViewQuery()) == "?base=org/base&source=project"
+    odd = page_params({"min_downloads": "-5", "rows": "7", "columns": "nope", "sizes": "huge", "fully_scored": "x"})
+    assert odd.view == ViewQuery()  # each value falls back to its default
+    assert page_params({"min_downloads": "nan"}).view.min_downloads == 0
+    assert page_params({"sizes": "none"}).view.sizes == ()

@@ -62,7 +62,7 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
         on_change = [e for e in events if (control._id, "change") in e[0]]
         also = ["on_include_seen"] if f.name in ("include_seen", "include_suspect") else []  # the model page and
         # the comparison follow them
-        assert [e[3] for e in on_change] == ["on_filters", *also], f.name
+        assert [e[3] for e in on_change] == ["on_filters", *also, "on_url"], f.name  # then the address follows
         assert on_change[0][1] == [layout.leaderboard.shown_board, *filters]
         assert on_change[0][2] == layout.table_view().as_list()
     for name in ("on_load", "on_base_input", "on_source_input", "on_export"):
@@ -86,7 +86,7 @@ def test_every_view_of_a_board_reads_the_two_estimand_toggles_last(wired):
         assert inputs and all(i[0] is layout.leaderboard.shown_board and i[-2:] == [seen, suspect]
                               for i in inputs), name
     (load,) = [e for e in events if e[3] == "on_load"]
-    assert load[2][-2:] == [seen, suspect]  # a URL's include_seen=1 / include_suspect=1 ticks them
+    assert load[2][-8:-6] == [seen, suspect]  # a URL's include_seen=1 / include_suspect=1 ticks them
     follow = [e for e in events if e[3] == "on_include_seen"]
     assert len(follow) == 2 and all(e[2] == [*layout.model.view.as_list(), *layout.compare.as_list()]
                                     for e in follow)
@@ -94,12 +94,32 @@ def test_every_view_of_a_board_reads_the_two_estimand_toggles_last(wired):
 
 def test_each_button_runs_its_handler(wired):
     demo, layout = wired
-    clicks = {component_id: e[3] for e in _events(demo) for component_id, event in e[0] if event == "click"}
     buttons = {layout.leaderboard.compare_button: "on_compare", layout.leaderboard.export_button: "on_export",
                layout.model.show: "on_model", layout.model.add_to_compare: "on_add_to_compare",
                layout.insights.refresh: "on_insights", layout.submit.button: "on_submit",
                layout.submit.refresh: "on_jobs"}
-    assert {button._id: name for button, name in buttons.items()} == clicks
+    # a button that changes the view also updates the address; "Copy link" runs in the browser alone (no handler)
+    address = {layout.leaderboard.compare_button: "on_compare_url", layout.model.show: "on_model_url",
+               layout.model.add_to_compare: "on_compare_url"}
+    handlers = {}
+    for e in _events(demo):
+        for component_id, event in e[0]:
+            if event == "click":
+                handlers.setdefault(component_id, []).append(e[3])
+    expected = {button._id: [name, *([address[button]] if button in address else [])]
+                for button, name in buttons.items()}
+    assert {k: v for k, v in handlers.items() if k != layout.copy_link._id} == expected
+    assert handlers[layout.copy_link._id] == [None]
+
+
+def test_the_address_bar_follows_page_url_and_copy_link_copies_it_in_the_browser(wired):
+    """No round trip for either: page_url's change replaces the address (history.replaceState), Copy link writes
+    location.href to the clipboard; both are JavaScript listeners without a Python handler."""
+    demo, layout = wired
+    by_target = {component_id: fn for fn in demo.fns.values() for component_id, _ in fn.targets}
+    follow, copy = by_target[layout.page_url._id], by_target[layout.copy_link._id]
+    assert follow.fn is None and "history.replaceState" in follow.js and follow.inputs == [layout.page_url]
+    assert copy.fn is None and "clipboard" in copy.js and "location.href" in copy.js
     (submit,) = [fn for fn in demo.fns.values() if (layout.submit.button._id, "click") in map(tuple, fn.targets)]
     assert submit.concurrency_limit == SUBMIT_CONCURRENCY and submit.concurrency_id == "submit"
 
