@@ -43,6 +43,12 @@ def wire(demo, layout: Layout, events: AppEvents) -> None:
     _wire_address(layout, events)
 
 
+def _address(layout: Layout, fn, *middle) -> dict:
+    """The arguments of a listener that sets page_url from the board on show, ``middle``'s values and the filters."""
+    return {"fn": fn, "inputs": [layout.leaderboard.shown_board, *middle, *layout.filters.as_list()],
+            "outputs": [layout.page_url]}
+
+
 def _wire_page_load(demo, layout: Layout, events: AppEvents) -> None:
     lb = layout.leaderboard
     demo.load(events.on_load, inputs=layout.filters.as_list(),
@@ -58,28 +64,33 @@ def _wire_board(layout: Layout, events: AppEvents) -> None:
     # .input, not .change: on_load sets base and source itself (a URL's model or comparison must survive it).
     # Each reads the other from shown_board: the dropdown can send its input twice, the second time with the
     # source it had before the first answer changed the Radio's choices.
+    # each then sets the address from the board it put on show
     lb.base.input(events.on_base_input, inputs=[lb.base, lb.shown_board, *filters],
-                  outputs=layout.board_view().as_list())
+                  outputs=layout.board_view().as_list()).then(**_address(layout, events.on_url))
     lb.source.input(events.on_source_input, inputs=[lb.shown_board, lb.source, *filters],
-                    outputs=layout.board_view().as_list())
+                    outputs=layout.board_view().as_list()).then(**_address(layout, events.on_url))
     table_view = layout.table_view().as_list()
     layout.filters.search.submit(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view)
     for control in filters:
         control.change(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view,
                        trigger_mode="always_last")
-    lb.table.select(events.on_select, inputs=[lb.shown_ids], outputs=[layout.model.model, layout.tabs])
+    lb.table.select(events.on_select, inputs=[lb.shown_ids], outputs=[layout.model.model, layout.tabs]).then(
+        **_address(layout, events.on_model_url, layout.model.model))
 
 
 def _wire_model_and_compare(layout: Layout, events: AppEvents) -> None:
     lb, model = layout.leaderboard, layout.model
     toggles = [layout.filters.include_seen, layout.filters.include_suspect]
     model.model.change(events.on_model, inputs=[lb.shown_board, model.model, *toggles], outputs=model.view.as_list())
-    model.show.click(events.on_model, inputs=[lb.shown_board, model.model, *toggles], outputs=model.view.as_list())
+    model.show.click(events.on_model, inputs=[lb.shown_board, model.model, *toggles],
+                     outputs=model.view.as_list()).then(**_address(layout, events.on_model_url, model.model))
     lb.compare_button.click(events.on_compare, inputs=[lb.shown_board, lb.compare_pick, *toggles],
-                            outputs=[*layout.compare.as_list(), layout.tabs])
+                            outputs=[*layout.compare.as_list(), layout.tabs]).then(
+        **_address(layout, events.on_compare_url, lb.compare_pick))
     model.add_to_compare.click(events.on_add_to_compare,
                                inputs=[lb.shown_board, lb.compare_pick, model.model, *toggles],
-                               outputs=[lb.compare_pick, *layout.compare.as_list(), layout.tabs])
+                               outputs=[lb.compare_pick, *layout.compare.as_list(), layout.tabs]).then(
+        **_address(layout, events.on_compare_url, lb.compare_pick))
     # a toggle changes the board shown: the model page and the comparison follow (the table: _wire_board)
     for toggle in toggles:
         toggle.change(events.on_include_seen, inputs=[lb.shown_board, model.model, lb.compare_pick, *toggles],
@@ -125,22 +136,14 @@ def wire_personal(demo, tab: PersonalTab, events: PersonalEvents) -> None:
 
 
 def _wire_address(layout: Layout, events: AppEvents) -> None:
-    """The address bar follows the view: after a change of board, filter, sort or toggle (the leaderboard's
-    address), a model page a user opened, a comparison, or a tab picked; "Copy link" copies it."""
-    lb, model, filters = layout.leaderboard, layout.model, layout.filters.as_list()
-    board_url = {"fn": events.on_url, "inputs": [lb.shown_board, *filters], "outputs": [layout.page_url]}
-    for trigger in (lb.base.input, lb.source.input, layout.filters.search.submit,
-                    *(control.change for control in filters)):
-        trigger(**board_url, trigger_mode="always_last")
-    model_url = {"fn": events.on_model_url, "inputs": [lb.shown_board, model.model, *filters],
-                 "outputs": [layout.page_url]}
-    for trigger in (lb.table.select, model.show.click, model.model.input):
-        trigger(**model_url)
-    compare_url = {"fn": events.on_compare_url, "inputs": [lb.shown_board, lb.compare_pick, *filters],
-                   "outputs": [layout.page_url]}
-    for trigger in (lb.compare_button.click, model.add_to_compare.click):
-        trigger(**compare_url)
-    layout.tabs.select(events.on_tab_url, inputs=[lb.shown_board, model.model, lb.compare_pick, *filters],
-                       outputs=[layout.page_url])
+    """The address bar follows the view. A user's own change of a filter, sort or toggle (``.input``: not the
+    values a page load or a new board sets) gives the leaderboard's address; a tab picked, that tab's; a board, a
+    model page or a comparison opened sets it after the fact (chained in _wire_board, _wire_model_and_compare).
+    page_url's change replaces the address in the browser; "Copy link" copies it there."""
+    lb, model = layout.leaderboard, layout.model
+    for control in layout.filters.as_list():
+        control.input(**_address(layout, events.on_url), trigger_mode="always_last")
+    model.model.input(**_address(layout, events.on_model_url, model.model))
+    layout.tabs.select(**_address(layout, events.on_tab_url, model.model, lb.compare_pick))
     layout.page_url.change(None, inputs=[layout.page_url], js=REPLACE_URL_JS)
     layout.copy_link.click(None, js=COPY_LINK_JS)

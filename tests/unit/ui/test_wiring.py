@@ -62,7 +62,9 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
         on_change = [e for e in events if (control._id, "change") in e[0]]
         also = ["on_include_seen"] if f.name in ("include_seen", "include_suspect") else []  # the model page and
         # the comparison follow them
-        assert [e[3] for e in on_change] == ["on_filters", *also, "on_url"], f.name  # then the address follows
+        assert [e[3] for e in on_change] == ["on_filters", *also], f.name
+        on_input = [e for e in events if (control._id, "input") in e[0]]  # a user's own change: the address follows
+        assert [e[3] for e in on_input] == ["on_url"] and on_input[0][1] == [layout.leaderboard.shown_board, *filters]
         assert on_change[0][1] == [layout.leaderboard.shown_board, *filters]
         assert on_change[0][2] == layout.table_view().as_list()
     for name in ("on_load", "on_base_input", "on_source_input", "on_export"):
@@ -98,18 +100,25 @@ def test_each_button_runs_its_handler(wired):
                layout.model.show: "on_model", layout.model.add_to_compare: "on_add_to_compare",
                layout.insights.refresh: "on_insights", layout.submit.button: "on_submit",
                layout.submit.refresh: "on_jobs"}
-    # a button that changes the view also updates the address; "Copy link" runs in the browser alone (no handler)
-    address = {layout.leaderboard.compare_button: "on_compare_url", layout.model.show: "on_model_url",
-               layout.model.add_to_compare: "on_compare_url"}
-    handlers = {}
-    for e in _events(demo):
-        for component_id, event in e[0]:
-            if event == "click":
-                handlers.setdefault(component_id, []).append(e[3])
-    expected = {button._id: [name, *([address[button]] if button in address else [])]
-                for button, name in buttons.items()}
-    assert {k: v for k, v in handlers.items() if k != layout.copy_link._id} == expected
-    assert handlers[layout.copy_link._id] == [None]
+    clicks = {component_id: e[3] for e in _events(demo) for component_id, event in e[0] if event == "click"}
+    assert {button._id: name for button, name in buttons.items()} == {k: v for k, v in clicks.items()
+                                                                       if k != layout.copy_link._id}
+    assert clicks[layout.copy_link._id] is None  # it runs in the browser alone
+
+
+def test_opening_a_board_a_model_page_or_a_comparison_then_sets_the_address(wired):
+    """The address is set after the event that put the view on show (a .then listener), so it reads the new
+    board, model or picked models."""
+    demo, layout = wired
+    after = {fn.trigger_after: fn.name for fn in demo.fns.values() if fn.trigger_after is not None}
+    expected = {"on_base_input": "on_url", "on_source_input": "on_url", "on_select": "on_model_url",
+                "on_compare": "on_compare_url", "on_add_to_compare": "on_compare_url"}
+    for name, follows in expected.items():
+        keys = [key for key, fn in demo.fns.items() if fn.name == name]
+        assert any(after.get(key) == follows for key in keys), name
+    shows = [key for key, fn in demo.fns.items() if fn.name == "on_model"
+             and any(t == (layout.model.show._id, "click") for t in map(tuple, fn.targets))]
+    assert [after.get(key) for key in shows] == ["on_model_url"]
 
 
 def test_the_address_bar_follows_page_url_and_copy_link_copies_it_in_the_browser(wired):
