@@ -84,7 +84,7 @@ class AppEvents:
         comparison picker on ``compared`` (default: empty). Filter values the board lacks fall back."""
         base, source = self.h.default_selection(base, source)
         controls = self.h.controls(base, source, **estimand(filters.include_seen, filters.include_suspect))
-        off = controls["empty_filters"]  # a filter whose column this board lacks: off, with the reason
+        off = controls["empty_filters"]  # a filter whose column this board lacks: hidden (the status line says why)
         licenses = [v for v in (filters.licenses or []) if v in controls["licenses"]]
         sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls["sort"]] else "mean_gain"
         downloads = 0 if "min_downloads" in off else filters.min_downloads
@@ -93,12 +93,10 @@ class AppEvents:
                                                       min_downloads=downloads, sizes=sizes))
         return BoardView(source=gr.update(choices=controls["sources"], value=source),
                          licenses=gr.update(choices=controls["licenses"], value=licenses,
-                                            interactive="licenses" not in off, info=off.get("licenses")),
-                         min_downloads=gr.update(value=downloads, interactive="min_downloads" not in off,
-                                                 info=off.get("min_downloads")),
+                                            visible="licenses" not in off),
+                         min_downloads=gr.update(value=downloads, visible="min_downloads" not in off),
                          sort_by=gr.update(choices=controls["sort"], value=sort_by),
-                         sizes=gr.update(choices=controls["sizes"], value=sizes, interactive="sizes" not in off,
-                                         info=off.get("sizes")),
+                         sizes=gr.update(choices=controls["sizes"], value=sizes, visible="sizes" not in off),
                          model=gr.update(choices=controls["models"], value=model or controls["top_model"] or ""),
                          compare_pick=gr.update(choices=controls["models"], value=list(compared)),
                          table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source))

@@ -269,6 +269,8 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
         base = gr.Dropdown(label="base model", choices=bases, value=base0, elem_id="base")
         source = gr.Radio(label="source", choices=list(SOURCES), value=source0, elem_id="source")
         search = gr.Textbox(label="search models", placeholder="name contains…", elem_id="search")
+        sort_by = gr.Dropdown(label="sort by", choices=[("mean gain", "mean_gain")], value="mean_gain",
+                              elem_id="sort-by")
     with gr.Row():
         licenses = gr.Dropdown(label="license", choices=[], multiselect=True, elem_id="license")
         min_downloads = gr.Number(label="minimum downloads", value=0, minimum=0, elem_id="min-downloads")
@@ -280,10 +282,9 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
             include_seen = _include_seen_toggle(gr)
             include_suspect = _include_suspect_toggle(gr)
     with gr.Row():
-        groups = gr.CheckboxGroup(label="columns", choices=list(GROUPS), value=list(DEFAULT_GROUPS), elem_id="groups")
-        sort_by = gr.Dropdown(label="sort by", choices=[("mean gain", "mean_gain")], value="mean_gain",
-                              elem_id="sort-by")
-        max_rows = gr.Radio(label="rows shown", choices=list(ROW_LIMITS), value="500", elem_id="max-rows")
+        groups = gr.CheckboxGroup(label="columns", choices=list(GROUPS), value=list(DEFAULT_GROUPS), elem_id="groups",
+                                  scale=3)
+        max_rows = gr.Radio(label="rows shown", choices=list(ROW_LIMITS), value="500", elem_id="max-rows", scale=2)
     compare_pick, compare_button = _compare_picker(gr)
     status = gr.Markdown(elem_id="status")
     table = gr.Dataframe(interactive=False, pinned_columns=2, max_height=640, wrap=True, elem_id="leaderboard-table",
@@ -305,25 +306,20 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
     return tab, filters
 
 
-INCLUDE_SEEN_LABEL = "Include the targets a model was trained on"
-INCLUDE_SEEN_INFO = ("By default a model's mean gain leaves out the suite targets its model card says it was trained "
-                     "on (contamination: it has seen their data), as MTEB's zero-shot filter does; tick to put them "
-                     "back in.")
+INCLUDE_SEEN_LABEL = "Include the targets a model was trained on"  # unticked: the zero-shot mean gain
 
 
 def _include_seen_toggle(gr):
     """The estimand shown: unticked (default), the zero-shot mean gain; ticked, every suite target counts."""
-    return gr.Checkbox(label=INCLUDE_SEEN_LABEL, info=INCLUDE_SEEN_INFO, value=False, elem_id="include-seen")
+    return gr.Checkbox(label=INCLUDE_SEEN_LABEL, value=False, elem_id="include-seen")
 
 
 INCLUDE_SUSPECT_LABEL = "Include suspect imported cells"
-INCLUDE_SUSPECT_INFO = ("A published row whose scores fit a neighbouring column of IBM's file (column-shifted) has "
-                        "those cells marked suspect and left out of its mean gain; tick to put them back in.")
 
 
 def _include_suspect_toggle(gr):
     """Unticked (default): suspect imported cells are shown but left out of mean gains; ticked, they count."""
-    return gr.Checkbox(label=INCLUDE_SUSPECT_LABEL, info=INCLUDE_SUSPECT_INFO, value=False, elem_id="include-suspect")
+    return gr.Checkbox(label=INCLUDE_SUSPECT_LABEL, value=False, elem_id="include-suspect")
 
 
 def _size_filter(gr):

@@ -184,7 +184,12 @@ def visible_text(markdown: str) -> str:
     return html.unescape(_MARKDOWN_ESCAPE.sub(r"\1", text))
 
 
+ZERO_IS_EMPTY = frozenset({"n_suspect"})  # a count that is 0 on every row of a board says nothing there
+
+
 def _has_values(values: pd.Series) -> bool:
+    if values.name in ZERO_IS_EMPTY and pd.api.types.is_numeric_dtype(values):
+        return bool(values.fillna(0).ne(0).any())
     return bool(values.notna().any()) and not (values.dtype == object and values.fillna("").eq("").all())
 
 
@@ -240,6 +245,7 @@ def status_line(board: Leaderboard, view: pd.DataFrame, query: ViewQuery) -> str
     if query.sort_by != "mean_gain":
         parts.append(f"Sorted by {column_for(query.sort_by).label}; rank is by mean gain.")
     parts.append(_estimand_note(board))
+    parts.append(hidden_filters_note(board))
     if board.dropped:
         parts.append("Dropped from the suite (the base stays near chance there): "
                      f"{markdown_text(', '.join(board.dropped))}.")
@@ -285,15 +291,24 @@ def sort_choices(board: Leaderboard) -> list[tuple[str, str]]:
 NOT_SORTABLE = ("rank", "repo_id", "revision", "is_baseline", "pipeline_tag")
 
 
+EMPTY_FILTERS = (("licenses", "license", "licenses"), ("min_downloads", "downloads", "download counts"),
+                 ("sizes", "num_params", "parameter counts"))
+
+
 def empty_filters(board: Leaderboard | None) -> dict[str, str]:
-    """{filter: why it is off} for each filter whose column has no value on this board."""
+    """{filter: what this board lacks} for each filter whose column has no value on it (the page hides them)."""
     rows = board.rows if board is not None else pd.DataFrame()
-    reasons = {}
-    for name, column, what in (("licenses", "license", "licenses"), ("min_downloads", "downloads", "download counts"),
-                               ("sizes", "num_params", "parameter counts")):
-        if column not in rows or rows[column].dropna().empty:
-            reasons[name] = f"This board has no {what} (its source does not record them)."
-    return reasons
+    return {name: what for name, column, what in EMPTY_FILTERS
+            if column not in rows or rows[column].dropna().empty}
+
+
+def hidden_filters_note(board: Leaderboard) -> str:
+    """The status line's sentence on the filters this board hides, or ""."""
+    lacking = list(empty_filters(board).values())
+    if not lacking or board.rows.empty:
+        return ""
+    names = lacking[0] if len(lacking) == 1 else ", ".join(lacking[:-1]) + " or " + lacking[-1]
+    return f"Its source records no {names}: {'that filter is' if len(lacking) == 1 else 'those filters are'} hidden."
 
 
 def license_choices(board: Leaderboard) -> list[str]:

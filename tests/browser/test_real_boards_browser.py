@@ -144,3 +144,25 @@ def test_the_page_opens_on_the_roberta_published_board_and_every_board_is_one_cl
     expect(page.get_by_test_id("toast-body").first).to_contain_text(
         f"roberta-base is {ROBERTA} on the Hub today; using {ROBERTA}.")
     screenshot(page, tmp_path, "legacy-id-in-url")
+
+
+def test_the_first_data_row_is_above_the_fold_at_1400_by_900_and_empty_filters_are_hidden(browser, real_app,
+                                                                                         tmp_path):
+    """A 1400 x 900 window shows the published roberta board's first data row (the base's) whole without scrolling;
+    the filters whose columns the 2023 file lacks (license, downloads) are hidden and the status line says why."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        page.goto(f"{real_app[0]}/")
+        first = page.locator('#leaderboard-table [role="row"]').nth(1)
+        expect(first).to_contain_text(f"{ROBERTA} (base)")
+        box = first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 900, box
+        expect(page.locator("#license")).to_be_hidden()
+        expect(page.locator("#min-downloads")).to_be_hidden()
+        expect(page.locator("#status")).to_contain_text(
+            "Its source records no licenses or download counts: those filters are hidden.")
+        screenshot(page, tmp_path, "published-board-above-the-fold")
+    finally:
+        context.close()

@@ -74,16 +74,19 @@ def test_status_and_sort_choices(board):
     assert keys.index("free_energy") < keys.index("gain:sst2")  # the board's columns before the per-target ones
 
 
-def test_a_filter_or_sort_whose_column_is_empty_on_the_board_is_offered_with_its_reason(board):
+def test_a_filter_or_sort_whose_column_is_empty_on_the_board_is_hidden_and_the_status_says_why(board):
     import dataclasses
 
-    from ui.views import empty_filters
+    from ui.views import empty_filters, hidden_filters_note
 
-    assert empty_filters(board) == {}  # the project board has licenses, downloads and sizes
+    assert empty_filters(board) == {} and hidden_filters_note(board) == ""  # licenses, downloads and sizes
     bare = dataclasses.replace(board, rows=board.rows.assign(license=None, downloads=float("nan"),
                                                              num_params=float("nan")))
     off = empty_filters(bare)
-    assert set(off) == {"licenses", "min_downloads", "sizes"} and "no download counts" in off["min_downloads"]
+    assert set(off) == {"licenses", "min_downloads", "sizes"}
+    assert hidden_filters_note(bare) == ("Its source records no licenses, download counts or parameter counts: "
+                                         "those filters are hidden.")
+    assert "Its source records no licenses" in status_line(bare, bare.rows, ViewQuery())
     assert "downloads" not in [key for _, key in sort_choices(bare)]  # sorting by it would do nothing
 
 
