@@ -77,7 +77,8 @@ class AppEvents:
         query, extras = view_query(filters), estimand(filters.include_seen, filters.include_suspect)
         frame, datatypes, status = self.h.leaderboard(base, source, query, **extras)
         table = gr.update(value=frame, datatype=datatypes or "str", column_widths=column_widths(frame))
-        return TableView(table=table, status=status, shown_ids=self.h.shown_ids(base, source, query, **extras))
+        return TableView(table=table, status=status, shown_ids=self.h.shown_ids(base, source, query, **extras),
+                         page_url=self.page_url((base, source), filters))
 
     def board_change(self, base, source, filters: Filters, *, model: str = "", compared=()) -> BoardView:
         """A new board: its choices, its table, the model page on ``model`` (default: its top model) and the
@@ -99,12 +100,14 @@ class AppEvents:
                          sizes=gr.update(choices=controls["sizes"], value=sizes, visible="sizes" not in off),
                          model=gr.update(choices=controls["models"], value=model or controls["top_model"] or ""),
                          compare_pick=gr.update(choices=controls["models"], value=list(compared)),
-                         table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source))
+                         table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source),
+                         page_url=shown.page_url)
 
     def on_load(self, request: gr.Request, *filters):
         """The board, model page or comparison that the URL names (``ui.urls``), else the default board, under the
         estimand (``include_seen=1``, ``include_suspect=1``) and with the search, filters, columns, sort and rows it
-        names: (base, *BoardView, *CompareView, tabs, *RestoredView, page_url)."""
+        names: (base, *BoardView, *CompareView, tabs, *RestoredView, *ModelView). The model page is computed
+        here only when the URL names a model (else when its tab is opened)."""
         params = page_params(dict(request.query_params) if request is not None else {})
         base, source = self.h.default_selection(params.base or None, params.source or None)
         note = self.h.url_note(params.base, base)  # ?base=roberta-base: say which board this is
@@ -120,8 +123,10 @@ class AppEvents:
         url = self.page_url((base, source), shown, model=params.model if params.tab == "model" else "",
                             compare=params.compare)
         restored = RestoredView(*(gr.update(value=getattr(wanted, f.name)) for f in fields(RestoredView)))
-        return (gr.update(choices=self.h.service.bases(), value=base), *board.as_list(), *compared.as_list(),
-                gr.Tabs(selected=params.tab), *restored.as_list(), url)
+        page = (self.model_view((base, source), params.model, seen, suspect) if params.model
+                else ModelView(*[gr.update()] * len(fields(ModelView))))
+        return (gr.update(choices=self.h.service.bases(), value=base), *replace(board, page_url=url).as_list(),
+                *compared.as_list(), gr.Tabs(selected=params.tab), *restored.as_list(), *page.as_list())
 
     # ------------------------------------------------------------- the address
     def page_url(self, shown_board, filters: Filters, *, model: str = "", compare=()) -> str:
@@ -189,11 +194,29 @@ class AppEvents:
         return self.h.board_links()
 
     # --------------------------------------------------- model page, compare
-    def on_model(self, shown_board, repo_id, include_seen=False, include_suspect=False):
+    def model_view(self, shown_board, repo_id, include_seen=False, include_suspect=False) -> ModelView:
         page = self.h.model_page(*shown_board, repo_id, **estimand(include_seen, include_suspect))
         return ModelView(header=page["header"], share=page["share"], gains=page["gains"],
                          free_energy=page["free_energy"], chains=page["chains"], dropout=page["dropout"],
-                         sample_efficiency=page["sample_efficiency"], revisions=page["revisions"]).as_list()
+                         sample_efficiency=page["sample_efficiency"], revisions=page["revisions"])
+
+    def on_model(self, shown_board, repo_id, include_seen=False, include_suspect=False):
+        return self.model_view(shown_board, repo_id, include_seen, include_suspect).as_list()
+
+    def on_open_model(self, shown_board, repo_id, *filters):
+        """A model page a user opened (a row, Show, a model typed or picked): the page and its address
+        (*ModelView, page_url)."""
+        chosen = Filters(*filters)
+        page = self.model_view(shown_board, repo_id, chosen.include_seen, chosen.include_suspect)
+        return *page.as_list(), self.page_url(shown_board, chosen, model=repo_id or "")
+
+    def on_model_tab(self, shown_board, repo_id, include_seen=False, include_suspect=False,
+                     evt: gr.SelectData = None):
+        """The model page, computed when its tab is opened (a new board does not compute it); another tab leaves
+        it as it is (*ModelView)."""
+        if str(getattr(evt, "value", "") or "").lower() != "model":
+            return [gr.update()] * len(fields(ModelView))
+        return self.on_model(shown_board, repo_id, include_seen, include_suspect)
 
     def show_compare(self, base, source, picked, include_seen=False, include_suspect=False
                      ) -> tuple[CompareView, bool]:

@@ -61,16 +61,19 @@ class Filters(_InOrder, Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class TableView(_InOrder, Generic[T]):
-    """The leaderboard table, its status line and the repo ids of its rows (a clicked row's model)."""
+    """The leaderboard table, its status line, the repo ids of its rows (a clicked row's model) and the page's
+    address."""
 
     table: T
     status: T
     shown_ids: T
+    page_url: T
 
 
 @dataclass(frozen=True, slots=True)
 class BoardView(_InOrder, Generic[T]):
-    """What a new (base, source) updates: its choices, its table, the model page's model, an empty comparison."""
+    """What a new (base, source) updates, in one event: its choices, its table, the model page's model, an empty
+    comparison and the page's address."""
 
     source: T
     licenses: T
@@ -83,6 +86,7 @@ class BoardView(_InOrder, Generic[T]):
     status: T
     shown_ids: T
     shown_board: T
+    page_url: T
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +207,7 @@ class Layout:
 
     def table_view(self) -> TableView:
         lb = self.leaderboard
-        return TableView(table=lb.table, status=lb.status, shown_ids=lb.shown_ids)
+        return TableView(table=lb.table, status=lb.status, shown_ids=lb.shown_ids, page_url=self.page_url)
 
     def restored_view(self) -> RestoredView:
         f = self.filters
@@ -216,7 +220,7 @@ class Layout:
         return BoardView(source=lb.source, licenses=f.licenses, min_downloads=f.min_downloads, sort_by=f.sort_by,
                          sizes=f.sizes,
                          model=self.model.model, compare_pick=lb.compare_pick, table=lb.table, status=lb.status,
-                         shown_ids=lb.shown_ids, shown_board=lb.shown_board)
+                         shown_ids=lb.shown_ids, shown_board=lb.shown_board, page_url=self.page_url)
 
 
 def build_page(bases: list[str], base0: str | None, source0: str, personal: PersonalDefaults

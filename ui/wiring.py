@@ -53,37 +53,41 @@ def _wire_page_load(demo, layout: Layout, events: AppEvents) -> None:
     lb = layout.leaderboard
     demo.load(events.on_load, inputs=layout.filters.as_list(),
               outputs=[lb.base, *layout.board_view().as_list(), *layout.compare.as_list(), layout.tabs,
-                       *layout.restored_view().as_list(), layout.page_url])
+                       *layout.restored_view().as_list(), *layout.model.view.as_list()])
     demo.load(events.on_jobs, outputs=layout.submit.jobs.as_list())
     demo.load(events.board_links, outputs=[layout.board_links])
 
 
 def _wire_board(layout: Layout, events: AppEvents) -> None:
-    """The leaderboard tab: a pick of base or source, a filter, a clicked row, a download."""
+    """The leaderboard tab: a pick of base or source, a filter, a clicked row, a download. Each is one event
+    (the address included); filters listen to a user's own input, not to the values a new board sets."""
     lb, filters = layout.leaderboard, layout.filters.as_list()
     # .input, not .change: on_load sets base and source itself (a URL's model or comparison must survive it).
     # Each reads the other from shown_board: the dropdown can send its input twice, the second time with the
     # source it had before the first answer changed the Radio's choices.
-    # each then sets the address from the board it put on show
     lb.base.input(events.on_base_input, inputs=[lb.base, lb.shown_board, *filters],
-                  outputs=layout.board_view().as_list()).then(**_address(layout, events.on_url))
+                  outputs=layout.board_view().as_list())
     lb.source.input(events.on_source_input, inputs=[lb.shown_board, lb.source, *filters],
-                    outputs=layout.board_view().as_list()).then(**_address(layout, events.on_url))
+                    outputs=layout.board_view().as_list())
     table_view = layout.table_view().as_list()
     layout.filters.search.submit(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view)
     for control in filters:
-        control.change(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view,
-                       trigger_mode="always_last")
+        control.input(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view,
+                      trigger_mode="always_last")
+    opened = [*layout.model.view.as_list(), layout.page_url]
     lb.table.select(events.on_select, inputs=[lb.shown_ids], outputs=[layout.model.model, layout.tabs]).then(
-        **_address(layout, events.on_model_url, layout.model.model))
+        events.on_open_model, inputs=[lb.shown_board, layout.model.model, *filters], outputs=opened)
 
 
 def _wire_model_and_compare(layout: Layout, events: AppEvents) -> None:
     lb, model = layout.leaderboard, layout.model
     toggles = [layout.filters.include_seen, layout.filters.include_suspect]
-    model.model.change(events.on_model, inputs=[lb.shown_board, model.model, *toggles], outputs=model.view.as_list())
-    model.show.click(events.on_model, inputs=[lb.shown_board, model.model, *toggles],
-                     outputs=model.view.as_list()).then(**_address(layout, events.on_model_url, model.model))
+    opened = {"inputs": [lb.shown_board, model.model, *layout.filters.as_list()],
+              "outputs": [*model.view.as_list(), layout.page_url]}
+    model.model.input(events.on_open_model, **opened)
+    model.show.click(events.on_open_model, **opened)
+    layout.tabs.select(events.on_model_tab, inputs=[lb.shown_board, model.model, *toggles],
+                       outputs=model.view.as_list())
     lb.compare_button.click(events.on_compare, inputs=[lb.shown_board, lb.compare_pick, *toggles],
                             outputs=[*layout.compare.as_list(), layout.tabs]).then(
         **_address(layout, events.on_compare_url, lb.compare_pick))
@@ -93,7 +97,7 @@ def _wire_model_and_compare(layout: Layout, events: AppEvents) -> None:
         **_address(layout, events.on_compare_url, lb.compare_pick))
     # a toggle changes the board shown: the model page and the comparison follow (the table: _wire_board)
     for toggle in toggles:
-        toggle.change(events.on_include_seen, inputs=[lb.shown_board, model.model, lb.compare_pick, *toggles],
+        toggle.input(events.on_include_seen, inputs=[lb.shown_board, model.model, lb.compare_pick, *toggles],
                       outputs=[*model.view.as_list(), *layout.compare.as_list()], trigger_mode="always_last")
 
 
@@ -136,14 +140,10 @@ def wire_personal(demo, tab: PersonalTab, events: PersonalEvents) -> None:
 
 
 def _wire_address(layout: Layout, events: AppEvents) -> None:
-    """The address bar follows the view. A user's own change of a filter, sort or toggle (``.input``: not the
-    values a page load or a new board sets) gives the leaderboard's address; a tab picked, that tab's; a board, a
-    model page or a comparison opened sets it after the fact (chained in _wire_board, _wire_model_and_compare).
-    page_url's change replaces the address in the browser; "Copy link" copies it there."""
+    """The address bar follows the view: a new board, a filter, a model page opened set page_url in their own event
+    (_wire_board, _wire_model_and_compare); a comparison sets it after the fact (it can be refused); a tab picked
+    gives that tab's. page_url's change replaces the address in the browser; "Copy link" copies it there."""
     lb, model = layout.leaderboard, layout.model
-    for control in layout.filters.as_list():
-        control.input(**_address(layout, events.on_url), trigger_mode="always_last")
-    model.model.input(**_address(layout, events.on_model_url, model.model))
     layout.tabs.select(**_address(layout, events.on_tab_url, model.model, lb.compare_pick))
     layout.page_url.change(None, inputs=[layout.page_url], js=REPLACE_URL_JS)
     layout.copy_link.click(None, js=COPY_LINK_JS)

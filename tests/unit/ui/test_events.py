@@ -1,6 +1,7 @@
 """The Gradio-facing event handlers, called directly: named values in their outputs' order, no browser."""
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +22,17 @@ def _filters(**values) -> Filters:
                 "groups": None, "sort_by": "mean_gain", "max_rows": "500", "sizes": None, "include_seen": False,
                 "include_suspect": False}
     return Filters(**{**defaults, **values})
+
+
+def loaded(out) -> SimpleNamespace:
+    """on_load's outputs by name: (base, *BoardView, *CompareView, tabs, *RestoredView, *ModelView)."""
+    n_board, n_compare, n_restored = (len(fields(v)) for v in (BoardView, CompareView, RestoredView))
+    at = 1 + n_board
+    board, compared = BoardView(*out[1:at]), CompareView(*out[at:at + n_compare])
+    at += n_compare
+    restored = RestoredView(*out[at + 1:at + 1 + n_restored])
+    return SimpleNamespace(base=out[0], board=board, compared=compared, tabs=out[at], restored=restored,
+                           model=ModelView(*out[at + 1 + n_restored:]), url=board.page_url)
 
 
 @pytest.fixture
@@ -48,20 +60,21 @@ def test_a_new_board_drops_the_filter_values_it_lacks_and_opens_its_top_model(ev
 
 def test_the_url_opens_its_comparison(events):
     request = SimpleNamespace(query_params={"base": BASE, "compare": "alice/strong,bob/middling"})
-    out = events.on_load(request, *_filters().as_list())
-    base, board, compared = out[0], BoardView(*out[1:12]), CompareView(*out[12:16])
-    tabs, restored, url = out[16], RestoredView(*out[17:24]), out[24]
-    include_seen, include_suspect = restored.include_seen, restored.include_suspect
+    got = loaded(events.on_load(request, *_filters().as_list()))
+    base, board, compared, tabs, url = got.base, got.board, got.compared, got.tabs, got.url
+    include_seen, include_suspect = got.restored.include_seen, got.restored.include_suspect
     assert url == "?base=org/base&source=project&compare=alice/strong,bob/middling"
     assert base["value"] == BASE and board.compare_pick["value"] == ["alice/strong", "bob/middling"]
     assert compared.header.startswith("### Comparing 2 models") and tabs.selected == "compare"
     assert include_seen["value"] is False and include_suspect["value"] is False
-    plain = events.on_load(None, *_filters().as_list())
-    assert CompareView(*plain[12:16]).header == {"__type__": "update"} and plain[16].selected == "leaderboard"
+    plain = loaded(events.on_load(None, *_filters().as_list()))
+    assert plain.compared.header == {"__type__": "update"} and plain.tabs.selected == "leaderboard"
+    assert plain.model.header == {"__type__": "update"}  # no model page is computed until one is opened
 
 
 def test_a_filter_change_filters_the_board_on_show_and_a_clicked_row_opens_its_model(events):
-    table, status, shown_ids = events.on_filters(BOARD, *_filters(search="bob").as_list())
+    table, status, shown_ids, url = events.on_filters(BOARD, *_filters(search="bob").as_list())
+    assert url == "?base=org/base&source=project&q=bob"
     assert shown_ids == [BASE, "bob/middling"] and "Showing 1 of 1 matching models" in status
     assert len(table["value"]) == 2
     model, tabs = events.on_select(shown_ids, SimpleNamespace(index=[1, 3]))
@@ -107,14 +120,12 @@ def test_a_url_with_include_seen_ticks_the_toggle_and_opens_that_board(tmp_path,
                                    settings))
     request = SimpleNamespace(query_params={"base": BASE, "include_seen": "1",
                                             "compare": "dave/partial,alice/strong"})
-    out = events.on_load(request, *_filters().as_list())
-    board, compared = BoardView(*out[1:12]), CompareView(*out[12:16])
-    include_seen = RestoredView(*out[17:24]).include_seen
+    got = loaded(events.on_load(request, *_filters().as_list()))
+    board, compared, include_seen = got.board, got.compared, got.restored.include_seen
     assert include_seen["value"] is True and board.model["value"] == "alice/strong"  # the top model of that board
     assert board.shown_ids[:2] == [BASE, "alice/strong"] and "unranked (no mean gain" in compared.header
-    plain = events.on_load(SimpleNamespace(query_params={"base": BASE}), *_filters().as_list())
-    assert RestoredView(*plain[17:24]).include_seen["value"] is False
-    assert BoardView(*plain[1:12]).shown_ids[:2] == [BASE, "dave/partial"]
+    plain = loaded(events.on_load(SimpleNamespace(query_params={"base": BASE}), *_filters().as_list()))
+    assert plain.restored.include_seen["value"] is False and plain.board.shown_ids[:2] == [BASE, "dave/partial"]
 
 
 def test_the_include_suspect_toggle_puts_suspect_cells_back_everywhere_the_board_is_read(tmp_path, settings):
@@ -136,10 +147,10 @@ def test_the_include_suspect_toggle_puts_suspect_cells_back_everywhere_the_board
         assert alice["n_suspect"] == 1
     header, share, *_ = events.on_model(BOARD, "alice/strong", False, True)
     assert "suspect cells" in header and "counted in the mean gain" in header and "include_suspect=1" in share
-    out = events.on_load(SimpleNamespace(query_params={"base": BASE, "include_suspect": "1"}), *_filters().as_list())
-    restored = RestoredView(*out[17:24])
-    assert restored.include_suspect["value"] is True and restored.include_seen["value"] is False
-    assert out[-1] == f"?base={BASE}&source=project&include_suspect=1"
+    got = loaded(events.on_load(SimpleNamespace(query_params={"base": BASE, "include_suspect": "1"}),
+                                *_filters().as_list()))
+    assert got.restored.include_suspect["value"] is True and got.restored.include_seen["value"] is False
+    assert got.url == f"?base={BASE}&source=project&include_suspect=1"
 
 
 def test_a_url_restores_the_search_filters_sort_and_rows_and_the_address_follows_each_change(events):
@@ -148,8 +159,9 @@ def test_a_url_restores_the_search_filters_sort_and_rows_and_the_address_follows
     comparison each give their own address."""
     request = SimpleNamespace(query_params={"base": BASE, "source": "project", "q": "bob", "sort": "probe_accuracy",
                                             "rows": "100", "fully_scored": "1", "model": "bob/middling"})
-    out = events.on_load(request, *_filters().as_list())
-    board, tabs, restored, url = BoardView(*out[1:12]), out[16], RestoredView(*out[17:24]), out[24]
+    got = loaded(events.on_load(request, *_filters().as_list()))
+    board, tabs, restored, url = got.board, got.tabs, got.restored, got.url
+    assert "bob/middling" in got.model.header  # the URL's model page, computed on load
     assert restored.search["value"] == "bob" and restored.fully_scored["value"] is True
     assert restored.max_rows["value"] == "100" and board.sort_by["value"] == "probe_accuracy"
     assert board.shown_ids == [BASE, "bob/middling"] and tabs.selected == "model"

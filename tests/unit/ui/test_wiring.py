@@ -2,6 +2,7 @@
 view is some event's output, and each event's handler returns one value per output."""
 
 from dataclasses import fields, is_dataclass
+from types import SimpleNamespace
 
 import pytest
 
@@ -59,14 +60,14 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
                                                      "include_suspect"]
     for f in fields(Filters):
         control = getattr(layout.filters, f.name)
-        on_change = [e for e in events if (control._id, "change") in e[0]]
-        also = ["on_include_seen"] if f.name in ("include_seen", "include_suspect") else []  # the model page and
-        # the comparison follow them
-        assert [e[3] for e in on_change] == ["on_filters", *also], f.name
-        on_input = [e for e in events if (control._id, "input") in e[0]]  # a user's own change: the address follows
-        assert [e[3] for e in on_input] == ["on_url"] and on_input[0][1] == [layout.leaderboard.shown_board, *filters]
-        assert on_change[0][1] == [layout.leaderboard.shown_board, *filters]
-        assert on_change[0][2] == layout.table_view().as_list()
+        # a user's own change (input), not the values a new board or a page load sets: one event refilters the
+        # table and gives the address; a toggle also brings the model page and the comparison along
+        on_input = [e for e in events if (control._id, "input") in e[0]]
+        also = ["on_include_seen"] if f.name in ("include_seen", "include_suspect") else []
+        assert [e[3] for e in on_input] == ["on_filters", *also], f.name
+        assert not [e for e in events if (control._id, "change") in e[0]], f.name
+        assert on_input[0][1] == [layout.leaderboard.shown_board, *filters]
+        assert on_input[0][2] == layout.table_view().as_list() and layout.page_url in on_input[0][2]
     for name in ("on_load", "on_base_input", "on_source_input", "on_export"):
         (inputs,) = [e[1] for e in events if e[3] == name]
         assert inputs[-len(filters):] == filters, name  # in Filters field order: the handler reads Filters(*values)
@@ -81,12 +82,14 @@ def test_every_view_of_a_board_reads_the_two_estimand_toggles_last(wired):
     assert (suspect.label, suspect.value, suspect.elem_id) == ("Include suspect imported cells", False,
                                                                "include-suspect")
     events = _events(demo)
-    for name in ("on_model", "on_compare", "on_add_to_compare", "on_insights", "on_include_seen"):
+    for name in ("on_model_tab", "on_compare", "on_add_to_compare", "on_insights", "on_include_seen"):
         inputs = [e[1] for e in events if e[3] == name]
         assert inputs and all(i[0] is layout.leaderboard.shown_board and i[-2:] == [seen, suspect]
                               for i in inputs), name
     (load,) = [e for e in events if e[3] == "on_load"]
-    assert load[2][-8:-6] == [seen, suspect]  # a URL's include_seen=1 / include_suspect=1 ticks them
+    restored = layout.restored_view().as_list()
+    assert load[2][-15:-8] == restored and restored[:2] == [seen, suspect]  # a URL's include_seen=1 ticks it
+    assert load[2][-8:] == layout.model.view.as_list()  # a URL's model page
     follow = [e for e in events if e[3] == "on_include_seen"]
     assert len(follow) == 2 and all(e[2] == [*layout.model.view.as_list(), *layout.compare.as_list()]
                                     for e in follow)
@@ -95,28 +98,40 @@ def test_every_view_of_a_board_reads_the_two_estimand_toggles_last(wired):
 def test_each_button_runs_its_handler(wired):
     demo, layout = wired
     buttons = {layout.leaderboard.compare_button: "on_compare", layout.leaderboard.export_button: "on_export",
-               layout.model.show: "on_model", layout.model.add_to_compare: "on_add_to_compare",
+               layout.model.show: "on_open_model", layout.model.add_to_compare: "on_add_to_compare",
                layout.insights.refresh: "on_insights", layout.submit.button: "on_submit",
                layout.submit.refresh: "on_jobs"}
     clicks = {component_id: e[3] for e in _events(demo) for component_id, event in e[0] if event == "click"}
     assert {button._id: name for button, name in buttons.items()} == {k: v for k, v in clicks.items()
                                                                        if k != layout.copy_link._id}
     assert clicks[layout.copy_link._id] is None  # it runs in the browser alone
+    (submit,) = [fn for fn in demo.fns.values() if (layout.submit.button._id, "click") in map(tuple, fn.targets)]
+    assert submit.concurrency_limit == SUBMIT_CONCURRENCY and submit.concurrency_id == "submit"
 
 
-def test_opening_a_board_a_model_page_or_a_comparison_then_sets_the_address(wired):
-    """The address is set after the event that put the view on show (a .then listener), so it reads the new
-    board, model or picked models."""
+def test_a_new_board_is_one_event_and_a_model_page_is_computed_when_opened(wired):
+    """A pick of base or source is one event: the board, its controls and the address (no filter, model page or
+    address event follows it). The model page is computed when a user opens it (a row, Show, a model picked, its
+    tab) and carries its address; a comparison sets the address after the fact (it can be refused)."""
     demo, layout = wired
     after = {fn.trigger_after: fn.name for fn in demo.fns.values() if fn.trigger_after is not None}
-    expected = {"on_base_input": "on_url", "on_source_input": "on_url", "on_select": "on_model_url",
-                "on_compare": "on_compare_url", "on_add_to_compare": "on_compare_url"}
-    for name, follows in expected.items():
-        keys = [key for key, fn in demo.fns.items() if fn.name == name]
-        assert any(after.get(key) == follows for key in keys), name
-    shows = [key for key, fn in demo.fns.items() if fn.name == "on_model"
-             and any(t == (layout.model.show._id, "click") for t in map(tuple, fn.targets))]
-    assert [after.get(key) for key in shows] == ["on_model_url"]
+    by_name = {}
+    for key, fn in demo.fns.items():
+        by_name.setdefault(fn.name, []).append((key, fn))
+    for name in ("on_base_input", "on_source_input"):
+        (key, fn), = by_name[name]
+        assert key not in after and layout.page_url in fn.outputs, name
+    (key, _), = by_name["on_select"]
+    assert after[key] == "on_open_model"
+    for name in ("on_compare", "on_add_to_compare"):
+        assert any(after.get(key) == "on_compare_url" for key, _ in by_name[name]), name
+    opened = [fn for _, fn in by_name["on_open_model"]]
+    targets = {t for fn in opened for t in map(tuple, fn.targets)}
+    assert {(layout.model.show._id, "click"), (layout.model.model._id, "input")} <= targets
+    assert all(fn.outputs == [*layout.model.view.as_list(), layout.page_url] for fn in opened)
+    assert "on_model" not in by_name  # nothing recomputes the page when a new board sets the model's value
+    (tab,) = [fn for _, fn in by_name["on_model_tab"]]
+    assert (layout.tabs._id, "select") in map(tuple, tab.targets)
 
 
 def test_the_address_bar_follows_page_url_and_copy_link_copies_it_in_the_browser(wired):
@@ -127,8 +142,6 @@ def test_the_address_bar_follows_page_url_and_copy_link_copies_it_in_the_browser
     follow, copy = by_target[layout.page_url._id], by_target[layout.copy_link._id]
     assert follow.fn is None and "history.replaceState" in follow.js and follow.inputs == [layout.page_url]
     assert copy.fn is None and "clipboard" in copy.js and "location.href" in copy.js
-    (submit,) = [fn for fn in demo.fns.values() if (layout.submit.button._id, "click") in map(tuple, fn.targets)]
-    assert submit.concurrency_limit == SUBMIT_CONCURRENCY and submit.concurrency_id == "submit"
 
 
 def test_each_handler_returns_one_value_per_output(wired):
@@ -139,7 +152,9 @@ def test_each_handler_returns_one_value_per_output(wired):
     values = [getattr(c, "value", None) for c in layout.filters.as_list()]
     calls = {"on_load": events.on_load(None, *values), "on_base_input": events.on_base_input(BASE, board, *values),
              "on_source_input": events.on_source_input(board, "project", *values),
-             "on_filters": events.on_filters(board, *values), "on_model": events.on_model(board, "alice/strong"),
+             "on_filters": events.on_filters(board, *values),
+             "on_open_model": events.on_open_model(board, "alice/strong", *values),
+             "on_model_tab": events.on_model_tab(board, "alice/strong", evt=SimpleNamespace(value="Model")),
              "on_compare": events.on_compare(board, ["alice/strong", "bob/middling"]),
              "on_add_to_compare": events.on_add_to_compare(board, ["alice/strong"], "bob/middling"),
              "on_insights": events.on_insights(board), "on_jobs": events.on_jobs(),
