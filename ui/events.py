@@ -267,10 +267,15 @@ class AppEvents:
 
     # --------------------------------------------------------------- insights
     def on_insights(self, shown_board, include_seen=False, include_suspect=False):
+        """The Insights tab; a panel this board has no data for (free energy on a published board, the study on
+        any other board) is hidden."""
         out = self.h.insights(*shown_board, **estimand(include_seen, include_suspect))
-        view = InsightsView(free_energy=out["free_energy"], free_energy_text=out["free_energy_text"],
+        fe, study = out["shown"]["free_energy"], out["shown"]["study"]
+        view = InsightsView(free_energy=gr.update(value=out["free_energy"], visible=fe),
+                            free_energy_text=gr.update(value=out["free_energy_text"], visible=fe),
                             probe=out["probe"], probe_text=out["probe_text"], heatmap=out["heatmap"],
-                            beats_base=out["beats_base"], study=out["study"], study_matrix=out["study_matrix"])
+                            beats_base=out["beats_base"], study=gr.update(value=out["study"], visible=study),
+                            study_matrix=gr.update(value=out["study_matrix"], visible=study))
         return view.as_list()
 
     # ----------------------------------------------------------------- submit

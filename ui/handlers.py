@@ -284,6 +284,7 @@ class AppHandlers:
         frame = board.to_frame() if board is not None else pd.DataFrame(columns=["is_baseline", "mean_gain"])
         fe_fig, fe_corr = insights.scatter_vs_gain(frame, "free_energy", "free energy")
         fe_pairs = insights.pairs_with_gain(frame, "free_energy")
+        study = self._study(board)
         probe_fig, probe_corr = insights.scatter_vs_gain(frame, "probe_accuracy", "probe accuracy")
         summary = []
         for b in self.service.bases():
@@ -302,7 +303,8 @@ class AppHandlers:
             "probe_text": insights.correlation_text(probe_corr, "probe accuracy", "mean gain"),
             "heatmap": insights.gain_heatmap(frame),
             "beats_base": insights.beats_base_bars(summary),
-            **self._study(board),
+            **study,
+            "shown": {"free_energy": len(fe_pairs[0]) > 0, "study": bool(study["study"])},  # panels with data
         }
 
     def _study(self, board: Leaderboard | None) -> dict:

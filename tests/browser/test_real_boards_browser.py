@@ -164,5 +164,9 @@ def test_the_first_data_row_is_above_the_fold_at_1400_by_900_and_empty_filters_a
         expect(page.locator("#status")).to_contain_text(
             "Its source records no licenses or download counts: those filters are hidden.")
         screenshot(page, tmp_path, "published-board-above-the-fold")
+        page.get_by_role("tab", name="Insights").click()
+        expect(page.locator("#probe-plot")).to_be_visible()
+        for empty in ("#fe-plot", "#fe-corr", "#study-report", "#study-gain-matrix"):  # no free energy, no study
+            expect(page.locator(empty)).to_be_hidden()
     finally:
         context.close()

@@ -11,7 +11,7 @@ from data.metrics import PROJECT_SOURCE
 from tests.helpers.leaderboard_store import BASE, EVIL, SUSPECT, build_store
 from ui.events import AppEvents, view_query
 from ui.handlers import AppHandlers
-from ui.layout import BoardView, CompareView, Filters, ModelView, RestoredView
+from ui.layout import BoardView, CompareView, Filters, InsightsView, ModelView, RestoredView
 from ui.views import ViewQuery
 
 BOARD = (BASE, PROJECT_SOURCE)
@@ -176,3 +176,12 @@ def test_a_url_restores_the_search_filters_sort_and_rows_and_the_address_follows
     tab = SimpleNamespace(value="Model", index=1)
     assert events.on_tab_url(BOARD, "bob/middling", [], *searched.as_list(), evt=tab) == url
     assert events.on_url((None, PROJECT_SOURCE), *_filters().as_list()) == ""
+
+
+def test_insights_hide_the_panels_a_board_has_no_data_for(events):
+    """The helper board has free energies but no source x target study: the free-energy scatter and its sentence
+    are shown, the study's report and matrix hidden (on a published board, with no free energy, those hide too:
+    tests/browser/test_real_boards_browser.py)."""
+    view = InsightsView(*events.on_insights(BOARD))
+    assert view.free_energy["visible"] is True and view.free_energy_text["visible"] is True
+    assert view.study["visible"] is False and view.study_matrix["visible"] is False
