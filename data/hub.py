@@ -26,6 +26,7 @@ from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
+    LocalEntryNotFoundError,
     NotASafetensorsRepoError,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
@@ -189,6 +190,8 @@ class HubClient:
                 raise RevisionNotFound(f"{what}: no such revision") from e
             except RemoteEntryNotFoundError as e:
                 raise EntryNotFound(f"{what}: no such file") from e
+            except LocalEntryNotFoundError as e:  # snapshot_download: no answer, and not in this machine's cache
+                error = e
             except HFValidationError as e:
                 raise InvalidRepoId(f"{what}: not a valid Hub id or revision ({e})") from e
             except HfHubHTTPError as e:
@@ -202,6 +205,9 @@ class HubClient:
             if self._deadline is not None and time.monotonic() + delay >= self._deadline:
                 raise HubTimeout(f"{what}: the Hub did not answer in {self.timeout_s:g} s") from error
             if attempt == self.max_retries:
+                if isinstance(error, LocalEntryNotFoundError):
+                    raise HubUnreachable(f"{what}: the Hub cannot be reached and this machine's cache does not "
+                                         "hold it") from error
                 raise HubUnreachable(
                     f"{what}: no usable answer after {self.max_retries + 1} attempts ({_describe(error)})"
                 ) from error

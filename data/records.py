@@ -210,6 +210,7 @@ class PersonalRequest:
     summary: dict  # rows, classes, column names: counts and names, no row content
     top_k: int
     status: JobStatus  # the job's
+    models: tuple[dict, ...] = ()  # the models named (name, path, revision); (): the base and its top K
     error: str | None = None
     progress: tuple[dict, ...] = ()  # one entry per model scored so far
     result: dict | None = None  # the finished ranking (scoring/personal.py)

@@ -55,6 +55,8 @@ class Settings:
     personal_max_rows: int = 20_000
     personal_max_bytes: int = 20 * 2**20
     personal_limit_per_hour: int = 10  # personal rankings queued per client address per hour (the app)
+    models_dir: Path | None = Path("models")  # local checkpoints a web user may name (./NAME); None: Hub ids only
+    study_dir: Path = Path("out/study")  # a study's --out: its candidates (study/...) are scored from its weights
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For is believed (none: the peer address)
     # app
     host: str = "127.0.0.1"
@@ -75,6 +77,10 @@ class Settings:
             values["hub_endpoint"] = _http_url(env, "HF_ENDPOINT")
         if env.get("HF_TOKEN"):
             values["hub_token"] = env["HF_TOKEN"]
+        if env.get("MRL_MODELS_DIR"):
+            values["models_dir"] = snapshot_path_of(env["MRL_MODELS_DIR"])
+        if "MRL_STUDY_DIR" in env:
+            values["study_dir"] = _path(env, "MRL_STUDY_DIR")
         if "MRL_CACHE_DIR" in env:
             values["cache_dir"] = _path(env, "MRL_CACHE_DIR")
         if "MRL_LOG_LEVEL" in env:
@@ -124,8 +130,8 @@ class Settings:
 
 
 def snapshot_path_of(text: str) -> Path | None:
-    """A bundle setting (``MRL_SNAPSHOT``, ``MRL_PUBLISHED``, ``--snapshot``, ``--published``): a path, or
-    ``none`` to seed nothing."""
+    """A path setting that can be switched off (``MRL_SNAPSHOT``, ``MRL_PUBLISHED``, ``--snapshot``,
+    ``--published``, ``MRL_MODELS_DIR``): a path, or ``none`` for none (seed nothing, take no local folders)."""
     return None if text.strip().lower() == "none" else Path(text)
 
 

@@ -1,7 +1,9 @@
-"""A personal ranking: the base and its top K of the general leaderboard, scored on a user's own labelled rows.
+"""A personal ranking: the base and its top K of the general leaderboard, or the models a user names, scored on the
+user's own labelled rows.
 
 ``submit`` checks the request and queues it (the store keeps the rows apart, by content hash, only while the job
-needs them); a worker's ``run_personal`` then takes each model in turn: its snapshot at the pinned sha, its frozen
+needs them); a worker's ``run_personal`` then takes each model in turn: its snapshot at the pinned sha (a local
+folder as it is, a study's candidate from the study's folder), its frozen
 features of the rows (extracted once per (model sha, data hash) and cached, batched by length), and every
 estimator registered with stage ``personal`` on them (scoring/personal_estimators.py). Progress is written after
 each model; the finished ranking (ranking/personal.py orders it) and DONE are written in one transaction, and the
@@ -16,15 +18,15 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from data.atomic import atomic_path
-from data.errors import LeaderboardError
+from data.errors import LeaderboardError, ScoringError
 from data.personal_cache import FEATURES_DIR, drop_unkept_features, purge_personal_data  # noqa: F401 (re-exported)
-from data.records import Job, ModelRef
+from data.records import SHA_RE, Job, ModelRef
 from data.settings import Settings
 from data.store import Store
 from data.user_data import UserData
@@ -32,41 +34,21 @@ from scoring import registry
 from scoring.config import UserFeatureConfig
 from scoring.examples import Example
 from scoring.job_errors import public_error
-from scoring.personal_submit import MAX_TOP_K, PersonalError, submit  # noqa: F401 (re-exported: callers import them here)
+from scoring.personal_models import check_folder, study_folder, weights_digest
+from scoring.personal_submit import (  # noqa: F401 (re-exported: callers import them here)
+    MAX_TOP_K,
+    MIN_MODELS,
+    Candidate,
+    PersonalError,
+    Pick,
+    picks_of,
+    submit,
+)
 
 logger = logging.getLogger(__name__)
 
 Snapshot = Callable[[ModelRef], Path]
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    repo_id: str
-    revision: str
-    role: str  # "base" or "candidate"
-    general_rank: int | None  # its rank on the general leaderboard (None: the base, or listed but unranked)
-    mean_gain: float | None
-
-
-def candidates(store: Store, base_id: str, top_k: int) -> list[Candidate]:
-    """The base at its stored sha, then the top ``top_k`` ranked rows of its general leaderboard."""
-    import math
-
-    import pandas as pd
-
-    from data.boards import read_board
-    from ranking.leaderboard import leaderboard_from
-
-    base = store.get_base(base_id)
-    if base is None:
-        raise PersonalError(f"There is no base model {base_id!r} on the leaderboard; pick one of the listed bases.")
-    rows = leaderboard_from(read_board(store, base.repo_id)).rows.head(top_k)
-    out = [Candidate(base.repo_id, base.sha, "base", None, 0.0)]
-    for row in rows.itertuples():
-        gain = float(row.mean_gain) if "mean_gain" in rows and math.isfinite(row.mean_gain) else None
-        rank = None if pd.isna(row.rank) else int(row.rank)  # listed but unranked: no mean gain on the board
-        out.append(Candidate(str(row.repo_id), str(row.revision), "candidate", rank, gain))
-    return out
+Pin = Callable[[str, str | None], str]  # (repo id, branch, tag or None) -> its commit sha
 
 
 def user_features(model_dir: Path, data: UserData, cfg: UserFeatureConfig, *, device: str = "cpu",
@@ -122,10 +104,18 @@ def estimators(settings: Settings) -> list:
 
 def score_model(candidate: Candidate, model_dir: Path, data: UserData, built: list, *, device: str,
                 cache_dir: Path | None) -> dict:
-    """One model's entry of the ranking: its estimates with their diagnostics, and the seconds spent."""
+    """One model's entry of the ranking: its estimates with their diagnostics, and the seconds spent. A model whose
+    files cannot be read as an encoder raises ScoringError (one sentence; the log keeps the cause)."""
     started = time.perf_counter()
-    features = user_features(model_dir, data, built[0].cfg.features, device=device, cache_dir=cache_dir,
-                             model_key=f"{candidate.repo_id}@{candidate.revision}")
+    try:
+        features = user_features(model_dir, data, built[0].cfg.features, device=device, cache_dir=cache_dir,
+                                 model_key=f"{candidate.source}:{candidate.repo_id}@{candidate.revision}")
+    except LeaderboardError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:  # transformers' and torch's read errors
+        logger.warning("%s could not be read as a model", candidate.repo_id, exc_info=e)
+        raise ScoringError(f"Its files could not be read as a text encoder with safetensors weights "
+                           f"({type(e).__name__}).") from e
     feature_s = time.perf_counter() - started
     labels = torch.tensor(data.labels)
     estimates = {}
@@ -139,9 +129,11 @@ def score_model(candidate: Candidate, model_dir: Path, data: UserData, built: li
 
 
 def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings, *, device: str = "cpu",
-                 cache_dir: Path | None = None) -> dict:
+                 cache_dir: Path | None = None, pin: Pin | None = None) -> dict:
     """Score every candidate of the job's request on its rows; returns the ranking (ranking/personal.py) to be
-    written with DONE. A model that cannot be fetched or read gets an entry saying so, not a rank."""
+    written with DONE. A model that cannot be fetched or read gets an entry saying so, not a rank; when fewer than
+    two could be scored the job fails (PersonalError naming each model's reason). ``pin``: a named Hub id's commit
+    (``pin_commit``); None takes only pinned shas."""
     from ranking.personal import personal_result
 
     request = store.personal_of_job(job.id)
@@ -153,19 +145,63 @@ def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings,
     data = UserData.from_json(rows)
     built = estimators(settings)
     entries: list[dict] = []
-    for candidate in candidates(store, request.base_id, request.top_k):
+    for pick in picks_of(store, request):
+        candidate = pick.candidate
         try:
-            model_dir = snapshot(ModelRef(candidate.repo_id, candidate.revision))
+            model_dir, candidate = fetch(pick, snapshot, pin, settings)
             entry = score_model(candidate, model_dir, data, built, device=device, cache_dir=cache_dir)
-        except LeaderboardError as e:  # a bad checkpoint: said, and the others still run
+        except LeaderboardError as e:  # a model that cannot be fetched or read: said, and the others still run
             entry = {**asdict(candidate), "estimates": {}, "error": public_error(e), "feature_seconds": 0.0,
                      "seconds": 0.0}
         entries.append(entry)
         store.set_personal_progress(request.id, [_progress(e) for e in entries])
         logger.info("personal %s: %s (%d models done)", request.id[:8], candidate.repo_id, len(entries))
+    scored = [e for e in entries if not e.get("error")]
+    if len(scored) < MIN_MODELS:  # each model's reason is in the request's progress, beside its name
+        raise PersonalError(f"Only {len(scored)} of the {len(entries)} models could be scored, and a ranking needs "
+                            "two; each model's reason is listed with it.")
     protocols = {e.name: e.protocol([["user", data.data_hash]]).hash for e in built}
     return personal_result(entries, metrics={e.name: e.metric for e in built}, protocols=protocols,
                            base_id=request.base_id, source=request.source, summary=request.summary)
+
+
+def fetch(pick: Pick, snapshot: Snapshot, pin: Pin | None, settings: Settings) -> tuple[Path, Candidate]:
+    """Where the pick's weights are, and its candidate with the revision they have: a local folder (revision: its
+    weights' sha256), a study checkpoint's folder, or the Hub snapshot (a named id's revision pinned first).
+    Raises a LeaderboardError whose message is the sentence shown."""
+    where, candidate = pick.where, pick.candidate
+    if where.is_local:
+        folder = Path(where.path)
+        check_folder(folder)
+        return folder, replace(candidate, revision=weights_digest(folder))
+    if (folder := study_folder(where.name, settings)) is not None:
+        return folder, candidate
+    revision = where.revision
+    if revision is None or not SHA_RE.match(revision):
+        if pin is None:
+            raise ScoringError(f"{where.name}: no commit of it is known here.")
+        revision = pin(where.name, revision)
+    return snapshot(ModelRef(where.name, revision)), replace(candidate, revision=revision)
+
+
+def pin_commit(client, settings: Settings) -> Pin:
+    """A Pin that asks the Hub (``client``, a data.hub.HubClient) for the commit of a branch or tag and, when the
+    Hub cannot be reached, takes the one this machine's cache holds."""
+    from data.errors import HubUnreachable
+    from scoring.personal_models import cached_commit
+
+    def pin(repo_id: str, revision: str | None) -> str:
+        try:
+            sha = client.model_info(repo_id, revision).sha
+        except HubUnreachable as e:
+            if (sha := cached_commit(settings, repo_id, revision)) is None:
+                raise HubUnreachable(f"{repo_id}: the Hub cannot be reached and this machine's cache does not "
+                                     "hold it") from e
+        if sha is None:
+            raise ScoringError(f"{repo_id}: the Hub gave no commit for it.")
+        return sha
+
+    return pin
 
 
 def _progress(entry: dict) -> dict:

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from data.errors import LeaderboardError, StoreError
@@ -159,11 +159,14 @@ class Worker:
         self.run_workers = run_workers  # fine-tuning runs side by side (scoring/run_pool.py)
         self.scorers = tuple(scorers) if scorers else None
         self.name = name or worker_name()
-        if snapshot is None:
-            from data.hub import HubClient
+        from data.hub import HubClient
 
-            snapshot = HubClient(settings).snapshot
-        self.snapshot = snapshot
+        # a personal ranking has a person waiting: one retry and a short backoff per model, then its sentence
+        quick = HubClient(replace(settings, crawl_max_retries=1,
+                                  crawl_backoff_max_s=min(2.0, settings.crawl_backoff_max_s)))
+        self.snapshot = snapshot or HubClient(settings).snapshot
+        self.personal_snapshot = snapshot or quick.snapshot
+        self.quick_hub = quick
         self.make_scorer = scorer_factory or default_scorer_factory(settings, local_root=local_root)
         self._scorers: dict[str, object] = {}
         self._stopping = False
@@ -263,10 +266,10 @@ class Worker:
 
     def personal(self, job: Job) -> dict:
         """A personal ranking's job (scoring/personal.py): every candidate on the user's rows."""
-        from scoring.personal import run_personal
+        from scoring.personal import pin_commit, run_personal
 
-        return run_personal(self.store, job, self.snapshot, self.settings, device=self.device,
-                            cache_dir=Path(self.settings.cache_dir))
+        return run_personal(self.store, job, self.personal_snapshot, self.settings, device=self.device,
+                            cache_dir=Path(self.settings.cache_dir), pin=pin_commit(self.quick_hub, self.settings))
 
     def score(self, job: Job) -> list[Score]:
         if job.scorer not in self._scorers:

@@ -18,6 +18,7 @@ import gradio as gr
 from data.errors import SubmissionRejected
 from data.escape import markdown_text
 from ranking.columns import DEFAULT_GROUPS
+from scoring.personal_submit import unfetchable_sentence
 from ui.compare import CompareRejected
 from ui.handlers import AppHandlers
 from ui.layout import (
@@ -345,12 +346,12 @@ class PersonalEvents:
                 gr.update(choices=columns, value=found.label), message)
 
     def on_personal_rank(self, base_id, file_path, hub_id, hub_config, hub_split, hub_revision, text_column,
-                         pair_column, label_column, top_k, request: gr.Request = None):
+                         pair_column, label_column, top_k, models, request: gr.Request = None):
         """Check and queue the form's ranking, then watch it: (message, token, *PersonalView). A refusal is its
         sentence (escaped: it can quote the file or the Hub) and leaves what is on show as it is. The hourly
         limit counts by client address, as Submit's does."""
         values = (base_id, file_path, hub_id, hub_config, hub_split, hub_revision, text_column, pair_column,
-                  label_column, top_k)
+                  label_column, top_k, models)
         form = PersonalForm(**dict(zip(PERSONAL_FORM_FIELDS, values, strict=True)))
         unchanged = [gr.update()] * len(fields(PersonalView))
         submitter = getattr(getattr(request, "client", None), "host", None)
@@ -365,6 +366,9 @@ class PersonalEvents:
             return "**Not queued.** Something went wrong; it has been logged.", gr.update(), *unchanged
         message = ("**Queued.** The ranking below updates as each model is scored; its link opens it again "
                    "later, from any browser.")
+        if missing := request.summary.get("not_fetchable"):
+            message += (f" **Cannot be fetched now**, so listed without a rank: "
+                        f"{escaped(unfetchable_sentence(missing))}.")
         return message, request.id, *self.show(self.h.state(request.id)).as_list()
 
     def on_personal_poll(self, token):

@@ -78,6 +78,7 @@ class PersonalForm:
     pair_column: str = NO_PAIR
     label_column: str = ""
     top_k: float | int | str | None = None  # None: settings.personal_top_k
+    models: str = ""  # Hub ids and ./folders to rank with the base, instead of its top K ("" : the top K)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,7 +131,8 @@ class PersonalHandlers:
     def defaults(self, shown: str | None = None) -> PersonalDefaults:
         """What the tab opens with: the bases, ``shown`` picked when a ranking can run on it, the default K."""
         return PersonalDefaults(bases=self.bases(), base0=self.default_base(shown), top_k=self.settings.personal_top_k,
-                                max_top_k=MAX_TOP_K, intro=intro_markdown(self.settings))
+                                max_top_k=MAX_TOP_K, intro=intro_markdown(self.settings),
+                                models_hint=models_hint(self.settings))
 
     # ------------------------------------------------------------------ form
     def columns(self, file_path: str | None) -> ColumnChoices:
@@ -204,7 +206,8 @@ class PersonalHandlers:
             raise PersonalRefused(public_sentence(e)) from e
         try:
             data = self.read(form)
-            request = submit(self.store, self.settings, base_id=base_id, data=data, top_k=top_k)
+            request = submit(self.store, self.settings, base_id=base_id, data=data, top_k=top_k,
+                             models=form.models or "")
         except BaseException as e:
             self._release_slot(slot)
             refusal = _refusal(e)
@@ -273,15 +276,28 @@ class PersonalHandlers:
                              json_path=self._file(request, "json"))
 
     def expected_models(self, request: PersonalRequest) -> int:
-        """How many models the request's job scores: the base and up to ``top_k`` ranked candidates."""
+        """How many models the request's job scores: the models named, or the base and up to ``top_k`` ranked
+        candidates."""
         if request.result is not None:
             return len(request.result.get("models", ()))
+        if request.models:
+            return int(request.summary.get("models", len(request.models) + 1))
         ranked = len(self.service.board(request.base_id, PROJECT_SOURCE).rows)
         return 1 + min(request.top_k, ranked)
 
     def _file(self, request: PersonalRequest, fmt: str) -> Path:
         data = personal_csv(request.result) if fmt == "csv" else personal_json(request.result)
         return save_export(self._export_dir, _UNSAFE_NAME.sub("_", f"personal-{request.base_id}"), data, fmt)
+
+
+def models_hint(settings: Settings) -> str:
+    """The models box's placeholder: Hub ids, and ./NAME folders when this server has a models folder."""
+    root = settings.models_dir
+    if root is None or not Path(root).is_dir():
+        return "owner/name, owner/name@revision — comma-separated or one per line (Hub models)"
+    local = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))[:3]
+    example = ", ".join(f"./{n}" for n in local) if local else "./folder"
+    return f"owner/name, {example} — Hub ids, or folders in this server's models folder"
 
 
 def _refusal(error: BaseException) -> BaseException:

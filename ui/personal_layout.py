@@ -25,6 +25,7 @@ class PersonalInputs(InOrder, Generic[T]):
     pair_column: T
     label_column: T
     top_k: T
+    models: T
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class PersonalDefaults:
     top_k: int
     max_top_k: int
     intro: str  # Markdown: what the tab does and how long what is kept
+    models_hint: str = "owner/name, ./folder — comma-separated or one per line"
     poll_s: float = 1.5  # how often an open request is asked for its progress
 
 
@@ -75,6 +77,8 @@ def build_personal_tab(tabs, defaults: PersonalDefaults) -> PersonalTab:
                                elem_id="personal-base", scale=3)
             top_k = gr.Number(label="candidates (top K of its leaderboard)", value=defaults.top_k, precision=0,
                               minimum=0, maximum=defaults.max_top_k, elem_id="personal-top-k", scale=1)
+        models = gr.Textbox(label="…or the models to rank, with the base (instead of the top K)", lines=2,
+                            placeholder=defaults.models_hint, elem_id="personal-models")
         file = gr.File(label="your data: a CSV, JSON Lines or Parquet file with a header row", type="filepath",
                        elem_id="personal-file")
         with gr.Accordion("…or a dataset on the Hub", open=False, elem_id="personal-hub"):
@@ -106,7 +110,7 @@ def build_personal_tab(tabs, defaults: PersonalDefaults) -> PersonalTab:
         token = gr.State("")
     inputs = PersonalInputs(base_id=base, file_path=file, hub_id=hub_id, hub_config=hub_config, hub_split=hub_split,
                             hub_revision=hub_revision, text_column=text_column, pair_column=pair_column,
-                            label_column=label_column, top_k=top_k)
+                            label_column=label_column, top_k=top_k, models=models)
     view = PersonalView(share=share, status=status, table=table, rule=rule, csv_file=csv_file, json_file=json_file,
                         timer=timer)
     return PersonalTab(inputs=inputs, button=button, message=message, token=token, view=view)

@@ -15,6 +15,7 @@ from data.records import JobStatus, PersonalRequest
 from data.settings import Settings
 from ranking.columns import column_for
 from ranking.personal import personal_frame
+from scoring.personal_submit import START_WORKER
 from ui.views import model_link
 
 MAX_ERROR_CHARS = 500  # a failed job's error is cut to this many characters on the page
@@ -61,7 +62,6 @@ def progress_markdown(request: PersonalRequest, total: int) -> str:
     return line + (": " + ", ".join(done) if done else ".")
 
 
-START_WORKER = "python -m scoring work"
 
 
 def status_markdown(request: PersonalRequest, total: int, *, worker_alive: bool = True) -> str:
@@ -80,7 +80,7 @@ def status_markdown(request: PersonalRequest, total: int, *, worker_alive: bool 
     error = ((request.error or "").strip().splitlines() or ["no reason was recorded"])[0]  # an old row's traceback too
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + "…"
-    return f"**Failed**: {escaped(error)}"
+    return f"**Failed**: {escaped(error)}" + (f" {progress}" if request.progress else "")
 
 
 def data_markdown(request: PersonalRequest) -> str:
@@ -153,10 +153,11 @@ def intro_markdown(settings: Settings) -> str:
     """What the tab does, and how long what is kept."""
     rows = "as soon as the ranking ends" if settings.personal_keep_rows_s <= 0 else (
         f"for {duration(settings.personal_keep_rows_s)} after the ranking ends")
-    return (f"**Rank on your own data.** Pick a base model: it and its top candidates on the leaderboard are scored "
+    return (f"**Rank on your own data.** Pick a base model: it and its top candidates on the leaderboard, or the "
+            f"models you name (Hub ids, or folders in this server's models folder as ./NAME), are scored "
             f"on your labelled rows (cross-validated probes and LogME on frozen features), so you see which "
-            f"checkpoint suits your task. Upload a CSV, JSON Lines or Parquet file with a header row, or name a "
-            f"dataset on the Hub; then pick its text column (and a second one for sentence pairs) and its label "
-            f"column. At most {settings.personal_max_rows:,} rows and "
-            f"{_size(settings.personal_max_bytes)} per file. Your rows are deleted {rows}; the ranking stays at its "
-            f"link for {duration(settings.personal_ttl_s)}.")
+            f"checkpoint suits your task. A model that cannot be fetched is listed with its reason. Upload a CSV, "
+            f"JSON Lines or Parquet file with a header row, or name a dataset on the Hub; then pick its text "
+            f"column (and a second one for sentence pairs) and its label column. At most "
+            f"{settings.personal_max_rows:,} rows and {_size(settings.personal_max_bytes)} per file. Your rows are "
+            f"deleted {rows}; the ranking stays at its link for {duration(settings.personal_ttl_s)}.")

@@ -20,14 +20,15 @@ from data.records import PERSONAL_JOB, JobStatus, PersonalRequest
 from data.store.rows import dt, ts, utcnow
 
 _OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
-_COLUMNS = ("r.id, r.job_id, r.base_id, r.data_hash, r.source, r.summary, r.top_k, r.progress, r.result, "
-            "r.created_at, r.expires_at, j.status, j.error")
+_COLUMNS = ("r.id, r.job_id, r.base_id, r.data_hash, r.source, r.summary, r.top_k, r.models, r.progress, "
+            "r.result, r.created_at, r.expires_at, j.status, j.error")
 
 
 def _request_of(row) -> PersonalRequest:
     return PersonalRequest(
         id=row["id"], job_id=row["job_id"], base_id=row["base_id"], data_hash=row["data_hash"], source=row["source"],
-        summary=json.loads(row["summary"]), top_k=row["top_k"], status=JobStatus(row["status"]), error=row["error"],
+        summary=json.loads(row["summary"]), top_k=row["top_k"],
+        models=tuple(json.loads(row["models"])), status=JobStatus(row["status"]), error=row["error"],
         progress=tuple(json.loads(row["progress"])), result=json.loads(row["result"]) if row["result"] else None,
         created_at=dt(row["created_at"]), expires_at=dt(row["expires_at"]))
 
@@ -36,8 +37,10 @@ class PersonalRequests:
     """Personal-ranking methods of ``Store`` (which provides ``_write`` and ``_connect``)."""
 
     def create_personal(self, *, base_id: str, data_hash: str, rows_json: str, source: str, summary: dict,
-                        top_k: int, ttl_s: float, rows_max_s: float) -> PersonalRequest:
-        """A new request, its PENDING job and (unless held already) its rows, in one transaction."""
+                        top_k: int, ttl_s: float, rows_max_s: float, models: tuple[dict, ...] = ()
+                        ) -> PersonalRequest:
+        """A new request, its PENDING job and (unless held already) its rows, in one transaction. ``models``: the
+        models named (``scoring.personal_models.NamedModel.to_json``), () for the base and its top K."""
         now, token = utcnow(), secrets.token_hex(16)
         with self._write() as conn:
             purge(conn, now)
@@ -50,9 +53,9 @@ class PersonalRequests:
                          "ON CONFLICT(data_hash) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
                          (data_hash, rows_json, ts(now), ts(now + timedelta(seconds=rows_max_s))))
             conn.execute("INSERT INTO personal_requests (id, job_id, base_id, data_hash, source, summary, top_k, "
-                         "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (token, cur.lastrowid, base_id, data_hash, source, json.dumps(summary), top_k, ts(now),
-                          ts(now + timedelta(seconds=ttl_s))))
+                         "models, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (token, cur.lastrowid, base_id, data_hash, source, json.dumps(summary), top_k,
+                          json.dumps(list(models)), ts(now), ts(now + timedelta(seconds=ttl_s))))
         found = self.personal(token)
         assert found is not None  # written just now
         return found

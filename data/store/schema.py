@@ -138,6 +138,10 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at TEXT NOT NULL
     );
     """,
+    # 8: a personal ranking over the models a user names (Hub ids, local folders): [] for the base and its top K
+    """
+    ALTER TABLE personal_requests ADD COLUMN models TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 CANDIDATE_COLUMNS = (

@@ -14,6 +14,7 @@ from pathlib import Path
 from data.settings import Settings
 from data.store import Store
 from scoring.cli.common import DEVICES, ENDPOINT_HELP, usage_error
+from scoring.personal_submit import START_WORKER
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,6 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="Hub dataset: the split (default train)")
     p.add_argument("--revision", help="Hub dataset: a commit sha, branch or tag")
     p.add_argument("--top-k", type=int, help="candidates besides the base (default: MRL_PERSONAL_TOP_K or 10)")
+    p.add_argument("--models", help="rank these instead of the top K, with the base: Hub ids (owner/name[@revision]) "
+                                    "and local checkpoint folders (./dir), comma-separated")
     p.add_argument("--out", type=Path, help="also write the ranking to this .csv or .json file")
     p.add_argument("--no-wait", action="store_true", help="queue it and print its id; a worker runs it")
     p.add_argument("--device", default="cpu", choices=DEVICES)
@@ -52,8 +55,10 @@ def read_data(args: argparse.Namespace, settings: Settings):
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from data.errors import LeaderboardError, StoreError, public_sentence
     from data.user_data import UserDataError
     from scoring.personal import submit
+    from scoring.personal_submit import unfetchable_sentence
 
     if args.out is not None and args.out.suffix not in (".csv", ".json"):
         return usage_error(f"--out must end in .csv or .json, got {args.out}")
@@ -62,9 +67,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except (UserDataError, FileNotFoundError) as e:
         return usage_error(str(e))
     store = Store(settings.db_path)
-    request = submit(store, settings, base_id=args.base, data=data, top_k=args.top_k)
-    print(f"queued personal ranking {request.id}: {data.num_rows} rows, {data.num_classes} classes, "
-          f"base {request.base_id} and its top {request.top_k}")
+    try:
+        request = submit(store, settings, base_id=args.base, data=data, top_k=args.top_k, models=args.models,
+                         any_path=True)
+    except StoreError as e:
+        return usage_error(public_sentence(e))
+    except LeaderboardError as e:  # our sentence, naming what the user typed
+        return usage_error(str(e))
+    which = (f"{request.summary['models']} models" if request.models else
+             f"base {request.base_id} and its top {request.top_k}")
+    print(f"queued personal ranking {request.id}: {data.num_rows} rows, {data.num_classes} classes, {which}")
+    if missing := request.summary.get("not_fetchable"):
+        print(f"cannot be fetched now, so listed unranked: {unfetchable_sentence(missing)}")
+    if args.no_wait and not store.worker_alive():
+        print(f"no scoring worker is running: start one with `{START_WORKER}`")
     if args.no_wait:
         return 0
     return _work_and_print(store, settings, request.id, args)
@@ -86,6 +102,8 @@ def _work_and_print(store: Store, settings: Settings, request_id: str, args: arg
     if request is None or request.result is None:
         print(f"error: the personal ranking {request_id} did not finish: "
               f"{request.error if request else 'it expired'}")
+        for model in request.progress if request else ():
+            print(f"  {model['repo_id']}: {model.get('error') or 'scored'}")
         return 1
     frame = personal_frame(request.result)
     print(frame.drop(columns=["revision", "seconds"]).to_string(index=False))

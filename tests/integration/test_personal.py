@@ -4,9 +4,11 @@ them, a user's CSV through ``python -m scoring personal`` (the queue and a worke
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,7 +21,7 @@ from data.hub import HubClient
 from data.records import JobStatus, Score
 from data.store import Store
 from data.user_data import Columns, read_upload
-from scoring.personal import submit
+from scoring.personal import PersonalError, submit
 from scoring.worker import Worker
 from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
 
@@ -133,3 +135,85 @@ def test_a_candidate_that_cannot_be_read_is_said_and_the_others_are_ranked(world
     assert "no safetensors" in bad["error"] and bad["combined_rank"] is None and result["models"][-1] is bad
     assert sorted(m["combined_rank"] for m in result["models"] if m is not bad) == [1, 2, 3]
     assert len(store.personal(request.id).progress) == 4
+
+
+def local_copies(tmp_path_factory, folder: Path, names: dict[str, str]) -> dict[str, Path]:
+    """Copies of the tiny candidates' checkpoints as a user's own folders: {folder name: source candidate}."""
+    models = shared_root(tmp_path_factory)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, source in names.items():
+        out[name] = Path(shutil.copytree(models / source, folder / name))
+    return out
+
+
+def test_the_command_ranks_named_models_local_folders_with_the_base_and_lists_a_missing_id(
+        world, settings, tmp_path, tmp_path_factory):
+    s, store = scored_store(world, settings, tmp_path / "lb.db")
+    mine = local_copies(tmp_path_factory, tmp_path / "mine", {"first": "cand-0", "second": "cand-2"})
+    data = user_csv(tmp_path / "mine.csv")
+    env = {**os.environ, "HF_ENDPOINT": world["hub"].url, "MRL_DB": str(s.db_path), "MRL_CACHE_DIR": str(s.cache_dir)}
+    out = tmp_path / "ranking.json"
+    names = f"{mine['first']},{mine['second']},ghost/no-such-model"
+    done = subprocess.run([sys.executable, "-m", "scoring", "personal", "--base", BASE, "--data", str(data),
+                           "--text-column", "sentence", "--label-column", "topic", "--models", names,
+                           "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout and "4 models" in done.stdout
+    models = {m["repo_id"]: m for m in json.loads(out.read_text())["models"]}
+    assert set(models) == {BASE, str(mine["first"]), str(mine["second"]), "ghost/no-such-model"}
+    ghost = models["ghost/no-such-model"]
+    assert ghost["combined_rank"] is None and "no such model on the Hub" in ghost["error"]
+    assert sorted(m["combined_rank"] for m in models.values() if m is not ghost) == [1, 2, 3]
+    local = models[str(mine["first"])]
+    assert local["source"] == "local" and local["role"] == "candidate"
+    assert local["revision"] == hashlib.sha256((mine["first"] / "model.safetensors").read_bytes()).hexdigest()
+    assert models[BASE]["role"] == "base" and models[BASE]["revision"] == store.get_base(BASE).sha
+
+
+def test_with_no_hub_the_models_not_cached_are_said_before_queueing_and_listed_and_the_rest_ranked(
+        world, settings, tmp_path, tmp_path_factory):
+    s, store = scored_store(world, settings, tmp_path / "lb.db")
+    offline = replace(s, hub_endpoint="http://127.0.0.1:9", models_dir=tmp_path / "models")  # nothing answers there
+    local_copies(tmp_path_factory, offline.models_dir, {"first": "cand-0", "second": "cand-2"})
+    data = read_upload(user_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
+    request = submit(store, offline, base_id=BASE, data=data, models="./first, ./second\nghost/not-cached")
+    assert request.summary["not_fetchable"] == {
+        BASE: "not in this server's cache, and the Hub cannot be reached",
+        "ghost/not-cached": "not in this server's cache, and the Hub cannot be reached"}
+    for item in request.models:  # a web user's ./NAME is kept as the folder inside the models folder
+        assert item["path"] is None or Path(item["path"]).parent == offline.models_dir.resolve()
+    report = Worker(store, offline, scorers=["personal"]).run(once=True)
+    assert report.done == 1
+    result = store.personal(request.id).result
+    models = {m["repo_id"]: m for m in result["models"]}
+    assert sorted(models) == sorted([BASE, "./first", "./second", "ghost/not-cached"])
+    for name in (BASE, "ghost/not-cached"):
+        assert models[name]["combined_rank"] is None
+        assert "the Hub cannot be reached and this machine's cache does not hold it" in models[name]["error"]
+    assert sorted(models[n]["combined_rank"] for n in ("./first", "./second")) == [1, 2]
+    assert str(tmp_path) not in json.dumps(result)  # the folders' server paths are never in what a user reads
+
+
+def test_a_request_that_leaves_fewer_than_two_models_is_refused_before_queueing_or_fails_in_a_sentence(
+        world, settings, tmp_path, tmp_path_factory):
+    s, store = scored_store(world, settings, tmp_path / "lb.db")
+    offline = replace(s, hub_endpoint="http://127.0.0.1:9", models_dir=tmp_path / "models")
+    mine = local_copies(tmp_path_factory, offline.models_dir, {"first": "cand-0", "second": "cand-2"})
+    data = read_upload(user_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
+    with pytest.raises(PersonalError, match=r"Only 1 of the 2 models can be fetched now .*tiny/bert-base: not in"):
+        submit(store, offline, base_id=BASE, data=data, models="./first")
+    assert store.jobs(scorer="personal") == []
+    request = submit(store, offline, base_id=BASE, data=data, models="./first,./second")
+    (mine["second"] / "config.json").write_text('{"model_type": "no-such-architecture"}')  # broken after queueing
+    Worker(store, offline, scorers=["personal"]).run(once=True)
+    failed = store.personal(request.id)
+    assert failed.status is JobStatus.FAILED and failed.result is None
+    assert failed.error == ("Only 1 of the 3 models could be scored, and a ranking needs two; each model's reason "
+                            "is listed with it.")
+    reasons = {p["repo_id"]: p["error"] for p in failed.progress}
+    assert reasons["./first"] == "" and "cache does not hold it" in reasons[BASE]
+    assert reasons["./second"] == ("Its files could not be read as a text encoder with safetensors weights "
+                                   "(ValueError).")
+    assert str(tmp_path) not in json.dumps(reasons)

@@ -23,6 +23,8 @@ GOOD = {
     "HF_ENDPOINT": ("http://127.0.0.1:8080/", "hub_endpoint", "http://127.0.0.1:8080"),
     "HF_TOKEN": ("hf_abc123", "hub_token", "hf_abc123"),
     "MRL_CACHE_DIR": ("/srv/mrl/cache", "cache_dir", Path("/srv/mrl/cache")),
+    "MRL_MODELS_DIR": ("/srv/mrl/models", "models_dir", Path("/srv/mrl/models")),
+    "MRL_STUDY_DIR": ("/srv/mrl/study", "study_dir", Path("/srv/mrl/study")),
     "MRL_LOG_LEVEL": ("debug", "log_level", "DEBUG"),
     "MRL_CRAWL_CONCURRENCY": ("3", "crawl_concurrency", 3),
     "MRL_MAX_PARAMS": ("123456", "max_params", 123_456),
@@ -59,6 +61,7 @@ _SECONDS = [("soon", "must be a number"), ("", "must be a number"), ("0", "must 
 BAD = {
     "MRL_DB": [("", "must be a path"), ("  ", "must be a path")],
     "MRL_CACHE_DIR": [("", "must be a path")],
+    "MRL_STUDY_DIR": [(" ", "must be a path")],
     "HF_ENDPOINT": [("huggingface.co", "must be an http:// or https:// URL"),
                     ("ftp://127.0.0.1", "must be an http:// or https:// URL"),
                     ("http://", "must be an http:// or https:// URL")],
@@ -94,10 +97,11 @@ NO_BAD_VALUE = {
     "MRL_REFERENCE_CORPUS": "'local' or a file path, opened by the free-energy scorer",
     "MRL_SNAPSHOT": "a path or 'none'; a bad file is logged when the bundle is seeded",
     "MRL_PUBLISHED": "a path or 'none'; as MRL_SNAPSHOT",
+    "MRL_MODELS_DIR": "a path or 'none'; a missing folder means no local models are offered",
 }
 # Set to the empty string, these mean "unset" (the default stays), as the shell's VAR= does.
 EMPTY_IS_UNSET = ("HF_ENDPOINT", "HF_TOKEN", "MRL_TRUSTED_PROXIES", "MRL_SUITE", "MRL_REFERENCE_CORPUS",
-                  "MRL_SNAPSHOT", "MRL_PUBLISHED")
+                  "MRL_SNAPSHOT", "MRL_PUBLISHED", "MRL_MODELS_DIR")
 
 BAD_CASES = [(name, value, message) for name, cases in BAD.items() for value, message in cases]
 

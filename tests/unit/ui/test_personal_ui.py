@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from data.escape import markdown_text
+from data.local_hub import LocalHub
 from data.records import PERSONAL_JOB, JobStatus
 from ranking.personal import COMBINED_RULE, personal_result
 from tests.helpers.leaderboard_store import BASE, EVIL, build_store
@@ -44,6 +45,18 @@ def reviews(path: Path, labels=("pos", "neg"), n: int = 6) -> Path:
 @pytest.fixture
 def store(tmp_path):
     return build_store(tmp_path / "lb.db")
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """A running Hub with no models: it answers, so a model missing from the cache can still be fetched later."""
+    with LocalHub() as running:
+        yield running
+
+
+@pytest.fixture
+def settings(settings, hub):
+    return replace(settings, hub_endpoint=hub.url)
 
 
 @pytest.fixture
