@@ -80,8 +80,8 @@ def _named(name: str, *, local_root: Path | None, any_path: bool) -> NamedModel:
         return NamedModel(name=name, path=str(folder))
     if name.startswith(LOCAL_PREFIXES):
         return NamedModel(name=name, path=str(_web_folder(name, local_root)))
-    repo_id, _, revision = name.partition("@")
-    if not _HUB_ID.match(repo_id) or ".." in repo_id or (revision and not _REVISION.match(revision)):
+    repo_id, at, revision = name.partition("@")
+    if not _HUB_ID.match(repo_id) or ".." in repo_id or (at and not _REVISION.match(revision)):
         raise ModelNameError(f"{_shown(name)} is neither a Hub model id (owner/name, optionally @revision) nor a local "
                          f"folder (./NAME).")
     return NamedModel(name=repo_id, revision=revision or None)

@@ -380,3 +380,41 @@ def test_the_data_line_clips_class_names_and_counts_past_twenty(handlers, store,
     line = data_markdown(request)
     assert "30 classes" in line and "and 10 more" in line and len(line) < 2_000
     assert "L" * 41 not in line and "…" in line
+
+
+def fake_checkpoint(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    (folder / "model.safetensors").write_bytes(b"weights")
+    return folder
+
+
+def test_named_models_are_queued_with_the_base_first_and_a_bad_name_is_refused(handlers, store, tmp_path):
+    request = handlers.rank(form(reviews(tmp_path / "mine.csv"), models="alice/strong,\nghost/elsewhere@v2"))
+    assert [m["name"] for m in request.models] == ["alice/strong", "ghost/elsewhere"]
+    assert request.models[1]["revision"] == "v2" and request.top_k == 0
+    assert handlers.expected_models(request) == 3 and request.summary["not_fetchable"] == {}  # the Hub answers
+    for bad, reason in (("./mine", "this server takes no local folders"), ("a/b/c", "neither a Hub model id"),
+                        (BASE, "Name at least one model besides the base")):
+        with pytest.raises(PersonalRefused, match=reason):
+            handlers.rank(form(reviews(tmp_path / "again.csv"), models=bad))
+    assert len(personal_jobs(store)) == 1
+
+
+def test_with_no_hub_the_page_says_which_models_cannot_be_fetched_and_refuses_under_two(store, settings, tmp_path):
+    root = tmp_path / "models"
+    fake_checkpoint(root / "first")
+    fake_checkpoint(root / "second")
+    offline = replace(settings, hub_endpoint="http://127.0.0.1:9", models_dir=root)
+    events = PersonalEvents(PersonalHandlers(store, offline, uploads=tmp_path))
+    message, token, *_ = events.on_personal_rank(*form_values(form(reviews(tmp_path / "mine.csv"),
+                                                                   models="./first, ./second, <b>x</b>/y")))
+    assert message.startswith("**Not queued.**") and "neither a Hub model id" in message and "<b>" not in message
+    message, token, *_ = events.on_personal_rank(*form_values(form(reviews(tmp_path / "mine.csv"),
+                                                                   models="./first, ./second, alice/strong")))
+    assert message.startswith("**Queued.**") and token
+    assert ("**Cannot be fetched now**, so listed without a rank: org/base, alice/strong: not in this server's "
+            "cache, and the Hub cannot be reached.") in message.replace("\\", "")
+    assert str(tmp_path) not in message
+    message, *_ = events.on_personal_rank(*form_values(form(reviews(tmp_path / "mine.csv"), models="./first")))
+    assert message.startswith("**Not queued.** Only 1 of the 2 models can be fetched now")
