@@ -13,23 +13,25 @@ import math
 import pandas as pd
 
 COMBINED_RULE = ("Combined rank: the mean of a model's ranks under each estimator whose estimate passed its checks "
-                 "and of its general rank among these models (the general leaderboard's mean gain, the base at "
-                 "gain 0), lowest first; a tie goes to the better general rank. Each estimator and the general "
-                 "leaderboard have one vote; a model with no passing estimate gets no combined rank.")
+                 "and, for a model with a mean gain on the general leaderboard (the base at gain 0), of its general "
+                 "rank among those models, lowest first; a tie goes to the better general rank. Each estimator and "
+                 "the general leaderboard have one vote; a model the general leaderboard has no gain for (a local "
+                 "folder, a model it has not scored) has no general vote; a model with no passing estimate gets no "
+                 "combined rank.")
 
 
-def general_positions(entries: list[dict]) -> list[int]:
-    """Each model's place among these models by general mean gain (the base at 0; a model without a gain after
-    those with one, in leaderboard order)."""
-    def key(i: int):
-        e = entries[i]
-        gain = e.get("mean_gain")
-        has = gain is not None and math.isfinite(gain)
-        return (not has, -(gain if has else 0.0), e.get("general_rank") or 0, e["repo_id"])
+def _gain(entry: dict) -> float | None:
+    gain = entry.get("mean_gain")
+    return float(gain) if gain is not None and math.isfinite(gain) else None
 
-    order = sorted(range(len(entries)), key=key)
-    places = [0] * len(entries)
-    for place, i in enumerate(order, start=1):
+
+def general_positions(entries: list[dict]) -> list[int | None]:
+    """Each model's place among the models with a general mean gain (the base at 0), highest gain first; None for
+    a model without one."""
+    with_gain = sorted((i for i, e in enumerate(entries) if _gain(e) is not None),
+                       key=lambda i: (-_gain(entries[i]), entries[i].get("general_rank") or 0, entries[i]["repo_id"]))
+    places: list[int | None] = [None] * len(entries)
+    for place, i in enumerate(with_gain, start=1):
         places[i] = place
     return places
 
@@ -49,8 +51,11 @@ def combined_ranks(entries: list[dict], names: list[str]) -> list[int | None]:
     means = []
     for i in range(len(entries)):
         votes = [r[i] for r in per if r[i] is not None]
-        means.append((sum(votes) + general[i]) / (len(votes) + 1) if votes else None)
-    order = sorted((i for i, m in enumerate(means) if m is not None), key=lambda i: (means[i], general[i]))
+        general_vote = [general[i]] if general[i] is not None else []
+        means.append(sum(votes + general_vote) / len(votes + general_vote) if votes else None)
+    last = len(entries) + 1
+    order = sorted((i for i, m in enumerate(means) if m is not None),
+                   key=lambda i: (means[i], general[i] or last, entries[i]["repo_id"]))
     ranks: list[int | None] = [None] * len(entries)
     for place, i in enumerate(order, start=1):
         ranks[i] = place
@@ -66,7 +71,8 @@ def personal_result(entries: list[dict], *, metrics: dict[str, str], protocols: 
     ranks = {n: estimator_ranks(entries, n) for n in names}
     models = [{**e, "general_position": general[i], "combined_rank": combined[i],
                "ranks": {n: ranks[n][i] for n in names}} for i, e in enumerate(entries)]
-    models.sort(key=lambda m: (m["combined_rank"] is None, m["combined_rank"] or 0, m["general_position"]))
+    models.sort(key=lambda m: (m["combined_rank"] is None, m["combined_rank"] or 0,
+                               m["general_position"] or len(models) + 1, m["repo_id"]))
     return {"base_id": base_id, "source": source, "summary": summary, "estimators": metrics, "protocols": protocols,
             "rule": COMBINED_RULE, "models": models}
 

@@ -195,8 +195,7 @@ def pin_commit(client, settings: Settings) -> Pin:
             sha = client.model_info(repo_id, revision).sha
         except HubUnreachable as e:
             if (sha := cached_commit(settings, repo_id, revision)) is None:
-                raise HubUnreachable(f"{repo_id}: the Hub cannot be reached and this machine's cache does not "
-                                     "hold it") from e
+                raise HubUnreachable("The Hub cannot be reached and this machine's cache does not hold it.") from e
         if sha is None:
             raise ScoringError(f"{repo_id}: the Hub gave no commit for it.")
         return sha

@@ -94,7 +94,10 @@ def data_markdown(request: PersonalRequest) -> str:
     kind, _, rest = (request.source or "").partition(":")
     where = {"upload": "the file ", "hub": "the Hub dataset "}.get(kind, "")
     pair = " (text pairs)" if summary.get("pair") else ""
-    return (f"Base **{escaped(request.base_id)}** and its top {request.top_k} candidates, on "
+    which = (f"{summary.get('models', len(request.models) + 1)} models named, with the base "
+             f"**{escaped(request.base_id)}**," if request.models else
+             f"Base **{escaped(request.base_id)}** and its top {request.top_k} candidates,")
+    return (f"{which} on "
             f"{summary.get('rows', 0):,} rows{pair} from {where}{escaped(clipped(rest or request.source, 120))}, "
             f"{len(classes)} classes ({counts}).")
 

@@ -13,10 +13,12 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from playwright.sync_api import Page, expect
 
 from data.crawler import crawl
 from data.hub import HubClient
-from data.records import PERSONAL_JOB, JobStatus, Score
+from data.records import PERSONAL_JOB, JobStatus, ModelRef, Score
 from data.settings import Settings
 from data.store import Store
 from data.user_data import Columns, read_upload
@@ -304,3 +306,83 @@ def test_each_bad_file_is_refused_with_its_sentence_and_nothing_is_queued(browse
             expect(page.get_by_test_id("toast-body")).to_contain_text(sentence)
             assert page.locator("#personal-message img, #personal-message a").count() == 0
             assert store.jobs(scorer=PERSONAL_JOB) == [] and store.personal_row_sets() == 0, path.name
+
+
+@pytest.fixture(scope="module")
+def offline_app(hub, tmp_path_factory):
+    """The app with no Hub (a closed port) and no worker: the base in this machine's cache (fetched once while the
+    Hub answered), two of the user's checkpoints in the models folder. (url, store, settings, folder)."""
+    tmp = tmp_path_factory.mktemp("personal-offline")
+    store, online = crawled_store(hub.url, tmp)
+    base = store.get_base(BASE)
+    HubClient(online).snapshot(ModelRef(BASE, base.sha))  # the cache holds the base; nothing else
+    models = shared_root(tmp_path_factory)
+    for name, source in (("first", "cand-0"), ("second", "cand-2")):
+        shutil.copytree(models / source, tmp / "models" / name)
+    settings = replace(online, hub_endpoint="http://127.0.0.1:9", models_dir=tmp / "models")
+    with serve_app(store, settings, tmp, "personal-offline-app") as url:
+        yield url, store, settings, tmp
+
+
+def start_named_worker(page: Page, settings: Settings, folder: Path):
+    """The command the status line names, run as the user would beside the app (same store and cache)."""
+    command = page.locator("#personal-status code").first.inner_text()
+    assert command == "python -m scoring work"
+    env = {**os.environ, "HF_ENDPOINT": settings.hub_endpoint, "MRL_DB": str(settings.db_path),
+           "MRL_CACHE_DIR": str(settings.cache_dir), "HF_HOME": str(folder / "hf_home")}
+    log = (folder / "named-worker.log").open("w")
+    args = command.split()
+    return subprocess.Popen([sys.executable, *args[1:]], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def rank_named(page: Page, data: Path, models: str) -> None:
+    upload(page, data)
+    expect(page.locator("#personal-message")).to_contain_text("Read 2 columns of")
+    choose(page, "personal-label-column", "topic")
+    page.locator("#personal-models textarea").fill(models)
+    page.locator("#personal-submit").click()
+    expect(page.locator("#personal-message")).to_contain_text("Queued.")
+
+
+@pytest.mark.slow
+def test_with_no_hub_the_base_and_two_local_checkpoints_are_ranked_and_an_unreachable_id_is_listed(
+        browser, offline_app, request, tmp_path):
+    url, store, settings, folder = offline_app
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    worker = None
+    try:
+        with open_page(browser, url, request) as page:
+            open_tab(page)
+            rank_named(page, learnable_csv(tmp_path / "mine.csv"), f"{BASE}\n./first\n./second")
+            status = page.locator("#personal-status")
+            expect(status).to_contain_text("no scoring worker is running: start one beside the app with")
+            page.screenshot(path=str(SHOTS / "personal-offline-queued.png"), full_page=True)
+            worker = start_named_worker(page, settings, folder)
+            seen = wait_until_done(page)
+            assert seen[-1].startswith("Done: 3 of 3 models scored"), (seen, folder / "named-worker.log")
+            expect(table_models(page)).to_have_count(3)
+            shown = {t.removesuffix(" (base)") for t in table_models(page).all_inner_texts()}
+            assert shown == {BASE, "./first", "./second"}
+            page.screenshot(path=str(SHOTS / "personal-offline-local-models.png"), full_page=True)
+
+            page.reload()
+            open_tab(page)
+            rank_named(page, learnable_csv(tmp_path / "again.csv", seed=2),
+                       f"{BASE}, ./first, ./second, ghost/unreachable")
+            expect(page.locator("#personal-message")).to_contain_text(
+                "Cannot be fetched now, so listed without a rank: ghost/unreachable: not in this server's cache, "
+                "and the Hub cannot be reached.")
+            seen = wait_until_done(page)
+            assert seen[-1].startswith("Done: 4 of 4 models scored"), seen
+            expect(table_models(page)).to_have_count(4)
+            ghost = page.locator("#personal-table tr").filter(has_text="ghost/unreachable")
+            expect(ghost).to_contain_text("the Hub cannot be reached and this machine's cache does not hold it")
+            page.screenshot(path=str(SHOTS / "personal-offline-unreachable-id.png"), full_page=True)
+            body = page.locator("body").inner_text()
+            assert "Traceback" not in body and str(folder) not in body
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+    done = [j for j in store.jobs(scorer=PERSONAL_JOB) if j.status is JobStatus.DONE]
+    assert len(done) == 2 and store.personal_row_sets() == 0

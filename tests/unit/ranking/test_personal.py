@@ -32,10 +32,20 @@ def entry(repo, gain, rank, values, *, status=None, role="candidate"):
                           for n, v in zip(NAMES, values, strict=True)}}
 
 
-def test_the_base_takes_its_place_at_gain_zero_and_a_model_without_a_gain_comes_after():
+def test_the_base_takes_its_place_at_gain_zero_and_a_model_without_a_gain_has_no_general_place():
     entries = [entry("b/base", 0.0, None, (0, 0, 0), role="base"), entry("a", 1.5, 1, (0, 0, 0)),
-               entry("c", None, 3, (0, 0, 0)), entry("d", -0.5, 2, (0, 0, 0))]
-    assert general_positions(entries) == [2, 1, 4, 3]
+               entry("./mine", None, None, (0, 0, 0)), entry("d", -0.5, 2, (0, 0, 0))]
+    assert general_positions(entries) == [2, 1, None, 3]
+
+
+def test_a_model_without_a_general_gain_is_ranked_by_the_estimators_alone():
+    # a local folder the general board never saw: no general vote, so its estimators decide, not a last place there
+    entries = [entry("b/base", 0.0, None, (0.6, 0.6, -2), role="base"), entry("./mine", None, None, (0.9, 0.9, -1)),
+               entry("./other", None, None, (0.5, 0.5, -3))]
+    # base: (2 + 2 + 2 + general 1) / 4 = 1.75; ./mine: (1 + 1 + 1) / 3 = 1; ./other: 3
+    assert combined_ranks(entries, NAMES) == [2, 1, 3]
+    assert [m["repo_id"] for m in personal_result(entries, metrics=METRICS, protocols={}, base_id="b/base",
+                                                   source="x", summary={})["models"]] == ["./mine", "b/base", "./other"]
 
 
 def test_ties_share_the_better_rank_and_a_failed_estimate_has_none():
