@@ -53,22 +53,31 @@ def load_encoder(model_dir: Path):
     return model.eval(), tokenizer
 
 
+LAYERS = ("last", "mean")  # which hidden states are pooled: the last layer's, or the mean of every layer's
+
+
 @torch.inference_mode()
 def extract_features(model, tokenizer, examples: tuple[Example, ...], cfg: ProbeConfig,
-                     device: str = "cpu") -> torch.Tensor:
-    """Mean-pooled last hidden states, one row per example (float32, on CPU).
+                     device: str = "cpu", layers: str = "last") -> torch.Tensor:
+    """Mean-pooled hidden states, one row per example (float32, on CPU): the last layer's (``layers="last"``), or
+    the mean over the encoder's layers of each layer's mean-pooled states (``"mean"``; the embedding layer left
+    out), as TransformerRanker's layer mean.
 
     Every example is tokenized once; batches are cut from the examples sorted by token count, each holding at
     most ``cfg.batch_size × cfg.max_length`` padded tokens (the memory of a full batch of the longest rows), so
     short rows go many to a batch and almost nothing is padding."""
+    if layers not in LAYERS:
+        raise ValueError(f"layers must be one of {LAYERS}, got {layers!r}")
     model.to(device)
     encoded = _tokenized(tokenizer, examples, cfg.max_length)
     out = torch.empty(len(examples), model.config.hidden_size)
     for index in token_batches([len(ids) for ids in encoded["input_ids"]], cfg.batch_size * cfg.max_length):
         batch = tokenizer.pad({k: [v[i] for i in index] for k, v in encoded.items()}, return_tensors="pt").to(device)
-        hidden = model(**batch).last_hidden_state.float()
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        out[index] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu()
+        output = model(**batch, output_hidden_states=layers == "mean")
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        states = output.hidden_states[1:] if layers == "mean" else (output.last_hidden_state,)
+        pooled = [(h.float() * mask).sum(1) / mask.sum(1).clamp(min=1) for h in states]
+        out[index] = torch.stack(pooled).mean(0).cpu()
     return out
 
 
