@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data.local_hub import LocalHub
 from data.records import PERSONAL_JOB
 from data.settings import Settings
 from tests.browser.conftest import serve_app
@@ -40,11 +41,13 @@ def rss_mb() -> float:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile-personal")
+    hub = LocalHub()  # it answers (with no models): what the cache lacks can still be fetched, so rankings queue
+    hub.start()
     settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache", personal_max_bytes=MAX_BYTES,
-                        personal_top_k=2, personal_limit_per_hour=1000)
+                        personal_top_k=2, personal_limit_per_hour=1000, hub_endpoint=hub.url)
     store = build_store(settings.db_path)
     (tmp / "secret.csv").write_text(f"{SECRET},label\nx,a\ny,b\n")  # a refusal would name its columns
-    with serve_app(store, settings, tmp, "hostile-personal-app") as url:
+    with hub, serve_app(store, settings, tmp, "hostile-personal-app") as url:
         ids = {"file": event_id(url, "personal-file", "change"), "rank": event_id(url, "personal-submit", "click")}
         yield url, store, settings, tmp, ids
 
@@ -58,7 +61,7 @@ def page_load_s(url: str) -> float:
 
 
 def rank_data(path: dict | None, text="text", label="label", pair="") -> list:
-    return [BASE, path, "", "", "", "", text, pair, label, 2]
+    return [BASE, path, "", "", "", "", text, pair, label, 2, ""]  # the form, in PersonalInputs order
 
 
 def assert_survived(app, before_mb: float, counts: tuple[int, int]) -> None:
