@@ -51,7 +51,8 @@ METRICS: MappingProxyType[str, MetricSpec] = _specs(
                            "of the user's labels on frozen features."),
     MetricSpec(key="free_energy", label="free energy", higher_is_better=False, unit="nats",
                description="n·L_n(w*) + λ̂·log n on the reference corpus: lower means more nearby parameters "
-                           "fit well."),
+                           "fit well. Not a validated predictor of a good start: on the study's base it fails its "
+                           "known-answer controls (a re-initialised last block scores lower)."),
     MetricSpec(key="llc_mean", label="LLC", higher_is_better=False, unit="",
                description="Local learning coefficient λ̂ estimated by SGLD (mean over chains)."),
     MetricSpec(key="llc_std", label="LLC std", higher_is_better=False, unit="",
