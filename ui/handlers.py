@@ -296,11 +296,12 @@ class AppHandlers:
             summary.append((f"{b} ({chosen})", beating, ranked))
         return {
             "free_energy": fe_fig,
-            "free_energy_text": "  \n".join([insights.correlation_text(fe_corr, "free energy", "mean gain"),
-                                               insights.correlation_text(pearson_with_ci(*fe_pairs), "free energy",
+            # Spearman's ρ is each figure's title: the line above it adds Pearson's r (and the free energy's scope)
+            "free_energy_text": "  \n".join([insights.correlation_text(pearson_with_ci(*fe_pairs), "free energy",
                                                                          "mean gain"), FE_SCOPE]),
             "probe": probe_fig,
-            "probe_text": insights.correlation_text(probe_corr, "probe accuracy", "mean gain"),
+            "probe_text": insights.correlation_text(pearson_with_ci(*insights.pairs_with_gain(frame, "probe_accuracy")),
+                                                    "probe accuracy", "mean gain"),
             "heatmap": insights.gain_heatmap(frame),
             "beats_base": insights.beats_base_bars(summary),
             **study,

@@ -70,9 +70,11 @@ def scatter_vs_gain(frame: pd.DataFrame, x: str, x_label: str) -> tuple[go.Figur
     ))
     fig.add_hline(y=0, line={"dash": "dash", "color": NEUTRAL}, annotation_text="base",
                   annotation_position="bottom right")
-    fig.update_layout(template=_TEMPLATE, title={"text": _escape(correlation_text(corr, x_label, "mean gain"))},
+    subject, _, figures = correlation_text(corr, x_label, "mean gain").partition(": ")
+    title = "<br>".join(_escape(part) for part in (subject, figures) if part)  # two lines: a half-width panel fits
+    fig.update_layout(template=_TEMPLATE, title={"text": title},
                       xaxis_title=_escape(x_label), yaxis_title="mean gain over the base (points)",
-                      showlegend=False, height=420, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+                      showlegend=False, height=420, margin={"l": 60, "r": 20, "t": 80, "b": 50})
     return fig, corr
 
 
@@ -102,8 +104,9 @@ def gain_heatmap(frame: pd.DataFrame, *, top: int = 30) -> go.Figure:
         hovertemplate="%{y}<br>%{x}: %{z:+.2f} pts<extra></extra>", xgap=1, ygap=1,
     ))
     fig.update_layout(template=_TEMPLATE, title={"text": f"Per-target gain over the base, top {len(rows)} by rank"},
-                      yaxis={"autorange": "reversed", "type": "category"}, xaxis={"type": "category"},
-                      height=160 + 22 * len(rows), margin={"l": 20, "r": 20, "t": 60, "b": 80})
+                      yaxis={"autorange": "reversed", "type": "category", "automargin": True},
+                      xaxis={"type": "category", "automargin": True, "tickangle": -45},
+                      height=260 + 22 * len(rows), margin={"l": 20, "r": 20, "t": 60, "b": 20})
     return fig
 
 
@@ -151,16 +154,17 @@ def beats_base_bars(summary: Sequence[tuple[str, int, int]]) -> go.Figure:
     beating = [int(b) for _, b, _ in summary]
     with_gain = [int(n) for _, _, n in summary]
     shares = [f"{b}/{n} ({b / n:.0%})" if n else "0/0" for b, n in zip(beating, with_gain, strict=True)]
-    fig = go.Figure([
-        go.Bar(x=bases, y=with_gain, name="models with a mean gain", marker_color=NEUTRAL,
-               hovertemplate="%{x}<br>%{y} models with a mean gain<extra></extra>"),
-        go.Bar(x=bases, y=beating, name="beat the base beyond seed noise", marker_color=POSITIVE,
-               text=shares, textposition="outside",
-               hovertemplate="%{x}<br>%{text} beat the base<extra></extra>"),
+    fig = go.Figure([  # horizontal: a base's whole name fits beside its bars
+        go.Bar(y=bases, x=with_gain, orientation="h", name="models with a mean gain", marker_color=NEUTRAL,
+               hovertemplate="%{y}<br>%{x} models with a mean gain<extra></extra>"),
+        go.Bar(y=bases, x=beating, orientation="h", name="beat the base beyond seed noise", marker_color=POSITIVE,
+               text=shares, textposition="outside", cliponaxis=False,
+               hovertemplate="%{y}<br>%{text} beat the base<extra></extra>"),
     ])
     fig.update_layout(template=_TEMPLATE, barmode="group", title={"text": "Models that beat their base"},
-                      yaxis_title="models", legend={"orientation": "h", "y": -0.2}, height=420,
-                      margin={"l": 60, "r": 20, "t": 60, "b": 80})
+                      xaxis_title="models", yaxis={"type": "category", "autorange": "reversed", "automargin": True},
+                      legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+                      height=160 + 48 * len(bases), margin={"l": 20, "r": 60, "t": 90, "b": 50})
     return fig
 
 

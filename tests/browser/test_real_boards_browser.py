@@ -170,3 +170,42 @@ def test_the_first_data_row_is_above_the_fold_at_1400_by_900_and_empty_filters_a
             expect(page.locator(empty)).to_be_hidden()
     finally:
         context.close()
+
+
+CLIPPED_LABELS_JS = """plots => plots.map(plot => {
+    const svg = plot.querySelector('svg.main-svg').getBoundingClientRect();
+    const texts = [...plot.querySelectorAll('g.xtick text, g.ytick text, text.legendtext, text.gtitle, ' +
+                                            'g.g-xtitle text, g.g-ytitle text, g.annotation-text-g text')];
+    const boxes = texts.filter(t => t.textContent.trim()).map(t => {
+        const r = t.getBoundingClientRect();
+        const kind = t.classList.contains('legendtext') ? 'legend' : (t.closest('g.xtick') ? 'xtick' : 'other');
+        return {text: t.textContent.trim(), kind, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    });
+    const clipped = boxes.filter(b => b.left < svg.left - 1 || b.right > svg.right + 1 ||
+                                      b.top < svg.top - 1 || b.bottom > svg.bottom + 1).map(b => b.text);
+    const overlaps = [];
+    for (const l of boxes.filter(b => b.kind === 'legend'))
+        for (const x of boxes.filter(b => b.kind === 'xtick'))
+            if (l.left < x.right && x.left < l.right && l.top < x.bottom && x.top < l.bottom)
+                overlaps.push(l.text + ' / ' + x.text);
+    return {id: plot.closest('[id]').id, labels: boxes.length, clipped, overlaps};
+})"""
+
+
+@pytest.mark.parametrize("base", [ROBERTA, STUDY_BASE])
+def test_insights_labels_are_whole_and_clear_of_each_other(page: Page, real_app, base, tmp_path):
+    page.goto(f"{real_app[0]}/?base={base}")
+    expect(page.locator("#status")).to_contain_text("models ranked", timeout=30_000)
+    page.get_by_role("tab", name="Insights").click()
+    plots = page.locator("#insights-tab .js-plotly-plot, [id$='-plot'] .js-plotly-plot, #heatmap .js-plotly-plot, "
+                         "#beats-base .js-plotly-plot, #study-gain-matrix .js-plotly-plot")
+    expect(plots.first).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(500)  # plotly lays out its margins after the first paint
+    shown = [r for r in plots.evaluate_all(CLIPPED_LABELS_JS) if r["labels"]]
+    assert shown, "no chart with labels on the Insights tab"
+    for chart in shown:
+        assert not chart["clipped"], f"{base}: {chart['id']} cuts labels {chart['clipped'][:5]}"
+        assert not chart["overlaps"], f"{base}: {chart['id']}'s legend covers labels {chart['overlaps'][:5]}"
+    models = page.locator("#heatmap g.ytick text").all_text_contents()
+    assert models and all("/" in m for m in models), models  # whole repo ids, not stubs
+    screenshot(page, tmp_path, f"insights-{base.split('/')[-1]}")

@@ -112,7 +112,7 @@ def test_the_include_seen_toggle_rebuilds_the_table_its_download_and_what_follow
     assert compared.table["value"]["mean gain"].tolist() == [10.0, 6.0]
     alone = events.on_include_seen(BOARD, "dave/partial", ["dave/partial"], True)  # nothing to compare: left as is
     assert "unranked" in alone[0] and CompareView(*alone[8:]).header == {"__type__": "update"}
-    assert [t.y for t in events.on_insights(BOARD, True)[5].data] == [(4,), (3,)]  # beats_base: 3 of 4 models
+    assert [t.x for t in events.on_insights(BOARD, True)[5].data] == [(4,), (3,)]  # beats_base: 3 of 4 models
 
 
 def test_a_url_with_include_seen_ticks_the_toggle_and_opens_that_board(tmp_path, settings):

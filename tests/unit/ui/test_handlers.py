@@ -139,8 +139,11 @@ def test_model_page(handlers):
 
 def test_insights(handlers):
     out = handlers.insights(BASE, PROJECT_SOURCE)
-    assert "Spearman ρ = -0.95" in out["free_energy_text"]  # by hand: gain ranks 4, 2.5, 2.5, 1 vs 1..4
-    assert "n = 4" in out["free_energy_text"] and "probe" in out["probe_text"]
+    title = out["free_energy"].layout.title.text
+    assert "Spearman ρ = -0.95" in title  # by hand: gain ranks 4, 2.5, 2.5, 1 vs 1..4
+    # the line above each figure adds Pearson's r, never the title's sentence again
+    assert "Pearson r" in out["free_energy_text"] and "Spearman" not in out["free_energy_text"]
+    assert "n = 4" in out["free_energy_text"] and out["probe_text"].startswith("probe accuracy vs mean gain: Pearson")
     assert out["beats_base"].data and out["heatmap"].data
 
 
@@ -286,7 +289,7 @@ def test_the_model_page_comparison_and_insights_rank_as_the_table(trained):
 
     for include_seen, ranked, beating in ((False, 5, 4), (True, 4, 3)):
         bars = trained.insights(BASE, PROJECT_SOURCE, include_seen=include_seen)["beats_base"].data
-        assert (tuple(bars[0].y), tuple(bars[1].y)) == ((ranked,), (beating,))
+        assert (tuple(bars[0].x), tuple(bars[1].x)) == ((ranked,), (beating,))
 
 
 def test_insights_show_the_personal_validation_under_the_study_of_its_base():

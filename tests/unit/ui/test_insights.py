@@ -168,7 +168,7 @@ def test_scatter_leaves_out_the_base_and_incomplete_rows(frame):
     assert list(trace.y) == pytest.approx([3.0, 2.0, -1.0])
     assert list(trace.hovertext) == ["m/a", "&lt;img src=x onerror=alert(1)&gt;", "m/c"]
     assert corr.n == 3 and corr.rho == pytest.approx(-1.0)
-    assert fig.layout.title.text == correlation_text(corr, "free energy", "mean gain")
+    assert fig.layout.title.text.replace("<br>", ": ") == correlation_text(corr, "free energy", "mean gain")
     assert [s.y0 for s in fig.layout.shapes] == [0]
 
 
@@ -211,8 +211,8 @@ def test_hub_strings_never_reach_plotly_raw(frame):
 def test_beats_base_bars_carry_the_counts_and_shares():
     fig = beats_base_bars([("roberta-base", 12, 40), ("bert-base-uncased", 0, 0)])
     totals, beating = fig.data
-    assert list(totals.x) == ["roberta-base", "bert-base-uncased"] and list(totals.y) == [40, 0]
-    assert list(beating.y) == [12, 0]
+    assert list(totals.y) == ["roberta-base", "bert-base-uncased"] and list(totals.x) == [40, 0]  # horizontal bars
+    assert list(beating.x) == [12, 0] and totals.orientation == beating.orientation == "h"
     assert list(beating.text) == ["12/40 (30%)", "0/0"]
     assert annotations(beats_base_bars([])) == ["no architectures with mean gains yet"]
 
@@ -333,7 +333,7 @@ def test_insights_shows_the_bundled_studys_report_with_the_readmes_numbers(tmp_p
     np.testing.assert_allclose(np.asarray(heat.z, dtype=float), matrix_numbers(markdown), atol=0.006)
     assert list(heat.y) == list(report.gain_matrix.index) and list(heat.x) == list(report.gain_matrix.columns)
     bars = out["beats_base"].data
-    assert (bars[0].y[0], bars[1].y[0]) == (report.n_ranked, report.n_beat_base)
+    assert (bars[0].x[0], bars[1].x[0]) == (report.n_ranked, report.n_beat_base)
 
 
 def test_insights_reads_design_sources_and_contamination_from_the_snapshot_it_was_seeded_from(tmp_path, settings):
