@@ -35,7 +35,7 @@ from ui.layout import (
 )
 from ui.personal import NO_PAIR, PersonalForm, PersonalHandlers, PersonalRefused, PersonalState, escaped
 from ui.urls import page_params, page_query, parse_ids
-from ui.views import SIZE_CHOICES, ViewQuery, column_widths, escape_markdown
+from ui.views import SIZE_CHOICES, ViewQuery, column_widths, escape_markdown, table_value
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class AppEvents:
     def show_table(self, base, source, filters: Filters) -> TableView:
         query, extras = view_query(filters), estimand(filters.include_seen, filters.include_suspect)
         frame, datatypes, status = self.h.leaderboard(base, source, query, **extras)
-        table = gr.update(value=frame, datatype=datatypes or "str", column_widths=column_widths(frame))
+        table = gr.update(value=table_value(frame), datatype=datatypes or "str", column_widths=column_widths(frame))
         return TableView(table=table, status=status, shown_ids=self.h.shown_ids(base, source, query, **extras),
                          page_url=self.page_url((base, source), filters))
 

@@ -134,9 +134,32 @@ def shape_rows(rows: pd.DataFrame, groups: tuple[str, ...]) -> tuple[pd.DataFram
     specs = [spec for spec in columns_in(rows.columns, groups)
              if spec.key in ALWAYS_SHOWN or _has_values(rows[spec.key])]
     out = pd.DataFrame({spec.label: _display_column(rows, spec) for spec in specs})
+    out.attrs["decimals"] = {spec.label: (0 if spec.fmt == "int" else spec.decimals) for spec in specs
+                             if spec.fmt in ("pct", "pts", "num", "int")}
     datatypes = ["markdown" if spec.key == "repo_id" else ("str" if spec.fmt == "text" else "number")
                  for spec in specs]
     return out, datatypes
+
+
+def table_value(frame: pd.DataFrame) -> dict:
+    """The gr.Dataframe value of a shaped frame: the numbers themselves (the grid sorts them as numbers), each
+    shown at its column's decimals with trailing zeros kept ("2.50" beside "2.42", not "2.5"); a missing value
+    shows as an empty cell."""
+    decimals = frame.attrs.get("decimals", {})
+    shown = [frame[c].map(_fixed(decimals[c])) if c in decimals else frame[c].map(_text) for c in frame.columns]
+    data = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
+    width = len(frame.columns)
+    return {"headers": [str(c) for c in frame.columns], "data": data,
+            "metadata": {"display_value": [list(r) for r in zip(*shown, strict=True)] if width else [],
+                         "styling": [[""] * width for _ in range(len(frame))]}}
+
+
+def _fixed(decimals: int):
+    return lambda v: "" if v is None or pd.isna(v) else f"{float(v):.{decimals}f}"
+
+
+def _text(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
 def column_widths(frame: pd.DataFrame) -> list[str]:

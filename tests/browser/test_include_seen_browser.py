@@ -56,7 +56,7 @@ def cell(page: Page, model: str, col: int):
 def expect_alice(page: Page, gain: str, low: str, high: str) -> None:
     for col, text in ((MEAN_GAIN, gain), (CI_LOW, low), (CI_HIGH, high)):
         expect(cell(page, "alice/strong", col)).to_have_text(text)
-    expect(cell(page, "bob/middling", MEAN_GAIN)).to_have_text("1")  # (0.86 - 0.85 + 0.74 - 0.73) / 2
+    expect(cell(page, "bob/middling", MEAN_GAIN)).to_have_text("1.00")  # (0.86 - 0.85 + 0.74 - 0.73) / 2: decimals kept
     expect(page.locator('#leaderboard-table [role="gridcell"][data-col="1"]')).to_have_text(ORDER)
 
 
@@ -71,13 +71,13 @@ def downloaded_alice(page: Page, folder) -> float:
 
 def test_ticking_the_toggle_includes_the_trained_on_target_and_unticking_leaves_it_out(page: Page, tmp_path):
     expect(toggle(page)).not_to_be_checked()
-    expect_alice(page, "7", "6.5", "7.5")  # zero-shot: trec alone
+    expect_alice(page, "7.00", "6.50", "7.50")  # zero-shot: trec alone
     expect(page.locator("#status")).to_contain_text(
         "Mean gains leave out the suite targets a model was trained on (1 model).")
     assert downloaded_alice(page, tmp_path) == pytest.approx(0.07)
 
     toggle(page).check()
-    expect_alice(page, "6", "5.77", "6.23")  # sst2 and trec: seed variance pooled over both, df 4
+    expect_alice(page, "6.00", "5.77", "6.23")  # sst2 and trec: seed variance pooled over both, df 4
     expect(page.locator("#status")).to_contain_text("Mean gains include the targets a model was trained on.")
     assert downloaded_alice(page, tmp_path) == pytest.approx(0.06)  # the download is the board shown
     page.get_by_role("tab", name="Model").click()
@@ -89,7 +89,7 @@ def test_ticking_the_toggle_includes_the_trained_on_target_and_unticking_leaves_
 
     page.get_by_role("tab", name="Leaderboard").click()
     toggle(page).uncheck()
-    expect_alice(page, "7", "6.5", "7.5")
+    expect_alice(page, "7.00", "6.50", "7.50")
     assert downloaded_alice(page, tmp_path) == pytest.approx(0.07)
     page.get_by_role("tab", name="Model").click()
     expect(header).to_contain_text("+7.00 (95% CI +6.50 to +7.50; n = 3 seeds, df = 2)")
@@ -100,7 +100,7 @@ def test_ticking_the_toggle_includes_the_trained_on_target_and_unticking_leaves_
 def test_a_url_with_include_seen_1_opens_the_board_with_the_toggle_ticked(page: Page, trained_app):
     page.goto(f"{trained_app}/{page_query(BASE, 'project', include_seen=True)}")
     expect(toggle(page)).to_be_checked()
-    expect_alice(page, "6", "5.77", "6.23")
+    expect_alice(page, "6.00", "5.77", "6.23")
     page.goto(f"{trained_app}/{page_query(BASE, 'project')}")  # the plain URL: the zero-shot board again
     expect(toggle(page)).not_to_be_checked()
-    expect_alice(page, "7", "6.5", "7.5")
+    expect_alice(page, "7.00", "6.50", "7.50")

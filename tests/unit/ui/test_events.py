@@ -5,6 +5,7 @@ from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from data.metrics import PROJECT_SOURCE
@@ -15,6 +16,12 @@ from ui.layout import BoardView, CompareView, Filters, InsightsView, ModelView, 
 from ui.views import ViewQuery
 
 BOARD = (BASE, PROJECT_SOURCE)
+
+
+def shown_frame(update: dict) -> pd.DataFrame:
+    """The numbers of a table update (its value: headers, data, and the cells' display text)."""
+    value = update["value"]
+    return pd.DataFrame(value["data"], columns=value["headers"])
 
 
 def _filters(**values) -> Filters:
@@ -76,7 +83,7 @@ def test_a_filter_change_filters_the_board_on_show_and_a_clicked_row_opens_its_m
     table, status, shown_ids, url = events.on_filters(BOARD, *_filters(search="bob").as_list())
     assert url == "?base=org/base&source=project&q=bob"
     assert shown_ids == [BASE, "bob/middling"] and "Showing 1 of 1 matching models" in status
-    assert len(table["value"]) == 2
+    assert len(table["value"]["data"]) == 2
     model, tabs = events.on_select(shown_ids, SimpleNamespace(index=[1, 3]))
     assert model["value"] == "bob/middling" and tabs.selected == "model"
     assert events.on_select(shown_ids, SimpleNamespace(index=[9, 0]))[0]["value"] == ""
@@ -98,8 +105,8 @@ def test_the_include_seen_toggle_rebuilds_the_table_its_download_and_what_follow
     zero_shot = events.on_filters(BOARD, *_filters().as_list())
     included = events.on_filters(BOARD, *_filters(include_seen=True).as_list())
     assert zero_shot[2][:2] == [BASE, "dave/partial"] and included[2][:2] == [BASE, "alice/strong"]
-    assert zero_shot[0]["value"]["mean gain"].tolist()[:2] == [0.0, 10.0]
-    assert included[0]["value"]["mean gain"].tolist()[:2] == [0.0, 6.0]
+    assert shown_frame(zero_shot[0])["mean gain"].tolist()[:2] == [0.0, 10.0]
+    assert shown_frame(included[0])["mean gain"].tolist()[:2] == [0.0, 6.0]
     for include_seen in (False, True):
         path = events.on_export(BOARD, "full ranking", "json", *_filters(include_seen=include_seen).as_list())
         assert json.loads(Path(path).read_text())["include_seen"] is include_seen
@@ -135,7 +142,7 @@ def test_the_include_suspect_toggle_puts_suspect_cells_back_everywhere_the_board
     events = AppEvents(AppHandlers(build_store(tmp_path / "lb.db", suspect=SUSPECT), settings))
     default = events.on_filters(BOARD, *_filters().as_list())
     included = events.on_filters(BOARD, *_filters(include_suspect=True).as_list())
-    gains = [dict(zip(t[2], t[0]["value"]["mean gain"], strict=False)) for t in (default, included)]
+    gains = [dict(zip(t[2], shown_frame(t[0])["mean gain"], strict=False)) for t in (default, included)]
     assert gains[0]["alice/strong"] == pytest.approx(7.0) and gains[1]["alice/strong"] == pytest.approx(6.0)
     assert "leave out 1 suspect imported cells: 1 model" in default[1]
     assert "include 1 suspect imported cells" in included[1]

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from data.metrics import PROJECT_SOURCE
 from tests.helpers.boards import load_leaderboard
 from tests.helpers.leaderboard_store import BASE, EVIL, build_store
-from ui.views import ViewQuery, display_frame, filter_rows, model_link, sort_choices, status_line
+from ui.views import (
+    ViewQuery,
+    display_frame,
+    filter_rows,
+    model_link,
+    shape_rows,
+    sort_choices,
+    status_line,
+    table_value,
+)
 
 
 @pytest.fixture
@@ -196,3 +206,17 @@ def test_number_chars_counts_sign_digits_and_the_decimals_used():
                           "loss": [0.15, 0.001, 0.5]})
     assert number_chars(frame) == [6, 4, 6, 9, 0, 5]  # -14.00 / 78.72, 1300, 1150.2, 124647170, -, 0.001
     assert number_chars(frame.iloc[:0]) == [0] * 6
+
+
+def test_the_table_shows_each_number_at_its_columns_decimals_with_trailing_zeros():
+    frame = pd.DataFrame({"model": ["[a](x)", "b"], "mean gain": [2.5, 2.4166], "rank": pd.array([1, None],
+                                                                                              dtype="Int64")})
+    frame.attrs["decimals"] = {"mean gain": 2, "rank": 0}
+    value = table_value(frame)
+    assert value["headers"] == ["model", "mean gain", "rank"]
+    assert value["data"] == [["[a](x)", 2.5, 1], ["b", 2.4166, None]]  # numbers stay numbers: the grid sorts them
+    assert value["metadata"]["display_value"] == [["[a](x)", "2.50", "1"], ["b", "2.42", ""]]
+    shaped, _ = shape_rows(pd.DataFrame({"repo_id": ["m/a"], "is_baseline": [False], "mean_gain": [0.025]}),
+                           ("overview",))
+    assert shaped.attrs["decimals"]["mean gain"] == 2 and table_value(shaped)["metadata"]["display_value"][0][
+        list(shaped.columns).index("mean gain")] == "2.50"
