@@ -1,9 +1,10 @@
 """A base switch and a column-group change in Chromium, from click to the new table, on the bundled boards.
 
-    python benchmarks/ui_switch.py [--rounds 5] [--no-record]
+    python benchmarks/ui_switch.py [--rounds 5] [--rows 500] [--no-record]
 
 The store is seeded as ``python app.py`` seeds it (IBM's published 2023 results and the study snapshot) and served
-on 127.0.0.1; headless Chromium at 1400 x 900 opens the page (FacebookAI/roberta-base, 1,278 rows). Measured,
+on 127.0.0.1; headless Chromium at 1400 x 900 opens the page (FacebookAI/roberta-base, 1,278 rows; ``--rows``: the
+"rows shown" the page opens with, through its link, default the page's own). Measured,
 ``--rounds`` times each, once the boards are cached:
 
 - **base switch**: picking the other base in the base menu (the study board, then back to roberta) until the
@@ -71,7 +72,7 @@ def server_anchor(store, settings) -> float:
     return statistics.median(times)
 
 
-def measure(rounds: int) -> dict[str, list[float]]:
+def measure(rounds: int, rows: str | None = None) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
     from data.bundles import seed_bundles
@@ -89,7 +90,7 @@ def measure(rounds: int) -> dict[str, list[float]]:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         joins: list[str] = []
         page.on("request", lambda r: joins.append(r.url) if "queue/join" in r.url else None)
-        page.goto(f"{url}/")
+        page.goto(f"{url}/" + (f"?rows={rows}" if rows else ""))
         page.locator('#leaderboard-table [role="row"]').nth(1).filter(has_text=f"{ROBERTA} (base)").wait_for(
             timeout=120_000)
         for base in (STUDY, ROBERTA):  # warm both boards
@@ -107,14 +108,16 @@ def measure(rounds: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rows", help="the rows shown (100, 500, all; default the page's)")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    got = measure(args.rounds)
+    got = measure(args.rounds, args.rows)
     anchor = got["anchor"][0]
     title = (f"## ui_switch — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} "
              f"cores, Python {platform.python_version()}")
-    how = (f"`python benchmarks/ui_switch.py --rounds {args.rounds}` (Chromium 1400x900, bundled boards; anchors: "
-           f"the goal {GOAL_S:.0f} s, and the server's own leaderboard call, {anchor * 1000:.0f} ms median)")
+    rows = f" --rows {args.rows}" if args.rows else ""
+    how = (f"`python benchmarks/ui_switch.py --rounds {args.rounds}{rows}` (Chromium 1400x900, bundled boards; "
+           f"anchors: the goal {GOAL_S:.0f} s, and the server's own leaderboard call, {anchor * 1000:.0f} ms median)")
     lines = [title, how]
     for name, label in (("switch", "base switch (roberta <-> study), click to table"),
                         ("groups", "column group 'target gains' on roberta, click to header")):

@@ -35,7 +35,7 @@ from ui.layout import (
 )
 from ui.personal import NO_PAIR, PersonalForm, PersonalHandlers, PersonalRefused, PersonalState, escaped
 from ui.urls import page_params, page_query, parse_ids
-from ui.views import SIZE_CHOICES, ViewQuery, column_widths, escape_markdown, table_value
+from ui.views import DEFAULT_ROWS, SIZE_CHOICES, ViewQuery, column_widths, escape_markdown, table_value
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def view_query(filters: Filters) -> ViewQuery:
     return ViewQuery(search=filters.search or "", licenses=tuple(filters.licenses or ()),
                      min_downloads=float(filters.min_downloads or 0), fully_scored_only=bool(filters.fully_scored),
                      hide_below_base=bool(filters.hide_below), groups=tuple(filters.groups or DEFAULT_GROUPS),
-                     sort_by=filters.sort_by or "mean_gain", max_rows=filters.max_rows or "500",
+                     sort_by=filters.sort_by or "mean_gain", max_rows=filters.max_rows or DEFAULT_ROWS,
                      sizes=SIZE_CHOICES if filters.sizes is None else tuple(filters.sizes))
 
 

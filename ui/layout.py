@@ -23,7 +23,7 @@ from ui.personal_layout import (  # noqa: F401 (the "Your data" tab's groups, re
     PersonalView,
     build_personal_tab,
 )
-from ui.views import RANK_WIDTH_PX, ROW_LIMITS, SIZE_CHOICES, size_choices
+from ui.views import DEFAULT_ROWS, RANK_WIDTH_PX, ROW_LIMITS, SIZE_CHOICES, size_choices
 
 T = TypeVar("T")
 
@@ -288,7 +288,8 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
     with gr.Row():
         groups = gr.CheckboxGroup(label="columns", choices=list(GROUPS), value=list(DEFAULT_GROUPS), elem_id="groups",
                                   scale=3)
-        max_rows = gr.Radio(label="rows shown", choices=list(ROW_LIMITS), value="500", elem_id="max-rows", scale=2)
+        max_rows = gr.Radio(label="rows shown", choices=list(ROW_LIMITS), value=DEFAULT_ROWS, elem_id="max-rows",
+                            scale=2)
     compare_pick, compare_button = _compare_picker(gr)
     status = gr.Markdown(elem_id="status")
     table = gr.Dataframe(interactive=False, pinned_columns=2, max_height=640, wrap=True, elem_id="leaderboard-table",

@@ -26,7 +26,7 @@ def shown_frame(update: dict) -> pd.DataFrame:
 
 def _filters(**values) -> Filters:
     defaults = {"search": "", "licenses": [], "min_downloads": 0, "fully_scored": False, "hide_below": False,
-                "groups": None, "sort_by": "mean_gain", "max_rows": "500", "sizes": None, "include_seen": False,
+                "groups": None, "sort_by": "mean_gain", "max_rows": "100", "sizes": None, "include_seen": False,
                 "include_suspect": False}
     return Filters(**{**defaults, **values})
 
@@ -165,16 +165,16 @@ def test_a_url_restores_the_search_filters_sort_and_rows_and_the_address_follows
     filters, columns, sort, rows and the model page, on load; a filter change, an opened model page and a
     comparison each give their own address."""
     request = SimpleNamespace(query_params={"base": BASE, "source": "project", "q": "bob", "sort": "probe_accuracy",
-                                            "rows": "100", "fully_scored": "1", "model": "bob/middling"})
+                                            "rows": "500", "fully_scored": "1", "model": "bob/middling"})
     got = loaded(events.on_load(request, *_filters().as_list()))
     board, tabs, restored, url = got.board, got.tabs, got.restored, got.url
     assert "bob/middling" in got.model.header  # the URL's model page, computed on load
     assert restored.search["value"] == "bob" and restored.fully_scored["value"] is True
-    assert restored.max_rows["value"] == "100" and board.sort_by["value"] == "probe_accuracy"
+    assert restored.max_rows["value"] == "500" and board.sort_by["value"] == "probe_accuracy"
     assert board.shown_ids == [BASE, "bob/middling"] and tabs.selected == "model"
-    assert url == ("?base=org/base&source=project&q=bob&fully_scored=1&sort=probe_accuracy&rows=100"
+    assert url == ("?base=org/base&source=project&q=bob&fully_scored=1&sort=probe_accuracy&rows=500"
                    "&model=bob/middling")
-    searched = _filters(search="bob", sort_by="probe_accuracy", max_rows="100", fully_scored=True)
+    searched = _filters(search="bob", sort_by="probe_accuracy", max_rows="500", fully_scored=True)
     assert events.on_url(BOARD, *searched.as_list()) == url.split("&model=")[0]
     assert events.on_model_url(BOARD, "bob/middling", *searched.as_list()) == url
     both = events.on_compare_url(BOARD, ["alice/strong", "bob/middling"], *_filters().as_list())
