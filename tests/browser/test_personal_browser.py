@@ -375,8 +375,9 @@ def test_with_no_hub_the_base_and_two_local_checkpoints_are_ranked_and_an_unreac
             seen = wait_until_done(page)
             assert seen[-1].startswith("Done: 4 of 4 models scored"), seen
             expect(table_models(page)).to_have_count(4)
-            ghost = page.locator("#personal-table tr").filter(has_text="ghost/unreachable")
-            expect(ghost).to_contain_text("the Hub cannot be reached and this machine's cache does not hold it")
+            ghost = page.locator('#personal-table [role="row"]').filter(has_text="ghost/unreachable")
+            expect(ghost).to_contain_text(re.compile("the Hub cannot be reached and this machine's cache does not "
+                                                     "hold it", re.IGNORECASE))
             page.screenshot(path=str(SHOTS / "personal-offline-unreachable-id.png"), full_page=True)
             body = page.locator("body").inner_text()
             assert "Traceback" not in body and str(folder) not in body
