@@ -116,10 +116,22 @@ def check_folder(folder: Path, name: str | None = None) -> None:
 
 
 def weights_digest(folder: Path) -> str:
-    """The sha256 of a folder's safetensors files (sorted by name): a local checkpoint's revision."""
+    """The sha256 of a folder's safetensors files (sorted by name): a local checkpoint's revision. Kept per file
+    size and modification time, so a checkpoint hashed at submit is not hashed again by the worker."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    return _digest(tuple((str(p), *_stamp(p)) for p in files))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        with open(path, "rb") as f:
+    for name, _, _ in files:
+        with open(name, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()

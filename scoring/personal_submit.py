@@ -10,7 +10,6 @@ when fewer than two models would be left. ``scoring/personal.py`` (which imports
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from data.errors import LeaderboardError
@@ -52,17 +51,10 @@ class Pick:
 
 def board_picks(store: Store, base_id: str, top_k: int) -> list[Pick]:
     """The base at its stored sha, then the top ``top_k`` ranked rows of its general leaderboard."""
-    import pandas as pd
-
-    from data.boards import read_board
-    from ranking.leaderboard import leaderboard_from
-
-    base = _base(store, base_id)
-    rows = leaderboard_from(read_board(store, base.repo_id)).rows.head(top_k)
-    out = [Pick(Candidate(base.repo_id, base.sha, "base", None, 0.0), NamedModel(base.repo_id, revision=base.sha))]
-    for row in rows.itertuples():
-        gain = float(row.mean_gain) if "mean_gain" in rows and math.isfinite(row.mean_gain) else None
-        rank = None if pd.isna(row.rank) else int(row.rank)  # listed but unranked: no mean gain on the board
+    base, board = _base_and_board(store, base_id)
+    out = [_base_pick(base)]
+    for row in board.head(top_k).itertuples():
+        rank, gain = _place(row)  # rank None: listed but unranked (no mean gain on the board)
         out.append(Pick(Candidate(str(row.repo_id), str(row.revision), "candidate", rank, gain),
                         NamedModel(str(row.repo_id), revision=str(row.revision))))
     return out
@@ -71,26 +63,40 @@ def board_picks(store: Store, base_id: str, top_k: int) -> list[Pick]:
 def named_picks(store: Store, base_id: str, models: tuple[dict, ...]) -> list[Pick]:
     """The models a request names, the base first (at its stored sha, added when not named), each with its place
     on the base's general board when it has one."""
-    import pandas as pd
-
-    from data.boards import read_board
-    from ranking.leaderboard import leaderboard_from
-
-    base = _base(store, base_id)
-    board = leaderboard_from(read_board(store, base.repo_id)).rows
+    base, board = _base_and_board(store, base_id)
     known = {str(r.repo_id): r for r in board.itertuples()}
-    out = [Pick(Candidate(base.repo_id, base.sha, "base", None, 0.0), NamedModel(base.repo_id, revision=base.sha))]
+    out = [_base_pick(base)]
     for item in models:
         model = NamedModel.from_json(item)
         if not model.is_local and model.name in (base.repo_id, *base.aliases) and model.revision is None:
             continue  # the base, already first
         row = None if model.is_local else known.get(model.name)
-        rank = None if row is None or pd.isna(row.rank) else int(row.rank)
-        gain = getattr(row, "mean_gain", None)
-        gain = float(gain) if gain is not None and not pd.isna(gain) else None
+        rank, gain = _place(row) if row is not None else (None, None)
         out.append(Pick(Candidate(model.name, model.revision, "candidate", rank, gain,
                                   "local" if model.is_local else "hub"), model))
     return out
+
+
+def _base_and_board(store: Store, base_id: str):
+    """The base's record and the rows of its general leaderboard, in board order."""
+    from data.boards import read_board
+    from ranking.leaderboard import leaderboard_from
+
+    base = _base(store, base_id)
+    return base, leaderboard_from(read_board(store, base.repo_id)).rows
+
+
+def _base_pick(base) -> Pick:
+    return Pick(Candidate(base.repo_id, base.sha, "base", None, 0.0), NamedModel(base.repo_id, revision=base.sha))
+
+
+def _place(row) -> tuple[int | None, float | None]:
+    """A board row's (rank, mean gain), None where the board has none."""
+    import pandas as pd
+
+    gain = getattr(row, "mean_gain", None)
+    return (None if pd.isna(row.rank) else int(row.rank),
+            None if gain is None or pd.isna(gain) else float(gain))
 
 
 def picks_of(store: Store, request: PersonalRequest) -> list[Pick]:

@@ -243,7 +243,7 @@ def _display_column(frame: pd.DataFrame, spec: Column) -> pd.Series:
     if spec.fmt == "int":
         return pd.to_numeric(values, errors="coerce").round().astype("Int64")
     # a "str" cell is shown by the Dataframe as text (the browser escapes it): escaping here showed "&lt;" to users
-    return values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    return values.map(_text)
 
 
 def rank_text(row: pd.Series) -> str:
