@@ -11,6 +11,10 @@ on 127.0.0.1; headless Chromium at 1400 x 900 opens the page (FacebookAI/roberta
   table's first row names the new base; the Gradio events the switch sends (``queue/join`` requests) are counted.
 - **column group**: ticking "target gains" until the table shows a gain column (and unticking it back).
 
+Each is timed in the page, by its own clock: from the click's pointerdown to the DOM change that shows the new
+table (a MutationObserver). What Playwright sees is printed beside it: that adds its click's actionability checks
+(the menu's option must be visible and stable) and its polling of the table, ~0.3-0.6 s that are not the app's.
+
 Anchor, same run: the server's own work for the same view (``AppHandlers.leaderboard`` on the cached board, median
 of 20), and the issue's goal of 1 s from click to table. Appends to RESULTS.md.
 """
@@ -34,28 +38,58 @@ ROBERTA, STUDY = "FacebookAI/roberta-base", "sentence-transformers/all-MiniLM-L6
 FIRST_MODEL = '#leaderboard-table [role="row"]:nth-child(1) [role="gridcell"][data-col="1"]'
 
 
-def switch_to(page, base: str, joins: list) -> tuple[float, int]:
-    """Seconds from picking ``base`` to its baseline row in the table, and the events it sent."""
+# In the page: the time of the click's pointerdown (capture phase, so before any handler), and of the first DOM
+# change after which the table shows what ``done`` (a JS predicate on the table element) waits for.
+WATCH_JS = """([done]) => {
+  window.__switch = {};
+  document.addEventListener('pointerdown', () => { window.__switch.down ??= performance.now(); },
+                            {capture: true, once: true});
+  const table = document.querySelector('#leaderboard-table');
+  const check = new Function('table', 'return ' + done);
+  const seen = new MutationObserver(() => {
+    if (window.__switch.down !== undefined && check(table)) { window.__switch.shown = performance.now(); seen.disconnect(); }
+  });
+  seen.observe(table, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+FIRST_ROW_IS = "[...table.querySelectorAll('[role=row]')].slice(1, 2).some(r => r.textContent.includes(%r))"
+GAIN_HEADER = "[...table.querySelectorAll('thead th')].some(th => th.textContent.includes('Δ '))"
+
+
+def in_page_seconds(page) -> float:
+    """Seconds from the click's pointerdown to the table's change, timed by the page's own clock."""
+    got = page.evaluate("window.__switch")
+    return (got["shown"] - got["down"]) / 1000
+
+
+def switch_to(page, base: str, joins: list) -> tuple[float, float, int]:
+    """Picking ``base`` in the open base menu: seconds from the click to its baseline row in the table, in the
+    page and as Playwright saw it (its actionability checks and polling included), and the events it sent."""
     page.locator("#base input").click()
-    before = len(joins)
     option = page.get_by_role("option", name=base, exact=True)
+    option.wait_for()
+    page.evaluate(WATCH_JS, [FIRST_ROW_IS % f"{base} (base)"])
+    before = len(joins)
     start = time.perf_counter()
     option.click()
     page.locator('#leaderboard-table [role="row"]').nth(1).filter(has_text=f"{base} (base)").wait_for()
     seconds = time.perf_counter() - start
     page.wait_for_timeout(1500)  # let any follow-up event finish before counting
-    return seconds, len(joins) - before
+    return in_page_seconds(page), seconds, len(joins) - before
 
 
-def toggle_gains(page) -> float:
-    """Seconds from ticking (or unticking) "target gains" to the table's header changing accordingly."""
+def toggle_gains(page) -> tuple[float, float]:
+    """Seconds from ticking (or unticking) "target gains" to the table's header changing accordingly, in the
+    page and as Playwright saw it."""
     box = page.locator("#groups").get_by_label("target gains")
     had = box.is_checked()
+    page.evaluate(WATCH_JS, [f"{'!' if had else ''}({GAIN_HEADER})"])
     start = time.perf_counter()
     box.click()
     header = page.locator('#leaderboard-table thead th').filter(has_text="Δ ")
     (header.first.wait_for(state="detached") if had else header.first.wait_for())
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    page.wait_for_timeout(300)
+    return in_page_seconds(page), seconds
 
 
 def server_anchor(store, settings) -> float:
@@ -84,7 +118,8 @@ def measure(rounds: int, rows: str | None = None) -> dict[str, list[float]]:
     settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache", hub_endpoint="http://127.0.0.1:9")
     store = Store(settings.db_path)
     seed_bundles(store, settings)
-    out: dict[str, list[float]] = {"switch": [], "events": [], "groups": [], "anchor": [server_anchor(store, settings)]}
+    out: dict[str, list[float]] = {"switch": [], "switch_playwright": [], "events": [], "groups": [],
+                                   "groups_playwright": [], "anchor": [server_anchor(store, settings)]}
     with serve_app(store, settings, tmp, "ui-switch-benchmark") as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -97,10 +132,14 @@ def measure(rounds: int, rows: str | None = None) -> dict[str, list[float]]:
             switch_to(page, base, joins)
         for _ in range(rounds):
             for base in (STUDY, ROBERTA):
-                seconds, events = switch_to(page, base, joins)
-                out["switch"].append(seconds)
+                in_page, seen, events = switch_to(page, base, joins)
+                out["switch"].append(in_page)
+                out["switch_playwright"].append(seen)
                 out["events"].append(events)
-            out["groups"] += [toggle_gains(page), toggle_gains(page)]
+            for _ in range(2):
+                in_page, seen = toggle_gains(page)
+                out["groups"].append(in_page)
+                out["groups_playwright"].append(seen)
         browser.close()
     return out
 
@@ -121,11 +160,12 @@ def main() -> None:
     lines = [title, how]
     for name, label in (("switch", "base switch (roberta <-> study), click to table"),
                         ("groups", "column group 'target gains' on roberta, click to header")):
-        values = got[name]
+        values, seen = got[name], got[f"{name}_playwright"]
         p95 = sorted(values)[max(0, round(0.95 * len(values)) - 1)]
-        lines.append(f"- {label}: median {statistics.median(values):.2f} s, p95 {p95:.2f} s over {len(values)}; "
-                     f"{statistics.median(values) / GOAL_S:.2f}x the goal, "
-                     f"{statistics.median(values) / anchor:.0f}x the server's own work")
+        lines.append(f"- {label}, in the page: median {statistics.median(values):.2f} s, p95 {p95:.2f} s over "
+                     f"{len(values)}; {statistics.median(values) / GOAL_S:.2f}x the goal, "
+                     f"{statistics.median(values) / anchor:.0f}x the server's own work (as Playwright saw it, its "
+                     f"click's checks and polling included: median {statistics.median(seen):.2f} s)")
     lines.append(f"- events sent per base switch: {sorted(set(got['events']))}")
     print("\n".join(lines))
     if not args.no_record:

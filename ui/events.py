@@ -162,9 +162,12 @@ class AppEvents:
         """The address of a comparison of 2 or more models (fewer: the leaderboard's)."""
         return self.page_url(shown_board, Filters(*filters), compare=picked or ())
 
-    def on_base_input(self, base, shown_board, *filters):
-        """A user's pick of base: the source on show stays when the new base has it (BoardView)."""
-        return self.board_change(base, shown_board[1], Filters(*filters)).as_list()
+    def on_base_pick(self, base, shown_board, *filters):
+        """A user's pick of base: the source on show stays when the new base has it (BoardView); the base on show
+        picked again (or the menu left without a pick) changes nothing."""
+        if shown_board and base == shown_board[0]:
+            return [gr.skip()] * len(fields(BoardView))
+        return self.board_change(base, shown_board[1] if shown_board else None, Filters(*filters)).as_list()
 
     def on_source_input(self, shown_board, source, *filters):
         """A user's pick of source for the base on show (BoardView)."""

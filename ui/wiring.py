@@ -62,11 +62,12 @@ def _wire_board(layout: Layout, events: AppEvents) -> None:
     """The leaderboard tab: a pick of base or source, a filter, a clicked row, a download. Each is one event
     (the address included); filters listen to a user's own input, not to the values a new board sets."""
     lb, filters = layout.leaderboard, layout.filters.as_list()
-    # .input, not .change: on_load sets base and source itself (a URL's model or comparison must survive it).
-    # Each reads the other from shown_board: the dropdown can send its input twice, the second time with the
-    # source it had before the first answer changed the Radio's choices.
-    lb.base.input(events.on_base_input, inputs=[lb.base, lb.shown_board, *filters],
-                  outputs=layout.board_view().as_list())
+    # The base menu's blur, not .change (on_load sets base and source itself: a URL's model or comparison must
+    # survive it) nor .input (Gradio's dropdown sends input twice for a click on an option, on the pick and on
+    # the blur that follows; blur ends every pick, by mouse or by Enter, once). A blur with the base unchanged
+    # changes nothing. Each reads the other from shown_board.
+    lb.base.blur(events.on_base_pick, inputs=[lb.base, lb.shown_board, *filters],
+                 outputs=layout.board_view().as_list())
     lb.source.input(events.on_source_input, inputs=[lb.shown_board, lb.source, *filters],
                     outputs=layout.board_view().as_list())
     table_view = layout.table_view().as_list()

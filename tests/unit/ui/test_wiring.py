@@ -68,7 +68,7 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
         assert not [e for e in events if (control._id, "change") in e[0]], f.name
         assert on_input[0][1] == [layout.leaderboard.shown_board, *filters]
         assert on_input[0][2] == layout.table_view().as_list() and layout.page_url in on_input[0][2]
-    for name in ("on_load", "on_base_input", "on_source_input", "on_export"):
+    for name in ("on_load", "on_base_pick", "on_source_input", "on_export"):
         (inputs,) = [e[1] for e in events if e[3] == name]
         assert inputs[-len(filters):] == filters, name  # in Filters field order: the handler reads Filters(*values)
 
@@ -118,7 +118,7 @@ def test_a_new_board_is_one_event_and_a_model_page_is_computed_when_opened(wired
     by_name = {}
     for key, fn in demo.fns.items():
         by_name.setdefault(fn.name, []).append((key, fn))
-    for name in ("on_base_input", "on_source_input"):
+    for name in ("on_base_pick", "on_source_input"):
         (key, fn), = by_name[name]
         assert key not in after and layout.page_url in fn.outputs, name
     (key, _), = by_name["on_select"]
@@ -150,7 +150,7 @@ def test_each_handler_returns_one_value_per_output(wired):
     events = fn.fn.__self__
     board = (BASE, "project")
     values = [getattr(c, "value", None) for c in layout.filters.as_list()]
-    calls = {"on_load": events.on_load(None, *values), "on_base_input": events.on_base_input(BASE, board, *values),
+    calls = {"on_load": events.on_load(None, *values), "on_base_pick": events.on_base_pick(BASE, ("old/base", "project"), *values),
              "on_source_input": events.on_source_input(board, "project", *values),
              "on_filters": events.on_filters(board, *values),
              "on_open_model": events.on_open_model(board, "alice/strong", *values),
@@ -169,3 +169,21 @@ def test_the_compare_picker_stops_at_the_most_a_comparison_takes(wired):
 
     _, layout = wired
     assert layout.leaderboard.compare_pick.max_choices == MAX_MODELS == 4
+
+
+def test_the_base_menu_sends_one_event_per_pick_and_a_pick_of_the_base_on_show_changes_nothing(wired):
+    """Gradio's dropdown sends .input twice for a click on an option (the pick, then the blur after it) and once
+    for Enter; its blur ends both, once. Leaving the menu on the base on show updates no component."""
+    import gradio as gr
+
+    demo, layout = wired
+    base = layout.leaderboard.base
+    (pick,) = [fn for fn in demo.fns.values() if fn.name == "on_base_pick"]
+    assert list(map(tuple, pick.targets)) == [(base._id, "blur")]
+    assert not [fn for fn in demo.fns.values() for t in fn.targets if tuple(t) == (base._id, "input")]
+    events = pick.fn.__self__
+    values = [getattr(c, "value", None) for c in layout.filters.as_list()]
+    unchanged = events.on_base_pick(BASE, (BASE, "project"), *values)
+    assert len(unchanged) == len(pick.outputs) and all(v == gr.skip() for v in unchanged)
+    moved = events.on_base_pick(BASE, ("old/base", "project"), *values)
+    assert [v for v in moved if v == gr.skip()] == []
