@@ -2,7 +2,7 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--db PATH] [--snapshot PATH|none] [--published PATH|none]
 
-At start the store gets, once per bundled version, what it lacks of the bundled data (data/bundles.py): IBM's
+At start the store gets, once per bundled version, what it lacks of the bundled data (service/bundles.py): IBM's
 published 2023 results (``data/published_2023``; ``--published`` / ``$MRL_PUBLISHED``) and the study snapshot
 (``data/snapshot/study.json``; ``--snapshot`` / ``$MRL_SNAPSHOT``); ``none`` turns one off. The store's own
 data always takes precedence.
@@ -26,12 +26,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.cli import settings_from_env
 from data.errors import LeaderboardError, StoreBusy, StoreError, public_sentence
 from data.metrics import PROJECT_SOURCE, SOURCES
 from data.selection import canonical_id
 from data.settings import Settings
 from data.store import Store
+from service.cli.args import settings_from_env
 from ui.handlers import AppHandlers
 from ui.layout import APP_CSS
 from ui.urls import parse_flag
@@ -169,13 +169,13 @@ def _start_housekeeping(store: Store, settings: Settings, uploads: Path) -> None
 
 
 def _seed_beside_gradio_import(store: Store, settings: Settings) -> None:
-    """Seed the bundles (data/bundles.py) in a forked process while this one imports Gradio: the two slow steps
+    """Seed the bundles (service/bundles.py) in a forked process while this one imports Gradio: the two slow steps
     of a cold start (about 3 s each on 2 cores) run side by side. The page is built after both, so it shows what
     was seeded; a bad bundle is logged and the store used as it is. Without fork, the two run one after the
     other."""
     import multiprocessing
 
-    from data.bundles import seed_bundles
+    from service.bundles import seed_bundles
 
     if "fork" not in multiprocessing.get_all_start_methods():
         seed_bundles(store, settings)

@@ -125,9 +125,9 @@ def _pandas_anchor(frame, query) -> None:
 
 
 def round_trip_lines(rounds: int = 5) -> list[str]:
-    from data.bundles import seed_bundles
     from data.settings import Settings
     from data.store import Store
+    from service.bundles import seed_bundles
     from ui.handlers import AppHandlers
 
     lines = []

@@ -56,7 +56,7 @@ def main() -> None:
 
     from scoring.free_energy import free_energy, prepare, summary_line
     from scoring.mlm import Reference
-    from scoring.study import StudyConfig
+    from service.study import StudyConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", type=Path, default=[])

@@ -1,6 +1,6 @@
 """How fast the store's job queue hands out and completes jobs: 1, 2 and 4 worker processes, no-op scorers.
 
-Each worker is the real ``scoring.worker.Worker`` (atomic claim, heartbeat thread, scores + DONE in one
+Each worker is the real ``service.worker.Worker`` (atomic claim, heartbeat thread, scores + DONE in one
 transaction) in its own process over one SQLite file, with a scorer that returns one score at once, so
 the figure is the queue's own ceiling. jobs/s = jobs / the slowest worker's loop time (process start-up
 and imports excluded). The anchor is one worker: the ratios show how the queue scales with workers; the

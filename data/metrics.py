@@ -82,7 +82,7 @@ def metric(key: str) -> MetricSpec:
         raise KeyError(f"unknown metric {key!r}; known: {', '.join(sorted(METRICS))}") from None
 
 
-# Hub metadata shown beside each candidate (data/boards.py reads it; ranking joins it onto the rows)
+# Hub metadata shown beside each candidate (service/boards.py reads it; ranking joins it onto the rows)
 METADATA_COLUMNS = ("downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag")
 
 # A failed fine-tuning run of seed s is rerun at s + RERUN_STRIDE, s + 2 * RERUN_STRIDE, ...: all are seed slot s

@@ -213,6 +213,6 @@ class PersonalRequest:
     models: tuple[dict, ...] = ()  # the models named (name, path, revision); (): the base and its top K
     error: str | None = None
     progress: tuple[dict, ...] = ()  # one entry per model scored so far
-    result: dict | None = None  # the finished ranking (scoring/personal.py)
+    result: dict | None = None  # the finished ranking (service/personal.py)
     created_at: datetime | None = None
     expires_at: datetime | None = None

@@ -89,7 +89,7 @@ def scores_frame(rows) -> pd.DataFrame:
 
 def leaderboard_from(data, *, sort_by: str = "mean_gain", config_hashes: Mapping[str, str] | None = None,
                      include_seen: bool = False, include_suspect: bool = False) -> Leaderboard:
-    """The leaderboard of a ``data.boards.BoardData`` (read by the service layer; any object with its fields)."""
+    """The leaderboard of a ``service.boards.BoardData`` (read by the service layer; any object with its fields)."""
     return build_leaderboard(scores_frame(data.scores), base_id=data.base_id, source=data.source,
                              base_aliases=data.aliases, metadata=data.metadata, config_hashes=config_hashes,
                              sort_by=sort_by, baseline_revision=data.baseline_revision,

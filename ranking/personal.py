@@ -1,6 +1,6 @@
 """A personal ranking's table: per-estimator ranks, the general rank beside them, and the combined rank. Pure.
 
-Input: one entry per model, as scoring/personal.py writes them (repo_id, revision, role, general_rank, mean_gain,
+Input: one entry per model, as service/personal.py writes them (repo_id, revision, role, general_rank, mean_gain,
 estimates: estimator name -> {metric, value, status, error, ...}, error). Every estimator's higher value is better.
 """
 

@@ -500,7 +500,7 @@ def _correlation(c: Correlation) -> Correlation | None:
 
 def study_report(board: Leaderboard, data, *, meta: Mapping | None = None, exclude_diagonal: bool = True,
                  n_permutations: int = 1000, seed: int = 0, published: Leaderboard | None = None) -> StudyReport:
-    """Every number of the study on ``board`` (its project leaderboard); ``data``: a ``data.boards.StudyData``
+    """Every number of the study on ``board`` (its project leaderboard); ``data``: a ``service.boards.StudyData``
     (the base's project scores and crawled candidates, read by the caller); ``meta``: the snapshot's meta when
     the study's snapshot is the one read (its design, source checks and checkpoints), else None; ``published``:
     IBM's 2023 board of ``ranking.validity.PUBLISHED_BASELINE_BASE`` (read by the caller), whose probe-vs-gain τ

@@ -16,9 +16,7 @@ loss rises by ½(nβ/γ)·tr H minus that term: where it is large, λ̂ is a sma
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 
@@ -145,24 +143,3 @@ def regate_stored(scores: list[Score], gate: ConvergenceGate | None = None) -> l
             s = replace(s, status="unconverged", extra=replace(run, gate=tuple(reasons)).to_json())
         out.append(s)
     return out
-
-
-def regate_snapshot(path: Path) -> int:
-    """Rewrite the snapshot at ``path`` with ``regate_stored`` applied; returns how many scores changed."""
-    import tempfile
-
-    from data.snapshot import read_snapshot, write_snapshot
-    from data.store import Store
-
-    snap = read_snapshot(path)
-    scores = regate_stored(list(snap.scores))
-    changed = sum(a.status != b.status for a, b in zip(snap.scores, scores, strict=True))
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "regate.db")
-        store.add_missing(snap.bases, snap.candidates, scores)
-        write_snapshot(store, path, base_ids=[b.repo_id for b in snap.bases], meta=snap.meta)
-    return changed
-
-
-if __name__ == "__main__":  # python -m scoring.llc_gate SNAPSHOT.json
-    print(f"{regate_snapshot(Path(sys.argv[1]))} free-energy scores re-gated")

@@ -1,6 +1,6 @@
 """Transferability estimators on a user's own labelled rows: each scores one model's frozen features.
 
-A personal ranking (scoring/personal.py) extracts each candidate's features once per (model sha, data hash) and
+A personal ranking (service/personal.py) extracts each candidate's features once per (model sha, data hash) and
 hands them to every estimator registered with stage ``personal`` (scoring/registry.py):
 
 - ``cv_probe``: stratified k-fold accuracy of the L2 logistic regression the prefilter uses (scoring/probe.py);

@@ -99,7 +99,7 @@ def build(name: str, settings: Settings, *, config=None, options=None, local_roo
 
 
 def is_prefilter(name: str) -> bool:
-    """Stage 1: after one of its jobs, the two-stage policy may queue full runs (scoring/stages.py)."""
+    """Stage 1: after one of its jobs, the two-stage policy may queue full runs (service/stages.py)."""
     return spec(name).stage == "prefilter"
 
 

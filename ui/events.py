@@ -18,7 +18,7 @@ import gradio as gr
 from data.errors import SubmissionRejected
 from data.escape import markdown_text
 from ranking.columns import DEFAULT_GROUPS
-from scoring.personal_submit import unfetchable_sentence
+from service.personal_submit import unfetchable_sentence
 from ui.compare import CompareRejected
 from ui.handlers import AppHandlers
 from ui.layout import (

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from data.boards import read_study
 from data.errors import LeaderboardError, StoreError, SubmissionRejected, public_sentence
 from data.escape import markdown_text
 from data.hub import HubClient
@@ -31,6 +30,7 @@ from ranking.export import FORMATS, render
 from ranking.leaderboard import Leaderboard
 from ranking.stats import pearson_with_ci
 from ranking.study_report import source_labels, study_report, study_rows
+from service.boards import read_study
 from ui import compare, insights, model_page
 from ui.service import LeaderboardService
 from ui.urls import page_query, share_markdown
@@ -78,8 +78,8 @@ def save_export(folder: Path, name: str, data: bytes, fmt: str) -> Path:
 def personal_validation_markdown(base_id: str) -> str:
     """The bundled "does personalising help?" table (``python -m scoring personal-study``) under the study of the
     base it was measured on; empty for any other base or when the file cannot be read."""
-    from data.bundles import read_personal_validation
     from ranking.personal_validation import validation_markdown
+    from service.bundles import read_personal_validation
 
     doc = read_personal_validation()
     if doc is None or doc["base_id"] != base_id:
@@ -360,10 +360,10 @@ def _first_line(error: str | None) -> str:
 def published_baseline_board(store) -> Leaderboard | None:
     """IBM's 2023 board whose probe-vs-gain τ the study's validity table prints as the published baseline; None
     when this store has not imported it."""
-    from data.boards import read_board
     from data.metrics import PUBLISHED_SOURCE
     from ranking.leaderboard import leaderboard_from
     from ranking.validity import PUBLISHED_BASELINE_BASE
+    from service.boards import read_board
 
     data = read_board(store, PUBLISHED_BASELINE_BASE, PUBLISHED_SOURCE)
     return leaderboard_from(data) if not data.scores.empty else None

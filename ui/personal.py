@@ -1,7 +1,7 @@
 """The "Your data" tab's work as plain methods (no gradio): read a user's file's columns, check and queue a personal
 ranking, and show a request's state, ranking and downloads. ui/events.py turns these into Gradio updates.
 
-The web process only validates and queues (``scoring.personal_submit``, which imports no torch); a scoring worker
+The web process only validates and queues (``service.personal_submit``, which imports no torch); a scoring worker
 (``python -m scoring work``) scores. A request is named by its random token, the key of its shareable URL
 (``?personal=TOKEN``). A file payload names only a regular file in Gradio's upload folder (``ui/uploads.py``), and
 every read runs in a child process with a time budget and a memory cap (``ui/sandbox.py``), after the client's hourly
@@ -28,7 +28,7 @@ from data.settings import Settings
 from data.store import Store
 from data.user_data import Columns, UploadLimits, UserData, UserDataError, read_columns, read_hub_dataset, read_upload
 from ranking.personal import personal_csv, personal_json
-from scoring.personal_submit import MAX_TOP_K, PersonalError, submit
+from service.personal_submit import MAX_TOP_K, PersonalError, submit
 from ui import sandbox
 from ui.handlers import save_export
 from ui.layout import PersonalDefaults

@@ -15,7 +15,7 @@ from data.records import JobStatus, PersonalRequest
 from data.settings import Settings
 from ranking.columns import column_for
 from ranking.personal import personal_frame
-from scoring.personal_submit import START_WORKER
+from service.personal_submit import START_WORKER
 from ui.views import model_link
 
 MAX_ERROR_CHARS = 500  # a failed job's error is cut to this many characters on the page

@@ -22,12 +22,12 @@ import logging
 import threading
 import time
 
-from data.boards import list_boards, read_board
 from data.metrics import PROJECT_SOURCE
 from data.selection import canonical_id
 from data.store import Store
 from ranking.export import render
 from ranking.leaderboard import Leaderboard, build_leaderboard, empty_scores, leaderboard_from
+from service.boards import list_boards, read_board
 from ui.cache import BoundedCache
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from data.store.schema import JOB_COLUMNS
 logger = logging.getLogger(__name__)
 
 _RUNNING, _PENDING = JobStatus.RUNNING.value, JobStatus.PENDING.value
-WORKER_ALIVE_S = 60.0  # an idle worker marks itself every MARK_EVERY_S (scoring/worker.py); this allows misses
+WORKER_ALIVE_S = 60.0  # an idle worker marks itself every MARK_EVERY_S (service/worker.py); this allows misses
 
 
 @dataclass(frozen=True, slots=True)

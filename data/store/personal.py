@@ -40,7 +40,7 @@ class PersonalRequests:
                         top_k: int, ttl_s: float, rows_max_s: float, models: tuple[dict, ...] = ()
                         ) -> PersonalRequest:
         """A new request, its PENDING job and (unless held already) its rows, in one transaction. ``models``: the
-        models named (``scoring.personal_models.NamedModel.to_json``), () for the base and its top K."""
+        models named (``service.personal_models.NamedModel.to_json``), () for the base and its top K."""
         now, token = utcnow(), secrets.token_hex(16)
         with self._write() as conn:
             purge(conn, now)

@@ -30,7 +30,7 @@ from data.records import PERSONAL_JOB, JobStatus, ModelRef, Score
 from data.settings import Settings
 from data.store import Store
 from data.user_data import Columns, read_upload
-from scoring.personal_submit import submit
+from service.personal_submit import submit
 from tests.browser.conftest import open_page, serve_app
 from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
 

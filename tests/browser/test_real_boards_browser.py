@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from data.bundles import seed_bundles
 from data.metrics import PROJECT_SOURCE, PUBLISHED_SOURCE
 from data.settings import DEFAULT_PUBLISHED, DEFAULT_SNAPSHOT, Settings
 from data.store import Store
+from service.bundles import seed_bundles
 from tests.browser.conftest import open_page, serve_app
 from tests.helpers.boards import load_leaderboard
 from ui.model_page import top_model

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Page, expect
 
-from data.bundles import seed_bundles
 from data.settings import Settings
 from data.snapshot import DEFAULT_SNAPSHOT, Snapshot, read_snapshot
 from data.store import Store
+from service.bundles import seed_bundles
 from tests.browser.conftest import download_export, open_page, serve_app
 
 pytestmark = [

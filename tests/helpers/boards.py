@@ -1,14 +1,14 @@
-"""What the service layer does to show a board: read it from the store (data/boards.py), rank it (pure)."""
+"""What the service layer does to show a board: read it from the store (service/boards.py), rank it (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from data.boards import read_board, read_study
 from data.metrics import PROJECT_SOURCE
 from data.store import Store
 from ranking.leaderboard import Leaderboard, leaderboard_from
 from ranking.study_report import StudyReport, study_report
+from service.boards import read_board, read_study
 
 
 def load_leaderboard(store: Store, base_id: str, source: str = PROJECT_SOURCE, **options) -> Leaderboard:

@@ -105,7 +105,7 @@ def runs_per_job(log: Path) -> dict[str, int]:
 def main() -> None:
     from data.settings import Settings
     from data.store import Store
-    from scoring.worker import Worker
+    from service.worker import Worker
     from tests.helpers.scorers import dummy_snapshot
 
     parser = argparse.ArgumentParser(prog="python -m tests.helpers.faulty_scorers")

@@ -84,7 +84,7 @@ def seed_noop_jobs(db_path: Path, n: int, scorer: str = "noop") -> Store:
 def main() -> None:
     """A worker process over noop jobs: python -m tests.helpers.scorers DB --sleep S --log PATH --lease L."""
     from data.settings import Settings
-    from scoring.worker import Worker
+    from service.worker import Worker
 
     parser = argparse.ArgumentParser()
     parser.add_argument("db")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scoring.config import PROBE, QUICK, FreeEnergyConfig, LinearProbeConfig, SampleEfficiencyConfig, SGLDConfig
-from scoring.study import StudyConfig
+from service.study import StudyConfig
 from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
 from tests.helpers.tiny_suite import write_reference_text, write_tiny_suite
 
@@ -104,8 +104,8 @@ def work(argv: list[str]) -> None:
     import argparse
 
     from data.store import Store
-    from scoring.study import study_scorers
-    from scoring.worker import Worker
+    from service.study import study_scorers
+    from service.worker import Worker
 
     parser = argparse.ArgumentParser(prog="python -m tests.helpers.tiny_study work")
     parser.add_argument("world", type=Path, help="the tiny world's root (tiny_study_world)")
@@ -133,7 +133,7 @@ def main() -> None:
     import logging
     import sys
 
-    from scoring.study import run_study
+    from service.study import run_study
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if sys.argv[1:2] == ["work"]:

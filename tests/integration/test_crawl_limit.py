@@ -102,5 +102,5 @@ def test_a_limit_below_one_is_a_usage_error(population, tmp_path, capsys, limit)
     hub, _ = population
     with pytest.raises(SystemExit) as exit_info:
         main(["crawl", "--base", BASE_ID, "--db", str(tmp_path / "x.db"), "--endpoint", hub.url, "--limit", limit])
-    assert exit_info.value.code == 2 and "--limit must be positive" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument --limit: must be positive, not {limit}" in capsys.readouterr().err
     assert not (tmp_path / "x.db").exists()

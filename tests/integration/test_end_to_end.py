@@ -34,7 +34,7 @@ from data.records import CandidateStatus, JobStatus, Match
 from data.settings import Settings
 from data.store import Store
 from data.submissions import submit
-from scoring.study import best_candidates, run_study
+from service.study import best_candidates, run_study
 from tests.helpers.tiny_models import build_candidate
 from tests.helpers.tiny_study import BASE, study_settings, tiny_study_config, tiny_study_world
 

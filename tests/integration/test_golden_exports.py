@@ -29,14 +29,14 @@ GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden_exports.json
 
 def golden_digests(db_path: Path) -> dict[str, str]:
     """sha256 of every export of every board (and of the study report) of a store seeded with both bundles."""
-    from data.boards import list_boards, read_board, read_study
-    from data.bundles import seed_bundles
     from data.settings import Settings
     from data.store import Store
     from ranking.export import FORMATS, render
     from ranking.leaderboard import leaderboard_from
     from ranking.study_markdown import render_markdown
     from ranking.study_report import study_report
+    from service.boards import list_boards, read_board, read_study
+    from service.bundles import seed_bundles
 
     store = Store(db_path)
     seed_bundles(store, Settings(db_path=db_path))

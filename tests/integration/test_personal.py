@@ -21,8 +21,8 @@ from data.hub import HubClient
 from data.records import JobStatus, Score
 from data.store import Store
 from data.user_data import Columns, read_upload
-from scoring.personal import PersonalError, submit
-from scoring.worker import Worker
+from service.personal import PersonalError, submit
+from service.worker import Worker
 from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
 
 pytestmark = pytest.mark.slow
@@ -112,7 +112,7 @@ def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(
         conn.execute("UPDATE personal_rows SET keep_until = '2000-01-01T00:00:00+00:00' WHERE data_hash = ?",
                      (data.data_hash,))
     store.purge_personal()
-    from scoring.personal import drop_unkept_features
+    from service.personal import drop_unkept_features
 
     assert drop_unkept_features(store, s.cache_dir) == 1 and not cached.exists()
 

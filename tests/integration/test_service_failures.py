@@ -144,7 +144,7 @@ def ray_store(ray_world, settings, tmp_path: Path) -> tuple:
 @pytest.mark.parametrize(("kind", "error_text"), [("raises", "failed unexpectedly (RuntimeError)"),
                                                    ("dies", "failed unexpectedly (WorkerCrashedError)")])
 def test_a_failed_or_lost_ray_task_counts_as_one_attempt(ray_world, settings, tmp_path, kind, error_text):
-    from scoring.ray_driver import RayDriver
+    from service.ray_driver import RayDriver
 
     s, store = ray_store(ray_world, settings, tmp_path)
     log = tmp_path / "runs.log"
@@ -173,7 +173,7 @@ def test_a_failed_or_lost_ray_task_counts_as_one_attempt(ray_world, settings, tm
 
 @pytest.mark.slow
 def test_a_ray_task_s_scoring_error_fails_its_job_at_once(ray_world, settings, tmp_path):
-    from scoring.ray_driver import RayDriver
+    from service.ray_driver import RayDriver
 
     s, store = ray_store(ray_world, settings, tmp_path)
     log = tmp_path / "runs.log"

@@ -14,7 +14,7 @@ from scoring.base import ScoringContext
 from scoring.config import PROBE, QUICK, IntertrainingConfig, LinearProbeConfig
 from scoring.intertraining import IntertrainingScorer
 from scoring.linear_probe import LinearProbeScorer
-from scoring.stages import probe_candidates, score_top_k, top_by_probe
+from service.stages import probe_candidates, score_top_k, top_by_probe
 from tests.helpers.tiny_models import shared_root, tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite
 

@@ -13,7 +13,7 @@ from data.metrics import RERUN_STRIDE
 from data.records import CandidateStatus, JobStatus
 from data.snapshot import read_snapshot
 from data.store import Store
-from scoring.study import STAGES, best_candidates, prepare_repos, restore_study, run_study
+from service.study import STAGES, best_candidates, prepare_repos, restore_study, run_study
 from tests.helpers.tiny_study import BASE, tiny_study_config, tiny_study_world
 
 pytestmark = pytest.mark.slow

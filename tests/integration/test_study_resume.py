@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN = r"""
 import sys
 from pathlib import Path
-from scoring.study import run_study
+from service.study import run_study
 from tests.helpers.tiny_study import tiny_study_config, world_at
 
 world, out = world_at(Path(sys.argv[1])), Path(sys.argv[2])

@@ -22,7 +22,7 @@ from data.errors import ScoringError, StoreFull
 from data.hub import HubClient
 from data.records import JobStatus
 from data.store import Store
-from scoring.worker import Worker, WorkReport
+from service.worker import Worker, WorkReport
 from tests.helpers.scorers import BASE as BASE_ID
 from tests.helpers.scorers import NoopFactory, TinyScorers, dummy_snapshot, seed_noop_jobs
 from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
@@ -79,7 +79,7 @@ def test_worker_scores_every_queued_job_then_queues_stage_two(world, settings, t
 
 def test_ray_tasks_give_the_same_scores_as_the_in_process_worker(world, settings, tmp_path):
     ray = pytest.importorskip("ray")
-    from scoring.ray_driver import RayDriver
+    from service.ray_driver import RayDriver
 
     s1, local = crawled_store(world, settings, tmp_path / "local" / "a.db")
     Worker(local, s1, scorers=SCORERS, scorer_factory=world["factory"]).run(once=True)
@@ -141,7 +141,7 @@ def test_the_stored_error_is_one_sentence_without_path_host_or_traceback(setting
     store = seed_noop_jobs(tmp_path / "q.db", 1)
     worker = Worker(store, replace(settings, job_max_attempts=1), snapshot=dummy_snapshot,
                     scorer_factory=_Crashes(error))
-    with caplog.at_level(logging.ERROR, logger="scoring.worker"):
+    with caplog.at_level(logging.ERROR, logger="service.worker"):
         worker.run(once=True)
     [job] = store.jobs()
     assert job.status is JobStatus.FAILED and job.error and "\n" not in job.error
@@ -184,7 +184,7 @@ def test_a_failure_the_store_cannot_record_leaves_the_job_to_its_lease(settings,
 
 
 def test_an_idle_worker_purges_personal_data_past_its_time(settings, tmp_path):
-    from scoring.personal import FEATURES_DIR
+    from service.personal import FEATURES_DIR
 
     store = seed_noop_jobs(tmp_path / "q.db", 0)
     store.create_personal(base_id=BASE_ID, data_hash="a" * 64, rows_json="{}", source="upload:x.csv", summary={},

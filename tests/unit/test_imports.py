@@ -1,4 +1,5 @@
-"""The package's structure, read with ``ast``: no import circles, a pure ranking layer, one scorer registry."""
+"""The package's structure, read with ``ast``: no import circles, the pipeline's layers (data, then scoring and
+ranking, then service, then ui and app) importing only down, one scorer registry."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("data", "ranking", "scoring", "ui")
+PACKAGES = ("data", "ranking", "scoring", "service", "ui")
 SCORER_NAMES = {"intertraining", "free_energy", "sample_efficiency", "linear_probe"}
-# entry points read the store: they are the service layer, not the pure ranking functions
-ENTRY_POINTS = {"ranking/__main__.py"}
+# ``python -m data|scoring|ranking``: thin shims over service/cli/programs.py, outside the layers
+ENTRY_POINTS = {"data/__main__.py", "scoring/__main__.py", "ranking/__main__.py"}
+# what each package may not import: each layer imports only the layers below it (data.store is the store)
+FORBIDDEN = {
+    "data": ("scoring", "ranking", "service", "ui", "app"),
+    "scoring": ("data.store", "ranking", "service", "ui", "app"),
+    "ranking": ("data.store", "scoring", "service", "ui", "app"),
+    "service": ("ui", "app"),
+    "ui": ("scoring", "app"),
+}
 
 
 def module_name(path: Path) -> str:
@@ -87,13 +96,29 @@ def test_the_cycle_finder_finds_a_circle_and_reads_imports():
                     top_level_only=True) == {"data.records", "data.store"}
 
 
-def test_ranking_reads_no_store():
-    for module, (path, tree) in SOURCES.items():
-        if not module.startswith("ranking") or path.relative_to(ROOT).as_posix() in ENTRY_POINTS:
+def up_the_pipeline(sources: dict[str, tuple[Path, ast.Module]]) -> dict[str, list[str]]:
+    """Each module's imports (at any depth, inside functions too) that its package may not make (FORBIDDEN)."""
+    found = {}
+    for module, (path, tree) in sources.items():
+        if path.relative_to(ROOT).as_posix() in ENTRY_POINTS:
             continue
-        reads = {m for m in imported(module, tree, top_level_only=False)
-                 if m.startswith("data.store") or m == "data.boards"}
-        assert not reads, f"{module} imports {sorted(reads)}: ranking takes frames and records"
+        banned = FORBIDDEN.get(module.split(".")[0], ())
+        if bad := sorted(m for m in imported(module, tree, top_level_only=False)
+                         if any(m == b or m.startswith(b + ".") for b in banned)):
+            found[module] = bad
+    return found
+
+
+def test_no_import_goes_up_the_pipeline():
+    """scoring/ computes and ranking/ ranks (neither reads the store nor the other); data/ imports no layer above
+    it; ui/ reaches scoring only through service/."""
+    assert up_the_pipeline(SOURCES) == {}
+
+
+def test_the_layer_check_finds_an_import_up_the_pipeline():
+    fake = {"scoring.x": (ROOT / "scoring" / "x.py", ast.parse("def f():\n    from data.store import Store\n")),
+            "ui.y": (ROOT / "ui" / "y.py", ast.parse("import scoring.registry\n"))}
+    assert {"scoring.x", "ui.y"} <= set(up_the_pipeline({**SOURCES, **fake}))
 
 
 def scorer_name_comparisons(tree: ast.AST) -> list[int]:

@@ -103,8 +103,8 @@ def test_a_malformed_stored_payload_names_the_score():
 
 
 def test_every_score_of_the_bundled_data_reads_its_payload_and_protocol():
-    from data.bundles import read_published_bundle, read_study
     from data.settings import DEFAULT_PUBLISHED, DEFAULT_SNAPSHOT
+    from service.bundles import read_published_bundle, read_study
 
     kinds = set()
     for bundle in (read_study(DEFAULT_SNAPSHOT), read_published_bundle(DEFAULT_PUBLISHED)):
@@ -147,8 +147,8 @@ def test_free_energy_diagnostics_and_a_nan_chain_reach_the_model_page_through_th
 
 
 def test_an_unconverged_free_energy_is_shown_as_such_and_never_ranked(tmp_path):
-    from data.boards import read_board
     from ranking.leaderboard import leaderboard_from
+    from service.boards import read_board
     from ui.model_page import free_energy_details
 
     run = FreeEnergyRun(per_chain=(-2.0, 1.0), n=128, num_chains=2, grad_norm=0.0123, drift=0.42, r_hat=1.31,

@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data.boards import read_board
 from data.payloads import payload_of
 from data.records import CandidateStatus
 from data.snapshot import DEFAULT_SNAPSHOT, MAX_SNAPSHOT_BYTES, read_snapshot, seed_store
@@ -21,6 +20,7 @@ from data.store import Store
 from ranking.leaderboard import leaderboard_from
 from ranking.study_markdown import render_markdown
 from ranking.study_runs import target_protocols
+from service.boards import read_board
 from tests.helpers.boards import load_leaderboard, report_of
 
 README = Path(__file__).resolve().parents[3] / "README.md"

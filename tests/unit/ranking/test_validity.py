@@ -203,11 +203,11 @@ def test_the_published_baseline_is_kendalls_tau_over_the_models_having_both():
 
 
 def test_the_published_baseline_on_the_bundled_2023_roberta_board(tmp_path):
-    from data.boards import read_board
     from data.metrics import PUBLISHED_SOURCE
     from data.published import BUNDLED_DIR, DATASET_COLUMNS, import_published
     from data.store import Store
     from ranking.leaderboard import leaderboard_from
+    from service.boards import read_board
 
     store = Store(tmp_path / "published.db")
     import_published(store, BUNDLED_DIR)

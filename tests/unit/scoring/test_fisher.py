@@ -179,7 +179,7 @@ def test_model_page_lists_the_guided_rates_a_revision_was_fine_tuned_with(tmp_pa
 
 
 def test_t_interval_known_values():
-    from scoring.dropout_study import t_interval
+    from service.dropout_study import t_interval
 
     mean, half = t_interval([0.5, 0.6, 0.7])
     assert mean == pytest.approx(0.6) and half == pytest.approx(4.303 * 0.1 / 3 ** 0.5)

@@ -9,8 +9,8 @@ from data.targets import suite
 from scoring.config import QUICK
 from scoring.examples import Example
 from scoring.overlap import normalise, remove_overlap, texts_of
-from scoring.study_sources import clean_source, held_out_by_target, target_overlap
 from scoring.target_data import load_target
+from service.study_sources import clean_source, held_out_by_target, target_overlap
 from tests.helpers.tiny_suite import write_tiny_suite
 
 

@@ -1,4 +1,4 @@
-"""The personal features' cache (scoring/personal.py): written atomically, a damaged file deleted and rebuilt, and
+"""The personal features' cache (service/personal.py): written atomically, a damaged file deleted and rebuilt, and
 ``purge_personal_data`` deleting what is past its time (rows, requests, features of rows that are gone)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from data.records import PERSONAL_JOB
 from data.store import Store
 from data.user_data import Columns, user_data
 from scoring.config import UserFeatureConfig
-from scoring.personal import FEATURES_DIR, purge_personal_data, user_features
+from service.personal import FEATURES_DIR, purge_personal_data, user_features
 from tests.helpers.tiny_models import TINY_BERT, WORDS, build_base
 
 CFG = UserFeatureConfig(max_length=16, batch_size=8)
@@ -63,7 +63,7 @@ def test_a_damaged_cache_file_is_deleted_and_rebuilt(model_dir, data, tmp_path, 
     expected = features(model_dir, data, tmp_path)
     (path,) = (tmp_path / FEATURES_DIR / data.data_hash).iterdir()
     damage(path, how, data.num_rows)
-    with caplog.at_level(logging.WARNING, logger="scoring.personal"):
+    with caplog.at_level(logging.WARNING, logger="service.personal"):
         got = features(model_dir, data, tmp_path)
     assert torch.allclose(got, expected, atol=1e-6) and got.shape == (data.num_rows, 32)
     assert "deleted, extracting again" in caplog.text

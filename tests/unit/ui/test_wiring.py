@@ -150,7 +150,8 @@ def test_each_handler_returns_one_value_per_output(wired):
     events = fn.fn.__self__
     board = (BASE, "project")
     values = [getattr(c, "value", None) for c in layout.filters.as_list()]
-    calls = {"on_load": events.on_load(None, *values), "on_base_pick": events.on_base_pick(BASE, ("old/base", "project"), *values),
+    calls = {"on_load": events.on_load(None, *values),
+             "on_base_pick": events.on_base_pick(BASE, ("old/base", "project"), *values),
              "on_source_input": events.on_source_input(board, "project", *values),
              "on_filters": events.on_filters(board, *values),
              "on_open_model": events.on_open_model(board, "alice/strong", *values),

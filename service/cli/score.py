@@ -1,0 +1,63 @@
+"""python -m scoring score REPO_ID: score one model against its base and store the scores."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from data.settings import Settings
+from data.store import Store
+from service.cli.common import (
+    DEVICES,
+    LOCAL_ROOT_HELP,
+    LRS_HELP,
+    MODEL_HELP,
+    PROFILES,
+    learning_rates,
+    make_scorer,
+    resolve_model,
+    scoring_context,
+    summary_table,
+    usage_error,
+)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("score", help="score one model against its base and store the scores")
+    p.add_argument("repo_id", help=MODEL_HELP)
+    p.add_argument("--scorer", default="intertraining")
+    p.add_argument("--base", help="the base model (Hub id or directory); default: the crawled candidate's base")
+    p.add_argument("--name", help="repo id to record for a local candidate directory")
+    p.add_argument("--base-name", help="repo id to record for a local base directory")
+    p.add_argument("--suite", default="quick", help="published | local | quick | name1,name2,...")
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--seeds", type=int, default=1, help="candidate seeds")
+    p.add_argument("--base-seeds", type=int, default=3, help="base seeds (runs already stored are reused)")
+    p.add_argument("--lrs", type=learning_rates, help=LRS_HELP)
+    p.add_argument("--probe-target", help="probe target (default: the suite's NLI set)")
+    p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
+    p.add_argument("--device", default="cpu", choices=DEVICES)
+    p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from scoring.base import ScoringJob
+
+    store = Store(settings.db_path)
+    repo_id, revision, model_dir = resolve_model(args.repo_id, settings, args.name)
+    base_ref = args.base
+    if base_ref is None:
+        candidate = store.get_candidate(repo_id)
+        if candidate is None:
+            return usage_error(f"{repo_id} is not a crawled candidate; say which base it descends from with --base")
+        base_ref = candidate.base_id
+    base_id, base_revision, base_dir = resolve_model(base_ref, settings, args.base_name)
+    job = ScoringJob(repo_id=repo_id, revision=revision, model_dir=model_dir, base_id=base_id,
+                     base_revision=base_revision, base_dir=base_dir)
+    scores = make_scorer(args.scorer, args, settings).score(job, scoring_context(args, settings, store))
+    store.add_scores(scores)
+    print(f"{len(scores)} scores for {repo_id}@{revision[:8]} (and its base {base_id}) written to {settings.db_path}")
+    print(summary_table(store, base_id, repo_id, revision))
+    return 0
