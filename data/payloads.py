@@ -11,6 +11,8 @@ converted when loaded).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import math
 import types
@@ -19,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import ClassVar
 
 from data.errors import LeaderboardError
-from data.metrics import PUBLISHED_SOURCE
+from data.metrics import PUBLISHED_SOURCE, payload_target
 from data.records import Score
 
 VERSION_KEY = "v"
@@ -227,23 +229,19 @@ class NoPayload(Payload):
     """A score that carries nothing beside its value."""
 
 
-PAYLOADS: typing.Mapping[tuple[str, str], type[Payload]] = types.MappingProxyType({
-    ("intertraining", "target_score"): FinetuneRun,
-    ("intertraining", "lr_choice"): LrSweep,
-    ("linear_probe", "probe_accuracy"): ProbeRun,
-    ("knn", "knn_accuracy"): KnnRun,
-    ("knn", "logme_target"): KnnRun,
-    **{("free_energy", m): FreeEnergyRun
-       for m in ("free_energy", "llc_mean", "llc_std", "init_loss", "weight_distance")},
-    ("sample_efficiency", "lora_accuracy"): LoraRun,
-    ("sample_efficiency", "labels_saved"): LabelsSaved,
-})
-
-
 def payload_type(score: Score) -> type[Payload]:
+    """The payload class the score's metric declares (data/metrics.py), PublishedRow for an imported score,
+    NoPayload where none is declared."""
     if score.source == PUBLISHED_SOURCE:
         return PublishedRow
-    return PAYLOADS.get((score.scorer, score.metric), NoPayload)
+    target = payload_target(score.scorer, score.metric)
+    return _payload_class(target) if target else NoPayload
+
+
+@functools.cache
+def _payload_class(target: str) -> type[Payload]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def payload_of(score: Score) -> Payload:

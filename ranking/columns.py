@@ -1,7 +1,9 @@
-"""Column specs of the leaderboard: key, label, group, direction and display format, declared once.
+"""Column specs of the leaderboard: key, label, group, direction and display format.
 
-Keys are the export's stable column names (README documents them). Display scaling (×100 for
-fractions, ± for intervals) happens only here.
+The columns the ranking derives (rank, the mean gain and its interval, counts) are declared here; a scorer's
+columns come from its metrics' declarations (data/metrics.py: label, direction, format, group), read when asked,
+so a scorer registered later has its columns too. Keys are the export's stable column names (README documents
+them). Display scaling (×100 for fractions, ± for intervals) happens only here.
 """
 
 from __future__ import annotations
@@ -9,11 +11,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from data.metrics import METRICS
+from data.metrics import (
+    FREE_ENERGY,
+    GROUPS,
+    HUB,
+    METRICS,
+    OVERVIEW,
+    TARGET_GAINS,
+    TARGET_SCORES,
+    MetricSpec,
+    ScorerSpec,
+    board_keys,
+    gated_scorers,
+)
 
-OVERVIEW, TARGET_SCORES, TARGET_GAINS, FREE_ENERGY, HUB = "overview", "target scores", "target gains", \
-    "free energy", "hub metadata"
-GROUPS = (OVERVIEW, TARGET_GAINS, TARGET_SCORES, FREE_ENERGY, HUB)
+__all__ = ["DEFAULT_GROUPS", "FREE_ENERGY", "GROUPS", "HUB", "OVERVIEW", "TARGET_GAINS", "TARGET_SCORES", "Column",
+           "board_columns", "column_for", "columns_in", "format_value", "interval_text"]
 DEFAULT_GROUPS = (OVERVIEW, HUB)
 
 
@@ -28,7 +41,7 @@ class Column:
     decimals: int = 2  # shown for "pct", "pts" and "num" (after the ×100); exports keep full precision
 
 
-FIXED_COLUMNS: tuple[Column, ...] = (
+LEADING_COLUMNS: tuple[Column, ...] = (
     Column(key="rank", label="rank", group=OVERVIEW, higher_is_better=None, fmt="int"),
     Column(key="repo_id", label="model", group=OVERVIEW, higher_is_better=None, fmt="text"),
     Column(key="mean_gain", label="mean gain", group=OVERVIEW, higher_is_better=True, fmt="pts",
@@ -44,20 +57,9 @@ FIXED_COLUMNS: tuple[Column, ...] = (
            description="The whole 95% interval of the mean gain lies above 0."),
     Column(key="mean_score", label="mean score", group=OVERVIEW, higher_is_better=True, fmt="pct",
            description="Mean target score over the suite ×100 (the model-recycling site's 'avg')."),
-    Column(key="probe_accuracy", label="probe", group=OVERVIEW, higher_is_better=True, fmt="pct",
-           description=METRICS["probe_accuracy"].description),
-    Column(key="knn_accuracy", label="kNN", group=OVERVIEW, higher_is_better=True, fmt="pct",
-           description="Mean over the suite's targets of the kNN accuracy on frozen features (k 10, cosine): a "
-                       "baseline reading target data, beside the probe."),
-    Column(key="logme_target", label="LogME", group=OVERVIEW, higher_is_better=True, fmt="num", decimals=3,
-           description="Mean over the suite's targets of LogME (nats per example) of the train labels on frozen "
-                       "features: a baseline reading target data."),
-    Column(key="free_energy", label="free energy", group=OVERVIEW, higher_is_better=False, fmt="num", decimals=1,
-           description=METRICS["free_energy"].description),
-    Column(key="free_energy_status", label="free energy status", group=OVERVIEW, higher_is_better=None, fmt="text",
-           description="'unconverged': the SGLD estimate failed its convergence gate (λ̂ < 0, a chain below "
-                       "L_n(w*), drifting traces, chains that disagree, or a low MALA acceptance); its free "
-                       "energy is stored and shown on the model page, never ranked."),
+)
+# then the scorers' columns (board_columns), then these
+TRAILING_COLUMNS: tuple[Column, ...] = (
     Column(key="n_targets", label="targets", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Suite targets scored; the mean needs all of them."),
     Column(key="n_seeds", label="seeds", group=OVERVIEW, higher_is_better=None, fmt="int",
@@ -76,13 +78,8 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="failed_runs", label="failed runs", group=OVERVIEW, higher_is_better=None, fmt="int",
            description="Fine-tuning runs that failed a check (one class predicted, no better than the majority "
                        "class, training loss not falling): stored and counted, never in a mean."),
-    Column(key="llc_mean", label="LLC", group=FREE_ENERGY, higher_is_better=False, fmt="num",
-           description=METRICS["llc_mean"].description),
-    Column(key="llc_std", label="LLC std", group=FREE_ENERGY, higher_is_better=False, fmt="num"),
-    Column(key="init_loss", label="L_n(w*)", group=FREE_ENERGY, higher_is_better=False, fmt="num", decimals=3,
-           description=METRICS["init_loss"].description),
-    Column(key="labels_saved", label="labels saved", group=OVERVIEW, higher_is_better=True, fmt="int",
-           description=METRICS["labels_saved"].description),
+)
+HUB_COLUMNS: tuple[Column, ...] = (
     Column(key="downloads", label="downloads", group=HUB, higher_is_better=True, fmt="int"),
     Column(key="likes", label="likes", group=HUB, higher_is_better=True, fmt="int"),
     Column(key="license", label="license", group=HUB, higher_is_better=None, fmt="text"),
@@ -90,18 +87,41 @@ FIXED_COLUMNS: tuple[Column, ...] = (
     Column(key="last_modified", label="last modified", group=HUB, higher_is_better=None, fmt="text"),
     Column(key="revision", label="scored revision", group=HUB, higher_is_better=None, fmt="text"),
 )
-FIXED = {c.key: c for c in FIXED_COLUMNS}
+DERIVED = {c.key: c for c in (*LEADING_COLUMNS, *TRAILING_COLUMNS, *HUB_COLUMNS)}
+
+
+def metric_column(m: MetricSpec) -> Column:
+    """A summary metric's board column, as its declaration says."""
+    return Column(key=m.key, label=m.label, group=m.group, higher_is_better=m.higher_is_better, fmt=m.fmt,
+                  decimals=m.decimals, description=m.column_description or m.description)
+
+
+def status_column(s: ScorerSpec) -> Column:
+    """A gated scorer's status column: its ``failed_status`` word where the estimate failed, else empty."""
+    return Column(key=s.status_column, label=s.status_column.replace("_", " "), group=s.metrics[0].group,
+                  higher_is_better=None, fmt="text", description=s.status_description)
+
+
+def board_columns() -> tuple[Column, ...]:
+    """Every column of a board in order: the derived ones, the registered scorers' (data/metrics.py), the Hub's."""
+    status = {s.status_column: status_column(s) for s in gated_scorers()}
+    scorer = tuple(status[k] if k in status else metric_column(METRICS[k]) for k in board_keys())
+    return (*LEADING_COLUMNS, *scorer, *TRAILING_COLUMNS, *HUB_COLUMNS)
 
 
 def column_for(key: str) -> Column:
-    """The spec of a fixed column or of a per-target ``score:<t>`` / ``gain:<t>`` column."""
-    if key in FIXED:
-        return FIXED[key]
+    """The spec of a board column, or of a per-target ``score:<t>`` / ``gain:<t>`` column (the direction and
+    format of the ``target_score`` and ``intertraining_gain`` metrics)."""
+    if key in DERIVED:
+        return DERIVED[key]
+    found = next((c for c in board_columns() if c.key == key), None)
+    if found is not None:
+        return found
     kind, _, target = key.partition(":")
-    if kind == "score" and target:
-        return Column(key=key, label=f"{target}", group=TARGET_SCORES, higher_is_better=True, fmt="pct")
-    if kind == "gain" and target:
-        return Column(key=key, label=f"Δ {target}", group=TARGET_GAINS, higher_is_better=True, fmt="pts")
+    if kind in ("score", "gain") and target:
+        m = METRICS["target_score" if kind == "score" else "intertraining_gain"]
+        return Column(key=key, label=target if kind == "score" else f"Δ {target}", group=m.group,
+                      higher_is_better=m.higher_is_better, fmt=m.fmt, decimals=m.decimals)
     raise KeyError(f"unknown leaderboard column {key!r}")
 
 
@@ -115,8 +135,8 @@ def columns_in(keys, groups=GROUPS) -> list[Column]:
 
 
 def _fixed_position(key: str) -> int:
-    keys = list(FIXED)
-    return keys.index(key) if key in FIXED else len(keys)
+    keys = [c.key for c in board_columns()]
+    return keys.index(key) if key in keys else len(keys)
 
 
 def interval_text(low, high, *, df=None, n_seeds=None) -> str:

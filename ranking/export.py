@@ -3,9 +3,10 @@
 Columns (README documents them): base_id, source, rank (0 = the base's own row), repo_id, revision,
 mean_gain, gain_ci_low, gain_ci_high, beats_base, mean_score, n_targets, n_seeds, gain_df, n_seen, n_suspect,
 failed_runs,
-probe_accuracy, knn_accuracy, logme_target, free_energy_status,
-free_energy, llc_mean, llc_std, init_loss, labels_saved, downloads, likes, license, num_params, last_modified,
-pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target, sorted.
+then each registered scorer's board columns (data/metrics.py: probe_accuracy, knn_accuracy, logme_target,
+free_energy, free_energy_status, llc_mean, llc_std, init_loss, labels_saved), then downloads, likes, license,
+num_params, last_modified, pipeline_tag, is_baseline, then score:<target> and gain:<target> for every target,
+sorted.
 Scores and gains are fractions (0.0123 = 1.23 points); missing values are empty (CSV) or null.
 gain_ci_low/high: the 95% interval of mean_gain with gain_df degrees of freedom (ranking/gains.py; the JSON
 header's ``gain_interval`` says it in one sentence): for the project's paired runs, Student t with the paired
@@ -24,17 +25,19 @@ import json
 import pandas as pd
 
 from data.escape import csv_cell
+from data.metrics import board_keys
 from ranking.gains import INTERVALS
 from ranking.leaderboard import Leaderboard
 
 FORMATS = ("csv", "json", "parquet")
-LEADING = (
-    "base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high", "beats_base",
-    "mean_score", "n_targets", "n_seeds", "gain_df", "n_seen", "n_suspect", "failed_runs",
-    "probe_accuracy", "knn_accuracy", "logme_target", "free_energy", "free_energy_status", "llc_mean", "llc_std",
-    "init_loss", "labels_saved",
-    "downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline",
-)
+LEADING = ("base_id", "source", "rank", "repo_id", "revision", "mean_gain", "gain_ci_low", "gain_ci_high",
+           "beats_base", "mean_score", "n_targets", "n_seeds", "gain_df", "n_seen", "n_suspect", "failed_runs")
+TRAILING = ("downloads", "likes", "license", "num_params", "last_modified", "pipeline_tag", "is_baseline")
+
+
+def export_columns() -> tuple[str, ...]:
+    """The leading columns in the documented order: the scorers' come from their declarations."""
+    return (*LEADING, *board_keys(), *TRAILING)
 
 
 def export_frame(board: Leaderboard, frame: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -45,7 +48,7 @@ def export_frame(board: Leaderboard, frame: pd.DataFrame | None = None) -> pd.Da
     frame.insert(0, "base_id", board.base_id)
     targets = sorted(c for c in frame.columns if c.startswith("score:")) + \
         sorted(c for c in frame.columns if c.startswith("gain:"))
-    frame = frame.reindex(columns=[*LEADING, *targets])
+    frame = frame.reindex(columns=[*export_columns(), *targets])
     frame["beats_base"] = frame["beats_base"].astype("boolean")
     frame["is_baseline"] = frame["is_baseline"].astype("boolean")
     return frame

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from data.metrics import METADATA_COLUMNS, METRICS, SUSPECT
+from data.metrics import METADATA_COLUMNS, SUSPECT, gated_scorers, summary_metrics
 from ranking import gains
+from ranking.columns import column_for
 from ranking.gains import SeedDesign
 
 SCORE_COLUMNS = ("repo_id", "revision", "scorer", "metric", "target", "seed", "value", "config_hash", "status")
@@ -38,11 +39,6 @@ OK = "ok"  # a score's status; any other ("failed") is counted in failed_runs an
 TARGET_METRIC = "target_score"
 Z_95 = 1.959963984540054
 LR_METRIC = "lr_choice"  # the base's learning-rate sweep per target (status "dropped": out of the suite)
-SUMMARY_METRICS = ("probe_accuracy", "knn_accuracy", "logme_target",
-                   "free_energy", "llc_mean", "llc_std", "init_loss", "labels_saved")
-FREE_ENERGY_METRICS = ("free_energy", "llc_mean", "llc_std", "init_loss")  # one estimate's values, gated together
-# Derived columns and their direction; stored metrics take theirs from data.metrics.
-DERIVED_DIRECTION = {"mean_gain": True, "mean_score": True, "gain_ci_low": True, "downloads": True, "likes": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,25 +137,19 @@ def build_leaderboard(
     model_of_row = np.full(len(codes.value), -1, dtype=np.int64)
     model_of_row[cand_rows] = model_codes
     failed = cand_rows & ~codes.ok & (codes.metric == codes.metric_code(TARGET_METRIC))
-    unconverged = cand_rows & ~codes.ok & (codes.metric == codes.metric_code("free_energy"))
+    candidates = cand_rows
     suspect = cand_rows & codes.suspect & (codes.metric == codes.metric_code(TARGET_METRIC))
     cand_rows = cand_rows & codes.ok
     columns: dict[str, np.ndarray] = {"repo_id": repos, "revision": revisions}
     suite = _add_target_columns(columns, codes, (base_rows, cand_rows, suspect), model_of_row, base_stats,
                                 seed_design, seen or {}, (include_seen, include_suspect))
     columns["failed_runs"] = np.bincount(model_of_row[failed], minlength=len(repos)).astype(np.int64)
-    for metric_key in SUMMARY_METRICS:
-        rows_of_metric = cand_rows & (codes.metric == codes.metric_code(metric_key))
-        m, _, _ = _cell_stats(model_of_row[rows_of_metric], np.zeros(int(rows_of_metric.sum()), np.int64),
-                              codes.value[rows_of_metric], len(repos), 1)
-        columns[metric_key] = m[:, 0]
-    # a free energy any of whose replicates failed the convergence gate: shown as such, never averaged or ranked
-    # (the replicates read different windows: a mean over the passing ones alone would mix their levels)
-    gated = np.bincount(model_of_row[unconverged], minlength=len(repos)) > 0
-    for metric_key in FREE_ENERGY_METRICS:
-        columns[metric_key] = np.where(gated, np.nan, columns[metric_key])
-    columns["free_energy_status"] = np.where(gated, "unconverged", "")
-
+    for m in summary_metrics():
+        rows_of_metric = cand_rows & (codes.metric == codes.metric_code(m.key))
+        mean, _, _ = _cell_stats(model_of_row[rows_of_metric], np.zeros(int(rows_of_metric.sum()), np.int64),
+                                 codes.value[rows_of_metric], len(repos), 1)
+        columns[m.key] = mean[:, 0]
+    _gate(columns, codes, candidates, model_of_row)
     rows = pd.DataFrame(columns)
     if metadata is not None and not rows.empty:
         rows = rows.join(metadata.reindex(columns=list(METADATA_COLUMNS)), on="repo_id")
@@ -172,6 +162,20 @@ def build_leaderboard(
                        config_hashes=chosen, seed_design=seed_design, include_seen=include_seen,
                        include_suspect=include_suspect,
                        dropped=dropped_targets(scores, {base_id, *base_aliases}, chosen))
+
+
+def _gate(columns: dict[str, np.ndarray], codes: _Codes, candidates: np.ndarray, model_of_row: np.ndarray) -> None:
+    """A gated scorer's estimate (data/metrics.py, e.g. free energy) any of whose rows of its main metric failed a
+    check: its status column says so and its summary values are blanked, shown as failed, never averaged or
+    ranked (its replicates read different windows: a mean over the passing ones alone would mix their levels)."""
+    n_models = len(columns["repo_id"])
+    for s in gated_scorers():
+        failed_rows = candidates & ~codes.ok & (codes.metric == codes.metric_code(s.metrics[0].key))
+        failed = np.bincount(model_of_row[failed_rows], minlength=n_models) > 0
+        for m in s.metrics:
+            if m.board == "summary":
+                columns[m.key] = np.where(failed, np.nan, columns[m.key])
+        columns[s.status_column] = np.where(failed, s.failed_status, "")
 
 
 def dropped_targets(scores: pd.DataFrame, base_names: Collection[str], chosen: Mapping[str, str]) -> tuple[str, ...]:
@@ -343,14 +347,15 @@ def _suite_cells(matrix: np.ndarray, in_suite: list[int]) -> np.ndarray:
 
 
 def direction(key: str) -> bool:
-    """True when higher is better for this column key."""
-    if key in DERIVED_DIRECTION:
-        return DERIVED_DIRECTION[key]
-    if key.startswith(("score:", "gain:")):
-        return True
-    if key in METRICS:
-        return METRICS[key].higher_is_better
-    raise KeyError(f"cannot sort by {key!r}: no declared direction")
+    """True when higher is better for this column key (its column's declaration: ranking/columns.py, from the
+    metric's for a scorer's column)."""
+    try:
+        higher = column_for(key).higher_is_better
+    except KeyError:
+        higher = None
+    if higher is None:
+        raise KeyError(f"cannot sort by {key!r}: no declared direction")
+    return higher
 
 
 def _rank(rows: pd.DataFrame, sort_by: str) -> pd.DataFrame:
@@ -385,7 +390,8 @@ def _baseline(base_id: str, base_scores: pd.DataFrame, base_stats: pd.DataFrame,
     if suite and len(base_stats):
         row["mean_score"] = base_stats["mean"].reindex(list(suite)).mean()
         row["mean_gain"] = 0.0
-    others = base_scores[base_scores["metric"].isin(SUMMARY_METRICS) & (base_scores["status"] == OK)]
+    summary = [m.key for m in summary_metrics()]
+    others = base_scores[base_scores["metric"].isin(summary) & (base_scores["status"] == OK)]
     for metric_key, value in others.groupby("metric")["value"].mean().items():
         row[metric_key] = value
     return pd.DataFrame([row]).reindex(columns=columns).astype({"rank": "Int64"})

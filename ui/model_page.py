@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from data.escape import markdown_text
-from data.metrics import PUBLISHED_SOURCE
+from data.metrics import OVERVIEW, PUBLISHED_SOURCE, gated_scorers, summary_metrics
 from data.payloads import FinetuneRun, FreeEnergyRun, LoraRun, PayloadError, payload_of
 from data.store import Store
 from ranking.columns import column_for, format_value, interval_text
@@ -56,9 +56,7 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
         *_trained_on(board, row),
         *_suspect(board, row),
         ("failed runs (stored, never averaged)", _int(row.get("failed_runs"))),
-        ("probe accuracy", format_value(row.get("probe_accuracy"), "pct")),
-        ("kNN accuracy", format_value(row.get("knn_accuracy"), "pct")),
-        ("free energy", format_value(row.get("free_energy"), "num")),
+        *_scorer_facts(row),
         ("downloads", format_value(row.get("downloads"), "int")),
         ("likes", format_value(row.get("likes"), "int")),
         ("license", markdown_text(_text(row.get("license")))),  # Hub text: no link, image or markup can form
@@ -68,6 +66,19 @@ def header_markdown(board: Leaderboard, row: pd.Series | None, repo_id: str) -> 
     ]
     table = "\n".join(f"| {k} | {v or '–'} |" for k, v in facts if v or k in ALWAYS_SHOWN)
     return f"{title}\n\n| measure | value |\n|---|---|\n{table}\n"
+
+
+def _scorer_facts(row: pd.Series) -> list[tuple[str, str]]:
+    """Each registered scorer's overview values (data/metrics.py declares them), as the board shows them; a failed
+    estimate's status ("unconverged") beside its blanked value."""
+    facts = []
+    status = {s.metrics[0].key: s.status_column for s in gated_scorers()}
+    for m in summary_metrics():
+        if m.group == OVERVIEW:
+            facts.append((m.name, format_value(row.get(m.key), m.fmt, m.decimals)))
+            if m.key in status and _text(row.get(status[m.key])):
+                facts.append((f"{m.name} status", markdown_text(_text(row.get(status[m.key])))))
+    return facts
 
 
 def _beats(row: pd.Series) -> str:

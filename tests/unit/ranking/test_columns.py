@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ranking.columns import FIXED, column_for, format_value, interval_text
+from ranking.columns import board_columns, column_for, format_value, interval_text
 
 
 def test_each_number_is_shown_to_the_precision_it_means():
-    assert {key: FIXED[key].decimals for key in ("free_energy", "llc_mean", "llc_std", "init_loss")} == {
+    assert {key: column_for(key).decimals for key in ("free_energy", "llc_mean", "llc_std", "init_loss")} == {
         "free_energy": 1, "llc_mean": 2, "llc_std": 2, "init_loss": 3}
     assert column_for("gain:sst2").decimals == 2 and column_for("score:sst2").decimals == 2
-    assert {FIXED[key].fmt for key in ("n_targets", "downloads", "likes", "num_params", "labels_saved")} == {"int"}
+    assert {column_for(key).fmt for key in ("n_targets", "downloads", "likes", "num_params", "labels_saved")} == {"int"}
 
 
 @pytest.mark.parametrize(("value", "fmt", "decimals", "text"), [
@@ -35,7 +35,7 @@ def test_the_gain_interval_as_text_says_why_there_is_none():
 
 
 def test_the_degrees_of_freedom_column_sits_beside_seeds_and_says_the_rule():
-    keys = list(FIXED)
-    assert keys.index("gain_df") == keys.index("n_seeds") + 1 and FIXED["gain_df"].fmt == "num"
-    assert "below 2: no interval" in FIXED["gain_df"].description
-    assert "pooled within targets" in FIXED["gain_ci_low"].description
+    keys = [c.key for c in board_columns()]
+    assert keys.index("gain_df") == keys.index("n_seeds") + 1 and column_for("gain_df").fmt == "num"
+    assert "below 2: no interval" in column_for("gain_df").description
+    assert "pooled within targets" in column_for("gain_ci_low").description

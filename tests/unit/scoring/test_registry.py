@@ -27,7 +27,7 @@ def test_every_registered_scorer_declares_its_name_config_stage_and_metrics():
         assert cls.name == name and spec.stage in ("prefilter", "full", "personal")
         assert is_dataclass(cls.config_type) and cls.config_type.__dataclass_params__.frozen, name
         assert cls.config_type.__module__ == "scoring.config", f"{name}'s config lives outside scoring/config.py"
-        assert all(m in METRICS for m in spec.metrics)
+        assert all(METRICS[m.key] == m for m in spec.metrics)
         scorer = registry.build(name, Settings())
         assert type(scorer) is cls and isinstance(scorer.cfg, cls.config_type)
     assert [n for n in SCORERS if registry.is_prefilter(n)] == ["linear_probe"]
@@ -48,16 +48,23 @@ def test_a_personal_estimators_protocol_holds_every_config_field_and_the_data(na
 def test_registering_a_name_twice_raises_and_leaves_the_first():
     first = SCORERS["free_energy"]
     with pytest.raises(ValueError, match="registered twice"):
-        registry.register(ScorerSpec("free_energy", "x:Y", "full", ("free_energy",), "a second one"))
+        registry.register(ScorerSpec("free_energy", "x:Y", "full", (METRICS["free_energy"],), "a second one"))
     assert SCORERS["free_energy"] is first
 
 
 def test_a_bad_registration_says_what_is_wrong():
+    probe = METRICS["probe_accuracy"]
     with pytest.raises(ValueError, match="stage must be"):
-        registry.register(ScorerSpec("new_one", "x:Y", "later", (), ""))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="undeclared metrics"):
-        registry.register(ScorerSpec("new_one", "x:Y", "full", ("no_such_metric",), ""))
-    assert "new_one" not in SCORERS
+        registry.register(ScorerSpec("new_one", "x:Y", "later", (probe,), ""))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="declares no metrics"):
+        registry.register(ScorerSpec("new_one", "x:Y", "full", (), ""))
+    fresh = dataclasses.replace(probe, key="new_metric", group="no such group")
+    with pytest.raises(ValueError, match="group one of"):
+        registry.register(ScorerSpec("new_one", "x:Y", "full", (fresh,), ""))
+    with pytest.raises(ValueError, match="unlike its first declaration"):  # a metric means one thing
+        twice = (dataclasses.replace(probe, key="other"), dataclasses.replace(probe, fmt="num"))
+        registry.register(ScorerSpec("new_one", "x:Y", "full", twice, ""))
+    assert "new_one" not in SCORERS and "other" not in METRICS and "new_metric" not in METRICS
 
 
 def test_unknown_scorer_suggests_close_names():
@@ -114,17 +121,36 @@ def test_the_protocol_is_canonical_json_whose_sha256_is_the_hash():
     assert json.dumps(doc, sort_keys=True, separators=(",", ":")) == proto.json
 
 
-def test_every_metric_has_a_leaderboard_column():
-    for name in registry.queued():  # a personal estimator's metric is a column of the personal ranking instead
-        for metric in SCORERS[name].metrics:
-            if metric == "target_score":
-                assert column_for("score:sst2").group == "target scores"
-            elif metric == "lr_choice":  # not a column: a dropped target is named under the board
-                assert "dropped" in {f.name for f in fields(Leaderboard)}
-            elif metric == "lora_accuracy":  # per (target, n labels): the model page's curve, not a column
-                assert _curve_reads(metric), name
-            else:
-                assert column_for(metric).key == metric, name
+def test_every_metric_a_board_shows_has_a_column_with_its_direction_format_and_decimals():
+    """A column's direction, format and decimals are its metric's: a summary metric is one column, the
+    per-target columns are target_score's and intertraining_gain's; the metrics stored only are named."""
+    for m in METRICS.values():
+        if m.board == "summary":
+            column = column_for(m.key)
+        elif m.board == "target":
+            column = column_for(("score:" if m.key == "target_score" else "gain:") + "sst2")
+        else:
+            continue
+        assert (column.higher_is_better, column.fmt, column.decimals) == (m.higher_is_better, m.fmt, m.decimals), m.key
+    stored_only = {m.key for name in registry.queued() for m in SCORERS[name].metrics if m.board is None}
+    # lr_choice: a dropped target is named under the board; lora_accuracy: the model page's curve;
+    # weight_distance: the study's validity table
+    assert stored_only == {"lr_choice", "lora_accuracy", "weight_distance"}
+    assert "dropped" in {f.name for f in fields(Leaderboard)} and _curve_reads("lora_accuracy")
+
+
+def test_the_sort_direction_of_every_column_is_its_declaration():
+    from ranking.columns import board_columns
+    from ranking.leaderboard import direction
+
+    for column in board_columns():
+        if column.higher_is_better is None:
+            with pytest.raises(KeyError, match="no declared direction"):
+                direction(column.key)
+        else:
+            assert direction(column.key) is column.higher_is_better, column.key
+            if column.key in METRICS:
+                assert column.higher_is_better is METRICS[column.key].higher_is_better, column.key
 
 
 def _leaf_paths(config, prefix=()):
