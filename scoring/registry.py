@@ -19,8 +19,8 @@ from pathlib import Path
 from data.metrics import SCORERS, ScorerSpec, Stage, register, scorer_spec, unregister
 from data.settings import Settings
 
-__all__ = ["SCORERS", "ScorerSpec", "Stage", "build", "is_prefilter", "personal", "queued", "register", "scorer_class",
-           "spec", "unknown", "unregister"]
+__all__ = ["SCORERS", "ScorerSpec", "Stage", "build", "gain_scorer", "is_prefilter", "personal", "prefilter",
+           "queued", "register", "scorer_class", "spec", "unknown", "unregister"]
 
 
 def spec(name: str) -> ScorerSpec:
@@ -46,6 +46,16 @@ def build(name: str, settings: Settings, *, config=None, options=None, local_roo
 def is_prefilter(name: str) -> bool:
     """Stage 1: after one of its jobs, the two-stage policy may queue full runs (service/stages.py)."""
     return spec(name).stage == "prefilter"
+
+
+def prefilter() -> str:
+    """Stage 1 of the two-stage policy: the first scorer registered as a prefilter."""
+    return next(name for name, s in SCORERS.items() if s.stage == "prefilter")
+
+
+def gain_scorer() -> str:
+    """Stage 2: the scorer whose per-target scores the leaderboard's gains are made of (a "target" metric)."""
+    return next(name for name, s in SCORERS.items() if any(m.board == "target" for m in s.metrics))
 
 
 def queued() -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from data.records import CandidateStatus, JobStatus, ModelRef
 from data.store import Store
+from scoring import registry
 from scoring.base import ScoringContext, ScoringJob
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def top_by_probe(store: Store, base_id: str, k: int) -> list[tuple[str, str]]:
     base = store.get_base(base_id)
     ranked = []
     for c in store.candidates(base.repo_id, CandidateStatus.OK):
-        probes = [s.value for s in store.scores(repo_id=c.repo_id, scorer="linear_probe") if s.revision == c.sha]
+        probes = [s.value for s in store.scores(repo_id=c.repo_id, scorer=registry.prefilter()) if s.revision == c.sha]
         if probes:
             ranked.append((-max(probes), c.repo_id, c.sha))
     return [(repo_id, sha) for _, repo_id, sha in sorted(ranked)[:k]]
@@ -63,12 +64,14 @@ def score_top_k(store: Store, base_id: str, k: int, scorer, snapshot: Snapshot, 
     return len(chosen)
 
 
-def enqueue_stage2(store: Store, base_id: str, k: int, scorers: tuple[str, ...] = ("intertraining",)) -> int:
+def enqueue_stage2(store: Store, base_id: str, k: int, scorers: tuple[str, ...] | None = None) -> int:
     """The queue's two-stage policy: once no probe job of the base is PENDING or RUNNING, queue the expensive
-    scorers for its top-K candidates by probe (idempotent). Returns how many jobs were created."""
+    scorers (default: the gain scorer, scoring/registry.py) for its top-K candidates by probe (idempotent).
+    Returns how many jobs were created."""
     if store.get_base(base_id) is None:
         return 0
-    busy = [j for j in store.jobs(scorer="linear_probe", base_id=base_id)
+    scorers = scorers or (registry.gain_scorer(),)
+    busy = [j for j in store.jobs(scorer=registry.prefilter(), base_id=base_id)
             if j.status in (JobStatus.PENDING, JobStatus.RUNNING)]
     if busy:
         return 0

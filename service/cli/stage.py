@@ -9,6 +9,7 @@ from pathlib import Path
 
 from data.settings import Settings
 from data.store import Store
+from scoring import registry
 from service.cli.common import (
     DEVICES,
     ENDPOINT_HELP,
@@ -19,15 +20,6 @@ from service.cli.common import (
     probe_gain_line,
     scoring_context,
 )
-
-FULL_SCORER = "intertraining"  # stage 2: the score the leaderboard ranks by (service.stages.enqueue_stage2)
-
-
-def prefilter_scorer() -> str:
-    """Stage 1: the first scorer registered as a prefilter (scoring/registry.py)."""
-    from scoring import registry
-
-    return next(name for name in registry.SCORERS if registry.is_prefilter(name))
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -57,10 +49,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     hub = HubClient(settings)
     ctx = scoring_context(args, settings, store)
     if args.stage == "probe":
-        n = probe_candidates(store, args.base, make_scorer(prefilter_scorer(), args, settings), hub.snapshot, ctx)
+        n = probe_candidates(store, args.base, make_scorer(registry.prefilter(), args, settings), hub.snapshot, ctx)
         print(f"stage 1: probed {n} models of {args.base}")
     else:
-        scorer = make_scorer(FULL_SCORER, args, settings)
+        scorer = make_scorer(registry.gain_scorer(), args, settings)
         n = score_top_k(store, args.base, args.top_k, scorer, hub.snapshot, ctx)
         print(f"stage 2: intertraining for the top {n} candidates of {args.base} by probe")
     print(probe_gain_line(store, args.base))

@@ -14,7 +14,6 @@ import service.cli
 from scoring import registry
 from scoring.__main__ import main
 from service.cli.programs import DATA, RANKING, SCORING
-from service.cli.stage import FULL_SCORER, prefilter_scorer
 
 ROOT = Path(__file__).resolve().parents[3]
 SUBCOMMANDS = ("score", "llc-sweep", "work", "personal", "personal-study", "dropout-study", "stage", "study",
@@ -75,8 +74,8 @@ def test_every_scoring_module_runs_its_own_command():
 
 
 def test_stage_scorers_come_from_the_registry():
-    assert registry.is_prefilter(prefilter_scorer())
-    assert FULL_SCORER in registry.SCORERS and not registry.is_prefilter(FULL_SCORER)
+    assert registry.prefilter() == "linear_probe" and registry.is_prefilter(registry.prefilter())
+    assert registry.gain_scorer() == "intertraining" and not registry.is_prefilter(registry.gain_scorer())
 
 
 @pytest.mark.parametrize("shim", ["data", "scoring", "ranking"])
