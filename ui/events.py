@@ -34,6 +34,7 @@ from ui.layout import (
     TableView,
 )
 from ui.personal import NO_PAIR, PersonalForm, PersonalHandlers, PersonalRefused, PersonalState, escaped
+from ui.results import Comparison
 from ui.urls import page_params, page_query, parse_ids
 from ui.views import DEFAULT_ROWS, SIZE_CHOICES, ViewQuery, column_widths, escape_markdown, table_value
 
@@ -62,6 +63,12 @@ def estimand(include_seen, include_suspect) -> dict[str, bool]:
     return {"include_seen": bool(include_seen), "include_suspect": bool(include_suspect)}
 
 
+def compare_view(out: Comparison) -> CompareView:
+    """A comparison as the Compare tab shows it."""
+    table = gr.update(value=out.table, datatype=out.datatypes, column_widths=out.widths)
+    return CompareView(header=out.header, share=out.share, gains=out.gains, table=table)
+
+
 def _unchanged_compare() -> CompareView:
     """Leave the Compare tab as it is."""
     return CompareView(header=gr.update(), share=gr.update(), gains=gr.update(), table=gr.update())
@@ -86,21 +93,21 @@ class AppEvents:
         comparison picker on ``compared`` (default: empty). Filter values the board lacks fall back."""
         base, source = self.h.default_selection(base, source)
         controls = self.h.controls(base, source, **estimand(filters.include_seen, filters.include_suspect))
-        off = controls["empty_filters"]  # a filter whose column this board lacks: hidden (the status line says why)
-        licenses = [v for v in (filters.licenses or []) if v in controls["licenses"]]
-        sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls["sort"]] else "mean_gain"
+        off = controls.empty_filters  # a filter whose column this board lacks: hidden (the status line says why)
+        licenses = [v for v in (filters.licenses or []) if v in controls.licenses]
+        sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls.sort] else "mean_gain"
         downloads = 0 if "min_downloads" in off else filters.min_downloads
         sizes = [] if "sizes" in off else filters.sizes
         shown = self.show_table(base, source, replace(filters, licenses=licenses, sort_by=sort_by,
                                                       min_downloads=downloads, sizes=sizes))
-        return BoardView(source=gr.update(choices=controls["sources"], value=source),
-                         licenses=gr.update(choices=controls["licenses"], value=licenses,
+        return BoardView(source=gr.update(choices=controls.sources, value=source),
+                         licenses=gr.update(choices=controls.licenses, value=licenses,
                                             visible="licenses" not in off),
                          min_downloads=gr.update(value=downloads, visible="min_downloads" not in off),
-                         sort_by=gr.update(choices=controls["sort"], value=sort_by),
-                         sizes=gr.update(choices=controls["sizes"], value=sizes, visible="sizes" not in off),
-                         model=gr.update(choices=controls["models"], value=model or controls["top_model"] or ""),
-                         compare_pick=gr.update(choices=controls["models"], value=list(compared)),
+                         sort_by=gr.update(choices=controls.sort, value=sort_by),
+                         sizes=gr.update(choices=controls.sizes, value=sizes, visible="sizes" not in off),
+                         model=gr.update(choices=controls.models, value=model or controls.top_model or ""),
+                         compare_pick=gr.update(choices=controls.models, value=list(compared)),
                          table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source),
                          page_url=shown.page_url)
 
@@ -200,9 +207,9 @@ class AppEvents:
     # --------------------------------------------------- model page, compare
     def model_view(self, shown_board, repo_id, include_seen=False, include_suspect=False) -> ModelView:
         page = self.h.model_page(*shown_board, repo_id, **estimand(include_seen, include_suspect))
-        return ModelView(header=page["header"], share=page["share"], gains=page["gains"],
-                         free_energy=page["free_energy"], chains=page["chains"], dropout=page["dropout"],
-                         sample_efficiency=page["sample_efficiency"], revisions=page["revisions"])
+        return ModelView(header=page.header, share=page.share, gains=page.gains, free_energy=page.free_energy,
+                         chains=page.chains, dropout=page.dropout, sample_efficiency=page.sample_efficiency,
+                         revisions=page.revisions)
 
     def on_model(self, shown_board, repo_id, include_seen=False, include_suspect=False):
         return self.model_view(shown_board, repo_id, include_seen, include_suspect).as_list()
@@ -231,8 +238,7 @@ class AppEvents:
             gr.Warning(html.escape(e.reason), duration=6)
             return CompareView(header=f"**Not compared.** {escape_markdown(e.reason)}", share="", gains=None,
                                table=gr.update(value=None)), False
-        table = gr.update(value=out["table"], datatype=out["datatypes"], column_widths=out["widths"])
-        return CompareView(header=out["header"], share=out["share"], gains=out["gains"], table=table), True
+        return compare_view(out), True
 
     def on_compare(self, shown_board, picked, include_seen=False, include_suspect=False):
         """(*CompareView, tabs): the Compare tab opens when the comparison was made."""
@@ -265,21 +271,19 @@ class AppEvents:
             out = None
         if out is None:
             return *page, *_unchanged_compare().as_list()
-        table = gr.update(value=out["table"], datatype=out["datatypes"], column_widths=out["widths"])
-        compared = CompareView(header=out["header"], share=out["share"], gains=out["gains"], table=table)
-        return *page, *compared.as_list()
+        return *page, *compare_view(out).as_list()
 
     # --------------------------------------------------------------- insights
     def on_insights(self, shown_board, include_seen=False, include_suspect=False):
         """The Insights tab; a panel this board has no data for (free energy on a published board, the study on
         any other board) is hidden."""
         out = self.h.insights(*shown_board, **estimand(include_seen, include_suspect))
-        fe, study = out["shown"]["free_energy"], out["shown"]["study"]
-        view = InsightsView(free_energy=gr.update(value=out["free_energy"], visible=fe),
-                            free_energy_text=gr.update(value=out["free_energy_text"], visible=fe),
-                            probe=out["probe"], probe_text=out["probe_text"], heatmap=out["heatmap"],
-                            beats_base=out["beats_base"], study=gr.update(value=out["study"], visible=study),
-                            study_matrix=gr.update(value=out["study_matrix"], visible=study))
+        fe, study = out.has_free_energy, bool(out.study.study)
+        view = InsightsView(free_energy=gr.update(value=out.free_energy, visible=fe),
+                            free_energy_text=gr.update(value=out.free_energy_text, visible=fe),
+                            probe=out.probe, probe_text=out.probe_text, heatmap=out.heatmap,
+                            beats_base=out.beats_base, study=gr.update(value=out.study.study, visible=study),
+                            study_matrix=gr.update(value=out.study.study_matrix, visible=study))
         return view.as_list()
 
     # ----------------------------------------------------------------- submit

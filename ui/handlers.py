@@ -32,6 +32,7 @@ from ranking.stats import pearson_with_ci
 from ranking.study_report import source_labels, study_report, study_rows
 from service.boards import read_study
 from ui import compare, insights, model_page
+from ui.results import BoardControls, Comparison, InsightsPanels, ModelPage, StudyPanel
 from ui.service import LeaderboardService
 from ui.urls import page_query, share_markdown
 from ui.views import (
@@ -185,18 +186,15 @@ class AppHandlers:
         return ([board.base_id] if not board.baseline.empty else []) + ids
 
     def controls(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
-                 ) -> dict:
+                 ) -> BoardControls:
         """Choices that depend on the selected leaderboard."""
         board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
-        return {
-            "sources": self.service.sources(base) if base else [PROJECT_SOURCE],
-            "licenses": license_choices(board) if board else [],
-            "sort": sort_choices(board) if board else [("mean gain", "mean_gain")],
-            "models": list(board.to_frame()["repo_id"]) if board else [],
-            "sizes": size_choices(board),
-            "empty_filters": empty_filters(board),
-            "top_model": model_page.top_model(board),  # the model page opens on it
-        }
+        return BoardControls(sources=self.service.sources(base) if base else [PROJECT_SOURCE],
+                             licenses=license_choices(board) if board else [],
+                             sort=sort_choices(board) if board else [("mean gain", "mean_gain")],
+                             models=list(board.to_frame()["repo_id"]) if board else [],
+                             sizes=size_choices(board), empty_filters=empty_filters(board),
+                             top_model=model_page.top_model(board))
 
     def export(self, base: str | None, source: str, query: ViewQuery | None, fmt: str, *,
                include_seen: bool = False, include_suspect: bool = False) -> Path:
@@ -220,35 +218,32 @@ class AppHandlers:
 
     # ------------------------------------------------------------- model page
     def model_page(self, base: str | None, source: str, repo_id: str, *, include_seen: bool = False,
-                   include_suspect: bool = False) -> dict:
+                   include_suspect: bool = False) -> ModelPage:
         board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
         repo_id = (repo_id or "").strip()
         if board is None or not repo_id:
-            return {"header": "Pick a model on the leaderboard (click its row) or type its id.",
-                    "gains": insights.empty_figure("no model selected"), "free_energy": "",
-                    "chains": pd.DataFrame(columns=["chain", "llc", "status"]),
-                    "dropout": pd.DataFrame(columns=["dropout module", "rate"]),
-                    "sample_efficiency": insights.empty_figure("no model selected"),
-                    "revisions": model_page.scored_revisions(self.store, ""), "share": ""}
+            return ModelPage(header="Pick a model on the leaderboard (click its row) or type its id.",
+                             gains=insights.empty_figure("no model selected"), free_energy="",
+                             chains=pd.DataFrame(columns=["chain", "llc", "status"]),
+                             dropout=pd.DataFrame(columns=["dropout module", "rate"]),
+                             sample_efficiency=insights.empty_figure("no model selected"),
+                             revisions=model_page.scored_revisions(self.store, ""), share="")
         row = model_page.find_row(board, repo_id)
         revision = str(row["revision"]) if row is not None else ""
         fe_text, chains = model_page.free_energy_details(self.store, repo_id, revision)
         points = model_page.sample_efficiency_points(self.store, repo_id, board.base_id)
-        return {
-            "header": model_page.header_markdown(board, row, repo_id),
-            "gains": insights.target_gains_bar(row) if row is not None else insights.empty_figure("not ranked here"),
-            "free_energy": fe_text,
-            "chains": chains,
-            "dropout": model_page.guided_dropout_rates(self.store, repo_id, revision),
-            "sample_efficiency": insights.sample_efficiency_figure(points),
-            "revisions": model_page.scored_revisions(self.store, repo_id),
-            "share": share_markdown(page_query(board.base_id, source, model=repo_id, include_seen=include_seen,
-                                               include_suspect=include_suspect), "this model page"),
-        }
+        return ModelPage(
+            header=model_page.header_markdown(board, row, repo_id),
+            gains=insights.target_gains_bar(row) if row is not None else insights.empty_figure("not ranked here"),
+            free_energy=fe_text, chains=chains, dropout=model_page.guided_dropout_rates(self.store, repo_id, revision),
+            sample_efficiency=insights.sample_efficiency_figure(points),
+            revisions=model_page.scored_revisions(self.store, repo_id),
+            share=share_markdown(page_query(board.base_id, source, model=repo_id, include_seen=include_seen,
+                                            include_suspect=include_suspect), "this model page"))
 
     # ---------------------------------------------------------------- compare
     def compare(self, base: str | None, source: str, ids, *, include_seen: bool = False,
-                include_suspect: bool = False) -> dict:
+                include_suspect: bool = False) -> Comparison:
         """2-4 models of one leaderboard side by side: header, grouped per-target gain bars, one table (with its
         datatypes and column widths) and the shareable link. Raises compare.CompareRejected with the reason."""
         board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
@@ -256,14 +251,11 @@ class AppHandlers:
             raise compare.CompareRejected("There is no leaderboard to compare models on yet.")
         rows = compare.compared_rows(board, ids)
         table, datatypes = compare.compare_table(rows)
-        return {
-            "header": compare.compare_header(board, rows),
-            "gains": insights.compare_gains_figure(rows),
-            "table": table, "datatypes": datatypes, "widths": column_widths(table),
-            "share": share_markdown(page_query(board.base_id, source, compare=rows["repo_id"],
-                                               include_seen=include_seen, include_suspect=include_suspect),
-                                    "this comparison"),
-        }
+        return Comparison(header=compare.compare_header(board, rows), gains=insights.compare_gains_figure(rows),
+                          table=table, datatypes=datatypes, widths=column_widths(table),
+                          share=share_markdown(page_query(board.base_id, source, compare=rows["repo_id"],
+                                                          include_seen=include_seen, include_suspect=include_suspect),
+                                               "this comparison"))
 
     def add_to_compare(self, base: str | None, source: str, picked, repo_id: str | None, *,
                        include_seen: bool = False, include_suspect: bool = False) -> tuple[str, ...]:
@@ -277,7 +269,7 @@ class AppHandlers:
 
     # --------------------------------------------------------------- insights
     def insights(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
-                 ) -> dict:
+                 ) -> InsightsPanels:
         """Correlations, heatmap and study of the board shown; "beats the base" of every base's board under the
         same estimand (``include_seen``, ``include_suspect``)."""
         board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
@@ -294,21 +286,18 @@ class AppHandlers:
             ranked = int(rows["mean_gain"].notna().sum()) if len(rows) else 0
             beating = int(rows["beats_base"].fillna(False).astype(bool).sum()) if len(rows) else 0
             summary.append((f"{b} ({chosen})", beating, ranked))
-        return {
-            "free_energy": fe_fig,
-            # Spearman's ρ is each figure's title: the line above it adds Pearson's r (and the free energy's scope)
-            "free_energy_text": "  \n".join([insights.correlation_text(pearson_with_ci(*fe_pairs), "free energy",
-                                                                         "mean gain"), FE_SCOPE]),
-            "probe": probe_fig,
-            "probe_text": insights.correlation_text(pearson_with_ci(*insights.pairs_with_gain(frame, "probe_accuracy")),
-                                                    "probe accuracy", "mean gain"),
-            "heatmap": insights.gain_heatmap(frame),
-            "beats_base": insights.beats_base_bars(summary),
-            **study,
-            "shown": {"free_energy": len(fe_pairs[0]) > 0, "study": bool(study["study"])},  # panels with data
-        }
+        probe_pairs = insights.pairs_with_gain(frame, "probe_accuracy")
+        # Spearman's ρ is each figure's title: the line above it adds Pearson's r (and the free energy's scope)
+        return InsightsPanels(
+            free_energy=fe_fig,
+            free_energy_text="  \n".join([insights.correlation_text(pearson_with_ci(*fe_pairs), "free energy",
+                                                                       "mean gain"), FE_SCOPE]),
+            probe=probe_fig,
+            probe_text=insights.correlation_text(pearson_with_ci(*probe_pairs), "probe accuracy", "mean gain"),
+            heatmap=insights.gain_heatmap(frame), beats_base=insights.beats_base_bars(summary), study=study,
+            has_free_energy=len(fe_pairs[0]) > 0)
 
-    def _study(self, board: Leaderboard | None) -> dict:
+    def _study(self, board: Leaderboard | None) -> StudyPanel:
         """The offline study's report and source × target gain matrix, when this project leaderboard's candidates
         carry ``dataset:`` tags and have intertraining gains (``python -m scoring study``); else empty."""
         if board is not None and board.source == PROJECT_SOURCE:
@@ -318,7 +307,7 @@ class AppHandlers:
                                       meta=study_meta(self.settings.snapshot_path, board.base_id),
                                       published=published_baseline_board(self.store))
                 return insights.study_view(report, personal_validation_markdown(board.base_id))
-        return {"study": "", "study_matrix": insights.empty_figure("no source × target study for this leaderboard")}
+        return StudyPanel(study="", study_matrix=insights.empty_figure("no source × target study for this leaderboard"))
 
     # ----------------------------------------------------------------- submit
     def submit(self, repo_id: str, revision: str | None, submitter: str | None = None) -> str:

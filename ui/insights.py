@@ -27,6 +27,7 @@ from ranking.stats import (  # noqa: F401 (re-exported for the app)
 )
 from ranking.study_markdown import render_markdown
 from ranking.study_report import StudyReport
+from ui.results import StudyPanel
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +139,12 @@ def study_gain_matrix(matrix: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def study_view(report: StudyReport, after: str = "") -> dict:
+def study_view(report: StudyReport, after: str = "") -> StudyPanel:
     """What the Insights tab shows of the offline study, all from the one report: its Markdown, which is the
     README's study block (``ranking.study_markdown.render_markdown``: counts, design, power, sources, intervals,
     validity with its exact p-values, the free energy's reliability over replicates and the published baseline),
     then ``after``, and the source × target figure of the same gain matrix."""
-    return {"study": render_markdown(report) + after, "study_matrix": study_gain_matrix(report.gain_matrix)}
+    return StudyPanel(study=render_markdown(report) + after, study_matrix=study_gain_matrix(report.gain_matrix))
 
 
 def beats_base_bars(summary: Sequence[tuple[str, int, int]]) -> go.Figure:

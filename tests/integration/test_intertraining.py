@@ -96,24 +96,27 @@ def test_a_related_source_gains_and_the_table_matches_a_hand_computation(world):
         gains[t] = sum(pairs.values()) / len(pairs) if pairs else math.nan
         per_seed[t] = pairs
     row = ranked(scores).rows.iloc[0]
-    # a target whose every pair failed its run check has no gain, and then the model no mean gain (never partial)
     assert row["gain:cats_again"] == pytest.approx(gains["cats_again"], nan_ok=True)
-    assert row["mean_gain"] == pytest.approx((gains["cats_again"] + gains["dogs"]) / 2, nan_ok=True)
     by_slot = {t: {seed % RERUN_STRIDE: g for seed, g in pairs.items()} for t, pairs in per_seed.items()}
     both = sorted(set(by_slot["cats_again"]) & set(by_slot["dogs"]))  # slots paired on every target
     assert row["n_seeds"] == len(both)
-    # the pooled within-target interval (ranking/gains.py): seed variance pooled over the two targets
-    cells = [np.array(list(by_slot[t].values())) for t in ("cats_again", "dogs")]
-    df = sum(len(c) - 1 for c in cells)
-    assert row["gain_df"] == df
-    if df >= 2:
-        pooled = sum(((c - c.mean()) ** 2).sum() for c in cells) / df
-        half = t_quantile(df) * math.sqrt(pooled * sum(1 / len(c) for c in cells)) / len(cells)
-        assert row["gain_ci_low"] == pytest.approx(row["mean_gain"] - half)
+    if not all(per_seed.values()):  # a target whose every pair failed its run check: no mean gain (never partial)
+        assert math.isnan(row["mean_gain"]) and math.isnan(row["gain_ci_low"])
     else:
-        assert math.isnan(row["gain_ci_low"])
+        assert row["mean_gain"] == pytest.approx((gains["cats_again"] + gains["dogs"]) / 2)
+        # the pooled within-target interval (ranking/gains.py): seed variance pooled over the two targets
+        cells = [np.array(list(by_slot[t].values())) for t in ("cats_again", "dogs")]
+        df = sum(len(c) - 1 for c in cells)
+        assert row["gain_df"] == df
+        if df >= 2:
+            pooled = sum(((c - c.mean()) ** 2).sum() for c in cells) / df
+            half = t_quantile(df) * math.sqrt(pooled * sum(1 / len(c) for c in cells)) / len(cells)
+            assert row["gain_ci_low"] == pytest.approx(row["mean_gain"] - half)
+        else:
+            assert math.isnan(row["gain_ci_low"])
     assert bool(row["beats_base"]) == (row["gain_ci_low"] > 0)
-    assert gains["cats_again"] >= 0  # trained on the same rule (both reach 100% here: a gain of at most 0 pts)
+    # trained on the same rule, both reach ~100%: a gain near 0 (thread timing moves a run by an example or two)
+    assert math.isnan(gains["cats_again"]) or gains["cats_again"] >= -0.02
     assert row["failed_runs"] == sum(s.status == "failed" for s in scores if s.repo_id == "tiny/bert-cats")
 
 

@@ -51,7 +51,7 @@ def test_default_selection_and_leaderboard(handlers):
     assert len(frame) == 2 and "alice/strong" in frame.iloc[1]["model"]
     assert "Showing 1 of 1 matching models" in status and len(datatypes) == len(frame.columns)
     controls = handlers.controls(BASE, PROJECT_SOURCE)
-    assert controls["licenses"] == ["apache-2.0", "mit"] and controls["models"][0] == BASE
+    assert controls.licenses == ["apache-2.0", "mit"] and controls.models[0] == BASE
     assert handlers.leaderboard(None, PROJECT_SOURCE, ViewQuery())[2] == "No leaderboard yet."
 
 
@@ -69,23 +69,23 @@ def test_shown_ids_are_the_rows_of_the_view_baseline_first(tmp_path, settings):
 
 def test_controls_offer_size_buckets_and_the_top_model(handlers):
     controls = handlers.controls(BASE, PROJECT_SOURCE)
-    assert controls["top_model"] == "alice/strong"  # rank 1, not the base's row
-    assert [value for _, value in controls["sizes"]] == ["< 50M", "50–150M", "150–500M", "> 500M", "unknown"]
-    assert controls["sizes"][-1] == ("unknown (1)", "unknown")
+    assert controls.top_model == "alice/strong"  # rank 1, not the base's row
+    assert [value for _, value in controls.sizes] == ["< 50M", "50–150M", "150–500M", "> 500M", "unknown"]
+    assert controls.sizes[-1] == ("unknown (1)", "unknown")
     frame, _, status = handlers.leaderboard(BASE, PROJECT_SOURCE, ViewQuery(sizes=("unknown",)))
     assert list(frame["model"])[1:] == ["[dave/partial](https://huggingface.co/dave/partial)"]
     assert "Showing 1 of 1 matching models" in status
     none = handlers.controls(None, PROJECT_SOURCE)
-    assert none["top_model"] is None and none["sizes"][0] == ("< 50M (0)", "< 50M")
+    assert none.top_model is None and none.sizes[0] == ("< 50M (0)", "< 50M")
 
 
 def test_compare_two_to_four_models(handlers):
     out = handlers.compare(BASE, PROJECT_SOURCE, ["bob/middling", "alice/strong"])
-    assert out["header"].startswith("### Comparing 2 models on org/base")
-    assert [t.name for t in out["gains"].data] == ["bob/middling", "alice/strong"]
-    assert list(out["table"]["rank"]) == [2, 1]
-    assert len(out["datatypes"]) == len(out["widths"]) == len(out["table"].columns)
-    assert out["share"] == ("**Link to this comparison:** [`?base=org/base&source=project&compare=bob/middling,"
+    assert out.header.startswith("### Comparing 2 models on org/base")
+    assert [t.name for t in out.gains.data] == ["bob/middling", "alice/strong"]
+    assert list(out.table["rank"]) == [2, 1]
+    assert len(out.datatypes) == len(out.widths) == len(out.table.columns)
+    assert out.share == ("**Link to this comparison:** [`?base=org/base&source=project&compare=bob/middling,"
                             "alice/strong`](?base=org/base&source=project&compare=bob/middling,alice/strong)")
     for ids, reason in [(["alice/strong"], "at least 2"), (["a/1", "a/2", "a/3", "a/4", "a/5"], "at most 4"),
                         (["alice/strong", "nobody/else"], "Not on the org/base leaderboard")]:
@@ -120,46 +120,46 @@ def test_exports_of_the_view_and_of_the_full_ranking(handlers):
 
 def test_model_page(handlers):
     page = handlers.model_page(BASE, PROJECT_SOURCE, "alice/strong")
-    assert "rank 1 on org/base" in page["header"] and "+6.00" in page["header"]  # mean gain (0.85-0.79)*100
-    assert "| beats the base beyond seed noise | yes |" in page["header"]
-    assert [round(v, 1) for v in page["chains"]["llc"]] == [4.0, 5.0, 6.0] and "nβ 123.4" in page["free_energy"]
-    assert set(page["revisions"]["scorer"]) == {"intertraining", "linear_probe", "free_energy"}
-    assert len(page["gains"].data) == 1 and sorted(page["gains"].data[0].x) == pytest.approx([5.0, 7.0])
+    assert "rank 1 on org/base" in page.header and "+6.00" in page.header  # mean gain (0.85-0.79)*100
+    assert "| beats the base beyond seed noise | yes |" in page.header
+    assert [round(v, 1) for v in page.chains["llc"]] == [4.0, 5.0, 6.0] and "nβ 123.4" in page.free_energy
+    assert set(page.revisions["scorer"]) == {"intertraining", "linear_probe", "free_energy"}
+    assert len(page.gains.data) == 1 and sorted(page.gains.data[0].x) == pytest.approx([5.0, 7.0])
     evil = handlers.model_page(BASE, PROJECT_SOURCE, EVIL)
-    assert "<img" not in evil["header"] and "&lt;img" in evil["header"]
+    assert "<img" not in evil.header and "&lt;img" in evil.header
     missing = handlers.model_page(BASE, PROJECT_SOURCE, "nobody/else")
-    assert "Not on the org/base leaderboard" in missing["header"]
+    assert "Not on the org/base leaderboard" in missing.header
     base = handlers.model_page(BASE, PROJECT_SOURCE, BASE)
-    assert "the base model" in base["header"]
-    assert page["share"] == ("**Link to this model page:** [`?base=org/base&source=project&model=alice/strong`]"
+    assert "the base model" in base.header
+    assert page.share == ("**Link to this model page:** [`?base=org/base&source=project&model=alice/strong`]"
                              "(?base=org/base&source=project&model=alice/strong)")
-    assert "model=%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E" in evil["share"] and "<img" not in evil["share"]
-    assert handlers.model_page(BASE, PROJECT_SOURCE, "")["share"] == ""
+    assert "model=%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E" in evil.share and "<img" not in evil.share
+    assert handlers.model_page(BASE, PROJECT_SOURCE, "").share == ""
 
 
 def test_insights(handlers):
     out = handlers.insights(BASE, PROJECT_SOURCE)
-    title = out["free_energy"].layout.title.text
+    title = out.free_energy.layout.title.text
     assert "Spearman ρ = -0.95" in title  # by hand: gain ranks 4, 2.5, 2.5, 1 vs 1..4
     # the line above each figure adds Pearson's r, never the title's sentence again
-    assert "Pearson r" in out["free_energy_text"] and "Spearman" not in out["free_energy_text"]
-    assert "n = 4" in out["free_energy_text"] and out["probe_text"].startswith("probe accuracy vs mean gain: Pearson")
-    assert out["beats_base"].data and out["heatmap"].data
+    assert "Pearson r" in out.free_energy_text and "Spearman" not in out.free_energy_text
+    assert "n = 4" in out.free_energy_text and out.probe_text.startswith("probe accuracy vs mean gain: Pearson")
+    assert out.beats_base.data and out.heatmap.data
 
 
 def test_insights_show_the_study_only_for_study_shaped_data(tmp_path, settings, handlers):
     out = handlers.insights(BASE, PROJECT_SOURCE)  # candidates without dataset: tags: no study section
-    assert out["study"] == "" and "no source × target study" in out["study_matrix"].layout.annotations[0].text
+    assert out.study.study == "" and "no source × target study" in out.study.study_matrix.layout.annotations[0].text
     gains = {s: {t: 0.01 * i - 0.005 * j for j, t in enumerate(("mrpc", "rte", "sick", "sst2", "trec"))}
              for i, s in enumerate(("mnli", "rte", "sick", "trec"))}
     study = AppHandlers(build_study_store(tmp_path / "study.db", gains), settings)
     out = study.insights(STUDY_BASE, PROJECT_SOURCE)
-    assert out["study"].startswith(f"### Source × target study: {STUDY_BASE}")
-    assert "**Beat the base beyond seed noise:**" in out["study"] and "not measured" in out["study"]
-    heat = out["study_matrix"].data[0]
+    assert out.study.study.startswith(f"### Source × target study: {STUDY_BASE}")
+    assert "**Beat the base beyond seed noise:**" in out.study.study and "not measured" in out.study.study
+    heat = out.study.study_matrix.data[0]
     assert list(heat.y) == ["mnli", "rte", "sick", "trec"] and list(heat.x) == ["mrpc", "rte", "sick", "sst2", "trec"]
     assert float(heat.z[3][0]) == pytest.approx(3.0)  # trec on mrpc: 0.03 -> 3 points
-    assert len(out["study_matrix"].layout.shapes) == 3  # rte, sick, trec are sources and targets
+    assert len(out.study.study_matrix.layout.shapes) == 3  # rte, sick, trec are sources and targets
 
 
 def test_submit_accepts_queues_once_and_reports_position(handlers, hub):
@@ -245,7 +245,7 @@ def test_the_table_and_its_controls_follow_include_seen(trained):
         assert trained.shown_ids(BASE, PROJECT_SOURCE, ViewQuery(), include_seen=include_seen) == order
         dave = frame[frame["model"].str.contains("dave/partial", regex=False)].iloc[0]
         assert f"**{beating}** beat the base beyond seed noise" in status
-        assert trained.controls(BASE, PROJECT_SOURCE, include_seen=include_seen)["top_model"] == top
+        assert trained.controls(BASE, PROJECT_SOURCE, include_seen=include_seen).top_model == top
         if include_seen:
             assert pd.isna(dave["mean gain"]) and pd.isna(dave["rank"])  # listed, not ranked
             assert "Mean gains include the targets a model was trained on." in status
@@ -271,24 +271,24 @@ def test_downloads_are_of_the_board_shown(trained):
 def test_the_model_page_comparison_and_insights_rank_as_the_table(trained):
     zero_shot = trained.model_page(BASE, PROJECT_SOURCE, "dave/partial")
     included = trained.model_page(BASE, PROJECT_SOURCE, "dave/partial", include_seen=True)
-    assert "rank 1 on org/base" in zero_shot["header"]
-    assert "| mean gain | +10.00 (95% CI +9.50 to +10.50; n = 3 seeds, df = 2) |" in zero_shot["header"]
-    assert "| suite targets trained on (left out of the mean gain) | 1 |" in zero_shot["header"]
-    assert "unranked (no mean gain: not every suite target is scored) on org/base" in included["header"]
-    assert "| beats the base beyond seed noise | – |" in included["header"]  # unmeasured, not "no"
-    assert "trained on" not in included["header"]
-    assert "include_seen" not in zero_shot["share"]
-    assert "?base=org/base&source=project&include_seen=1&model=dave/partial" in included["share"]
+    assert "rank 1 on org/base" in zero_shot.header
+    assert "| mean gain | +10.00 (95% CI +9.50 to +10.50; n = 3 seeds, df = 2) |" in zero_shot.header
+    assert "| suite targets trained on (left out of the mean gain) | 1 |" in zero_shot.header
+    assert "unranked (no mean gain: not every suite target is scored) on org/base" in included.header
+    assert "| beats the base beyond seed noise | – |" in included.header  # unmeasured, not "no"
+    assert "trained on" not in included.header
+    assert "include_seen" not in zero_shot.share
+    assert "?base=org/base&source=project&include_seen=1&model=dave/partial" in included.share
 
     ids = ["dave/partial", "alice/strong"]
-    assert "dave/partial): rank 1, mean gain +10.00" in trained.compare(BASE, PROJECT_SOURCE, ids)["header"]
+    assert "dave/partial): rank 1, mean gain +10.00" in trained.compare(BASE, PROJECT_SOURCE, ids).header
     compared = trained.compare(BASE, PROJECT_SOURCE, ids, include_seen=True)
-    assert "dave/partial): unranked (no mean gain" in compared["header"]
-    assert "alice/strong): rank 1, mean gain +6.00" in compared["header"]
-    assert "&include_seen=1&compare=dave/partial,alice/strong" in compared["share"]
+    assert "dave/partial): unranked (no mean gain" in compared.header
+    assert "alice/strong): rank 1, mean gain +6.00" in compared.header
+    assert "&include_seen=1&compare=dave/partial,alice/strong" in compared.share
 
     for include_seen, ranked, beating in ((False, 5, 4), (True, 4, 3)):
-        bars = trained.insights(BASE, PROJECT_SOURCE, include_seen=include_seen)["beats_base"].data
+        bars = trained.insights(BASE, PROJECT_SOURCE, include_seen=include_seen).beats_base.data
         assert (tuple(bars[0].x), tuple(bars[1].x)) == ((ranked,), (beating,))
 
 

@@ -318,21 +318,22 @@ def test_insights_shows_the_bundled_studys_report_with_the_readmes_numbers(tmp_p
     out = AppHandlers(store, replace(settings, snapshot_path=DEFAULT_SNAPSHOT)).insights(base, PROJECT_SOURCE)
     report = report_of(store, base, meta=read_snapshot(DEFAULT_SNAPSHOT).meta)
     markdown = render_markdown(report)
-    assert out["study"].startswith(markdown)  # the whole block, then the personal-validation table
-    shown, readme = headline_numbers(out["study"]), headline_numbers(markdown)
+    assert out.study.study.startswith(markdown)  # the whole block, then the personal-validation table
+    shown, readme = headline_numbers(out.study.study), headline_numbers(markdown)
     assert shown == readme and {"Beat the base beyond seed noise:", "Design:", "Failed runs", "Power by design",
                                 "Power as measured", "Best source:", "Sources", "Contamination"} <= set(shown)
     assert shown["Beat the base beyond seed noise:"][:2] == [str(report.n_beat_base), str(report.n_ranked)]
-    best, line = report.sources.iloc[0], next(x for x in out["study"].splitlines() if x.startswith("- **Best source"))
+    best = report.sources.iloc[0]
+    line = next(x for x in out.study.study.splitlines() if x.startswith("- **Best source"))
     found = re.search(r"([+−]\d+\.\d\d) pts \((?:95% CI ([+−]\d+\.\d\d) to ([+−]\d+\.\d\d); )?n = (\d+) seeds", line)
     mean, low, high = (float(x.replace("−", "-")) if x else math.nan for x in found.groups()[:3])
     assert [mean, low, high] == pytest.approx([best["mean"], best["low"], best["high"]], abs=0.006, nan_ok=True)
     assert int(found.group(4)) == best["n_seeds"]
     # the figures beside it: the same gain matrix, and the same count of candidates beating the base
-    heat = out["study_matrix"].data[0]
+    heat = out.study.study_matrix.data[0]
     np.testing.assert_allclose(np.asarray(heat.z, dtype=float), matrix_numbers(markdown), atol=0.006)
     assert list(heat.y) == list(report.gain_matrix.index) and list(heat.x) == list(report.gain_matrix.columns)
-    bars = out["beats_base"].data
+    bars = out.beats_base.data
     assert (bars[0].x[0], bars[1].x[0]) == (report.n_ranked, report.n_beat_base)
 
 
@@ -353,13 +354,13 @@ def test_insights_reads_design_sources_and_contamination_from_the_snapshot_it_wa
                                "removed": {"sst2": 10}, "remaining_overlap": 0, "sha256": "0123456789abcdef" * 4}],
             "checkpoints": {BASE: "fedcba9876543210" * 4}, "target_overlap": {"rte|sst2": 0}}
     snapshot = write_snapshot(store, tmp_path / "study.json", base_ids=[BASE], meta=meta)
-    study = AppHandlers(store, replace(settings, snapshot_path=snapshot)).insights(BASE, PROJECT_SOURCE)["study"]
+    study = AppHandlers(store, replace(settings, snapshot_path=snapshot)).insights(BASE, PROJECT_SOURCE).study.study
     assert study == render_markdown(report_of(store, BASE, meta=meta))
     assert "Seeds configured: base 3, candidates 3 per target" in study and "sha256 fedcba987654." in study
     assert "| sick | 80.0 % | 50.0 % | ok |" in study and "0123456789ab |" in study
     assert "10 training rows removed across 1 (source, target) pair (of 1 checked); 0 remain." in study
     assert NOT_RECORDED not in study
-    elsewhere = AppHandlers(store, replace(settings, snapshot_path=None)).insights(BASE, PROJECT_SOURCE)["study"]
+    elsewhere = AppHandlers(store, replace(settings, snapshot_path=None)).insights(BASE, PROJECT_SOURCE).study.study
     assert f"Sources** (each source model's own-task check before it became a candidate): {NOT_RECORDED}." in elsewhere
 
 
@@ -385,7 +386,7 @@ def test_insights_shows_the_validity_sections_exact_p_values_reliability_and_pub
     board = SimpleNamespace(base_id="FacebookAI/roberta-base", suite=("a",),
                             rows=pd.DataFrame({"probe_accuracy": [0.1, 0.2, 0.3], "mean_gain": [0.1, 0.3, 0.2]}))
     report = report_of(store, BASE, published=board)
-    shown = study_view(report)["study"]
+    shown = study_view(report).study
     assert shown == render_markdown(report)  # the same report object: the README's text
     assert "| free energy F | " in shown and "p (two-sided permutation)" in shown
     assert "τ +0.33 over 3 models with both." in shown  # 3 pairs, one discordant: (2 − 1) / 3
