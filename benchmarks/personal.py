@@ -83,7 +83,7 @@ def ours(dirs: dict[str, Path], data, tmp: Path, device: str) -> tuple[float, di
     report = worker.run(once=True)
     seconds = time.perf_counter() - started
     result = store.personal(request.id).result
-    if report.done != 1 or result is None or len(result["models"]) != len(dirs):
+    if report.done != 1 or result is None or len(result.models) != len(dirs):
         raise SystemExit(f"the personal job did not finish: {report.lines}")
     return seconds, result
 
@@ -140,8 +140,8 @@ def main() -> int:
         dirs = models(base_checkpoint(), args.models, Path(tmp) / "models")
         seconds, result = ours(dirs, data, Path(tmp), args.device)
         plain = anchor(dirs, data, args.device)
-    features = sum(m["feature_seconds"] for m in result["models"])
-    estimators = sum(e["seconds"] for m in result["models"] for e in m["estimates"].values())
+    features = sum(m.feature_seconds for m in result.models)
+    estimators = sum(e.seconds for m in result.models for e in m.estimates.values())
     lengths = sorted(len(t) for t in data.texts)
     lines = [(f"- {args.models} MiniLM-size models x {data.num_rows} rows of {args.dataset} ({data.num_classes} "
              f"classes; text {lengths[len(lengths) // 2]} characters median, {lengths[-1]} max), max_length 128"),

@@ -6,6 +6,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from data.personal_record import PersonalRanking
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
@@ -213,6 +217,6 @@ class PersonalRequest:
     models: tuple[dict, ...] = ()  # the models named (name, path, revision); (): the base and its top K
     error: str | None = None
     progress: tuple[dict, ...] = ()  # one entry per model scored so far
-    result: dict | None = None  # the finished ranking (service/personal.py)
+    result: PersonalRanking | None = None  # the finished ranking (service/personal.py)
     created_at: datetime | None = None
     expires_at: datetime | None = None

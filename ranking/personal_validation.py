@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from data.personal_record import Estimate, RankedModel
 from ranking.personal import combined_ranks
 from ranking.stats import spearman_with_ci
 
@@ -28,9 +29,11 @@ PREDICTORS = (
 def with_combined(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` and a ``combined`` column: minus the combined rank of the personal ranking's rule, so that higher
     is better as for every other predictor."""
-    entries = [{"repo_id": r.repo_id, "mean_gain": r.general, "general_rank": i + 1,
-                "estimates": {name: {"value": getattr(r, metric), "status": "ok" if math.isfinite(getattr(r, metric))
-                                     else "failed"} for name, metric in ESTIMATORS.items()}}
+    entries = [RankedModel(repo_id=r.repo_id, revision=None, role="candidate", mean_gain=r.general,
+                           general_rank=i + 1, estimates={
+                               name: Estimate(metric=metric, value=getattr(r, metric),
+                                              status="ok" if math.isfinite(getattr(r, metric)) else "failed")
+                               for name, metric in ESTIMATORS.items()})
                for i, r in enumerate(frame.itertuples())]
     ranks = combined_ranks(entries, list(ESTIMATORS))
     return frame.assign(combined=[-r if r is not None else math.nan for r in ranks])

@@ -26,6 +26,7 @@ import torch
 from data.atomic import atomic_path
 from data.errors import LeaderboardError, ScoringError
 from data.personal_cache import FEATURES_DIR, drop_unkept_features, purge_personal_data  # noqa: F401 (re-exported)
+from data.personal_record import Estimate, PersonalRanking, RankedModel
 from data.records import SHA_RE, Job, ModelRef
 from data.settings import Settings
 from data.store import Store
@@ -103,7 +104,7 @@ def estimators(settings: Settings) -> list:
 
 
 def score_model(candidate: Candidate, model_dir: Path, data: UserData, built: list, *, device: str,
-                cache_dir: Path | None) -> dict:
+                cache_dir: Path | None) -> RankedModel:
     """One model's entry of the ranking: its estimates with their diagnostics, and the seconds spent. A model whose
     files cannot be read as an encoder raises ScoringError (one sentence; the log keeps the cause)."""
     started = time.perf_counter()
@@ -121,15 +122,15 @@ def score_model(candidate: Candidate, model_dir: Path, data: UserData, built: li
     estimates = {}
     for estimator in built:
         result = estimator.checked(features, labels)
-        estimates[estimator.name] = {"metric": estimator.metric, "value": result.value, "status": result.status,
-                                     "error": result.error, "diagnostics": result.diagnostics,
-                                     "seconds": round(result.seconds, 3)}
-    return {**asdict(candidate), "estimates": estimates, "feature_seconds": round(feature_s, 3),
-            "seconds": round(time.perf_counter() - started, 3)}
+        estimates[estimator.name] = Estimate(metric=estimator.metric, value=result.value, status=result.status,
+                                             error=result.error or "", diagnostics=result.diagnostics,
+                                             seconds=round(result.seconds, 3))
+    return RankedModel(**asdict(candidate), estimates=estimates, feature_seconds=round(feature_s, 3),
+                       seconds=round(time.perf_counter() - started, 3))
 
 
 def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings, *, device: str = "cpu",
-                 cache_dir: Path | None = None, pin: Pin | None = None) -> dict:
+                 cache_dir: Path | None = None, pin: Pin | None = None) -> PersonalRanking:
     """Score every candidate of the job's request on its rows; returns the ranking (ranking/personal.py) to be
     written with DONE. A model that cannot be fetched or read gets an entry saying so, not a rank; when fewer than
     two could be scored the job fails (PersonalError naming each model's reason). ``pin``: a named Hub id's commit
@@ -144,19 +145,18 @@ def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings,
         raise PersonalError(f"job {job.id}: the rows of its personal ranking are no longer kept")
     data = UserData.from_json(rows)
     built = estimators(settings)
-    entries: list[dict] = []
+    entries: list[RankedModel] = []
     for pick in picks_of(store, request):
         candidate = pick.candidate
         try:
             model_dir, candidate = fetch(pick, snapshot, pin, settings)
             entry = score_model(candidate, model_dir, data, built, device=device, cache_dir=cache_dir)
         except LeaderboardError as e:  # a model that cannot be fetched or read: said, and the others still run
-            entry = {**asdict(candidate), "estimates": {}, "error": public_error(e), "feature_seconds": 0.0,
-                     "seconds": 0.0}
+            entry = RankedModel(**asdict(candidate), error=public_error(e))
         entries.append(entry)
         store.set_personal_progress(request.id, [_progress(e) for e in entries])
         logger.info("personal %s: %s (%d models done)", request.id[:8], candidate.repo_id, len(entries))
-    scored = [e for e in entries if not e.get("error")]
+    scored = [e for e in entries if not e.error]
     if len(scored) < MIN_MODELS:  # each model's reason is in the request's progress, beside its name
         raise PersonalError(f"Only {len(scored)} of the {len(entries)} models could be scored, and a ranking needs "
                             "two; each model's reason is listed with it.")
@@ -203,6 +203,5 @@ def pin_commit(client, settings: Settings) -> Pin:
     return pin
 
 
-def _progress(entry: dict) -> dict:
-    return {"repo_id": entry["repo_id"], "role": entry["role"], "seconds": entry["seconds"],
-            "error": entry.get("error", "")}
+def _progress(entry: RankedModel) -> dict:
+    return {"repo_id": entry.repo_id, "role": entry.role, "seconds": entry.seconds, "error": entry.error}

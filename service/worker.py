@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from data.errors import LeaderboardError, StoreError
+from data.personal_record import PersonalRanking
 from data.records import PERSONAL_JOB, Job, JobStatus, ModelRef, Score
 from data.settings import Settings
 from data.store import Store
@@ -112,7 +113,7 @@ def finish(store: Store, job: Job, scores: list[Score], worker: str, settings: S
     return JobStatus.DONE, f"{len(scores)} scores"
 
 
-def finish_personal(store: Store, job: Job, result: dict, worker: str, settings: Settings,
+def finish_personal(store: Store, job: Job, result: PersonalRanking, worker: str, settings: Settings,
                     report: WorkReport) -> tuple[JobStatus, str]:
     """Write a personal ranking with DONE (raises StoreError when the lease was lost); its rows then go."""
     from service.personal import purge_personal_data
@@ -120,7 +121,7 @@ def finish_personal(store: Store, job: Job, result: dict, worker: str, settings:
     store.finish_personal(job.id, worker, result, settings.personal_keep_rows_s)
     purge_personal_data(store, Path(settings.cache_dir))  # the rows went: their features go too
     report.done += 1
-    return JobStatus.DONE, f"{len(result['models'])} models ranked"
+    return JobStatus.DONE, f"{len(result.models)} models ranked"
 
 
 class Heartbeat:

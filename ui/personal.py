@@ -279,7 +279,7 @@ class PersonalHandlers:
         """How many models the request's job scores: the models named, or the base and up to ``top_k`` ranked
         candidates."""
         if request.result is not None:
-            return len(request.result.get("models", ()))
+            return len(request.result.models)
         if request.models:
             return int(request.summary.get("models", len(request.models) + 1))
         ranked = len(self.service.board(request.base_id, PROJECT_SOURCE).rows)

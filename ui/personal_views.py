@@ -11,6 +11,7 @@ import pandas as pd
 
 from data.escape import markdown_text
 from data.metrics import METRICS
+from data.personal_record import PersonalRanking
 from data.records import JobStatus, PersonalRequest
 from data.settings import Settings
 from ranking.columns import column_for
@@ -102,10 +103,10 @@ def data_markdown(request: PersonalRequest) -> str:
             f"{len(classes)} classes ({counts}).")
 
 
-def rule_markdown(result: dict) -> str:
+def rule_markdown(result: PersonalRanking) -> str:
     """The combined rank's rule and what each estimator measures."""
-    lines = [escaped(result.get("rule", ""))]
-    for name, key in (result.get("estimators") or {}).items():
+    lines = [escaped(result.rule)]
+    for name, key in result.estimators.items():
         spec = METRICS.get(key)
         what = f"{spec.label}: {spec.description}" if spec else key
         lines.append(f"- {escaped(what)} ({escaped(name)})")
@@ -117,7 +118,7 @@ def empty_headers() -> list[str]:
     return ["rank", "model", "general rank", f"general {column_for('mean_gain').label} (pts)", "seconds"]
 
 
-def ranking_table(result: dict) -> tuple[pd.DataFrame, list[str]]:
+def ranking_table(result: PersonalRanking) -> tuple[pd.DataFrame, list[str]]:
     """The ranking as the tab shows it (and each column's gr.Dataframe datatype): rank, model (linked, escaped),
     general rank and mean gain, each estimator's value and rank, and a model's failures as escaped text."""
     frame = personal_frame(result)
@@ -131,7 +132,7 @@ def ranking_table(result: dict) -> tuple[pd.DataFrame, list[str]]:
     }
     datatypes = ["number", "markdown", "number", "number"]
     notes = [[] for _ in range(len(frame))]
-    for key in (result.get("estimators") or {}).values():
+    for key in result.estimators.values():
         spec = METRICS.get(key)
         label = spec.label if spec else key
         values = pd.to_numeric(frame[key], errors="coerce")

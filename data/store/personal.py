@@ -16,6 +16,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from data.errors import StoreError
+from data.personal_record import PersonalRanking
 from data.records import PERSONAL_JOB, JobStatus, PersonalRequest
 from data.store.rows import dt, ts, utcnow
 
@@ -29,7 +30,8 @@ def _request_of(row) -> PersonalRequest:
         id=row["id"], job_id=row["job_id"], base_id=row["base_id"], data_hash=row["data_hash"], source=row["source"],
         summary=json.loads(row["summary"]), top_k=row["top_k"],
         models=tuple(json.loads(row["models"])), status=JobStatus(row["status"]), error=row["error"],
-        progress=tuple(json.loads(row["progress"])), result=json.loads(row["result"]) if row["result"] else None,
+        progress=tuple(json.loads(row["progress"])),
+        result=PersonalRanking.from_json(json.loads(row["result"])) if row["result"] else None,
         created_at=dt(row["created_at"]), expires_at=dt(row["expires_at"]))
 
 
@@ -89,7 +91,7 @@ class PersonalRequests:
         with self._write(bump_version=False) as conn:
             conn.execute("UPDATE personal_requests SET progress = ? WHERE id = ?", (json.dumps(progress), request_id))
 
-    def finish_personal(self, job_id: int, worker: str, result: dict, keep_rows_s: float = 0.0) -> None:
+    def finish_personal(self, job_id: int, worker: str, result: PersonalRanking, keep_rows_s: float = 0.0) -> None:
         """The ranking and DONE in one transaction (StoreError, nothing written, unless the job is RUNNING for
         ``worker``); the rows then go unless another open request needs them or ``keep_rows_s`` keeps them."""
         now = utcnow()
@@ -100,7 +102,7 @@ class PersonalRequests:
             if done.rowcount != 1:
                 raise StoreError(f"job {job_id} is not RUNNING for {worker}: its ranking cannot be written")
             conn.execute("UPDATE personal_requests SET result = ? WHERE job_id = ?",
-                         (json.dumps(result, allow_nan=False), job_id))
+                         (json.dumps(result.to_json(), allow_nan=False), job_id))
             release_rows(conn, job_id, now + timedelta(seconds=keep_rows_s))
             purge(conn, now)
 

@@ -107,7 +107,7 @@ def _work_and_print(store: Store, settings: Settings, request_id: str, args: arg
         return 1
     frame = personal_frame(request.result)
     print(frame.drop(columns=["revision", "seconds"]).to_string(index=False))
-    print(request.result["rule"])
+    print(request.result.rule)
     if args.out is not None:
         render = personal_csv if args.out.suffix == ".csv" else personal_json
         args.out.write_bytes(render(request.result))

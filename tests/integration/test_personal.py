@@ -71,7 +71,8 @@ def test_the_command_ranks_the_base_and_its_top_k_and_keeps_no_rows(world, setti
                            "--text-column", "sentence", "--label-column", "topic", "--top-k", "2", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text())  # the exported JSON: the record's layout, versioned
+    assert result["version"] == 1
     models = {m["repo_id"]: m for m in result["models"]}
     assert set(models) == {BASE, "org/cand-1", "org/cand-2"}  # the base and the general top 2
     # listed first on the general board, by probe: with no mean gain there it has no general rank
@@ -98,12 +99,12 @@ def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(
         request = submit(store, s, base_id=BASE, data=data, top_k=3)
         Worker(store, s, scorers=["personal"]).run(once=True)
         results.append(store.personal(request.id).result)
-    first, second = ({m["repo_id"]: m for m in r["models"]} for r in results)
+    first, second = ({m.repo_id: m for m in r.models} for r in results)
     assert first.keys() == second.keys() and len(first) == 4
     for repo, m in first.items():
-        assert m["combined_rank"] == second[repo]["combined_rank"]
-        assert m["estimates"]["logme"]["value"] == second[repo]["estimates"]["logme"]["value"]
-        assert second[repo]["feature_seconds"] < max(m["feature_seconds"], 0.05)  # read from the cache
+        assert m.combined_rank == second[repo].combined_rank
+        assert m.estimates["logme"].value == second[repo].estimates["logme"].value
+        assert second[repo].feature_seconds < max(m.feature_seconds, 0.05)  # read from the cache
     cached = s.cache_dir / "personal-features" / data.data_hash
     assert len(list(cached.glob("*.pt"))) == 4 and store.personal_row_sets() == 1
     store.create_personal(base_id=BASE, data_hash="f" * 64, rows_json="{}", source="x", summary={}, top_k=0,
@@ -131,9 +132,9 @@ def test_a_candidate_that_cannot_be_read_is_said_and_the_others_are_ranked(world
 
     Worker(store, s, scorers=["personal"], snapshot=snapshot).run(once=True)
     result = store.personal(request.id).result
-    bad = next(m for m in result["models"] if m["repo_id"] == "org/cand-0")
-    assert "no safetensors" in bad["error"] and bad["combined_rank"] is None and result["models"][-1] is bad
-    assert sorted(m["combined_rank"] for m in result["models"] if m is not bad) == [1, 2, 3]
+    bad = next(m for m in result.models if m.repo_id == "org/cand-0")
+    assert "no safetensors" in bad.error and bad.combined_rank is None and result.models[-1] is bad
+    assert sorted(m.combined_rank for m in result.models if m is not bad) == [1, 2, 3]
     assert len(store.personal(request.id).progress) == 4
 
 
@@ -187,13 +188,13 @@ def test_with_no_hub_the_models_not_cached_are_said_before_queueing_and_listed_a
     report = Worker(store, offline, scorers=["personal"]).run(once=True)
     assert report.done == 1
     result = store.personal(request.id).result
-    models = {m["repo_id"]: m for m in result["models"]}
+    models = {m.repo_id: m for m in result.models}
     assert sorted(models) == sorted([BASE, "./first", "./second", "ghost/not-cached"])
     for name in (BASE, "ghost/not-cached"):
-        assert models[name]["combined_rank"] is None
-        assert "the hub cannot be reached and this machine's cache does not hold it" in models[name]["error"].lower()
-    assert sorted(models[n]["combined_rank"] for n in ("./first", "./second")) == [1, 2]
-    assert str(tmp_path) not in json.dumps(result)  # the folders' server paths are never in what a user reads
+        assert models[name].combined_rank is None
+        assert "the hub cannot be reached and this machine's cache does not hold it" in models[name].error.lower()
+    assert sorted(models[n].combined_rank for n in ("./first", "./second")) == [1, 2]
+    assert str(tmp_path) not in json.dumps(result.to_json())  # the folders' server paths are never in what a user reads
 
 
 def test_a_request_that_leaves_fewer_than_two_models_is_refused_before_queueing_or_fails_in_a_sentence(

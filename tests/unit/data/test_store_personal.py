@@ -8,10 +8,20 @@ import time
 import pytest
 
 from data.errors import StoreError
+from data.personal_record import Estimate, PersonalRanking, RankedModel
 from data.records import PERSONAL_JOB, JobStatus
 from data.store import Store
 
 HASH_A, HASH_B = "a" * 64, "b" * 64
+
+
+def ranking(*repo_ids: str) -> PersonalRanking:
+    """A finished ranking of these models, each with one passing estimate."""
+    models = tuple(RankedModel(repo_id=r, revision="a" * 40, role="candidate", general_rank=None, mean_gain=None,
+                               estimates={"logme": Estimate(metric="logme", value=-0.5, status="ok")}, combined_rank=i)
+                   for i, r in enumerate(repo_ids, start=1))
+    return PersonalRanking(base_id="b/base", source="upload:x.csv", summary={}, estimators={"logme": "logme"},
+                           protocols={}, rule="", models=models)
 
 
 @pytest.fixture()
@@ -39,11 +49,11 @@ def test_a_request_has_a_pending_job_and_its_rows_until_the_ranking_is_written(s
     claimed = claim(store)
     store.set_personal_progress(request.id, [{"repo_id": "b/base"}])
     with pytest.raises(StoreError, match="not RUNNING for w2"):
-        store.finish_personal(claimed.id, "w2", {"models": []})
+        store.finish_personal(claimed.id, "w2", ranking())
     assert store.personal(request.id).result is None and store.personal_row_sets() == 1  # nothing written
-    store.finish_personal(claimed.id, "w1", {"models": [1]})
+    store.finish_personal(claimed.id, "w1", ranking("a/one"))
     done = store.personal(request.id)
-    assert done.status is JobStatus.DONE and done.result == {"models": [1]}
+    assert done.status is JobStatus.DONE and done.result == ranking("a/one")  # the typed record, read back whole
     assert done.progress == ({"repo_id": "b/base"},)
     assert store.personal_rows(HASH_A) is None and store.personal_row_sets() == 0
 
@@ -51,7 +61,7 @@ def test_a_request_has_a_pending_job_and_its_rows_until_the_ranking_is_written(s
 def test_rows_shared_by_two_requests_stay_until_both_jobs_end(store):
     first, second = create(store), create(store)
     assert first.id != second.id and store.personal_row_sets() == 1
-    store.finish_personal(claim(store).id, "w1", {})
+    store.finish_personal(claim(store).id, "w1", ranking())
     assert store.personal_rows(HASH_A) is not None  # the second still needs them
     job = claim(store)
     store.fail_job(job.id, "boom", worker="w1")
@@ -61,7 +71,7 @@ def test_rows_shared_by_two_requests_stay_until_both_jobs_end(store):
 
 def test_a_keep_setting_keeps_the_rows_for_that_long_after_the_job(store):
     create(store)
-    store.finish_personal(claim(store).id, "w1", {}, keep_rows_s=0.3)
+    store.finish_personal(claim(store).id, "w1", ranking(), keep_rows_s=0.3)
     assert store.personal_rows(HASH_A) is not None
     time.sleep(0.35)
     store.purge_personal()
@@ -142,7 +152,7 @@ def test_deleted_rows_leave_no_trace_in_the_file(tmp_path, store_class, wiped):
     for data_hash, rows in ((HASH_A, short), (HASH_B, long)):
         request = store.create_personal(base_id="b/base", data_hash=data_hash, rows_json=rows, source="upload:x.csv",
                                         summary={}, top_k=2, ttl_s=3600.0, rows_max_s=3600.0)
-        store.finish_personal(store.claim_job("w1", [PERSONAL_JOB]).id, "w1", {"models": []})
+        store.finish_personal(store.claim_job("w1", [PERSONAL_JOB]).id, "w1", ranking())
         assert store.personal(request.id).status is JobStatus.DONE
     assert store.personal_row_sets() == 0
     with store._connect() as conn:

@@ -10,6 +10,7 @@ import math
 import pandas as pd
 import pytest
 
+from data.personal_record import Estimate, PersonalRanking, RankedModel, RankingFormatError
 from ranking.personal import (
     combined_ranks,
     estimator_ranks,
@@ -24,12 +25,13 @@ NAMES = ["cv_probe", "cv_knn", "logme"]
 METRICS = {"cv_probe": "cv_probe_accuracy", "cv_knn": "cv_knn_accuracy", "logme": "logme"}
 
 
-def entry(repo, gain, rank, values, *, status=None, role="candidate"):
+def entry(repo, gain, rank, values, *, status=None, role="candidate", error=""):
     status = status or {}
-    return {"repo_id": repo, "revision": "r" * 40, "role": role, "general_rank": rank, "mean_gain": gain,
-            "estimates": {n: {"metric": METRICS[n], "value": v, "status": status.get(n, "ok"),
-                              "error": "collapsed" if status.get(n) == "failed" else ""}
-                          for n, v in zip(NAMES, values, strict=True)}}
+    estimates = {} if error else {n: Estimate(metric=METRICS[n], value=v, status=status.get(n, "ok"),
+                                              error="collapsed" if status.get(n) == "failed" else "")
+                                  for n, v in zip(NAMES, values, strict=True)}
+    return RankedModel(repo_id=repo, revision="r" * 40, role=role, general_rank=rank, mean_gain=gain,
+                       estimates=estimates, error=error)
 
 
 def test_the_base_takes_its_place_at_gain_zero_and_a_model_without_a_gain_has_no_general_place():
@@ -44,8 +46,8 @@ def test_a_model_without_a_general_gain_is_ranked_by_the_estimators_alone():
                entry("./other", None, None, (0.5, 0.5, -3))]
     # base: (2 + 2 + 2 + general 1) / 4 = 1.75; ./mine: (1 + 1 + 1) / 3 = 1; ./other: 3
     assert combined_ranks(entries, NAMES) == [2, 1, 3]
-    assert [m["repo_id"] for m in personal_result(entries, metrics=METRICS, protocols={}, base_id="b/base",
-                                                   source="x", summary={})["models"]] == ["./mine", "b/base", "./other"]
+    assert [m.repo_id for m in personal_result(entries, metrics=METRICS, protocols={}, base_id="b/base",
+                                                source="x", summary={}).models] == ["./mine", "b/base", "./other"]
 
 
 def test_ties_share_the_better_rank_and_a_failed_estimate_has_none():
@@ -78,16 +80,16 @@ def test_equal_means_go_to_the_better_general_rank():
 def result():
     entries = [entry("b/base", 0.0, None, (0.6, 0.55, -0.7), role="base"), entry("=cmd", 1.0, 1, (0.8, 0.7, -0.5)),
                entry("x/y", 0.5, 2, (0.7, 0.6, -0.6), status={"logme": "failed"}),
-               {**entry("x/broken", 0.2, 3, (0, 0, 0)), "estimates": {}, "error": "no safetensors"}]
+               entry("x/broken", 0.2, 3, (0, 0, 0), error="no safetensors")]
     return personal_result(entries, metrics=METRICS, protocols=dict.fromkeys(NAMES, "h"), base_id="b/base",
                            source="upload:mine.csv", summary={"rows": 10})
 
 
 def test_the_result_is_ordered_by_combined_rank_with_the_unranked_last():
     r = result()
-    assert [m["repo_id"] for m in r["models"]] == ["=cmd", "x/y", "b/base", "x/broken"]
-    assert [m["combined_rank"] for m in r["models"]] == [1, 2, 3, None]
-    assert "one vote" in r["rule"] and list(r["estimators"]) == NAMES
+    assert [m.repo_id for m in r.models] == ["=cmd", "x/y", "b/base", "x/broken"]
+    assert [m.combined_rank for m in r.models] == [1, 2, 3, None]
+    assert "one vote" in r.rule and list(r.estimators) == NAMES
 
 
 def test_the_frame_csv_and_json_round_trip():
@@ -100,7 +102,16 @@ def test_the_frame_csv_and_json_round_trip():
     assert back.loc[0, "repo_id"] == "'=cmd"  # opens as text in a spreadsheet, not as a formula
     assert back["cv_probe_accuracy"].iloc[:3].tolist() == pytest.approx([0.8, 0.7, 0.6])
     assert list(back["combined_rank"].iloc[:3]) == [1, 2, 3] and pd.isna(back.loc[3, "combined_rank"])
-    assert json.loads(personal_json(r)) == r
+    assert PersonalRanking.from_json(json.loads(personal_json(r))) == r
+
+
+def test_the_stored_record_is_versioned_and_another_layout_is_refused_in_a_sentence():
+    doc = result().to_json()
+    assert doc["version"] == 1 and PersonalRanking.from_json(doc) == result()
+    for bad in ({**doc, "version": 2}, {k: v for k, v in doc.items() if k != "version"}, [doc],
+                {**doc, "models": [{"repo_id": "a"}]}):
+        with pytest.raises(RankingFormatError, match="stored personal ranking"):
+            PersonalRanking.from_json(bad)
 
 
 def test_the_validation_table_correlates_each_predictor_with_the_gain_on_its_target():

@@ -18,6 +18,7 @@ import pytest
 
 from data.escape import markdown_text
 from data.local_hub import LocalHub
+from data.personal_record import Estimate, PersonalRanking, RankedModel
 from data.records import PERSONAL_JOB, JobStatus
 from ranking.personal import COMBINED_RULE, personal_result
 from tests.helpers.leaderboard_store import BASE, EVIL, build_store
@@ -73,17 +74,16 @@ def personal_jobs(store) -> list:
     return store.jobs(scorer=PERSONAL_JOB)
 
 
-def entry(repo_id: str, role: str, rank, gain, probe, *, error: str = "", logme_status: str = "ok") -> dict:
+def entry(repo_id: str, role: str, rank, gain, probe, *, error: str = "", logme_status: str = "ok") -> RankedModel:
     estimates = {} if error else {
-        "cv_probe": {"metric": "cv_probe_accuracy", "value": probe, "status": "ok", "error": "", "diagnostics": {},
-                     "seconds": 0.1},
-        "logme": {"metric": "logme", "value": probe - 1, "status": logme_status,
-                  "error": "" if logme_status == "ok" else "<b>not finite</b>", "diagnostics": {}, "seconds": 0.1}}
-    return {"repo_id": repo_id, "revision": "a" * 40, "role": role, "general_rank": rank, "mean_gain": gain,
-            "estimates": estimates, "error": error, "feature_seconds": 0.1, "seconds": 0.25}
+        "cv_probe": Estimate(metric="cv_probe_accuracy", value=probe, status="ok", seconds=0.1),
+        "logme": Estimate(metric="logme", value=probe - 1, status=logme_status, seconds=0.1,
+                          error="" if logme_status == "ok" else "<b>not finite</b>")}
+    return RankedModel(repo_id=repo_id, revision="a" * 40, role=role, general_rank=rank, mean_gain=gain,
+                       estimates=estimates, error=error, feature_seconds=0.1, seconds=0.25)
 
 
-def finished_result(request) -> dict:
+def finished_result(request) -> PersonalRanking:
     entries = [entry(BASE, "base", None, 0.0, 0.6), entry("alice/strong", "candidate", 1, 0.07, 0.9,
                                                            logme_status="failed"),
                entry(EVIL, "candidate", 2, 0.05, 0.0, error="cannot read <img src=y onerror=alert(2)>")]
