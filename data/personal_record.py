@@ -1,7 +1,8 @@
 """A finished personal ranking as one typed, versioned record: written by the worker (service/personal.py, ordered by
 ranking/personal.py), stored as JSON in ``personal_requests.result``, read back into these types by the store, and
-shown by the page and the CLI. ``RANKING_VERSION`` names the layout; a stored document of another version, or one
-that does not fit these fields, is refused in one sentence (``RankingFormatError``) rather than half read."""
+shown by the page and the CLI. ``RANKING_VERSION`` names the layout (a document written before it was versioned has
+this same layout, version 1); a stored document of another version, or one that does not fit these fields, is refused
+in one sentence (``RankingFormatError``) rather than half read."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class PersonalRanking:
     @classmethod
     def from_json(cls, doc: Mapping) -> PersonalRanking:
         """The record of a stored document; RankingFormatError when it is another version or does not fit."""
-        if not isinstance(doc, Mapping) or doc.get("version") != RANKING_VERSION:
+        if not isinstance(doc, Mapping) or doc.get("version", 1) != RANKING_VERSION:
             found = doc.get("version") if isinstance(doc, Mapping) else type(doc).__name__
             raise RankingFormatError(f"a stored personal ranking of layout {found!r} (this app reads layout "
                                      f"{RANKING_VERSION})")

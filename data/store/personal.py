@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from datetime import datetime, timedelta
 
 from data.errors import StoreError
-from data.personal_record import PersonalRanking
+from data.personal_record import PersonalRanking, RankingFormatError
 from data.records import PERSONAL_JOB, JobStatus, PersonalRequest
 from data.store.rows import dt, ts, utcnow
+
+logger = logging.getLogger(__name__)
 
 _OPEN = (JobStatus.PENDING.value, JobStatus.RUNNING.value)
 _COLUMNS = ("r.id, r.job_id, r.base_id, r.data_hash, r.source, r.summary, r.top_k, r.models, r.progress, "
@@ -26,13 +29,26 @@ _COLUMNS = ("r.id, r.job_id, r.base_id, r.data_hash, r.source, r.summary, r.top_
 
 
 def _request_of(row) -> PersonalRequest:
+    result, error = _result(row["result"]), row["error"]
+    if isinstance(result, str):  # a stored ranking this app cannot read: no table, the reason as the error
+        result, error = None, result
     return PersonalRequest(
         id=row["id"], job_id=row["job_id"], base_id=row["base_id"], data_hash=row["data_hash"], source=row["source"],
         summary=json.loads(row["summary"]), top_k=row["top_k"],
-        models=tuple(json.loads(row["models"])), status=JobStatus(row["status"]), error=row["error"],
-        progress=tuple(json.loads(row["progress"])),
-        result=PersonalRanking.from_json(json.loads(row["result"])) if row["result"] else None,
+        models=tuple(json.loads(row["models"])), status=JobStatus(row["status"]), error=error,
+        progress=tuple(json.loads(row["progress"])), result=result,
         created_at=dt(row["created_at"]), expires_at=dt(row["expires_at"]))
+
+
+def _result(text: str | None) -> PersonalRanking | str | None:
+    """The stored ranking, or the sentence saying why it cannot be read (the log keeps the detail)."""
+    if not text:
+        return None
+    try:
+        return PersonalRanking.from_json(json.loads(text))
+    except (RankingFormatError, ValueError) as e:
+        logger.warning("a stored personal ranking cannot be read: %s", e)
+        return "This ranking was stored in a layout this version of the app cannot read; rank again."
 
 
 class PersonalRequests:

@@ -173,3 +173,14 @@ def test_truncate_wal_empties_the_wal_without_waiting(store):
         assert store.truncate_wal() is False  # a reader is in the way: it says so at once
         reader.execute("COMMIT")
     assert store.truncate_wal()
+
+
+def test_a_stored_ranking_this_app_cannot_read_shows_no_table_and_says_why(store):
+    request = create(store)
+    store.finish_personal(claim(store).id, "w1", ranking("a/one"))
+    with store._connect() as conn:
+        conn.execute("UPDATE personal_requests SET result = ? WHERE id = ?",
+                     ('{"version": 99, "models": []}', request.id))
+        conn.commit()
+    shown = store.personal(request.id)
+    assert shown.result is None and shown.error.startswith("This ranking was stored in a layout")

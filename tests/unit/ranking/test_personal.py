@@ -108,8 +108,9 @@ def test_the_frame_csv_and_json_round_trip():
 def test_the_stored_record_is_versioned_and_another_layout_is_refused_in_a_sentence():
     doc = result().to_json()
     assert doc["version"] == 1 and PersonalRanking.from_json(doc) == result()
-    for bad in ({**doc, "version": 2}, {k: v for k, v in doc.items() if k != "version"}, [doc],
-                {**doc, "models": [{"repo_id": "a"}]}):
+    legacy = {k: v for k, v in doc.items() if k != "version"}  # written before the layout had a version: 1
+    assert PersonalRanking.from_json(legacy) == result()
+    for bad in ({**doc, "version": 2}, [doc], {**doc, "models": [{"repo_id": "a"}]}, {**doc, "models": None}):
         with pytest.raises(RankingFormatError, match="stored personal ranking"):
             PersonalRanking.from_json(bad)
 
