@@ -28,6 +28,7 @@ from huggingface_hub.errors import (
     HFValidationError,
     LocalEntryNotFoundError,
     NotASafetensorsRepoError,
+    OfflineModeIsEnabled,
     RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -46,6 +47,7 @@ from data.errors import (
     ModelNotFound,
     RevisionNotFound,
 )
+from data.hub_datasets import DatasetListing, listing_of
 from data.records import ModelRef
 from data.settings import Settings
 
@@ -177,15 +179,18 @@ class HubClient:
             jitter = 0.5 + self._rng.random()
         return min(self.backoff_max_s, self.backoff_base_s * 2**attempt * jitter)
 
-    def _with_retries(self, what: str, call: Callable[[], T]) -> T:
-        """Run ``call``; retry transient failures; translate huggingface_hub errors to ours."""
+    def _with_retries(self, what: str, call: Callable[[], T], noun: str = "model") -> T:
+        """Run ``call``; retry transient failures; translate huggingface_hub errors to ours (``noun``: what the repo
+        is, in the sentence of a repo not found)."""
         for attempt in range(self.max_retries + 1):
             try:
                 return call()
             except GatedRepoError as e:
                 raise GatedModel(f"{what}: the repo is gated and no token with access is configured") from e
             except RepositoryNotFoundError as e:
-                raise ModelNotFound(f"{what}: no such model on the Hub (or it is private)") from e
+                raise ModelNotFound(f"{what}: no such {noun} on the Hub (or it is private)") from e
+            except OfflineModeIsEnabled as e:
+                raise HubUnreachable(f"{what}: the Hub is switched off on this machine (HF_HUB_OFFLINE)") from e
             except RevisionNotFoundError as e:
                 raise RevisionNotFound(f"{what}: no such revision") from e
             except RemoteEntryNotFoundError as e:
@@ -307,6 +312,13 @@ class HubClient:
             return sum(metadata.parameter_count.values())
 
         return self._with_retries(f"{repo_id}@{revision[:8]} safetensors headers", call)
+
+    def dataset_listing(self, repo_id: str, revision: str | None = None) -> DatasetListing:
+        """A dataset's commit at ``revision`` (None: main) and the size of its data files, before anything is
+        downloaded; the client's retries and typed errors (data/hub_datasets.py loads it)."""
+        info = self._with_retries(f"dataset {repo_id}", lambda: self._api.dataset_info(
+            repo_id, revision=revision, files_metadata=True, timeout=self._request_timeout() or 20), noun="dataset")
+        return listing_of(repo_id, info)
 
     def snapshot(self, ref: ModelRef, allow_patterns: Sequence[str] | None = None) -> Path:
         """Download the repo at its pinned sha into the cache; returns the local directory."""

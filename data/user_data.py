@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data.user_hub import load_hub, resolved_revision
+from data.user_hub import load_hub
 from data.user_limits import (
     DEFAULT_LIMITS,
     Columns,
@@ -138,13 +138,13 @@ def read_hub_dataset(repo_id: str, *, columns: Columns, config: str | None = Non
                      cache_dir: Path | None = None) -> UserData:
     """A Hub dataset's split through the datasets library; ClassLabel ids become their names, -1 is no label."""
     _check_distinct(columns)
-    loaded = load_hub(repo_id, config, revision, cache_dir, limits)
+    loaded, commit = load_hub(repo_id, config, revision, cache_dir, limits)
     name = repo_id + (f"/{config}" if config else "")
     if split not in loaded:
         raise UserDataError(f"The dataset {quote(name)} has no split {quote(split)}; its splits are "
                             f"{listing(loaded)}.")
     table = loaded[split]
-    source = f"hub:{name}:{split}@{resolved_revision(table) or revision or 'main'}"
+    source = f"hub:{name}:{split}@{commit or revision or 'main'}"
     check_rows(table.num_rows, where_of(source), limits)
     check_header(table.column_names, where_of(source), limits)
     check_columns(table.column_names, columns, where_of(source))

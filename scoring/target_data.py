@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from data.errors import LeaderboardError
+from data.hub_datasets import DatasetUnavailable, load_dataset
 from data.targets import TargetSpec
-from data.user_hub import resolved_revision
 from scoring.examples import Example, TargetData
 
 logger = logging.getLogger(__name__)
 
 CARVE_FRACTION = 0.1
-_SHA_RE = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
 
 
 class TargetError(LeaderboardError, ValueError):
@@ -164,23 +163,16 @@ def _read_local(spec: TargetSpec, local_dir: Path
 
 def _read_hub(spec: TargetSpec, cache_dir: Path | None
               ) -> tuple[dict[str, tuple[Example, ...]], tuple[str, ...], str]:
-    """Load with ``datasets`` (needs the network or a warm cache); the revision is read from the cache paths."""
-    import datasets
-
+    """Load through the Hub access (data/hub_datasets.py: needs the network or a warm cache; the commit loaded is
+    recorded, and a pinned commit is never swapped for a cached other one)."""
     if not spec.hub_id:
         raise TargetError(f"target {spec.name} has neither a hub_id nor a local directory")
     where = f"{spec.hub_id}" + (f" ({spec.hub_config})" if spec.hub_config else "")
     try:
-        loaded = datasets.load_dataset(spec.hub_id, spec.hub_config, revision=spec.revision or None,
-                                       cache_dir=str(cache_dir) if cache_dir is not None else None)
-    except (OSError, ValueError, RuntimeError, ImportError) as e:
-        raise TargetError(f"target {spec.name}: could not load {where} from the Hub: {e}") from e
-    revision = resolved_revision(loaded[spec.train_split]) if spec.train_split in loaded else ""
-    if _SHA_RE.fullmatch(spec.revision) and revision and revision != spec.revision:
-        # datasets falls back to "the latest cached version" when the Hub is offline or unreachable, whatever
-        # revision was asked for: a pinned target is never scored on another revision's rows
-        raise TargetError(f"target {spec.name}: {where} is pinned to revision {spec.revision}, but the datasets "
-                          f"library gave revision {revision} (a cached copy: the Hub was offline or unreachable)")
+        loaded, revision = load_dataset(spec.hub_id, spec.hub_config, spec.revision or None, cache_dir)
+    except DatasetUnavailable as e:
+        detail = str(e) if e.kind == "swapped" else f"could not load {where} from the Hub: {e.__cause__ or e}"
+        raise TargetError(f"target {spec.name}: {detail}") from e
     wanted = [s for s in (spec.train_split, spec.eval_split, spec.test_split) if s is not None]
     missing = [s for s in wanted if s not in loaded]
     if missing:

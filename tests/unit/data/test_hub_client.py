@@ -154,3 +154,24 @@ def test_an_interactive_client_gives_up_within_its_budget(settings, hub):
     assert time.monotonic() - started < 1.5
     hub.set_faults(None)
     assert HubClient.interactive(replace(settings, hub_endpoint=hub.url)).model_info("org/m1").repo_id == "org/m1"
+
+
+def test_a_datasets_listing_comes_through_the_same_client(settings, hub, monkeypatch):
+    """Datasets go through the one Hub access: the commit a revision names and the size of the data files (what a
+    user's dataset is refused by before any download); a missing dataset, a bad revision and an offline machine
+    are the client's typed errors, the missing one named as a dataset."""
+    files = {"README.md": b"# toy", "train.csv": b"text,label\n" + b"a,0\n" * 50, "test.parquet": b"p" * 300}
+    sha = hub.add_dataset("org/toy", files=files)
+    listing = _client(settings, hub).dataset_listing("org/toy")
+    assert (listing.repo_id, listing.sha) == ("org/toy", sha)
+    assert listing.data_bytes == len(files["train.csv"]) + len(files["test.parquet"])  # the README is not data
+    assert _client(settings, hub).dataset_listing("org/toy", sha).sha == sha
+    with pytest.raises(ModelNotFound, match="no such dataset on the Hub"):
+        _client(settings, hub).dataset_listing("org/none")
+    with pytest.raises(RevisionNotFound):
+        _client(settings, hub).dataset_listing("org/toy", "no-such-branch")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubUnreachable, match="HF_HUB_OFFLINE"):
+        _client(settings, hub).dataset_listing("org/toy")
