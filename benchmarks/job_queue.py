@@ -42,7 +42,7 @@ def run(workers: int, jobs: int, tmp: Path) -> tuple[float, float]:
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(workers)]
     outputs = [p.communicate()[0].split() for p in procs]
     wall = time.perf_counter() - started
-    done = [j for j in store.jobs() if j.status is JobStatus.DONE]
+    done = [j for j in store.queue.jobs() if j.status is JobStatus.DONE]
     if len(done) != jobs or any(j.attempts != 1 for j in done):
         raise SystemExit(f"{workers} workers: {len(done)} of {jobs} jobs done once")
     loop = max(float(o[o.index("seconds") + 1]) for o in outputs)

@@ -82,7 +82,7 @@ def ours(dirs: dict[str, Path], data, tmp: Path, device: str) -> tuple[float, di
     started = time.perf_counter()
     report = worker.run(once=True)
     seconds = time.perf_counter() - started
-    result = store.personal(request.id).result
+    result = store.requests.personal(request.id).result
     if report.done != 1 or result is None or len(result.models) != len(dirs):
         raise SystemExit(f"the personal job did not finish: {report.lines}")
     return seconds, result

@@ -22,7 +22,7 @@ def drop_unkept_features(store: Store, cache_dir: Path | None) -> int:
     root = Path(cache_dir) / FEATURES_DIR if cache_dir else None
     if root is None or not root.is_dir():
         return 0
-    kept = set(store.personal_data_hashes())
+    kept = set(store.requests.personal_data_hashes())
     gone = [d for d in root.iterdir() if d.is_dir() and d.name not in kept]
     for d in gone:
         shutil.rmtree(d, ignore_errors=True)
@@ -38,7 +38,7 @@ def purge_personal_data(store: Store, cache_dir: Path | None) -> int:
     if store.read_only:  # this process cannot write it: the one that can purges
         return 0
     try:
-        rows = store.purge_personal()
+        rows = store.requests.purge_personal()
         store.truncate_wal()  # without waiting: a reader in the way leaves it to the next call
         folders = drop_unkept_features(store, cache_dir)
     except (StoreError, OSError) as e:

@@ -91,7 +91,7 @@ class RateLimiter:
 
     def attempt(self, submitter: str, limit: int, now: datetime) -> None:
         """Count one attempt, or raise SubmissionRejected when ``submitter`` has used ``limit`` this hour."""
-        _, free_at = self.store.take_slot(submitter, ATTEMPT, limit, self.window, now)
+        _, free_at = self.store.rate.take_slot(submitter, ATTEMPT, limit, self.window, now)
         if free_at is not None:
             raise SubmissionRejected(f"Rate limit: at most {limit} submission attempts per submitter per hour "
                                      f"(refused ones included). {_again(free_at, now)}")
@@ -99,14 +99,14 @@ class RateLimiter:
     def new_model(self, submitter: str, limit: int, now: datetime) -> int:
         """Count one accepted new model (returns its event, to release if it is not stored after all), or raise
         SubmissionRejected when ``submitter`` has queued ``limit`` this hour."""
-        event, free_at = self.store.take_slot(submitter, NEW_MODEL, limit, self.window, now)
+        event, free_at = self.store.rate.take_slot(submitter, NEW_MODEL, limit, self.window, now)
         if free_at is not None:
             raise _over_new_models(limit, free_at, now)
         return event
 
     def check_new_model(self, submitter: str, limit: int, now: datetime) -> None:
         """Raise as ``new_model`` would, recording nothing (checked before asking the Hub)."""
-        free_at = self.store.slot_free_at(submitter, NEW_MODEL, limit, self.window, now)
+        free_at = self.store.rate.slot_free_at(submitter, NEW_MODEL, limit, self.window, now)
         if free_at is not None:
             raise _over_new_models(limit, free_at, now)
 
@@ -229,7 +229,7 @@ def submit(repo_id: str, revision: str | None, hub: HubClient, store: Store, set
     repo_id, revision = check_format(repo_id, revision)
     if submitter is not None:
         limiter.attempt(submitter, settings.submit_attempts_per_hour, now)
-        if not store.jobs(repo_id=repo_id):  # surely new: spare the Hub when over the limit
+        if not store.queue.jobs(repo_id=repo_id):  # surely new: spare the Hub when over the limit
             limiter.check_new_model(submitter, limit, now)
     info, base, match = validate_submission(repo_id, revision, hub, store, settings)
     candidate = Candidate(
@@ -239,14 +239,14 @@ def submit(repo_id: str, revision: str | None, hub: HubClient, store: Store, set
         num_params=info.num_params, has_safetensors=weight_files(info.filenames or ())[0],
     )
     with _QUEUE_LOCK:
-        existing = [j for j in store.jobs(repo_id=info.repo_id) if j.revision == info.sha]
+        existing = [j for j in store.queue.jobs(repo_id=info.repo_id) if j.revision == info.sha]
         is_new = not existing
         event = limiter.new_model(submitter, limit, now) if submitter is not None and is_new else None
         try:
             jobs = _queue(store, info, base, candidate, existing, settings)
         except BaseException:
             if event is not None:
-                store.release_slot(event)
+                store.rate.release_slot(event)
             raise
     logger.info("submission %s@%s for %s by %s: %s", info.repo_id, info.sha[:8], base.repo_id,
                 log_text(submitter or "-"), "queued" if is_new else "already queued")
@@ -260,14 +260,14 @@ def _queue(store: Store, info: HubModelInfo, base: BaseModel, candidate: Candida
         return tuple(j for j in existing if j.scorer in settings.crawl_scorers)
     if store.get_candidate(info.repo_id, base.repo_id) is None:  # a crawled model keeps its record
         store.save_candidates([candidate], ())
-    return tuple(store.enqueue(info.repo_id, info.sha, settings.crawl_scorers, base.repo_id))
+    return tuple(store.queue.enqueue(info.repo_id, info.sha, settings.crawl_scorers, base.repo_id))
 
 
 def queue_position(store: Store, jobs: tuple[Job, ...]) -> int | None:
     pending = [j.id for j in jobs if j.status is JobStatus.PENDING]
     if not pending:
         return None
-    return 1 + sum(1 for j in store.jobs(JobStatus.PENDING) if j.id < min(pending))
+    return 1 + sum(1 for j in store.queue.jobs(JobStatus.PENDING) if j.id < min(pending))
 
 
 def _read_config(hub: HubClient, info: HubModelInfo) -> object:

@@ -137,10 +137,10 @@ def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings,
     (``pin_commit``); None takes only pinned shas."""
     from ranking.personal import personal_result
 
-    request = store.personal_of_job(job.id)
+    request = store.requests.personal_of_job(job.id)
     if request is None:
         raise PersonalError(f"job {job.id}: its personal ranking has expired or does not exist")
-    rows = store.personal_rows(request.data_hash)
+    rows = store.requests.personal_rows(request.data_hash)
     if rows is None:
         raise PersonalError(f"job {job.id}: the rows of its personal ranking are no longer kept")
     data = UserData.from_json(rows)
@@ -154,7 +154,7 @@ def run_personal(store: Store, job: Job, snapshot: Snapshot, settings: Settings,
         except LeaderboardError as e:  # a model that cannot be fetched or read: said, and the others still run
             entry = RankedModel(**asdict(candidate), error=public_error(e))
         entries.append(entry)
-        store.set_personal_progress(request.id, [_progress(e) for e in entries])
+        store.requests.set_personal_progress(request.id, [_progress(e) for e in entries])
         logger.info("personal %s: %s (%d models done)", request.id[:8], candidate.repo_id, len(entries))
     scored = [e for e in entries if not e.error]
     if len(scored) < MIN_MODELS:  # each model's reason is in the request's progress, beside its name

@@ -137,7 +137,7 @@ def submit(store: Store, settings: Settings, *, base_id: str, data: UserData, to
                             f"({unfetchable_sentence(missing)}); a ranking needs two.")
     summary = {"rows": data.num_rows, "classes": data.class_counts(), "pair": data.pairs is not None,
                "models": len(picks), "not_fetchable": missing}
-    return store.create_personal(base_id=base.repo_id, data_hash=data.data_hash, rows_json=data.to_json(),
+    return store.requests.create_personal(base_id=base.repo_id, data_hash=data.data_hash, rows_json=data.to_json(),
                                  source=data.source, summary=summary, top_k=k if not named else 0,
                                  ttl_s=settings.personal_ttl_s, rows_max_s=settings.personal_rows_max_s,
                                  models=request_models)

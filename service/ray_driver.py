@@ -83,7 +83,7 @@ class RayDriver:
         while True:
             while len(in_flight) < self.max_in_flight and (max_jobs is None or claimed < max_jobs):
                 # personal rankings run in a worker process (``python -m scoring work``), never as Ray tasks
-                job = self.store.claim_job(self.name, self.scorers, self.settings.job_lease_s,
+                job = self.store.queue.claim_job(self.name, self.scorers, self.settings.job_lease_s,
                                            self.settings.job_max_attempts, exclude=(PERSONAL_JOB,))
                 if job is None:
                     break
@@ -99,7 +99,7 @@ class RayDriver:
                 continue
             ready, _ = self.ray.wait(list(in_flight), num_returns=1, timeout=self.settings.job_lease_s / 3)
             for job, _ in in_flight.values():
-                self.store.heartbeat(job.id, self.name, self.settings.job_lease_s)
+                self.store.queue.heartbeat(job.id, self.name, self.settings.job_lease_s)
             for ref in ready:
                 job, t0 = in_flight.pop(ref)
                 self._collect(ref, job, t0, report)

@@ -71,14 +71,14 @@ def enqueue_stage2(store: Store, base_id: str, k: int, scorers: tuple[str, ...] 
     if store.get_base(base_id) is None:
         return 0
     scorers = scorers or (registry.gain_scorer(),)
-    busy = [j for j in store.jobs(scorer=registry.prefilter(), base_id=base_id)
+    busy = [j for j in store.queue.jobs(scorer=registry.prefilter(), base_id=base_id)
             if j.status in (JobStatus.PENDING, JobStatus.RUNNING)]
     if busy:
         return 0
     created = 0
     for repo_id, sha in top_by_probe(store, base_id, k):
-        before = {j.id for j in store.jobs(repo_id=repo_id) if j.revision == sha}
-        created += len({j.id for j in store.enqueue(repo_id, sha, scorers, base_id)} - before)
+        before = {j.id for j in store.queue.jobs(repo_id=repo_id) if j.revision == sha}
+        created += len({j.id for j in store.queue.enqueue(repo_id, sha, scorers, base_id)} - before)
     if created:
         logger.info("stage 2 for %s: queued %d jobs for the top %d by probe", base_id, created, k)
     return created

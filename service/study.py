@@ -213,7 +213,7 @@ def redo_stage(out_dir: Path, scorer: str) -> int:
     if scorer not in REDOABLE:
         raise ValueError(f"only {', '.join(REDOABLE)} can be redone, not {scorer!r}")
     store = Store(Path(out_dir) / "study.db")
-    count = store.requeue_finished(scorer)
+    count = store.queue.requeue_finished(scorer)
     path = Path(out_dir) / "timings.json"
     if path.exists():
         timings = json.loads(path.read_text())
@@ -266,7 +266,7 @@ def restore_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, snapshot_path
             timings.add(stage, seconds)
     queued = 0
     for key in sorted({(s.repo_id, s.revision, s.scorer, s.base_id) for s in scores if s.scorer in REDOABLE}):
-        queued += len(store.enqueue(key[0], key[1], (key[2],), key[3]))
+        queued += len(store.queue.enqueue(key[0], key[1], (key[2],), key[3]))
     return Restored(queued=queued, rebased=tuple(sorted(repo_id for repo_id, _ in moved)))
 
 
@@ -297,10 +297,10 @@ def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = 
     timings.add("sources", time.perf_counter() - started)
 
     store = Store(out_dir / "study.db")
-    for job in store.jobs(JobStatus.RUNNING):  # held by a killed run of this study: back to the queue
+    for job in store.queue.jobs(JobStatus.RUNNING):  # held by a killed run of this study: back to the queue
         if job.worker == WORKER:
-            store.release_job(job.id, WORKER)
-    if requeued := store.requeue_failed():  # a rerun is the way to try failed jobs again
+            store.queue.release_job(job.id, WORKER)
+    if requeued := store.queue.requeue_failed():  # a rerun is the way to try failed jobs again
         logger.info("requeued %d failed jobs", requeued)
     hub = LocalHub()
     load_directory(hub, hub_dir)
@@ -327,12 +327,12 @@ def run_study(cfg: StudyConfig, out_dir: Path, base_dir: Path, *, device: str = 
 
         def knn():
             for c in store.candidates(cfg.base_id, CandidateStatus.OK):  # the validity baseline (the base with each)
-                store.enqueue(c.repo_id, c.sha, ("knn",), cfg.base_id)
+                store.queue.enqueue(c.repo_id, c.sha, ("knn",), cfg.base_id)
             _work(worker, "knn", timings, report)
 
         def sample_efficiency():
             for repo_id, sha in best_candidates(store, cfg.base_id, cfg.sample_efficiency_models):
-                store.enqueue(repo_id, sha, ("sample_efficiency",), cfg.base_id)
+                store.queue.enqueue(repo_id, sha, ("sample_efficiency",), cfg.base_id)
             _work(worker, "sample_efficiency", timings, report)
 
         steps = {"linear_probe": lambda: _work(worker, "linear_probe", timings, report),

@@ -90,7 +90,7 @@ def record_failure(store: Store, job: Job, worker: str, error: BaseException, ma
     if not permanent:
         logger.error("job %d crashed", job.id, exc_info=cause)
     try:
-        status = store.fail_job(job.id, public_error(cause, hide=(worker,)), worker=worker, retry=not permanent,
+        status = store.queue.fail_job(job.id, public_error(cause, hide=(worker,)), worker=worker, retry=not permanent,
                                 max_attempts=max_attempts)
     except StoreError as e:
         report.failed += 1
@@ -104,7 +104,7 @@ def finish(store: Store, job: Job, scores: list[Score], worker: str, settings: S
            report: WorkReport) -> tuple[JobStatus, str]:
     """Write a job's scores with DONE (raises StoreError when the lease was lost); after a prefilter job the
     two-stage policy may queue full runs for the base's top-K (service/stages.py)."""
-    store.finish_job(job.id, scores, worker=worker)
+    store.queue.finish_job(job.id, scores, worker=worker)
     report.done += 1
     if job.base_id and not registry.unknown([job.scorer]) and registry.is_prefilter(job.scorer):
         from service.stages import enqueue_stage2
@@ -118,7 +118,7 @@ def finish_personal(store: Store, job: Job, result: PersonalRanking, worker: str
     """Write a personal ranking with DONE (raises StoreError when the lease was lost); its rows then go."""
     from service.personal import purge_personal_data
 
-    store.finish_personal(job.id, worker, result, settings.personal_keep_rows_s)
+    store.requests.finish_personal(job.id, worker, result, settings.personal_keep_rows_s)
     purge_personal_data(store, Path(settings.cache_dir))  # the rows went: their features go too
     report.done += 1
     return JobStatus.DONE, f"{len(result.models)} models ranked"
@@ -136,7 +136,7 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
             try:
-                if not self.store.heartbeat(self.job_id, self.worker, self.lease_s):
+                if not self.store.queue.heartbeat(self.job_id, self.worker, self.lease_s):
                     self.lost = True
                     return
             except StoreError as e:  # a busy store: try again at the next beat
@@ -189,7 +189,7 @@ class Worker:
         report, started = WorkReport(), time.perf_counter()
         try:
             while not self._stopping and (max_jobs is None or report.done + report.failed < max_jobs):
-                job = self.store.claim_job(self.name, self.scorers, self.settings.job_lease_s,
+                job = self.store.queue.claim_job(self.name, self.scorers, self.settings.job_lease_s,
                                            self.settings.job_max_attempts)
                 if job is None:
                     self.purge()
@@ -208,7 +208,7 @@ class Worker:
         """Tell the store (and so the page) that a worker is waiting, at most every ``MARK_EVERY_S``."""
         now = time.monotonic()
         if now - self._marked >= MARK_EVERY_S:
-            self.store.mark_worker_alive()
+            self.store.queue.mark_worker_alive()
             self._marked = now
 
     def run_job(self, job: Job, report: WorkReport) -> JobStatus | None:
@@ -241,7 +241,7 @@ class Worker:
     def _release(self, job: Job) -> bool:
         """Give the job back untouched; False when the store refused (the job is then left to its lease)."""
         try:
-            return self.store.release_job(job.id, self.name)
+            return self.store.queue.release_job(job.id, self.name)
         except StoreError as e:
             logger.error("job %d could not be released, it is left to its lease: %s", job.id, e)
             return False
@@ -251,7 +251,7 @@ class Worker:
         from service.personal import purge_personal_data
 
         try:
-            self.store.release_personal_rows(job.id)
+            self.store.requests.release_personal_rows(job.id)
         except StoreError as e:  # the purge or the rows' cap deletes them later
             logger.warning("job %d: its personal rows could not be released now: %s", job.id, e)
         purge_personal_data(self.store, Path(self.settings.cache_dir))

@@ -329,14 +329,14 @@ class AppHandlers:
 
     def jobs(self, limit: int = 200) -> pd.DataFrame:
         """The newest jobs with their status and, for failures, the error (no personal ranking's job)."""
-        jobs = self.store.public_jobs(limit)
+        jobs = self.store.queue.public_jobs(limit)
         rows = [[j.id, j.repo_id, j.revision[:8], j.scorer, j.status.value, j.attempts, _first_line(j.error),
                  j.created_at.isoformat(timespec="seconds") if j.created_at else "",
                  j.finished_at.isoformat(timespec="seconds") if j.finished_at else ""] for j in jobs]
         return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
     def job_counts(self) -> str:
-        stats = self.store.queue_stats()  # personal rankings' jobs left out, as in ``jobs``
+        stats = self.store.queue.queue_stats()  # personal rankings' jobs left out, as in ``jobs``
         counts = {status: getattr(stats, status.value.lower()) for status in JobStatus}
         return " · ".join(f"{status.value.lower()} {n}" for status, n in counts.items() if n) or "no jobs yet"
 

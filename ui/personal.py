@@ -223,7 +223,7 @@ class PersonalHandlers:
     def _release_slot(self, slot: int | None) -> None:
         if slot is not None:
             try:
-                self.store.release_slot(slot)
+                self.store.rate.release_slot(slot)
             except StoreError:
                 logger.exception("could not give back a refused request's hourly slot")
 
@@ -234,7 +234,7 @@ class PersonalHandlers:
         from datetime import UTC, datetime, timedelta
 
         limit = self.settings.personal_limit_per_hour
-        slot, free_at = self.store.take_slot(submitter, "personal", limit, timedelta(hours=1), datetime.now(UTC))
+        slot, free_at = self.store.rate.take_slot(submitter, "personal", limit, timedelta(hours=1), datetime.now(UTC))
         if slot is None:
             raise PersonalRefused(f"You have queued {limit} personal rankings in the last hour, the limit; the next "
                                   f"can be queued at {free_at:%H:%M} UTC.")
@@ -259,12 +259,12 @@ class PersonalHandlers:
         token = (token or "").strip()
         if not token:
             return PersonalState()
-        request = self.store.personal(token)
+        request = self.store.requests.personal(token)
         if request is None:
             return PersonalState(status=f"**No ranking at this link.** It is unknown, or it has expired: a ranking "
                                         f"is kept for {duration(self.settings.personal_ttl_s)}.")
         share = share_markdown(personal_query(request.id), "this ranking")
-        alive = request.status is not JobStatus.PENDING or self.store.worker_alive()
+        alive = request.status is not JobStatus.PENDING or self.store.queue.worker_alive()
         status = "\n\n".join([status_markdown(request, self.expected_models(request), worker_alive=alive),
                               data_markdown(request)])
         if request.status is not JobStatus.DONE or request.result is None:

@@ -14,10 +14,10 @@ from datetime import datetime
 
 from data.records import AppliedBundle, BaseModel, Candidate, CandidateStatus, JobStatus, Score
 from data.store.db import Database
-from data.store.jobs import JobQueue
+from data.store.jobs import JobQueue, insert_jobs
 from data.store.personal import PersonalRequests
 from data.store.rate import RateEvents
-from data.store.rows import base_of, candidate_of, candidate_params, score_of, ts, utcnow
+from data.store.rows import base_of, candidate_of, candidate_params, insert_scores, score_of, ts, utcnow
 from data.store.schema import CANDIDATE_COLUMNS, MIGRATIONS, SCORE_COLUMNS, SCORE_FRAME_COLUMNS, ScoreRow
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,16 @@ def _score_row(cursor, row: tuple) -> ScoreRow:
     return ScoreRow._make(row)
 
 
-class Store(JobQueue, PersonalRequests, RateEvents, Database):
-    """SQLite-backed store of bases, candidates, jobs and scores (the file itself: ``Database``)."""
+class Store(Database):
+    """SQLite-backed store of bases, candidates and scores (the file and its connection policy: ``Database``), and
+    over the same database three narrower objects: ``queue`` (the job queue), ``requests`` (personal rankings) and
+    ``rate`` (the submission rate limit's events)."""
+
+    def __init__(self, db_path, *, busy_timeout_s: float = 60.0):
+        super().__init__(db_path, busy_timeout_s=busy_timeout_s)
+        self.queue = JobQueue(self)
+        self.requests = PersonalRequests(self)
+        self.rate = RateEvents(self)
 
     def upsert_base(self, base: BaseModel) -> None:
         now = ts(utcnow())
@@ -100,7 +108,7 @@ class Store(JobQueue, PersonalRequests, RateEvents, Database):
                          c.repo_id, old["sha"], JobStatus.PENDING.value),
                     )
                 if is_changed and c.status is CandidateStatus.OK:
-                    created += self._insert_jobs(conn, c.repo_id, c.sha, scorers, c.base_id, now)
+                    created += insert_jobs(conn, c.repo_id, c.sha, scorers, c.base_id, now)
         return created
 
     def refresh_listing_metadata(self, base_id: str, rows: Iterable[tuple[str, int, int]]) -> None:
@@ -140,21 +148,9 @@ class Store(JobQueue, PersonalRequests, RateEvents, Database):
             return candidate_of(row) if row else None
 
     # ------------------------------------------------------------------- scores
-    @staticmethod
-    def _insert_scores(conn, scores: Sequence[Score], now: datetime, *, on_conflict: str = "REPLACE") -> int:
-        return conn.executemany(
-            f"INSERT OR {on_conflict} INTO scores ({SCORE_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-            [
-                (s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, float(s.value), s.config_hash,
-                 s.config_json, s.source, s.duration_s, json.dumps(s.extra, sort_keys=True),
-                 ts(s.created_at or now), s.base_id, s.status)
-                for s in scores
-            ],
-        ).rowcount
-
     def add_scores(self, scores: Sequence[Score]) -> None:
         with self._write() as conn:
-            self._insert_scores(conn, scores, utcnow())
+            insert_scores(conn, scores, utcnow())
 
     def add_missing(self, bases: Sequence[BaseModel], candidates: Sequence[Candidate],
                     scores: Sequence[Score]) -> tuple[int, int, int]:
@@ -207,7 +203,7 @@ class Store(JobQueue, PersonalRequests, RateEvents, Database):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [candidate_params(c, c.updated_at or now) for c in candidates],
         ).rowcount
-        n_scores = self._insert_scores(conn, scores, now, on_conflict="IGNORE")
+        n_scores = insert_scores(conn, scores, now, on_conflict="IGNORE")
         return max(n_bases, 0), max(n_candidates, 0), max(n_scores, 0)
 
     def scores(self, *, repo_id: str | None = None, source: str | None = None, scorer: str | None = None,
@@ -264,7 +260,7 @@ class Store(JobQueue, PersonalRequests, RateEvents, Database):
         now = utcnow()
         with self._write() as conn:
             conn.execute("DELETE FROM scores WHERE source = ?", (source,))
-            self._insert_scores(conn, scores, now)
+            insert_scores(conn, scores, now)
         return len(scores)
 
     def score_summary(self) -> list[tuple[str, str, int]]:

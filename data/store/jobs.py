@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 
 from data.errors import StoreError
 from data.records import PERSONAL_JOB, Job, JobStatus, Score
+from data.store.db import Database
 from data.store.personal import purge, release_rows
-from data.store.rows import job_of, ts, utcnow
+from data.store.rows import insert_scores, job_of, ts, utcnow
 from data.store.schema import JOB_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -37,26 +38,30 @@ class QueueStats:
     cancelled: int
 
 
-class JobQueue:
-    """Job methods of ``Store`` (which provides ``_write``, ``_connect`` and ``_insert_scores``)."""
+def insert_jobs(conn, repo_id: str, revision: str, scorers: Sequence[str], base_id, now) -> int:
+    """PENDING jobs in the caller's transaction (an existing one is kept); returns how many were created."""
+    created = 0
+    for scorer in scorers:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO jobs (repo_id, revision, scorer, base_id, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (repo_id, revision, scorer, base_id, _PENDING, ts(now)),
+        )
+        created += cur.rowcount
+    return created
 
-    @staticmethod
-    def _insert_jobs(conn, repo_id: str, revision: str, scorers: Sequence[str], base_id, now) -> int:
-        created = 0
-        for scorer in scorers:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO jobs (repo_id, revision, scorer, base_id, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (repo_id, revision, scorer, base_id, _PENDING, ts(now)),
-            )
-            created += cur.rowcount
-        return created
+
+class JobQueue:
+    """The job queue (``store.queue``), over the store's database and its connection policy."""
+
+    def __init__(self, db: Database):
+        self._db = db
 
     def enqueue(self, repo_id: str, revision: str, scorers: Sequence[str], base_id: str | None = None
                 ) -> list[Job]:
         """Create PENDING jobs (idempotent: an existing job for the same model, sha and scorer is returned)."""
-        with self._write() as conn:
-            self._insert_jobs(conn, repo_id, revision, scorers, base_id, utcnow())
+        with self._db._write() as conn:
+            insert_jobs(conn, repo_id, revision, scorers, base_id, utcnow())
             marks = ",".join("?" * len(scorers))
             rows = conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE repo_id = ? AND revision = ? AND scorer IN ({marks}) "
@@ -74,24 +79,24 @@ class JobQueue:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             return [job_of(r) for r in conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY id", params)]
 
     def public_jobs(self, limit: int = 200) -> list[Job]:
         """The newest ``limit`` jobs, newest first, without personal rankings' jobs (the app's Jobs view)."""
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             rows = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE scorer != ? ORDER BY id DESC LIMIT ?",
                                 (PERSONAL_JOB, limit))
             return [job_of(r) for r in rows]
 
     def get_job(self, job_id: int) -> Job | None:
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return job_of(row) if row else None
 
     def queue_stats(self) -> QueueStats:
         """Jobs per status, personal rankings' jobs left out (what the public job list shows)."""
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             counts = dict(conn.execute("SELECT status, COUNT(*) FROM jobs WHERE scorer != ? GROUP BY status",
                                        (PERSONAL_JOB,)).fetchall())
         return QueueStats(*(counts.get(s.value, 0) for s in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.DONE,
@@ -111,7 +116,7 @@ class JobQueue:
         if exclude:
             sql += f" AND scorer NOT IN ({','.join('?' * len(exclude))})"
             params.extend(exclude)
-        with self._write() as conn:
+        with self._db._write() as conn:
             self._expire_leases(conn, now, max_attempts)
             row = conn.execute(sql + " ORDER BY id LIMIT 1", params).fetchone()
             if row is None:
@@ -148,7 +153,7 @@ class JobQueue:
     def heartbeat(self, job_id: int, worker: str, lease_s: float = 600.0) -> bool:
         """Extend the lease; False when the job is no longer this worker's (it expired and was reclaimed)."""
         now = utcnow()
-        with self._write() as conn:
+        with self._db._write() as conn:
             cur = conn.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND status = ? AND worker = ?",
                                (ts(now + timedelta(seconds=lease_s)), job_id, _RUNNING, worker))
         return cur.rowcount == 1
@@ -163,18 +168,18 @@ class JobQueue:
         if worker is not None:
             sql += " AND worker = ?"
             params.append(worker)
-        with self._write() as conn:
+        with self._db._write() as conn:
             if conn.execute(sql, params).rowcount != 1:
                 raise StoreError(f"job {job_id} is not RUNNING{f' for {worker}' if worker else ''}: "
                                  "it cannot be finished")
-            self._insert_scores(conn, scores, now)
+            insert_scores(conn, scores, now)
 
     def fail_job(self, job_id: int, error: str, *, worker: str | None = None, retry: bool = False,
                  max_attempts: int = 3) -> JobStatus | None:
         """Record ``error``; with ``retry`` and attempts left the job goes back to PENDING, else FAILED.
         Returns the new status, or None when the job was not RUNNING for this worker (nothing changed)."""
         now = utcnow()
-        with self._write() as conn:
+        with self._db._write() as conn:
             row = conn.execute("SELECT status, attempts, worker FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None or row["status"] != _RUNNING or (worker is not None and row["worker"] != worker):
                 return None
@@ -188,7 +193,7 @@ class JobQueue:
 
     def release_job(self, job_id: int, worker: str) -> bool:
         """Give a RUNNING job back untouched (a worker stopping cleanly): PENDING, and the attempt not counted."""
-        with self._write() as conn:
+        with self._db._write() as conn:
             cur = conn.execute(
                 "UPDATE jobs SET status = ?, lease_until = NULL, worker = NULL, started_at = NULL, "
                 "attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = ? AND worker = ?",
@@ -198,14 +203,14 @@ class JobQueue:
     def mark_worker_alive(self, now: datetime | None = None) -> None:
         """A worker's sign of life while it waits for work (``worker_alive`` reads it)."""
         stamp = int((now or utcnow()).timestamp())
-        with self._write() as conn:
+        with self._db._write() as conn:
             conn.execute("INSERT INTO meta (key, value) VALUES ('worker_seen', ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (stamp,))
 
     def worker_alive(self, within_s: float = WORKER_ALIVE_S, now: datetime | None = None) -> bool:
         """True when a worker polled the queue in the last ``within_s`` seconds or holds a job under a live lease."""
         now = now or utcnow()
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             seen = conn.execute("SELECT value FROM meta WHERE key = 'worker_seen'").fetchone()
             if seen is not None and now.timestamp() - seen[0] <= within_s:
                 return True
@@ -215,7 +220,7 @@ class JobQueue:
     def requeue_finished(self, scorer: str) -> int:
         """Every DONE or FAILED job of ``scorer`` back to PENDING with its attempts reset (its scores are kept:
         a new protocol's scores are stored beside them)."""
-        with self._write() as conn:
+        with self._db._write() as conn:
             return conn.execute(
                 "UPDATE jobs SET status = ?, attempts = 0, finished_at = NULL, worker = NULL, lease_until = NULL "
                 "WHERE scorer = ? AND status IN (?, ?)",
@@ -223,7 +228,7 @@ class JobQueue:
 
     def requeue_failed(self, scorer: str | None = None) -> int:
         """Give FAILED jobs (of one scorer) a fresh start: PENDING with their attempts reset."""
-        with self._write() as conn:
+        with self._db._write() as conn:
             sql, params = "UPDATE jobs SET status = ?, attempts = 0, finished_at = NULL WHERE status = ?", \
                 [_PENDING, JobStatus.FAILED.value]
             if scorer:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from data.errors import StoreError
 from data.personal_record import PersonalRanking, RankingFormatError
 from data.records import PERSONAL_JOB, JobStatus, PersonalRequest
+from data.store.db import Database
 from data.store.rows import dt, ts, utcnow
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,10 @@ def _result(text: str | None) -> PersonalRanking | str | None:
 
 
 class PersonalRequests:
-    """Personal-ranking methods of ``Store`` (which provides ``_write`` and ``_connect``)."""
+    """Personal rankings (``store.requests``), over the store's database and its connection policy."""
+
+    def __init__(self, db: Database):
+        self._db = db
 
     def create_personal(self, *, base_id: str, data_hash: str, rows_json: str, source: str, summary: dict,
                         top_k: int, ttl_s: float, rows_max_s: float, models: tuple[dict, ...] = ()
@@ -60,7 +64,7 @@ class PersonalRequests:
         """A new request, its PENDING job and (unless held already) its rows, in one transaction. ``models``: the
         models named (``service.personal_models.NamedModel.to_json``), () for the base and its top K."""
         now, token = utcnow(), secrets.token_hex(16)
-        with self._write() as conn:
+        with self._db._write() as conn:
             purge(conn, now)
             # the job's revision is a hash of the token: the public job list never shows the token itself
             cur = conn.execute("INSERT INTO jobs (repo_id, revision, scorer, base_id, status, created_at) "
@@ -86,32 +90,32 @@ class PersonalRequests:
         return self._personal_where("r.job_id = ?", job_id)
 
     def _personal_where(self, clause: str, value) -> PersonalRequest | None:
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             row = conn.execute(f"SELECT {_COLUMNS} FROM personal_requests r JOIN jobs j ON j.id = r.job_id "
                                f"WHERE {clause} AND r.expires_at > ?", (value, ts(utcnow()))).fetchone()
         return _request_of(row) if row else None
 
     def personal_rows(self, data_hash: str) -> str | None:
         """The rows' JSON while they are kept, else None."""
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             row = conn.execute("SELECT rows FROM personal_rows WHERE data_hash = ? AND expires_at > ?",
                                (data_hash, ts(utcnow()))).fetchone()
         return row["rows"] if row else None
 
     def personal_row_sets(self) -> int:
         """How many users' row sets the store holds now (0 once every job that needed them has ended)."""
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             return conn.execute("SELECT COUNT(*) FROM personal_rows").fetchone()[0]
 
     def set_personal_progress(self, request_id: str, progress: list[dict]) -> None:
-        with self._write(bump_version=False) as conn:
+        with self._db._write(bump_version=False) as conn:
             conn.execute("UPDATE personal_requests SET progress = ? WHERE id = ?", (json.dumps(progress), request_id))
 
     def finish_personal(self, job_id: int, worker: str, result: PersonalRanking, keep_rows_s: float = 0.0) -> None:
         """The ranking and DONE in one transaction (StoreError, nothing written, unless the job is RUNNING for
         ``worker``); the rows then go unless another open request needs them or ``keep_rows_s`` keeps them."""
         now = utcnow()
-        with self._write() as conn:
+        with self._db._write() as conn:
             done = conn.execute("UPDATE jobs SET status = ?, finished_at = ?, error = NULL, lease_until = NULL "
                                 "WHERE id = ? AND status = ? AND worker = ?",
                                 (JobStatus.DONE.value, ts(now), job_id, JobStatus.RUNNING.value, worker))
@@ -125,18 +129,18 @@ class PersonalRequests:
     def release_personal_rows(self, job_id: int) -> None:
         """A job that failed for good: its rows go now (unless another open request needs them)."""
         now = utcnow()
-        with self._write(bump_version=False) as conn:
+        with self._db._write(bump_version=False) as conn:
             release_rows(conn, job_id, now)
             purge(conn, now)
 
     def purge_personal(self) -> int:
         """Delete what is past its time now; returns how many row sets went."""
-        with self._write(bump_version=False) as conn:
+        with self._db._write(bump_version=False) as conn:
             return purge(conn, utcnow())
 
     def personal_data_hashes(self) -> set[str]:
         """The data hashes whose rows the store keeps now (their cached features may stay)."""
-        with self._connect() as conn:
+        with self._db._connect() as conn:
             rows = conn.execute("SELECT data_hash FROM personal_rows WHERE expires_at > ?", (ts(utcnow()),))
             return {row["data_hash"] for row in rows}
 

@@ -119,3 +119,15 @@ def score_of(row: sqlite3.Row) -> Score:
         base_id=row["base_id"],
         status=row["status"],
     )
+
+
+def insert_scores(conn, scores, now: datetime, *, on_conflict: str = "REPLACE") -> int:
+    """Write ``scores`` in the caller's transaction (REPLACE: a rerun's score replaces the stored one)."""
+    from data.store.schema import SCORE_COLUMNS
+
+    return conn.executemany(
+        f"INSERT OR {on_conflict} INTO scores ({SCORE_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+        [(s.repo_id, s.revision, s.scorer, s.metric, s.target, s.seed, float(s.value), s.config_hash, s.config_json,
+          s.source, s.duration_s, json.dumps(s.extra, sort_keys=True), ts(s.created_at or now), s.base_id, s.status)
+         for s in scores],
+    ).rowcount

@@ -21,8 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.db_path)
     status = None if args.status == "all" else JobStatus(args.status.upper())
-    for j in store.jobs(status):
+    for j in store.queue.jobs(status):
         error = (j.error or "").splitlines()[0][:100] if j.error else ""
         print(f"{j.id}\t{j.status.value}\t{j.scorer}\t{j.repo_id}@{j.revision[:8]}\tattempts {j.attempts}\t{error}")
-    print(store.queue_stats(), file=sys.stderr)
+    print(store.queue.queue_stats(), file=sys.stderr)
     return 0

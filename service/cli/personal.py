@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"queued personal ranking {request.id}: {data.num_rows} rows, {data.num_classes} classes, {which}")
     if missing := request.summary.get("not_fetchable"):
         print(f"cannot be fetched now, so listed unranked: {unfetchable_sentence(missing)}")
-    if args.no_wait and not store.worker_alive():
+    if args.no_wait and not store.queue.worker_alive():
         print(f"no scoring worker is running: start one with `{START_WORKER}`")
     if args.no_wait:
         return 0
@@ -93,12 +93,12 @@ def _work_and_print(store: Store, settings: Settings, request_id: str, args: arg
 
     worker = Worker(store, settings, scorers=[PERSONAL_JOB], device=args.device)
     worker.install_signal_handlers()
-    while (request := store.personal(request_id)) is not None and request.status in (JobStatus.PENDING,
+    while (request := store.requests.personal(request_id)) is not None and request.status in (JobStatus.PENDING,
                                                                                      JobStatus.RUNNING):
         report = worker.run(once=True)
         if report.done + report.failed + report.retried == 0:
             time.sleep(2)  # another worker holds it
-    request = store.personal(request_id)
+    request = store.requests.personal(request_id)
     if request is None or request.result is None:
         print(f"error: the personal ranking {request_id} did not finish: "
               f"{request.error if request else 'it expired'}")

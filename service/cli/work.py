@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = Store(settings.db_path)
     report = _run_on_ray(args, settings, store, scorers) if args.ray else _run_here(args, settings, store, scorers)
     print(f"{report.done} done, {report.failed} failed, {report.retried} to retry, {report.released} released "
-          f"in {report.seconds:.0f}s; queue: {store.queue_stats()}")
+          f"in {report.seconds:.0f}s; queue: {store.queue.queue_stats()}")
     return 0
 
 

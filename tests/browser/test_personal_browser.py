@@ -203,9 +203,9 @@ def test_an_uploaded_csv_is_ranked_by_the_worker_and_downloads(browser, ranking_
         result = json.loads(saved_json.read_text())
         assert {m["repo_id"] for m in result["models"]} == RANKED and result["base_id"] == BASE
         assert all(set(m["estimates"]) == {"cv_probe", "cv_knn", "logme"} for m in result["models"])
-    (job,) = store.jobs(scorer=PERSONAL_JOB)
+    (job,) = store.queue.jobs(scorer=PERSONAL_JOB)
     assert job.status is JobStatus.DONE
-    assert store.personal_row_sets() == 0  # the user's rows went with the job
+    assert store.requests.personal_row_sets() == 0  # the user's rows went with the job
 
 
 @pytest.mark.slow
@@ -214,10 +214,10 @@ def test_the_shared_link_opens_the_finished_ranking_in_a_fresh_page(browser, ran
     data = read_upload(learnable_csv(tmp_path / "mine.csv", seed=1), Columns(text="sentence", label="topic"))
     queued = submit(store, settings, base_id=BASE, data=data, top_k=TOP_K)
     deadline = time.monotonic() + DONE_TIMEOUT_MS / 1000
-    while store.personal(queued.id).status in (JobStatus.PENDING, JobStatus.RUNNING):
+    while store.requests.personal(queued.id).status in (JobStatus.PENDING, JobStatus.RUNNING):
         assert time.monotonic() < deadline, worker_log.read_text()[-3000:]
         time.sleep(0.5)
-    assert store.personal(queued.id).status is JobStatus.DONE, worker_log.read_text()[-3000:]
+    assert store.requests.personal(queued.id).status is JobStatus.DONE, worker_log.read_text()[-3000:]
     with open_page(browser, url, request) as page:
         page.goto(f"{url}/?personal={queued.id}")
         expect(page.get_by_role("tab", name="Your data")).to_have_attribute("aria-selected", "true")
@@ -278,7 +278,7 @@ def test_a_file_over_the_size_limit_is_stopped_as_it_uploads_and_nothing_is_kept
         expect(toast.first).to_contain_text('File(s) exceed the maximum allowed size of 2.0 Kb: "large.csv"')
         page.locator("#personal-submit").click()
         expect(page.locator("#personal-message")).to_contain_text("Not queued.")
-    assert store.jobs(scorer=PERSONAL_JOB) == [] and store.personal_row_sets() == 0
+    assert store.queue.jobs(scorer=PERSONAL_JOB) == [] and store.requests.personal_row_sets() == 0
 
 
 def test_each_bad_file_is_refused_with_its_sentence_and_nothing_is_queued(browser, strict_app, request, tmp_path):
@@ -305,7 +305,7 @@ def test_each_bad_file_is_refused_with_its_sentence_and_nothing_is_queued(browse
             expect(message).to_contain_text(f"Not queued. {sentence}")
             expect(page.get_by_test_id("toast-body")).to_contain_text(sentence)
             assert page.locator("#personal-message img, #personal-message a").count() == 0
-            assert store.jobs(scorer=PERSONAL_JOB) == [] and store.personal_row_sets() == 0, path.name
+            assert store.queue.jobs(scorer=PERSONAL_JOB) == [] and store.requests.personal_row_sets() == 0, path.name
 
 
 @pytest.fixture(scope="module")
@@ -385,5 +385,5 @@ def test_with_no_hub_the_base_and_two_local_checkpoints_are_ranked_and_an_unreac
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=30)
-    done = [j for j in store.jobs(scorer=PERSONAL_JOB) if j.status is JobStatus.DONE]
-    assert len(done) == 2 and store.personal_row_sets() == 0
+    done = [j for j in store.queue.jobs(scorer=PERSONAL_JOB) if j.status is JobStatus.DONE]
+    assert len(done) == 2 and store.requests.personal_row_sets() == 0

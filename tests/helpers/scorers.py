@@ -77,7 +77,7 @@ def seed_noop_jobs(db_path: Path, n: int, scorer: str = "noop") -> Store:
                                 signature=ArchSignature(model_type="bert", hidden_size=32, num_hidden_layers=2,
                                                         num_attention_heads=2, vocab_size=205)))
     for i in range(n):
-        store.enqueue(f"org/m-{i:04d}", sha_of(f"m-{i}"), [scorer], BASE)
+        store.queue.enqueue(f"org/m-{i:04d}", sha_of(f"m-{i}"), [scorer], BASE)
     return store
 
 

@@ -45,8 +45,8 @@ def claim_until_empty(db_path: str) -> list[int]:
     store = Store(Path(db_path))
     worker = f"pid-{os.getpid()}"
     claimed = []
-    while (job := store.claim_job(worker)) is not None:
+    while (job := store.queue.claim_job(worker)) is not None:
         claimed.append(job.id)
-        store.finish_job(job.id, [Score(repo_id=job.repo_id, revision=job.revision, scorer=job.scorer,
+        store.queue.finish_job(job.id, [Score(repo_id=job.repo_id, revision=job.revision, scorer=job.scorer,
                                         metric="noop", value=float(job.id), config_hash="h")])
     return claimed

@@ -60,7 +60,7 @@ def _verdicts(store: Store) -> dict:
 def _content(store: Store) -> tuple:
     """Everything a crawl decides, without wall-clock timestamps."""
     candidates = [replace(c, first_seen=None, updated_at=None) for c in store.candidates()]
-    jobs = sorted((j.repo_id, j.revision, j.scorer, j.status.value) for j in store.jobs())
+    jobs = sorted((j.repo_id, j.revision, j.scorer, j.status.value) for j in store.queue.jobs())
     return candidates, jobs
 
 
@@ -86,7 +86,7 @@ def test_crawl_under_faults_finds_exactly_the_expected_set(population, settings,
     assert all(c.sha == hub.sha_of(c.repo_id) for c in candidates)
     ok = [c for c in candidates if c.status is CandidateStatus.OK]
     assert report.candidates == len(ok) and report.new == len(expected) and report.found == len(expected)
-    assert sorted((j.repo_id, j.revision) for j in store.jobs(JobStatus.PENDING)) == sorted(
+    assert sorted((j.repo_id, j.revision) for j in store.queue.jobs(JobStatus.PENDING)) == sorted(
         (c.repo_id, c.sha) for c in ok for _ in s.crawl_scorers
     )
 
@@ -119,7 +119,7 @@ def test_recrawl_picks_up_new_and_updated_models_only(population, settings, tmp_
     assert (report.new, report.updated, report.unchanged) == (5, 5, len(expected) - 5)
     for repo_id in updated:
         assert store.get_candidate(repo_id).sha == hub.sha_of(repo_id) != old_shas[repo_id]
-        statuses = {(j.revision, j.status) for j in store.jobs(repo_id=repo_id)}
+        statuses = {(j.revision, j.status) for j in store.queue.jobs(repo_id=repo_id)}
         assert (old_shas[repo_id], JobStatus.CANCELLED) in statuses
         assert (hub.sha_of(repo_id), JobStatus.PENDING) in statuses
     for repo_id in new:

@@ -51,7 +51,7 @@ def test_a_model_failing_after_all_retries_is_listed_not_stored_and_recrawled(hu
     assert len(victim_requests) == ATTEMPTS and {(r.status, r.fault) for r in victim_requests} == {(500, "500")}
     store = Store(db)
     assert sorted(c.repo_id for c in store.candidates(BASE_ID)) == sorted(OTHERS)
-    assert store.get_candidate(VICTIM) is None and store.jobs(repo_id=VICTIM) == []
+    assert store.get_candidate(VICTIM) is None and store.queue.jobs(repo_id=VICTIM) == []
     assert all(c.status is CandidateStatus.OK for c in store.candidates(BASE_ID))
 
     hub.set_faults(None)
@@ -63,7 +63,7 @@ def test_a_model_failing_after_all_retries_is_listed_not_stored_and_recrawled(hu
     assert {repo for repo in hub.model_requests() if repo != BASE_ID} == {VICTIM}  # the others cost nothing
     victim = store.get_candidate(VICTIM)
     assert victim is not None and victim.status is CandidateStatus.OK and victim.sha == hub.sha_of(VICTIM)
-    assert sorted(j.scorer for j in store.jobs(repo_id=VICTIM)) == sorted(Settings().crawl_scorers)
+    assert sorted(j.scorer for j in store.queue.jobs(repo_id=VICTIM)) == sorted(Settings().crawl_scorers)
 
 
 def test_a_hub_that_recovers_within_the_retries_fails_nothing(hub, tmp_path, capsys):

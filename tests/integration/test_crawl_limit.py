@@ -60,7 +60,7 @@ def test_limit_records_the_n_most_downloaded_and_later_crawls_continue(populatio
     assert set(verdicts(store)) == set(order[:10])
     assert "found 10 | new 10 | updated 0 | unchanged 0" in out
     ok = {c.repo_id for c in store.candidates(BASE_ID, CandidateStatus.OK)}
-    assert {j.repo_id for j in store.jobs()} == ok and ok  # jobs for the recorded candidates only
+    assert {j.repo_id for j in store.queue.jobs()} == ok and ok  # jobs for the recorded candidates only
 
     hub.reset_requests()
     out = crawl_cli(hub, db, capsys, "--limit", "10")
@@ -80,8 +80,8 @@ def test_limit_records_the_n_most_downloaded_and_later_crawls_continue(populatio
     reference = tmp_path / "unlimited.db"
     crawl_cli(hub, reference, capsys)
     assert verdicts(store) == verdicts(Store(reference))
-    assert sorted((j.repo_id, j.revision, j.scorer) for j in store.jobs()) == sorted(
-        (j.repo_id, j.revision, j.scorer) for j in Store(reference).jobs())
+    assert sorted((j.repo_id, j.revision, j.scorer) for j in store.queue.jobs()) == sorted(
+        (j.repo_id, j.revision, j.scorer) for j in Store(reference).queue.jobs())
     want = {repo: (e.status, e.skip_reason, e.kind, e.match) for repo, e in expected.items()}
     assert {repo: (s.value, r, k, m) for repo, (_, s, r, k, m) in verdicts(store).items()} == want
 

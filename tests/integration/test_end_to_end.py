@@ -85,7 +85,7 @@ def candidates_of(store: Store) -> list:
 
 
 def job_keys(store: Store) -> set[tuple]:
-    return {(j.repo_id, j.revision, j.scorer, j.base_id, j.status) for j in store.jobs()}
+    return {(j.repo_id, j.revision, j.scorer, j.base_id, j.status) for j in store.queue.jobs()}
 
 
 def start_worker(world_root: Path, db: Path, hub_url: str, name: str, *args: str) -> subprocess.Popen:
@@ -163,20 +163,20 @@ def disturbed(world, undisturbed):
         victim = start_worker(world["world_root"], db, hub.url, "victim", "--scorers", "linear_probe",
                               "--lease", str(VICTIM_LEASE_S), "--hold", str(hold))
         workers.append(victim)
-        [claimed] = wait_for(lambda: store.jobs(JobStatus.RUNNING), "the victim's claim", victim)
+        [claimed] = wait_for(lambda: store.queue.jobs(JobStatus.RUNNING), "the victim's claim", victim)
         # A second worker (started now: it takes a while to import torch) drains the queue.
         rescuer = start_worker(world["world_root"], db, hub.url, "rescuer")
         workers.append(rescuer)
         wait_for(hold.exists, "the victim to score its job", victim)
-        wait_for(lambda: store.get_job(claimed.id).lease_until > claimed.lease_until, "a heartbeat", victim)
+        wait_for(lambda: store.queue.get_job(claimed.id).lease_until > claimed.lease_until, "a heartbeat", victim)
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
-        held = store.get_job(claimed.id)
+        held = store.queue.get_job(claimed.id)
         assert (held.status, held.worker, held.attempts) == (JobStatus.RUNNING, "victim", 1)
         assert not store.scores(repo_id=held.repo_id, scorer=held.scorer)  # scored, but nothing written
 
         # The submissions come in from two threads while the second worker runs.
-        wait_for(lambda: any(j.worker == "rescuer" for j in store.jobs()), "the rescuer's first claim", rescuer)
+        wait_for(lambda: any(j.worker == "rescuer" for j in store.queue.jobs()), "the rescuer's first claim", rescuer)
         submissions = submit_all(store, settings)
         assert rescuer.poll() is None, "the second worker was done before the submissions arrived"
         rescuer_output = rescuer.communicate(timeout=300)[0]
@@ -204,7 +204,7 @@ def test_the_hub_injected_faults_and_the_clients_retried_them(disturbed):
 def test_the_killed_workers_job_came_back_after_its_lease_and_was_done_again(disturbed):
     store, held = disturbed["store"], disturbed["held"]
     print(f"killed in job {held.id} ({held.scorer} {held.repo_id}); {disturbed['rescuer_output'].splitlines()[-1]}")
-    job = store.get_job(held.id)
+    job = store.queue.get_job(held.id)
     assert job.status is JobStatus.DONE and job.attempts == 2 and job.worker != "victim", job
     assert [s.metric for s in store.scores(repo_id=job.repo_id, scorer=job.scorer) if s.revision == job.revision] == [
         "probe_accuracy"]
@@ -226,7 +226,7 @@ def test_the_submissions_were_queued_and_scored(disturbed):
 def test_the_disturbed_store_equals_the_undisturbed_one(disturbed, undisturbed):
     store = disturbed["store"]
     assert disturbed["report"].jobs_failed == 0
-    assert {j.status for j in store.jobs()} == {JobStatus.DONE}
+    assert {j.status for j in store.queue.jobs()} == {JobStatus.DONE}
     assert job_keys(store) == job_keys(undisturbed)
     assert candidates_of(store) == candidates_of(undisturbed)
     assert len(store.scores()) == len(score_values(store))  # no score written twice

@@ -133,11 +133,11 @@ def test_the_crawl_command_exits_1_and_names_each_failure(hub, hub_settings, cap
 def test_submit_judges_a_hostile_model_as_the_crawl_does(hub, hub_settings, repo_id, sentence):
     store = Store(hub_settings.db_path)
     crawl(BASE_ID, HubClient(hub_settings), store, hub_settings)
-    before = (store.candidates(), store.jobs())
+    before = (store.candidates(), store.queue.jobs())
     with pytest.raises(SubmissionRejected) as refused:
         submit(repo_id, None, HubClient(hub_settings), store, hub_settings)
     assert sentence in refused.value.reason
-    assert (store.candidates(), store.jobs()) == before
+    assert (store.candidates(), store.queue.jobs()) == before
 
 
 def test_submit_takes_the_size_from_the_weights_header(hub, hub_settings):

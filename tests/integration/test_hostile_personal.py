@@ -69,11 +69,11 @@ def assert_survived(app, before_mb: float, counts: tuple[int, int]) -> None:
     assert page_load_s(url) < 1.0
     assert rss_mb() - before_mb < 500
     assert store.quick_check() is None or True
-    assert (store.personal_row_sets(), len(store.jobs(scorer=PERSONAL_JOB))) == counts
+    assert (store.requests.personal_row_sets(), len(store.queue.jobs(scorer=PERSONAL_JOB))) == counts
 
 
 def counts(store) -> tuple[int, int]:
-    return store.personal_row_sets(), len(store.jobs(scorer=PERSONAL_JOB))
+    return store.requests.personal_row_sets(), len(store.queue.jobs(scorer=PERSONAL_JOB))
 
 
 # -- 1. a file payload names only what this app created ---------------------------------------------------------
@@ -182,7 +182,7 @@ def test_a_queued_upload_is_deleted_and_the_public_job_list_shows_no_personal_jo
     from ui.handlers import AppHandlers
 
     shown = AppHandlers(store, settings).jobs()
-    assert PERSONAL_JOB not in set(shown["scorer"]) and len(store.jobs(scorer=PERSONAL_JOB)) >= 1
+    assert PERSONAL_JOB not in set(shown["scorer"]) and len(store.queue.jobs(scorer=PERSONAL_JOB)) >= 1
 
 
 # -- 7. store faults are their sentence on Rank ---------------------------------------------------------------

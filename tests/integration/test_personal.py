@@ -84,8 +84,8 @@ def test_the_command_ranks_the_base_and_its_top_k_and_keeps_no_rows(world, setti
             assert est["status"] == "ok", est
         assert 0 <= m["estimates"]["cv_probe"]["value"] <= 1 and m["estimates"]["cv_probe"]["diagnostics"]["folds"] == 5
     assert "combined rank" in done.stdout.lower() and "org/cand-1" in done.stdout
-    assert store.personal_row_sets() == 0  # the rows went with the job
-    (job,) = store.jobs(scorer="personal")
+    assert store.requests.personal_row_sets() == 0  # the rows went with the job
+    (job,) = store.queue.jobs(scorer="personal")
     assert job.status is JobStatus.DONE
     assert list((s.cache_dir / "personal-features").rglob("*.pt")) == []  # the features went with the rows
 
@@ -98,7 +98,7 @@ def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(
     for _ in range(2):
         request = submit(store, s, base_id=BASE, data=data, top_k=3)
         Worker(store, s, scorers=["personal"]).run(once=True)
-        results.append(store.personal(request.id).result)
+        results.append(store.requests.personal(request.id).result)
     first, second = ({m.repo_id: m for m in r.models} for r in results)
     assert first.keys() == second.keys() and len(first) == 4
     for repo, m in first.items():
@@ -106,13 +106,13 @@ def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(
         assert m.estimates["logme"].value == second[repo].estimates["logme"].value
         assert second[repo].feature_seconds < max(m.feature_seconds, 0.05)  # read from the cache
     cached = s.cache_dir / "personal-features" / data.data_hash
-    assert len(list(cached.glob("*.pt"))) == 4 and store.personal_row_sets() == 1
-    store.create_personal(base_id=BASE, data_hash="f" * 64, rows_json="{}", source="x", summary={}, top_k=0,
+    assert len(list(cached.glob("*.pt"))) == 4 and store.requests.personal_row_sets() == 1
+    store.requests.create_personal(base_id=BASE, data_hash="f" * 64, rows_json="{}", source="x", summary={}, top_k=0,
                           ttl_s=60, rows_max_s=60)  # any later write purges what is past its keep time
     with store._write() as conn:  # the minute is over
         conn.execute("UPDATE personal_rows SET keep_until = '2000-01-01T00:00:00+00:00' WHERE data_hash = ?",
                      (data.data_hash,))
-    store.purge_personal()
+    store.requests.purge_personal()
     from service.personal import drop_unkept_features
 
     assert drop_unkept_features(store, s.cache_dir) == 1 and not cached.exists()
@@ -131,11 +131,11 @@ def test_a_candidate_that_cannot_be_read_is_said_and_the_others_are_ranked(world
         return broken if ref.repo_id == "org/cand-0" else hub.snapshot(ref)
 
     Worker(store, s, scorers=["personal"], snapshot=snapshot).run(once=True)
-    result = store.personal(request.id).result
+    result = store.requests.personal(request.id).result
     bad = next(m for m in result.models if m.repo_id == "org/cand-0")
     assert "no safetensors" in bad.error and bad.combined_rank is None and result.models[-1] is bad
     assert sorted(m.combined_rank for m in result.models if m is not bad) == [1, 2, 3]
-    assert len(store.personal(request.id).progress) == 4
+    assert len(store.requests.personal(request.id).progress) == 4
 
 
 def local_copies(tmp_path_factory, folder: Path, names: dict[str, str]) -> dict[str, Path]:
@@ -187,7 +187,7 @@ def test_with_no_hub_the_models_not_cached_are_said_before_queueing_and_listed_a
         assert item["path"] is None or Path(item["path"]).parent == offline.models_dir.resolve()
     report = Worker(store, offline, scorers=["personal"]).run(once=True)
     assert report.done == 1
-    result = store.personal(request.id).result
+    result = store.requests.personal(request.id).result
     models = {m.repo_id: m for m in result.models}
     assert sorted(models) == sorted([BASE, "./first", "./second", "ghost/not-cached"])
     for name in (BASE, "ghost/not-cached"):
@@ -205,11 +205,11 @@ def test_a_request_that_leaves_fewer_than_two_models_is_refused_before_queueing_
     data = read_upload(user_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
     with pytest.raises(PersonalError, match=r"Only 1 of the 2 models can be fetched now .*tiny/bert-base: not in"):
         submit(store, offline, base_id=BASE, data=data, models="./first")
-    assert store.jobs(scorer="personal") == []
+    assert store.queue.jobs(scorer="personal") == []
     request = submit(store, offline, base_id=BASE, data=data, models="./first,./second")
     (mine["second"] / "config.json").write_text('{"model_type": "no-such-architecture"}')  # broken after queueing
     Worker(store, offline, scorers=["personal"]).run(once=True)
-    failed = store.personal(request.id)
+    failed = store.requests.personal(request.id)
     assert failed.status is JobStatus.FAILED and failed.result is None
     assert failed.error == ("Only 1 of the 3 models could be scored, and a ranking needs two; each model's reason "
                             "is listed with it.")

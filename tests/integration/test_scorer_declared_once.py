@@ -46,7 +46,7 @@ def scored(registered, tmp_path):
         dirs[repo_id] = tmp_path / "models" / repo_id
         dirs[repo_id].mkdir(parents=True)
         (dirs[repo_id] / "config.json").write_text(json.dumps({"model_type": "bert", "num_hidden_layers": layers}))
-        store.enqueue(repo_id, sha_of("base") if repo_id == BASE else sha_of(repo_id), [SPEC.name], BASE)
+        store.queue.enqueue(repo_id, sha_of("base") if repo_id == BASE else sha_of(repo_id), [SPEC.name], BASE)
     worker = Worker(store, Settings(db_path=tmp_path / "lb.db"), scorers=[SPEC.name],
                     snapshot=lambda ref: dirs[ref.repo_id])
     report = worker.run(once=True, poll_s=0.01)

@@ -41,12 +41,12 @@ def test_crawl_submit_work_then_the_leaderboard_shows_free_energy(tmp_path, tmp_
         assert "not a Hub model id" in capsys.readouterr().err
         assert data_main(["jobs", "--status", "pending", "--db", str(db)]) == 0
         listed = capsys.readouterr().out.splitlines()
-        assert len(listed) == len(Store(db).jobs(JobStatus.PENDING)) > 0
+        assert len(listed) == len(Store(db).queue.jobs(JobStatus.PENDING)) > 0
         assert scoring_main(["work", "--once", "--scorers", "free_energy", "--local-root", str(data), "--quiet",
                              *common]) == 0
         assert "done, 0 failed" in capsys.readouterr().out
     store = Store(db)
-    assert {j.status for j in store.jobs(scorer="free_energy")} == {JobStatus.DONE}
+    assert {j.status for j in store.queue.jobs(scorer="free_energy")} == {JobStatus.DONE}
     rows = load_leaderboard(store, BASE).to_frame().set_index("repo_id")
     for repo in (BASE, "org/cand"):  # shown: a value when the estimate passed its gate, else "unconverged"
         fe = store.scores(repo_id=repo, scorer="free_energy")

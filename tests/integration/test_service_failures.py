@@ -71,7 +71,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(tmp_path, rescuer_finishes)
     db, gate = tmp_path / "q.db", tmp_path / "gate"
     gate.mkdir()
     store = seed_noop_jobs(db, 1)
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.helpers.faulty_scorers", str(db), str(gate), "--lease", "1.0",
          "--name", "stalled"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
@@ -79,16 +79,16 @@ def test_a_worker_that_lost_its_lease_writes_nothing(tmp_path, rescuer_finishes)
     try:
         wait_for(lambda: (gate / "started").exists() or proc.poll() is not None, "the scorer to start")
         assert proc.poll() is None, proc.communicate()
-        assert store.get_job(job.id).worker == "stalled"
+        assert store.queue.get_job(job.id).worker == "stalled"
         stop_between_writes(proc, db)
 
         deadline = time.monotonic() + 60  # only keeps a broken run from hanging
-        while (rescued := store.claim_job("rescuer", lease_s=600.0)) is None:  # until the lease has expired
+        while (rescued := store.queue.claim_job("rescuer", lease_s=600.0)) is None:  # until the lease has expired
             assert time.monotonic() < deadline, "the stalled worker's lease never expired"
             time.sleep(0.02)
         assert (rescued.id, rescued.attempts, rescued.worker) == (job.id, 2, "rescuer")
         if rescuer_finishes:
-            store.finish_job(job.id, [noop_score(rescued, "noop", RESCUER_VALUE)], worker="rescuer")
+            store.queue.finish_job(job.id, [noop_score(rescued, "noop", RESCUER_VALUE)], worker="rescuer")
         (gate / "go").touch()
     finally:
         proc.send_signal(signal.SIGCONT)
@@ -100,7 +100,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(tmp_path, rescuer_finishes)
     assert (report["done"], report["released"]) == (0, 0)
     [line] = report["lines"]
     assert ": lost in " in line and "not written" in line
-    final = store.get_job(job.id)
+    final = store.queue.get_job(job.id)
     assert final.worker == "rescuer" and final.attempts == 2
     values = [s.value for s in store.scores()]
     if rescuer_finishes:
@@ -136,7 +136,7 @@ def ray_store(ray_world, settings, tmp_path: Path) -> tuple:
     store.upsert_base(BaseModel(repo_id="org/base", sha=ray_world["base_sha"], aliases=("org/base",),
                                 signature=ArchSignature(model_type="bert", hidden_size=32, num_hidden_layers=2,
                                                         num_attention_heads=2, vocab_size=205)))
-    store.enqueue("org/m-0", ray_world["model_sha"], ["noop"], "org/base")
+    store.queue.enqueue("org/m-0", ray_world["model_sha"], ["noop"], "org/base")
     return s, store
 
 
@@ -154,21 +154,21 @@ def test_a_failed_or_lost_ray_task_counts_as_one_attempt(ray_world, settings, tm
     key = f"org/m-0@{ray_world['model_sha']}"
 
     first = driver.run(max_jobs=1)
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     assert (job.status, job.attempts) == (JobStatus.PENDING, 1), job
     assert error_text in job.error and job.worker is None
     assert (first.done, first.failed, first.retried) == (0, 0, 1)
     assert runs_per_job(log) == {key: 1}  # Ray did not run it again behind the store's back
 
     second = driver.run(max_jobs=1)
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     assert (job.status, job.attempts) == (JobStatus.FAILED, 2), job  # job_max_attempts=2
     assert error_text in job.error and (second.failed, second.retried) == (1, 0)
     assert runs_per_job(log) == {key: 2}
 
     third = driver.run(once=True)
     assert (third.done, third.failed, third.retried) == (0, 0, 0)
-    assert store.get_job(job.id).attempts == 2 and runs_per_job(log) == {key: 2} and store.scores() == []
+    assert store.queue.get_job(job.id).attempts == 2 and runs_per_job(log) == {key: 2} and store.scores() == []
 
 
 @pytest.mark.slow
@@ -179,6 +179,6 @@ def test_a_ray_task_s_scoring_error_fails_its_job_at_once(ray_world, settings, t
     log = tmp_path / "runs.log"
     driver = RayDriver(store, s, address="local", scorer_factory=RaisingFactory(ScoringError("no weights"), str(log)))
     report = driver.run(once=True)
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     assert (job.status, job.attempts) == (JobStatus.FAILED, 1) and job.error == "no weights"
     assert (report.failed, report.retried) == (1, 0) and sum(runs_per_job(log).values()) == 1

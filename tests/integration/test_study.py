@@ -40,7 +40,7 @@ def test_the_study_trains_serves_crawls_and_scores_every_candidate(finished):
     assert sorted(c.repo_id for c in candidates) == ["study/bert-base-cats", "study/bert-base-dogs"]
     assert all("dataset:" + c.repo_id.rsplit("-", 1)[1] in c.tags for c in candidates)
     assert report.trained == 2 and report.jobs_failed == 0
-    assert {j.status for j in store.jobs()} == {JobStatus.DONE}
+    assert {j.status for j in store.queue.jobs()} == {JobStatus.DONE}
     by_scorer = {}
     for s in store.scores():
         by_scorer.setdefault(s.scorer, set()).add(s.repo_id)
@@ -113,7 +113,7 @@ def test_a_lost_study_is_restored_from_its_snapshot_and_one_scorer_redone(finish
     report = run_study(cfg, out, world.base_dir, local_root=world.data_root, only="free_energy",
                        snapshot_path=tmp_path / "again.json")
     assert report.trained == 0 and report.jobs_done == 3 and report.jobs_failed == 0
-    assert {(j.repo_id, j.revision, j.scorer) for j in store.jobs()} == {(*k, "free_energy") for k in scored}
+    assert {(j.repo_id, j.revision, j.scorer) for j in store.queue.jobs()} == {(*k, "free_energy") for k in scored}
     assert {(c.repo_id, c.sha) for c in store.candidates(BASE)} == {(c.repo_id, c.sha) for c in snapshot.candidates}
     again = read_snapshot(tmp_path / "again.json")
     assert again.meta["checkpoints"] == snapshot.meta["checkpoints"]

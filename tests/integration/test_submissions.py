@@ -100,7 +100,7 @@ def store(tmp_path_factory, hub):
 
 
 def dump(store: Store) -> tuple:
-    return store.data_version(), store.candidates(), store.jobs(), store.scores()
+    return store.data_version(), store.candidates(), store.queue.jobs(), store.scores()
 
 
 URL = r"it is a URL; give only the id after huggingface\.co/"
@@ -231,7 +231,7 @@ def test_the_rate_limit_counts_new_models_per_submitter_per_rolling_hour(tmp_pat
         with pytest.raises(SubmissionRejected):
             submit(bad, None, client, store, settings, submitter="alice", now=T0)
     first = [send(i, "alice", timedelta(minutes=i)) for i in range(3)]
-    assert all(s.is_new for s in first) and len(store.jobs()) == 3 * len(settings.crawl_scorers)
+    assert all(s.is_new for s in first) and len(store.queue.jobs()) == 3 * len(settings.crawl_scorers)
 
     before = dump(store)
     hub.reset_requests()
@@ -244,7 +244,7 @@ def test_the_rate_limit_counts_new_models_per_submitter_per_rolling_hour(tmp_pat
     assert not again.is_new and again.jobs == first[0].jobs and dump(store) == before
 
     bob = send(3, "bob", timedelta(minutes=12))
-    assert bob.is_new and len(store.jobs()) == 4 * len(settings.crawl_scorers)
+    assert bob.is_new and len(store.queue.jobs()) == 4 * len(settings.crawl_scorers)
 
     late = send(4, "alice", timedelta(hours=1))  # the first submission (12:00) has left the window
     assert late.is_new
@@ -261,7 +261,7 @@ def test_a_submission_that_fails_to_be_stored_does_not_count(tmp_path, hub_setti
     def broken(*args, **kwargs):
         raise StoreError("disk full")
 
-    monkeypatch.setattr(store, "enqueue", broken)
+    monkeypatch.setattr(store.queue, "enqueue", broken)
     with pytest.raises(StoreError):
         submit("rl/model-0", None, client, store, settings, submitter="carol", now=T0)
     monkeypatch.undo()
@@ -300,7 +300,7 @@ def test_200_concurrent_submissions_of_one_model_queue_it_once(tmp_path, hub_set
     repo_id = "many-org0/model-000"
     results = _run_all([lambda: submit(repo_id, None, HubClient(hub_settings), store, hub_settings)] * MANY)
     assert not [r for r in results if isinstance(r, Exception)]
-    jobs = store.jobs()
+    jobs = store.queue.jobs()
     assert sorted(j.scorer for j in jobs) == sorted(hub_settings.crawl_scorers)
     assert {r.jobs for r in results} == {tuple(jobs)}
     assert sum(r.is_new for r in results) == 1
@@ -316,7 +316,7 @@ def test_200_concurrent_submissions_of_different_models_lose_none(tmp_path, hub_
                                 submitter=f"user-{i % 10}", now=T0) for i in range(MANY)]
     results = _run_all(calls)
     assert not [r for r in results if isinstance(r, Exception)] and all(r.is_new for r in results)
-    jobs = store.jobs()
+    jobs = store.queue.jobs()
     assert len(jobs) == MANY * len(settings.crawl_scorers) == len({(j.repo_id, j.scorer) for j in jobs})
     assert {j.id for r in results for j in r.jobs} == {j.id for j in jobs}
     assert {j.status for j in jobs} == {JobStatus.PENDING} and len(store.candidates()) == MANY
@@ -333,7 +333,7 @@ def test_concurrent_new_models_from_one_submitter_stop_exactly_at_the_limit(tmp_
     results = _run_all(calls)
     refused = [r for r in results if isinstance(r, SubmissionRejected)]
     assert len(refused) == 37 and all(r.reason.startswith("Rate limit: at most 3") for r in refused)
-    assert len(store.jobs()) == 3 * len(settings.crawl_scorers) and len(store.candidates()) == 3
+    assert len(store.queue.jobs()) == 3 * len(settings.crawl_scorers) and len(store.candidates()) == 3
 
 
 def test_refused_attempts_count_too_and_the_count_lives_in_the_store(tmp_path, hub, hub_settings):
@@ -352,7 +352,7 @@ def test_refused_attempts_count_too_and_the_count_lives_in_the_store(tmp_path, h
                                                  r"2025-01-01 13:00 UTC \(in 50 min\)\.$"):
         submit("rl/model-0", None, HubClient(settings), restarted, settings, submitter="eve",
                now=T0 + timedelta(minutes=10))
-    assert not hub.requests and restarted.jobs() == []
+    assert not hub.requests and restarted.queue.jobs() == []
     assert submit("rl/model-0", None, HubClient(settings), restarted, settings, submitter="eve",
                   now=T0 + timedelta(hours=1)).is_new  # the first attempt has left the window
     assert submit("rl/model-1", None, HubClient(settings), restarted, settings, submitter="frank",

@@ -63,17 +63,17 @@ def score_values(store: Store) -> dict:
 
 def test_worker_scores_every_queued_job_then_queues_stage_two(world, settings, tmp_path):
     s, store = crawled_store(world, settings, tmp_path / "a.db")
-    assert store.queue_stats().pending == 3 * len(SCORERS)
+    assert store.queue.queue_stats().pending == 3 * len(SCORERS)
     worker = Worker(store, s, scorers=SCORERS, scorer_factory=world["factory"])
     report = worker.run(once=True)
     assert (report.done, report.failed) == (6, 0), report.lines
-    assert all(j.status is JobStatus.DONE and j.attempts == 1 for j in store.jobs(scorer="free_energy"))
+    assert all(j.status is JobStatus.DONE and j.attempts == 1 for j in store.queue.jobs(scorer="free_energy"))
     fe = [x for x in store.scores(scorer="free_energy") if x.metric == "free_energy"]
     assert {x.repo_id for x in fe} == {BASE, "org/cand-0", "org/cand-1", "org/cand-2"}  # the base scored once, too
     # stage 2: the probes are done, so intertraining is queued for the top 2 by probe accuracy
     probes = {x.repo_id: x.value for x in store.scores(scorer="linear_probe")}
     top = sorted(probes, key=lambda r: (-probes[r], r))[:2]
-    assert sorted(j.repo_id for j in store.jobs(JobStatus.PENDING, scorer="intertraining")) == sorted(top)
+    assert sorted(j.repo_id for j in store.queue.jobs(JobStatus.PENDING, scorer="intertraining")) == sorted(top)
     assert len(report.lines) == 6 and all(": DONE in " in line for line in report.lines)
 
 
@@ -95,8 +95,8 @@ def test_ray_tasks_give_the_same_scores_as_the_in_process_worker(world, settings
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
-    assert {j.status for j in remote.jobs()} == {JobStatus.DONE, JobStatus.PENDING}  # stage 2 queued, not run
-    assert all(j.worker.startswith("ray-driver:") for j in remote.jobs(JobStatus.DONE))
+    assert {j.status for j in remote.queue.jobs()} == {JobStatus.DONE, JobStatus.PENDING}  # stage 2 queued, not run
+    assert all(j.worker.startswith("ray-driver:") for j in remote.queue.jobs(JobStatus.DONE))
 
 
 class _Raises:
@@ -117,7 +117,7 @@ def test_scorer_errors_fail_at_once_and_crashes_retry_until_max_attempts(setting
     worker = Worker(store, replace(settings, job_max_attempts=3), snapshot=dummy_snapshot,
                     scorer_factory=_Raises(error))
     report = worker.run(once=True)
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     shown = str(error) if isinstance(error, ScoringError) else "failed unexpectedly (RuntimeError)"
     assert job.status is final and job.attempts == attempts and shown in job.error
     assert report.failed == 1 and report.retried == attempts - 1
@@ -143,7 +143,7 @@ def test_the_stored_error_is_one_sentence_without_path_host_or_traceback(setting
                     scorer_factory=_Crashes(error))
     with caplog.at_level(logging.ERROR, logger="service.worker"):
         worker.run(once=True)
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     assert job.status is JobStatus.FAILED and job.error and "\n" not in job.error
     for secret in ("/", "Traceback", "secret", socket.gethostname(), worker.name, str(os.getpid())):
         assert secret not in job.error, secret
@@ -171,11 +171,11 @@ def test_a_failure_the_store_cannot_record_leaves_the_job_to_its_lease(settings,
     report = worker.run(once=True)  # returns: the worker does not crash
     assert report.failed == 1 and "left to its lease" in report.lines[0]
     store = Store(tmp_path / "q.db")
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     assert job.status is JobStatus.RUNNING and job.attempts == 1  # nothing recorded: its lease will tell
     time.sleep(0.4)
-    reclaimed = store.claim_job("w2", lease_s=60, max_attempts=max_attempts)  # any claim expires the lease
-    job = store.get_job(job.id)
+    reclaimed = store.queue.claim_job("w2", lease_s=60, max_attempts=max_attempts)  # any claim expires the lease
+    job = store.queue.get_job(job.id)
     assert job.status is after_lease
     if after_lease is JobStatus.RUNNING:
         assert reclaimed.id == job.id and job.attempts == 2 and job.worker == "w2"
@@ -187,14 +187,14 @@ def test_an_idle_worker_purges_personal_data_past_its_time(settings, tmp_path):
     from service.personal import FEATURES_DIR
 
     store = seed_noop_jobs(tmp_path / "q.db", 0)
-    store.create_personal(base_id=BASE_ID, data_hash="a" * 64, rows_json="{}", source="upload:x.csv", summary={},
-                          top_k=1, ttl_s=3600.0, rows_max_s=0.01)
+    store.requests.create_personal(base_id=BASE_ID, data_hash="a" * 64, rows_json="{}", source="upload:x.csv",
+                                   summary={}, top_k=1, ttl_s=3600.0, rows_max_s=0.01)
     orphan = settings.cache_dir / FEATURES_DIR / ("a" * 64)
     orphan.mkdir(parents=True)
     (orphan / "m.pt").write_bytes(b"features")
     time.sleep(0.02)
     Worker(store, settings, scorers=["noop"], snapshot=dummy_snapshot, scorer_factory=NoopFactory()).run(once=True)
-    assert store.personal_row_sets() == 0 and not orphan.exists()
+    assert store.requests.personal_row_sets() == 0 and not orphan.exists()
 
 
 # ---------------------------------------------------------------- real worker processes
@@ -225,18 +225,18 @@ def test_a_killed_worker_s_job_runs_again_after_its_lease_and_completes_exactly_
     store = seed_noop_jobs(tmp_path / "q.db", 3)
     log = tmp_path / "runs.log"
     victim = start_worker(tmp_path / "q.db", log, sleep=3.0, lease=1.5)
-    wait_for(lambda: store.queue_stats().running == 1)
-    [held] = store.jobs(JobStatus.RUNNING)
+    wait_for(lambda: store.queue.queue_stats().running == 1)
+    [held] = store.queue.jobs(JobStatus.RUNNING)
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    assert store.get_job(held.id).status is JobStatus.RUNNING and not store.scores()  # nothing partial written
+    assert store.queue.get_job(held.id).status is JobStatus.RUNNING and not store.scores()  # nothing partial written
     rescuer = start_worker(tmp_path / "q.db", log, sleep=0.2, lease=1.5, once=False)
     try:
-        wait_for(lambda: store.queue_stats().done == 3)
+        wait_for(lambda: store.queue.queue_stats().done == 3)
     finally:
         rescuer.send_signal(signal.SIGTERM)
         rescuer.wait(10)
-    assert store.get_job(held.id).attempts == 2
+    assert store.queue.get_job(held.id).attempts == 2
     assert set(runs_per_job(log).values()) == {1} and len(runs_per_job(log)) == 3  # each job ran to the end once
     assert len(store.scores()) == 3
 
@@ -249,7 +249,7 @@ def test_several_workers_on_one_store_do_every_job_exactly_once(tmp_path):
     assert all(w.returncode == 0 for w in workers), outputs
     counts = runs_per_job(log)
     assert len(counts) == 60 and set(counts.values()) == {1}
-    assert all(j.status is JobStatus.DONE and j.attempts == 1 for j in store.jobs())
+    assert all(j.status is JobStatus.DONE and j.attempts == 1 for j in store.queue.jobs())
     assert sum(int(o.splitlines()[-1].split()[1]) for o in outputs) == 60  # the workers' own counts add up
     pids = {line.split()[1] for line in log.read_text().splitlines()}
     assert len(pids) >= 2  # the work really was shared
@@ -259,13 +259,13 @@ def test_sigterm_releases_the_running_job_untouched(tmp_path):
     store = seed_noop_jobs(tmp_path / "q.db", 1)
     log = tmp_path / "runs.log"
     worker = start_worker(tmp_path / "q.db", log, sleep=30.0)
-    wait_for(lambda: store.queue_stats().running == 1)
+    wait_for(lambda: store.queue.queue_stats().running == 1)
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     out = worker.communicate(timeout=20)[0]
     assert worker.returncode == 0 and time.monotonic() - started < 10, out
     assert "released 1" in out
-    [job] = store.jobs()
+    [job] = store.queue.jobs()
     assert job.status is JobStatus.PENDING and job.attempts == 0 and not log.exists()
 
 

@@ -64,7 +64,7 @@ def by_key(scores) -> list[Score]:
 
 
 def dump(store: Store) -> tuple:
-    return store.bases(), store.candidates(), by_key(store.scores()), store.jobs(), store.data_version()
+    return store.bases(), store.candidates(), by_key(store.scores()), store.queue.jobs(), store.data_version()
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_store_to_file_to_fresh_store_gives_equal_records(source, snapshot_path,
     assert (report.bases_added, report.candidates_added, report.scores_added) == (
         1, len(source.candidates(BASE)), len(snapshot_scores(source)))
     assert (report.bases_skipped, report.candidates_skipped, report.scores_skipped) == (0, 0, 0)
-    assert fresh.jobs() == []  # seeding creates no scoring jobs
+    assert fresh.queue.jobs() == []  # seeding creates no scoring jobs
 
 
 def test_read_snapshot_gives_back_the_records_as_stored(source, snapshot_path):
@@ -149,7 +149,7 @@ def test_the_stores_own_data_takes_precedence(source, snapshot_path, tmp_path):
     assert (report.bases_added, report.bases_skipped) == (0, 1)
     assert (report.candidates_added, report.candidates_skipped) == (len(source.candidates(BASE)) - 1, 1)
     assert (report.scores_added, report.scores_skipped) == (len(snapshot_scores(source)) - 1, 1)
-    assert own.jobs() == []
+    assert own.queue.jobs() == []
 
 
 def test_seeding_twice_adds_nothing_the_second_time(snapshot_path, tmp_path):

@@ -73,7 +73,7 @@ def test_new_candidate_gets_jobs_and_update_supersedes_them(store):
     assert store.save_candidates([c2], SCORERS) == 2
     [stored] = store.candidates(BASE_ID)
     assert stored.sha == c2.sha and stored.first_seen == first_seen and stored.downloads == 1
-    by_rev = {(j.revision, j.scorer): j.status for j in store.jobs()}
+    by_rev = {(j.revision, j.scorer): j.status for j in store.queue.jobs()}
     assert by_rev == {
         (c.sha, "linear_probe"): JobStatus.CANCELLED, (c.sha, "free_energy"): JobStatus.CANCELLED,
         (c2.sha, "linear_probe"): JobStatus.PENDING, (c2.sha, "free_energy"): JobStatus.PENDING,
@@ -85,7 +85,7 @@ def test_skipped_candidates_get_no_jobs(store):
     assert store.save_candidates([c], SCORERS) == 0
     [stored] = store.candidates(BASE_ID, status=CandidateStatus.SKIPPED)
     assert stored.skip_reason is SkipReason.GATED
-    assert store.jobs() == []
+    assert store.queue.jobs() == []
     assert store.known_verdicts(BASE_ID) == {"a/gated": (c.sha, "gated")}
 
 
@@ -94,7 +94,7 @@ def test_failed_batch_writes_nothing(store):
     bad = replace(make_candidate("a/bad"), base_id="not/a-base")  # violates the foreign key
     with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
         store.save_candidates([good, bad], SCORERS)
-    assert store.candidates() == [] and store.jobs() == []
+    assert store.candidates() == [] and store.queue.jobs() == []
 
 
 def test_refresh_listing_metadata_touches_only_counts(store):
@@ -108,28 +108,28 @@ def test_refresh_listing_metadata_touches_only_counts(store):
 
 def test_enqueue_is_idempotent_and_claim_is_exclusive(store):
     rev = sha_of("x")
-    jobs = store.enqueue("a/x", rev, ["free_energy"])
-    again = store.enqueue("a/x", rev, ["free_energy"])
+    jobs = store.queue.enqueue("a/x", rev, ["free_energy"])
+    again = store.queue.enqueue("a/x", rev, ["free_energy"])
     assert [j.id for j in jobs] == [j.id for j in again]
-    job = store.claim_job("w1")
+    job = store.queue.claim_job("w1")
     assert job.status is JobStatus.RUNNING and job.attempts == 1 and job.worker == "w1"
-    assert store.claim_job("w2") is None
+    assert store.queue.claim_job("w2") is None
     score = Score(repo_id="a/x", revision=rev, scorer="free_energy", metric="free_energy", value=1.5,
                   config_hash="abc", extra={"chains": [1, 2]})
-    store.finish_job(job.id, [score])
-    [done] = store.jobs(JobStatus.DONE)
+    store.queue.finish_job(job.id, [score])
+    [done] = store.queue.jobs(JobStatus.DONE)
     assert done.id == job.id and done.finished_at is not None
     [stored] = store.scores(repo_id="a/x")
     assert stored.value == 1.5 and stored.extra == {"chains": [1, 2]} and stored.source == "project"
     with pytest.raises(StoreError, match="not RUNNING"):
-        store.finish_job(job.id, [score])
+        store.queue.finish_job(job.id, [score])
 
 
 def test_fail_job_keeps_the_error(store):
-    store.enqueue("a/x", sha_of("x"), ["free_energy"])
-    job = store.claim_job("w")
-    store.fail_job(job.id, "CUDA out of memory at target sst2 step 12")
-    [failed] = store.jobs(JobStatus.FAILED)
+    store.queue.enqueue("a/x", sha_of("x"), ["free_energy"])
+    job = store.queue.claim_job("w")
+    store.queue.fail_job(job.id, "CUDA out of memory at target sst2 step 12")
+    [failed] = store.queue.jobs(JobStatus.FAILED)
     assert failed.error == "CUDA out of memory at target sst2 step 12"
 
 
@@ -147,17 +147,17 @@ def test_concurrent_processes_lose_nothing(store):
         p.start()
     while any(p.is_alive() for p in writers):  # the app reads meanwhile
         store.candidates()
-        store.jobs()
+        store.queue.jobs()
     assert all(p.exitcode == 0 for p in writers)
     candidates = store.candidates(BASE_ID)
     assert len(candidates) == 400 and len({c.repo_id for c in candidates}) == 400
-    assert len(store.jobs(JobStatus.PENDING)) == 800
+    assert len(store.queue.jobs(JobStatus.PENDING)) == 800
 
     with ctx.Pool(4) as pool:
         claimed = pool.map(store_procs.claim_until_empty, [str(store.db_path)] * 4)
     all_claimed = [job_id for ids in claimed for job_id in ids]
     assert len(all_claimed) == len(set(all_claimed)) == 800
-    assert len(store.jobs(JobStatus.DONE)) == 800
+    assert len(store.queue.jobs(JobStatus.DONE)) == 800
     assert len(store.scores()) == 800
     assert store.integrity_check() == "ok"
 
@@ -174,14 +174,14 @@ def test_kill_9_mid_write_leaves_whole_batches(store):
     p.join()
     candidates = store.candidates(BASE_ID)
     assert len(candidates) >= 70 and len(candidates) % 7 == 0
-    assert len(store.jobs()) == 2 * len(candidates)
+    assert len(store.queue.jobs()) == 2 * len(candidates)
     assert store.integrity_check() == "ok"
 
 
 def test_data_version_changes_with_every_write_and_only_then(store):
     v0 = store.data_version()
     store.candidates()
-    store.jobs()
+    store.queue.jobs()
     assert store.data_version() == v0
     store.save_candidates([make_candidate("a/v")], SCORERS)
     v1 = store.data_version()

@@ -30,12 +30,13 @@ def store(tmp_path):
 
 
 def create(store, data_hash=HASH_A, *, ttl_s=3600.0, rows_max_s=3600.0):
-    return store.create_personal(base_id="b/base", data_hash=data_hash, rows_json='{"rows": 1}', source="upload:x.csv",
-                                 summary={"rows": 1}, top_k=2, ttl_s=ttl_s, rows_max_s=rows_max_s)
+    return store.requests.create_personal(base_id="b/base", data_hash=data_hash, rows_json='{"rows": 1}',
+                                          source="upload:x.csv", summary={"rows": 1}, top_k=2, ttl_s=ttl_s,
+                                          rows_max_s=rows_max_s)
 
 
 def claim(store):
-    job = store.claim_job("w1", [PERSONAL_JOB])
+    job = store.queue.claim_job("w1", [PERSONAL_JOB])
     assert job is not None
     return job
 
@@ -43,97 +44,98 @@ def claim(store):
 def test_a_request_has_a_pending_job_and_its_rows_until_the_ranking_is_written(store):
     request = create(store)
     assert request.status is JobStatus.PENDING and len(request.id) == 32 and request.result is None
-    (job,) = store.jobs(scorer=PERSONAL_JOB)
+    (job,) = store.queue.jobs(scorer=PERSONAL_JOB)
     assert job.id == request.job_id and request.id not in job.revision  # the public list never shows the token
-    assert store.personal_rows(HASH_A) == '{"rows": 1}' and store.personal_row_sets() == 1
+    assert store.requests.personal_rows(HASH_A) == '{"rows": 1}' and store.requests.personal_row_sets() == 1
     claimed = claim(store)
-    store.set_personal_progress(request.id, [{"repo_id": "b/base"}])
+    store.requests.set_personal_progress(request.id, [{"repo_id": "b/base"}])
     with pytest.raises(StoreError, match="not RUNNING for w2"):
-        store.finish_personal(claimed.id, "w2", ranking())
-    assert store.personal(request.id).result is None and store.personal_row_sets() == 1  # nothing written
-    store.finish_personal(claimed.id, "w1", ranking("a/one"))
-    done = store.personal(request.id)
+        store.requests.finish_personal(claimed.id, "w2", ranking())
+    nothing_written = store.requests.personal(request.id).result is None
+    assert nothing_written and store.requests.personal_row_sets() == 1
+    store.requests.finish_personal(claimed.id, "w1", ranking("a/one"))
+    done = store.requests.personal(request.id)
     assert done.status is JobStatus.DONE and done.result == ranking("a/one")  # the typed record, read back whole
     assert done.progress == ({"repo_id": "b/base"},)
-    assert store.personal_rows(HASH_A) is None and store.personal_row_sets() == 0
+    assert store.requests.personal_rows(HASH_A) is None and store.requests.personal_row_sets() == 0
 
 
 def test_rows_shared_by_two_requests_stay_until_both_jobs_end(store):
     first, second = create(store), create(store)
-    assert first.id != second.id and store.personal_row_sets() == 1
-    store.finish_personal(claim(store).id, "w1", ranking())
-    assert store.personal_rows(HASH_A) is not None  # the second still needs them
+    assert first.id != second.id and store.requests.personal_row_sets() == 1
+    store.requests.finish_personal(claim(store).id, "w1", ranking())
+    assert store.requests.personal_rows(HASH_A) is not None  # the second still needs them
     job = claim(store)
-    store.fail_job(job.id, "boom", worker="w1")
-    store.release_personal_rows(job.id)
-    assert store.personal_row_sets() == 0
+    store.queue.fail_job(job.id, "boom", worker="w1")
+    store.requests.release_personal_rows(job.id)
+    assert store.requests.personal_row_sets() == 0
 
 
 def test_a_keep_setting_keeps_the_rows_for_that_long_after_the_job(store):
     create(store)
-    store.finish_personal(claim(store).id, "w1", ranking(), keep_rows_s=0.3)
-    assert store.personal_rows(HASH_A) is not None
+    store.requests.finish_personal(claim(store).id, "w1", ranking(), keep_rows_s=0.3)
+    assert store.requests.personal_rows(HASH_A) is not None
     time.sleep(0.35)
-    store.purge_personal()
-    assert store.personal_row_sets() == 0
+    store.requests.purge_personal()
+    assert store.requests.personal_row_sets() == 0
 
 
 def test_rows_of_a_job_that_never_ends_go_at_their_cap_and_a_request_goes_at_its_expiry(store):
     kept = create(store, HASH_B)
     request = create(store, ttl_s=0.2, rows_max_s=0.2)
     time.sleep(0.25)
-    assert store.personal(request.id) is None and store.personal_rows(HASH_A) is None
-    store.purge_personal()
-    assert [j.id for j in store.jobs(scorer=PERSONAL_JOB)] == [kept.job_id]  # the expired request's job is gone
-    assert store.personal_row_sets() == 1 and store.personal(kept.id) is not None
+    assert store.requests.personal(request.id) is None and store.requests.personal_rows(HASH_A) is None
+    store.requests.purge_personal()
+    assert [j.id for j in store.queue.jobs(scorer=PERSONAL_JOB)] == [kept.job_id]  # the expired request's job is gone
+    assert store.requests.personal_row_sets() == 1 and store.requests.personal(kept.id) is not None
 
 
 def test_an_unknown_token_finds_nothing(store):
     create(store)
-    assert store.personal("0" * 32) is None and store.personal("' OR 1=1 --") is None
+    assert store.requests.personal("0" * 32) is None and store.requests.personal("' OR 1=1 --") is None
 
 
 def test_a_claim_can_leave_personal_jobs_to_others(store):
     create(store)
-    store.enqueue("m/x", "c" * 40, ["noop"], "b/base")
-    claimed = store.claim_job("ray-driver", exclude=[PERSONAL_JOB])
-    assert claimed.scorer == "noop" and store.claim_job("ray-driver", exclude=[PERSONAL_JOB]) is None
-    assert store.claim_job("worker").scorer == PERSONAL_JOB  # a plain worker takes it
+    store.queue.enqueue("m/x", "c" * 40, ["noop"], "b/base")
+    claimed = store.queue.claim_job("ray-driver", exclude=[PERSONAL_JOB])
+    assert claimed.scorer == "noop" and store.queue.claim_job("ray-driver", exclude=[PERSONAL_JOB]) is None
+    assert store.queue.claim_job("worker").scorer == PERSONAL_JOB  # a plain worker takes it
 
 
 def test_a_personal_job_failed_by_its_lease_releases_its_rows_in_that_transaction(store):
     request = create(store)
-    store.claim_job("dead-worker", [PERSONAL_JOB], lease_s=0.05, max_attempts=1)
+    store.queue.claim_job("dead-worker", [PERSONAL_JOB], lease_s=0.05, max_attempts=1)
     time.sleep(0.1)
-    assert store.claim_job("w2", ["noop"], max_attempts=1) is None  # any claim expires the lease
-    failed = store.personal(request.id)
+    assert store.queue.claim_job("w2", ["noop"], max_attempts=1) is None  # any claim expires the lease
+    failed = store.requests.personal(request.id)
     assert failed.status is JobStatus.FAILED and "lease expired" in failed.error and "dead-worker" not in failed.error
-    assert store.personal_row_sets() == 0 and store.personal_data_hashes() == set()
+    assert store.requests.personal_row_sets() == 0 and store.requests.personal_data_hashes() == set()
 
 
 def test_a_personal_job_back_to_pending_by_its_lease_keeps_its_rows(store):
     request = create(store)
-    store.claim_job("dead-worker", [PERSONAL_JOB], lease_s=0.05, max_attempts=2)
+    store.queue.claim_job("dead-worker", [PERSONAL_JOB], lease_s=0.05, max_attempts=2)
     time.sleep(0.1)
-    again = store.claim_job("w2", [PERSONAL_JOB], max_attempts=2)
+    again = store.queue.claim_job("w2", [PERSONAL_JOB], max_attempts=2)
     assert again.id == request.job_id and again.attempts == 2
-    assert store.personal_data_hashes() == {HASH_A}
+    assert store.requests.personal_data_hashes() == {HASH_A}
 
 
 def test_the_public_job_list_and_counts_leave_personal_jobs_out(store):
     create(store)
-    store.enqueue("m/x", "c" * 40, ["noop"], "b/base")
-    assert [j.scorer for j in store.public_jobs()] == ["noop"]
-    assert store.queue_stats().pending == 1
-    assert {j.scorer for j in store.jobs()} == {"noop", PERSONAL_JOB}  # the queue itself holds both
-    assert store.claim_job("w1", [PERSONAL_JOB]).scorer == PERSONAL_JOB
+    store.queue.enqueue("m/x", "c" * 40, ["noop"], "b/base")
+    assert [j.scorer for j in store.queue.public_jobs()] == ["noop"]
+    assert store.queue.queue_stats().pending == 1
+    assert {j.scorer for j in store.queue.jobs()} == {"noop", PERSONAL_JOB}  # the queue itself holds both
+    assert store.queue.claim_job("w1", [PERSONAL_JOB]).scorer == PERSONAL_JOB
 
 
 def test_the_public_job_list_is_newest_first_and_limited(store):
     for i in range(5):
-        store.enqueue(f"m/x{i}", "c" * 40, ["noop"], "b/base")
+        store.queue.enqueue(f"m/x{i}", "c" * 40, ["noop"], "b/base")
     create(store)
-    assert [j.repo_id for j in store.public_jobs(limit=3)] == ["m/x4", "m/x3", "m/x2"]
+    assert [j.repo_id for j in store.queue.public_jobs(limit=3)] == ["m/x4", "m/x3", "m/x2"]
 
 
 class _InsecureStore(Store):
@@ -150,11 +152,12 @@ def test_deleted_rows_leave_no_trace_in_the_file(tmp_path, store_class, wiped):
     short = '{"texts": ["' + marker + '"]}'
     long = '{"texts": ["' + " ".join([marker] * 200) + '"]}'  # over a page: overflow pages are wiped too
     for data_hash, rows in ((HASH_A, short), (HASH_B, long)):
-        request = store.create_personal(base_id="b/base", data_hash=data_hash, rows_json=rows, source="upload:x.csv",
-                                        summary={}, top_k=2, ttl_s=3600.0, rows_max_s=3600.0)
-        store.finish_personal(store.claim_job("w1", [PERSONAL_JOB]).id, "w1", ranking())
-        assert store.personal(request.id).status is JobStatus.DONE
-    assert store.personal_row_sets() == 0
+        request = store.requests.create_personal(base_id="b/base", data_hash=data_hash, rows_json=rows,
+                                                 source="upload:x.csv", summary={}, top_k=2, ttl_s=3600.0,
+                                                 rows_max_s=3600.0)
+        store.requests.finish_personal(store.queue.claim_job("w1", [PERSONAL_JOB]).id, "w1", ranking())
+        assert store.requests.personal(request.id).status is JobStatus.DONE
+    assert store.requests.personal_row_sets() == 0
     with store._connect() as conn:
         assert conn.execute("PRAGMA secure_delete").fetchone()[0] == int(wiped)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -177,10 +180,10 @@ def test_truncate_wal_empties_the_wal_without_waiting(store):
 
 def test_a_stored_ranking_this_app_cannot_read_shows_no_table_and_says_why(store):
     request = create(store)
-    store.finish_personal(claim(store).id, "w1", ranking("a/one"))
+    store.requests.finish_personal(claim(store).id, "w1", ranking("a/one"))
     with store._connect() as conn:
         conn.execute("UPDATE personal_requests SET result = ? WHERE id = ?",
                      ('{"version": 99, "models": []}', request.id))
         conn.commit()
-    shown = store.personal(request.id)
+    shown = store.requests.personal(request.id)
     assert shown.result is None and shown.error.startswith("This ranking was stored in a layout")

@@ -72,7 +72,7 @@ def test_a_damaged_cache_file_is_deleted_and_rebuilt(model_dir, data, tmp_path, 
 
 
 def create(store, data_hash, *, rows_max_s=3600.0):
-    return store.create_personal(base_id="b/base", data_hash=data_hash, rows_json="{}", source="upload:x.csv",
+    return store.requests.create_personal(base_id="b/base", data_hash=data_hash, rows_json="{}", source="upload:x.csv",
                                  summary={}, top_k=2, ttl_s=3600.0, rows_max_s=rows_max_s)
 
 
@@ -91,11 +91,11 @@ def test_the_purge_deletes_rows_and_features_no_job_needs_and_keeps_the_rest(tmp
     create(store, capped, rows_max_s=0.01)
     time.sleep(0.02)  # capped's rows are past their cap: their job never ended
     folders = {h: feature_folder(cache, h) for h in (kept, done, capped, "d" * 64)}  # d: rows long gone
-    job = store.claim_job("w1", [PERSONAL_JOB])
+    job = store.queue.claim_job("w1", [PERSONAL_JOB])
     with store._write() as conn:  # the job of ``done`` ends without its purge (as a crash after the write would)
         conn.execute("UPDATE jobs SET status = 'DONE' WHERE id = ?", (job.id,))
         conn.execute("UPDATE personal_rows SET keep_until = '2000-01-01T00:00:00+00:00' WHERE data_hash = ?", (done,))
     assert purge_personal_data(store, cache) == 2 + 3  # rows of done and capped; folders of done, capped, d
-    assert store.personal_data_hashes() == {kept} and store.personal_row_sets() == 1
+    assert store.requests.personal_data_hashes() == {kept} and store.requests.personal_row_sets() == 1
     assert [h for h, f in folders.items() if f.exists()] == [kept]
     assert purge_personal_data(store, cache) == 0  # nothing more is due

@@ -75,7 +75,7 @@ def test_the_stores_own_data_wins_and_no_jobs_are_created(snapshot_path, tmp_pat
     [seed] = seed_bundles(store, study_only(store, snapshot_path))
     assert seed.added[2] == seed.total[2] - 1
     assert [s.value for s in store.scores(repo_id=TIMED.repo_id) if s.metric == TIMED.metric] == [999.0]
-    assert store.jobs() == []
+    assert store.queue.jobs() == []
 
 
 def test_off_missing_and_bad_bundles_are_logged_and_leave_the_store_alone(snapshot_path, tmp_path, caplog):
@@ -144,7 +144,7 @@ def test_app_main_seeds_its_store_before_serving(snapshot_path, tmp_path, monkey
     assert app.main(argv) == 0
     store, settings = served[-1]
     assert settings.snapshot_path == snapshot_path and settings.published_path is None
-    assert len(store.candidates()) == 6 and store.jobs() == []
+    assert len(store.candidates()) == 6 and store.queue.jobs() == []
 
     assert app.main(["--db", str(tmp_path / "b.db"), "--snapshot", "none", "--published", "none"]) == 0
     assert served[-1][1].snapshot_path is None and served[-1][0].bases() == [] and served[-1][0].scores() == []

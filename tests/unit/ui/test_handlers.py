@@ -191,10 +191,10 @@ def test_submit_accepts_queues_once_and_reports_position(handlers, hub):
     ],
 )
 def test_submit_rejects_with_a_specific_reason_and_stores_nothing(handlers, repo_id, revision, reason):
-    before = (handlers.store.jobs(), handlers.store.candidates())
+    before = (handlers.store.queue.jobs(), handlers.store.candidates())
     with pytest.raises(SubmissionRejected, match=reason):
         handlers.submit(repo_id, revision)
-    assert (handlers.store.jobs(), handlers.store.candidates()) == before
+    assert (handlers.store.queue.jobs(), handlers.store.candidates()) == before
 
 
 def test_submit_says_plainly_when_the_hub_is_down(handlers):

@@ -9,10 +9,11 @@ from ui.handlers import AppHandlers
 
 def test_the_jobs_view_and_its_counts_leave_personal_rankings_out(tmp_path, settings):
     store = Store(tmp_path / "lb.db")
-    store.enqueue("m/x", "c" * 40, ["linear_probe", "free_energy"], "b/base")
-    request = store.create_personal(base_id="b/base", data_hash="a" * 64, rows_json="{}", source="upload:x.csv",
-                                    summary={}, top_k=2, ttl_s=3600.0, rows_max_s=3600.0)
-    store.claim_job("w1", [PERSONAL_JOB])
+    store.queue.enqueue("m/x", "c" * 40, ["linear_probe", "free_energy"], "b/base")
+    request = store.requests.create_personal(base_id="b/base", data_hash="a" * 64, rows_json="{}",
+                                             source="upload:x.csv", summary={}, top_k=2, ttl_s=3600.0,
+                                             rows_max_s=3600.0)
+    store.queue.claim_job("w1", [PERSONAL_JOB])
     handlers = AppHandlers(store, settings)
     jobs = handlers.jobs()
     assert list(jobs["scorer"]) == ["free_energy", "linear_probe"]  # newest first, no personal job

@@ -71,7 +71,7 @@ def form(path: Path | None, **values) -> PersonalForm:
 
 
 def personal_jobs(store) -> list:
-    return store.jobs(scorer=PERSONAL_JOB)
+    return store.queue.jobs(scorer=PERSONAL_JOB)
 
 
 def entry(repo_id: str, role: str, rank, gain, probe, *, error: str = "", logme_status: str = "ok") -> RankedModel:
@@ -140,7 +140,7 @@ def test_a_refusal_gives_its_sentence_and_queues_nothing(handlers, store, tmp_pa
         handlers.rank(form(path, **change))
     assert sentence in refused.value.reason
     assert refused.value.reason.endswith(".") and "\n" not in refused.value.reason  # one sentence
-    assert personal_jobs(store) == [] and store.personal_row_sets() == 0
+    assert personal_jobs(store) == [] and store.requests.personal_row_sets() == 0
 
 
 def test_the_size_and_row_limits_of_the_settings_hold(store, settings, tmp_path):
@@ -151,14 +151,14 @@ def test_the_size_and_row_limits_of_the_settings_hold(store, settings, tmp_path)
     few = PersonalHandlers(store, replace(settings, personal_max_rows=10), uploads=tmp_path)
     with pytest.raises(PersonalRefused, match="has more than 10 rows; the limit is 10"):
         few.rank(form(path))
-    assert personal_jobs(store) == [] and store.personal_row_sets() == 0
+    assert personal_jobs(store) == [] and store.requests.personal_row_sets() == 0
 
 
 def test_a_good_file_queues_one_job_and_links_to_its_token(handlers, store, tmp_path):
     request = handlers.rank(form(reviews(tmp_path / "mine.csv"), top_k="1"))
     (job,) = personal_jobs(store)
     assert job.id == request.job_id and job.status is JobStatus.PENDING and request.top_k == 1
-    assert store.personal_row_sets() == 1 and request.source == "upload:mine.csv"
+    assert store.requests.personal_row_sets() == 1 and request.source == "upload:mine.csv"
     state = handlers.state(request.id)
     assert state.share == f"**Link to this ranking:** [`?personal={request.id}`](?personal={request.id})"
     assert state.is_open and state.table is None and state.csv_path is None
@@ -172,30 +172,30 @@ def test_the_status_follows_the_job_queued_scoring_done_and_failed(handlers, sto
     alone = handlers.state(request.id).status  # no worker has polled this store
     assert alone.startswith("**Queued**, but no scoring worker is running: start one beside the app with "
                             "`python -m scoring work`")
-    store.mark_worker_alive()
+    store.queue.mark_worker_alive()
     queued = handlers.state(request.id).status
     assert queued.startswith("**Queued**: waiting for a scoring worker. 0 of 3 models scored.")  # base + top 2
     assert "Base **org/base** and its top 2 candidates, on 6 rows from the file mine\\.csv" in queued
     assert "2 classes (neg: 3, pos: 3)" in queued
 
-    job = store.claim_job("w1", [PERSONAL_JOB])
-    store.set_personal_progress(request.id, [{"repo_id": BASE, "role": "base", "seconds": 1.25, "error": ""},
+    job = store.queue.claim_job("w1", [PERSONAL_JOB])
+    store.requests.set_personal_progress(request.id, [{"repo_id": BASE, "role": "base", "seconds": 1.25, "error": ""},
                                              {"repo_id": "alice/strong", "role": "candidate", "seconds": 0.0,
                                               "error": "no safetensors weights"}])
     running = handlers.state(request.id)
     assert running.is_open and running.status.startswith(
         "**Scoring**: 2 of 3 models scored: org/base (1.2 s), alice/strong (failed: no safetensors weights)")
 
-    store.finish_personal(job.id, "w1", finished_result(request))
+    store.requests.finish_personal(job.id, "w1", finished_result(request))
     done = handlers.state(request.id)
     assert not done.is_open and done.status.startswith("**Done**: 2 of 3 models scored")
     assert list(done.table["model"])[0] == "[alice/strong](https://huggingface.co/alice/strong)"
     assert done.rule.startswith(escaped(COMBINED_RULE))
-    assert store.personal_row_sets() == 0
+    assert store.requests.personal_row_sets() == 0
 
     failing = handlers.rank(form(reviews(tmp_path / "again.csv", n=8)))
-    job = store.claim_job("w1", [PERSONAL_JOB])
-    store.fail_job(job.id, "the base's snapshot could not be fetched: <b>timeout</b>", worker="w1")
+    job = store.queue.claim_job("w1", [PERSONAL_JOB])
+    store.queue.fail_job(job.id, "the base's snapshot could not be fetched: <b>timeout</b>", worker="w1")
     failed = handlers.state(failing.id)
     assert not failed.is_open and failed.table is None
     assert failed.status.startswith("**Failed**: the base's snapshot could not be fetched\\: &lt;b&gt;timeout")
@@ -213,8 +213,8 @@ def test_an_unknown_or_expired_token_says_so_in_one_sentence(handlers, store, se
 
 def test_the_finished_ranking_has_its_table_and_downloads(handlers, store, tmp_path):
     request = handlers.rank(form(reviews(tmp_path / "mine.csv")))
-    job = store.claim_job("w1", [PERSONAL_JOB])
-    store.finish_personal(job.id, "w1", finished_result(request))
+    job = store.queue.claim_job("w1", [PERSONAL_JOB])
+    store.requests.finish_personal(job.id, "w1", finished_result(request))
     state = handlers.state(request.id)
     table = state.table
     assert list(table.columns) == ["rank", "model", "general rank", "general mean gain (pts)", "probe (your data)",
@@ -269,12 +269,12 @@ def test_the_form_group_and_the_form_record_have_the_same_fields():
 def test_rank_then_poll_watches_the_request_until_it_ends(handlers, store, tmp_path):
     events = PersonalEvents(handlers)
     message, token, *view = events.on_personal_rank(*form_values(form(reviews(tmp_path / "mine.csv"))))
-    assert message.startswith("**Queued.**") and store.personal(token) is not None
+    assert message.startswith("**Queued.**") and store.requests.personal(token) is not None
     assert len(view) == len(fields(PersonalView)) and view[-1].active is True  # the timer runs
     shown = PersonalView(*events.on_personal_poll(token))
     assert shown.status.startswith("**Queued**") and shown.timer.active is True and shown.csv_file is None
-    job = store.claim_job("w1", [PERSONAL_JOB])
-    store.finish_personal(job.id, "w1", finished_result(store.personal(token)))
+    job = store.queue.claim_job("w1", [PERSONAL_JOB])
+    store.requests.finish_personal(job.id, "w1", finished_result(store.requests.personal(token)))
     done = PersonalView(*events.on_personal_poll(token))
     assert done.timer.active is False and done.csv_file.endswith(".csv") and done.json_file.endswith(".json")
     assert done.table["datatype"][1] == "markdown" and len(done.table["value"]) == 3
