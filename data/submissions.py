@@ -70,6 +70,29 @@ SKIP_MESSAGES = {
 }
 
 
+# What a person reads when the Hub fails a check: the first class the error is an instance of, filled in with
+# ``repo_id``, ``revision`` and ``error``.
+INFO_REFUSALS = (
+    (HubTimeout, "The Hub did not answer in time ({error}); try again in a minute."),
+    (HubUnreachable, "The Hub cannot be reached right now ({error}); try again later."),
+    (RevisionNotFound, "{repo_id} has no revision {revision!r}."),
+    (GatedModel, SKIP_MESSAGES[SkipReason.GATED]),
+    (ModelNotFound, "{repo_id} was not found on the Hub (or it is private)."),
+    (HubError, "The Hub could not answer about {repo_id}: {error}"),
+)
+CONFIG_REFUSALS = (
+    (EntryNotFound, "{repo_id}: " + SKIP_MESSAGES[SkipReason.NO_CONFIG] + "."),
+    (FileTooLarge, "{repo_id}: config.json is too large to be a model config."),
+    (HubError, "The Hub could not give config.json of {repo_id}: {error}"),
+)
+
+
+def refusal(error: HubError, refusals, **names) -> SubmissionRejected:
+    """The refusal a person reads for ``error`` (``refusals``: INFO_REFUSALS or CONFIG_REFUSALS)."""
+    template = next(text for kind, text in refusals if isinstance(error, kind))
+    return SubmissionRejected(template.format(error=error, **names))
+
+
 @dataclass(frozen=True, slots=True)
 class Submission:
     repo_id: str
@@ -178,18 +201,8 @@ def validate_submission(repo_id: str, revision: str | None, hub: HubClient, stor
         raise SubmissionRejected("No base model has been crawled yet, so no architecture can be ranked.")
     try:
         info = hub.model_info(repo_id, revision)
-    except HubTimeout as e:
-        raise SubmissionRejected(f"The Hub did not answer in time ({e}); try again in a minute.") from e
-    except HubUnreachable as e:
-        raise SubmissionRejected(f"The Hub cannot be reached right now ({e}); try again later.") from e
-    except RevisionNotFound as e:
-        raise SubmissionRejected(f"{repo_id} has no revision {revision!r}.") from e
-    except GatedModel as e:
-        raise SubmissionRejected(SKIP_MESSAGES[SkipReason.GATED]) from e
-    except ModelNotFound as e:
-        raise SubmissionRejected(f"{repo_id} was not found on the Hub (or it is private).") from e
     except HubError as e:
-        raise SubmissionRejected(f"The Hub could not answer about {repo_id}: {e}") from e
+        raise refusal(e, INFO_REFUSALS, repo_id=repo_id, revision=revision) from e
     skip = screen_listing(
         kind=relation_kind(info.tags), disabled=info.disabled, private=info.private, gated=info.gated,
         filenames=info.filenames or (), num_params=info.num_params, has_token=hub.has_token,
@@ -273,12 +286,8 @@ def queue_position(store: Store, jobs: tuple[Job, ...]) -> int | None:
 def _read_config(hub: HubClient, info: HubModelInfo) -> object:
     try:
         raw = hub.read_file(info.repo_id, "config.json", info.sha)
-    except EntryNotFound as e:
-        raise SubmissionRejected(f"{info.repo_id}: {SKIP_MESSAGES[SkipReason.NO_CONFIG]}.") from e
-    except FileTooLarge as e:
-        raise SubmissionRejected(f"{info.repo_id}: config.json is too large to be a model config.") from e
     except HubError as e:
-        raise SubmissionRejected(f"The Hub could not give config.json of {info.repo_id}: {e}") from e
+        raise refusal(e, CONFIG_REFUSALS, repo_id=info.repo_id) from e
     return parse_config(raw)  # None (not JSON, too deep) is judged INVALID_CONFIG by screen_config
 
 

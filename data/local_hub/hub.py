@@ -81,28 +81,10 @@ class LocalHub:
         `last_modified` dates the commit (default: a deterministic clock advancing per commit) and
         `aliases` are legacy ids that resolve to this repo. Older commits stay resolvable by sha.
         """
-        meta = _meta_changes(
-            tags=tags,
-            downloads=downloads,
-            likes=likes,
-            trending_score=trending_score,
-            gated=gated,
-            private=private,
-            disabled=disabled,
-            pipeline_tag=pipeline_tag,
-            library_name=library_name,
-        )
-        return self._registry.commit(
-            RepoType.MODEL,
-            repo_id,
-            _read_files(files),
-            meta=meta,
-            card_data=card_data,
-            parameters=parameters,
-            date=last_modified,
-            created_at=created_at,
-            aliases=aliases,
-        )
+        meta = _meta_changes(tags=tags, downloads=downloads, likes=likes, trending_score=trending_score, gated=gated,
+                             private=private, disabled=disabled, pipeline_tag=pipeline_tag, library_name=library_name)
+        return self._registry.commit(RepoType.MODEL, repo_id, _read_files(files), meta=meta, card_data=card_data,
+                                     parameters=parameters, date=last_modified, created_at=created_at, aliases=aliases)
 
     def add_dataset(
         self,
@@ -122,26 +104,10 @@ class LocalHub:
         aliases: Iterable[str] = (),
     ) -> str:
         """Like `add_model`, for a dataset repo (served under ``/api/datasets`` and ``/datasets/...``)."""
-        meta = _meta_changes(
-            tags=tags,
-            downloads=downloads,
-            likes=likes,
-            trending_score=trending_score,
-            gated=gated,
-            private=private,
-            disabled=disabled,
-        )
-        return self._registry.commit(
-            RepoType.DATASET,
-            repo_id,
-            _read_files(files),
-            meta=meta,
-            card_data=card_data,
-            parameters=None,
-            date=last_modified,
-            created_at=created_at,
-            aliases=aliases,
-        )
+        meta = _meta_changes(tags=tags, downloads=downloads, likes=likes, trending_score=trending_score, gated=gated,
+                             private=private, disabled=disabled)
+        return self._registry.commit(RepoType.DATASET, repo_id, _read_files(files), meta=meta, card_data=card_data,
+                                     parameters=None, date=last_modified, created_at=created_at, aliases=aliases)
 
     def add_files_from_dir(
         self, repo_id: str, directory: str | Path, *, repo_type: str = "model", **metadata: Any

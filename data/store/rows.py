@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from data.records import (
@@ -18,6 +19,9 @@ from data.records import (
     Score,
     SkipReason,
 )
+
+DATES = frozenset({"created_at", "started_at", "finished_at", "lease_until", "last_modified", "first_seen",
+                   "updated_at", "expires_at"})
 
 
 def utcnow() -> datetime:
@@ -61,64 +65,33 @@ def candidate_params(c: Candidate, now: datetime) -> tuple:
     )
 
 
+def record_of(cls, row: sqlite3.Row, **convert):
+    """A record of ``cls`` from the row's columns of the same names: a timestamp column (``DATES``) through ``dt``,
+    a column in ``convert`` through its function, any other as stored."""
+    columns = set(row.keys())
+    values = {}
+    for f in fields(cls):
+        if f.name in columns:
+            read = convert.get(f.name) or (dt if f.name in DATES else None)
+            values[f.name] = read(row[f.name]) if read else row[f.name]
+    return cls(**values)
+
+
 def candidate_of(row: sqlite3.Row) -> Candidate:
-    return Candidate(
-        base_id=row["base_id"],
-        repo_id=row["repo_id"],
-        sha=row["sha"],
-        kind=Kind(row["kind"]),
-        match=Match(row["match"]),
-        status=CandidateStatus(row["status"]),
-        skip_reason=SkipReason(row["skip_reason"]) if row["skip_reason"] else None,
-        downloads=row["downloads"],
-        likes=row["likes"],
-        license=row["license"],
-        tags=tuple(json.loads(row["tags"])),
-        pipeline_tag=row["pipeline_tag"],
-        last_modified=dt(row["last_modified"]),
-        num_params=row["num_params"],
-        has_safetensors=bool(row["has_safetensors"]),
-        first_seen=dt(row["first_seen"]),
-        updated_at=dt(row["updated_at"]),
-    )
+    return record_of(Candidate, row, kind=Kind, match=Match, status=CandidateStatus, tags=_tuple,
+                     skip_reason=lambda v: SkipReason(v) if v else None, has_safetensors=bool)
 
 
 def job_of(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        repo_id=row["repo_id"],
-        revision=row["revision"],
-        scorer=row["scorer"],
-        base_id=row["base_id"],
-        status=JobStatus(row["status"]),
-        attempts=row["attempts"],
-        error=row["error"],
-        created_at=dt(row["created_at"]),
-        started_at=dt(row["started_at"]),
-        finished_at=dt(row["finished_at"]),
-        lease_until=dt(row["lease_until"]),
-        worker=row["worker"],
-    )
+    return record_of(Job, row, status=JobStatus)
 
 
 def score_of(row: sqlite3.Row) -> Score:
-    return Score(
-        repo_id=row["repo_id"],
-        revision=row["revision"],
-        scorer=row["scorer"],
-        metric=row["metric"],
-        target=row["target"],
-        seed=row["seed"],
-        value=row["value"],
-        config_hash=row["config_hash"],
-        config_json=row["config_json"],
-        source=row["source"],
-        duration_s=row["duration_s"],
-        extra=json.loads(row["extra"]),
-        created_at=dt(row["created_at"]),
-        base_id=row["base_id"],
-        status=row["status"],
-    )
+    return record_of(Score, row, extra=json.loads)
+
+
+def _tuple(text: str) -> tuple:
+    return tuple(json.loads(text))
 
 
 def insert_scores(conn, scores, now: datetime, *, on_conflict: str = "REPLACE") -> int:

@@ -22,6 +22,7 @@ from data.errors import ScoringError, StoreFull
 from data.hub import HubClient
 from data.records import JobStatus
 from data.store import Store
+from data.store.jobs import JobQueue
 from service.worker import Worker, WorkReport
 from tests.helpers.scorers import BASE as BASE_ID
 from tests.helpers.scorers import NoopFactory, TinyScorers, dummy_snapshot, seed_noop_jobs
@@ -154,11 +155,17 @@ def test_the_stored_error_is_one_sentence_without_path_host_or_traceback(setting
         assert job.error == "<path> failed on <worker>"
 
 
-class _FullStore(Store):
-    """A real store whose disk is full when a failure is recorded: ``fail_job`` writes nothing and raises."""
+class _FullQueue(JobQueue):
+    """A real queue whose disk is full when a failure is recorded: ``fail_job`` writes nothing and raises."""
 
     def fail_job(self, job_id, error, **kwargs):
-        raise StoreFull(f"The disk holding the store {self.db_path} is full: nothing was written.")
+        raise StoreFull("The disk holding the store is full: nothing was written.")
+
+
+class _FullStore(Store):
+    def __init__(self, path):
+        super().__init__(path)
+        self.queue = _FullQueue(self)
 
 
 @pytest.mark.parametrize(("max_attempts", "after_lease"), [(2, JobStatus.RUNNING), (1, JobStatus.FAILED)])
