@@ -146,22 +146,20 @@ def _positive_int(env: Mapping[str, str], name: str) -> int:
 
 
 def _positive_float(env: Mapping[str, str], name: str) -> float:
-    try:
-        value = float(env[name])
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {env[name]!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be positive and finite, got {value}")
-    return value
+    return _finite_float(env, name, zero_ok=False)
 
 
 def _non_negative_float(env: Mapping[str, str], name: str) -> float:
+    return _finite_float(env, name, zero_ok=True)
+
+
+def _finite_float(env: Mapping[str, str], name: str, *, zero_ok: bool) -> float:
     try:
         value = float(env[name])
     except ValueError:
         raise ValueError(f"{name} must be a number, got {env[name]!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be zero or more and finite, got {value}")
+    if not ((value >= 0 if zero_ok else value > 0) and math.isfinite(value)):
+        raise ValueError(f"{name} must be {'zero or more' if zero_ok else 'positive'} and finite, got {value}")
     return value
 
 

@@ -17,6 +17,21 @@ ENDPOINT_HELP = "Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co)"
 MODEL_HELP = "Hub model id or local checkpoint directory"
 
 
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """The options of a command that builds scorers (score, stage): the suite and protocol, seeds, learning rates,
+    the probe target, the data, the device and the store."""
+    p.add_argument("--suite", default="quick", help="published | local | quick | name1,name2,...")
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--seeds", type=int, default=1, help="candidate seeds")
+    p.add_argument("--base-seeds", type=int, default=3, help="base seeds (runs already stored are reused)")
+    p.add_argument("--lrs", type=learning_rates, help=LRS_HELP)
+    p.add_argument("--probe-target", help="probe target (default: the suite's NLI set)")
+    p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
+    p.add_argument("--device", default="cpu", choices=DEVICES)
+    p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
+    p.add_argument("--quiet", action="store_true")
+
+
 def usage_error(message: str) -> int:
     """Say ``error: message`` on stderr; the exit code of a command line that cannot run (2)."""
     print(f"error: {message}", file=sys.stderr)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from data.settings import Settings
 from data.store import Store
 from service.cli.common import (
-    DEVICES,
-    LOCAL_ROOT_HELP,
-    LRS_HELP,
     MODEL_HELP,
-    PROFILES,
-    learning_rates,
+    add_scoring_options,
     make_scorer,
     resolve_model,
     scoring_context,
@@ -29,16 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--base", help="the base model (Hub id or directory); default: the crawled candidate's base")
     p.add_argument("--name", help="repo id to record for a local candidate directory")
     p.add_argument("--base-name", help="repo id to record for a local base directory")
-    p.add_argument("--suite", default="quick", help="published | local | quick | name1,name2,...")
-    p.add_argument("--profile", default="quick", choices=PROFILES)
-    p.add_argument("--seeds", type=int, default=1, help="candidate seeds")
-    p.add_argument("--base-seeds", type=int, default=3, help="base seeds (runs already stored are reused)")
-    p.add_argument("--lrs", type=learning_rates, help=LRS_HELP)
-    p.add_argument("--probe-target", help="probe target (default: the suite's NLI set)")
-    p.add_argument("--local-root", type=Path, help=LOCAL_ROOT_HELP)
-    p.add_argument("--device", default="cpu", choices=DEVICES)
-    p.add_argument("--db", type=Path, help="SQLite store (default: $MRL_DB or ./leaderboard.db)")
-    p.add_argument("--quiet", action="store_true")
+    add_scoring_options(p)
     return p
 
 

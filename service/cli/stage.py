@@ -5,17 +5,13 @@ probe's Spearman correlation with the mean gain."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from data.settings import Settings
 from data.store import Store
 from scoring import registry
 from service.cli.common import (
-    DEVICES,
     ENDPOINT_HELP,
-    LRS_HELP,
-    PROFILES,
-    learning_rates,
+    add_scoring_options,
     make_scorer,
     probe_gain_line,
     scoring_context,
@@ -27,17 +23,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("stage", choices=("probe", "full"))
     p.add_argument("--base", required=True, help="a crawled base model")
     p.add_argument("--top-k", type=int, default=10, help="stage full: how many candidates by probe accuracy")
-    p.add_argument("--suite", default="quick")
-    p.add_argument("--profile", default="quick", choices=PROFILES)
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--base-seeds", type=int, default=3)
-    p.add_argument("--lrs", type=learning_rates, help=LRS_HELP)
-    p.add_argument("--probe-target")
-    p.add_argument("--local-root", type=Path)
-    p.add_argument("--device", default="cpu", choices=DEVICES)
-    p.add_argument("--db", type=Path)
+    add_scoring_options(p)
     p.add_argument("--endpoint", help=ENDPOINT_HELP)
-    p.add_argument("--quiet", action="store_true")
     return p
 
 
