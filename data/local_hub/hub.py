@@ -86,28 +86,17 @@ class LocalHub:
         return self._registry.commit(RepoType.MODEL, repo_id, _read_files(files), meta=meta, card_data=card_data,
                                      parameters=parameters, date=last_modified, created_at=created_at, aliases=aliases)
 
-    def add_dataset(
-        self,
-        repo_id: str,
-        files: Mapping[str, FileContent] | None = None,
-        *,
-        tags: Iterable[str] | None = None,
-        downloads: int | None = None,
-        likes: int | None = None,
-        trending_score: int | None = None,
-        gated: bool | str | None = None,
-        private: bool | None = None,
-        disabled: bool | None = None,
-        card_data: Mapping[str, Any] | None = None,
-        last_modified: datetime | None = None,
-        created_at: datetime | None = None,
-        aliases: Iterable[str] = (),
-    ) -> str:
-        """Like `add_model`, for a dataset repo (served under ``/api/datasets`` and ``/datasets/...``)."""
-        meta = _meta_changes(tags=tags, downloads=downloads, likes=likes, trending_score=trending_score, gated=gated,
-                             private=private, disabled=disabled)
-        return self._registry.commit(RepoType.DATASET, repo_id, _read_files(files), meta=meta, card_data=card_data,
-                                     parameters=None, date=last_modified, created_at=created_at, aliases=aliases)
+    def add_dataset(self, repo_id: str, files: Mapping[str, FileContent] | None = None, **metadata: Any) -> str:
+        """Like `add_model`, for a dataset repo (served under ``/api/datasets`` and ``/datasets/...``): the same
+        keyword arguments but `pipeline_tag`, `library_name` and `parameters`."""
+        unknown = set(metadata) - DATASET_METADATA
+        if unknown:
+            raise TypeError(f"add_dataset() got unexpected keyword arguments {sorted(unknown)}")
+        card_data, last_modified, created_at, aliases = (metadata.pop(k, None) for k in
+                                                         ("card_data", "last_modified", "created_at", "aliases"))
+        return self._registry.commit(RepoType.DATASET, repo_id, _read_files(files), meta=_meta_changes(**metadata),
+                                     card_data=card_data, parameters=None, date=last_modified, created_at=created_at,
+                                     aliases=aliases or ())
 
     def add_files_from_dir(
         self, repo_id: str, directory: str | Path, *, repo_type: str = "model", **metadata: Any
@@ -271,6 +260,10 @@ class LocalHub:
                 self._registry, request, cdn_url=self.cdn_url, cdn_threshold_bytes=self.cdn_threshold_bytes
             )
         return files.serve_blob(self._registry, request)
+
+
+DATASET_METADATA = frozenset({"tags", "downloads", "likes", "trending_score", "gated", "private", "disabled",
+                              "card_data", "last_modified", "created_at", "aliases"})
 
 
 def _meta_changes(**values: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import contextlib
 import csv
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -32,7 +31,7 @@ from data.store import Store
 from data.user_data import Columns, read_upload
 from service.personal_submit import submit
 from tests.browser.conftest import open_page, serve_app
-from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
+from tests.helpers.tiny_models import WORDS, learnable_csv, shared_root, tiny_family_hub
 
 pytestmark = pytest.mark.browser
 
@@ -43,19 +42,6 @@ RANKED = {BASE, "org/cand-1", "org/cand-2"}  # the base and the general top 2
 TOP_K = 2
 DONE_TIMEOUT_MS = 240_000  # the worker imports torch, then scores three tiny models (seconds each)
 SHOTS = ROOT / "out" / "screenshots"
-
-
-def learnable_csv(path: Path, n: int = 60, seed: int = 0) -> Path:
-    """Rows whose label is whether the first word comes early in WORDS: tiny models learn it from the tokens."""
-    rng = random.Random(seed)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["sentence", "topic"])
-        for _ in range(n):
-            first = rng.randrange(40)
-            out.writerow([" ".join([WORDS[first], *rng.choices(WORDS, k=rng.randint(3, 9))]),
-                          "early" if first < 20 else "late"])
-    return path
 
 
 def crawled_store(hub_url: str, folder: Path, **settings) -> tuple[Store, Settings]:

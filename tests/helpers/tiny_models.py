@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import random
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -385,3 +386,19 @@ def pretrain_mlm(base: Path, corpus: Path, out: Path, *, steps: int = 300) -> Pa
     model.save_pretrained(out)
     write_word_tokenizer(out, TINY_BERT.vocab, "bert")
     return out
+
+
+def learnable_csv(path: Path, n: int = 60, seed: int = 0) -> Path:
+    """A user's CSV (sentence, topic) whose label is whether the first word comes early in WORDS: tiny models learn
+    it from the tokens (the personal ranking's tests)."""
+    import csv
+
+    rng = random.Random(seed)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["sentence", "topic"])
+        for _ in range(n):
+            first = rng.randrange(40)
+            out.writerow([" ".join([WORDS[first], *rng.choices(WORDS, k=rng.randint(3, 9))]),
+                          "early" if first < 20 else "late"])
+    return path

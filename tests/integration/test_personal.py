@@ -3,11 +3,9 @@ them, a user's CSV through ``python -m scoring personal`` (the queue and a worke
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from data.store import Store
 from data.user_data import Columns, read_upload
 from service.personal import PersonalError, submit
 from service.worker import Worker
-from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
+from tests.helpers.tiny_models import learnable_csv, shared_root, tiny_family_hub
 
 pytestmark = pytest.mark.slow
 
@@ -49,22 +47,9 @@ def scored_store(world, settings, db: Path):
     return s, store
 
 
-def user_csv(path: Path, n: int = 60, seed: int = 0) -> Path:
-    """Rows whose label is whether the first word comes early in WORDS: learnable from the tokens."""
-    rng = random.Random(seed)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["sentence", "topic"])
-        for _ in range(n):
-            first = rng.randrange(40)
-            out.writerow([" ".join([WORDS[first], *rng.choices(WORDS, k=rng.randint(3, 9))]),
-                          "early" if first < 20 else "late"])
-    return path
-
-
 def test_the_command_ranks_the_base_and_its_top_k_and_keeps_no_rows(world, settings, tmp_path):
     s, store = scored_store(world, settings, tmp_path / "lb.db")
-    data = user_csv(tmp_path / "mine.csv")
+    data = learnable_csv(tmp_path / "mine.csv")
     env = {**os.environ, "HF_ENDPOINT": world["hub"].url, "MRL_DB": str(s.db_path), "MRL_CACHE_DIR": str(s.cache_dir)}
     out = tmp_path / "ranking.json"
     done = subprocess.run([sys.executable, "-m", "scoring", "personal", "--base", BASE, "--data", str(data),
@@ -93,7 +78,7 @@ def test_the_command_ranks_the_base_and_its_top_k_and_keeps_no_rows(world, setti
 def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(world, settings, tmp_path):
     s, store = scored_store(world, settings, tmp_path / "lb.db")
     s = replace(s, personal_keep_rows_s=60.0)  # a deployment that keeps rows (and features) a minute after a job
-    data = read_upload(user_csv(tmp_path / "mine.csv", seed=1), Columns(text="sentence", label="topic"))
+    data = read_upload(learnable_csv(tmp_path / "mine.csv", seed=1), Columns(text="sentence", label="topic"))
     results = []
     for _ in range(2):
         request = submit(store, s, base_id=BASE, data=data, top_k=3)
@@ -120,7 +105,7 @@ def test_the_same_rows_again_read_the_cached_features_and_give_the_same_ranking(
 
 def test_a_candidate_that_cannot_be_read_is_said_and_the_others_are_ranked(world, settings, tmp_path):
     s, store = scored_store(world, settings, tmp_path / "lb.db")
-    data = read_upload(user_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
+    data = read_upload(learnable_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
     request = submit(store, s, base_id=BASE, data=data, top_k=3)
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -152,7 +137,7 @@ def test_the_command_ranks_named_models_local_folders_with_the_base_and_lists_a_
         world, settings, tmp_path, tmp_path_factory):
     s, store = scored_store(world, settings, tmp_path / "lb.db")
     mine = local_copies(tmp_path_factory, tmp_path / "mine", {"first": "cand-0", "second": "cand-2"})
-    data = user_csv(tmp_path / "mine.csv")
+    data = learnable_csv(tmp_path / "mine.csv")
     env = {**os.environ, "HF_ENDPOINT": world["hub"].url, "MRL_DB": str(s.db_path), "MRL_CACHE_DIR": str(s.cache_dir)}
     out = tmp_path / "ranking.json"
     names = f"{mine['first']},{mine['second']},ghost/no-such-model"
@@ -178,7 +163,7 @@ def test_with_no_hub_the_models_not_cached_are_said_before_queueing_and_listed_a
     s, store = scored_store(world, settings, tmp_path / "lb.db")
     offline = replace(s, hub_endpoint="http://127.0.0.1:9", models_dir=tmp_path / "models")  # nothing answers there
     local_copies(tmp_path_factory, offline.models_dir, {"first": "cand-0", "second": "cand-2"})
-    data = read_upload(user_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
+    data = read_upload(learnable_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
     request = submit(store, offline, base_id=BASE, data=data, models="./first, ./second\nghost/not-cached")
     assert request.summary["not_fetchable"] == {
         BASE: "not in this server's cache, and the Hub cannot be reached",
@@ -202,7 +187,7 @@ def test_a_request_that_leaves_fewer_than_two_models_is_refused_before_queueing_
     s, store = scored_store(world, settings, tmp_path / "lb.db")
     offline = replace(s, hub_endpoint="http://127.0.0.1:9", models_dir=tmp_path / "models")
     mine = local_copies(tmp_path_factory, offline.models_dir, {"first": "cand-0", "second": "cand-2"})
-    data = read_upload(user_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
+    data = read_upload(learnable_csv(tmp_path / "mine.csv"), Columns(text="sentence", label="topic"))
     with pytest.raises(PersonalError, match=r"Only 1 of the 2 models can be fetched now .*tiny/bert-base: not in"):
         submit(store, offline, base_id=BASE, data=data, models="./first")
     assert store.queue.jobs(scorer="personal") == []
