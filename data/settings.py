@@ -70,58 +70,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Build settings from ``MRL_*`` variables plus the standard ``HF_ENDPOINT`` and ``HF_TOKEN``."""
         env = os.environ if environ is None else environ
-        values: dict = {}
-        if "MRL_DB" in env:
-            values["db_path"] = _path(env, "MRL_DB")
-        if env.get("HF_ENDPOINT"):
-            values["hub_endpoint"] = _http_url(env, "HF_ENDPOINT")
-        if env.get("HF_TOKEN"):
-            values["hub_token"] = env["HF_TOKEN"]
-        if env.get("MRL_MODELS_DIR"):
-            values["models_dir"] = snapshot_path_of(env["MRL_MODELS_DIR"])
-        if "MRL_STUDY_DIR" in env:
-            values["study_dir"] = _path(env, "MRL_STUDY_DIR")
-        if "MRL_CACHE_DIR" in env:
-            values["cache_dir"] = _path(env, "MRL_CACHE_DIR")
-        if "MRL_LOG_LEVEL" in env:
-            values["log_level"] = _log_level(env, "MRL_LOG_LEVEL")
-        if "MRL_CRAWL_CONCURRENCY" in env:
-            values["crawl_concurrency"] = _positive_int(env, "MRL_CRAWL_CONCURRENCY")
-        if "MRL_MAX_PARAMS" in env:
-            values["max_params"] = _positive_int(env, "MRL_MAX_PARAMS")
-        for key, name in (("MRL_JOB_MAX_ATTEMPTS", "job_max_attempts"), ("MRL_TOP_K", "top_k"),
-                          ("MRL_SUBMIT_LIMIT_PER_HOUR", "submit_limit_per_hour"),
-                          ("MRL_SUBMIT_ATTEMPTS_PER_HOUR", "submit_attempts_per_hour"),
-                          ("MRL_PERSONAL_TOP_K", "personal_top_k"), ("MRL_PERSONAL_MAX_ROWS", "personal_max_rows"),
-                          ("MRL_PERSONAL_MAX_BYTES", "personal_max_bytes"),
-                          ("MRL_PERSONAL_LIMIT_PER_HOUR", "personal_limit_per_hour")):
-            if key in env:
-                values[name] = _positive_int(env, key)
-        if "MRL_JOB_LEASE_S" in env:
-            values["job_lease_s"] = _positive_float(env, "MRL_JOB_LEASE_S")
-        for key, name in (("MRL_PERSONAL_TTL_S", "personal_ttl_s"), ("MRL_PERSONAL_ROWS_MAX_S", "personal_rows_max_s"),
-                          ("MRL_PERSONAL_PURGE_EVERY_S", "personal_purge_every_s"),
-                          ("MRL_PERSONAL_UPLOAD_KEEP_S", "personal_upload_keep_s")):
-            if key in env:
-                values[name] = _positive_float(env, key)
-        if "MRL_PERSONAL_KEEP_ROWS_S" in env:
-            values["personal_keep_rows_s"] = _non_negative_float(env, "MRL_PERSONAL_KEEP_ROWS_S")
-        for key, name in (("MRL_SUBMIT_TIMEOUT_S", "submit_timeout_s"), ("MRL_HEADER_TIMEOUT_S", "header_timeout_s"),
-                          ("MRL_BODY_TIMEOUT_S", "body_timeout_s")):
-            if key in env:
-                values[name] = _positive_float(env, key)
-        if env.get("MRL_TRUSTED_PROXIES"):
-            values["trusted_proxies"] = _proxies(env, "MRL_TRUSTED_PROXIES")
-        if env.get("MRL_SUITE"):
-            values["suite"] = env["MRL_SUITE"]
-        if env.get("MRL_REFERENCE_CORPUS"):
-            values["reference_corpus"] = env["MRL_REFERENCE_CORPUS"]
-        if env.get("MRL_SNAPSHOT"):
-            values["snapshot_path"] = snapshot_path_of(env["MRL_SNAPSHOT"])
-        if env.get("MRL_PUBLISHED"):
-            values["published_path"] = snapshot_path_of(env["MRL_PUBLISHED"])
-        if "MRL_CRAWL_BACKOFF_BASE_S" in env:
-            values["crawl_backoff_base_s"] = _positive_float(env, "MRL_CRAWL_BACKOFF_BASE_S")
+        values = {name: read(env, key) for key, name, read in _READERS if key in env}  # a present, checked value
+        values |= {name: read(env, key) for key, name, read in _TEXTS if env.get(key)}  # a non-empty one
         return replace(cls(**values), **overrides)
 
     def with_overrides(self, **overrides) -> Settings:
@@ -198,3 +148,39 @@ def _proxies(env: Mapping[str, str], name: str) -> tuple[str, ...]:
             except ValueError:
                 raise ValueError(f"{name}: {proxy!r} is not an IP address or network (nor *)") from None
     return proxies
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    return env[name]
+
+
+def _path_or_none(env: Mapping[str, str], name: str) -> Path | None:
+    return snapshot_path_of(env[name])
+
+
+# (variable, Settings field, reader): a value set in the environment is checked by its reader (ValueError naming the
+# variable); _TEXTS are taken only when not empty.
+_READERS = (
+    ("MRL_DB", "db_path", _path), ("MRL_STUDY_DIR", "study_dir", _path), ("MRL_CACHE_DIR", "cache_dir", _path),
+    ("MRL_LOG_LEVEL", "log_level", _log_level),
+    *((key, name, _positive_int) for key, name in (
+        ("MRL_CRAWL_CONCURRENCY", "crawl_concurrency"), ("MRL_MAX_PARAMS", "max_params"),
+        ("MRL_JOB_MAX_ATTEMPTS", "job_max_attempts"), ("MRL_TOP_K", "top_k"),
+        ("MRL_SUBMIT_LIMIT_PER_HOUR", "submit_limit_per_hour"),
+        ("MRL_SUBMIT_ATTEMPTS_PER_HOUR", "submit_attempts_per_hour"), ("MRL_PERSONAL_TOP_K", "personal_top_k"),
+        ("MRL_PERSONAL_MAX_ROWS", "personal_max_rows"), ("MRL_PERSONAL_MAX_BYTES", "personal_max_bytes"),
+        ("MRL_PERSONAL_LIMIT_PER_HOUR", "personal_limit_per_hour"))),
+    *((key, name, _positive_float) for key, name in (
+        ("MRL_JOB_LEASE_S", "job_lease_s"), ("MRL_PERSONAL_TTL_S", "personal_ttl_s"),
+        ("MRL_PERSONAL_ROWS_MAX_S", "personal_rows_max_s"), ("MRL_PERSONAL_PURGE_EVERY_S", "personal_purge_every_s"),
+        ("MRL_PERSONAL_UPLOAD_KEEP_S", "personal_upload_keep_s"), ("MRL_SUBMIT_TIMEOUT_S", "submit_timeout_s"),
+        ("MRL_HEADER_TIMEOUT_S", "header_timeout_s"), ("MRL_BODY_TIMEOUT_S", "body_timeout_s"),
+        ("MRL_CRAWL_BACKOFF_BASE_S", "crawl_backoff_base_s"))),
+    ("MRL_PERSONAL_KEEP_ROWS_S", "personal_keep_rows_s", _non_negative_float),
+)
+_TEXTS = (
+    ("HF_ENDPOINT", "hub_endpoint", _http_url), ("HF_TOKEN", "hub_token", _text),
+    ("MRL_MODELS_DIR", "models_dir", _path_or_none), ("MRL_TRUSTED_PROXIES", "trusted_proxies", _proxies),
+    ("MRL_SUITE", "suite", _text), ("MRL_REFERENCE_CORPUS", "reference_corpus", _text),
+    ("MRL_SNAPSHOT", "snapshot_path", _path_or_none), ("MRL_PUBLISHED", "published_path", _path_or_none),
+)
