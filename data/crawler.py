@@ -25,10 +25,10 @@ from data.selection import (
     aliases_of,
     is_known_size,
     is_tagged_descendant,
+    listing_verdict,
     parse_config,
     relation_kind,
     screen_config,
-    screen_listing,
     screen_size,
     weight_files,
 )
@@ -202,7 +202,8 @@ def _check_all(todo: list[HubModelInfo], base: BaseModel, hub: HubClient, settin
             progress.update()
 
 
-def _make_candidate(info: HubModelInfo, base: BaseModel, skip: SkipReason | None) -> Candidate:
+def make_candidate(info: HubModelInfo, base: BaseModel, skip: SkipReason | None = None) -> Candidate:
+    """The candidate a listing makes for ``base``: OK, or SKIPPED with ``skip``."""
     has_safetensors, _ = weight_files(info.filenames or ())
     return Candidate(
         repo_id=info.repo_id,
@@ -227,11 +228,8 @@ def _screen(info: HubModelInfo, base: BaseModel, has_token: bool, max_params: in
     """A verdict from the listing alone, or None when config.json must be read."""
     if info.sha is None or info.filenames is None:
         return None  # the listing lacked what we need: _check_config asks for it
-    skip = screen_listing(
-        kind=relation_kind(info.tags), disabled=info.disabled, private=info.private, gated=info.gated,
-        filenames=info.filenames, num_params=info.num_params, has_token=has_token, max_params=max_params,
-    )
-    return None if skip is None else _make_candidate(info, base, skip)
+    skip = listing_verdict(info, has_token=has_token, max_params=max_params)
+    return None if skip is None else make_candidate(info, base, skip)
 
 
 def _record_failure(report: CrawlReport, repo_id: str, error: Exception) -> None:
@@ -255,12 +253,12 @@ def _check_config(info: HubModelInfo, base: BaseModel, hub: HubClient, max_param
     try:
         raw = hub.read_file(info.repo_id, "config.json", info.sha)
     except EntryNotFound:
-        return _make_candidate(info, base, SkipReason.NO_CONFIG)
+        return make_candidate(info, base, SkipReason.NO_CONFIG)
     except FileTooLarge as e:
         logger.info("%s", e)
-        return _make_candidate(info, base, SkipReason.INVALID_CONFIG)
+        return make_candidate(info, base, SkipReason.INVALID_CONFIG)
     skip = screen_config(parse_config(raw), base.signature)
     if skip is None and not is_known_size(info.num_params):
         info = replace(info, num_params=hub.count_parameters(info.repo_id, info.sha))
         skip = screen_size(info.num_params, max_params)
-    return _make_candidate(info, base, skip)
+    return make_candidate(info, base, skip)

@@ -104,6 +104,13 @@ def weight_files(filenames: Iterable[str]) -> tuple[bool, bool]:
     return has_safetensors, has_pickle
 
 
+def listing_verdict(info, *, has_token: bool, max_params: int) -> SkipReason | None:
+    """``screen_listing`` of a model's Hub listing (a data.hub.HubModelInfo)."""
+    return screen_listing(kind=relation_kind(info.tags), disabled=info.disabled, private=info.private,
+                          gated=info.gated, filenames=info.filenames or (), num_params=info.num_params,
+                          has_token=has_token, max_params=max_params)
+
+
 def screen_listing(
     *, kind: Kind, disabled: bool, private: bool, gated: bool | str, filenames: Iterable[str],
     num_params: int | None, has_token: bool, max_params: int,

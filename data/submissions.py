@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from data.crawler import make_candidate
 from data.errors import (
     EntryNotFound,
     FileTooLarge,
@@ -30,16 +31,14 @@ from data.errors import (
 )
 from data.escape import log_text
 from data.hub import HubClient, HubModelInfo
-from data.records import ArchSignature, BaseModel, Candidate, CandidateStatus, Job, JobStatus, Kind, Match, SkipReason
+from data.records import ArchSignature, BaseModel, Candidate, Job, JobStatus, Kind, Match, SkipReason
 from data.selection import (
     is_known_size,
     is_tagged_descendant,
+    listing_verdict,
     parse_config,
-    relation_kind,
     screen_config,
-    screen_listing,
     screen_size,
-    weight_files,
 )
 from data.settings import Settings
 from data.store import Store
@@ -203,11 +202,7 @@ def validate_submission(repo_id: str, revision: str | None, hub: HubClient, stor
         info = hub.model_info(repo_id, revision)
     except HubError as e:
         raise refusal(e, INFO_REFUSALS, repo_id=repo_id, revision=revision) from e
-    skip = screen_listing(
-        kind=relation_kind(info.tags), disabled=info.disabled, private=info.private, gated=info.gated,
-        filenames=info.filenames or (), num_params=info.num_params, has_token=hub.has_token,
-        max_params=settings.max_params,
-    )
+    skip = listing_verdict(info, has_token=hub.has_token, max_params=settings.max_params)
     if skip is not None:
         raise SubmissionRejected(f"{repo_id}: {SKIP_MESSAGES[skip]}.")
     if any(b.repo_id == info.repo_id or repo_id in b.aliases for b in bases):
@@ -245,12 +240,7 @@ def submit(repo_id: str, revision: str | None, hub: HubClient, store: Store, set
         if not store.queue.jobs(repo_id=repo_id):  # surely new: spare the Hub when over the limit
             limiter.check_new_model(submitter, limit, now)
     info, base, match = validate_submission(repo_id, revision, hub, store, settings)
-    candidate = Candidate(
-        repo_id=info.repo_id, base_id=base.repo_id, sha=info.sha, kind=Kind.FINETUNE, match=match,
-        status=CandidateStatus.OK, downloads=info.downloads, likes=info.likes, license=info.license,
-        tags=info.tags, pipeline_tag=info.pipeline_tag, last_modified=info.last_modified,
-        num_params=info.num_params, has_safetensors=weight_files(info.filenames or ())[0],
-    )
+    candidate = replace(make_candidate(info, base), kind=Kind.FINETUNE, match=match)
     with _QUEUE_LOCK:
         existing = [j for j in store.queue.jobs(repo_id=info.repo_id) if j.revision == info.sha]
         is_new = not existing
