@@ -114,34 +114,13 @@ class LocalHub:
         add = self.add_dataset if RepoType(repo_type) is RepoType.DATASET else self.add_model
         return add(repo_id, found, **metadata)
 
-    def update_metadata(
-        self,
-        repo_id: str,
-        *,
-        repo_type: str = "model",
-        tags: Iterable[str] | None = None,
-        downloads: int | None = None,
-        likes: int | None = None,
-        trending_score: int | None = None,
-        gated: bool | str | None = None,
-        private: bool | None = None,
-        disabled: bool | None = None,
-        pipeline_tag: str | None = None,
-        library_name: str | None = None,
-    ) -> None:
-        """Change repo-level metadata (downloads, tags, gating...) without a commit: the sha stays the same."""
-        meta = _meta_changes(
-            tags=tags,
-            downloads=downloads,
-            likes=likes,
-            trending_score=trending_score,
-            gated=gated,
-            private=private,
-            disabled=disabled,
-            pipeline_tag=pipeline_tag,
-            library_name=library_name,
-        )
-        self._registry.update_meta(RepoType(repo_type), repo_id, meta)
+    def update_metadata(self, repo_id: str, *, repo_type: str = "model", **meta: Any) -> None:
+        """Change repo-level metadata without a commit (the sha stays the same): `add_model`'s tags, downloads,
+        likes, trending_score, gated, private, disabled, pipeline_tag and library_name."""
+        unknown = set(meta) - REPO_META
+        if unknown:
+            raise TypeError(f"update_metadata() got unexpected keyword arguments {sorted(unknown)}")
+        self._registry.update_meta(RepoType(repo_type), repo_id, _meta_changes(**meta))
 
     def create_branch(
         self, repo_id: str, branch: str, *, revision: str = "main", repo_type: str = "model"
@@ -262,6 +241,8 @@ class LocalHub:
         return files.serve_blob(self._registry, request)
 
 
+REPO_META = frozenset({"tags", "downloads", "likes", "trending_score", "gated", "private", "disabled",
+                       "pipeline_tag", "library_name"})
 DATASET_METADATA = frozenset({"tags", "downloads", "likes", "trending_score", "gated", "private", "disabled",
                               "card_data", "last_modified", "created_at", "aliases"})
 
