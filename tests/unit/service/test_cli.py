@@ -104,3 +104,14 @@ def test_a_bad_lrs_list_is_refused_in_one_sentence(text, says, capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["score", "m", "--lrs", text])
     assert exit_.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_regate_of_the_bundled_snapshot_changes_nothing_and_keeps_its_bytes(tmp_path, capsys):
+    """The bundled snapshot was gated by today's gate: re-gating it is a no-op, byte for byte."""
+    from data.settings import DEFAULT_SNAPSHOT
+
+    copy = tmp_path / "study.json"
+    copy.write_bytes(DEFAULT_SNAPSHOT.read_bytes())
+    assert main(["regate", str(copy)]) == 0
+    assert capsys.readouterr().out.strip() == "0 free-energy scores re-gated"
+    assert copy.read_bytes() == DEFAULT_SNAPSHOT.read_bytes()
