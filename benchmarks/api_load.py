@@ -8,7 +8,7 @@ is timed until its last byte as sent (a gzip body is not decompressed here, so t
 the machine with the server, is not counted). Latency p50/p95/p99 per format.
 
 Anchors, same run, same store, same clients, in a process of their own (``--serve-anchor``, never part of the
-app): the named anchor renders the ranking on every request (``ui.service.render_board``) and sends it as it
+app): the named anchor renders the ranking on every request (``ui.board_cache.render_board``) and sends it as it
 is; beside it, the endpoint as it was before the files (``LeaderboardService.rendered``: the render kept in
 memory per built board, sent uncompressed). A render per request is slow, so its phase makes a fifth of the
 requests. Prints anchor/new and before/new per format and appends a section to benchmarks/RESULTS.md. Goal:
@@ -50,7 +50,7 @@ def serve_anchor(db_path: str, port: int) -> None:
     from app import MEDIA_TYPES, server_options
     from data.settings import Settings
     from data.store import Store
-    from ui.service import LeaderboardService, render_board
+    from ui.board_cache import LeaderboardService, render_board
 
     settings = Settings(db_path=Path(db_path))
     service = LeaderboardService(Store(settings.db_path))

@@ -1,8 +1,8 @@
 """What a leaderboard and a study report are built from, read from the store as frames and records.
 
-The ranking layer is pure (ranking/ never reads the store); the service layer (ui/service.py, the CLIs, the
-study) reads with these functions and hands the result to ``ranking.leaderboard.leaderboard_from`` and
-``ranking.study_report.study_report``.
+The ranking layer is pure (ranking/ never reads the store); the service (its CLIs, the study) and the page's board
+cache (ui/board_cache.py) read with these functions and hand the result to ``ranking.leaderboard.leaderboard_from``
+and ``ranking.study_report.study_report``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The API's ranking downloads as files: rendered once, compressed once, each with a strong ETag.
 
-``ExportFiles.read(version, board, fmt, limit, gzip=...)`` renders a board's export (``ui.service.render_board``)
+``ExportFiles.read(version, board, fmt, limit, gzip=...)`` renders a board's export (``ui.board_cache.render_board``)
 once per (base, source, include_seen, store data version, format, limit) into a folder: the bytes and a
 gzip-compressed sibling, each written to a temporary file then moved into place (``os.replace``), so no reader
 ever sees part of one. Each file's ETag is the hash of its bytes. At most ``max_files`` exports are kept (least
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ranking.leaderboard import Leaderboard
-from ui.service import normal_limit, render_board
+from ui.board_cache import normal_limit, render_board
 
 Key = tuple[str, str, bool, bool, int, str, int | None]  # (base, source, include_seen, include_suspect, version,
 # format, limit)

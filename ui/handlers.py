@@ -32,8 +32,8 @@ from ranking.stats import pearson_with_ci
 from ranking.study_report import source_labels, study_report, study_rows
 from service.boards import read_study
 from ui import compare, insights, model_page
+from ui.board_cache import LeaderboardService
 from ui.results import BoardControls, Comparison, InsightsPanels, ModelPage, StudyPanel
-from ui.service import LeaderboardService
 from ui.urls import page_query, share_markdown
 from ui.views import (
     ViewQuery,

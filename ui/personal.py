@@ -30,6 +30,7 @@ from data.user_data import Columns, UploadLimits, UserData, UserDataError, read_
 from ranking.personal import personal_csv, personal_json
 from service.personal_submit import MAX_TOP_K, PersonalError, submit
 from ui import sandbox
+from ui.board_cache import LeaderboardService
 from ui.handlers import save_export
 from ui.layout import PersonalDefaults
 from ui.personal_views import (  # noqa: F401 (escaped, data_markdown: re-exported for ui/events.py and tests)
@@ -41,7 +42,6 @@ from ui.personal_views import (  # noqa: F401 (escaped, data_markdown: re-export
     rule_markdown,
     status_markdown,
 )
-from ui.service import LeaderboardService
 from ui.uploads import delete_upload, upload_root, uploaded_file
 from ui.urls import personal_query, share_markdown
 

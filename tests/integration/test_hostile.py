@@ -276,7 +276,7 @@ def test_memory_stays_flat_over_10000_distinct_requests(tmp_path):
     import tracemalloc
 
     from tests.helpers.leaderboard_store import BASE, build_store
-    from ui.service import MAX_RENDERS, LeaderboardService
+    from ui.board_cache import MAX_RENDERS, LeaderboardService
 
     service = LeaderboardService(build_store(tmp_path / "lb.db"))
     n_rows = len(service.board(BASE, "project").rows)

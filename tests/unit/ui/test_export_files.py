@@ -13,8 +13,8 @@ import pytest
 from data.records import Score
 from tests.helpers.leaderboard_store import BASE, TRAINED_ON, build_store, sha
 from ui import export_files
+from ui.board_cache import LeaderboardService, render_board
 from ui.export_files import ExportFiles, accepts_gzip, etag_matches, write_atomically
-from ui.service import LeaderboardService, render_board
 
 API = "/api/leaderboard"
 

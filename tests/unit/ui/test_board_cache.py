@@ -10,7 +10,7 @@ import pytest
 from data.metrics import PROJECT_SOURCE
 from data.records import Score
 from tests.helpers.leaderboard_store import BASE, TRAINED_ON, build_store, sha
-from ui.service import LeaderboardService
+from ui.board_cache import LeaderboardService
 
 
 def test_cached_until_the_store_changes_then_rebuilt_in_the_background(tmp_path):
@@ -79,7 +79,7 @@ def test_concurrent_first_requests_build_a_cold_board_once(tmp_path, caplog):
     from concurrent.futures import ThreadPoolExecutor
 
     service = LeaderboardService(build_store(tmp_path / "lb.db"))
-    with caplog.at_level(logging.INFO, logger="ui.service"), ThreadPoolExecutor(8) as pool:
+    with caplog.at_level(logging.INFO, logger="ui.board_cache"), ThreadPoolExecutor(8) as pool:
         boards = list(pool.map(lambda _: service.board(BASE, PROJECT_SOURCE), range(16)))
     assert all(b is boards[0] for b in boards)
     assert sum("built leaderboard" in r.getMessage() for r in caplog.records) == 1
