@@ -182,11 +182,12 @@ def open_page(browser, url: str, request, *, timeout_ms: int = 15_000):
         context.close()
 
 
-def download_export(page, folder: Path, suffix: str) -> Path:
-    """Check the export link (made by ``#export``) ends in ``suffix``, click it, save the file in ``folder``."""
+def download_export(page, folder: Path, suffix: str, elem_id: str = "download-file") -> Path:
+    """Check the download link in ``#elem_id`` (default: the leaderboard's export, made by ``#export``) ends in
+    ``suffix``, click it, save the file in ``folder``."""
     from playwright.sync_api import expect
 
-    link = page.locator("#download-file").get_by_role("link")
+    link = page.locator(f"#{elem_id}").get_by_role("link")
     expect(link).to_have_attribute("href", re.compile(re.escape(suffix) + "$"))
     with page.expect_download() as download_info:
         link.click()

@@ -30,7 +30,7 @@ from data.settings import Settings
 from data.store import Store
 from data.user_data import Columns, read_upload
 from service.personal_submit import submit
-from tests.browser.conftest import open_page, serve_app
+from tests.browser.conftest import download_export, open_page, serve_app
 from tests.helpers.tiny_models import WORDS, learnable_csv, shared_root, tiny_family_hub
 
 pytestmark = pytest.mark.browser
@@ -143,16 +143,6 @@ def wait_until_done(page: Page) -> list[str]:
     raise AssertionError(f"the ranking did not end in {DONE_TIMEOUT_MS / 1000:.0f} s; seen: {seen}")
 
 
-def download(page: Page, elem_id: str, folder: Path, suffix: str) -> Path:
-    link = page.locator(f"#{elem_id}").get_by_role("link")
-    expect(link).to_have_attribute("href", re.compile(re.escape(suffix) + "$"))
-    with page.expect_download() as info:
-        link.click()
-    saved = folder / info.value.suggested_filename
-    info.value.save_as(saved)
-    return saved
-
-
 @pytest.mark.slow
 def test_an_uploaded_csv_is_ranked_by_the_worker_and_downloads(browser, ranking_app, request, tmp_path):
     url, store, _, worker_log = ranking_app
@@ -181,11 +171,11 @@ def test_an_uploaded_csv_is_ranked_by_the_worker_and_downloads(browser, ranking_
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "personal-ranking.png"), full_page=True)
 
-        saved_csv = download(page, "personal-download-csv", tmp_path, ".csv")
+        saved_csv = download_export(page, tmp_path, ".csv", "personal-download-csv")
         rows = list(csv.DictReader(saved_csv.open()))
         assert {r["repo_id"] for r in rows} == RANKED
         assert sorted(int(r["combined_rank"]) for r in rows) == [1, 2, 3]
-        saved_json = download(page, "personal-download-json", tmp_path, ".json")
+        saved_json = download_export(page, tmp_path, ".json", "personal-download-json")
         result = json.loads(saved_json.read_text())
         assert {m["repo_id"] for m in result["models"]} == RANKED and result["base_id"] == BASE
         assert all(set(m["estimates"]) == {"cv_probe", "cv_knn", "logme"} for m in result["models"])

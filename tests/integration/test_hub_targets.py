@@ -9,15 +9,12 @@ datasets library reads the endpoint once, at import.
 from __future__ import annotations
 
 import io
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from data.local_hub import LocalHub
+from tests.helpers.hub_child import run_in_child
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS_DIR = ROOT / "tests" / "fixtures" / "datasets"
@@ -116,18 +113,7 @@ def nli_spec(hub_id: str, revision: str = "") -> dict:
 
 
 def load_in_child(cases: list[dict], tmp: Path, *, endpoint: str, offline: bool = False) -> list[dict]:
-    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp / "hf_home"), "PYTHONPATH": str(ROOT),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
-    env.pop("HF_HUB_OFFLINE", None)
-    if offline:
-        env["HF_HUB_OFFLINE"] = "1"
-    done = subprocess.run([sys.executable, "-c", LOADER, json.dumps(cases), str(tmp / "datasets_cache"),
-                           str(DATASETS_DIR)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(results) == len(cases), done.stdout + done.stderr[-3000:]
-    return results
+    return run_in_child(LOADER, cases, tmp, endpoint=endpoint, args=(str(DATASETS_DIR),), offline=offline)
 
 
 def labelled_rows(tag: str, split: str, n: int) -> list[list]:

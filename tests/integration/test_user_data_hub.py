@@ -9,16 +9,13 @@ the endpoint once, at import (see test_hub_targets.py).
 from __future__ import annotations
 
 import io
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from data.local_hub import LocalHub
 from data.user_data import UserData
+from tests.helpers.hub_child import run_in_child
 
 ROOT = Path(__file__).resolve().parents[2]
 UNKNOWN_SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -81,16 +78,7 @@ def multi_files() -> dict[str, bytes]:
 
 
 def read_in_child(cases: list[dict], tmp: Path, endpoint: str) -> list[dict]:
-    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp / "hf_home"), "PYTHONPATH": str(ROOT),
-           "HF_DATASETS_CACHE": str(tmp / "hf_home" / "datasets"), "HF_HUB_DISABLE_TELEMETRY": "1",
-           "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
-    env.pop("HF_HUB_OFFLINE", None)
-    done = subprocess.run([sys.executable, "-c", READER, json.dumps(cases), str(tmp / "datasets_cache")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(results) == len(cases), done.stdout + done.stderr[-3000:]
-    return results
+    return run_in_child(READER, cases, tmp, endpoint=endpoint)
 
 
 COLUMNS = {"text": "sentence", "label": "label"}
