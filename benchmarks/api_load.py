@@ -58,13 +58,15 @@ def serve_anchor(db_path: str, port: int) -> None:
 
     @api.get("/api/leaderboard")
     def leaderboard(base: str, source: str = "project", format: str = "json"):  # noqa: A002 (query name)
-        service.board(base, source, False)
-        return Response(service.rendered(base, source, format, None, include_seen=False),
+        key = service.key(base, source)
+        service.board(key, False)
+        return Response(service.rendered(key, format, None, include_seen=False),
                         media_type=MEDIA_TYPES[format])
 
     @api.get("/rerender")
     def rerender(base: str, source: str = "project", format: str = "json"):  # noqa: A002 (query name)
-        return Response(render_board(service.board(base, source, False), format), media_type=MEDIA_TYPES[format])
+        return Response(render_board(service.board(service.key(base, source), False), format),
+                        media_type=MEDIA_TYPES[format])
 
     uvicorn.run(api, host="127.0.0.1", port=port, **server_options(settings))
 

@@ -242,12 +242,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def bench_handler(store, calls: int) -> list[str]:
     from data.settings import Settings
+    from ui.board_cache import BoardKey
     from ui.handlers import AppHandlers
     from ui.views import ViewQuery
 
     handlers = AppHandlers(store, Settings(db_path=store.db_path))
     started = time.perf_counter()
-    handlers.leaderboard(BASE, SOURCE, ViewQuery())
+    handlers.leaderboard(BoardKey(BASE, SOURCE), ViewQuery())
     cold = time.perf_counter() - started
     named = queries()
     per_query: dict[str, list[float]] = {name: [] for name, _ in named}
@@ -256,7 +257,7 @@ def bench_handler(store, calls: int) -> list[str]:
     for i in range(calls):
         name, query = named[i % len(named)]
         started = time.perf_counter()
-        frame, _, _ = handlers.leaderboard(BASE, SOURCE, query)
+        frame, _, _ = handlers.leaderboard(BoardKey(BASE, SOURCE), query)
         elapsed = time.perf_counter() - started
         times.append(elapsed)
         per_query[name].append(elapsed)
@@ -264,7 +265,7 @@ def bench_handler(store, calls: int) -> list[str]:
     everything = []
     for _ in range(3):
         started = time.perf_counter()
-        handlers.leaderboard(BASE, SOURCE, ViewQuery(max_rows="all"))
+        handlers.leaderboard(BoardKey(BASE, SOURCE), ViewQuery(max_rows="all"))
         everything.append(time.perf_counter() - started)
     started = time.perf_counter()
     for _ in range(5):
@@ -278,7 +279,7 @@ def bench_handler(store, calls: int) -> list[str]:
          f"max {max(times) * 1000:.1f} ms (goal < 100 ms)"),
         "per query (median ms / rows shown): " + "; ".join(
             f"{name} {statistics.median(v) * 1000:.1f}/{rows_shown[name]}" for name, v in per_query.items()),
-        (f"slowest query: {worst}; 'all' rows ({len(handlers.board(BASE, SOURCE).rows):,}): median "
+        (f"slowest query: {worst}; 'all' rows ({len(handlers.board(BoardKey(BASE, SOURCE)).rows):,}): median "
          f"{statistics.median(everything) * 1000:.0f} ms"),
         (f"store.data_version() (cache check, at most every {handlers.service.recheck_s:g}s inside a call): "
          f"{version_check * 1000:.1f} ms"),

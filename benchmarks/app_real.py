@@ -128,6 +128,7 @@ def round_trip_lines(rounds: int = 5) -> list[str]:
     from data.settings import Settings
     from data.store import Store
     from service.bundles import seed_bundles
+    from ui.board_cache import BoardKey
     from ui.handlers import AppHandlers
 
     lines = []
@@ -137,13 +138,13 @@ def round_trip_lines(rounds: int = 5) -> list[str]:
         seed_bundles(store, settings)
         handlers = AppHandlers(store, settings)
         for base, source in (PUBLISHED_BOARD, STUDY_BOARD):
-            board = handlers.board(base, source)
+            board = handlers.board(BoardKey(base, source))
             frame = board.to_frame()
             ours, anchor = [], []
             for _ in range(rounds):
                 for _, query in real_queries():
                     started = time.perf_counter()
-                    handlers.leaderboard(base, source, query)
+                    handlers.leaderboard(BoardKey(base, source), query)
                     ours.append(time.perf_counter() - started)
                     started = time.perf_counter()
                     _pandas_anchor(frame, query)

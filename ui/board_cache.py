@@ -21,6 +21,7 @@ import functools
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 from data.metrics import PROJECT_SOURCE
 from data.selection import canonical_id
@@ -33,6 +34,14 @@ from ui.cache import BoundedCache
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, bool, bool]  # (canonical base id, source, include_seen, include_suspect)
+
+
+class BoardKey(NamedTuple):
+    """The board a request is about: its base's canonical id, resolved once (``LeaderboardService.key``, or the
+    page's ``AppHandlers.default_selection``), and its score source; everything after takes it as it is."""
+
+    base_id: str | None  # None: no board exists yet
+    source: str
 MAX_BOARDS, MAX_BOARD_BYTES = 32, 512 * 2**20
 MAX_RENDERS, MAX_RENDER_BYTES = 128, 256 * 2**20
 
@@ -75,22 +84,25 @@ class LeaderboardService:
     def bases(self) -> list[str]:
         return sorted({base for base, _, _ in self.available()})
 
+    def key(self, base_id: str, source: str) -> BoardKey:
+        """The key of (base, source): a legacy id (roberta-base) becomes its canonical one."""
+        return BoardKey(canonical_id(base_id), source)
+
     def sources(self, base_id: str) -> list[str]:
         found = [source for base, source, _ in self.available() if base == canonical_id(base_id)]
         return found or [PROJECT_SOURCE]
 
-    def board(self, base_id: str, source: str, include_seen: bool = False, include_suspect: bool = False
-              ) -> Leaderboard:
+    def board(self, board: BoardKey, include_seen: bool = False, include_suspect: bool = False) -> Leaderboard:
         """The leaderboard of (base, source); ``include_seen``: mean gains include the targets each model was
         trained on (default: left out, the zero-shot estimand); ``include_suspect``: and its suspect imported
         cells (default: left out)."""
-        return self.versioned_board(base_id, source, include_seen, include_suspect)[1]
+        return self.versioned_board(board, include_seen, include_suspect)[1]
 
-    def versioned_board(self, base_id: str, source: str, include_seen: bool = False, include_suspect: bool = False
+    def versioned_board(self, board: BoardKey, include_seen: bool = False, include_suspect: bool = False
                         ) -> tuple[int, Leaderboard]:
         """(the store's data version the board was built at, the board), as ``board`` serves it; an unknown
         board's version is -1."""
-        key = (canonical_id(base_id), source, bool(include_seen), bool(include_suspect))
+        key = (board.base_id, board.source, bool(include_seen), bool(include_suspect))
         if key[:2] not in {(b, s) for b, s, _ in self.available()}:  # unknown: an empty board, never kept
             return -1, dataclasses.replace(_empty_board(key[1]), base_id=key[0], include_seen=key[2],
                                            include_suspect=key[3])
@@ -108,13 +120,13 @@ class LeaderboardService:
                 cached = self._boards.get(key)
             return cached if cached is not None else (version, self._rebuild(key, version))
 
-    def rendered(self, base_id: str, source: str, fmt: str, limit: int | None = None,
-                 include_seen: bool = False, include_suspect: bool = False) -> bytes:
+    def rendered(self, board_key: BoardKey, fmt: str, limit: int | None = None, include_seen: bool = False,
+                 include_suspect: bool = False) -> bytes:
         """The ranking (baseline + the top ``limit`` models, or all) as CSV, JSON or Parquet bytes,
         rendered once per built leaderboard (``include_seen`` and ``include_suspect`` as for ``board``)."""
-        board = self.board(base_id, source, include_seen, include_suspect)
+        board = self.board(board_key, include_seen, include_suspect)
         limit = normal_limit(board, limit)
-        key = ((board.base_id, source, bool(include_seen), bool(include_suspect)), f"{fmt}:{limit}")
+        key = ((board.base_id, board_key.source, bool(include_seen), bool(include_suspect)), f"{fmt}:{limit}")
         with self._lock:
             cached = self._renders.get(key)
             if cached is not None and cached[0] == id(board):

@@ -19,6 +19,7 @@ from data.errors import SubmissionRejected
 from data.escape import markdown_text
 from ranking.columns import DEFAULT_GROUPS
 from service.personal_submit import unfetchable_sentence
+from ui.board_cache import BoardKey
 from ui.compare import CompareRejected
 from ui.handlers import AppHandlers
 from ui.layout import (
@@ -81,26 +82,26 @@ class AppEvents:
         self.h = handlers
 
     # ------------------------------------------------------------ leaderboard
-    def show_table(self, base, source, filters: Filters) -> TableView:
+    def show_table(self, key: BoardKey, filters: Filters) -> TableView:
         query, extras = view_query(filters), estimand(filters.include_seen, filters.include_suspect)
-        frame, datatypes, status = self.h.leaderboard(base, source, query, **extras)
+        frame, datatypes, status = self.h.leaderboard(key, query, **extras)
         table = gr.update(value=table_value(frame), datatype=datatypes or "str", column_widths=column_widths(frame))
-        return TableView(table=table, status=status, shown_ids=self.h.shown_ids(base, source, query, **extras),
-                         page_url=self.page_url((base, source), filters))
+        return TableView(table=table, status=status, shown_ids=self.h.shown_ids(key, query, **extras),
+                         page_url=self.page_url(key, filters))
 
-    def board_change(self, base, source, filters: Filters, *, model: str = "", compared=()) -> BoardView:
-        """A new board: its choices, its table, the model page on ``model`` (default: its top model) and the
-        comparison picker on ``compared`` (default: empty). Filter values the board lacks fall back."""
-        base, source = self.h.default_selection(base, source)
-        controls = self.h.controls(base, source, **estimand(filters.include_seen, filters.include_suspect))
+    def board_change(self, key: BoardKey, filters: Filters, *, model: str = "", compared=()) -> BoardView:
+        """A new board (``key``, resolved by ``AppHandlers.default_selection``): its choices, its table, the model
+        page on ``model`` (default: its top model) and the comparison picker on ``compared`` (default: empty).
+        Filter values the board lacks fall back; the key is kept in ``shown_board`` for every later event."""
+        controls = self.h.controls(key, **estimand(filters.include_seen, filters.include_suspect))
         off = controls.empty_filters  # a filter whose column this board lacks: hidden (the status line says why)
         licenses = [v for v in (filters.licenses or []) if v in controls.licenses]
         sort_by = filters.sort_by if filters.sort_by in [key for _, key in controls.sort] else "mean_gain"
         downloads = 0 if "min_downloads" in off else filters.min_downloads
         sizes = [] if "sizes" in off else filters.sizes
-        shown = self.show_table(base, source, replace(filters, licenses=licenses, sort_by=sort_by,
-                                                      min_downloads=downloads, sizes=sizes))
-        return BoardView(source=gr.update(choices=controls.sources, value=source),
+        shown = self.show_table(key, replace(filters, licenses=licenses, sort_by=sort_by, min_downloads=downloads,
+                                             sizes=sizes))
+        return BoardView(source=gr.update(choices=controls.sources, value=key.source),
                          licenses=gr.update(choices=controls.licenses, value=licenses,
                                             visible="licenses" not in off),
                          min_downloads=gr.update(value=downloads, visible="min_downloads" not in off),
@@ -108,7 +109,7 @@ class AppEvents:
                          sizes=gr.update(choices=controls.sizes, value=sizes, visible="sizes" not in off),
                          model=gr.update(choices=controls.models, value=model or controls.top_model or ""),
                          compare_pick=gr.update(choices=controls.models, value=list(compared)),
-                         table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=(base, source),
+                         table=shown.table, status=shown.status, shown_ids=shown.shown_ids, shown_board=key,
                          page_url=shown.page_url)
 
     def on_load(self, request: gr.Request, *filters):
@@ -117,23 +118,23 @@ class AppEvents:
         names: (base, *BoardView, *CompareView, tabs, *RestoredView, *ModelView). The model page is computed
         here only when the URL names a model (else when its tab is opened)."""
         params = page_params(dict(request.query_params) if request is not None else {})
-        base, source = self.h.default_selection(params.base or None, params.source or None)
-        note = self.h.url_note(params.base, base)  # ?base=roberta-base: say which board this is
+        key = self.h.default_selection(params.base or None, params.source or None)
+        note = self.h.url_note(params.base, key.base_id)  # ?base=roberta-base: say which board this is
         if note:
             gr.Info(html.escape(note), duration=8)
         seen, suspect = params.include_seen, params.include_suspect
         wanted = filters_of(params.view, seen, suspect)
-        board = self.board_change(base, source, wanted, model=params.model, compared=params.compare)
-        compared = (self.show_compare(base, source, params.compare, seen, suspect)[0] if params.compare
+        board = self.board_change(key, wanted, model=params.model, compared=params.compare)
+        compared = (self.show_compare(key, params.compare, seen, suspect)[0] if params.compare
                     else _unchanged_compare())
         shown = replace(wanted, licenses=board.licenses["value"], min_downloads=board.min_downloads["value"],
                         sort_by=board.sort_by["value"], sizes=board.sizes["value"])
-        url = self.page_url((base, source), shown, model=params.model if params.tab == "model" else "",
+        url = self.page_url(key, shown, model=params.model if params.tab == "model" else "",
                             compare=params.compare)
         restored = RestoredView(*(gr.update(value=getattr(wanted, f.name)) for f in fields(RestoredView)))
-        page = (self.model_view((base, source), params.model, seen, suspect) if params.model
+        page = (self.model_view(key, params.model, seen, suspect) if params.model
                 else ModelView(*[gr.update()] * len(fields(ModelView))))
-        return (gr.update(choices=self.h.service.bases(), value=base), *replace(board, page_url=url).as_list(),
+        return (gr.update(choices=self.h.service.bases(), value=key.base_id), *replace(board, page_url=url).as_list(),
                 *compared.as_list(), gr.Tabs(selected=params.tab), *restored.as_list(), *page.as_list())
 
     # ------------------------------------------------------------- the address
@@ -172,17 +173,18 @@ class AppEvents:
     def on_base_pick(self, base, shown_board, *filters):
         """A user's pick of base: the source on show stays when the new base has it (BoardView); the base on show
         picked again (or the menu left without a pick) changes nothing."""
-        if shown_board and base == shown_board[0]:
+        if shown_board and base == shown_board.base_id:
             return [gr.skip()] * len(fields(BoardView))
-        return self.board_change(base, shown_board[1] if shown_board else None, Filters(*filters)).as_list()
+        key = self.h.default_selection(base, shown_board.source if shown_board else None)
+        return self.board_change(key, Filters(*filters)).as_list()
 
     def on_source_input(self, shown_board, source, *filters):
         """A user's pick of source for the base on show (BoardView)."""
-        return self.board_change(shown_board[0], source, Filters(*filters)).as_list()
+        return self.board_change(self.h.default_selection(shown_board.base_id, source), Filters(*filters)).as_list()
 
     def on_filters(self, shown_board, *filters):
         """A changed filter: the board on show, filtered anew (TableView)."""
-        return self.show_table(*shown_board, Filters(*filters)).as_list()
+        return self.show_table(shown_board, Filters(*filters)).as_list()
 
     def on_select(self, shown_ids, evt: gr.SelectData):
         """A clicked row opens its model page: (model, tabs)."""
@@ -195,7 +197,7 @@ class AppEvents:
         chosen = Filters(*filters)
         query = view_query(chosen) if scope == "current view" else None
         try:  # the board shown: its estimand, whichever the scope
-            return str(self.h.export(*shown_board, query, fmt, **estimand(chosen.include_seen,
+            return str(self.h.export(shown_board, query, fmt, **estimand(chosen.include_seen,
                                                                           chosen.include_suspect)))
         except SubmissionRejected as e:
             gr.Warning(e.reason)
@@ -206,7 +208,7 @@ class AppEvents:
 
     # --------------------------------------------------- model page, compare
     def model_view(self, shown_board, repo_id, include_seen=False, include_suspect=False) -> ModelView:
-        page = self.h.model_page(*shown_board, repo_id, **estimand(include_seen, include_suspect))
+        page = self.h.model_page(shown_board, repo_id, **estimand(include_seen, include_suspect))
         return ModelView(header=page.header, share=page.share, gains=page.gains, free_energy=page.free_energy,
                          chains=page.chains, dropout=page.dropout, sample_efficiency=page.sample_efficiency,
                          revisions=page.revisions)
@@ -229,11 +231,11 @@ class AppEvents:
             return [gr.update()] * len(fields(ModelView))
         return self.on_model(shown_board, repo_id, include_seen, include_suspect)
 
-    def show_compare(self, base, source, picked, include_seen=False, include_suspect=False
+    def show_compare(self, key: BoardKey, picked, include_seen=False, include_suspect=False
                      ) -> tuple[CompareView, bool]:
         """The comparison, and whether it was made; a refusal is a warning and its reason in the header."""
         try:
-            out = self.h.compare(base, source, picked, **estimand(include_seen, include_suspect))
+            out = self.h.compare(key, picked, **estimand(include_seen, include_suspect))
         except CompareRejected as e:
             gr.Warning(html.escape(e.reason), duration=6)
             return CompareView(header=f"**Not compared.** {escape_markdown(e.reason)}", share="", gains=None,
@@ -242,14 +244,14 @@ class AppEvents:
 
     def on_compare(self, shown_board, picked, include_seen=False, include_suspect=False):
         """(*CompareView, tabs): the Compare tab opens when the comparison was made."""
-        compared, made = self.show_compare(*shown_board, picked, include_seen, include_suspect)
+        compared, made = self.show_compare(shown_board, picked, include_seen, include_suspect)
         return (*compared.as_list(), gr.Tabs(selected="compare") if made else gr.update())
 
     def on_add_to_compare(self, shown_board, picked, repo_id, include_seen=False, include_suspect=False):
         """Add the model page's model to the comparison; from 2 models on, show the comparison:
         (compare_pick, *CompareView, tabs)."""
         try:
-            ids = self.h.add_to_compare(*shown_board, picked, repo_id, **estimand(include_seen, include_suspect))
+            ids = self.h.add_to_compare(shown_board, picked, repo_id, **estimand(include_seen, include_suspect))
         except CompareRejected as e:
             gr.Warning(html.escape(e.reason), duration=6)
             return gr.update(), *_unchanged_compare().as_list(), gr.update()
@@ -265,7 +267,7 @@ class AppEvents:
         without a warning."""
         page = self.on_model(shown_board, repo_id, include_seen, include_suspect)
         try:
-            out = (self.h.compare(*shown_board, picked, **estimand(include_seen, include_suspect)) if picked
+            out = (self.h.compare(shown_board, picked, **estimand(include_seen, include_suspect)) if picked
                    else None)
         except CompareRejected:
             out = None
@@ -277,7 +279,7 @@ class AppEvents:
     def on_insights(self, shown_board, include_seen=False, include_suspect=False):
         """The Insights tab; a panel this board has no data for (free energy on a published board, the study on
         any other board) is hidden."""
-        out = self.h.insights(*shown_board, **estimand(include_seen, include_suspect))
+        out = self.h.insights(shown_board, **estimand(include_seen, include_suspect))
         fe, study = out.has_free_energy, bool(out.study.study)
         view = InsightsView(free_energy=gr.update(value=out.free_energy, visible=fe),
                             free_energy_text=gr.update(value=out.free_energy_text, visible=fe),

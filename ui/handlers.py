@@ -32,7 +32,7 @@ from ranking.stats import pearson_with_ci
 from ranking.study_report import source_labels, study_report, study_rows
 from service.boards import read_study
 from ui import compare, insights, model_page
-from ui.board_cache import LeaderboardService
+from ui.board_cache import BoardKey, LeaderboardService
 from ui.results import BoardControls, Comparison, InsightsPanels, ModelPage, StudyPanel
 from ui.urls import page_query, share_markdown
 from ui.views import (
@@ -131,18 +131,19 @@ class AppHandlers:
         self._export_dir = Path(settings.cache_dir) / "exports"
 
     # ------------------------------------------------------------ leaderboard
-    def default_selection(self, base: str | None = None, source: str | None = None) -> tuple[str | None, str]:
-        """A valid (base, source): the requested ones when they exist, else the best-populated leaderboard."""
+    def default_selection(self, base: str | None = None, source: str | None = None) -> BoardKey:
+        """The board a request shows, resolved once: the requested (base, source) when they exist (a legacy or
+        differently cased id opens its canonical board), else the best-populated leaderboard."""
         available = self.service.available()
         if not available:
-            return None, PROJECT_SOURCE
-        if base:  # a legacy or differently cased id (roberta-base) opens its canonical board
+            return BoardKey(None, PROJECT_SOURCE)
+        if base:
             base, _ = resolve_base_id(base, known=[b for b, _, _ in available])
         if base in {b for b, _, _ in available}:
             sources = self.service.sources(base)
-            return base, source if source in sources else sources[0]
+            return BoardKey(base, source if source in sources else sources[0])
         best = max(available, key=lambda a: (a[2], a[1] == PROJECT_SOURCE))
-        return best[0], best[1]
+        return BoardKey(best[0], best[1])
 
     def board_links(self) -> str:
         """A link to every leaderboard with scores, largest first, so each is one click from any page."""
@@ -159,25 +160,24 @@ class AppHandlers:
             return note and f"{note}."
         return f"There is no leaderboard for {requested_base.strip()[:200]}; showing {shown_base}."
 
-    def board(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
-              ) -> Leaderboard | None:
-        return None if not base else self.service.board(base, source, include_seen, include_suspect)
+    def board(self, key: BoardKey, *, include_seen: bool = False, include_suspect: bool = False) -> Leaderboard | None:
+        return None if not key.base_id else self.service.board(key, include_seen, include_suspect)
 
-    def leaderboard(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False,
+    def leaderboard(self, key: BoardKey, query: ViewQuery, *, include_seen: bool = False,
                     include_suspect: bool = False) -> tuple[pd.DataFrame, list[str], str]:
         """(table, column datatypes, status line) of the current view."""
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             return pd.DataFrame(), [], "No leaderboard yet."
         view = filter_rows(board, query)
         frame, datatypes = display_frame(board, view, query)
         return frame, datatypes, status_line(board, view, query)
 
-    def shown_ids(self, base: str | None, source: str, query: ViewQuery, *, include_seen: bool = False,
+    def shown_ids(self, key: BoardKey, query: ViewQuery, *, include_seen: bool = False,
                   include_suspect: bool = False) -> list[str]:
         """The repo ids of the view's rows in display order (baseline first), so a clicked row maps back to its
         model."""
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             return []
         view = filter_rows(board, query)
@@ -185,24 +185,24 @@ class AppHandlers:
         ids = list(view["repo_id"] if limit is None else view["repo_id"].head(limit))
         return ([board.base_id] if not board.baseline.empty else []) + ids
 
-    def controls(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
+    def controls(self, key: BoardKey, *, include_seen: bool = False, include_suspect: bool = False
                  ) -> BoardControls:
         """Choices that depend on the selected leaderboard."""
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
-        return BoardControls(sources=self.service.sources(base) if base else [PROJECT_SOURCE],
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
+        return BoardControls(sources=self.service.sources(key.base_id) if key.base_id else [PROJECT_SOURCE],
                              licenses=license_choices(board) if board else [],
                              sort=sort_choices(board) if board else [("mean gain", "mean_gain")],
                              models=list(board.to_frame()["repo_id"]) if board else [],
                              sizes=size_choices(board), empty_filters=empty_filters(board),
                              top_model=model_page.top_model(board))
 
-    def export(self, base: str | None, source: str, query: ViewQuery | None, fmt: str, *,
+    def export(self, key: BoardKey, query: ViewQuery | None, fmt: str, *,
                include_seen: bool = False, include_suspect: bool = False) -> Path:
         """Write the current view (``query``) or the full ranking (None) of the board shown as a file; returns its
         path."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown export format {fmt!r}")
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             raise SubmissionRejected("There is no leaderboard to download yet.")
         frame = None
@@ -213,13 +213,13 @@ class AppHandlers:
             scope = "view"
         data = render(board, fmt, frame)
         estimand = "-include-seen" * include_seen + "-include-suspect" * include_suspect
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{source}-{scope}{estimand}")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.base_id}-{key.source}-{scope}{estimand}")
         return save_export(self._export_dir, name, data, fmt)
 
     # ------------------------------------------------------------- model page
-    def model_page(self, base: str | None, source: str, repo_id: str, *, include_seen: bool = False,
+    def model_page(self, key: BoardKey, repo_id: str, *, include_seen: bool = False,
                    include_suspect: bool = False) -> ModelPage:
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
         repo_id = (repo_id or "").strip()
         if board is None or not repo_id:
             return ModelPage(header="Pick a model on the leaderboard (click its row) or type its id.",
@@ -238,41 +238,42 @@ class AppHandlers:
             free_energy=fe_text, chains=chains, dropout=model_page.guided_dropout_rates(self.store, repo_id, revision),
             sample_efficiency=insights.sample_efficiency_figure(points),
             revisions=model_page.scored_revisions(self.store, repo_id),
-            share=share_markdown(page_query(board.base_id, source, model=repo_id, include_seen=include_seen,
+            share=share_markdown(page_query(board.base_id, key.source, model=repo_id, include_seen=include_seen,
                                             include_suspect=include_suspect), "this model page"))
 
     # ---------------------------------------------------------------- compare
-    def compare(self, base: str | None, source: str, ids, *, include_seen: bool = False,
+    def compare(self, key: BoardKey, ids, *, include_seen: bool = False,
                 include_suspect: bool = False) -> Comparison:
         """2-4 models of one leaderboard side by side: header, grouped per-target gain bars, one table (with its
         datatypes and column widths) and the shareable link. Raises compare.CompareRejected with the reason."""
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
         if board is None:
             raise compare.CompareRejected("There is no leaderboard to compare models on yet.")
         rows = compare.compared_rows(board, ids)
         table, datatypes = compare.compare_table(rows)
         return Comparison(header=compare.compare_header(board, rows), gains=insights.compare_gains_figure(rows),
                           table=table, datatypes=datatypes, widths=column_widths(table),
-                          share=share_markdown(page_query(board.base_id, source, compare=rows["repo_id"],
+                          share=share_markdown(page_query(board.base_id, key.source, compare=rows["repo_id"],
                                                           include_seen=include_seen, include_suspect=include_suspect),
                                                "this comparison"))
 
-    def add_to_compare(self, base: str | None, source: str, picked, repo_id: str | None, *,
+    def add_to_compare(self, key: BoardKey, picked, repo_id: str | None, *,
                        include_seen: bool = False, include_suspect: bool = False) -> tuple[str, ...]:
         """The picked ids with this model page's model added; raises compare.CompareRejected when it is not on
         the leaderboard or the comparison is full."""
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
         repo_id = (repo_id or "").strip()
         if board is not None and repo_id and model_page.find_row(board, repo_id) is None:
-            raise compare.CompareRejected(f"{repo_id} is not on the {board.base_id} leaderboard ({source} scores).")
+            raise compare.CompareRejected(f"{repo_id} is not on the {board.base_id} leaderboard ({key.source} "
+                                          "scores).")
         return compare.with_model(picked, repo_id)
 
     # --------------------------------------------------------------- insights
-    def insights(self, base: str | None, source: str, *, include_seen: bool = False, include_suspect: bool = False
+    def insights(self, key: BoardKey, *, include_seen: bool = False, include_suspect: bool = False
                  ) -> InsightsPanels:
         """Correlations, heatmap and study of the board shown; "beats the base" of every base's board under the
         same estimand (``include_seen``, ``include_suspect``)."""
-        board = self.board(base, source, include_seen=include_seen, include_suspect=include_suspect)
+        board = self.board(key, include_seen=include_seen, include_suspect=include_suspect)
         frame = board.to_frame() if board is not None else pd.DataFrame(columns=["is_baseline", "mean_gain"])
         fe_fig, fe_corr = insights.scatter_vs_gain(frame, "free_energy", "free energy")
         fe_pairs = insights.pairs_with_gain(frame, "free_energy")
@@ -281,8 +282,8 @@ class AppHandlers:
         summary = []
         for b in self.service.bases():
             sources = self.service.sources(b)
-            chosen = source if source in sources else sources[0]
-            rows = self.service.board(b, chosen, include_seen, include_suspect).rows
+            chosen = key.source if key.source in sources else sources[0]
+            rows = self.service.board(BoardKey(b, chosen), include_seen, include_suspect).rows
             ranked = int(rows["mean_gain"].notna().sum()) if len(rows) else 0
             beating = int(rows["beats_base"].fillna(False).astype(bool).sum()) if len(rows) else 0
             summary.append((f"{b} ({chosen})", beating, ranked))

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from data.metrics import SOURCES
 from ranking.columns import DEFAULT_GROUPS, GROUPS
 from ui.about import ABOUT, EMPTY_STATE
+from ui.board_cache import BoardKey
 from ui.compare import MAX_MODELS, MIN_MODELS
 from ui.in_order import InOrder as _InOrder
 from ui.personal_layout import (  # noqa: F401 (the "Your data" tab's groups, re-exported beside the others)
@@ -295,7 +296,7 @@ def _leaderboard_tab(gr, bases: list[str], base0: str | None, source0: str) -> t
     table = gr.Dataframe(interactive=False, pinned_columns=2, max_height=640, wrap=True, elem_id="leaderboard-table",
                          buttons=["fullscreen"])
     shown_ids = gr.State([])
-    shown_board = gr.State((base0, source0))
+    shown_board = gr.State(BoardKey(base0, source0))  # the board on show, resolved once (ui/board_cache.py)
     with gr.Row():
         scope = gr.Radio(label="download", choices=["current view", "full ranking"], value="current view",
                          elem_id="download-scope")

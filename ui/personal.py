@@ -282,7 +282,7 @@ class PersonalHandlers:
             return len(request.result.models)
         if request.models:
             return int(request.summary.get("models", len(request.models) + 1))
-        ranked = len(self.service.board(request.base_id, PROJECT_SOURCE).rows)
+        ranked = len(self.service.board(self.service.key(request.base_id, PROJECT_SOURCE)).rows)
         return 1 + min(request.top_k, ranked)
 
     def _file(self, request: PersonalRequest, fmt: str) -> Path:

@@ -26,6 +26,7 @@ from data.settings import Settings
 from data.store import Store
 from data.submissions import submit
 from tests.helpers.hub_population import BASE_ID, MAX_PARAMS, ROBERTA, WEIGHTS, add_base, add_shape, shape_named
+from ui.board_cache import BoardKey
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = shape_named("tagged").tags
@@ -279,13 +280,13 @@ def test_memory_stays_flat_over_10000_distinct_requests(tmp_path):
     from ui.board_cache import MAX_RENDERS, LeaderboardService
 
     service = LeaderboardService(build_store(tmp_path / "lb.db"))
-    n_rows = len(service.board(BASE, "project").rows)
+    n_rows = len(service.board(BoardKey(BASE, "project")).rows)
 
     def request(i: int) -> None:
         if i % 2:
-            service.board(f"stranger/base-{i}", "project")  # an unknown base each time
+            service.board(BoardKey(f"stranger/base-{i}", "project"))  # an unknown base each time
         else:
-            service.rendered(BASE, "project", ("csv", "json")[i % 4 // 2], limit=i)  # a new limit each time
+            service.rendered(BoardKey(BASE, "project"), ("csv", "json")[i % 4 // 2], limit=i)  # a new limit each time
 
     for i in range(1000):
         request(i)
@@ -306,10 +307,10 @@ def test_repeated_downloads_reuse_one_file_and_the_folder_stays_bounded(tmp_path
 
     settings = replace(Settings(), db_path=tmp_path / "lb.db", cache_dir=tmp_path / "cache")
     handlers = AppHandlers(build_store(settings.db_path), settings)
-    first = handlers.export(BASE, "project", None, "csv")
-    assert handlers.export(BASE, "project", None, "csv") == first  # the same bytes: the same file
+    first = handlers.export(BoardKey(BASE, "project"), None, "csv")
+    assert handlers.export(BoardKey(BASE, "project"), None, "csv") == first  # the same bytes: the same file
     for i in range(3 * MAX_EXPORT_FILES):
-        handlers.export(BASE, "project", ViewQuery(search=f"no-match-{i}", max_rows="all"), "json")
+        handlers.export(BoardKey(BASE, "project"), ViewQuery(search=f"no-match-{i}", max_rows="all"), "json")
     files = list(first.parent.iterdir())
     assert len(files) <= MAX_EXPORT_FILES and not [f for f in files if f.suffix == ".part"]
 

@@ -10,12 +10,13 @@ import pytest
 
 from data.metrics import PROJECT_SOURCE
 from tests.helpers.leaderboard_store import BASE, EVIL, SUSPECT, build_store
+from ui.board_cache import BoardKey
 from ui.events import AppEvents, view_query
 from ui.handlers import AppHandlers
 from ui.layout import BoardView, CompareView, Filters, InsightsView, ModelView, RestoredView
 from ui.views import ViewQuery
 
-BOARD = (BASE, PROJECT_SOURCE)
+BOARD = BoardKey(BASE, PROJECT_SOURCE)
 
 
 def shown_frame(update: dict) -> pd.DataFrame:
@@ -55,13 +56,13 @@ def test_empty_filter_values_are_the_default_query():
 
 
 def test_a_new_board_drops_the_filter_values_it_lacks_and_opens_its_top_model(events):
-    board = events.board_change(BASE, PROJECT_SOURCE, _filters(licenses=["mit", "gpl-3.0"], sort_by="nope"))
+    board = events.board_change(BOARD, _filters(licenses=["mit", "gpl-3.0"], sort_by="nope"))
     assert board.licenses["value"] == ["mit"] and board.sort_by["value"] == "mean_gain"
     assert board.model["value"] == "alice/strong" and board.compare_pick["value"] == []
     assert board.shown_board == BOARD and board.shown_ids[:2] == [BASE, "alice/strong"]
     assert set(board.shown_ids) == {BASE, "alice/strong", "carol/weak", EVIL}  # the mit-licensed models
     assert len(board.as_list()) == len(BoardView.__dataclass_fields__)
-    named = events.board_change(BASE, PROJECT_SOURCE, _filters(), model="bob/middling", compared=("a/1", "a/2"))
+    named = events.board_change(BOARD, _filters(), model="bob/middling", compared=("a/1", "a/2"))
     assert named.model["value"] == "bob/middling" and named.compare_pick["value"] == ["a/1", "a/2"]
 
 

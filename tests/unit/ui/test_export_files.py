@@ -13,7 +13,7 @@ import pytest
 from data.records import Score
 from tests.helpers.leaderboard_store import BASE, TRAINED_ON, build_store, sha
 from ui import export_files
-from ui.board_cache import LeaderboardService, render_board
+from ui.board_cache import BoardKey, LeaderboardService, render_board
 from ui.export_files import ExportFiles, accepts_gzip, etag_matches, write_atomically
 
 API = "/api/leaderboard"
@@ -37,7 +37,7 @@ def served(tmp_path, settings):
                                     {"format": "csv", "limit": 99}])
 def test_the_body_is_the_rendering_gzipped_or_not(served, params):
     client, handlers, _ = served
-    expected = handlers.service.rendered(BASE, "project", params["format"], params.get("limit"),
+    expected = handlers.service.rendered(BoardKey(BASE, "project"), params["format"], params.get("limit"),
                                          include_seen=params.get("include_seen") == "1")
     plain = client.get(API, params={"base": BASE, **params}, headers={"Accept-Encoding": "identity"})
     packed = client.get(API, params={"base": BASE, **params}, headers={"Accept-Encoding": "gzip, br"})
@@ -96,7 +96,7 @@ def test_a_store_change_gives_a_new_etag_and_drops_the_old_files(served, setting
 
 def test_concurrent_first_requests_render_once_and_read_whole_files(tmp_path, monkeypatch):
     service = LeaderboardService(build_store(tmp_path / "lb.db"))
-    version, board = service.versioned_board(BASE, "project")
+    version, board = service.versioned_board(BoardKey(BASE, "project"))
     renders = []
 
     def slow_render(*args):
@@ -149,7 +149,7 @@ def test_an_atomic_write_is_never_seen_in_part(tmp_path):
 
 def test_the_files_are_bounded_and_a_deleted_file_is_rendered_again(tmp_path):
     service = LeaderboardService(build_store(tmp_path / "lb.db"))
-    version, board = service.versioned_board(BASE, "project")
+    version, board = service.versioned_board(BoardKey(BASE, "project"))
     files = ExportFiles(tmp_path / "api", max_files=3)
     for limit in range(5):
         files.read(version, board, "csv", limit, gzip=False)

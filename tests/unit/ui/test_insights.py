@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ui.board_cache import BoardKey
 from ui.insights import (
     Correlation,
     beats_base_bars,
@@ -315,7 +316,7 @@ def test_insights_shows_the_bundled_studys_report_with_the_readmes_numbers(tmp_p
     base = "sentence-transformers/all-MiniLM-L6-v2"
     store = Store(tmp_path / "snapshot.db")
     seed_store(store, DEFAULT_SNAPSHOT)
-    out = AppHandlers(store, replace(settings, snapshot_path=DEFAULT_SNAPSHOT)).insights(base, PROJECT_SOURCE)
+    out = AppHandlers(store, replace(settings, snapshot_path=DEFAULT_SNAPSHOT)).insights(BoardKey(base, PROJECT_SOURCE))
     report = report_of(store, base, meta=read_snapshot(DEFAULT_SNAPSHOT).meta)
     markdown = render_markdown(report)
     assert out.study.study.startswith(markdown)  # the whole block, then the personal-validation table
@@ -354,13 +355,14 @@ def test_insights_reads_design_sources_and_contamination_from_the_snapshot_it_wa
                                "removed": {"sst2": 10}, "remaining_overlap": 0, "sha256": "0123456789abcdef" * 4}],
             "checkpoints": {BASE: "fedcba9876543210" * 4}, "target_overlap": {"rte|sst2": 0}}
     snapshot = write_snapshot(store, tmp_path / "study.json", base_ids=[BASE], meta=meta)
-    study = AppHandlers(store, replace(settings, snapshot_path=snapshot)).insights(BASE, PROJECT_SOURCE).study.study
+    key = BoardKey(BASE, PROJECT_SOURCE)
+    study = AppHandlers(store, replace(settings, snapshot_path=snapshot)).insights(key).study.study
     assert study == render_markdown(report_of(store, BASE, meta=meta))
     assert "Seeds configured: base 3, candidates 3 per target" in study and "sha256 fedcba987654." in study
     assert "| sick | 80.0 % | 50.0 % | ok |" in study and "0123456789ab |" in study
     assert "10 training rows removed across 1 (source, target) pair (of 1 checked); 0 remain." in study
     assert NOT_RECORDED not in study
-    elsewhere = AppHandlers(store, replace(settings, snapshot_path=None)).insights(BASE, PROJECT_SOURCE).study.study
+    elsewhere = AppHandlers(store, replace(settings, snapshot_path=None)).insights(key).study.study
     assert f"Sources** (each source model's own-task check before it became a candidate): {NOT_RECORDED}." in elsewhere
 
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.helpers.leaderboard_store import BASE, build_store
+from ui.board_cache import BoardKey
 from ui.events import AppEvents
 from ui.handlers import AppHandlers
 from ui.layout import Filters, build_layout
@@ -148,10 +149,10 @@ def test_each_handler_returns_one_value_per_output(wired):
     demo, layout = wired
     (fn,) = [fn for fn in demo.fns.values() if fn.name == "on_load"]
     events = fn.fn.__self__
-    board = (BASE, "project")
+    board = BoardKey(BASE, "project")
     values = [getattr(c, "value", None) for c in layout.filters.as_list()]
     calls = {"on_load": events.on_load(None, *values),
-             "on_base_pick": events.on_base_pick(BASE, ("old/base", "project"), *values),
+             "on_base_pick": events.on_base_pick(BASE, BoardKey("old/base", "project"), *values),
              "on_source_input": events.on_source_input(board, "project", *values),
              "on_filters": events.on_filters(board, *values),
              "on_open_model": events.on_open_model(board, "alice/strong", *values),
@@ -184,7 +185,7 @@ def test_the_base_menu_sends_one_event_per_pick_and_a_pick_of_the_base_on_show_c
     assert not [fn for fn in demo.fns.values() for t in fn.targets if tuple(t) == (base._id, "input")]
     events = pick.fn.__self__
     values = [getattr(c, "value", None) for c in layout.filters.as_list()]
-    unchanged = events.on_base_pick(BASE, (BASE, "project"), *values)
+    unchanged = events.on_base_pick(BASE, BoardKey(BASE, "project"), *values)
     assert len(unchanged) == len(pick.outputs) and all(v == gr.skip() for v in unchanged)
-    moved = events.on_base_pick(BASE, ("old/base", "project"), *values)
+    moved = events.on_base_pick(BASE, BoardKey("old/base", "project"), *values)
     assert [v for v in moved if v == gr.skip()] == []
