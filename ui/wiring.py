@@ -7,6 +7,8 @@ a fixed order (Gradio numbers events by it), inside the Blocks context the layou
 and insights read them too, as their last inputs, so every view is of the board the table shows.
 """
 
+import gradio as gr
+
 from ui.events import AppEvents, PersonalEvents
 from ui.layout import Layout, PersonalTab
 
@@ -43,6 +45,15 @@ def wire(demo, layout: Layout, events: AppEvents) -> None:
     _wire_address(layout, events)
 
 
+def user_change(component):
+    """The listener of a user's own change of ``component``: its ``blur`` for a single-choice Dropdown (Gradio's
+    dropdown sends ``input`` twice for a click on an option, on the pick and on the blur that follows, and once
+    for Enter; its blur ends every pick once), else its ``input``."""
+    if isinstance(component, gr.Dropdown) and not component.multiselect:
+        return component.blur
+    return component.input
+
+
 def _address(layout: Layout, fn, *middle) -> dict:
     """The arguments of a listener that sets page_url from the board on show, ``middle``'s values and the filters."""
     return {"fn": fn, "inputs": [layout.leaderboard.shown_board, *middle, *layout.filters.as_list()],
@@ -66,15 +77,15 @@ def _wire_board(layout: Layout, events: AppEvents) -> None:
     # survive it) nor .input (Gradio's dropdown sends input twice for a click on an option, on the pick and on
     # the blur that follows; blur ends every pick, by mouse or by Enter, once). A blur with the base unchanged
     # changes nothing. Each reads the other from shown_board.
-    lb.base.blur(events.on_base_pick, inputs=[lb.base, lb.shown_board, *filters],
-                 outputs=layout.board_view().as_list())
+    user_change(lb.base)(events.on_base_pick, inputs=[lb.base, lb.shown_board, *filters],
+                         outputs=layout.board_view().as_list())
     lb.source.input(events.on_source_input, inputs=[lb.shown_board, lb.source, *filters],
                     outputs=layout.board_view().as_list())
     table_view = layout.table_view().as_list()
     layout.filters.search.submit(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view)
     for control in filters:
-        control.input(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view,
-                      trigger_mode="always_last")
+        user_change(control)(events.on_filters, inputs=[lb.shown_board, *filters], outputs=table_view,
+                             trigger_mode="always_last")
     opened = [*layout.model.view.as_list(), layout.page_url]
     lb.table.select(events.on_select, inputs=[lb.shown_ids], outputs=[layout.model.model, layout.tabs]).then(
         events.on_open_model, inputs=[lb.shown_board, layout.model.model, *filters], outputs=opened)
@@ -85,7 +96,7 @@ def _wire_model_and_compare(layout: Layout, events: AppEvents) -> None:
     toggles = [layout.filters.include_seen, layout.filters.include_suspect]
     opened = {"inputs": [lb.shown_board, model.model, *layout.filters.as_list()],
               "outputs": [*model.view.as_list(), layout.page_url]}
-    model.model.input(events.on_open_model, **opened)
+    user_change(model.model)(events.on_open_model, **opened)
     model.show.click(events.on_open_model, **opened)
     layout.tabs.select(events.on_model_tab, inputs=[lb.shown_board, model.model, *toggles],
                        outputs=model.view.as_list())

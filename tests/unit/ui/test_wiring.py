@@ -11,7 +11,7 @@ from ui.board_cache import BoardKey
 from ui.events import AppEvents
 from ui.handlers import AppHandlers
 from ui.layout import Filters, build_layout
-from ui.wiring import SUBMIT_CONCURRENCY, wire
+from ui.wiring import SUBMIT_CONCURRENCY, user_change, wire
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def test_each_filter_refilters_the_table_and_every_filtering_event_reads_them_al
         control = getattr(layout.filters, f.name)
         # a user's own change (input), not the values a new board or a page load sets: one event refilters the
         # table and gives the address; a toggle also brings the model page and the comparison along
-        on_input = [e for e in events if (control._id, "input") in e[0]]
+        event = user_change(control).event_name  # a single-choice dropdown's blur, else its input
+        on_input = [e for e in events if (control._id, event) in e[0]]
         also = ["on_include_seen"] if f.name in ("include_seen", "include_suspect") else []
         assert [e[3] for e in on_input] == ["on_filters", *also], f.name
         assert not [e for e in events if (control._id, "change") in e[0]], f.name
@@ -128,7 +129,7 @@ def test_a_new_board_is_one_event_and_a_model_page_is_computed_when_opened(wired
         assert any(after.get(key) == "on_compare_url" for key, _ in by_name[name]), name
     opened = [fn for _, fn in by_name["on_open_model"]]
     targets = {t for fn in opened for t in map(tuple, fn.targets)}
-    assert {(layout.model.show._id, "click"), (layout.model.model._id, "input")} <= targets
+    assert {(layout.model.show._id, "click"), (layout.model.model._id, "blur")} <= targets
     assert all(fn.outputs == [*layout.model.view.as_list(), layout.page_url] for fn in opened)
     assert "on_model" not in by_name  # nothing recomputes the page when a new board sets the model's value
     (tab,) = [fn for _, fn in by_name["on_model_tab"]]
@@ -189,3 +190,18 @@ def test_the_base_menu_sends_one_event_per_pick_and_a_pick_of_the_base_on_show_c
     assert len(unchanged) == len(pick.outputs) and all(v == gr.skip() for v in unchanged)
     moved = events.on_base_pick(BASE, BoardKey("old/base", "project"), *values)
     assert [v for v in moved if v == gr.skip()] == []
+
+
+def test_a_single_choice_dropdown_is_heard_on_its_blur_and_every_other_control_on_its_input(wired):
+    """Gradio's single-choice dropdown sends input twice per click on an option: the board's base and sort menus and
+    the model page's model are heard once, on their blur; a multiselect, a textbox or a checkbox on their input."""
+    import gradio as gr
+
+    demo, layout = wired
+    single = [layout.leaderboard.base, layout.filters.sort_by, layout.model.model]
+    assert all(isinstance(c, gr.Dropdown) and not c.multiselect for c in single)
+    heard = {(t[0], t[1]) for fn in demo.fns.values() for t in fn.targets}
+    for control in single:
+        assert (control._id, "blur") in heard and (control._id, "input") not in heard
+    assert user_change(layout.filters.licenses).event_name == "input"  # a multiselect
+    assert user_change(layout.filters.search).event_name == "input"
