@@ -28,9 +28,11 @@ from pathlib import Path
 
 from data.errors import LeaderboardError, StoreBusy, StoreError, public_sentence
 from data.metrics import PROJECT_SOURCE, SOURCES
+from data.selection import canonical_id
 from data.settings import Settings
 from data.store import Store
 from service.cli.args import settings_from_env
+from ui.board_cache import BoardKey
 from ui.handlers import AppHandlers
 from ui.layout import APP_CSS
 from ui.urls import parse_flag
@@ -97,13 +99,12 @@ def create_server(store: Store, settings: Settings, handlers: AppHandlers | None
             raise HTTPException(400, f"format must be one of {', '.join(MEDIA_TYPES)}")
         if source is not None and source not in SOURCES:
             raise HTTPException(400, f"source must be one of {', '.join(SOURCES)}")
-        key = h.service.key(base, source or "")  # the base id resolved once: the rest takes the key
-        held = [s for b, s, _ in h.service.available() if b == key.base_id]
+        base_id = canonical_id(base)  # resolved once: the rest takes the key
+        held = [s for b, s, _ in h.service.available() if b == base_id]
         if source is None and len(held) > 1:
             raise HTTPException(400, f"{base} has {len(held)} leaderboards: add source={' or source='.join(held)}")
-        key = key._replace(source=source or (held[0] if held else PROJECT_SOURCE))
-        source = key.source
-        version, board = h.service.versioned_board(key, seen, suspect)
+        source = source or (held[0] if held else PROJECT_SOURCE)
+        version, board = h.service.versioned_board(BoardKey(base_id, source), seen, suspect)
         if board.rows.empty and board.baseline.empty:
             known = f"; its scores are under source={' or source='.join(held)}" if held else ""
             raise HTTPException(404, f"no {source} scores for {base}{known}")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from data.errors import HubError
+from data.records import SHA_RE
 
 logger = logging.getLogger(__name__)
 
-SHA_RE = re.compile(r"[0-9a-f]{40}")
 _SHA_IN_PATH = re.compile(r"(?<![0-9a-f])[0-9a-f]{40}(?![0-9a-f])")
 DATA_SUFFIXES = (".parquet", ".csv", ".json", ".jsonl", ".arrow", ".txt", ".tsv", ".gz", ".zst", ".bz2", ".xz",
                  ".zip", ".tar", ".ndjson")

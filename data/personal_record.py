@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from data.errors import LeaderboardError
 
@@ -94,4 +94,4 @@ def _known(cls, doc: Mapping) -> dict:
 
 def _model(doc: Mapping) -> RankedModel:
     estimates = {name: Estimate(**_known(Estimate, e)) for name, e in (doc.get("estimates") or {}).items()}
-    return replace(RankedModel(**_known(RankedModel, {**doc, "estimates": {}})), estimates=estimates)
+    return RankedModel(**{**_known(RankedModel, doc), "estimates": estimates})

@@ -126,17 +126,15 @@ def column_for(key: str) -> Column:
 
 
 def columns_in(keys, groups=GROUPS) -> list[Column]:
-    """Specs of the given frame columns that belong to the chosen groups, in display order."""
-    specs = [column_for(k) for k in keys if k != "is_baseline" and k != "pipeline_tag"]
+    """Specs of the given frame columns that belong to the chosen groups, in display order (the board's columns
+    read once per call: a table render asks for every column)."""
+    board = {c.key: c for c in board_columns()}
+    position = {key: i for i, key in enumerate(board)}
+    specs = [board.get(k) or column_for(k) for k in keys if k != "is_baseline" and k != "pipeline_tag"]
     order = {g: i for i, g in enumerate(GROUPS)}
     chosen = [c for c in specs if c.group in groups or c.key in ("rank", "repo_id")]
     return sorted(chosen, key=lambda c: (order[c.group] if c.key not in ("rank", "repo_id") else -1,
-                                         _fixed_position(c.key)))
-
-
-def _fixed_position(key: str) -> int:
-    keys = [c.key for c in board_columns()]
-    return keys.index(key) if key in keys else len(keys)
+                                         position.get(c.key, len(position))))
 
 
 def interval_text(low, high, *, df=None, n_seeds=None) -> str:
