@@ -172,9 +172,21 @@ class LoraRun(Payload):
 
 @dataclass(frozen=True, slots=True)
 class PowerLawFit:
+    """error(n) ≈ a + b·n^(−gamma), a sample-efficiency curve fitted to LoRA runs."""
+
     a: float
     b: float
     gamma: float
+
+    def error(self, n: float) -> float:
+        return self.a + self.b * n ** -self.gamma
+
+    def labels_for(self, accuracy: float) -> float:
+        """Labels needed to reach ``accuracy``; inf when the curve never gets there."""
+        gap = (1 - accuracy) - self.a
+        if gap <= 0 or self.b <= 0:
+            return math.inf
+        return (self.b / gap) ** (1 / self.gamma)
 
 
 @dataclass(frozen=True, slots=True)

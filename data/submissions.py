@@ -17,18 +17,9 @@ import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from data import errors
 from data.crawler import make_candidate
-from data.errors import (
-    EntryNotFound,
-    FileTooLarge,
-    GatedModel,
-    HubError,
-    HubTimeout,
-    HubUnreachable,
-    ModelNotFound,
-    RevisionNotFound,
-    SubmissionRejected,
-)
+from data.errors import HubError, SubmissionRejected
 from data.escape import log_text
 from data.hub import HubClient, HubModelInfo
 from data.records import ArchSignature, BaseModel, Candidate, Job, JobStatus, Kind, Match, SkipReason
@@ -72,17 +63,17 @@ SKIP_MESSAGES = {
 # What a person reads when the Hub fails a check: the first class the error is an instance of, filled in with
 # ``repo_id``, ``revision`` and ``error``.
 INFO_REFUSALS = (
-    (HubTimeout, "The Hub did not answer in time ({error}); try again in a minute."),
-    (HubUnreachable, "The Hub cannot be reached right now ({error}); try again later."),
-    (RevisionNotFound, "{repo_id} has no revision {revision!r}."),
-    (GatedModel, SKIP_MESSAGES[SkipReason.GATED]),
-    (ModelNotFound, "{repo_id} was not found on the Hub (or it is private)."),
-    (HubError, "The Hub could not answer about {repo_id}: {error}"),
+    (errors.HubTimeout, "The Hub did not answer in time ({error}); try again in a minute."),
+    (errors.HubUnreachable, "The Hub cannot be reached right now ({error}); try again later."),
+    (errors.RevisionNotFound, "{repo_id} has no revision {revision!r}."),
+    (errors.GatedModel, SKIP_MESSAGES[SkipReason.GATED]),
+    (errors.ModelNotFound, "{repo_id} was not found on the Hub (or it is private)."),
+    (errors.HubError, "The Hub could not answer about {repo_id}: {error}"),
 )
 CONFIG_REFUSALS = (
-    (EntryNotFound, "{repo_id}: " + SKIP_MESSAGES[SkipReason.NO_CONFIG] + "."),
-    (FileTooLarge, "{repo_id}: config.json is too large to be a model config."),
-    (HubError, "The Hub could not give config.json of {repo_id}: {error}"),
+    (errors.EntryNotFound, "{repo_id}: " + SKIP_MESSAGES[SkipReason.NO_CONFIG] + "."),
+    (errors.FileTooLarge, "{repo_id}: config.json is too large to be a model config."),
+    (errors.HubError, "The Hub could not give config.json of {repo_id}: {error}"),
 )
 
 

@@ -47,26 +47,7 @@ LORA_TARGETS = {"bert": ("query", "value"), "roberta": ("query", "value"), "xlm-
 OUT_OF_RANGE = "out_of_range"
 
 
-@dataclass(frozen=True, slots=True)
-class PowerLaw:
-    """error(n) ≈ a + b·n^(−gamma)."""
-
-    a: float
-    b: float
-    gamma: float
-
-    def error(self, n: float) -> float:
-        return self.a + self.b * n ** -self.gamma
-
-    def labels_for(self, accuracy: float) -> float:
-        """Labels needed to reach ``accuracy``; inf when the curve never gets there."""
-        gap = (1 - accuracy) - self.a
-        if gap <= 0 or self.b <= 0:
-            return math.inf
-        return (self.b / gap) ** (1 / self.gamma)
-
-
-def fit_power_law(ns, errors) -> PowerLaw:
+def fit_power_law(ns, errors) -> PowerLawFit:
     """Least-squares fit of a + b·n^(−γ) with 0 ≤ a ≤ min(error) (an error floor can be neither negative nor
     above the data) and b ≥ 0 (error does not grow with labels): for each γ on a grid (then refined around
     the best) a and b are the bounded linear least-squares solution; the γ with the smallest error wins."""
@@ -100,7 +81,7 @@ def fit_power_law(ns, errors) -> PowerLaw:
         lo, hi = (lo, m2) if solve(m1)[0] < solve(m2)[0] else (m1, hi)
     gamma = (lo + hi) / 2
     _, a, b = solve(gamma)
-    return PowerLaw(a=a, b=b, gamma=gamma)
+    return PowerLawFit(a=a, b=b, gamma=gamma)
 
 
 def lora_classifier(model_dir: Path, num_labels: int, cfg: SampleEfficiencyConfig, *, seed: int):
@@ -192,7 +173,7 @@ class SavedReading:
     reason: str
 
 
-def read_labels_saved(base: PowerLaw, candidate: PowerLaw, n_min: int, n_max: int) -> SavedReading:
+def read_labels_saved(base: PowerLawFit, candidate: PowerLawFit, n_min: int, n_max: int) -> SavedReading:
     """The labels the candidate saves against the base at the base's fitted accuracy at ``n_max``, never
     extrapolated. Fitted errors fall with n (b ≥ 0), so the candidate's curve reaches the reference inside
     [n_min, n_max] exactly when its error at n_min is at least the reference error and at n_max at most; then
@@ -266,7 +247,7 @@ class SampleEfficiencyScorer(RegisteredScorer):
                      base_id=job.base_id, status="ok" if reading.in_range else OUT_OF_RANGE,
                      extra=LabelsSaved(reference_accuracy=reading.reference_accuracy, base_labels=reading.base_labels,
                                        candidate_labels=reading.candidate_labels,
-                                       fits={r: PowerLawFit(f.a, f.b, f.gamma) for r, f in fits.items()},
+                                       fits=dict(fits),
                                        in_range=reading.in_range, out_of_range=reading.out_of_range,
                                        reason=reading.reason, n_min=n_min, n_max=n_max,
                                        base_accuracy=float(np.mean(base_at_max)), steps=self.cfg.steps,

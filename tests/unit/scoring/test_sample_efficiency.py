@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from data.payloads import PowerLawFit
 from data.targets import suite
 from scoring.config import SampleEfficiencyConfig
 from scoring.sample_efficiency import (
-    PowerLaw,
     fit_power_law,
     lora_classifier,
     read_labels_saved,
@@ -23,7 +23,7 @@ from tests.helpers.tiny_models import TINY_BERT, build_base
 
 
 def test_fit_recovers_a_known_power_law():
-    truth = PowerLaw(a=0.08, b=2.5, gamma=0.6)
+    truth = PowerLawFit(a=0.08, b=2.5, gamma=0.6)
     ns = [32, 64, 128, 256, 512, 1024, 2048]
     fit = fit_power_law(ns, [truth.error(n) for n in ns])
     assert (fit.a, fit.b, fit.gamma) == (pytest.approx(0.08, abs=1e-4), pytest.approx(2.5, rel=1e-3),
@@ -31,7 +31,7 @@ def test_fit_recovers_a_known_power_law():
 
 
 def test_fit_is_robust_to_small_noise_and_labels_for_inverts_the_curve():
-    truth = PowerLaw(a=0.1, b=1.0, gamma=0.5)
+    truth = PowerLawFit(a=0.1, b=1.0, gamma=0.5)
     ns = [32, 128, 512, 2048]
     noise = [0.002, -0.001, 0.0015, -0.0005]
     fit = fit_power_law(ns, [truth.error(n) + d for n, d in zip(ns, noise, strict=True)])
@@ -84,12 +84,12 @@ def test_lora_head_is_trained_saved_and_reloaded_bit_identically(tmp_path):
 
 
 # base error 0.1 + 2/sqrt(n): at n_max = 2048 the reference error is 0.1 + 2/sqrt(2048)
-BASE_CURVE = PowerLaw(a=0.1, b=2.0, gamma=0.5)
+BASE_CURVE = PowerLawFit(a=0.1, b=2.0, gamma=0.5)
 
 
 def test_labels_saved_inside_the_range_is_read_from_the_fitted_curves():
     # the candidate's 0.1 + 1/sqrt(n) reaches the base's error at 2048 where sqrt(n) = sqrt(2048)/2: n = 512
-    reading = read_labels_saved(BASE_CURVE, PowerLaw(a=0.1, b=1.0, gamma=0.5), 32, 2048)
+    reading = read_labels_saved(BASE_CURVE, PowerLawFit(a=0.1, b=1.0, gamma=0.5), 32, 2048)
     assert reading.in_range and reading.out_of_range == "" and reading.reason == ""
     assert reading.candidate_labels == pytest.approx(512) and reading.value == pytest.approx(1536)
     assert reading.base_labels == 2048 and reading.reference_accuracy == pytest.approx(1 - BASE_CURVE.error(2048))
@@ -104,10 +104,10 @@ def test_labels_saved_inside_the_range_is_read_from_the_fitted_curves():
 
 
 @pytest.mark.parametrize(("candidate", "side", "value", "needs"), [
-    (PowerLaw(a=0.1, b=4.0, gamma=0.5), "above", 0.0, "more than 2048"),  # would need 8192 labels
-    (PowerLaw(a=0.2, b=1.0, gamma=0.5), "above", 0.0, "more than 2048"),  # its floor is above the reference
-    (PowerLaw(a=0.1, b=0.1, gamma=0.5), "below", 2016.0, "fewer than 32"),  # would need 5.12 labels
-    (PowerLaw(a=0.05, b=0.0, gamma=0.5), "below", 2016.0, "fewer than 32"),  # flat, better than the base
+    (PowerLawFit(a=0.1, b=4.0, gamma=0.5), "above", 0.0, "more than 2048"),  # would need 8192 labels
+    (PowerLawFit(a=0.2, b=1.0, gamma=0.5), "above", 0.0, "more than 2048"),  # its floor is above the reference
+    (PowerLawFit(a=0.1, b=0.1, gamma=0.5), "below", 2016.0, "fewer than 32"),  # would need 5.12 labels
+    (PowerLawFit(a=0.05, b=0.0, gamma=0.5), "below", 2016.0, "fewer than 32"),  # flat, better than the base
 ])
 def test_labels_saved_outside_the_range_is_a_flagged_bound_never_an_extrapolation(candidate, side, value, needs):
     reading = read_labels_saved(BASE_CURVE, candidate, 32, 2048)
