@@ -87,6 +87,15 @@ class RegisteredScorer:
     config_type: ClassVar[type]
     settings_fields: ClassVar[tuple[str, ...]] = ()
 
+    def __init_subclass__(cls, *, name: str | None = None, config_type: type | None = None,
+                          settings_fields: tuple[str, ...] | None = None, **kwargs):
+        """A scorer declares itself in its class line: ``class KnnScorer(RegisteredScorer, name="knn", ...)``."""
+        super().__init_subclass__(**kwargs)
+        declared = {"name": name, "config_type": config_type, "settings_fields": settings_fields}
+        for attribute, value in declared.items():
+            if value is not None:
+                setattr(cls, attribute, value)
+
     def __init__(self, cfg=None, *, local_root: Path | None = None):
         if cfg is not None and not isinstance(cfg, self.config_type):
             raise TypeError(f"{self.name} takes a {self.config_type.__name__}, got {type(cfg).__name__}")

@@ -18,7 +18,6 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -274,11 +273,8 @@ def trace_summary(traces: Tensor, points: int = TRACE_POINTS) -> list[list[float
     return [[round(float(v), 5) for v in row] for row in cut.reshape(len(cut), windows, -1).mean(dim=2)]
 
 
-class FreeEnergyScorer(RegisteredScorer):
-    name: ClassVar[str] = "free_energy"
-    config_type: ClassVar[type] = FreeEnergyConfig
-    settings_fields: ClassVar[tuple[str, ...]] = ("reference_corpus",)
-
+class FreeEnergyScorer(RegisteredScorer, name="free_energy", config_type=FreeEnergyConfig,
+                       settings_fields=("reference_corpus",)):
     @classmethod
     def config_for(cls, settings, options=None) -> FreeEnergyConfig:
         return FreeEnergyConfig(corpus=settings.reference_corpus)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
 
 from data.metrics import RERUN_STRIDE
 from data.payloads import FinetuneRun, LrSweep
@@ -28,11 +27,8 @@ from scoring.target_data import load_target
 logger = logging.getLogger(__name__)
 
 
-class IntertrainingScorer(RegisteredScorer):
-    name: ClassVar[str] = "intertraining"
-    config_type: ClassVar[type] = IntertrainingConfig
-    settings_fields: ClassVar[tuple[str, ...]] = ("suite",)
-
+class IntertrainingScorer(RegisteredScorer, name="intertraining", config_type=IntertrainingConfig,
+                          settings_fields=("suite",)):
     @classmethod
     def config_for(cls, settings: Settings, options: ScoreOptions | None = None) -> IntertrainingConfig:
         o = options or ScoreOptions()

@@ -12,7 +12,6 @@ voters are the more similar in sum (then the lower class index). Accuracy is ove
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -53,11 +52,7 @@ def knn_accuracy(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     return float((knn_predict(train_x, train_y, test_x, k) == test_y).double().mean())
 
 
-class KnnScorer(RegisteredScorer):
-    name: ClassVar[str] = "knn"
-    config_type: ClassVar[type] = KnnConfig
-    settings_fields: ClassVar[tuple[str, ...]] = ("suite",)
-
+class KnnScorer(RegisteredScorer, name="knn", config_type=KnnConfig, settings_fields=("suite",)):
     @classmethod
     def config_for(cls, settings, options=None) -> KnnConfig:
         return KnnConfig(suite=(options.suite if options and options.suite else settings.suite))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 
 from data.payloads import ProbeRun
 from data.records import Score
@@ -19,11 +18,8 @@ DEFAULT_PROBE_TARGETS = {"published": "mnli"}
 LOCAL_PROBE_TARGET = "sick"
 
 
-class LinearProbeScorer(RegisteredScorer):
-    name: ClassVar[str] = "linear_probe"
-    config_type: ClassVar[type] = LinearProbeConfig
-    settings_fields: ClassVar[tuple[str, ...]] = ("suite",)
-
+class LinearProbeScorer(RegisteredScorer, name="linear_probe", config_type=LinearProbeConfig,
+                        settings_fields=("suite",)):
     @classmethod
     def config_for(cls, settings: Settings, options: ScoreOptions | None = None) -> LinearProbeConfig:
         o = options or ScoreOptions()

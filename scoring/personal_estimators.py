@@ -76,6 +76,11 @@ class PersonalEstimator(RegisteredScorer):
 
     metric: ClassVar[str]
 
+    def __init_subclass__(cls, *, metric: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if metric is not None:
+            cls.metric = metric
+
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         raise NotImplementedError
 
@@ -89,11 +94,7 @@ class PersonalEstimator(RegisteredScorer):
         return result
 
 
-class CvProbeEstimator(PersonalEstimator):
-    name: ClassVar[str] = "cv_probe"
-    config_type: ClassVar[type] = CvProbeConfig
-    metric: ClassVar[str] = "cv_probe_accuracy"
-
+class CvProbeEstimator(PersonalEstimator, name="cv_probe", config_type=CvProbeConfig, metric="cv_probe_accuracy"):
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         from scoring.probe import fit_logistic, predict
 
@@ -106,11 +107,7 @@ class CvProbeEstimator(PersonalEstimator):
         return cross_validated(predict_fold, features, labels, self.cfg.folds, self.cfg.seed)
 
 
-class CvKnnEstimator(PersonalEstimator):
-    name: ClassVar[str] = "cv_knn"
-    config_type: ClassVar[type] = CvKnnConfig
-    metric: ClassVar[str] = "cv_knn_accuracy"
-
+class CvKnnEstimator(PersonalEstimator, name="cv_knn", config_type=CvKnnConfig, metric="cv_knn_accuracy"):
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         from scoring.knn import knn_predict
 
@@ -120,11 +117,7 @@ class CvKnnEstimator(PersonalEstimator):
         return cross_validated(predict_fold, features, labels, self.cfg.folds, self.cfg.seed)
 
 
-class LogmeEstimator(PersonalEstimator):
-    name: ClassVar[str] = "logme"
-    config_type: ClassVar[type] = LogmeConfig
-    metric: ClassVar[str] = "logme"
-
+class LogmeEstimator(PersonalEstimator, name="logme", config_type=LogmeConfig, metric="logme"):
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         from scoring.logme import class_evidences
 

@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -197,10 +196,7 @@ def read_labels_saved(base: PowerLawFit, candidate: PowerLawFit, n_min: int, n_m
     return SavedReading(n_max - needed, reference, float(n_max), needed, True, "", "")
 
 
-class SampleEfficiencyScorer(RegisteredScorer):
-    name: ClassVar[str] = "sample_efficiency"
-    config_type: ClassVar[type] = SampleEfficiencyConfig
-
+class SampleEfficiencyScorer(RegisteredScorer, name="sample_efficiency", config_type=SampleEfficiencyConfig):
     def score(self, job: ScoringJob, ctx: ScoringContext) -> list[Score]:
         from scoring.target_data import load_target
 
