@@ -19,58 +19,12 @@
   sample variance with ≥ 2 runs on a target, else the base's σ²_t as one run's noise), and the interval
   is Student's t with Welch–Satterthwaite degrees of freedom.
 
-Why pooled within targets (issue 29): a coverage simulation at the study's designs (T targets × S paired seeds,
-40,000 draws per cell, `python -m tests.unit.ranking.test_gains` prints it; tests/unit/ranking/test_gains.py
-checks the deciding rows) compared (a) Student t over the seeds' suite means d_s (df = S − 1, this module's
-interval before), (b) this pooled interval and (c) Welch–Satterthwaite with each target's own variance
-(SE² = Σ_t s_t²/n_t / T²). A paired difference's seed SD is 2 points on every target unless said otherwise
-(heteroscedastic: 1, 1.5, 2.5, 4, ×8: 0.5, 1, 2, 4; 2 targets: the first and last), the true gain 1 point
-(target effects: −2, 0, 1, 5), noise normal (heavy tails: t with 4 df), every seed paired (unbalanced: one run
-of the first target missing; "noisiest target unbalanced": of the noisiest). The first five scenarios decide;
-the last three show where the assumptions bend. Cells: coverage / mean width (points); no interval below 2 df.
-The Monte Carlo error of a coverage is about ±0.001 (one standard error).
-
-    | design | scenario | (a) t over seed means | (b) pooled within targets | (c) Welch–Satterthwaite |
-    |---|---|---|---|---|
-    | 4 × 5 | homoscedastic | 0.951 / 2.34 | 0.950 / 1.87 | 0.955 / 1.92 |
-    | 4 × 5 | heteroscedastic | 0.950 / 2.95 | 0.938 / 2.33 | 0.950 / 2.55 |
-    | 4 × 5 | target effects | 0.951 / 2.34 | 0.950 / 1.87 | 0.955 / 1.92 |
-    | 4 × 5 | unbalanced | 0.959 / 2.94 | 0.950 / 1.93 | 0.956 / 2.01 |
-    | 4 × 5 | heavy tails | 0.954 / 2.27 | 0.953 / 1.81 | 0.960 / 1.90 |
-    | 4 × 5 | heteroscedastic, noisiest target unbalanced | 0.955 / 3.71 | 0.912 / 2.29 | 0.946 / 2.93 |
-    | 4 × 5 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | 0.950 / 2.69 | 0.930 / 2.11 | 0.948 / 2.41 |
-    | 4 × 5 | seed effect shared across targets (ρ = 0.3) | 0.949 / 3.21 | 0.851 / 1.86 | 0.860 / 1.91 |
-    | 4 × 3 | homoscedastic | 0.950 / 4.42 | 0.951 / 2.59 | 0.967 / 2.90 |
-    | 4 × 3 | heteroscedastic | 0.951 / 5.57 | 0.932 / 3.19 | 0.957 / 4.08 |
-    | 4 × 3 | target effects | 0.950 / 4.42 | 0.951 / 2.59 | 0.967 / 2.90 |
-    | 4 × 3 | unbalanced | no interval | 0.950 / 2.80 | 0.964 / 3.25 (92% have one) |
-    | 4 × 3 | heavy tails | 0.953 / 4.26 | 0.955 / 2.48 | 0.971 / 2.94 |
-    | 4 × 3 | heteroscedastic, noisiest target unbalanced | no interval | 0.882 / 3.05 | 0.900 / 3.60 (60% have one) |
-    | 4 × 3 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | 0.951 / 5.08 | 0.918 / 2.87 | 0.952 / 4.00 |
-    | 4 × 3 | seed effect shared across targets (ρ = 0.3) | 0.950 / 6.05 | 0.859 / 2.56 | 0.893 / 2.85 |
-    | 4 × 2 | homoscedastic | no interval | 0.951 / 3.70 | 0.975 / 4.75 (60% have one) |
-    | 4 × 2 | heteroscedastic | no interval | 0.925 / 4.51 | 0.940 / 4.96 (39% have one) |
-    | 4 × 2 | target effects | no interval | 0.951 / 3.70 | 0.975 / 4.75 (60% have one) |
-    | 4 × 2 | unbalanced | no interval | 0.950 / 4.64 | no interval |
-    | 4 × 2 | heavy tails | no interval | 0.956 / 3.51 | 0.976 / 4.19 (52% have one) |
-    | 4 × 2 | heteroscedastic, noisiest target unbalanced | no interval | 0.832 / 4.02 | no interval |
-    | 4 × 2 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | no interval | 0.904 / 4.02 | 0.898 / 3.87 (27% have one) |
-    | 4 × 2 | seed effect shared across targets (ρ = 0.3) | no interval | 0.876 / 3.66 | 0.933 / 4.77 (62% have one) |
-    | 2 × 5 | homoscedastic | 0.951 / 3.30 | 0.951 / 2.83 | 0.957 / 2.93 |
-    | 2 × 5 | heteroscedastic | 0.949 / 4.82 | 0.927 / 4.04 | 0.945 / 4.64 |
-    | 2 × 5 | target effects | 0.951 / 3.30 | 0.951 / 2.83 | 0.957 / 2.93 |
-    | 2 × 5 | unbalanced | 0.957 / 4.15 | 0.950 / 3.06 | 0.957 / 3.25 |
-    | 2 × 5 | heavy tails | 0.957 / 3.16 | 0.956 / 2.70 | 0.964 / 2.85 |
-    | 2 × 5 | heteroscedastic, noisiest target unbalanced | 0.951 / 6.06 | 0.894 / 4.05 | 0.943 / 5.74 |
-    | 2 × 5 | heteroscedastic ×8 (SD 0.5, 1, 2, 4) | 0.949 / 4.71 | 0.920 / 3.92 | 0.948 / 4.65 |
-    | 2 × 5 | seed effect shared across targets (ρ = 0.3) | 0.949 / 3.76 | 0.920 / 2.82 | 0.928 / 2.92 |
-
-At 4 × 5 all three cover 93–97% in the five deciding scenarios and (b) is the shortest (1.81–2.33 points
-against 1.90–2.55 for (c) and 2.27–2.95 for (a)), so (b) it is. At 4 × 2 (a) has 1 df and no interval, (c)
-has one in 39–60% of draws, (b) always has one (df 4, or 3 with a run missing) and covers 0.93–0.96 except
-with unequal noise (0.925). Its assumptions, from the last three rows: seed noise roughly alike across
-targets (unequal SDs ×8: 0.930; a missing run on the noisiest target: 0.912), and no seed effect shared across
-targets (ρ = 0.3: 0.851, where only (a) holds its 95%).
+Why pooled within targets (issue 29): a coverage simulation at the study's designs compared it with Student t
+over the seeds' suite means and with Welch–Satterthwaite; ranking/gain_interval.md holds the table and the
+reasoning (`python -m tests.unit.ranking.test_gains` prints the table; tests/unit/ranking/test_gains.py checks
+the deciding rows). In short: at 4 targets × 5 seeds all three cover 93–97% and this one is the shortest; at 4 × 2
+only this one always has an interval; it assumes seed noise roughly alike across targets and no seed effect
+shared across targets.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ lazily; its stage role, ``prefilter``: a cheap stage 1 whose results choose who 
 score shown on the leaderboard, ``personal``: an estimator on a user's own rows, run by a personal ranking's job,
 never queued per model; the metrics it writes, with their direction, display and payload; one line for help
 texts). The class declares in its class line its ``name``, its ``config_type`` (a frozen dataclass in
-scoring/config.py) and the ``Settings`` fields it reads (``settings_fields``), and builds itself: ``from_settings(settings, config=None,
-local_root=None)``. Adding a scorer is one module plus one ``register`` call; nothing else branches on scorer
-names (tests/unit/test_imports.py checks). Modelled on lm-evaluation-harness ``lm_eval/api/registry.py`` (a name
-registered twice raises) and mteb's ``TaskMetadata`` (a task's metadata declared once, read by everything else).
+scoring/config.py) and the ``Settings`` fields it reads (``settings_fields``), and builds itself:
+``from_settings(settings, config=None, local_root=None)``. Adding a scorer is one module plus one ``register`` call;
+nothing else branches on scorer names (tests/unit/test_imports.py checks). Modelled on lm-evaluation-harness
+``lm_eval/api/registry.py`` (a name registered twice raises) and mteb's ``TaskMetadata`` (a task's metadata declared
+once, read by everything else).
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ def test_the_95_interval_covers_the_true_gain_93_to_97_percent_of_the_time(desig
 
 # The paired interval's design study (issue 29): three candidate intervals for the mean gain Σ_t d̄_t / T over
 # FIXED targets, compared by simulation at the study's designs (targets x paired seeds). d_ts is one paired
-# difference (points). Run `python -m tests.unit.ranking.test_gains` for the table in ranking/gains.py's docstring.
+# difference (points). Run `python -m tests.unit.ranking.test_gains` for the table in ranking/gain_interval.md.
 DESIGNS = ((4, 5), (4, 3), (4, 2), (2, 5))
 UNEQUAL_SD = {4: (1.0, 1.5, 2.5, 4.0), 2: (1.0, 4.0)}  # seed SD of d_ts per target, points
 SCENARIOS = {  # name -> how d_ts is drawn (the first five decide; the rest show where the assumptions bend)
