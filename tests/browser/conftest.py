@@ -93,6 +93,16 @@ def serve_app(store, settings: Settings, tmp: Path, name: str = "browser-test-ap
 
 
 @contextlib.contextmanager
+def board_app(tmp_path_factory, name: str, **store_options) -> Iterator[str]:
+    """The known-answer store (``tests.helpers.leaderboard_store.build_store(**store_options)``) served in a
+    fresh folder ``name``: the app's URL."""
+    tmp = tmp_path_factory.mktemp(name)
+    settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache")
+    with serve_app(build_store(settings.db_path, **store_options), settings, tmp, name) as url:
+        yield url
+
+
+@contextlib.contextmanager
 def chromium_browser():
     """Headless Debian Chromium through Playwright; skips the test when the package is missing."""
     if not CHROMIUM.exists():
@@ -180,6 +190,17 @@ def open_page(browser, url: str, request, *, timeout_ms: int = 15_000):
             page.screenshot(path=str(FAILURE_SCREENSHOTS / f"{name}.png"), full_page=True)
     finally:
         context.close()
+
+
+def header_lines(page, table: str = "leaderboard-table") -> dict[str, float]:
+    """Each header's text height in lines of its own line height (1.0: on one line)."""
+    return page.locator(f"#{table} thead th").evaluate_all(
+        """ths => Object.fromEntries(ths.map(th => {
+            const span = th.querySelector('span.header') || th;
+            const style = getComputedStyle(span);
+            const line = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
+            return [span.textContent.trim(), span.getBoundingClientRect().height / line];
+        }))""")
 
 
 def download_export(page, folder: Path, suffix: str, elem_id: str = "download-file") -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import header_lines
 from tests.helpers.leaderboard_store import BASE, EVIL
 from ui.urls import page_query
 
@@ -83,17 +84,6 @@ def test_size_filter_shows_every_bucket_by_default_with_unknown_sizes_on_their_o
 
 
 # --- a readable table ----------------------------------------------------------------------------------------
-
-def header_lines(page: Page, table: str = "leaderboard-table") -> dict[str, float]:
-    """Each header's text height in lines of its own line height (1.0: on one line)."""
-    return page.locator(f"#{table} thead th").evaluate_all(
-        """ths => Object.fromEntries(ths.map(th => {
-            const span = th.querySelector('span.header') || th;
-            const style = getComputedStyle(span);
-            const line = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
-            return [span.textContent.trim(), span.getBoundingClientRect().height / line];
-        }))""")
-
 
 def test_headers_fit_on_one_line_and_the_model_column_stays_while_the_table_scrolls(page: Page, tmp_path):
     for group in ("target gains", "target scores", "free energy"):  # every column: wider than the page

@@ -17,9 +17,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from data.settings import Settings
-from tests.browser.conftest import download_export, open_page, serve_app
-from tests.helpers.leaderboard_store import BASE, EVIL, TRAINED_ON, build_store
+from tests.browser.conftest import board_app, download_export, open_page
+from tests.helpers.leaderboard_store import BASE, EVIL, TRAINED_ON
 from ui.urls import page_query
 
 pytestmark = pytest.mark.browser
@@ -32,9 +31,7 @@ MEAN_GAIN, CI_LOW, CI_HIGH = 2, 3, 4  # columns of the table (rank, model, then 
 
 @pytest.fixture(scope="module")
 def trained_app(tmp_path_factory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("include-seen-app")
-    settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache")
-    with serve_app(build_store(settings.db_path, tags=TRAINED_ON), settings, tmp, "include-seen-app") as url:
+    with board_app(tmp_path_factory, "include-seen-app", tags=TRAINED_ON) as url:
         yield url
 
 

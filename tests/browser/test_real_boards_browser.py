@@ -18,7 +18,7 @@ from data.metrics import PROJECT_SOURCE, PUBLISHED_SOURCE
 from data.settings import DEFAULT_PUBLISHED, DEFAULT_SNAPSHOT, Settings
 from data.store import Store
 from service.bundles import seed_bundles
-from tests.browser.conftest import open_page, serve_app
+from tests.browser.conftest import header_lines, open_page, serve_app
 from tests.helpers.boards import load_leaderboard
 from ui.model_page import top_model
 
@@ -55,17 +55,6 @@ def screenshot(page: Page, tmp_path: Path, name: str) -> None:
     page.screenshot(path=str(shot), full_page=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, SCREENSHOTS / shot.name)
-
-
-def header_lines(page: Page) -> dict[str, float]:
-    """Each header's text height in lines of its own line height (1.0: on one line)."""
-    return page.locator("#leaderboard-table thead th").evaluate_all(
-        """ths => Object.fromEntries(ths.map(th => {
-            const span = th.querySelector('span.header') || th;
-            const style = getComputedStyle(span);
-            const line = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
-            return [span.textContent.trim(), span.getBoundingClientRect().height / line];
-        }))""")
 
 
 def test_the_published_board_reads_well_at_1400px(page: Page, tmp_path):

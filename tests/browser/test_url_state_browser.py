@@ -15,9 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from data.settings import Settings
-from tests.browser.conftest import open_page, serve_app
-from tests.helpers.leaderboard_store import BASE, EVIL, build_store
+from tests.browser.conftest import board_app, open_page
+from tests.helpers.leaderboard_store import BASE, EVIL
 
 pytestmark = pytest.mark.browser
 
@@ -26,9 +25,7 @@ ORDER = [f"{BASE} (base)", "alice/strong", EVIL, "carol/weak"]
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("url-state-app")
-    settings = Settings(db_path=tmp / "lb.db", cache_dir=tmp / "cache")
-    with serve_app(build_store(settings.db_path), settings, tmp, "url-state-app") as url:
+    with board_app(tmp_path_factory, "url-state-app") as url:
         yield url
 
 

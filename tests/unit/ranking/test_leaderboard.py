@@ -181,12 +181,9 @@ def test_a_free_energy_with_any_failed_replicate_is_unconverged_and_never_averag
 
 
 def test_a_suspect_cell_is_shown_left_out_of_the_mean_by_default_and_put_back_by_its_toggle():
-    rows = [(*r, "ok") for r in rows_of(BASE_RUNS)] + [
-        ("m/x", "r", "intertraining", "target_score", "a", 0, 0.80, "h1", "ok"),
-        ("m/x", "r", "intertraining", "target_score", "b", 0, 0.95, "h1", "suspect"),
-        ("m/y", "r", "intertraining", "target_score", "a", 0, 0.74, "h1", "ok"),
-        ("m/y", "r", "intertraining", "target_score", "b", 0, 0.54, "h1", "ok"),
-    ]
+    ok = rows_of(BASE_RUNS) + rows_of({"m/x": {"a": [0.80]}, "m/y": {"a": [0.74], "b": [0.54]}})
+    suspect = ("m/x", "r", "intertraining", "target_score", "b", 0, 0.95, "h1", "suspect")
+    rows = [(*r, "ok") for r in ok] + [suspect]
     default = board(rows, seed_design="independent").rows.set_index("repo_id")
     x = default.loc["m/x"]
     assert x["score:b"] == pytest.approx(0.95) and x["gain:b"] == pytest.approx(0.43)  # shown
