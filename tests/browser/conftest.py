@@ -217,7 +217,13 @@ def download_export(page, folder: Path, suffix: str, elem_id: str = "download-fi
     return saved
 
 
+@pytest.fixture(scope="module")
+def app_url(live_app) -> str:
+    """The app a module's ``page`` opens: ``live_app``'s unless the module defines its own ``app_url``."""
+    return live_app.url
+
+
 @pytest.fixture
-def page(browser, live_app, request):
-    with open_page(browser, live_app.url, request) as page:
+def page(browser, app_url, request):
+    with open_page(browser, app_url, request) as page:
         yield page

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import board_app, download_export, open_page
+from tests.browser.conftest import board_app, download_export
 from tests.helpers.leaderboard_store import BASE, EVIL, TRAINED_ON
 from ui.urls import page_query
 
@@ -30,15 +30,9 @@ MEAN_GAIN, CI_LOW, CI_HIGH = 2, 3, 4  # columns of the table (rank, model, then 
 
 
 @pytest.fixture(scope="module")
-def trained_app(tmp_path_factory) -> Iterator[str]:
+def app_url(tmp_path_factory) -> Iterator[str]:
     with board_app(tmp_path_factory, "include-seen-app", tags=TRAINED_ON) as url:
         yield url
-
-
-@pytest.fixture
-def page(browser, trained_app, request) -> Iterator[Page]:
-    with open_page(browser, trained_app, request) as page:
-        yield page
 
 
 def toggle(page: Page):
@@ -94,10 +88,10 @@ def test_ticking_the_toggle_includes_the_trained_on_target_and_unticking_leaves_
     page.screenshot(path=str(tmp_path / "include-seen.png"), full_page=True)
 
 
-def test_a_url_with_include_seen_1_opens_the_board_with_the_toggle_ticked(page: Page, trained_app):
-    page.goto(f"{trained_app}/{page_query(BASE, 'project', include_seen=True)}")
+def test_a_url_with_include_seen_1_opens_the_board_with_the_toggle_ticked(page: Page, app_url):
+    page.goto(f"{app_url}/{page_query(BASE, 'project', include_seen=True)}")
     expect(toggle(page)).to_be_checked()
     expect_alice(page, "6.00", "5.77", "6.23")
-    page.goto(f"{trained_app}/{page_query(BASE, 'project')}")  # the plain URL: the zero-shot board again
+    page.goto(f"{app_url}/{page_query(BASE, 'project')}")  # the plain URL: the zero-shot board again
     expect(toggle(page)).not_to_be_checked()
     expect_alice(page, "7.00", "6.50", "7.50")

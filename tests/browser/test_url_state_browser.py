@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import board_app, open_page
+from tests.browser.conftest import board_app
 from tests.helpers.leaderboard_store import BASE, EVIL
 
 pytestmark = pytest.mark.browser
@@ -27,12 +27,6 @@ ORDER = [f"{BASE} (base)", "alice/strong", EVIL, "carol/weak"]
 def app_url(tmp_path_factory) -> Iterator[str]:
     with board_app(tmp_path_factory, "url-state-app") as url:
         yield url
-
-
-@pytest.fixture
-def page(browser, app_url, request) -> Iterator[Page]:
-    with open_page(browser, app_url, request) as page:
-        yield page
 
 
 def shown_models(page: Page):
