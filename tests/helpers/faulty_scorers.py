@@ -15,6 +15,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from data.records import Score
@@ -49,14 +50,6 @@ class GatedScorer:
 
 
 @dataclass(frozen=True)
-class GatedFactory:
-    gate_dir: str
-
-    def __call__(self, name: str) -> GatedScorer:
-        return GatedScorer(name, self.gate_dir)
-
-
-@dataclass(frozen=True)
 class RaisingScorer:
     name: str
     error: Exception
@@ -68,15 +61,6 @@ class RaisingScorer:
 
 
 @dataclass(frozen=True)
-class RaisingFactory:
-    error: Exception
-    log_path: str | None = None
-
-    def __call__(self, name: str) -> RaisingScorer:
-        return RaisingScorer(name, self.error, self.log_path)
-
-
-@dataclass(frozen=True)
 class DyingScorer:
     name: str
     log_path: str | None = None
@@ -84,14 +68,6 @@ class DyingScorer:
     def score(self, job, ctx) -> list[Score]:
         _log(self.log_path, job)
         os._exit(1)
-
-
-@dataclass(frozen=True)
-class DyingFactory:
-    log_path: str | None = None
-
-    def __call__(self, name: str) -> DyingScorer:
-        return DyingScorer(name, self.log_path)
 
 
 def runs_per_job(log: Path) -> dict[str, int]:
@@ -115,8 +91,8 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     args = parser.parse_args()
     settings = dataclasses.replace(Settings(), db_path=args.db, job_lease_s=args.lease)
-    worker = Worker(Store(args.db), settings, snapshot=dummy_snapshot, scorer_factory=GatedFactory(args.gate_dir),
-                    name=args.name)
+    factory = partial(GatedScorer, gate_dir=args.gate_dir)
+    worker = Worker(Store(args.db), settings, snapshot=dummy_snapshot, scorer_factory=factory, name=args.name)
     report = worker.run(once=True)
     print(json.dumps({"done": report.done, "failed": report.failed, "retried": report.retried,
                       "released": report.released, "lines": report.lines}), flush=True)

@@ -12,6 +12,7 @@ import argparse
 import os
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from data.records import BaseModel, Score
@@ -34,15 +35,6 @@ class NoopScorer:
                 f.write(f"{job.repo_id}@{job.revision}:{self.name} {os.getpid()}\n")
         return [Score(repo_id=job.repo_id, revision=job.revision, scorer=self.name, metric="noop",
                       value=float(int(job.revision[:6], 16)), config_hash="noop", base_id=job.base_id)]
-
-
-@dataclass(frozen=True)
-class NoopFactory:
-    sleep_s: float = 0.0
-    log_path: str | None = None
-
-    def __call__(self, name: str) -> NoopScorer:
-        return NoopScorer(name, self.sleep_s, self.log_path)
 
 
 @dataclass(frozen=True)
@@ -95,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = replace(Settings(), db_path=Path(args.db), job_lease_s=args.lease)
     worker = Worker(Store(settings.db_path), settings, snapshot=dummy_snapshot,
-                    scorer_factory=NoopFactory(args.sleep, args.log))
+                    scorer_factory=partial(NoopScorer, sleep_s=args.sleep, log_path=args.log))
     worker.install_signal_handlers()
     report = worker.run(once=args.once, poll_s=0.1)
     print(f"done {report.done} released {report.released} seconds {report.seconds:.3f}", flush=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,8 @@ from data.records import ArchSignature, BaseModel, JobStatus
 from data.store import Store
 from tests.helpers.faulty_scorers import (
     GATED_VALUE,
-    DyingFactory,
-    RaisingFactory,
+    DyingScorer,
+    RaisingScorer,
     noop_score,
     runs_per_job,
 )
@@ -148,8 +149,8 @@ def test_a_failed_or_lost_ray_task_counts_as_one_attempt(ray_world, settings, tm
 
     s, store = ray_store(ray_world, settings, tmp_path)
     log = tmp_path / "runs.log"
-    factory = RaisingFactory(RuntimeError("CUDA out of memory"), str(log)) if kind == "raises" else \
-        DyingFactory(str(log))
+    factory = partial(RaisingScorer, error=RuntimeError("CUDA out of memory"), log_path=str(log)) \
+        if kind == "raises" else partial(DyingScorer, log_path=str(log))
     driver = RayDriver(store, s, address="local", scorer_factory=factory)
     key = f"org/m-0@{ray_world['model_sha']}"
 
@@ -177,7 +178,8 @@ def test_a_ray_task_s_scoring_error_fails_its_job_at_once(ray_world, settings, t
 
     s, store = ray_store(ray_world, settings, tmp_path)
     log = tmp_path / "runs.log"
-    driver = RayDriver(store, s, address="local", scorer_factory=RaisingFactory(ScoringError("no weights"), str(log)))
+    factory = partial(RaisingScorer, error=ScoringError("no weights"), log_path=str(log))
+    driver = RayDriver(store, s, address="local", scorer_factory=factory)
     report = driver.run(once=True)
     [job] = store.queue.jobs()
     assert (job.status, job.attempts) == (JobStatus.FAILED, 1) and job.error == "no weights"

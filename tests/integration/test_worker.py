@@ -25,7 +25,7 @@ from data.store import Store
 from data.store.jobs import JobQueue
 from service.worker import Worker, WorkReport
 from tests.helpers.scorers import BASE as BASE_ID
-from tests.helpers.scorers import NoopFactory, TinyScorers, dummy_snapshot, seed_noop_jobs
+from tests.helpers.scorers import NoopScorer, TinyScorers, dummy_snapshot, seed_noop_jobs
 from tests.helpers.tiny_models import WORDS, shared_root, tiny_family_hub
 from tests.helpers.tiny_suite import write_tiny_suite
 
@@ -200,7 +200,7 @@ def test_an_idle_worker_purges_personal_data_past_its_time(settings, tmp_path):
     orphan.mkdir(parents=True)
     (orphan / "m.pt").write_bytes(b"features")
     time.sleep(0.02)
-    Worker(store, settings, scorers=["noop"], snapshot=dummy_snapshot, scorer_factory=NoopFactory()).run(once=True)
+    Worker(store, settings, scorers=["noop"], snapshot=dummy_snapshot, scorer_factory=NoopScorer).run(once=True)
     assert store.requests.personal_row_sets() == 0 and not orphan.exists()
 
 
