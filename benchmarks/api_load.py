@@ -22,19 +22,19 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import platform
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # before benchmarks/: ``import app`` must find the project's app.py
+
+from http_load import concurrent_gets, fetch  # noqa: E402 (benchmarks/, beside this script)
+from record import append_section, machine  # noqa: E402
 
 BOARD = ("FacebookAI/roberta-base", "published-2023")
 FORMATS = ("csv", "json")
@@ -110,56 +110,13 @@ def stop(process: subprocess.Popen) -> None:
 
 
 # ------------------------------------------------------------------ load
-def fetch(client, url: str) -> tuple[bytes, dict]:
-    """The body as sent (raw, still gzipped when it was) and the headers."""
-    with client.stream("GET", url) as response:
-        body = b"".join(response.iter_raw())
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}")
-        return body, dict(response.headers)
-
-
-def client_loop(url: str, n: int, deadline: float, barrier: threading.Barrier, out: list, errors: list) -> None:
-    import httpx
-
-    with httpx.Client(timeout=120.0) as client:
-        barrier.wait()
-        for _ in range(n):
-            if time.perf_counter() > deadline:
-                return
-            started = time.perf_counter()
-            try:
-                fetch(client, url)
-            except (httpx.HTTPError, RuntimeError) as e:
-                errors.append(repr(e))
-                continue
-            out.append(time.perf_counter() - started)
-
-
-def load(url: str, clients: int, requests: int, time_limit: float) -> tuple[list[float], list[str], float]:
-    """Latencies of ``clients`` threads x ``requests`` GETs started together, errors, wall seconds."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    barrier = threading.Barrier(clients + 1)
-    deadline = time.perf_counter() + time_limit
-    threads = [threading.Thread(target=client_loop, args=(url, requests, deadline, barrier, latencies, errors),
-                                daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.perf_counter()) + 125)
-    return latencies, errors, time.perf_counter() - started
-
-
 def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 def phase(label: str, url: str, args, requests: int) -> tuple[str, float]:
     """One load phase: its line and its p95 (seconds)."""
-    times, errors, wall = load(url, args.clients, requests, args.time_limit)
+    times, errors, wall, _ = concurrent_gets(url, args.clients, requests, args.time_limit)
     if not times:
         return f"{label}: no request answered ({len(errors)} errors: {errors[:1]})", float("nan")
     p50, p95, p99 = (percentile(times, q) for q in (50, 95, 99))
@@ -203,16 +160,6 @@ def compare(new_port: int, anchor_port: int, args) -> list[str]:
 
 
 # ------------------------------------------------------------------ main
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def run(args) -> list[str]:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -249,11 +196,9 @@ def main() -> int:
     started = time.perf_counter()
     lines = run(args)
     lines.append(f"benchmark wall time: {time.perf_counter() - started:.0f}s")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}"
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write(f"\n## api_load — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}\n"
-                f"`python benchmarks/api_load.py --clients {args.clients} --requests {args.requests} "
-                f"--time-limit {args.time_limit:g}`\n\n" + "\n".join(f"- {line}" for line in lines) + "\n")
+    command = (f"python benchmarks/api_load.py --clients {args.clients} --requests {args.requests} "
+               f"--time-limit {args.time_limit:g}")
+    append_section("api_load", [f"- {line}" for line in lines], command=command, host=machine(cpu=True))
     return 0
 
 

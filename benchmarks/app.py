@@ -30,11 +30,9 @@ import gc
 import hashlib
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +44,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from http_load import concurrent_gets  # noqa: E402 (benchmarks/, beside this script)
+from record import append_section  # noqa: E402
 
 BASE = "bench/base-model"
 SOURCE = "project"
@@ -311,50 +311,6 @@ def serve(db_path: str, conn) -> None:
     server.run(sockets=[sock])
 
 
-def fetch_loop(url: str, n: int, deadline: float, start: threading.Barrier | None, out: list, errors: list,
-               sizes: list) -> None:
-    import httpx
-
-    with httpx.Client(timeout=60.0) as client:
-        if start is not None:
-            start.wait()
-        for _ in range(n):
-            if time.perf_counter() > deadline:
-                return
-            started = time.perf_counter()
-            try:
-                response = client.get(url)
-                body = response.content
-            except httpx.HTTPError as e:
-                errors.append(repr(e))
-                continue
-            elapsed = time.perf_counter() - started
-            if response.status_code != 200:
-                errors.append(f"HTTP {response.status_code}")
-                continue
-            out.append(elapsed)
-            sizes.append(len(body))
-
-
-def load(url: str, clients: int, requests: int, time_limit: float) -> tuple[list[float], list[str], float, int]:
-    """Latencies of ``clients`` threads x ``requests`` GETs, errors, wall seconds, response bytes."""
-    latencies: list[float] = []
-    errors: list[str] = []
-    sizes: list[int] = []
-    barrier = threading.Barrier(clients + 1)
-    deadline = time.perf_counter() + time_limit
-    threads = [threading.Thread(target=fetch_loop, args=(url, requests, deadline, barrier, latencies, errors, sizes),
-                                daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join(timeout=max(0.0, deadline - time.perf_counter()) + 65)
-    wall = time.perf_counter() - started
-    return latencies, errors, wall, (sizes[0] if sizes else 0)
-
-
 def bench_http(db_path: Path, args) -> list[str]:
     import httpx
 
@@ -392,8 +348,10 @@ def bench_http(db_path: Path, args) -> list[str]:
 
 def _load_lines(label: str, url: str, args) -> list[str]:
     """1 client (the anchor), then ``args.clients`` at once, on one URL."""
-    one, one_errors, _, size = load(url, 1, args.requests, args.time_limit)
-    many, many_errors, wall, _ = load(url, args.clients, args.requests, args.time_limit)
+    one, one_errors, _, sizes = concurrent_gets(url, 1, args.requests, args.time_limit, raw=False, timeout=60.0)
+    many, many_errors, wall, _ = concurrent_gets(url, args.clients, args.requests, args.time_limit, raw=False,
+                                                 timeout=60.0)
+    size = sizes[0] if sizes else 0
     p50_one = statistics.median(one)
     p50, p95, p99 = (percentile(many, q) for q in (50, 95, 99))
     planned = args.clients * args.requests
@@ -470,13 +428,10 @@ def main() -> int:
         print("\n".join(section), flush=True)
         lines += section
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write(f"\n## app — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}\n"
-                f"`python benchmarks/app.py --models {args.models} --http-models {args.http_models} "
-                f"--clients {args.clients} --requests {args.requests} --repeats {args.repeats} "
-                f"--handler-calls {args.handler_calls} --time-limit {args.time_limit:g} --parts {args.parts}`\n\n"
-                + "\n".join(f"- {line}" for line in lines) + "\n")
+    command = (f"python benchmarks/app.py --models {args.models} --http-models {args.http_models} "
+               f"--clients {args.clients} --requests {args.requests} --repeats {args.repeats} "
+               f"--handler-calls {args.handler_calls} --time-limit {args.time_limit:g} --parts {args.parts}")
+    append_section("app", [f"- {line}" for line in lines], command=command)
     return 0
 
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from record import append_section  # noqa: E402 (benchmarks/, beside this script)
 
 
 def serve(n_models: int, conn) -> None:
@@ -116,11 +116,9 @@ def main() -> int:
         f"ours/anchor = {ours_listed / anchor:.1f}x"),
     ]
     print("\n".join(lines))
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write(f"\n## crawl — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}\n"
-                f"`python benchmarks/crawl.py --models {args.models} --anchor-sample {args.anchor_sample} "
-                f"--concurrency {args.concurrency}`\n\n" + "\n".join(f"- {line}" for line in lines) + "\n")
+    command = (f"python benchmarks/crawl.py --models {args.models} --anchor-sample {args.anchor_sample} "
+               f"--concurrency {args.concurrency}")
+    append_section("crawl", [f"- {line}" for line in lines], command=command)
     return 0
 
 

@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import warnings
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+from record import append_section  # noqa: E402 (benchmarks/, beside this script)
 
 NEVER = 10**12  # eval_every_examples / patience_examples that no run reaches: no evaluation while training
 DENSE_BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "L40": 181.0}
@@ -403,15 +402,12 @@ def main() -> int:
 
     if args.no_record:
         return 0
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     command = (f"python benchmarks/finetune.py --train-rows {args.train_rows} --test-rows {args.test_rows} "
                f"--epochs {args.epochs} --batch-size {args.batch_size} --max-length {args.max_length} --lr {args.lr:g} "
                f"--warmup-ratio {args.warmup_ratio:g} --weight-decay {args.weight_decay:g} --seed {args.seed} "
                f"--repeats {args.repeats} --precision {args.precision}" + (" --skip-probe" if args.skip_probe else "")
                + (f" --note {args.note!r}" if args.note else ""))
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write(f"\n## finetune — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine}\n`{command}`\n\n"
-                + "\n".join(f"- {line}" for line in lines) + "\n")
+    append_section("finetune", [f"- {line}" for line in lines], command=command)
     return 0
 
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +24,7 @@ warnings.filterwarnings("ignore")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
+from record import append_section, machine  # noqa: E402 (benchmarks/, beside this script)
 
 
 def main() -> int:
@@ -91,11 +90,8 @@ def main() -> int:
     for line in lines:
         print(line)
     if not args.no_record:
-        header = (f"## fisher — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} "
-                  f"cores, Python {platform.python_version()}, torch {torch.__version__}")
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + "\n".join([header, (f"`python benchmarks/fisher.py --examples {args.examples} --chunk "
-                                              f"{args.chunk}`"), "", *lines]) + "\n")
+        command = f"python benchmarks/fisher.py --examples {args.examples} --chunk {args.chunk}"
+        append_section("fisher", lines, command=command, host=machine(f"torch {torch.__version__}"))
     return 0
 
 

@@ -13,15 +13,16 @@ ratio. The step timing runs 40 steps per way on the first model (after 5 warm-up
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import append_section  # noqa: E402 (benchmarks/, beside this script)
+
 BUDGET_S = 5 * 60  # per model on 2 CPU cores, the head fit included (issue 30)
 
 
@@ -74,9 +75,7 @@ def main() -> None:
     cfg = replace(cfg, recentre_steps=args.recentre,
                   sgld=replace(cfg.sgld, seed=1000 * args.replicate, preconditioner=args.preconditioner))
     ref = Reference(base, cfg, local_root=args.local_root)
-    lines = [f"## free energy — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, 2 CPU cores",
-             (f"`python benchmarks/free_energy.py {' '.join(sys.argv[1:])}`; unigram CE on split B "
-              f"{ref.unigram_ce:.3f} nats; anchor: {BUDGET_S} s per model")]
+    lines = []
     for model_dir in [base, *args.models]:
         result = free_energy(model_dir, "bench", ref, cfg, workers=2, halving=args.halving)
         line = summary_line(model_dir.name, result)
@@ -96,8 +95,8 @@ def main() -> None:
             print(f"{name}: {seconds * 1000:.1f} ms per chain-step", flush=True)
             lines.append(f"- {name}: {seconds * 1000:.1f} ms per chain-step")
     if not args.no_record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + "\n".join(lines) + "\n")
+        append_section("free energy", lines, command=f"python benchmarks/free_energy.py {' '.join(sys.argv[1:])}",
+                       note=f"; unigram CE on split B {ref.unigram_ce:.3f} nats; anchor: {BUDGET_S} s per model")
 
 
 if __name__ == "__main__":

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import tempfile
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import append_section  # noqa: E402 (benchmarks/, beside this script)
+
 WEIGHTS = "model.safetensors"
 
 
@@ -114,10 +115,7 @@ def main() -> None:
     std = json.loads((base / "config.json").read_text()).get("initializer_range", 0.02)
     study = study_rows(args.study) if args.study.exists() else {}
     base_id = "sentence-transformers/all-MiniLM-L6-v2"
-    title = f"## free-energy controls — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, 2 CPU cores"
-    command = (f"`python benchmarks/free_energy_controls.py {' '.join(sys.argv[1:])}`; replicate 0 of the study's "
-               f"config; unigram CE on split B {ref.unigram_ce:.3f} nats")
-    lines = [title, command]
+    lines = []
 
     def run(label: str, model_dir: Path):
         result = free_energy(model_dir, "control", ref, cfg, workers=2)
@@ -165,8 +163,9 @@ def main() -> None:
         lines.append("- " + verdict)
         print(verdict)
     if not args.no_record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + "\n".join(lines) + "\n")
+        append_section("free-energy controls", lines,
+                       command=f"python benchmarks/free_energy_controls.py {' '.join(sys.argv[1:])}",
+                       note=f"; replicate 0 of the study's config; unigram CE on split B {ref.unigram_ce:.3f} nats")
 
 
 if __name__ == "__main__":

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import append_section  # noqa: E402 (benchmarks/, beside this script)
 
 from data.records import JobStatus  # noqa: E402
 from tests.helpers.scorers import seed_noop_jobs  # noqa: E402
@@ -66,11 +66,7 @@ def main() -> int:
     for line in lines:
         print(line)
     if not args.no_record:
-        header = (f"## queue — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} "
-                  f"cores, Python {platform.python_version()}")
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            command = f"`python benchmarks/job_queue.py --jobs {args.jobs}`"
-            f.write("\n" + "\n".join([header, command, "", *lines]) + "\n")
+        append_section("queue", lines, command=f"python benchmarks/job_queue.py --jobs {args.jobs}")
     return 0
 
 

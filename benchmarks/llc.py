@@ -32,13 +32,11 @@ import argparse
 import logging
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
 import warnings
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +46,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 logging.getLogger("scoring.llc").setLevel(logging.ERROR)  # the noise-free timing runs warn by design
 
 import torch  # noqa: E402
+from record import append_section, machine  # noqa: E402 (benchmarks/, beside this script)
 from torch import nn  # noqa: E402
 
 from scoring.config import SGLDConfig  # noqa: E402
@@ -299,15 +298,12 @@ def main() -> int:
                                 replace(FREE_ENERGY_SGLD, num_chains=args.block_chains, num_draws=args.block_draws,
                                         mala_every=0), workers=2)
     device = "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()
-    header = (f"## llc — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} cores, "
-              f"Python {platform.python_version()}, {device}, torch {torch.__version__}, devinterp "
-              f"{devinterp.__version__ if hasattr(devinterp, '__version__') else '2.x'}")
-    command = f"`python benchmarks/llc.py {' '.join(sys.argv[1:])}`"
+    host = machine(device, f"torch {torch.__version__}",
+                   f"devinterp {devinterp.__version__ if hasattr(devinterp, '__version__') else '2.x'}")
     lines.append(f"- benchmark wall time: {time.perf_counter() - started:.0f}s")
     print(lines[-1])
     if not args.no_record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + "\n".join([header, command, "", *lines]) + "\n")
+        append_section("llc", lines, command=f"python benchmarks/llc.py {' '.join(sys.argv[1:])}", host=host)
     return 0
 
 

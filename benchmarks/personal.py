@@ -13,18 +13,16 @@ Appends a section to RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from record import append, machine, section  # noqa: E402 (benchmarks/, beside this script)
 
 from data.records import BaseModel, Score  # noqa: E402
 from data.settings import Settings  # noqa: E402
@@ -151,15 +149,14 @@ def main() -> int:
              f"(CV probe, CV kNN, LogME), the rest (snapshots, store) {seconds - features - estimators:.1f} s"),
              (f"  - anchor, plain extraction in file order (features only): {plain:.1f} s; anchor / our features = "
              f"{plain / features:.2f}x")]
-    head = (f"## personal — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, {args.device}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
-    command = f"`python benchmarks/personal.py --rows {args.rows} --models {args.models} --dataset {args.dataset}`"
-    text = "\n".join([head, command, "", *lines, f"- benchmark wall time: {time.perf_counter() - began:.0f}s", ""])
+    lines.append(f"- benchmark wall time: {time.perf_counter() - began:.0f}s")
+    text = section("personal", lines,
+                   command=f"python benchmarks/personal.py --rows {args.rows} --models {args.models} "
+                           f"--dataset {args.dataset}",
+                   host=machine(args.device, f"torch {torch.__version__}", f"{torch.get_num_threads()} threads"))
     print(text)
     if not args.no_record:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a") as f:
-            f.write("\n" + text)
+        append(text)
     return 0
 
 

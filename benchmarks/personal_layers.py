@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import append_section  # noqa: E402 (benchmarks/, beside this script)
 
 
 def gains_by_target(snapshot: dict, base_id: str) -> dict[str, dict[str, float]]:
@@ -110,7 +110,8 @@ def main() -> int:
     lines = summary(rows, checks, seconds, len(models), targets)
     print("\n".join(lines))
     if not args.no_record:
-        record(lines)
+        append_section("personal_layers", lines, command="python benchmarks/personal_layers.py",
+                       note="; anchor: last-layer features (the personal ranking's choice before this run)")
     return 0
 
 
@@ -132,16 +133,6 @@ def summary(rows, checks, seconds, n_models, targets) -> list[str]:
                    f"{statistics.fmean(diffs):+.2f}; per target " + ", ".join(f"{t} {d:+.2f}" for t, d in
                                                                              zip(common, diffs, strict=True)) + ")")
     return out
-
-
-def record(lines: list[str]) -> None:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}"
-    text = (f"\n## personal_layers — {stamp}\n\nMachine: {machine}. Command: `python benchmarks/personal_layers.py`. "
-            "Anchor: last-layer features (the personal ranking's choice before this run).\n\n"
-            + "\n".join(lines) + "\n")
-    with (ROOT / "benchmarks" / "RESULTS.md").open("a") as f:
-        f.write(text)
 
 
 if __name__ == "__main__":

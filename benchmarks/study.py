@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from datetime import UTC, datetime
 from pathlib import Path
+
+from record import append_section  # benchmarks/, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 150 * 60  # the study's budget on 2 CPU cores, the free energy left out (issue 29)
@@ -35,10 +36,6 @@ def main() -> None:
     budgeted = sum(v for k, v in timings.items() if k not in OUTSIDE_BUDGET)
     stages = ", ".join(f"{k} {timings[k]:.0f}s" for k in ORDER if k in timings)
     lines = [
-        (f"## study — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {meta['device']}, Python {meta['python']}, "
-        f"torch {meta['torch']} (study run {meta['created']}, on {platform.machine()})"),
-        f"`{meta['command']}`" + (f" — {args.note}" if args.note else ""),
-        "",
         f"- stages: {stages}",
         f"- total of the stages: {total:.0f}s ({total / 60:.1f} min)",
         (f"- every stage but the free energy: {budgeted:.0f}s ({budgeted / 60:.1f} min); budget on 2 CPU cores "
@@ -46,10 +43,9 @@ def main() -> None:
     ]
     if args.wall_s:
         lines.append(f"- process wall time (imports and start-up included): {args.wall_s:.0f}s")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-        f.write("\n" + text)
+    print(append_section("study", lines, command=meta["command"], note=f" — {args.note}" if args.note else "",
+                         host=(f"{meta['device']}, Python {meta['python']}, torch {meta['torch']} (study run "
+                               f"{meta['created']}, on {platform.machine()})")))
 
 
 if __name__ == "__main__":

@@ -22,17 +22,17 @@ of 20), and the issue's goal of 1 s from click to table. Appends to RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import append, section  # noqa: E402 (benchmarks/, beside this script)
+
 GOAL_S = 1.0  # issue 31: a base switch, or a column group, within 1 s on an idle 2-core machine
 ROBERTA, STUDY = "FacebookAI/roberta-base", "sentence-transformers/all-MiniLM-L6-v2"
 FIRST_MODEL = '#leaderboard-table [role="row"]:nth-child(1) [role="gridcell"][data-col="1"]'
@@ -155,12 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     got = measure(args.rounds, args.rows)
     anchor = got["anchor"][0]
-    title = (f"## ui_switch — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} "
-             f"cores, Python {platform.python_version()}")
-    rows = f" --rows {args.rows}" if args.rows else ""
-    how = (f"`python benchmarks/ui_switch.py --rounds {args.rounds}{rows}` (Chromium 1400x900, bundled boards; "
-           f"anchors: the goal {GOAL_S:.0f} s, and the server's own leaderboard call, {anchor * 1000:.0f} ms median)")
-    lines = [title, how]
+    lines = []
     for name, label in (("switch", "base switch (roberta <-> study), click to table"),
                         ("groups", "column group 'target gains' on roberta, click to header")):
         values, seen = got[name], got[f"{name}_playwright"]
@@ -170,10 +165,13 @@ def main() -> None:
                      f"{statistics.median(values) / anchor:.0f}x the server's own work (as Playwright saw it, its "
                      f"click's checks and polling included: median {statistics.median(seen):.2f} s)")
     lines.append(f"- events sent per base switch: {sorted(set(got['events']))}")
-    print("\n".join(lines))
+    rows = f" --rows {args.rows}" if args.rows else ""
+    text = section("ui_switch", lines, command=f"python benchmarks/ui_switch.py --rounds {args.rounds}{rows}",
+                   note=(f" (Chromium 1400x900, bundled boards; anchors: the goal {GOAL_S:.0f} s, and the server's "
+                         f"own leaderboard call, {anchor * 1000:.0f} ms median)"))
+    print(text)
     if not args.no_record:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write("\n" + "\n".join(lines) + "\n")
+        append(text)
 
 
 if __name__ == "__main__":
