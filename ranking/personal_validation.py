@@ -12,11 +12,13 @@ import math
 
 import pandas as pd
 
+from data.metrics import SCORERS
 from data.personal_record import Estimate, RankedModel
 from ranking.personal import combined_ranks
 from ranking.stats import spearman_with_ci
 
-ESTIMATORS = {"cv_probe": "cv_probe_accuracy", "cv_knn": "cv_knn_accuracy", "logme": "logme"}
+# the personal estimators as registered (data/metrics.py, stage "personal"): name -> the metric it writes
+ESTIMATORS = {s.name: s.metrics[0].key for s in SCORERS.values() if s.stage == "personal"}
 PREDICTORS = (
     ("general", "general rank: mean gain on the other targets (the baseline)"),
     ("cv_probe_accuracy", "cross-validated linear probe on t's rows"),

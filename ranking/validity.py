@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from data.escape import table_text
+from data.metrics import METRICS
 from data.records import Score
 from ranking.reliability import Reliability, reliability_markdown
 from ranking.stats import (
@@ -43,24 +44,26 @@ from ranking.stats import (
     spearman_with_ci,
 )
 
-# (metric, label, expected sign of its Spearman with the gain when it predicts well), in the table's order
+# (metric, the table's label), in the table's order. The sign its Spearman with the gain should have when it
+# predicts well is its declared direction (data/metrics.py): +1 where higher is better, −1 where lower is (a
+# weight distance's was declared before it was measured: farther from the base, more of the pretrained features
+# overwritten)
 PREDICTORS = (
-    ("free_energy", "free energy F", -1),
-    ("init_loss", "L_n(w*) alone", -1),
-    ("llc_mean", "λ̂ alone", -1),
-    # declared before it is measured: farther from the base, more of the pretrained features overwritten
-    ("weight_distance", "weight distance ‖w − w_base‖", -1),
-    ("probe_accuracy", "linear probe (its stage-1 target)", +1),
-    ("knn_accuracy", "kNN accuracy (targets' data, frozen features)", +1),
-    ("logme_target", "LogME (targets' data, frozen features)", +1),
+    ("free_energy", "free energy F"),
+    ("init_loss", "L_n(w*) alone"),
+    ("llc_mean", "λ̂ alone"),
+    ("weight_distance", "weight distance ‖w − w_base‖"),
+    ("probe_accuracy", "linear probe (its stage-1 target)"),
+    ("knn_accuracy", "kNN accuracy (targets' data, frozen features)"),
+    ("logme_target", "LogME (targets' data, frozen features)"),
 )
 PRIMARY = "free_energy"  # the one predictor the study tests; named before the run (issue 30)
 FREE_ENERGY = "free_energy"
 PARTIAL = ("llc_mean", "init_loss")  # λ̂ given L_n(w*): does λ̂ add anything to the loss?
 PARTIAL_METRIC = "llc_mean|init_loss"
 PARTIAL_LABEL = "λ̂ given L_n(w*) (partial Spearman)"
-PREDICTOR_METRICS = frozenset(m for m, _, _ in PREDICTORS)
-SIGNS = {m: sign for m, _, sign in PREDICTORS}
+PREDICTOR_METRICS = frozenset(m for m, _ in PREDICTORS)
+SIGNS = {m: 1 if METRICS[m].higher_is_better else -1 for m in PREDICTOR_METRICS}
 PER_TARGET = frozenset({"knn_accuracy", "logme_target"})  # averaged over the kept targets only
 REPLICATED = frozenset({"free_energy", "init_loss", "llc_mean", "weight_distance"})  # free-energy scorer, per seed
 PUBLISHED_BASELINE_BASE = "FacebookAI/roberta-base"  # the 2023 board whose probe-vs-gain τ is the baseline
@@ -130,7 +133,7 @@ def predictor_frame(scores: Iterable[Score], gains: Mapping[str, float], *, targ
             fe_n[s.repo_id] = _n_of(s)
     repos = sorted(gains)
     frame = pd.DataFrame({"repo_id": repos, "mean_gain": [gains[r] for r in repos]})
-    for metric, _, _ in PREDICTORS:
+    for metric, _ in PREDICTORS:
         frame[metric] = [float(np.mean(values[(r, metric)])) if (r, metric) in values else math.nan for r in repos]
     frame["fe_ok"] = [all(runs[r]) if r in runs else None for r in repos]
     frame["fe_runs"] = [len(runs.get(r, ())) for r in repos]
@@ -161,7 +164,8 @@ def _n_of(score: Score) -> float:
 def validity(frame: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> Validity:
     """The table over ``predictor_frame``'s rows, and the two terms of F side by side."""
     gain = frame["mean_gain"]
-    rows = [_predictor_row(frame, metric, label, sign, n_boot=n_boot, seed=seed) for metric, label, sign in PREDICTORS]
+    rows = [_predictor_row(frame, metric, label, SIGNS[metric], n_boot=n_boot, seed=seed)
+            for metric, label in PREDICTORS]
     rows.insert(3, _partial_row(frame, n_boot=n_boot, seed=seed))
     has_fe = frame[FREE_ENERGY].notna()
     n = frame.loc[has_fe, "fe_n"]
@@ -360,7 +364,7 @@ def published_line(b: PublishedBaseline | None) -> str:
 
 
 def _label(metric: str) -> str:
-    return next(label for m, label, _ in PREDICTORS if m == metric)
+    return next(label for m, label in PREDICTORS if m == metric)
 
 
 def _sign(sign: int) -> str:

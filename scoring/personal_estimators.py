@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from data.metrics import scorer_spec
 from scoring.base import RegisteredScorer
 from scoring.config import CvKnnConfig, CvProbeConfig, LogmeConfig, ProbeConfig
 
@@ -74,12 +74,10 @@ def cross_validated(predict_fold, features: Tensor, labels: Tensor, folds: int, 
 class PersonalEstimator(RegisteredScorer):
     """A registered estimator: ``estimate(features, labels)`` on one model's features of the user's rows."""
 
-    metric: ClassVar[str]
-
-    def __init_subclass__(cls, *, metric: str | None = None, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if metric is not None:
-            cls.metric = metric
+    @property
+    def metric(self) -> str:
+        """The metric it writes: the first its registration declares (data/metrics.py)."""
+        return scorer_spec(self.name).metrics[0].key
 
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         raise NotImplementedError
@@ -94,7 +92,7 @@ class PersonalEstimator(RegisteredScorer):
         return result
 
 
-class CvProbeEstimator(PersonalEstimator, name="cv_probe", config_type=CvProbeConfig, metric="cv_probe_accuracy"):
+class CvProbeEstimator(PersonalEstimator, name="cv_probe", config_type=CvProbeConfig):
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         from scoring.probe import fit_logistic, predict
 
@@ -107,7 +105,7 @@ class CvProbeEstimator(PersonalEstimator, name="cv_probe", config_type=CvProbeCo
         return cross_validated(predict_fold, features, labels, self.cfg.folds, self.cfg.seed)
 
 
-class CvKnnEstimator(PersonalEstimator, name="cv_knn", config_type=CvKnnConfig, metric="cv_knn_accuracy"):
+class CvKnnEstimator(PersonalEstimator, name="cv_knn", config_type=CvKnnConfig):
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         from scoring.knn import knn_predict
 
@@ -117,7 +115,7 @@ class CvKnnEstimator(PersonalEstimator, name="cv_knn", config_type=CvKnnConfig, 
         return cross_validated(predict_fold, features, labels, self.cfg.folds, self.cfg.seed)
 
 
-class LogmeEstimator(PersonalEstimator, name="logme", config_type=LogmeConfig, metric="logme"):
+class LogmeEstimator(PersonalEstimator, name="logme", config_type=LogmeConfig):
     def estimate(self, features: Tensor, labels: Tensor) -> Estimate:
         from scoring.logme import class_evidences
 
