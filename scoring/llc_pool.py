@@ -1,4 +1,4 @@
-"""SGLD chains spread over worker processes of one torch thread each (scoring/run_pool.py's pool).
+"""SGLD chains spread over worker processes of one torch thread each (scoring/process_pool.py).
 
 A MiniLM block's step is small matrices: one thread per chain keeps two cores busier than one process with two
 threads or all chains vmapped in one (benchmarks/free_energy.py measures the three). Chain c always draws from
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from scoring.config import SGLDConfig
 from scoring.llc import LLCEstimate, estimate_llc_loop, summarise
+from scoring.process_pool import map_all
 
 
 def _run(args) -> LLCEstimate:
@@ -35,8 +36,6 @@ def sample_chains(model: nn.Module, data: tuple[Tensor, Tensor], loss_fn: Callab
     groups = chain_groups(cfg.num_chains, workers)
     if len(groups) == 1:
         return _run((model, data, loss_fn, cfg, n, device))
-    from scoring.run_pool import map_all
-
     sent = picklable(model)
     calls = [(sent, data, loss_fn, _group_config(cfg, first, count), n, device) for first, count in groups]
     return merge(map_all(_run, calls, len(calls)))
