@@ -9,6 +9,7 @@ them). Display scaling (×100 for fractions, ± for intervals) happens only here
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from data.metrics import (
@@ -112,11 +113,15 @@ def board_columns() -> tuple[Column, ...]:
 def column_for(key: str) -> Column:
     """The spec of a board column, or of a per-target ``score:<t>`` / ``gain:<t>`` column (the direction and
     format of the ``target_score`` and ``intertraining_gain`` metrics)."""
+    return _column(key, {c.key: c for c in board_columns()})
+
+
+def _column(key: str, board: Mapping[str, Column]) -> Column:
+    """``column_for`` with the board's columns (key -> column) already built."""
     if key in DERIVED:
         return DERIVED[key]
-    found = next((c for c in board_columns() if c.key == key), None)
-    if found is not None:
-        return found
+    if key in board:
+        return board[key]
     kind, _, target = key.partition(":")
     if kind in ("score", "gain") and target:
         m = METRICS["target_score" if kind == "score" else "intertraining_gain"]
@@ -130,7 +135,7 @@ def columns_in(keys, groups=GROUPS) -> list[Column]:
     read once per call: a table render asks for every column)."""
     board = {c.key: c for c in board_columns()}
     position = {key: i for i, key in enumerate(board)}
-    specs = [board.get(k) or column_for(k) for k in keys if k != "is_baseline" and k != "pipeline_tag"]
+    specs = [_column(k, board) for k in keys if k != "is_baseline" and k != "pipeline_tag"]
     order = {g: i for i, g in enumerate(GROUPS)}
     chosen = [c for c in specs if c.group in groups or c.key in ("rank", "repo_id")]
     return sorted(chosen, key=lambda c: (order[c.group] if c.key not in ("rank", "repo_id") else -1,
