@@ -89,9 +89,7 @@ class LocalHub:
     def add_dataset(self, repo_id: str, files: Mapping[str, FileContent] | None = None, **metadata: Any) -> str:
         """Like `add_model`, for a dataset repo (served under ``/api/datasets`` and ``/datasets/...``): the same
         keyword arguments but `pipeline_tag`, `library_name` and `parameters`."""
-        unknown = set(metadata) - DATASET_METADATA
-        if unknown:
-            raise TypeError(f"add_dataset() got unexpected keyword arguments {sorted(unknown)}")
+        _refuse_unknown("add_dataset", metadata, DATASET_METADATA)
         card_data, last_modified, created_at, aliases = (metadata.pop(k, None) for k in
                                                          ("card_data", "last_modified", "created_at", "aliases"))
         return self._registry.commit(RepoType.DATASET, repo_id, _read_files(files), meta=_meta_changes(**metadata),
@@ -117,9 +115,7 @@ class LocalHub:
     def update_metadata(self, repo_id: str, *, repo_type: str = "model", **meta: Any) -> None:
         """Change repo-level metadata without a commit (the sha stays the same): `add_model`'s tags, downloads,
         likes, trending_score, gated, private, disabled, pipeline_tag and library_name."""
-        unknown = set(meta) - REPO_META
-        if unknown:
-            raise TypeError(f"update_metadata() got unexpected keyword arguments {sorted(unknown)}")
+        _refuse_unknown("update_metadata", meta, REPO_META)
         self._registry.update_meta(RepoType(repo_type), repo_id, _meta_changes(**meta))
 
     def create_branch(
@@ -243,8 +239,15 @@ class LocalHub:
 
 REPO_META = frozenset({"tags", "downloads", "likes", "trending_score", "gated", "private", "disabled",
                        "pipeline_tag", "library_name"})
-DATASET_METADATA = frozenset({"tags", "downloads", "likes", "trending_score", "gated", "private", "disabled",
-                              "card_data", "last_modified", "created_at", "aliases"})
+# add_dataset: a dataset has no pipeline tag or library, and takes add_model's commit keywords
+DATASET_METADATA = REPO_META - {"pipeline_tag", "library_name"} | {"card_data", "last_modified", "created_at",
+                                                                    "aliases"}
+
+
+def _refuse_unknown(function: str, given, known: frozenset[str]) -> None:
+    unknown = set(given) - known
+    if unknown:
+        raise TypeError(f"{function}() got unexpected keyword arguments {sorted(unknown)}")
 
 
 def _meta_changes(**values: Any) -> dict[str, Any]:
